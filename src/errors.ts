@@ -1,0 +1,98 @@
+/**
+ * One error family for all of natpunch (STYLE §5): every error thrown on purpose is a
+ * NatpunchError with a stable `code`, so callers can `switch (err.code)`. The brand survives
+ * two installed copies of the package, where `instanceof` would not.
+ */
+
+const brand = Symbol.for('natpunch.error');
+
+export type ErrorCode =
+  | 'ERR_STUN_DECODE'
+  | 'ERR_STUN_ENCODE'
+  | 'ERR_STUN_TIMEOUT'
+  | 'ERR_STUN_ERROR_RESPONSE'
+  | 'ERR_STUN_INTEGRITY'
+  | 'ERR_STUN_CLOSED'
+  | 'ERR_LAB'
+  | 'ERR_LAB_NOT_ROOT'
+  | 'ERR_USAGE'
+  | 'ERR_KEY_FILE'
+  | 'ERR_NOISE'
+  | 'ERR_TRANSPORT'
+  | 'ERR_ABORTED';
+
+export class NatpunchError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = 'NatpunchError';
+  }
+
+  get [brand](): true {
+    return true;
+  }
+
+  static is(value: unknown): value is NatpunchError {
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[brand] === true;
+  }
+}
+
+/** A STUN message or attribute could not be decoded. `offset` is where in the buffer, if known. */
+export class StunDecodeError extends NatpunchError {
+  readonly offset: number | undefined;
+  constructor(message: string, offset?: number) {
+    super('ERR_STUN_DECODE', message);
+    this.name = 'StunDecodeError';
+    this.offset = offset;
+  }
+}
+
+export class StunEncodeError extends NatpunchError {
+  constructor(message: string) {
+    super('ERR_STUN_ENCODE', message);
+    this.name = 'StunEncodeError';
+  }
+}
+
+/** A STUN transaction got no answer within its retransmission schedule (RFC 8489 §6.2.1). */
+export class TransactionTimeoutError extends NatpunchError {
+  constructor(message: string) {
+    super('ERR_STUN_TIMEOUT', message);
+    this.name = 'TransactionTimeoutError';
+  }
+}
+
+/** The server answered with an error response; `status` is the STUN ERROR-CODE (e.g. 400). */
+export class StunErrorResponseError extends NatpunchError {
+  readonly status: number;
+  readonly reason: string;
+  constructor(status: number, reason: string) {
+    super('ERR_STUN_ERROR_RESPONSE', `STUN error response ${status} ${reason}`);
+    this.name = 'StunErrorResponseError';
+    this.status = status;
+    this.reason = reason;
+  }
+}
+
+export class LabError extends NatpunchError {
+  constructor(message: string, options?: { cause?: unknown; notRoot?: boolean }) {
+    super(options?.notRoot ? 'ERR_LAB_NOT_ROOT' : 'ERR_LAB', message, options);
+    this.name = 'LabError';
+  }
+}
+
+export class UsageError extends NatpunchError {
+  constructor(message: string) {
+    super('ERR_USAGE', message);
+    this.name = 'UsageError';
+  }
+}
+
+export class AbortedError extends NatpunchError {
+  constructor(message = 'the operation was aborted', options?: { cause?: unknown }) {
+    super('ERR_ABORTED', message, options);
+    this.name = 'AbortedError';
+  }
+}
