@@ -1,0 +1,56 @@
+#!/usr/bin/env node
+import { NatpunchError } from '../errors.js';
+import { VERSION } from '../version.js';
+import { serveCommand, serveUsage } from './serve.js';
+import { checkCommand, checkUsage } from './check.js';
+
+const usage = `natpunch ${VERSION} — connect machines behind NATs
+
+usage:
+  ${serveUsage}
+      STUN (RFC 8489 + RFC 5780) server; logs "ready" once listening
+  ${checkUsage}
+      what your NAT does, and what that means for connecting to peers
+  natpunch lab up|down|status|exec ...
+      network-namespace NAT lab with real kernel NATs (root)
+  natpunch help
+
+Exit codes: 0 ok, 1 runtime failure, 2 usage error.`;
+
+type Command = (argv: string[]) => Promise<number>;
+
+const commands: Record<string, () => Promise<Command>> = {
+  serve: async () => serveCommand,
+  check: async () => checkCommand,
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === 'help' || name === '--help' || name === '-h') {
+    process.stdout.write(usage + '\n');
+    return name ? 0 : 2;
+  }
+  if (name === '--version' || name === 'version') {
+    process.stdout.write(VERSION + '\n');
+    return 0;
+  }
+  const load = commands[name];
+  if (!load) {
+    process.stderr.write(`natpunch: unknown command '${name}'. Run 'natpunch help' for the list.\n`);
+    return 2;
+  }
+  return (await load())(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (error: unknown) => {
+    if (NatpunchError.is(error)) {
+      process.stderr.write(`natpunch: ${error.message}\n`);
+      process.exitCode = error.code === 'ERR_USAGE' ? 2 : 1;
+    } else {
+      process.stderr.write(`natpunch: unexpected failure: ${(error as Error)?.stack ?? String(error)}\n`);
+      process.exitCode = 1;
+    }
+  },
+);

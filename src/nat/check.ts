@@ -1,0 +1,292 @@
+import dgram from 'node:dgram';
+import os from 'node:os';
+import { once } from 'node:events';
+import { setTimeout as delay } from 'node:timers/promises';
+import { NatpunchError, AbortedError } from '../errors.js';
+import {
+  type TransportAddress, type StunMessage, AttrType, Method, MessageClass, changeRequest, encodeMessage, formatAddress,
+  getAttribute, mappedAddress, newTransactionId, responsePort, xorMappedAddress, decodeMessage, isStunMessage,
+} from '../wire/index.js';
+import { StunUdpClient, type StunResponse } from '../stun/udp-client.js';
+import type { RetransmissionOptions } from '../stun/retransmission.js';
+import { type Behaviour, type PortAllocation, type Rfc3489Class, classifyPortAllocation, rfc3489Class } from './behaviour.js';
+
+export interface NatReport {
+  /** The STUN server asked. */
+  server: string;
+  /** Whether any STUN response came back over UDP. */
+  udp: boolean;
+  mappedAddress: string | null;
+  natted: boolean | null;
+  mapping: Behaviour | null;
+  filtering: Behaviour | null;
+  rfc3489: Rfc3489Class | null;
+  portAllocation: PortAllocation | null;
+  /** Step between consecutive mappings when portAllocation is "sequential". */
+  portDelta: number | null;
+  /** Whether a packet sent to our own public address comes back to us (null: no NAT, or not measured). */
+  hairpin: boolean | null;
+  /** The server's RFC 5780 OTHER-ADDRESS, if it has one. */
+  otherAddress: string | null;
+  /** Round-trip time of the first Binding transaction, ms. */
+  rttMs: number | null;
+  /** With `lifetime`: the idle time a UDP mapping survived, and the shortest that killed it (null: none did). */
+  lifetime: { aliveSeconds: number | null; expiredSeconds: number | null } | null;
+}
+
+export interface CheckOptions {
+  server: TransportAddress;
+  signal?: AbortSignal;
+  /** Local IP to bind (default: any). */
+  localAddress?: string;
+  /** Schedule for transactions whose answer is expected (default RTO 250 ms, 5 sends: gives up after ~5.8 s). */
+  retransmission?: RetransmissionOptions;
+  /** Schedule for the filtering tests, where silence is a normal answer (default RTO 200 ms, 4 sends: ~2.2 s). */
+  silenceRetransmission?: RetransmissionOptions;
+  /** Fresh sockets probed for the port-allocation pattern (default 6). */
+  portSamples?: number;
+  /** Measure the UDP mapping lifetime by idling up to maxSeconds (RFC 5780 §4.6). */
+  lifetime?: { maxSeconds?: number } | false;
+}
+
+const DEFAULT_RETRANSMISSION: RetransmissionOptions = { rto: 250, rc: 5, rm: 8 };
+const DEFAULT_SILENCE: RetransmissionOptions = { rto: 200, rc: 4, rm: 4 };
+
+/**
+ * NAT behaviour discovery against one STUN server.
+ *
+ * Runs RFC 5780 §4.3 (mapping) and §4.4 (filtering), derives the RFC 3489 class, finds the
+ * port-allocation pattern from fresh sockets, tests hairpinning (§4.5) and, if asked, the
+ * binding lifetime (§4.6). Each group of tests uses its own sockets, because earlier traffic
+ * opens filters (a restricted cone that has sent to the alternate IP would look full-cone).
+ */
+export async function checkNat(options: CheckOptions): Promise<NatReport> {
+  const probe = new Prober(options);
+  try {
+    return await probe.run();
+  } finally {
+    await probe.close();
+  }
+}
+
+class Prober {
+  readonly #options: CheckOptions;
+  readonly #sockets: { socket: dgram.Socket; client: StunUdpClient }[] = [];
+  readonly #retransmission: RetransmissionOptions;
+  readonly #silence: RetransmissionOptions;
+
+  constructor(options: CheckOptions) {
+    this.#options = options;
+    this.#retransmission = options.retransmission ?? DEFAULT_RETRANSMISSION;
+    this.#silence = options.silenceRetransmission ?? DEFAULT_SILENCE;
+  }
+
+  async run(): Promise<NatReport> {
+    const server = this.#options.server;
+    const report: NatReport = {
+      server: formatAddress(server), udp: false, mappedAddress: null, natted: null, mapping: null, filtering: null,
+      rfc3489: null, portAllocation: null, portDelta: null, hairpin: null, otherAddress: null, rttMs: null, lifetime: null,
+    };
+
+    // RFC 5780 §4.3 test I: a plain Binding to the primary address.
+    const main = await this.#open();
+    const first = await this.#tryBinding(main, server, this.#retransmission);
+    if (!first) {
+      report.rfc3489 = 'udp-blocked';
+      return report;
+    }
+    report.udp = true;
+    report.rttMs = Math.round(first.rtt * 10) / 10;
+    const mapped1 = mappedOf(first.message);
+    report.mappedAddress = formatAddress(mapped1);
+    report.natted = !isLocalEndpoint(mapped1, main.socket.address().port);
+    const other = addressAttribute(first.message, AttrType.OtherAddress);
+    report.otherAddress = other ? formatAddress(other) : null;
+
+    if (other) {
+      report.mapping = await this.#mapping(main, mapped1, other);
+      report.filtering = await this.#filtering();
+    }
+    report.rfc3489 = rfc3489Class(report.natted, report.mapping, report.filtering);
+
+    const allocation = await this.#portAllocation();
+    report.portAllocation = allocation?.allocation ?? null;
+    report.portDelta = allocation?.delta ?? null;
+
+    if (report.natted) report.hairpin = await this.#hairpin(main, mapped1);
+    if (this.#options.lifetime) report.lifetime = await this.#lifetime(this.#options.lifetime.maxSeconds ?? 120);
+    return report;
+  }
+
+  /** RFC 5780 §4.3 tests II and III, from the socket that ran test I. */
+  async #mapping(main: Probe, mapped1: TransportAddress, other: TransportAddress): Promise<Behaviour | null> {
+    const server = this.#options.server;
+    const second = await this.#tryBinding(main, { ...server, address: other.address }, this.#retransmission);
+    if (!second) return null;
+    const mapped2 = mappedOf(second.message);
+    if (sameEndpoint(mapped1, mapped2)) return 'endpoint-independent';
+    const third = await this.#tryBinding(main, other, this.#retransmission);
+    if (!third) return null;
+    return sameEndpoint(mapped2, mappedOf(third.message)) ? 'address-dependent' : 'address-and-port-dependent';
+  }
+
+  /**
+   * RFC 5780 §4.4 tests II and III. Each runs on a fresh socket that has talked only to the
+   * primary address, so no earlier packet has opened the filter; they run side by side.
+   */
+  async #filtering(): Promise<Behaviour | null> {
+    const server = this.#options.server;
+    const ask = async (change: { changeIp: boolean; changePort: boolean }): Promise<boolean | null> => {
+      const probe = await this.#open();
+      if (!(await this.#tryBinding(probe, server, this.#retransmission))) return null;
+      const answer = await this.#tryBinding(probe, server, this.#silence, [{ type: AttrType.ChangeRequest, value: changeRequest.encode(change) }]);
+      return answer !== null;
+    };
+    const [both, portOnly] = await Promise.all([ask({ changeIp: true, changePort: true }), ask({ changeIp: false, changePort: true })]);
+    if (both === null || portOnly === null) return null;
+    if (both) return 'endpoint-independent';
+    return portOnly ? 'address-dependent' : 'address-and-port-dependent';
+  }
+
+  /** Fresh sockets, one after another, to the same server endpoint: how does the NAT choose ports? */
+  async #portAllocation(): Promise<ReturnType<typeof classifyPortAllocation>> {
+    const samples: { local: number; mapped: number }[] = [];
+    for (let i = 0; i < (this.#options.portSamples ?? 6); i++) {
+      const probe = await this.#open();
+      const answer = await this.#tryBinding(probe, this.#options.server, this.#retransmission);
+      if (answer) samples.push({ local: probe.socket.address().port, mapped: mappedOf(answer.message).port });
+    }
+    return classifyPortAllocation(samples);
+  }
+
+  /**
+   * RFC 5780 §4.5: send from a second socket to the first socket's public address. The packet
+   * comes back only if the NAT hairpins — what two peers behind the same NAT need to reach
+   * each other at their public addresses.
+   */
+  async #hairpin(main: Probe, mapped: TransportAddress): Promise<boolean> {
+    const sender = await this.#open();
+    const transactionId = newTransactionId();
+    const bytes = encodeMessage({ method: Method.Binding, messageClass: MessageClass.Indication, transactionId, attributes: [] });
+    const arrived = new Promise<boolean>((resolve) => {
+      const onMessage = (data: Buffer): void => {
+        if (!isStunMessage(data)) return;
+        try {
+          if (Buffer.from(decodeMessage(data).transactionId).equals(transactionId)) {
+            main.socket.off('message', onMessage);
+            resolve(true);
+          }
+        } catch { /* not ours */ }
+      };
+      main.socket.on('message', onMessage);
+    });
+    const ac = new AbortController();
+    const sending = (async () => {
+      for (const wait of [0, 100, 200, 400, 800]) {
+        await delay(wait, undefined, { signal: ac.signal });
+        sender.socket.send(bytes, mapped.port, mapped.address);
+      }
+      await delay(1000, undefined, { signal: ac.signal });
+      return false;
+    })().catch(() => false);
+    const result = await Promise.race([arrived, sending, this.#aborted()]);
+    ac.abort();
+    return result;
+  }
+
+  /**
+   * RFC 5780 §4.6, run in parallel: socket X(t) makes a mapping, idles t seconds, then another
+   * socket asks the server (RESPONSE-PORT) to answer to X(t)'s mapped port. X(t) hears it only
+   * if the mapping outlived t. Doubling t from 2 s gives the lifetime within a factor of two.
+   */
+  async #lifetime(maxSeconds: number): Promise<{ aliveSeconds: number | null; expiredSeconds: number | null }> {
+    const server = this.#options.server;
+    const idles: number[] = [];
+    for (let t = 2; t <= maxSeconds; t *= 2) idles.push(t);
+    const results = await Promise.all(idles.map(async (idle) => {
+      const holder = await this.#open();
+      const answer = await this.#tryBinding(holder, server, this.#retransmission);
+      if (!answer) return { idle, alive: null };
+      const port = mappedOf(answer.message).port;
+      await delay(idle * 1000, undefined, { signal: this.#options.signal });
+      const asker = await this.#open();
+      const heard = new Promise<true>((resolve) => holder.socket.on('message', () => resolve(true)));
+      const asked = this.#tryBinding(asker, server, this.#silence, [{ type: AttrType.ResponsePort, value: responsePort.encode(port) }])
+        .then(() => false as const);
+      const alive = await Promise.race([heard, asked]);
+      return { idle, alive };
+    }));
+    const alive = results.filter((r) => r.alive === true).map((r) => r.idle);
+    const dead = results.filter((r) => r.alive === false).map((r) => r.idle);
+    return { aliveSeconds: alive.length ? Math.max(...alive) : null, expiredSeconds: dead.length ? Math.min(...dead) : null };
+  }
+
+  async #tryBinding(probe: Probe, to: TransportAddress, retransmission: RetransmissionOptions, attributes: { type: number; value: Uint8Array }[] = []): Promise<StunResponse | null> {
+    try {
+      return await probe.client.request(to, { attributes, retransmission, signal: this.#options.signal });
+    } catch (error) {
+      if (NatpunchError.is(error) && error.code === 'ERR_STUN_TIMEOUT') return null;
+      throw error;
+    }
+  }
+
+  #aborted(): Promise<never> {
+    const signal = this.#options.signal;
+    return new Promise((_, reject) => {
+      if (!signal) return;
+      if (signal.aborted) reject(new AbortedError());
+      signal.addEventListener('abort', () => reject(new AbortedError()), { once: true });
+    });
+  }
+
+  async #open(): Promise<Probe> {
+    const family = this.#options.server.family === 6 ? 'udp6' : 'udp4';
+    const socket = dgram.createSocket(family);
+    socket.on('error', () => undefined);
+    socket.bind(0, this.#options.localAddress);
+    await once(socket, 'listening');
+    const probe = { socket, client: new StunUdpClient(socket) };
+    this.#sockets.push(probe);
+    return probe;
+  }
+
+  async close(): Promise<void> {
+    for (const { socket, client } of this.#sockets) {
+      client.close();
+      await new Promise<void>((resolve) => socket.close(() => resolve()));
+    }
+  }
+}
+
+interface Probe {
+  socket: dgram.Socket;
+  client: StunUdpClient;
+}
+
+function mappedOf(message: StunMessage): TransportAddress {
+  const xor = getAttribute(message, AttrType.XorMappedAddress);
+  if (xor) return xorMappedAddress.decode(xor, message.transactionId);
+  const plain = getAttribute(message, AttrType.MappedAddress);
+  if (plain) return mappedAddress.decode(plain);
+  throw new NatpunchError('ERR_STUN_DECODE', 'Binding response carries neither XOR-MAPPED-ADDRESS nor MAPPED-ADDRESS');
+}
+
+function addressAttribute(message: StunMessage, type: number): TransportAddress | null {
+  const value = getAttribute(message, type);
+  if (!value) return null;
+  try {
+    return mappedAddress.decode(value);
+  } catch {
+    return null;
+  }
+}
+
+function sameEndpoint(a: TransportAddress, b: TransportAddress): boolean {
+  return a.address === b.address && a.port === b.port;
+}
+
+/** No NAT between us and the server: the mapped address is one of ours, with our port. */
+function isLocalEndpoint(mapped: TransportAddress, localPort: number): boolean {
+  if (mapped.port !== localPort) return false;
+  return Object.values(os.networkInterfaces()).some((list) => list?.some((i) => i.address === mapped.address));
+}

@@ -1,0 +1,210 @@
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { once } from 'node:events';
+import { debuglog } from 'node:util';
+import { type StunMessage, type TransportAddress, decodeMessage, isStunMessage, formatAddress } from '../wire/index.js';
+import { answerBinding } from './binding.js';
+import { StreamFramer } from './framing.js';
+
+const debug = debuglog('natpunch:stun');
+
+export interface StunServerOptions {
+  /** Primary IP address to listen on. */
+  address: string;
+  /** Primary port, default 3478. */
+  port?: number;
+  /** Second IP address: turns on RFC 5780 behaviour discovery (four sockets: both IPs × both ports). */
+  altAddress?: string;
+  /** Alternate port, default 3479 (used only with altAddress). */
+  altPort?: number;
+  /** Also serve STUN over TCP on every listening address (default true). */
+  tcp?: boolean;
+  software?: string;
+  /** Bound on concurrent TCP connections (default 1024) and their idle time (default 30 s). */
+  maxTcpConnections?: number;
+  tcpIdleTimeoutMs?: number;
+  /**
+   * Messages that are not Binding requests (TURN, later) go here first. Return true if handled;
+   * otherwise the server answers non-Binding requests with nothing (RFC 8489 §6.3: unknown
+   * methods in requests get 400, but an unauthenticated UDP 400 to a spoofable source is an
+   * amplification vector, so the server stays silent).
+   */
+  onMessage?: (message: StunMessage, from: TransportAddress, reply: (bytes: Uint8Array) => void) => boolean;
+}
+
+export interface StunServerStats {
+  requests: number;
+  responses: number;
+  errors: number;
+  dropped: number;
+  tcpConnections: number;
+}
+
+interface Endpoint {
+  ip: 0 | 1;
+  port: 0 | 1;
+  local: TransportAddress;
+  udp: dgram.Socket;
+  tcp?: net.Server;
+}
+
+/**
+ * STUN server: stateless Binding over UDP and TCP, with full RFC 5780 behaviour when given an
+ * alternate address (responses from the other IP and/or port on CHANGE-REQUEST).
+ * @see RFC 8489 §6.3, RFC 5780 §6
+ */
+export class StunServer {
+  readonly stats: StunServerStats = { requests: 0, responses: 0, errors: 0, dropped: 0, tcpConnections: 0 };
+  #endpoints: Endpoint[] = [];
+  #options: Required<Pick<StunServerOptions, 'maxTcpConnections' | 'tcpIdleTimeoutMs'>> & StunServerOptions;
+  #connections = new Set<net.Socket>();
+
+  private constructor(options: StunServerOptions) {
+    this.#options = { maxTcpConnections: 1024, tcpIdleTimeoutMs: 30_000, ...options };
+  }
+
+  static async listen(options: StunServerOptions): Promise<StunServer> {
+    const server = new StunServer(options);
+    try {
+      await server.#bindAll();
+    } catch (error) {
+      await server.close();
+      throw error;
+    }
+    return server;
+  }
+
+  /** Every listening transport address (the primary first). */
+  get addresses(): TransportAddress[] {
+    return this.#endpoints.map((e) => e.local);
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.#connections) c.destroy();
+    await Promise.all(this.#endpoints.map(async (e) => {
+      await new Promise<void>((resolve) => e.udp.close(() => resolve())).catch(() => undefined);
+      if (e.tcp?.listening) await new Promise<void>((resolve) => e.tcp!.close(() => resolve()));
+    }));
+    this.#endpoints = [];
+  }
+
+  async #bindAll(): Promise<void> {
+    const { address, altAddress } = this.#options;
+    const port = this.#options.port ?? 3478;
+    const altPort = this.#options.altPort ?? 3479;
+    const ips = altAddress ? [address, altAddress] : [address];
+    const ports = altAddress ? [port, altPort] : [port];
+    // Port 0 asks for ephemeral ports: the first IP's sockets choose them, the second IP reuses
+    // them, so the four sockets keep RFC 5780's two-IPs-by-two-ports shape.
+    for (let i = 0; i < ips.length; i++) {
+      for (let j = 0; j < ports.length; j++) {
+        const endpoint = await this.#bindOne(i as 0 | 1, j as 0 | 1, ips[i]!, ports[j]!);
+        ports[j] = endpoint.local.port;
+        this.#endpoints.push(endpoint);
+      }
+    }
+  }
+
+  async #bindOne(ip: 0 | 1, port: 0 | 1, address: string, portNumber: number): Promise<Endpoint> {
+    const family = net.isIPv6(address) ? 6 : 4;
+    const udp = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+    udp.bind(portNumber, address);
+    await once(udp, 'listening');
+    const bound = udp.address();
+    const endpoint: Endpoint = { ip, port, udp, local: { family, address: bound.address, port: bound.port } };
+    udp.on('message', (data, rinfo) => this.#onDatagram(endpoint, data, rinfo));
+    udp.on('error', (error) => debug('udp %s: %s', formatAddress(endpoint.local), error.message));
+    if (this.#options.tcp !== false) {
+      const tcp = net.createServer((socket) => this.#onConnection(endpoint, socket));
+      tcp.maxConnections = this.#options.maxTcpConnections;
+      tcp.listen(bound.port, address);
+      await once(tcp, 'listening');
+      endpoint.tcp = tcp;
+    }
+    return endpoint;
+  }
+
+  /** The endpoint that differs from `e` in both IP and port: RFC 5780's OTHER-ADDRESS. */
+  #other(e: Endpoint): Endpoint | undefined {
+    return this.#endpoints.find((x) => x.ip !== e.ip && x.port !== e.port);
+  }
+
+  #onDatagram(endpoint: Endpoint, data: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (!isStunMessage(data)) {
+      this.stats.dropped++;
+      return;
+    }
+    let message: StunMessage;
+    try {
+      message = decodeMessage(data);
+    } catch (error) {
+      this.stats.dropped++;
+      debug('drop from %s:%d: %s', rinfo.address, rinfo.port, (error as Error).message);
+      return;
+    }
+    const remote: TransportAddress = { family: rinfo.family === 'IPv6' ? 6 : 4, address: rinfo.address, port: rinfo.port };
+    this.stats.requests++;
+    if (this.#options.onMessage?.(message, remote, (bytes) => endpoint.udp.send(bytes, remote.port, remote.address))) return;
+    const reply = answerBinding(message, {
+      local: endpoint.local, remote, transport: 'udp', other: this.#other(endpoint)?.local, software: this.#options.software,
+    });
+    if (!reply) {
+      this.stats.dropped++;
+      return;
+    }
+    const from = this.#endpoints.find((x) => x.ip === (reply.changeIp ? 1 - endpoint.ip : endpoint.ip) && x.port === (reply.changePort ? 1 - endpoint.port : endpoint.port)) ?? endpoint;
+    this.#count(reply.bytes);
+    from.udp.send(reply.bytes, reply.to.port, reply.to.address);
+  }
+
+  #onConnection(endpoint: Endpoint, socket: net.Socket): void {
+    this.#connections.add(socket);
+    this.stats.tcpConnections++;
+    const framer = new StreamFramer({ maxFrame: 2048 });
+    socket.setTimeout(this.#options.tcpIdleTimeoutMs, () => socket.destroy());
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => {
+      this.#connections.delete(socket);
+      this.stats.tcpConnections--;
+    });
+    const remote: TransportAddress = {
+      family: net.isIPv6(socket.remoteAddress ?? '') ? 6 : 4, address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0,
+    };
+    socket.on('data', (chunk) => {
+      let frames: Uint8Array[];
+      try {
+        frames = framer.push(chunk);
+      } catch (error) {
+        // A stream that stops making sense cannot be resynchronised: close it.
+        debug('tcp %s: %s', formatAddress(remote), (error as Error).message);
+        this.stats.dropped++;
+        socket.destroy();
+        return;
+      }
+      for (const frame of frames) {
+        let message: StunMessage;
+        try {
+          message = decodeMessage(frame);
+        } catch {
+          this.stats.dropped++;
+          continue;
+        }
+        this.stats.requests++;
+        if (this.#options.onMessage?.(message, remote, (bytes) => socket.write(bytes))) continue;
+        const reply = answerBinding(message, { local: endpoint.local, remote, transport: 'tcp', other: this.#other(endpoint)?.local, software: this.#options.software });
+        if (!reply) {
+          this.stats.dropped++;
+          continue;
+        }
+        this.#count(reply.bytes);
+        socket.write(reply.bytes);
+      }
+    });
+  }
+
+  #count(bytes: Uint8Array): void {
+    // The class bits of an error response: 0b11 in bits 0x0110 of the message type.
+    if ((bytes[0]! & 0x01) && (bytes[1]! & 0x10)) this.stats.errors++;
+    else this.stats.responses++;
+  }
+}
