@@ -19,6 +19,9 @@ export type ErrorCode =
   | 'ERR_KEY_FILE'
   | 'ERR_NOISE'
   | 'ERR_TRANSPORT'
+  | 'ERR_TRANSPORT_DECODE'
+  | 'ERR_TRANSPORT_RESET'
+  | 'ERR_TRANSPORT_TIMEOUT'
   | 'ERR_ABORTED';
 
 export class NatpunchError extends Error {
