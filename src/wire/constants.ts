@@ -123,46 +123,14 @@ export enum PasswordAlgorithmNumber {
   Sha256 = 0x0002,
 }
 
+/**
+ * Wire names, derived from the enum keys the way IANA spells them: 'XorMappedAddress' is
+ * XOR-MAPPED-ADDRESS (test/wire/iana.test.ts checks every one against the registry).
+ */
 const attrNames: ReadonlyMap<number, string> = new Map<number, string>([
-  [AttrType.MappedAddress, 'MAPPED-ADDRESS'],
-  [AttrType.ChangeRequest, 'CHANGE-REQUEST'],
-  [AttrType.Username, 'USERNAME'],
-  [AttrType.MessageIntegrity, 'MESSAGE-INTEGRITY'],
-  [AttrType.ErrorCode, 'ERROR-CODE'],
-  [AttrType.UnknownAttributes, 'UNKNOWN-ATTRIBUTES'],
-  [AttrType.ChannelNumber, 'CHANNEL-NUMBER'],
-  [AttrType.Lifetime, 'LIFETIME'],
-  [AttrType.XorPeerAddress, 'XOR-PEER-ADDRESS'],
-  [AttrType.Data, 'DATA'],
-  [AttrType.Realm, 'REALM'],
-  [AttrType.Nonce, 'NONCE'],
-  [AttrType.XorRelayedAddress, 'XOR-RELAYED-ADDRESS'],
-  [AttrType.RequestedAddressFamily, 'REQUESTED-ADDRESS-FAMILY'],
-  [AttrType.EvenPort, 'EVEN-PORT'],
-  [AttrType.RequestedTransport, 'REQUESTED-TRANSPORT'],
-  [AttrType.DontFragment, 'DONT-FRAGMENT'],
-  [AttrType.MessageIntegritySha256, 'MESSAGE-INTEGRITY-SHA256'],
-  [AttrType.PasswordAlgorithm, 'PASSWORD-ALGORITHM'],
-  [AttrType.Userhash, 'USERHASH'],
-  [AttrType.XorMappedAddress, 'XOR-MAPPED-ADDRESS'],
-  [AttrType.ReservationToken, 'RESERVATION-TOKEN'],
-  [AttrType.Priority, 'PRIORITY'],
-  [AttrType.UseCandidate, 'USE-CANDIDATE'],
-  [AttrType.Padding, 'PADDING'],
-  [AttrType.ResponsePort, 'RESPONSE-PORT'],
-  [AttrType.ConnectionId, 'CONNECTION-ID'],
-  [AttrType.AdditionalAddressFamily, 'ADDITIONAL-ADDRESS-FAMILY'],
-  [AttrType.AddressErrorCode, 'ADDRESS-ERROR-CODE'],
-  [AttrType.PasswordAlgorithms, 'PASSWORD-ALGORITHMS'],
-  [AttrType.AlternateDomain, 'ALTERNATE-DOMAIN'],
-  [AttrType.Icmp, 'ICMP'],
-  [AttrType.Software, 'SOFTWARE'],
-  [AttrType.AlternateServer, 'ALTERNATE-SERVER'],
-  [AttrType.Fingerprint, 'FINGERPRINT'],
-  [AttrType.IceControlled, 'ICE-CONTROLLED'],
-  [AttrType.IceControlling, 'ICE-CONTROLLING'],
-  [AttrType.ResponseOrigin, 'RESPONSE-ORIGIN'],
-  [AttrType.OtherAddress, 'OTHER-ADDRESS'],
+  ...Object.entries(AttrType)
+    .filter((entry): entry is [string, number] => typeof entry[1] === 'number')
+    .map(([key, type]): [number, string] => [type, key.replace(/(?<=[a-z0-9])(?=[A-Z])/g, '-').toUpperCase()]),
   [LEGACY_XOR_MAPPED_ADDRESS, 'XOR-MAPPED-ADDRESS(0x8020)'],
 ]);
 
@@ -188,7 +156,7 @@ const reasonPhrases: ReadonlyMap<number, string> = new Map<number, string>([
 ]);
 
 function hex16(n: number): string {
-  return '0x' + (n >>> 0).toString(16).padStart(4, '0');
+  return Number.isInteger(n) && n >= 0 ? '0x' + n.toString(16).padStart(4, '0') : String(n);
 }
 
 /** Wire name of an attribute type: 'XOR-MAPPED-ADDRESS'; unknown types print as '0x1234'. */
