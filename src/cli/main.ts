@@ -3,6 +3,7 @@ import { NatpunchError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { serveCommand, serveUsage } from './serve.js';
 import { checkCommand, checkUsage } from './check.js';
+import { idCommand, idUsage } from './id.js';
 
 const usage = `natpunch ${VERSION} — connect machines behind NATs
 
@@ -11,6 +12,8 @@ usage:
       STUN (RFC 8489 + RFC 5780) server; logs "ready" once listening
   ${checkUsage}
       what your NAT does, and what that means for connecting to peers
+  ${idUsage}
+      print this machine's peer id (creates the key on first use)
   natpunch lab up|down|status|exec ...
       network-namespace NAT lab with real kernel NATs (root)
   natpunch help
@@ -22,6 +25,7 @@ type Command = (argv: string[]) => Promise<number>;
 const commands: Record<string, () => Promise<Command>> = {
   serve: async () => serveCommand,
   check: async () => checkCommand,
+  id: async () => idCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

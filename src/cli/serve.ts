@@ -39,8 +39,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   process.once('SIGINT', () => void shutdown('SIGINT'));
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   const where = stun.addresses.map(formatAddress).join(' ');
-  log.info(`STUN on udp+tcp ${where}${values['alt-address'] ? ' (RFC 5780 behaviour discovery on)' : ''}`);
-  log.info('ready');
+  log.info(`ready: STUN on udp+tcp ${where}${values['alt-address'] ? ' (RFC 5780 behaviour discovery on)' : ''}`);
   await new Promise(() => undefined);
   return 0;
 }
