@@ -18,3 +18,4 @@ export * from './padding.js';
 export * from './error-code.js';
 export * from './unknown-attributes.js';
 export * from './text-attributes.js';
+export * from './password-algorithm.js';
