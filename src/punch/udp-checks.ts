@@ -1,0 +1,236 @@
+import { performance } from 'node:perf_hooks';
+import { randomBytes } from 'node:crypto';
+import { NatpunchError, AbortedError } from '../errors.js';
+import {
+  type Attribute, type StunMessage, type TransportAddress, AttrType, Method, MessageClass, decodeMessage, encodeMessage,
+  formatAddress, getAttribute, isStunMessage, username as usernameCodec, verifyIntegrity, xorMappedAddress,
+} from '../wire/index.js';
+import type { UdpMux } from './udp-mux.js';
+import { type Candidate, type CandidateType, TYPE_PREFERENCE } from './candidate.js';
+
+/**
+ * Probing budget. Checks to one pair go out every CHECK_INTERVAL_MS (holes need a packet from
+ * each side while the other side's is in flight, so the interval is kept constant rather than
+ * backed off), new transmissions are paced PACING_MS apart overall (RFC 8445 §14.2 Ta, here
+ * 20 ms: a few dozen packets per second at most), and punching gives up after timeoutMs. With 16
+ * candidates at most (the rendezvous limit) plus MAX_PEER_REFLEXIVE, that bounds one session
+ * to ~50 packets per second and ~500 in all: never a packet cannon.
+ */
+export const PACING_MS = 20;
+export const CHECK_INTERVAL_MS = 200;
+export const DEFAULT_PUNCH_TIMEOUT_MS = 10_000;
+export const MAX_PEER_REFLEXIVE = 4;
+/** After the first pair works, how long the controlling side waits for a better one before nominating. */
+export const NOMINATION_WAIT_MS = 150;
+
+export interface UdpPunchOptions {
+  mux: UdpMux;
+  /** Session id from the rendezvous; it is the checks' USERNAME, so the mux can route them. */
+  session: string;
+  /** Session key for MESSAGE-INTEGRITY on every check. */
+  key: Uint8Array;
+  role: 'controlling' | 'controlled';
+  /** The other peer's candidates — only those from its verified, signed offer. */
+  remoteCandidates: Candidate[];
+  /** Local ms epoch (Date.now()) at which both sides start, synchronised by the rendezvous. */
+  startAt?: number;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface PunchResult {
+  remote: TransportAddress;
+  type: CandidateType;
+  rttMs: number;
+  /** Check packets this side sent. */
+  checksSent: number;
+}
+
+type PairState = 'waiting' | 'succeeded';
+
+interface Pair {
+  candidate: Candidate;
+  state: PairState;
+  nextSendAt: number;
+  /** Outstanding checks: transaction id -> when sent, and whether it carried USE-CANDIDATE. */
+  transactions: Map<string, { sentAt: number; nominate: boolean }>;
+  rttMs: number;
+  nominated: boolean;
+}
+
+/**
+ * ICE-style connectivity checks from one UDP socket (RFC 8445 §7, simplified for one local
+ * candidate and roles fixed by the rendezvous): Binding requests with MESSAGE-INTEGRITY to every
+ * remote candidate, triggered checks toward peer-reflexive sources, and nomination by the
+ * controlling side with USE-CANDIDATE (regular nomination, §8.1.1).
+ *
+ * The session keeps answering the other side's checks until closed, because its last
+ * nomination retransmissions may arrive after this side has already chosen.
+ */
+export class UdpCheckSession {
+  readonly #o: UdpPunchOptions;
+  readonly #pairs = new Map<string, Pair>();
+  readonly #username: Uint8Array;
+  #checksSent = 0;
+  #prflx = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #deadline: NodeJS.Timeout | undefined;
+  #firstSuccessAt: number | undefined;
+  #selected: Pair | undefined;
+  #nominating: Pair | undefined;
+  #done = false;
+  #resolve!: (r: PunchResult) => void;
+  #reject!: (e: Error) => void;
+  readonly result: Promise<PunchResult>;
+  #unsubscribe: () => void;
+
+  constructor(options: UdpPunchOptions) {
+    this.#o = options;
+    this.#username = usernameCodec.encode(options.session);
+    for (const candidate of options.remoteCandidates) this.#addPair(candidate);
+    this.result = new Promise((resolve, reject) => { this.#resolve = resolve; this.#reject = reject; });
+    this.result.catch(() => undefined);
+    this.#unsubscribe = options.mux.onStun((data, from) => this.#onStun(data, from));
+    const start = Math.max(0, (options.startAt ?? Date.now()) - Date.now());
+    this.#timer = setTimeout(() => this.#tick(), start);
+    this.#deadline = setTimeout(() => this.#fail(new NatpunchError('ERR_TRANSPORT',
+      `UDP punching: no working path to ${[...this.#pairs.values()].map((p) => formatAddress(p.candidate.address)).join(', ') || 'no candidates'} within ${options.timeoutMs ?? DEFAULT_PUNCH_TIMEOUT_MS} ms`)),
+      start + (options.timeoutMs ?? DEFAULT_PUNCH_TIMEOUT_MS));
+    options.signal?.addEventListener('abort', this.#onAbort, { once: true });
+  }
+
+  /** Stop answering checks and release the socket handler. */
+  close(): void {
+    this.#stopProbing();
+    this.#unsubscribe();
+    if (!this.#done) this.#fail(new AbortedError('UDP punching closed'));
+  }
+
+  #onAbort = (): void => this.#fail(new AbortedError('UDP punching aborted', { cause: this.#o.signal?.reason }));
+
+  #addPair(candidate: Candidate): Pair {
+    const key = formatAddress(candidate.address);
+    let pair = this.#pairs.get(key);
+    if (!pair) {
+      pair = { candidate, state: 'waiting', nextSendAt: 0, transactions: new Map(), rttMs: 0, nominated: false };
+      this.#pairs.set(key, pair);
+    }
+    return pair;
+  }
+
+  /** One paced transmission: the pair whose check is most overdue. */
+  #tick(): void {
+    this.#timer = undefined;
+    if (this.#done && !this.#nominating) return;
+    const now = performance.now();
+    const due = (this.#nominating ? [this.#nominating] : [...this.#pairs.values()].filter((p) => p.state === 'waiting'))
+      .filter((p) => p.nextSendAt <= now)
+      .sort((a, b) => a.nextSendAt - b.nextSendAt)[0];
+    if (due) this.#sendCheck(due, due === this.#nominating);
+    if (this.#o.role === 'controlling' && !this.#nominating && this.#firstSuccessAt !== undefined && now - this.#firstSuccessAt >= NOMINATION_WAIT_MS) {
+      this.#nominating = this.#best();
+      this.#nominating!.nextSendAt = 0;
+    }
+    this.#timer = setTimeout(() => this.#tick(), PACING_MS);
+  }
+
+  #sendCheck(pair: Pair, useCandidate: boolean): void {
+    const transactionId = randomBytes(12);
+    pair.transactions.set(transactionId.toString('hex'), { sentAt: performance.now(), nominate: useCandidate });
+    pair.nextSendAt = performance.now() + CHECK_INTERVAL_MS;
+    const attributes: Attribute[] = [{ type: AttrType.Username, value: this.#username }];
+    if (useCandidate) attributes.push({ type: AttrType.UseCandidate, value: new Uint8Array(0) });
+    this.#checksSent++;
+    this.#o.mux.send(encodeMessage({ method: Method.Binding, messageClass: MessageClass.Request, transactionId, attributes },
+      { integrity: { key: this.#o.key, algorithm: 'sha256' }, fingerprint: true }), pair.candidate.address);
+  }
+
+  #best(): Pair {
+    return [...this.#pairs.values()].filter((p) => p.state === 'succeeded')
+      .sort((a, b) => TYPE_PREFERENCE[b.candidate.type] - TYPE_PREFERENCE[a.candidate.type] || a.rttMs - b.rttMs)[0]!;
+  }
+
+  #onStun(data: Buffer, from: TransportAddress): boolean {
+    if (!isStunMessage(data)) return false;
+    let message: StunMessage;
+    try {
+      message = decodeMessage(data);
+    } catch {
+      return false;
+    }
+    if (message.method !== Method.Binding) return false;
+    if (message.messageClass === MessageClass.Request) return this.#onRequest(message, from);
+    if (message.messageClass === MessageClass.SuccessResponse) return this.#onResponse(message, from);
+    return false;
+  }
+
+  #onRequest(message: StunMessage, from: TransportAddress): boolean {
+    const user = getAttribute(message, AttrType.Username);
+    if (!user || !Buffer.from(user).equals(this.#username)) return false;
+    // Unverified checks are dropped and teach us nothing: only the session key holder may
+    // make us respond or add a peer-reflexive candidate (RFC 8445 §7.3).
+    if (!verifyIntegrity(message, this.#o.key)) return true;
+    this.#o.mux.send(encodeMessage({
+      method: Method.Binding, messageClass: MessageClass.SuccessResponse, transactionId: message.transactionId,
+      attributes: [{ type: AttrType.XorMappedAddress, value: xorMappedAddress.encode(from, message.transactionId) }],
+    }, { integrity: { key: this.#o.key, algorithm: 'sha256' }, fingerprint: true }), from);
+    if (this.#done) return true;
+    let pair = this.#pairs.get(formatAddress(from));
+    if (!pair && this.#prflx < MAX_PEER_REFLEXIVE) {
+      this.#prflx++;
+      pair = this.#addPair({ type: 'prflx', address: from });
+    }
+    if (!pair) return true;
+    // Triggered check (RFC 8445 §7.3.1.4): answer a working inbound path with our own check now.
+    if (pair.state === 'waiting') pair.nextSendAt = 0;
+    if (getAttribute(message, AttrType.UseCandidate) !== undefined && this.#o.role === 'controlled') {
+      pair.nominated = true;
+      if (pair.state === 'succeeded') this.#select(pair);
+    }
+    return true;
+  }
+
+  #onResponse(message: StunMessage, from: TransportAddress): boolean {
+    const id = Buffer.from(message.transactionId).toString('hex');
+    const pair = [...this.#pairs.values()].find((p) => p.transactions.has(id));
+    if (!pair) return false;
+    // RFC 8445 §7.2.5.2.1: the response must come from where the request went.
+    if (formatAddress(from) !== formatAddress(pair.candidate.address) || !verifyIntegrity(message, this.#o.key)) return true;
+    const { sentAt, nominate } = pair.transactions.get(id)!;
+    pair.rttMs = performance.now() - sentAt;
+    if (pair.state === 'waiting') {
+      pair.state = 'succeeded';
+      this.#firstSuccessAt ??= performance.now();
+    }
+    if (nominate && this.#nominating === pair) this.#select(pair);
+    else if (pair.nominated && this.#o.role === 'controlled') this.#select(pair);
+    return true;
+  }
+
+  #select(pair: Pair): void {
+    if (this.#done) return;
+    this.#selected = pair;
+    this.#done = true;
+    this.#stopProbing();
+    this.#resolve({ remote: pair.candidate.address, type: pair.candidate.type, rttMs: Math.round(pair.rttMs * 10) / 10, checksSent: this.#checksSent });
+  }
+
+  #stopProbing(): void {
+    this.#nominating = undefined;
+    if (this.#timer) clearTimeout(this.#timer);
+    if (this.#deadline) clearTimeout(this.#deadline);
+    this.#timer = this.#deadline = undefined;
+    this.#o.signal?.removeEventListener('abort', this.#onAbort);
+  }
+
+  #fail(error: Error): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#stopProbing();
+    this.#reject(error);
+  }
+
+  get selected(): TransportAddress | undefined {
+    return this.#selected?.candidate.address;
+  }
+}
