@@ -4,6 +4,7 @@ import { VERSION } from '../version.js';
 import { serveCommand, serveUsage } from './serve.js';
 import { checkCommand, checkUsage } from './check.js';
 import { idCommand, idUsage } from './id.js';
+import { demoUsage } from './demo.js';
 
 const usage = `natpunch ${VERSION} — connect machines behind NATs
 
@@ -16,6 +17,8 @@ usage:
       print this machine's peer id (creates the key on first use)
   natpunch lab up|down|status|exec ...
       network-namespace NAT lab with real kernel NATs (root)
+  ${demoUsage}
+      two peers behind two different real NATs (a lab; loopback when not root)
   natpunch help
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage error.`;
@@ -26,6 +29,8 @@ const commands: Record<string, () => Promise<Command>> = {
   serve: async () => serveCommand,
   check: async () => checkCommand,
   id: async () => idCommand,
+  demo: async () => (await import('./demo.js')).demoCommand,
+  lab: async () => (await import('./lab.js')).labCommand,
 };
 
 async function main(argv: string[]): Promise<number> {
