@@ -129,9 +129,8 @@ export function decodeMessage(buf: Uint8Array, options?: DecodeOptions): StunMes
     if (attributes.length >= maxAttributes) {
       throw new StunDecodeError(`message: more than ${maxAttributes} attributes`, offset);
     }
-    if (offset + ATTRIBUTE_HEADER_LENGTH > raw.length) {
-      throw new StunDecodeError(`attribute at offset ${offset}: header needs 4 bytes, ${raw.length - offset} left`, offset);
-    }
+    // A whole attribute header always fits: the body length and every padded attribute are
+    // multiples of 4, so at least 4 bytes remain whenever offset < raw.length.
     const type = readUint16(raw, offset);
     const valueLength = readUint16(raw, offset + 2);
     const start = offset + ATTRIBUTE_HEADER_LENGTH;
