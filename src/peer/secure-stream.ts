@@ -1,0 +1,132 @@
+import { Duplex } from 'node:stream';
+import { NatpunchError, AbortedError } from '../errors.js';
+import type { Identity } from '../identity/index.js';
+import { NatpunchHandshake, encodeFrame, FrameDecoder, MAX_PLAINTEXT_LENGTH, type SecureSession } from '../secure/index.js';
+
+export interface SecureStreamOptions {
+  identity: Identity;
+  initiator: boolean;
+  /** The peer we mean to reach (required for the initiator). */
+  expectedPeerId?: string;
+  /** Session context bound into the handshake (the rendezvous session id). */
+  context?: Uint8Array;
+  signal?: AbortSignal;
+  /** Give up on a handshake that stalls (default 15 s). */
+  timeoutMs?: number;
+}
+
+/**
+ * An end-to-end encrypted, mutually authenticated byte stream over any reliable Duplex (natpunch's
+ * UDP stream, or a punched TCP connection): the Noise XX handshake first, then every write is
+ * sealed into length-prefixed Noise transport messages. Whatever carries the bytes — a relay,
+ * the rendezvous server — sees only ciphertext.
+ */
+export class SecureStream extends Duplex {
+  readonly remotePeerId: string;
+  readonly session: SecureSession;
+  readonly #raw: Duplex;
+  readonly #decoder: FrameDecoder;
+
+  private constructor(raw: Duplex, session: SecureSession, decoder: FrameDecoder, leftovers: Uint8Array[]) {
+    super({ allowHalfOpen: true });
+    this.#raw = raw;
+    this.session = session;
+    this.remotePeerId = session.remotePeerId;
+    this.#decoder = decoder;
+    for (const message of leftovers) this.#deliver(message);
+    raw.on('data', (chunk: Buffer) => {
+      let messages: Uint8Array[];
+      try {
+        messages = this.#decoder.push(chunk);
+      } catch (error) {
+        this.destroy(error as Error);
+        return;
+      }
+      for (const message of messages) if (!this.#deliver(message)) raw.pause();
+    });
+    raw.on('end', () => this.push(null));
+    raw.on('error', (error) => this.destroy(error));
+    raw.on('close', () => { if (!this.readableEnded) this.destroy(new NatpunchError('ERR_TRANSPORT', 'the underlying stream closed before it ended')); });
+  }
+
+  /** Run the handshake over `raw` and resolve with the secure stream, or reject with a NoiseError. */
+  static async establish(raw: Duplex, options: SecureStreamOptions): Promise<SecureStream> {
+    const handshake = new NatpunchHandshake({ identity: options.identity, initiator: options.initiator, expectedPeerId: options.expectedPeerId, prologue: options.context });
+    const decoder = new FrameDecoder();
+    const inbox: Uint8Array[] = [];
+    let wake: (() => void) | undefined;
+    let failure: Error | undefined;
+    const onData = (chunk: Buffer): void => {
+      try {
+        inbox.push(...decoder.push(chunk));
+      } catch (error) {
+        failure = error as Error;
+      }
+      wake?.();
+    };
+    const onEnd = (): void => { failure ??= new NatpunchError('ERR_NOISE', 'handshake: the peer closed the stream mid-handshake'); wake?.(); };
+    const onAbort = (): void => { failure ??= new AbortedError('handshake aborted'); wake?.(); };
+    const timer = setTimeout(() => { failure ??= new NatpunchError('ERR_NOISE', `handshake: no progress in ${options.timeoutMs ?? 15_000} ms`); wake?.(); }, options.timeoutMs ?? 15_000);
+    raw.on('data', onData);
+    raw.on('end', onEnd);
+    raw.on('error', onEnd);
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      while (!handshake.complete) {
+        const out = handshake.write();
+        if (out) {
+          raw.write(encodeFrame(out));
+          continue;
+        }
+        while (inbox.length === 0 && !failure) await new Promise<void>((resolve) => { wake = resolve; });
+        if (failure) throw failure;
+        handshake.read(inbox.shift()!);
+      }
+    } finally {
+      clearTimeout(timer);
+      raw.off('data', onData);
+      raw.off('end', onEnd);
+      raw.off('error', onEnd);
+      options.signal?.removeEventListener('abort', onAbort);
+    }
+    return new SecureStream(raw, handshake.session(), decoder, inbox);
+  }
+
+  #deliver(ciphertext: Uint8Array): boolean {
+    let plaintext: Uint8Array;
+    try {
+      plaintext = this.session.decrypt(ciphertext);
+    } catch (error) {
+      this.destroy(error as Error);
+      return false;
+    }
+    return this.push(plaintext);
+  }
+
+  override _read(): void {
+    this.#raw.resume();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    let ok = true;
+    try {
+      for (let offset = 0; offset < chunk.length; offset += MAX_PLAINTEXT_LENGTH) {
+        ok = this.#raw.write(encodeFrame(this.session.encrypt(chunk.subarray(offset, offset + MAX_PLAINTEXT_LENGTH))));
+      }
+    } catch (error) {
+      callback(error as Error);
+      return;
+    }
+    if (ok) callback();
+    else this.#raw.once('drain', () => callback());
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.#raw.end(callback);
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.#raw.destroy(error ?? undefined);
+    callback(error);
+  }
+}
