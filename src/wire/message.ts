@@ -75,6 +75,9 @@ export const DEFAULT_MAX_ATTRIBUTES = 64;
  * Cheap check that a datagram is a STUN message, for demultiplexing one socket among STUN,
  * DTLS, RTP and application data: first byte 0-3 (RFC 7983 §7), magic cookie, and a length that
  * is a multiple of 4 and matches the buffer. Never throws.
+ *
+ * The 0-3 range is RFC 7983's and holds for methods 0x000-0x0FF, i.e. every method assigned
+ * today; `decodeMessage` itself only requires the top two bits to be zero (RFC 8489 §5).
  * @see RFC 8489 §5, §7; RFC 7983
  */
 export function isStunMessage(buf: Uint8Array): boolean {
@@ -92,7 +95,7 @@ export function isStunMessage(buf: Uint8Array): boolean {
  */
 export function readMessageLength(buf: Uint8Array): number | undefined {
   if (!(buf instanceof Uint8Array) || buf.length < HEADER_LENGTH) return undefined;
-  if (buf[0]! > 3 || readUint32(buf, 4) !== MAGIC_COOKIE) return undefined;
+  if ((buf[0]! & 0xc0) !== 0 || readUint32(buf, 4) !== MAGIC_COOKIE) return undefined;
   const length = readUint16(buf, 2);
   return length % 4 === 0 ? HEADER_LENGTH + length : undefined;
 }
@@ -108,7 +111,7 @@ export function decodeMessage(buf: Uint8Array, options?: DecodeOptions): StunMes
   if (buf.length < HEADER_LENGTH) {
     throw new StunDecodeError(`message: ${buf.length} bytes, shorter than the 20-byte header`, 0);
   }
-  if (buf[0]! > 3) {
+  if ((buf[0]! & 0xc0) !== 0) {
     throw new StunDecodeError(`message: first two bits must be 0, got first byte 0x${buf[0]!.toString(16).padStart(2, '0')}`, 0);
   }
   const cookie = readUint32(buf, 4);

@@ -145,6 +145,14 @@ describe('decodeMessage', () => {
     assert.equal(Object.getPrototypeOf(msg.attributes[0]!.value), Uint8Array.prototype);
   });
 
+  it('accepts methods above 0x0FF, whose first byte is above 3, while isStunMessage (RFC 7983) does not', () => {
+    const bytes = encodeMessage({ method: 0x100, messageClass: MessageClass.Request, transactionId: TID, attributes: [] });
+    assert.equal(bytes[0], 0x04);
+    assert.equal(decodeMessage(bytes).method, 0x100);
+    assert.equal(readMessageLength(bytes), 20);
+    assert.equal(isStunMessage(bytes), false);
+  });
+
   it('ignores the content of padding bytes', () => {
     const msg = decodeMessage(frame('80220001 61ffffff'));
     assert.equal(toHex(msg.attributes[0]!.value), '61');
@@ -159,6 +167,7 @@ describe('decodeMessage', () => {
     ['a 19-byte buffer', new Uint8Array(19), /message: 19 bytes, shorter than the 20-byte header/, 0],
     ['an empty buffer', new Uint8Array(0), /message: 0 bytes/, 0],
     ['a first byte with its top bits set', frame('', { type: 0xc001 }), /first two bits must be 0, got first byte 0xc0/, 0],
+    ['a first byte of 0x40', frame('', { type: 0x4001 }), /first two bits must be 0, got first byte 0x40/, 0],
     ['a wrong magic cookie', frame('', { cookie: 0xdeadbeef }), /magic cookie 0xdeadbeef, expected 0x2112a442/, 4],
     ['a length field that is not a multiple of 4', frame('0000', { length: 2 }), /length field 2 is not a multiple of 4/, 2],
     ['a length field beyond the buffer', frame('', { length: 8 }), /length field 8, but 0 bytes follow the header/, 2],
