@@ -1,0 +1,166 @@
+/**
+ * bench/stun: STUN Binding requests per second of `natpunch serve` beside coturn, with the C echo
+ * (bench/stun/echo.c) as the ceiling of one core, all driven by the same C load generator
+ * (bench/stun/load.c). Each server runs alone on loopback pinned to core 0; the generator runs
+ * pinned to core 1, sends the same 20-byte Binding requests (fresh transaction ids), keeps the
+ * same window outstanding over the same sockets, and counts only Binding success responses
+ * with the transaction id it waits for, over the same measured seconds after the same warm-up.
+ *
+ * Figures beside req/s, all measured over the same window by the generator:
+ * - server CPU: cores' worth of CPU the server process used (user+sys). Below ~0.95 the server
+ *   did not get its core (other load on the machine) or waited for the generator.
+ * - req/CPU-s: requests per second of server CPU, the figure least disturbed by other load.
+ * - load CPU: the generator's own share of core 1. The echo run shows what the generator can
+ *   drive; a server far below that rate is not limited by the generator.
+ */
+
+import { mkdtemp, readdir, readFile, rm, copyFile, mkdir } from 'node:fs/promises';
+import { tmpdir, cpus, release } from 'node:os';
+import { join } from 'node:path';
+import type { Benchmark, BenchmarkContext } from '../benchmark.js';
+import { BenchError, compileC, freePort, runToEnd, type Server } from '../support/process.js';
+import { formatCount, formatRatio, formatTable } from '../support/table.js';
+import { summariseProfile, type CpuProfile, type ProfileSummary } from '../support/cpu-profile.js';
+import { LOAD_CORE, LOOPBACK, natpunch, targets, type Target, type TargetContext } from './targets.js';
+
+/** Four sockets with 32 requests outstanding each: enough to keep a one-core server busy, small enough for default socket buffers. */
+const SOCKETS = 4;
+const WINDOW = 32;
+
+/** What bench/stun/load.c prints (one JSON object). */
+export interface LoadResult {
+  valid: number;
+  seconds: number;
+  rate: number;
+  sent: number;
+  timeouts: number;
+  stale: number;
+  invalid: number;
+  sendErrors: number;
+  sockets: number;
+  window: number;
+  loadCpu: number;
+  serverUser: number;
+  serverSys: number;
+  core0Busy: number;
+  core1Busy: number;
+}
+
+async function measure(target: Target, context: TargetContext, bench: BenchmarkContext): Promise<LoadResult> {
+  const port = await freePort();
+  const server: Server = await target.start(port, context);
+  try {
+    const { warmupMs, durationMs } = bench.options;
+    const { stdout } = await runToEnd('taskset', [
+      '-c', String(LOAD_CORE), join(context.workDir, 'load'), '--host', LOOPBACK, '--port', String(port),
+      '--sockets', String(SOCKETS), '--window', String(WINDOW), '--warmup-ms', String(warmupMs),
+      '--duration-ms', String(durationMs), '--server-pid', String(server.pid),
+    ], { timeoutMs: warmupMs + durationMs + 30_000, signal: bench.signal });
+    if (!server.running) throw new BenchError(`${target.name}: exited during the load; output:\n${server.output}`);
+    return JSON.parse(stdout.trim().split('\n').at(-1)!) as LoadResult;
+  } finally {
+    await server.stop();
+  }
+}
+
+async function profileNatpunch(context: TargetContext, bench: BenchmarkContext): Promise<{ summary: ProfileSummary; file: string; load: LoadResult }> {
+  const dir = join(context.workDir, 'cpu-profile');
+  const load = await measure(natpunch, { ...context, nodeFlags: ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-interval', '250'] }, bench);
+  const [name] = (await readdir(dir)).filter((f) => f.endsWith('.cpuprofile'));
+  if (!name) throw new BenchError(`natpunch: no .cpuprofile in ${dir} after SIGTERM (node --cpu-prof writes it at exit)`);
+  await mkdir(bench.resultsDir, { recursive: true });
+  const file = join(bench.resultsDir, 'stun-natpunch.cpuprofile');
+  await copyFile(join(dir, name), file);
+  const profile = JSON.parse(await readFile(file, 'utf8')) as CpuProfile;
+  return { summary: summariseProfile(profile, bench.root), file, load };
+}
+
+function printProfile(summary: ProfileSummary, file: string, load: LoadResult): void {
+  const pct = (ms: number): string => `${((100 * ms) / summary.sampledMs).toFixed(1)}%`;
+  const { byOrigin } = summary;
+  process.stdout.write(`\nnatpunch CPU profile under load (${formatCount(load.rate)} req/s while profiled; ${file})\n`);
+  process.stdout.write(`self time: natpunch JS ${pct(byOrigin.natpunch)}, node JS ${pct(byOrigin.node)}, ` +
+    `V8/native ${pct(byOrigin.v8 + byOrigin.other)}, idle ${pct(byOrigin.idle)}\n`);
+  const top = (key: 'selfMs' | 'totalMs', n: number, keep: (name: string) => boolean): string[][] =>
+    [...summary.functions].filter((f) => keep(f.name)).sort((a, b) => b[key] - a[key]).slice(0, n)
+      .map((f) => [f.name, pct(f.selfMs), pct(f.totalMs)]);
+  process.stdout.write(formatTable(['top self time', 'self', 'total'], top('selfMs', 15, () => true)) + '\n\n');
+  process.stdout.write(formatTable(['top inclusive time (JS)', 'self', 'total'],
+    top('totalMs', 15, (name) => !name.startsWith('('))) + '\n');
+}
+
+async function run(bench: BenchmarkContext): Promise<Record<string, unknown>> {
+  const workDir = await mkdtemp(join(tmpdir(), 'natpunch-bench-stun-'));
+  try {
+    await Promise.all(['echo', 'load'].map((name) =>
+      compileC(join(bench.root, 'bench', 'stun', `${name}.c`), join(workDir, name), bench.signal)));
+    const context: TargetContext = { workDir, root: bench.root, signal: bench.signal };
+    const rounds: Record<string, LoadResult>[] = [];
+    for (let round = 1; round <= bench.options.rounds && !bench.signal.aborted; round++) {
+      const results: Record<string, LoadResult> = {};
+      for (const target of targets) {
+        if (bench.signal.aborted) break;
+        bench.log(`round ${round}/${bench.options.rounds}: ${target.name} (${bench.options.warmupMs} ms warm-up + ${bench.options.durationMs} ms)`);
+        results[target.name] = await measure(target, context, bench);
+        bench.log(`${target.name}: ${formatCount(results[target.name]!.rate)} req/s`);
+      }
+      rounds.push(results);
+    }
+    if (bench.signal.aborted) throw new BenchError('bench/stun: aborted');
+    // The best round of each server: other load on the machine only ever makes a round slower.
+    const best: Record<string, LoadResult> = {};
+    for (const results of rounds) {
+      for (const [name, result] of Object.entries(results)) if (!best[name] || result.rate > best[name]!.rate) best[name] = result;
+    }
+    const rate = (name: string): number | undefined => best[name]?.rate;
+    const rows = targets.map(({ name }) => {
+      const r = best[name]!;
+      const cpu = r.serverUser + r.serverSys;
+      return [name, formatCount(r.rate), formatRatio(r.rate, rate('coturn')), formatRatio(r.rate, rate('echo')),
+        `${cpu.toFixed(2)} (${r.serverUser.toFixed(2)}+${r.serverSys.toFixed(2)})`, formatCount(r.rate / cpu),
+        r.loadCpu.toFixed(2), String(r.timeouts)];
+    });
+    process.stdout.write(`\nSTUN Binding, 20-byte requests, ${SOCKETS} sockets x ${WINDOW} outstanding, ` +
+      `${bench.options.durationMs} ms measured after ${bench.options.warmupMs} ms warm-up, best of ${rounds.length} round(s); ` +
+      `server on core 0, generator on core 1\n`);
+    process.stdout.write(formatTable(
+      ['server', 'req/s', 'vs coturn', 'vs echo', 'server CPU (usr+sys)', 'req/CPU-s', 'load CPU', 'timeouts'], rows) + '\n');
+    const ratio = (a: string, b: string): number | null => {
+      const x = rate(a);
+      const y = rate(b);
+      return x !== undefined && y !== undefined && y > 0 ? Number((x / y).toFixed(3)) : null;
+    };
+    const natpunchVsCoturn = ratio('natpunch', 'coturn');
+    process.stdout.write(`natpunch / coturn = ${natpunchVsCoturn ?? '-'} (target >= 1.0)\n`);
+
+    let profile: Record<string, unknown> | undefined;
+    if (bench.options.profile && !bench.signal.aborted) {
+      bench.log('profiling natpunch under the same load');
+      const { summary, file, load } = await profileNatpunch(context, bench);
+      printProfile(summary, file, load);
+      profile = {
+        file, rateWhileProfiled: load.rate, sampledMs: summary.sampledMs, byOrigin: summary.byOrigin,
+        top: [...summary.functions].sort((a, b) => b.selfMs - a.selfMs).slice(0, 25),
+      };
+    }
+    return {
+      benchmark: 'stun',
+      date: new Date().toISOString(),
+      machine: { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version, kernel: release() },
+      settings: { request: '20-byte Binding request, fresh transaction id each', sockets: SOCKETS, window: WINDOW, ...bench.options },
+      targets: Object.fromEntries(targets.map((t) => [t.name, t.description])),
+      best,
+      rounds,
+      ratios: { natpunchVsCoturn, natpunchVsEcho: ratio('natpunch', 'echo'), coturnVsEcho: ratio('coturn', 'echo') },
+      ...(profile ? { profile } : {}),
+    };
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+export const benchmark: Benchmark = {
+  name: 'stun',
+  description: 'Binding requests/s: natpunch serve vs coturn vs a C echo ceiling (server core 0, load core 1)',
+  run,
+};
