@@ -18,7 +18,7 @@ export class CipherState {
     if (key.length !== KEY_LENGTH) {
       throw new RangeError(`CipherState: key length ${key.length}, expected ${KEY_LENGTH}`);
     }
-    this.#key = key.slice();
+    this.#key = new Uint8Array(key); // a copy, also when given a Buffer (whose slice() is a view)
     this.#nonce = 0;
   }
 

@@ -59,9 +59,10 @@ export class HandshakeState {
     this.initiator = options.initiator;
     this.#s = options.s;
     this.#e = options.e;
-    this.#rs = options.rs;
-    this.#re = options.re;
-    this.#psks = options.psks ?? [];
+    // Copies throughout: callers may pass Buffers, whose slice() is a view into shared memory.
+    this.#rs = options.rs && new Uint8Array(options.rs);
+    this.#re = options.re && new Uint8Array(options.re);
+    this.#psks = (options.psks ?? []).map((psk) => new Uint8Array(psk));
     this.#checkKeys();
     this.#symmetric = new SymmetricState(options.protocolName);
     this.#symmetric.mixHash(options.prologue ?? EMPTY);
@@ -73,6 +74,11 @@ export class HandshakeState {
   /** True once every handshake message has been written or read. */
   get isComplete(): boolean {
     return this.#messageIndex >= this.pattern.messages.length;
+  }
+
+  /** Index (from 0) of the next handshake message to write or read. */
+  get messageIndex(): number {
+    return this.#messageIndex;
   }
 
   /** True when the next handshake message is ours to write. */
@@ -121,8 +127,9 @@ export class HandshakeState {
   }
 
   /** ReadMessage(message, payload_buffer): processes the peer's message and returns its payload. */
-  readMessage(message: Uint8Array): Uint8Array {
+  readMessage(received: Uint8Array): Uint8Array {
     this.#checkTurn(false);
+    const message = new Uint8Array(received);
     if (message.length > MAX_MESSAGE_LENGTH) {
       throw this.#fail(new NoiseError('message-too-large', `${this.#where()}: message length ${message.length}, limit ${MAX_MESSAGE_LENGTH}`));
     }
