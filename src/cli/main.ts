@@ -5,6 +5,8 @@ import { serveCommand, serveUsage } from './serve.js';
 import { checkCommand, checkUsage } from './check.js';
 import { idCommand, idUsage } from './id.js';
 import { demoUsage } from './demo.js';
+import { listenUsage } from './listen.js';
+import { connectUsage } from './connect.js';
 
 const usage = `natpunch ${VERSION} — connect machines behind NATs
 
@@ -17,6 +19,10 @@ usage:
       print this machine's peer id (creates the key on first use)
   natpunch lab up|down|status|exec ...
       network-namespace NAT lab with real kernel NATs (root)
+  ${listenUsage}
+      accept connections from peers; pipe each to stdin/stdout
+  ${connectUsage}
+      connect to a peer by id; pipe stdin/stdout to it
   ${demoUsage}
       two peers behind two different real NATs (a lab; loopback when not root)
   natpunch help
@@ -29,6 +35,8 @@ const commands: Record<string, () => Promise<Command>> = {
   serve: async () => serveCommand,
   check: async () => checkCommand,
   id: async () => idCommand,
+  listen: async () => (await import('./listen.js')).listenCommand,
+  connect: async () => (await import('./connect.js')).connectCommand,
   demo: async () => (await import('./demo.js')).demoCommand,
   lab: async () => (await import('./lab.js')).labCommand,
 };

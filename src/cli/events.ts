@@ -1,0 +1,44 @@
+import { NatpunchError } from '../errors.js';
+import type { Connection } from '../peer/peer.js';
+
+/** The `--json` event stream of listen/connect: one JSON object per line on stderr (the contract). */
+export interface EventSink {
+  ready(id: string): void;
+  connected(connection: Connection): void;
+  error(error: unknown): void;
+  info(text: string): void;
+}
+
+export function eventSink(json: boolean): EventSink {
+  const emit = (event: Record<string, unknown>): void => { process.stderr.write(JSON.stringify(event) + '\n'); };
+  if (json) {
+    return {
+      ready: (id) => emit({ event: 'ready', id }),
+      connected: (c) => emit({ event: 'connected', peer: c.remotePeerId, path: c.path, technique: c.technique, remote: c.remote, ms: c.ms }),
+      error: (e) => emit({ event: 'error', code: NatpunchError.is(e) ? e.code : 'ERR_UNEXPECTED', message: (e as Error)?.message ?? String(e) }),
+      info: () => undefined,
+    };
+  }
+  const say = (text: string): void => { process.stderr.write(`natpunch: ${text}\n`); };
+  return {
+    ready: (id) => say(`listening as ${id}\n  (on the other machine: natpunch connect ${id} --server URL)`),
+    connected: (c) => say(`connected to ${c.remotePeerId} — ${c.path} via ${c.technique}, ${c.remote}, in ${c.ms} ms (end-to-end encrypted)`),
+    error: (e) => say((e as Error)?.message ?? String(e)),
+    info: say,
+  };
+}
+
+/** Pipe stdin to the connection and the connection to stdout; resolves when both directions ended. */
+export async function pipeStdio(connection: Connection): Promise<void> {
+  const outgoing = new Promise<void>((resolve) => {
+    process.stdin.pipe(connection, { end: true });
+    process.stdin.once('end', () => resolve());
+  });
+  const incoming = new Promise<void>((resolve, reject) => {
+    connection.pipe(process.stdout, { end: false });
+    connection.once('end', () => resolve());
+    connection.once('error', reject);
+  });
+  await Promise.all([outgoing, incoming]);
+  await new Promise<void>((resolve) => { if (connection.writableFinished) resolve(); else connection.once('finish', () => resolve()); });
+}

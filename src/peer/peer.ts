@@ -1,0 +1,197 @@
+import dgram from 'node:dgram';
+import os from 'node:os';
+import { once, EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import { debuglog } from 'node:util';
+import { NatpunchError } from '../errors.js';
+import { type Identity, loadOrCreateIdentity, defaultKeyFile, normalizePeerId } from '../identity/index.js';
+import { StunUdpClient } from '../stun/udp-client.js';
+import { formatAddress, type TransportAddress } from '../wire/index.js';
+import { UdpMux } from '../punch/udp-mux.js';
+import { UdpCheckSession, type PunchResult } from '../punch/udp-checks.js';
+import { candidateTypeOf } from '../punch/candidate.js';
+import { RendezvousClient, type PunchInstruction } from '../rendezvous/client.js';
+import { createStream } from '../transport/index.js';
+import { UdpPath } from './udp-path.js';
+import { SecureStream } from './secure-stream.js';
+
+const debug = debuglog('natpunch:peer');
+
+export type PathKind = 'direct-udp' | 'direct-tcp' | 'relay';
+
+export interface PeerOptions {
+  /** Rendezvous server, e.g. ws://198.51.100.10:8080/ */
+  server: string;
+  identity?: Identity;
+  /** Key file used when no identity is given (default $NATPUNCH_HOME/key or ~/.natpunch/key). */
+  keyFile?: string;
+  /** Local address for the peer's UDP socket (default: all). */
+  bindAddress?: string;
+  /** Decide whether to accept a connection from this peer (default: accept all). */
+  accept?: (peerId: string) => boolean | Promise<boolean>;
+  signal?: AbortSignal;
+}
+
+export interface ConnectOptions {
+  signal?: AbortSignal;
+  /** Force a technique; only 'udp' (and 'auto', which means udp for now) are available yet. */
+  transport?: 'auto' | 'udp' | 'tcp' | 'relay';
+}
+
+/** An encrypted, authenticated byte stream to a peer, plus what carries it. */
+export interface Connection extends SecureStream {
+  readonly path: PathKind;
+  readonly technique: string;
+  readonly remote: string;
+  /** Milliseconds from the start of connecting to the secure stream being ready. */
+  readonly ms: number;
+}
+
+/**
+ * A natpunch peer: one UDP socket (its NAT mapping is the peer's public identity on the
+ * network), a registration at a rendezvous server, and connections to other peers by id.
+ * Emits 'connection' (Connection) for incoming ones.
+ */
+export class Peer extends EventEmitter {
+  readonly identity: Identity;
+  readonly #socket: dgram.Socket;
+  readonly #mux: UdpMux;
+  readonly #stun: StunUdpClient;
+  readonly #rendezvous: RendezvousClient;
+  readonly #sessions = new Set<UdpCheckSession>();
+  readonly #connections = new Set<Connection>();
+  #closed = false;
+
+  private constructor(identity: Identity, socket: dgram.Socket, mux: UdpMux, stun: StunUdpClient, rendezvous: RendezvousClient) {
+    super();
+    this.identity = identity;
+    this.#socket = socket;
+    this.#mux = mux;
+    this.#stun = stun;
+    this.#rendezvous = rendezvous;
+    rendezvous.on('punch', (instruction: PunchInstruction) => {
+      const started = performance.now();
+      this.#establish(instruction, started).then(
+        (connection) => this.emit('connection', connection),
+        (error: Error) => { debug('incoming from %s failed: %s', instruction.peer, error.message); this.emit('connection-error', error); },
+      );
+    });
+    rendezvous.on('error', (error: Error) => this.emit('error', error));
+  }
+
+  get peerId(): string {
+    return this.identity.peerId;
+  }
+
+  /** The server-reflexive UDP endpoint the rendezvous server saw. */
+  get publicAddress(): string | null {
+    return this.#rendezvous.srflx;
+  }
+
+  static async create(options: PeerOptions): Promise<Peer> {
+    const identity = options.identity ?? await loadOrCreateIdentity(options.keyFile ?? defaultKeyFile());
+    const socket = dgram.createSocket('udp4');
+    socket.on('error', (error) => debug('udp socket: %s', error.message));
+    socket.bind(0, options.bindAddress);
+    await once(socket, 'listening');
+    const mux = new UdpMux(socket);
+    const stun = new StunUdpClient(socket, { listen: false });
+    mux.onStun((data, from) => stun.handle(data, { address: from.address, port: from.port, family: from.family === 6 ? 'IPv6' : 'IPv4', size: data.length }));
+    const port = socket.address().port;
+    try {
+      const rendezvous = await RendezvousClient.connect({
+        url: options.server, identity, udpSocket: socket, stunClient: stun, privateEndpoints: privateEndpoints(port, options.bindAddress),
+        accept: options.accept, signal: options.signal,
+      });
+      return new Peer(identity, socket, mux, stun, rendezvous);
+    } catch (error) {
+      stun.close();
+      mux.close();
+      socket.close();
+      throw error;
+    }
+  }
+
+  /** Connect to a peer by id: rendezvous, punch, encrypt. Resolves with a Connection. */
+  async connect(peerId: string, options: ConnectOptions = {}): Promise<Connection> {
+    if (this.#closed) throw new NatpunchError('ERR_TRANSPORT', 'peer is closed');
+    const transport = options.transport ?? 'auto';
+    if (transport === 'tcp' || transport === 'relay') {
+      throw new NatpunchError('ERR_TRANSPORT', `--transport ${transport} is not available yet; use udp or auto`);
+    }
+    const started = performance.now();
+    const target = normalizePeerId(peerId);
+    const instruction = await this.#rendezvous.connect(target, { signal: options.signal });
+    return this.#establish(instruction, started, options.signal);
+  }
+
+  async #establish(instruction: PunchInstruction, started: number, signal?: AbortSignal): Promise<Connection> {
+    const session = new UdpCheckSession({
+      mux: this.#mux, session: instruction.session, key: instruction.key, role: instruction.role, startAt: instruction.startAt, signal,
+      remoteCandidates: instruction.remoteCandidates.map((address) => ({ type: candidateTypeOf(address), address })),
+    });
+    this.#sessions.add(session);
+    let punched: PunchResult;
+    try {
+      punched = await session.result;
+    } catch (error) {
+      session.close();
+      this.#sessions.delete(session);
+      throw error;
+    }
+    const path = new UdpPath(this.#mux, punched.remote);
+    const stream = createStream(path);
+    const secure = await SecureStream.establish(stream, {
+      identity: this.identity, initiator: instruction.role === 'controlling',
+      expectedPeerId: instruction.role === 'controlling' ? instruction.peer : undefined,
+      context: new TextEncoder().encode(instruction.session), signal,
+    }).catch((error: Error) => {
+      stream.destroy();
+      path.close();
+      session.close();
+      this.#sessions.delete(session);
+      throw error;
+    });
+    if (secure.remotePeerId !== normalizePeerId(instruction.peer)) {
+      secure.destroy();
+      throw new NatpunchError('ERR_NOISE', `the peer proved to be ${secure.remotePeerId}, not ${instruction.peer} as the rendezvous said`);
+    }
+    const connection = Object.assign(secure, {
+      path: 'direct-udp' as const,
+      technique: punched.type === 'host' ? 'udp-lan' : 'udp-hole-punch',
+      remote: formatAddress(punched.remote),
+      ms: Math.round(performance.now() - started),
+    });
+    this.#connections.add(connection);
+    secure.once('close', () => {
+      this.#connections.delete(connection);
+      // Keep answering the other side's checks for a moment: its last retransmissions may be in flight.
+      setTimeout(() => { session.close(); this.#sessions.delete(session); path.close(); }, 2000).unref();
+    });
+    return connection;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const c of this.#connections) c.destroy();
+    for (const s of this.#sessions) s.close();
+    this.#rendezvous.close();
+    this.#stun.close();
+    this.#mux.close();
+    await new Promise<void>((resolve) => this.#socket.close(() => resolve()));
+  }
+}
+
+export function createPeer(options: PeerOptions): Promise<Peer> {
+  return Peer.create(options);
+}
+
+/** Host candidates: every IPv4 interface address with the socket's port (RFC 8445 §5.1.1.1). */
+function privateEndpoints(port: number, bindAddress?: string): string[] {
+  if (bindAddress && bindAddress !== '0.0.0.0') return [formatAddress({ family: 4, address: bindAddress, port })];
+  const addresses = Object.values(os.networkInterfaces()).flat()
+    .filter((i): i is os.NetworkInterfaceInfo => !!i && i.family === 'IPv4' && !i.internal)
+    .map((i) => formatAddress({ family: 4, address: i.address, port } satisfies TransportAddress));
+  return addresses.length ? addresses : [formatAddress({ family: 4, address: '127.0.0.1', port })];
+}
