@@ -8,6 +8,7 @@ export {
   createLab,
   withLab,
   destroyPrefix,
+  destroyStaleLabs,
   labSupport,
   describePlan,
   type Lab,
@@ -25,4 +26,5 @@ export {
 export { SERVER_ADDRESSES, CORE_ADDRESS } from './topology.js';
 export { ROUTER_COUNTERS, SEQUENTIAL_PORT_BASE, SEQUENTIAL_PORT_COUNT } from './nat-ruleset.js';
 export { probeArgv, type ProbeRequest } from './probe.js';
+export { startReflector, observeBehaviour, runProbe, JsonLines, REFLECTOR_PORTS, type Reflector, type ObservedBehaviour } from './observe.js';
 export type { MiniupnpdHandle, MiniupnpdOptions } from './miniupnpd.js';

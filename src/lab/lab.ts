@@ -23,6 +23,7 @@ import type { NatKind } from './nat-kind.js';
 import { counterRule, lossRuleset, lossTable, NAT_TABLE, natRuleset, ROUTER_COUNTERS, validateCounterName } from './nat-ruleset.js';
 import {
   destroyPrefix,
+  destroyStaleLabs,
   findExecutable,
   inNetns,
   mustRun,
@@ -38,7 +39,7 @@ import { planIpBatches, planLab, planNamespaces, validatePrefix, type HostPlan, 
 export type { ConntrackEntry, ConntrackTuple } from './conntrack.js';
 export type { ExecOptions, ExecResult, SpawnOptions } from './netns.js';
 export type { RouterOptions } from './topology.js';
-export { destroyPrefix } from './netns.js';
+export { destroyPrefix, destroyStaleLabs } from './netns.js';
 
 export interface LabOptions {
   /** Namespace-name prefix (a letter, then letters, digits, '_'). Default: unique per process and lab. */
@@ -371,7 +372,8 @@ async function build(plan: LabPlan, processes: ProcessSet, signal: AbortSignal |
 }
 
 /**
- * Build a lab. Leftover namespaces of the same prefix are deleted first. On any failure part-way
+ * Build a lab. Leftover namespaces of the same prefix, and labs of processes that died without
+ * cleaning up (see destroyStaleLabs), are deleted first. On any failure part-way
  * what was made is torn down and a LabError (AbortedError when `signal` aborted) is thrown.
  */
 export async function createLab(options: LabOptions): Promise<Lab> {
@@ -382,6 +384,7 @@ export async function createLab(options: LabOptions): Promise<Lab> {
   const plan = planLab(prefix, options.a, options.b);
   if (options.signal?.aborted) throw new AbortedError(`lab ${prefix}: creation aborted before it started`, { cause: options.signal.reason });
 
+  await destroyStaleLabs();
   await destroyPrefix(prefix);
   const processes = new ProcessSet();
   // Registered before the first namespace exists, so even a crash mid-build cleans up.

@@ -198,6 +198,34 @@ export async function destroyPrefix(prefix: string): Promise<void> {
   if (left.length > 0) throw new LabError(`lab: could not delete namespaces ${left.join(', ')} (try \`ip netns delete NAME\` as root)`);
 }
 
+/** Default lab prefixes carry the creating process's pid: `np<pid>n<counter>`. */
+export const PID_PREFIX_PATTERN = /^np(\d+)n\d+$/;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Delete the labs of processes that are gone (killed before they could clean up): namespaces
+ * whose prefix has the default `np<pid>n<counter>` form with a pid no longer running.
+ * Returns the prefixes it removed.
+ */
+export async function destroyStaleLabs(): Promise<string[]> {
+  const stale = new Set<string>();
+  for (const name of listNamespaces()) {
+    const prefix = name.slice(0, name.indexOf('-'));
+    const match = PID_PREFIX_PATTERN.exec(prefix);
+    if (match !== null && Number(match[1]) !== process.pid && !alive(Number(match[1]))) stale.add(prefix);
+  }
+  for (const prefix of stale) await destroyPrefix(prefix);
+  return [...stale];
+}
+
 /** Labs that must be torn down if this process ends before their `down()`. */
 const live = new Map<string, ProcessSet>();
 let handlersInstalled = false;

@@ -12,12 +12,15 @@
  */
 
 import { createSocket, type Socket, type RemoteInfo } from 'node:dgram';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { LabError } from '../errors.js';
 
 export type ProbeRequest =
-  /** Answer datagrams on every `bind` endpoint; prints {"ready":true} once bound. */
+  /**
+   * Answer datagrams on every `bind` endpoint, and TCP connections there with the source seen;
+   * prints {"ready":true} once bound.
+   */
   | { mode: 'reflect'; bind: string[] }
   /** One socket asks each target in turn what source it saw. */
   | { mode: 'mapping'; targets: string[]; localPort?: number }
@@ -33,6 +36,8 @@ export type ProbeRequest =
   | { mode: 'flood'; target: string; count: number; session: string }
   /** Send `count` datagrams and exit. */
   | { mode: 'send'; target: string; count: number; localPort?: number }
+  /** Connect over TCP to a reflector and report the source address it saw. */
+  | { mode: 'tcp-mapping'; target: string; timeoutMs?: number }
   /** Open a TCP connection and report how it ended. */
   | { mode: 'tcp-connect'; target: string; timeoutMs?: number };
 
@@ -42,6 +47,7 @@ export interface AllocationResult { pairs: { local: number; mapped: string }[] }
 export interface PeerEvent { mapped?: string; local?: number; from?: string; data?: string }
 export interface PingResult { local: number; mapped: string | null; replied: boolean; from: string | null }
 export interface FloodResult { sent: number; serverReceived: number; echoed: number }
+export interface TcpMappingResult { local: number; seen: string | null }
 export interface TcpConnectResult { result: 'connected' | 'refused' | 'timeout' | 'error'; code: string | null; ms: number }
 
 /** Command line that runs `request` with this Node binary; give it to Host.exec or Host.spawn. */
@@ -117,7 +123,10 @@ async function mappedBy(socket: Socket, target: string): Promise<string | null> 
 async function reflect(bind: string[]): Promise<void> {
   const sockets = new Map<string, Socket>();
   const sessions = new Map<string, number>();
-  for (const endpoint of bind) sockets.set(endpoint, await bindSocket(splitEndpoint(endpoint)));
+  for (const endpoint of bind) {
+    sockets.set(endpoint, await bindSocket(splitEndpoint(endpoint)));
+    await listenTcp(endpoint);
+  }
   for (const [local, socket] of sockets) {
     socket.on('message', (data, from) => {
       let request: Record<string, unknown>;
@@ -142,6 +151,42 @@ async function reflect(bind: string[]): Promise<void> {
     });
   }
   print({ ready: true });
+}
+
+/** TCP side of the reflector: one line with the source address seen, then close. */
+function listenTcp(endpoint: string): Promise<void> {
+  const { address, port } = splitEndpoint(endpoint);
+  const server = createServer((socket) => {
+    socket.on('error', () => {});
+    socket.end(`${JSON.stringify({ seen: `${socket.remoteAddress}:${socket.remotePort}` })}\n`);
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, address, () => resolve());
+  });
+}
+
+function tcpMapping(target: string, timeoutMs = 2000): Promise<TcpMappingResult> {
+  const { address, port } = splitEndpoint(target);
+  return new Promise((resolve) => {
+    const socket = connect({ host: address, port });
+    let text = '';
+    let local = 0;
+    const done = (seen: string | null): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ local, seen });
+    };
+    const timer = setTimeout(() => done(null), timeoutMs);
+    socket.once('connect', () => {
+      local = socket.localPort ?? 0;
+    });
+    socket.on('data', (chunk: Buffer) => {
+      text += chunk.toString('utf8');
+      if (text.includes('\n')) done((JSON.parse(text) as { seen: string }).seen);
+    });
+    socket.once('error', () => done(null));
+  });
 }
 
 async function mapping(targets: string[], localPort = 0): Promise<MappingResult> {
@@ -278,6 +323,8 @@ async function main(argument: string | undefined): Promise<void> {
       return print(await flood(request.target, request.count, request.session));
     case 'send':
       return print(await sendOnly(request.target, request.count, request.localPort));
+    case 'tcp-mapping':
+      return print(await tcpMapping(request.target, request.timeoutMs));
     case 'tcp-connect':
       return print(await tcpConnect(request.target, request.timeoutMs));
     default:
