@@ -41,7 +41,9 @@ export function encodeBase32(bytes: Uint8Array): string {
 export function decodeBase32(text: string): Uint8Array {
   const remainder = text.length % 8;
   if (remainder === 1 || remainder === 3 || remainder === 6) {
-    throw new UsageError(`base32: length ${text.length} is impossible for encoded bytes (length mod 8 is ${remainder})`);
+    throw new UsageError(
+      `base32: length ${text.length} is impossible for encoded bytes (length mod 8 is ${remainder})`,
+    );
   }
   const bytes = new Uint8Array(Math.floor((text.length * 5) / 8));
   let buffer = 0;

@@ -59,9 +59,13 @@ async function readKeyFile(file: string): Promise<Identity | undefined> {
     if (code === 'ELOOP') {
       throw new KeyFileError(file, `key file ${file} is a symbolic link; point --key at the real file instead`);
     }
-    throw new KeyFileError(file, `cannot open key file ${file} (${code ?? String(error)}); check its permissions or pass --key FILE`, {
-      cause: error,
-    });
+    throw new KeyFileError(
+      file,
+      `cannot open key file ${file} (${code ?? String(error)}); check its permissions or pass --key FILE`,
+      {
+        cause: error,
+      },
+    );
   }
   try {
     // fstat on the open handle, not stat on the path: no window for a swap between check and read.
@@ -119,9 +123,13 @@ async function createKeyFile(file: string): Promise<Identity> {
   try {
     await mkdir(dirname(file), { recursive: true, mode: DIRECTORY_MODE });
   } catch (error) {
-    throw new KeyFileError(file, `cannot create the directory for key file ${file} (${(error as NodeJS.ErrnoException).code}); pass --key FILE`, {
-      cause: error,
-    });
+    throw new KeyFileError(
+      file,
+      `cannot create the directory for key file ${file} (${(error as NodeJS.ErrnoException).code}); pass --key FILE`,
+      {
+        cause: error,
+      },
+    );
   }
   const identity = generateIdentity();
   const pem = identity.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string;
@@ -144,9 +152,13 @@ async function createKeyFile(file: string): Promise<Identity> {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
   } catch (error) {
-    throw new KeyFileError(file, `cannot write key file ${file} (${(error as NodeJS.ErrnoException).code ?? String(error)}); pass --key FILE`, {
-      cause: error,
-    });
+    throw new KeyFileError(
+      file,
+      `cannot write key file ${file} (${(error as NodeJS.ErrnoException).code ?? String(error)}); pass --key FILE`,
+      {
+        cause: error,
+      },
+    );
   } finally {
     await unlink(temporary).catch(() => undefined);
   }

@@ -22,6 +22,7 @@ function spkiHeader(type: CurveKeyType): Uint8Array {
 
 function pkcs8Header(type: CurveKeyType): Uint8Array {
   // SEQUENCE { INTEGER 0, SEQUENCE { OID 1.3.101.x }, OCTET STRING { OCTET STRING <32 bytes> } }
+  // prettier-ignore
   return Uint8Array.of(
     0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, OID_LAST_BYTE[type], 0x04, 0x22, 0x04, 0x20,
   );

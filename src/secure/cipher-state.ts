@@ -66,7 +66,10 @@ export class CipherState {
 
   #checkNonce(): void {
     if (this.#nonce >= MAX_NONCE) {
-      throw new NoiseError('nonce-exhausted', `CipherState: nonce ${this.#nonce} reached the limit; run a new handshake`);
+      throw new NoiseError(
+        'nonce-exhausted',
+        `CipherState: nonce ${this.#nonce} reached the limit; run a new handshake`,
+      );
     }
   }
 }

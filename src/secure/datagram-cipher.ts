@@ -66,12 +66,18 @@ export class DatagramCipher {
    */
   open(packet: Uint8Array, ad: Uint8Array = EMPTY): Uint8Array {
     if (packet.length < DATAGRAM_OVERHEAD) {
-      throw new NoiseError('malformed-message', `datagram: length ${packet.length}, expected at least ${DATAGRAM_OVERHEAD}`);
+      throw new NoiseError(
+        'malformed-message',
+        `datagram: length ${packet.length}, expected at least ${DATAGRAM_OVERHEAD}`,
+      );
     }
     const view = new DataView(packet.buffer, packet.byteOffset, COUNTER_LENGTH);
     const high = view.getUint32(4, true);
     if (high > MAX_HIGH_WORD) {
-      throw new NoiseError('malformed-message', `datagram: counter high word ${high} beyond 2^53, never sent by natpunch`);
+      throw new NoiseError(
+        'malformed-message',
+        `datagram: counter high word ${high} beyond 2^53, never sent by natpunch`,
+      );
     }
     const counter = high * 2 ** 32 + view.getUint32(0, true);
     if (!this.#window.check(counter)) {

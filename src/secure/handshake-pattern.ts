@@ -128,7 +128,10 @@ export function handshakePattern(fullName: string): HandshakePattern {
   const match = /^([A-Z0-9]+?)((?:psk\d+)(?:\+psk\d+)*)?$/.exec(fullName);
   const notation = match ? NOTATION[match[1] as string] : undefined;
   if (!match || notation === undefined) {
-    throw new NoiseError('unsupported', `Noise pattern ${JSON.stringify(fullName)}: unknown; known are ${BASE_PATTERNS.join(', ')} with pskN modifiers`);
+    throw new NoiseError(
+      'unsupported',
+      `Noise pattern ${JSON.stringify(fullName)}: unknown; known are ${BASE_PATTERNS.join(', ')} with pskN modifiers`,
+    );
   }
   const base = parseBase(match[1] as string, notation);
   if (!match[2]) return base;
@@ -140,7 +143,10 @@ export function handshakePattern(fullName: string): HandshakePattern {
     } else if (position <= messages.length) {
       messages[position - 1]?.push('psk');
     } else {
-      throw new NoiseError('unsupported', `Noise pattern ${fullName}: ${modifier} names message ${position} of ${messages.length}`);
+      throw new NoiseError(
+        'unsupported',
+        `Noise pattern ${fullName}: ${modifier} names message ${position} of ${messages.length}`,
+      );
     }
   }
   return { ...base, name: fullName, messages, psk: true };
@@ -158,10 +164,16 @@ export const SUPPORTED_SUITE = '25519_ChaChaPoly_SHA256';
 export function parseProtocolName(name: string): ProtocolName {
   const match = /^Noise_([^_]+)_(.+)$/.exec(name);
   if (!match) {
-    throw new NoiseError('unsupported', `Noise protocol name ${JSON.stringify(name)}: expected Noise_<pattern>_${SUPPORTED_SUITE}`);
+    throw new NoiseError(
+      'unsupported',
+      `Noise protocol name ${JSON.stringify(name)}: expected Noise_<pattern>_${SUPPORTED_SUITE}`,
+    );
   }
   if (match[2] !== SUPPORTED_SUITE) {
-    throw new NoiseError('unsupported', `Noise protocol name ${name}: primitives ${match[2]}, only ${SUPPORTED_SUITE} is provided`);
+    throw new NoiseError(
+      'unsupported',
+      `Noise protocol name ${name}: primitives ${match[2]}, only ${SUPPORTED_SUITE} is provided`,
+    );
   }
   return { name, pattern: handshakePattern(match[1] as string) };
 }

@@ -65,10 +65,17 @@ export function decodeHandshakePayload(bytes: Uint8Array): HandshakePayload {
  * given, the peer id we meant to reach. Returns the remote peer id; throws NoiseError
  * 'peer-mismatch' or 'bad-signature'.
  */
-export function verifyHandshakePayload(payload: HandshakePayload, remoteStaticKey: Uint8Array, expectedPeerId?: string): string {
+export function verifyHandshakePayload(
+  payload: HandshakePayload,
+  remoteStaticKey: Uint8Array,
+  expectedPeerId?: string,
+): string {
   const remotePeerId = peerIdFromPublicKey(payload.identityKey);
   if (expectedPeerId !== undefined && remotePeerId !== normalizePeerId(expectedPeerId)) {
-    throw new NoiseError('peer-mismatch', `natpunch handshake: expected peer ${expectedPeerId}, the remote proved to be ${remotePeerId}`);
+    throw new NoiseError(
+      'peer-mismatch',
+      `natpunch handshake: expected peer ${expectedPeerId}, the remote proved to be ${remotePeerId}`,
+    );
   }
   if (!verify(payload.identityKey, signedMessage(remoteStaticKey), payload.signature)) {
     throw new NoiseError(

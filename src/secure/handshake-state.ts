@@ -6,7 +6,7 @@ import type { CipherState } from './cipher-state.js';
 import { TAG_LENGTH } from './cipher-chachapoly.js';
 import { dh, DHLEN, generateKeyPair, type KeyPair } from './dh-25519.js';
 import { NoiseError } from './errors.js';
-import { parseProtocolName, type HandshakePattern, type Token } from './handshake-pattern.js';
+import { parseProtocolName, type HandshakePattern, type PreMessageToken, type Token } from './handshake-pattern.js';
 import { SymmetricState } from './symmetric-state.js';
 
 /** Every Noise message, handshake or transport, fits in 65535 bytes. @see Noise rev 34 §3 */
@@ -119,7 +119,10 @@ export class HandshakeState {
       parts.push(this.#symmetric.encryptAndHash(payload));
       const message = concat(parts);
       if (message.length > MAX_MESSAGE_LENGTH) {
-        throw new NoiseError('message-too-large', `${this.#where()}: message length ${message.length}, limit ${MAX_MESSAGE_LENGTH}`);
+        throw new NoiseError(
+          'message-too-large',
+          `${this.#where()}: message length ${message.length}, limit ${MAX_MESSAGE_LENGTH}`,
+        );
       }
       this.#messageIndex++;
       return message;
@@ -131,7 +134,12 @@ export class HandshakeState {
     this.#checkTurn(false);
     const message = new Uint8Array(received);
     if (message.length > MAX_MESSAGE_LENGTH) {
-      throw this.#fail(new NoiseError('message-too-large', `${this.#where()}: message length ${message.length}, limit ${MAX_MESSAGE_LENGTH}`));
+      throw this.#fail(
+        new NoiseError(
+          'message-too-large',
+          `${this.#where()}: message length ${message.length}, limit ${MAX_MESSAGE_LENGTH}`,
+        ),
+      );
     }
     return this.#guard(() => {
       let offset = 0;
@@ -189,27 +197,17 @@ export class HandshakeState {
   }
 
   #mixToken(token: Exclude<Token, 'e' | 's'>): void {
-    switch (token) {
-      case 'ee':
-        this.#symmetric.mixKey(dh(this.#need(this.#e, 'e'), this.#need(this.#re, 're')));
-        return;
-      case 'es':
-        this.#symmetric.mixKey(
-          this.initiator ? dh(this.#need(this.#e, 'e'), this.#need(this.#rs, 'rs')) : dh(this.#need(this.#s, 's'), this.#need(this.#re, 're')),
-        );
-        return;
-      case 'se':
-        this.#symmetric.mixKey(
-          this.initiator ? dh(this.#need(this.#s, 's'), this.#need(this.#re, 're')) : dh(this.#need(this.#e, 'e'), this.#need(this.#rs, 'rs')),
-        );
-        return;
-      case 'ss':
-        this.#symmetric.mixKey(dh(this.#need(this.#s, 's'), this.#need(this.#rs, 'rs')));
-        return;
-      case 'psk':
-        this.#symmetric.mixKeyAndHash(this.#psks[this.#pskIndex++] as Uint8Array);
-        return;
+    if (token === 'psk') {
+      this.#symmetric.mixKeyAndHash(this.#psks[this.#pskIndex++] as Uint8Array);
+      return;
     }
+    // A DH token names the initiator's key first and the responder's second: "es" is DH
+    // between the initiator's ephemeral and the responder's static key, seen from either side.
+    const [initiatorKey, responderKey] = token as `${'e' | 's'}${'e' | 's'}`;
+    const [local, remote] = this.initiator ? [initiatorKey, responderKey] : [responderKey, initiatorKey];
+    const keyPair = local === 'e' ? this.#e : this.#s;
+    const publicKey = remote === 'e' ? this.#re : this.#rs;
+    this.#symmetric.mixKey(dh(this.#need(keyPair, local), this.#need(publicKey, `r${remote}`)));
   }
 
   #need<T>(value: T | undefined, name: string): T {
@@ -219,14 +217,10 @@ export class HandshakeState {
     return value;
   }
 
-  #mixPreMessageKey(side: 'local' | 'remote', token: 'e' | 's'): void {
-    const key =
-      side === 'local'
-        ? (token === 's' ? this.#s : this.#e)?.publicKey
-        : token === 's'
-          ? this.#rs
-          : this.#re;
-    this.#symmetric.mixHash(key as Uint8Array);
+  #mixPreMessageKey(side: 'local' | 'remote', token: PreMessageToken): void {
+    const local = token === 's' ? this.#s?.publicKey : this.#e?.publicKey;
+    const remote = token === 's' ? this.#rs : this.#re;
+    this.#symmetric.mixHash((side === 'local' ? local : remote) as Uint8Array);
   }
 
   /** Checks up front that every key the pattern needs from the caller was given. */
@@ -240,26 +234,41 @@ export class HandshakeState {
     if (localPre.includes('e') && !this.#e) missing.push('e (local ephemeral key, pre-message)');
     if (remotePre.includes('s') && !this.#rs) missing.push('rs (remote static key, pre-message)');
     if (remotePre.includes('e') && !this.#re) missing.push('re (remote ephemeral key, pre-message)');
-    const sendsStatic = pattern.messages.some((tokens, index) => (index % 2 === 0) === initiator && tokens.includes('s'));
+    const sendsStatic = pattern.messages.some(
+      (tokens, index) => (index % 2 === 0) === initiator && tokens.includes('s'),
+    );
     if (sendsStatic && !this.#s) missing.push('s (local static key, sent in a message)');
     if (missing.length > 0) {
-      throw new NoiseError('invalid-state', `Noise_${pattern.name}: as ${initiator ? 'initiator' : 'responder'} it needs ${missing.join(', ')}`);
+      throw new NoiseError(
+        'invalid-state',
+        `Noise_${pattern.name}: as ${initiator ? 'initiator' : 'responder'} it needs ${missing.join(', ')}`,
+      );
     }
     const pskCount = pattern.messages.flat().filter((token) => token === 'psk').length;
     if (this.#psks.length !== pskCount || this.#psks.some((psk) => psk.length !== PSK_LENGTH)) {
-      throw new NoiseError('invalid-state', `Noise_${pattern.name}: needs ${pskCount} psks of ${PSK_LENGTH} bytes, got ${this.#psks.length}`);
+      throw new NoiseError(
+        'invalid-state',
+        `Noise_${pattern.name}: needs ${pskCount} psks of ${PSK_LENGTH} bytes, got ${this.#psks.length}`,
+      );
     }
   }
 
   #checkTurn(writing: boolean): void {
     if (this.#failure) {
-      throw new NoiseError('invalid-state', `${this.#where()}: the handshake already failed (${this.#failure.reason})`, {
-        cause: this.#failure,
-      });
+      throw new NoiseError(
+        'invalid-state',
+        `${this.#where()}: the handshake already failed (${this.#failure.reason})`,
+        {
+          cause: this.#failure,
+        },
+      );
     }
     if (this.isComplete) throw new NoiseError('invalid-state', `${this.#where()}: the handshake is already complete`);
     if (this.isMyTurn !== writing) {
-      throw new NoiseError('invalid-state', `${this.#where()}: it is the ${writing ? 'peer' : 'local side'}'s turn to write`);
+      throw new NoiseError(
+        'invalid-state',
+        `${this.#where()}: it is the ${writing ? 'peer' : 'local side'}'s turn to write`,
+      );
     }
   }
 
@@ -269,7 +278,9 @@ export class HandshakeState {
       return step();
     } catch (error) {
       throw this.#fail(
-        error instanceof NoiseError ? error : new NoiseError('invalid-state', `${this.#where()}: ${String(error)}`, { cause: error }),
+        error instanceof NoiseError
+          ? error
+          : new NoiseError('invalid-state', `${this.#where()}: ${String(error)}`, { cause: error }),
       );
     }
   }

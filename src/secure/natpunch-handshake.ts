@@ -67,7 +67,12 @@ export class NatpunchHandshake {
     prologue.set(context, NATPUNCH_PROLOGUE.length);
     // A fresh static DH key per handshake: the Ed25519 signature is what makes it ours, so
     // nothing is gained by keeping it, and a leaked one then exposes a single session.
-    this.#state = new HandshakeState({ protocolName: NATPUNCH_PROTOCOL_NAME, initiator: options.initiator, prologue, s: generateKeyPair() });
+    this.#state = new HandshakeState({
+      protocolName: NATPUNCH_PROTOCOL_NAME,
+      initiator: options.initiator,
+      prologue,
+      s: generateKeyPair(),
+    });
   }
 
   /** True when both identities are verified and session() may be called. */
@@ -91,19 +96,29 @@ export class NatpunchHandshake {
   read(message: Uint8Array): void {
     this.#checkUsable();
     if (this.#state.isComplete || this.#state.isMyTurn) {
-      throw new NoiseError('invalid-state', `natpunch handshake: unexpected message while it is ${this.#state.isComplete ? 'complete' : 'our turn to write'}`);
+      throw new NoiseError(
+        'invalid-state',
+        `natpunch handshake: unexpected message while it is ${this.#state.isComplete ? 'complete' : 'our turn to write'}`,
+      );
     }
     this.#guard(() => {
       const index = this.#state.messageIndex;
       const payload = this.#state.readMessage(message);
       if (!this.#carriesIdentity(index)) {
         if (payload.length !== 0) {
-          throw new NoiseError('malformed-message', `natpunch handshake message ${index + 1}: payload length ${payload.length}, expected 0`);
+          throw new NoiseError(
+            'malformed-message',
+            `natpunch handshake message ${index + 1}: payload length ${payload.length}, expected 0`,
+          );
         }
         return;
       }
       const remoteStaticKey = this.#state.remoteStaticKey as Uint8Array;
-      this.#remotePeerId = verifyHandshakePayload(decodeHandshakePayload(payload), remoteStaticKey, this.#expectedPeerId);
+      this.#remotePeerId = verifyHandshakePayload(
+        decodeHandshakePayload(payload),
+        remoteStaticKey,
+        this.#expectedPeerId,
+      );
     });
   }
 
@@ -130,9 +145,13 @@ export class NatpunchHandshake {
 
   #checkUsable(): void {
     if (this.#failure) {
-      throw new NoiseError('invalid-state', `natpunch handshake: already failed (${this.#failure.reason}); start a new one`, {
-        cause: this.#failure,
-      });
+      throw new NoiseError(
+        'invalid-state',
+        `natpunch handshake: already failed (${this.#failure.reason}); start a new one`,
+        {
+          cause: this.#failure,
+        },
+      );
     }
   }
 

@@ -63,5 +63,5 @@ export class ReplayWindow {
 }
 
 function bitOf(counter: number): number {
-  return 1 << counter % BLOCK_BITS;
+  return 1 << (counter % BLOCK_BITS);
 }

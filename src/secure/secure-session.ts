@@ -63,9 +63,13 @@ export class NoiseSession implements SecureSession {
 
   decrypt(ciphertext: Uint8Array): Uint8Array {
     if (this.#receiveFailure) {
-      throw new NoiseError('invalid-state', `session decrypt: an earlier message failed (${this.#receiveFailure.reason}); the stream is unusable`, {
-        cause: this.#receiveFailure,
-      });
+      throw new NoiseError(
+        'invalid-state',
+        `session decrypt: an earlier message failed (${this.#receiveFailure.reason}); the stream is unusable`,
+        {
+          cause: this.#receiveFailure,
+        },
+      );
     }
     try {
       return this.#receive.decryptWithAd(EMPTY, ciphertext);

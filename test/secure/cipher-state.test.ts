@@ -33,7 +33,10 @@ describe('CipherState', () => {
     const good = sender.encryptWithAd(ad, text('payload'));
     const bad = good.slice();
     bad[0] = (bad[0] as number) ^ 1;
-    assert.throws(() => receiver.decryptWithAd(ad, bad), (error: unknown) => error instanceof NoiseError && error.reason === 'decrypt-failed');
+    assert.throws(
+      () => receiver.decryptWithAd(ad, bad),
+      (error: unknown) => error instanceof NoiseError && error.reason === 'decrypt-failed',
+    );
     assert.equal(receiver.nonce, 0);
     assert.deepEqual(receiver.decryptWithAd(ad, good), text('payload'));
   });
@@ -43,7 +46,8 @@ describe('CipherState', () => {
     state.setNonce(MAX_NONCE);
     assert.throws(
       () => state.encryptWithAd(ad, text('x')),
-      (error: unknown) => error instanceof NoiseError && error.code === 'ERR_NOISE' && error.reason === 'nonce-exhausted',
+      (error: unknown) =>
+        error instanceof NoiseError && error.code === 'ERR_NOISE' && error.reason === 'nonce-exhausted',
     );
   });
 

@@ -13,7 +13,8 @@ describe('stream framing', () => {
   it('refuses a message over 65535 bytes as message-too-large', () => {
     assert.throws(
       () => encodeFrame(new Uint8Array(65536)),
-      (error: unknown) => error instanceof NoiseError && error.code === 'ERR_NOISE' && error.reason === 'message-too-large',
+      (error: unknown) =>
+        error instanceof NoiseError && error.code === 'ERR_NOISE' && error.reason === 'message-too-large',
     );
   });
 

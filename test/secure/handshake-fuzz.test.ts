@@ -19,7 +19,11 @@ function assertOnlyNatpunchErrors(step: () => void): void {
 
 describe('handshake inputs from the network', () => {
   it('never make the identity payload decoder throw anything but NatpunchError', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => assertOnlyNatpunchErrors(() => decodeHandshakePayload(bytes))));
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) =>
+        assertOnlyNatpunchErrors(() => decodeHandshakePayload(bytes)),
+      ),
+    );
   });
 
   it('never make a responder reading message 1 throw anything but NatpunchError', () => {
@@ -40,7 +44,10 @@ describe('handshake inputs from the network', () => {
       fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
         const initiator = new NatpunchHandshake({ identity: alice, initiator: true, expectedPeerId: bob.peerId });
         initiator.write();
-        assert.throws(() => initiator.read(bytes), (error: unknown) => NatpunchError.is(error));
+        assert.throws(
+          () => initiator.read(bytes),
+          (error: unknown) => NatpunchError.is(error),
+        );
         assert.equal(initiator.complete, false);
       }),
       { numRuns: 200 },

@@ -11,7 +11,10 @@ function pair(patternName: string, prologue = new Uint8Array(0)): [HandshakeStat
   const pattern = handshakePattern(patternName);
   const initiatorStatic = generateKeyPair();
   const responderStatic = generateKeyPair();
-  const psks = pattern.messages.flat().filter((token) => token === 'psk').map(() => randomBytes(32));
+  const psks = pattern.messages
+    .flat()
+    .filter((token) => token === 'psk')
+    .map(() => randomBytes(32));
   const protocolName = `Noise_${patternName}_25519_ChaChaPoly_SHA256`;
   const common: Omit<HandshakeStateOptions, 'initiator'> = { protocolName, prologue, psks };
   return [
@@ -30,9 +33,15 @@ function run(initiator: HandshakeState, responder: HandshakeState): void {
 
 describe('handshake patterns', () => {
   it('place psk0 first in message 1 and pskN last in message N', () => {
-    assert.deepEqual(handshakePattern('NNpsk0').messages, [['psk', 'e'], ['e', 'ee']]);
+    assert.deepEqual(handshakePattern('NNpsk0').messages, [
+      ['psk', 'e'],
+      ['e', 'ee'],
+    ]);
     assert.deepEqual(handshakePattern('XXpsk3').messages[2], ['s', 'se', 'psk']);
-    assert.deepEqual(handshakePattern('NNpsk0+psk2').messages, [['psk', 'e'], ['e', 'ee', 'psk']]);
+    assert.deepEqual(handshakePattern('NNpsk0+psk2').messages, [
+      ['psk', 'e'],
+      ['e', 'ee', 'psk'],
+    ]);
     assert.equal(handshakePattern('XX').psk, false);
   });
 
@@ -46,7 +55,11 @@ describe('handshake patterns', () => {
   it('refuse unknown patterns, out-of-range psk modifiers and other primitives as unsupported', () => {
     assertNoiseError(() => handshakePattern('ZZ'), 'unsupported', /"ZZ": unknown/);
     assertNoiseError(() => handshakePattern('NNpsk3'), 'unsupported', /psk3 names message 3 of 2/);
-    assertNoiseError(() => parseProtocolName('Noise_XX_25519_ChaChaPoly_BLAKE2s'), 'unsupported', /BLAKE2s, only 25519_ChaChaPoly_SHA256/);
+    assertNoiseError(
+      () => parseProtocolName('Noise_XX_25519_ChaChaPoly_BLAKE2s'),
+      'unsupported',
+      /BLAKE2s, only 25519_ChaChaPoly_SHA256/,
+    );
     assertNoiseError(() => parseProtocolName('XX'), 'unsupported');
   });
 });
@@ -60,7 +73,10 @@ describe('HandshakeState', () => {
       const a = initiator.split();
       const b = responder.split();
       const message = randomBytes(100);
-      assert.deepEqual(b.receive.decryptWithAd(new Uint8Array(0), a.send.encryptWithAd(new Uint8Array(0), message)), new Uint8Array(message));
+      assert.deepEqual(
+        b.receive.decryptWithAd(new Uint8Array(0), a.send.encryptWithAd(new Uint8Array(0), message)),
+        new Uint8Array(message),
+      );
     });
   }
 
@@ -80,7 +96,11 @@ describe('HandshakeState', () => {
   it('rejects a truncated message as malformed and stays failed afterwards', () => {
     const [initiator, responder] = pair('XX');
     const message = initiator.writeMessage();
-    assertNoiseError(() => responder.readMessage(message.subarray(0, 31)), 'malformed-message', /too short for the ephemeral key/);
+    assertNoiseError(
+      () => responder.readMessage(message.subarray(0, 31)),
+      'malformed-message',
+      /too short for the ephemeral key/,
+    );
     assertNoiseError(() => responder.readMessage(message), 'invalid-state', /already failed \(malformed-message\)/);
   });
 
@@ -120,7 +140,9 @@ describe('HandshakeState', () => {
     const [initiator, responder] = pair('NN');
     run(initiator, responder);
     const plain = initiator.split().send.encryptWithAd(new Uint8Array(0), new Uint8Array(16));
-    const labelled = initiator.split(new TextEncoder().encode('x')).send.encryptWithAd(new Uint8Array(0), new Uint8Array(16));
+    const labelled = initiator
+      .split(new TextEncoder().encode('x'))
+      .send.encryptWithAd(new Uint8Array(0), new Uint8Array(16));
     assert.notDeepEqual(plain, labelled);
   });
 });

@@ -47,7 +47,10 @@ export function sides(
 
 /** The two sessions of a completed handshake between fresh identities. */
 export function establishedSessions(options: SideOptions = {}): [SecureSession, SecureSession] {
-  const [initiator, responder] = sides(generateIdentity(), generateIdentity(), { initiator: options, responder: options });
+  const [initiator, responder] = sides(generateIdentity(), generateIdentity(), {
+    initiator: options,
+    responder: options,
+  });
   exchange(initiator, responder);
   return [initiator.session(), responder.session()];
 }

@@ -67,8 +67,19 @@ describe('over loopback sockets', () => {
       const clientChannel = new FramedChannel(client);
       const serverChannel = new FramedChannel(serverSide);
       const [clientSession, serverSession] = await Promise.all([
-        handshake(clientChannel, new NatpunchHandshake({ identity: alice, initiator: true, expectedPeerId: bob.peerId, prologue: Buffer.from('tcp') })),
-        handshake(serverChannel, new NatpunchHandshake({ identity: bob, initiator: false, prologue: Buffer.from('tcp') })),
+        handshake(
+          clientChannel,
+          new NatpunchHandshake({
+            identity: alice,
+            initiator: true,
+            expectedPeerId: bob.peerId,
+            prologue: Buffer.from('tcp'),
+          }),
+        ),
+        handshake(
+          serverChannel,
+          new NatpunchHandshake({ identity: bob, initiator: false, prologue: Buffer.from('tcp') }),
+        ),
       ]);
       assert.equal(serverSession.remotePeerId, alice.peerId);
       for (let i = 0; i < 5; i++) clientChannel.send(clientSession.encrypt(Buffer.from(`ping ${i}`)));
@@ -77,7 +88,8 @@ describe('over loopback sockets', () => {
         assert.equal(Buffer.from(ping).toString(), `ping ${i}`);
         serverChannel.send(serverSession.encrypt(Buffer.from(`pong ${i}`)));
       }
-      for (let i = 0; i < 5; i++) assert.equal(Buffer.from(clientSession.decrypt(await clientChannel.receive())).toString(), `pong ${i}`);
+      for (let i = 0; i < 5; i++)
+        assert.equal(Buffer.from(clientSession.decrypt(await clientChannel.receive())).toString(), `pong ${i}`);
       client.destroy();
       serverSide.destroy();
     } finally {

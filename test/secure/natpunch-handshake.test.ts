@@ -24,7 +24,7 @@ describe('the natpunch handshake', () => {
     assert.deepEqual(initiator.session().handshakeHash, responder.session().handshakeHash);
   });
 
-  it('takes three messages: 32 bytes, then each side\'s key, identity and signature', () => {
+  it("takes three messages: 32 bytes, then each side's key, identity and signature", () => {
     const [initiator, responder] = sides(generateIdentity(), generateIdentity());
     const lengths: number[] = [];
     exchange(initiator, responder, (message) => lengths.push(message.length));
@@ -59,7 +59,11 @@ describe('the natpunch handshake', () => {
     const initiator = new NatpunchHandshake({ identity: alice, initiator: true, expectedPeerId: bob.peerId });
     const impostor = new NatpunchHandshake({ identity: mallory, initiator: false });
     impostor.read(initiator.write() as Uint8Array);
-    assertNoiseError(() => initiator.read(impostor.write() as Uint8Array), 'peer-mismatch', new RegExp(`expected peer ${bob.peerId}, the remote proved to be ${mallory.peerId}`));
+    assertNoiseError(
+      () => initiator.read(impostor.write() as Uint8Array),
+      'peer-mismatch',
+      new RegExp(`expected peer ${bob.peerId}, the remote proved to be ${mallory.peerId}`),
+    );
     assert.equal(initiator.complete, false);
     assertNoiseError(() => initiator.session(), 'invalid-state', /already failed \(peer-mismatch\)/);
   });
@@ -68,22 +72,35 @@ describe('the natpunch handshake', () => {
     const alice = generateIdentity();
     const bob = generateIdentity();
     const [initiator, responder] = sides(alice, bob, { responder: { expectedPeerId: generateIdentity().peerId } });
-    assert.throws(() => exchange(initiator, responder), (error: unknown) => error instanceof NoiseError && error.reason === 'peer-mismatch');
+    assert.throws(
+      () => exchange(initiator, responder),
+      (error: unknown) => error instanceof NoiseError && error.reason === 'peer-mismatch',
+    );
     assert.equal(responder.complete, false);
   });
 
-  it('rejects a man in the middle who presents the real peer\'s signed identity with its own key, as bad-signature', () => {
+  it("rejects a man in the middle who presents the real peer's signed identity with its own key, as bad-signature", () => {
     const alice = generateIdentity();
     const bob = generateIdentity();
     // Mallory dials Bob to obtain Bob's genuine identity payload (Ed25519 key + signature)...
-    const toBob = new HandshakeState({ protocolName: NATPUNCH_PROTOCOL_NAME, initiator: true, prologue: NATPUNCH_PROLOGUE, s: generateKeyPair() });
+    const toBob = new HandshakeState({
+      protocolName: NATPUNCH_PROTOCOL_NAME,
+      initiator: true,
+      prologue: NATPUNCH_PROLOGUE,
+      s: generateKeyPair(),
+    });
     const bobSide = new NatpunchHandshake({ identity: bob, initiator: false });
     bobSide.read(toBob.writeMessage());
     const bobsPayload = toBob.readMessage(bobSide.write() as Uint8Array);
     assert.deepEqual(decodeHandshakePayload(bobsPayload).identityKey, bob.publicKey);
     // ...and replays it to Alice, who dialled Bob, from a handshake keyed with Mallory's static key.
     const initiator = new NatpunchHandshake({ identity: alice, initiator: true, expectedPeerId: bob.peerId });
-    const mallory = new HandshakeState({ protocolName: NATPUNCH_PROTOCOL_NAME, initiator: false, prologue: NATPUNCH_PROLOGUE, s: generateKeyPair() });
+    const mallory = new HandshakeState({
+      protocolName: NATPUNCH_PROTOCOL_NAME,
+      initiator: false,
+      prologue: NATPUNCH_PROLOGUE,
+      s: generateKeyPair(),
+    });
     mallory.readMessage(initiator.write() as Uint8Array);
     const forged = mallory.writeMessage(encodeHandshakePayload(decodeHandshakePayload(bobsPayload)));
     assertNoiseError(() => initiator.read(forged), 'bad-signature', /does not cover the Noise static key/);
@@ -98,7 +115,10 @@ describe('the natpunch handshake', () => {
     const packet = initiator.session().encrypt(secret);
     seen.push(packet);
     const needle = Buffer.from(secret);
-    assert.equal(seen.some((message) => Buffer.from(message).includes(needle)), false);
+    assert.equal(
+      seen.some((message) => Buffer.from(message).includes(needle)),
+      false,
+    );
     assert.deepEqual(responder.session().decrypt(packet), secret);
   });
 
@@ -125,14 +145,20 @@ describe('the natpunch handshake', () => {
       initiator: { prologue: text('session 1') },
       responder: { prologue: text('session 2') },
     });
-    assert.throws(() => exchange(initiator, responder), (error: unknown) => error instanceof NoiseError && error.reason === 'decrypt-failed');
+    assert.throws(
+      () => exchange(initiator, responder),
+      (error: unknown) => error instanceof NoiseError && error.reason === 'decrypt-failed',
+    );
   });
 
   it('completes with matching session contexts, binding the hash to them', () => {
     const alice = generateIdentity();
     const bob = generateIdentity();
     const hashes = ['one', 'two'].map((context) => {
-      const [initiator, responder] = sides(alice, bob, { initiator: { prologue: text(context) }, responder: { prologue: text(context) } });
+      const [initiator, responder] = sides(alice, bob, {
+        initiator: { prologue: text(context) },
+        responder: { prologue: text(context) },
+      });
       exchange(initiator, responder);
       return Buffer.from(initiator.session().handshakeHash).toString('hex');
     });
@@ -148,15 +174,37 @@ describe('the natpunch handshake', () => {
 
   it('refuses a first message that carries a payload', () => {
     const [, responder] = sides(generateIdentity(), generateIdentity());
-    const sender = new HandshakeState({ protocolName: NATPUNCH_PROTOCOL_NAME, initiator: true, prologue: NATPUNCH_PROLOGUE, s: generateKeyPair() });
-    assertNoiseError(() => responder.read(sender.writeMessage(text('early data'))), 'malformed-message', /payload length 10, expected 0/);
+    const sender = new HandshakeState({
+      protocolName: NATPUNCH_PROTOCOL_NAME,
+      initiator: true,
+      prologue: NATPUNCH_PROLOGUE,
+      s: generateKeyPair(),
+    });
+    assertNoiseError(
+      () => responder.read(sender.writeMessage(text('early data'))),
+      'malformed-message',
+      /payload length 10, expected 0/,
+    );
   });
 
   it('refuses a malformed identity payload as bad-payload', () => {
-    const initiator = new NatpunchHandshake({ identity: generateIdentity(), initiator: true, expectedPeerId: generateIdentity().peerId });
-    const responder = new HandshakeState({ protocolName: NATPUNCH_PROTOCOL_NAME, initiator: false, prologue: NATPUNCH_PROLOGUE, s: generateKeyPair() });
+    const initiator = new NatpunchHandshake({
+      identity: generateIdentity(),
+      initiator: true,
+      expectedPeerId: generateIdentity().peerId,
+    });
+    const responder = new HandshakeState({
+      protocolName: NATPUNCH_PROTOCOL_NAME,
+      initiator: false,
+      prologue: NATPUNCH_PROLOGUE,
+      s: generateKeyPair(),
+    });
     responder.readMessage(initiator.write() as Uint8Array);
-    assertNoiseError(() => initiator.read(responder.writeMessage(randomBytes(95))), 'bad-payload', /length 95, expected 96/);
+    assertNoiseError(
+      () => initiator.read(responder.writeMessage(randomBytes(95))),
+      'bad-payload',
+      /length 95, expected 96/,
+    );
   });
 
   it('requires the initiator to name its peer, with a usage error', () => {

@@ -23,7 +23,9 @@ interface Vector {
 }
 
 // dist/test/secure/ -> the source tree's test/fixtures (fixtures are data, not compiled).
-const fixture = fileURLToPath(new URL('../../../test/fixtures/noise/noise-cacophony-25519-chachapoly.json', import.meta.url));
+const fixture = fileURLToPath(
+  new URL('../../../test/fixtures/noise/noise-cacophony-25519-chachapoly.json', import.meta.url),
+);
 const { vectors } = JSON.parse(readFileSync(fixture, 'utf8')) as { vectors: Vector[] };
 const ours = vectors.filter((vector) => vector.protocol_name.endsWith(`_${SUPPORTED_SUITE}`));
 
@@ -57,8 +59,15 @@ function handshakeStates(vector: Vector): [HandshakeState, HandshakeState] {
 describe('cacophony Noise vectors for 25519_ChaChaPoly_SHA256', () => {
   it('cover every pattern of the spec: one-way, fundamental, deferred and psk', () => {
     assert.equal(ours.length, 59);
-    for (const name of ['Noise_XX_25519_ChaChaPoly_SHA256', 'Noise_IK_25519_ChaChaPoly_SHA256', 'Noise_NN_25519_ChaChaPoly_SHA256']) {
-      assert.ok(ours.some((vector) => vector.protocol_name === name), name);
+    for (const name of [
+      'Noise_XX_25519_ChaChaPoly_SHA256',
+      'Noise_IK_25519_ChaChaPoly_SHA256',
+      'Noise_NN_25519_ChaChaPoly_SHA256',
+    ]) {
+      assert.ok(
+        ours.some((vector) => vector.protocol_name === name),
+        name,
+      );
     }
   });
 
@@ -69,7 +78,11 @@ describe('cacophony Noise vectors for 25519_ChaChaPoly_SHA256', () => {
       vector.messages.slice(0, handshakeLength).forEach((message, index) => {
         const [writer, reader] = index % 2 === 0 ? [initiator, responder] : [responder, initiator];
         assert.equal(writer.isMyTurn, true);
-        assert.equal(hex(writer.writeMessage(bytes(message.payload))), message.ciphertext, `handshake message ${index}`);
+        assert.equal(
+          hex(writer.writeMessage(bytes(message.payload))),
+          message.ciphertext,
+          `handshake message ${index}`,
+        );
         assert.equal(hex(reader.readMessage(bytes(message.ciphertext))), message.payload, `handshake payload ${index}`);
       });
       assert.equal(initiator.isComplete && responder.isComplete, true);
@@ -86,8 +99,16 @@ describe('cacophony Noise vectors for 25519_ChaChaPoly_SHA256', () => {
           ? [initiatorKeys.send, responderKeys.receive]
           : [responderKeys.send, initiatorKeys.receive];
         const empty = new Uint8Array(0);
-        assert.equal(hex(send.encryptWithAd(empty, bytes(message.payload))), message.ciphertext, `transport message ${index}`);
-        assert.equal(hex(receive.decryptWithAd(empty, bytes(message.ciphertext))), message.payload, `transport payload ${index}`);
+        assert.equal(
+          hex(send.encryptWithAd(empty, bytes(message.payload))),
+          message.ciphertext,
+          `transport message ${index}`,
+        );
+        assert.equal(
+          hex(receive.decryptWithAd(empty, bytes(message.ciphertext))),
+          message.payload,
+          `transport payload ${index}`,
+        );
       });
     });
   }

@@ -55,7 +55,10 @@ describe('ChaChaPoly', () => {
 
   it('rekeys to the first 32 bytes of encrypting zeros under nonce 2^64-1', () => {
     const k = randomBytes(32);
-    const expected = aeadEncrypt(k, bytes('00000000ffffffffffffffff'), new Uint8Array(0), new Uint8Array(32)).subarray(0, 32);
+    const expected = aeadEncrypt(k, bytes('00000000ffffffffffffffff'), new Uint8Array(0), new Uint8Array(32)).subarray(
+      0,
+      32,
+    );
     assert.deepEqual(rekey(k), expected);
   });
 });
