@@ -6,7 +6,7 @@
  */
 
 import { AttrType, FINGERPRINT_XOR, HEADER_LENGTH } from './constants.js';
-import { headerEndingAt, padded, readUint32, writeUint32 } from './header.js';
+import { attributeOffsets, headerEndingAt, readUint32, writeUint32 } from './header.js';
 import type { StunMessage } from './message.js';
 import { StunDecodeError, StunEncodeError } from '../errors.js';
 
@@ -52,17 +52,6 @@ export const fingerprint = {
   },
 };
 
-/** Offsets of each attribute header in a decoded message, recomputed from the attribute list. */
-export function attributeOffsets(msg: StunMessage): number[] {
-  const offsets: number[] = [];
-  let offset = HEADER_LENGTH;
-  for (const attribute of msg.attributes) {
-    offsets.push(offset);
-    offset += 4 + padded(attribute.value.length);
-  }
-  return offsets;
-}
-
 /** What `verifyFingerprint` concluded, and why, for logs and error messages. */
 export interface FingerprintCheck {
   verdict: boolean | undefined;
@@ -73,7 +62,7 @@ export interface FingerprintCheck {
 export function inspectFingerprint(msg: StunMessage): FingerprintCheck {
   const index = msg.attributes.findIndex((a) => a.type === AttrType.Fingerprint);
   if (index < 0) return { verdict: undefined, detail: 'no FINGERPRINT attribute' };
-  const offset = attributeOffsets(msg)[index]!;
+  const offset = attributeOffsets(msg.attributes)[index]!;
   const { value } = msg.attributes[index]!;
   if (index !== msg.attributes.length - 1) {
     return { verdict: false, detail: `FINGERPRINT at offset ${offset} is not the last attribute (RFC 8489 §14.7)` };

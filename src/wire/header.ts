@@ -10,7 +10,8 @@
  * @see RFC 8489 §5
  */
 
-import { HEADER_LENGTH, type MessageClass } from './constants.js';
+import { ATTRIBUTE_HEADER_LENGTH, HEADER_LENGTH, type MessageClass } from './constants.js';
+import type { Attribute } from './message.js';
 
 /** Message type field for a method (12 bits) and class (2 bits). @see RFC 8489 §5, Figure 3 */
 export function messageType(method: number, messageClass: MessageClass): number {
@@ -64,4 +65,15 @@ export function headerEndingAt(raw: Uint8Array, end: number): Uint8Array {
   const header = raw.slice(0, HEADER_LENGTH);
   writeUint16(header, 2, end - HEADER_LENGTH);
   return header;
+}
+
+/** Offset of each attribute's header in the message these attributes were decoded from, in order. */
+export function attributeOffsets(attributes: readonly Attribute[]): number[] {
+  const offsets: number[] = [];
+  let offset = HEADER_LENGTH;
+  for (const attribute of attributes) {
+    offsets.push(offset);
+    offset += ATTRIBUTE_HEADER_LENGTH + padded(attribute.value.length);
+  }
+  return offsets;
 }

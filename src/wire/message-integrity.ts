@@ -8,8 +8,7 @@
 
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { AttrType, HEADER_LENGTH } from './constants.js';
-import { attributeOffsets } from './fingerprint.js';
-import { headerEndingAt } from './header.js';
+import { attributeOffsets, headerEndingAt } from './header.js';
 import type { StunMessage } from './message.js';
 import { StunDecodeError, StunEncodeError } from '../errors.js';
 
@@ -100,7 +99,7 @@ export function inspectIntegrity(msg: StunMessage, key: Uint8Array): IntegrityCh
   const index = useSha256 ? sha256At : sha1At;
   const algorithm: IntegrityAlgorithm = useSha256 ? 'sha256' : 'sha1';
   const name = useSha256 ? 'MESSAGE-INTEGRITY-SHA256' : 'MESSAGE-INTEGRITY';
-  const offset = attributeOffsets(msg)[index]!;
+  const offset = attributeOffsets(msg.attributes)[index]!;
   const { value } = msg.attributes[index]!;
   const fail = (why: string): IntegrityCheck & { coveredAttributes: number } => ({
     verdict: false,

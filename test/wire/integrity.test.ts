@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import {
   AttrType,
   MessageClass,
+  attributeOffsets,
   Method,
   computeIntegrity,
   crc32,
@@ -41,8 +42,7 @@ function build(attributes: Attribute[], options?: EncodeOptions): StunMessage {
 
 /** Recomputes the value of the attribute at `index` in place, as a sender would. */
 function sign(msg: StunMessage, index: number, algorithm: 'sha1' | 'sha256', key: Uint8Array): StunMessage {
-  let offset = 20;
-  for (let i = 0; i < index; i++) offset += 4 + ((msg.attributes[i]!.value.length + 3) & ~3);
+  const offset = attributeOffsets(msg.attributes)[index]!;
   const value = msg.attributes[index]!.value;
   value.set(computeIntegrity(msg.raw, offset, algorithm, key, value.length));
   return msg;

@@ -9,6 +9,8 @@ import assert from 'node:assert/strict';
 import {
   AttrType,
   MessageClass,
+  attributeOffsets,
+  padded,
   Method,
   decodeMessage,
   encodeMessage,
@@ -59,12 +61,10 @@ function reencode(msg: StunMessage, key: Uint8Array, fingerprint: boolean): Uint
 /** The vector with its padding bytes zeroed, as our encoder writes them. */
 function zeroPadding(bytes: Uint8Array, msg: StunMessage): Uint8Array {
   const out = Uint8Array.from(bytes);
-  let offset = 20;
-  for (const a of msg.attributes) {
-    const end = offset + 4 + a.value.length;
-    offset += 4 + ((a.value.length + 3) & ~3);
-    out.fill(0, end, offset);
-  }
+  attributeOffsets(msg.attributes).forEach((offset, i) => {
+    const length = msg.attributes[i]!.value.length;
+    out.fill(0, offset + 4 + length, offset + 4 + padded(length));
+  });
   return out;
 }
 
