@@ -1,1 +1,17 @@
+/**
+ * natpunch's public API. Everything else is internal and may change.
+ */
 export * from './errors.js';
+export { createPeer, Peer, type PeerOptions, type ConnectOptions, type Connection, type PathKind } from './peer/peer.js';
+export { StunServer, type StunServerOptions, type StunServerStats } from './stun/server.js';
+export { StunUdpClient, type StunResponse, type RequestOptions } from './stun/udp-client.js';
+export { StunTcpClient } from './stun/tcp-client.js';
+export { checkNat, type NatReport, type CheckOptions } from './nat/check.js';
+export { explainReport } from './nat/explain.js';
+export type { Behaviour, Rfc3489Class, PortAllocation } from './nat/behaviour.js';
+export {
+  generateIdentity, loadOrCreateIdentity, defaultKeyFile, peerIdFromPublicKey, publicKeyFromPeerId, isPeerId, normalizePeerId,
+  verify, KeyFileError, InvalidPeerIdError, type Identity,
+} from './identity/index.js';
+export { NatpunchHandshake, NoiseError, DatagramCipher, type SecureSession, type NoiseFailure } from './secure/index.js';
+export type { TransportAddress } from './wire/index.js';
