@@ -48,43 +48,36 @@ export class ProcessOutput {
    * limit is a safety net for a hung daemon, not a synchronisation.
    */
   waitFor(patterns: readonly RegExp[], timeoutMs = 20_000): Promise<string[]> {
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        const lines = this.#text.split('\n');
-        const found = patterns.map((pattern) => lines.find((line) => pattern.test(line)));
-        if (found.every((line) => line !== undefined)) {
-          finish();
-          resolve(found as string[]);
-        } else if (this.#exit !== null) {
-          finish();
-          const missing = patterns.filter((_, i) => found[i] === undefined).join(', ');
-          reject(new Error(`${this.label}: ended (${this.#exit}) before printing ${missing}; its output:\n${this.#text}`));
-        }
-      };
-      const timer = setTimeout(() => {
-        finish();
-        reject(new Error(`${this.label}: did not print ${patterns.join(', ')} within ${timeoutMs} ms; its output:\n${this.#text}`));
-      }, timeoutMs);
-      const finish = (): void => {
-        clearTimeout(timer);
-        this.#listeners.delete(check);
-      };
-      this.#listeners.add(check);
-      check();
+    return this.#until(`print ${patterns.join(', ')}`, timeoutMs, () => {
+      const lines = this.#text.split('\n');
+      const found = patterns.map((pattern) => lines.find((line) => pattern.test(line)));
+      if (found.every((line) => line !== undefined)) return found as string[];
+      if (this.#exit !== null) {
+        const missing = patterns.filter((_, i) => found[i] === undefined).join(', ');
+        return new Error(`${this.label}: ended (${this.#exit}) before printing ${missing}; its output:\n${this.#text}`);
+      }
+      return undefined;
     });
   }
 
   /** Resolve with the whole output once the process has ended. */
-  async ended(timeoutMs = 20_000): Promise<string> {
-    await new Promise<void>((resolve, reject) => {
+  ended(timeoutMs = 20_000): Promise<string> {
+    return this.#until('end', timeoutMs, () => (this.#exit === null ? undefined : this.#text));
+  }
+
+  /** Settle when `probe` returns a value (an Error rejects), re-asked on every output chunk and at exit. */
+  #until<T>(what: string, timeoutMs: number, probe: () => T | Error | undefined): Promise<T> {
+    return new Promise((resolve, reject) => {
       const check = (): void => {
-        if (this.#exit === null) return;
+        const outcome = probe();
+        if (outcome === undefined) return;
         finish();
-        resolve();
+        if (outcome instanceof Error) reject(outcome);
+        else resolve(outcome);
       };
       const timer = setTimeout(() => {
         finish();
-        reject(new Error(`${this.label}: still running after ${timeoutMs} ms; its output:\n${this.#text}`));
+        reject(new Error(`${this.label}: did not ${what} within ${timeoutMs} ms; its output:\n${this.#text}`));
       }, timeoutMs);
       const finish = (): void => {
         clearTimeout(timer);
@@ -93,7 +86,6 @@ export class ProcessOutput {
       this.#listeners.add(check);
       check();
     });
-    return this.#text;
   }
 
   #notify(): void {
