@@ -12,7 +12,9 @@ import { execFileSync } from 'node:child_process';
 import { AbortedError, LabError } from '../errors.js';
 import { parseConntrackList, type ConntrackEntry } from './conntrack.js';
 import {
+  DEFAULT_STUN_PORT,
   miniupnpdRuleset,
+  stunRepliesRule,
   removeMiniupnpdFiles,
   superviseMiniupnpd,
   writeMiniupnpdConfig,
@@ -222,15 +224,17 @@ class LabRouter extends LabHost implements Router {
   }
 
   /** Create miniupnpd's nftables chains; done at creation when RouterOptions.miniupnpd is set. */
-  async prepareMiniupnpd(): Promise<void> {
+  async prepareMiniupnpd(stunPort = DEFAULT_STUN_PORT): Promise<void> {
     if (this.#miniupnpdPrepared) return;
-    await mustRun(this.processes, `${this.#where} miniupnpd tables`, inNetns(this.netns, ['nft', '-f', '-']), { input: miniupnpdRuleset() });
+    await mustRun(this.processes, `${this.#where} miniupnpd tables`, inNetns(this.netns, ['nft', '-f', '-']), {
+      input: miniupnpdRuleset() + stunRepliesRule(NAT_TABLE, stunPort),
+    });
     this.#miniupnpdPrepared = true;
   }
 
   async startMiniupnpd(options: MiniupnpdOptions = {}): Promise<MiniupnpdHandle> {
     if (findExecutable('miniupnpd') === null) throw new LabError(`${this.#where}: miniupnpd is not installed (apt-get install -y miniupnpd-nftables)`);
-    await this.prepareMiniupnpd();
+    await this.prepareMiniupnpd(options.stunPort);
     const files = writeMiniupnpdConfig(this.netns, this.#plan, options);
     const child = this.spawn(['miniupnpd', '-d', '-f', files.config, '-P', files.pid]);
     let handle: MiniupnpdHandle;
@@ -358,7 +362,6 @@ async function build(plan: LabPlan, processes: ProcessSet, signal: AbortSignal |
       await nft(router.netns, natRuleset(router));
       // The other end of the WAN link drops the outbound share of the loss.
       if (router.options.lossPercent > 0) await nft(router.uplink.netns, lossRuleset(router.uplink.ifname, router.options.lossPercent));
-      if (router.options.miniupnpd) await nft(router.netns, miniupnpdRuleset());
       const timeout = router.options.udpTimeoutSeconds;
       if (timeout !== null) {
         // Per-namespace conntrack settings; they exist once the ruleset has loaded conntrack here.
@@ -389,8 +392,13 @@ export async function createLab(options: LabOptions): Promise<Lab> {
   const processes = new ProcessSet();
   // Registered before the first namespace exists, so even a crash mid-build cleans up.
   registerForExitCleanup(prefix, processes);
+  let lab: RunningLab;
   try {
     await build(plan, processes, options.signal);
+    lab = new RunningLab(plan, processes);
+    for (const router of plan.routers) {
+      if (router.options.miniupnpd) await (lab.routers[router.name] as LabRouter).prepareMiniupnpd();
+    }
   } catch (error) {
     await processes.killAll();
     await destroyPrefix(prefix).catch(() => {});
@@ -398,7 +406,6 @@ export async function createLab(options: LabOptions): Promise<Lab> {
     if (error instanceof AbortedError) throw error;
     throw new LabError(`lab ${prefix}: creation failed and was undone: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
-  const lab = new RunningLab(plan, processes);
   if (options.persistent) releaseFromExitCleanup(prefix);
   if (options.signal !== undefined) {
     const onAbort = (): void => void lab.down();

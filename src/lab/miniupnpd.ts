@@ -20,6 +20,7 @@ export const MINIUPNPD_TABLE = 'miniupnpd';
 /** Where the lab keeps files it writes for daemons and for `natpunch lab`. */
 export const LAB_RUN_DIR = '/run/natpunch';
 const STARTUP_TIMEOUT_MS = 15_000;
+export const DEFAULT_STUN_PORT = 3478;
 /** Lines kept from the daemon's log; enough to see why it stopped. */
 const LOG_LINES = 500;
 
@@ -55,6 +56,14 @@ export function miniupnpdRuleset(): string {
   ].join('\n');
 }
 
+/**
+ * miniupnpd's STUN client runs on the router itself; the RFC 5780 answers from the other port
+ * (and address) are unsolicited as far as the router's input filter knows, so let them in.
+ */
+export function stunRepliesRule(table: string, stunPort: number): string {
+  return `insert rule ip ${table} input iifname "wan" udp sport { ${stunPort}, ${stunPort + 1} } accept\n`;
+}
+
 export interface MiniupnpdFiles {
   config: string;
   pid: string;
@@ -80,7 +89,7 @@ export function miniupnpdConfig(router: { lanNetwork: string }, files: Miniupnpd
     'ipv6_disable=yes',
     'ext_perform_stun=yes',
     `ext_stun_host=${options.stunHost ?? SERVER_ADDRESSES[0]}`,
-    `ext_stun_port=${options.stunPort ?? 3478}`,
+    `ext_stun_port=${options.stunPort ?? DEFAULT_STUN_PORT}`,
     `upnp_table_name=${MINIUPNPD_TABLE}`,
     `upnp_nat_table_name=${MINIUPNPD_TABLE}`,
     'upnp_forward_chain=miniupnpd',

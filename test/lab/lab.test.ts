@@ -2,6 +2,9 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { NatpunchError } from '../../src/errors.js';
 import {
   createLab,
@@ -12,7 +15,7 @@ import {
   type Lab,
   type NatKind,
 } from '../../src/lab/index.js';
-import { listNamespaces, namespacesOfPrefix } from '../../src/lab/netns.js';
+import { findExecutable, listNamespaces, namespacesOfPrefix } from '../../src/lab/netns.js';
 import { JsonLines, observeBehaviour, runProbe, startReflector, type Reflector } from '../../src/lab/observe.js';
 import { probeArgv, type FloodResult, type PeerEvent, type PingResult, type TcpConnectResult } from '../../src/lab/probe.js';
 import { SEQUENTIAL_PORT_BASE, SEQUENTIAL_PORT_COUNT } from '../../src/lab/nat-ruleset.js';
@@ -220,6 +223,59 @@ test('lossPercent drops roughly that share of packets on the WAN link in each di
     assert.ok(up > 0.55 && up < 0.85, `outbound delivery ${up.toFixed(3)}`);
     assert.ok(down > 0.55 && down < 0.85, `inbound delivery ${down.toFixed(3)}`);
     assert.ok((await lab.routers.a!.counter('lost')).packets > 0, 'the router side counts what it dropped');
+  });
+});
+
+/** coturn with RFC 5780 on both server addresses (-n: Debian's config file turns RFC 5780 off). */
+async function startCoturn(lab: Lab, pidfile: string): Promise<void> {
+  const turn = lab.server.spawn(['turnserver', '-n', '-v', '--no-cli', '--no-tls', '--no-dtls', '-L', SERVER_ADDRESSES[0], '-L', SERVER_ADDRESSES[1], '--log-file', 'stdout', '--pidfile', pidfile]);
+  let log = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`coturn did not open its 4 UDP listeners in 15 s:\n${log}`)), 15_000);
+    turn.once('exit', (code) => reject(new Error(`coturn exited (${code}):\n${log}`)));
+    turn.stdout!.on('data', (chunk: Buffer) => {
+      log += chunk.toString();
+      if (new Set(log.match(/UDP listener opened on: ?[\d.]+:\d+/g) ?? []).size >= 4) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+}
+
+test('miniupnpd in a lab router maps a port over NAT-PMP, opening the NAT to unsolicited traffic', TIMEOUT, async (t) => {
+  if (skipUnlessLab(t)) return;
+  const missing = ['turnserver', 'miniupnpd', 'natpmpc'].filter((c) => findExecutable(c) === null);
+  if (missing.length > 0) {
+    console.log(`# SKIP miniupnpd: ${missing.join(', ')} not installed`);
+    t.skip(`${missing.join(', ')} not installed`);
+    return;
+  }
+  await withLab({ a: { kind: 'port-restricted', miniupnpd: true } }, async (lab) => {
+    const reflector = await startReflector(lab.server);
+    const pidfile = join(tmpdir(), `${lab.prefix}-turnserver.pid`);
+    t.after(() => rmSync(pidfile, { force: true }));
+    await startCoturn(lab, pidfile);
+    const router = lab.routers.a!;
+    const peer = lab.hosts.a1!.spawn(probeArgv({ mode: 'peer', reflector: reflector.endpoints[0], localPort: 5000 }));
+    await new JsonLines(peer, 'peer a1').next<PeerEvent>();
+    const publicEndpoint = `${router.wanAddress}:5000`;
+    const before = await runProbe<PingResult>(lab.server, { mode: 'ping', target: publicEndpoint, waitMs: 1500 });
+    assert.equal(before.replied, false, 'port-restricted filtering keeps the server out before the mapping');
+
+    const miniupnpd = await router.startMiniupnpd({ stunHost: SERVER_ADDRESSES[0], stunPort: 3478 });
+    try {
+      const natpmp = await lab.hosts.a1!.exec(['natpmpc', '-g', '10.0.1.1', '-a', '5000', '5000', 'udp', '60'], { timeoutMs: 30_000 });
+      assert.equal(natpmp.code, 0, natpmp.stdout + natpmp.stderr);
+      assert.match(natpmp.stdout, new RegExp(`Public IP address : ${router.wanAddress.replace(/\./g, '\\.')}`));
+      assert.match(natpmp.stdout, /Mapped public port 5000 protocol UDP to local port 5000/);
+      const after = await runProbe<PingResult>(lab.server, { mode: 'ping', target: publicEndpoint });
+      assert.equal(after.replied, true, `the mapping lets the server in; miniupnpd log:\n${miniupnpd.log()}`);
+      assert.equal(after.from, publicEndpoint);
+    } finally {
+      await miniupnpd.stop();
+    }
+    assert.match(miniupnpd.log(), /Listening for NAT-PMP/);
   });
 });
 
