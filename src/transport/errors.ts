@@ -1,0 +1,45 @@
+/**
+ * Errors raised by the stream transport. All are NatpunchErrors with a stable `code` (STYLE §5).
+ */
+import { NatpunchError } from '../errors.js';
+
+/** A stream packet could not be decoded; `offset` is where in the datagram, if known. */
+export class StreamDecodeError extends NatpunchError {
+  override readonly name = 'StreamDecodeError';
+  override readonly code = 'ERR_TRANSPORT_DECODE';
+  readonly offset: number | undefined;
+  constructor(message: string, offset?: number) {
+    super('ERR_TRANSPORT_DECODE', message);
+    this.offset = offset;
+  }
+}
+
+/** The peer aborted the stream with a RESET packet (the analogue of TCP's RST). */
+export class StreamResetError extends NatpunchError {
+  override readonly name = 'StreamResetError';
+  override readonly code = 'ERR_TRANSPORT_RESET';
+  /** The application code the peer put in its RESET packet (0 when it gave none). */
+  readonly resetCode: number;
+  constructor(resetCode: number) {
+    super('ERR_TRANSPORT_RESET', `stream: the peer reset the stream (code ${resetCode})`);
+    this.resetCode = resetCode;
+  }
+}
+
+/** Nothing was heard from the peer for `idleTimeout` ms. */
+export class StreamTimeoutError extends NatpunchError {
+  override readonly name = 'StreamTimeoutError';
+  override readonly code = 'ERR_TRANSPORT_TIMEOUT';
+  constructor(message: string) {
+    super('ERR_TRANSPORT_TIMEOUT', message);
+  }
+}
+
+/** Misuse of the transport API (bad option, path too small for a packet). */
+export class TransportError extends NatpunchError {
+  override readonly name = 'TransportError';
+  override readonly code = 'ERR_TRANSPORT';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_TRANSPORT', message, options);
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * The receiver's side of acknowledgement: which packet numbers arrived, and when an ACK is due.
+ *
+ * ACK policy (delayed ACKs):
+ * - at least every `ackFrequency` ack-eliciting packets (RFC 5681 §4.2: every second
+ *   full-sized segment; RFC 9000 §13.2.2), and never later than `maxAckDelay` after the first
+ *   unacknowledged one (RFC 5681 §4.2: < 500 ms; we default to QUIC's 25 ms, RFC 9000 §18.2);
+ * - at once for a packet that arrives out of order, fills a gap, or is a duplicate, so the sender
+ *   learns of loss or of a lost ACK quickly (RFC 5681 §4.2 "immediate duplicate ACK",
+ *   RFC 9000 §13.2.1).
+ * The connection checks "due" at the end of each batch of received datagrams, so a burst
+ * that arrives together is acknowledged by one ACK.
+ *
+ * Memory is bounded: only the newest `maxTrackedRanges` ranges are remembered. A packet whose
+ * range was forgotten before it was reported is, at worst, declared lost by the sender and its
+ * bytes sent again, which the reassembly absorbs.
+ */
+import type { AckBlock, PacketRange } from './packet.js';
+import { RangeSet } from './range-set.js';
+
+export interface ReceivedPacketsOptions {
+  /** Ack-eliciting packets received before an ACK is due at once. Default 2. */
+  ackFrequency?: number;
+  /** Ranges remembered; older ones are forgotten. Default 64. */
+  maxTrackedRanges?: number;
+}
+
+export const DEFAULT_ACK_FREQUENCY = 2;
+const DEFAULT_MAX_TRACKED_RANGES = 64;
+
+export class ReceivedPackets {
+  readonly #ranges = new RangeSet();
+  readonly #ackFrequency: number;
+  readonly #maxTrackedRanges: number;
+  /** Largest packet number received, -1 before the first. */
+  largest = -1;
+  #largestReceivedAt = 0;
+  #unacknowledged = 0;
+  #firstUnacknowledgedAt = 0;
+  #immediate = false;
+
+  constructor(options: ReceivedPacketsOptions = {}) {
+    this.#ackFrequency = options.ackFrequency ?? DEFAULT_ACK_FREQUENCY;
+    this.#maxTrackedRanges = options.maxTrackedRanges ?? DEFAULT_MAX_TRACKED_RANGES;
+  }
+
+  has(packetNumber: number): boolean {
+    return this.#ranges.has(packetNumber);
+  }
+
+  /** Records an ack-eliciting packet received at `now`. */
+  record(packetNumber: number, now: number): void {
+    // Out of order: it leaves a gap above the previous largest, or it fills one below it.
+    if (packetNumber !== this.largest + 1) this.#immediate = true;
+    this.#ranges.add(packetNumber, packetNumber + 1);
+    while (this.#ranges.rangeCount > this.#maxTrackedRanges) this.#ranges.deleteLowestRange();
+    if (packetNumber > this.largest) {
+      this.largest = packetNumber;
+      this.#largestReceivedAt = now;
+    }
+    if (this.#unacknowledged === 0) this.#firstUnacknowledgedAt = now;
+    this.#unacknowledged++;
+  }
+
+  /** A packet arrived again: our ACK for it was probably lost, so answer at once. */
+  recordDuplicate(): void {
+    this.#immediate = true;
+  }
+
+  /** Ask for an ACK at the next opportunity (window update, FIN received, path change). */
+  requestImmediate(): void {
+    if (!this.#ranges.isEmpty) this.#immediate = true;
+  }
+
+  /** Something is waiting to be acknowledged (it may ride on a DATA packet). */
+  get pending(): boolean {
+    return this.#unacknowledged > 0 || this.#immediate;
+  }
+
+  /** An ACK should go out now rather than wait for the delayed-ACK timer. */
+  get due(): boolean {
+    return this.#immediate || this.#unacknowledged >= this.#ackFrequency;
+  }
+
+  /** When the delayed-ACK timer should fire, given `maxAckDelay`; Infinity when nothing waits. */
+  deadline(maxAckDelay: number): number {
+    return this.#unacknowledged > 0 ? this.#firstUnacknowledgedAt + maxAckDelay : Infinity;
+  }
+
+  /** The ACK block to send at `now`, with at most `maxRanges` ranges, newest first. */
+  buildAck(now: number, maxRanges: number): AckBlock | undefined {
+    const count = Math.min(maxRanges, this.#ranges.rangeCount);
+    if (count === 0) return undefined;
+    const ranges: PacketRange[] = [];
+    for (let i = this.#ranges.rangeCount - 1; i >= this.#ranges.rangeCount - count; i--) {
+      const [start, end] = this.#ranges.range(i);
+      ranges.push({ start, end });
+    }
+    return { ranges, ackDelay: Math.max(0, (now - this.#largestReceivedAt) * 1000) };
+  }
+
+  /** An ACK block went out. */
+  onAckSent(): void {
+    this.#unacknowledged = 0;
+    this.#immediate = false;
+  }
+}

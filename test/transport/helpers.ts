@@ -1,0 +1,58 @@
+/** Shared helpers for the transport tests: deterministic payloads, pumping and draining streams. */
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import type { Readable, Writable } from 'node:stream';
+import { seededRandom } from './lossy-link.js';
+
+/** `length` bytes from a seeded PRNG, so every run sends the same payload. */
+export function pseudoRandomBytes(length: number, seed: number): Buffer {
+  const random = seededRandom(seed);
+  const bytes = Buffer.allocUnsafe(length);
+  for (let i = 0; i < length; i += 4) {
+    const word = (random() * 4294967296) >>> 0;
+    for (let j = 0; j < 4 && i + j < length; j++) bytes[i + j] = (word >>> (8 * j)) & 0xff;
+  }
+  return bytes;
+}
+
+export function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** Writes `data` in `chunkSize` pieces, waiting for 'drain' whenever write() says so; then ends. */
+export async function writeAll(stream: Writable, data: Uint8Array, options: { chunkSize?: number; end?: boolean } = {}): Promise<void> {
+  const chunkSize = options.chunkSize ?? 64 * 1024;
+  for (let at = 0; at < data.length; at += chunkSize) {
+    if (!stream.write(data.subarray(at, Math.min(data.length, at + chunkSize)))) {
+      await once(stream, 'drain');
+    }
+  }
+  if (options.end ?? true) stream.end();
+}
+
+/**
+ * Collects everything until 'end'; rejects on 'error'. Uses 'data' events rather than
+ * `for await`, whose iterator destroys the stream at the end, which would abort our write side.
+ */
+export function readAll(stream: Readable): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+    stream.once('end', () => resolve(Buffer.concat(chunks)));
+    stream.once('error', reject);
+  });
+}
+
+/** Resolves on 'close'. */
+export function closed(stream: Readable | Writable): Promise<void> {
+  return new Promise((resolve) => stream.once('close', () => resolve()));
+}
+
+/** Waits until `condition()` holds, checking after each turn of the event loop; fails after `timeoutMs`. */
+export async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const started = Date.now();
+  while (!condition()) {
+    if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
