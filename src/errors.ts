@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'ERR_TRANSPORT_DECODE'
   | 'ERR_TRANSPORT_RESET'
   | 'ERR_TRANSPORT_TIMEOUT'
+  | 'ERR_RENDEZVOUS' | 'ERR_RENDEZVOUS_PROTOCOL' | 'ERR_RENDEZVOUS_VERIFY'
   | 'ERR_ABORTED';
 
 export class NatpunchError extends Error {

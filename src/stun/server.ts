@@ -2,7 +2,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { once } from 'node:events';
 import { debuglog } from 'node:util';
-import { type StunMessage, type TransportAddress, decodeMessage, isStunMessage, formatAddress } from '../wire/index.js';
+import { type StunMessage, type TransportAddress, Method, MessageClass, decodeMessage, isStunMessage, formatAddress } from '../wire/index.js';
 import { answerBinding } from './binding.js';
 import { StreamFramer } from './framing.js';
 
@@ -30,6 +30,11 @@ export interface StunServerOptions {
    * amplification vector, so the server stays silent).
    */
   onMessage?: (message: StunMessage, from: TransportAddress, reply: (bytes: Uint8Array) => void) => boolean;
+  /**
+   * Observes every Binding request before it is answered (the rendezvous server learns which
+   * source address sent which USERNAME token). Must not throw; exceptions are logged and ignored.
+   */
+  onBinding?: (request: StunMessage, from: TransportAddress, transport: 'udp' | 'tcp') => void;
 }
 
 export interface StunServerStats {
@@ -144,6 +149,7 @@ export class StunServer {
     }
     const remote: TransportAddress = { family: rinfo.family === 'IPv6' ? 6 : 4, address: rinfo.address, port: rinfo.port };
     this.stats.requests++;
+    this.#observeBinding(message, remote, 'udp');
     if (this.#options.onMessage?.(message, remote, (bytes) => endpoint.udp.send(bytes, remote.port, remote.address))) return;
     const reply = answerBinding(message, {
       local: endpoint.local, remote, transport: 'udp', other: this.#other(endpoint)?.local, software: this.#options.software,
@@ -190,6 +196,7 @@ export class StunServer {
           continue;
         }
         this.stats.requests++;
+        this.#observeBinding(message, remote, 'tcp');
         if (this.#options.onMessage?.(message, remote, (bytes) => socket.write(bytes))) continue;
         const reply = answerBinding(message, { local: endpoint.local, remote, transport: 'tcp', other: this.#other(endpoint)?.local, software: this.#options.software });
         if (!reply) {
@@ -200,6 +207,15 @@ export class StunServer {
         socket.write(reply.bytes);
       }
     });
+  }
+
+  #observeBinding(message: StunMessage, from: TransportAddress, transport: 'udp' | 'tcp'): void {
+    if (!this.#options.onBinding || message.method !== Method.Binding || message.messageClass !== MessageClass.Request) return;
+    try {
+      this.#options.onBinding(message, from, transport);
+    } catch (error) {
+      debug('onBinding threw: %s', (error as Error).message);
+    }
   }
 
   #count(bytes: Uint8Array): void {

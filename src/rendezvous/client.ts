@@ -1,0 +1,591 @@
+/**
+ * The peer's side of the rendezvous protocol. It registers (hello -> STUN proof of the
+ * server-reflexive address from the peer's one UDP socket -> signed register -> registered),
+ * sends signed intents, answers incoming ones with signed accepts, and turns `punch` messages
+ * into PunchInstructions.
+ *
+ * The server is not trusted with addresses: a PunchInstruction's remote candidates come only
+ * from the other peer's signed object (the target's accept, or the initiator's intent), verified
+ * against the peer id this side chose or was asked by. A punch that fails any check is dropped
+ * (and reported as 'rejected'), never returned. @see docs/decisions/004-rendezvous-protocol.md
+ */
+import type { Socket as UdpSocket } from 'node:dgram';
+import { EventEmitter } from 'node:events';
+import { randomBytes as cryptoRandomBytes } from 'node:crypto';
+import { debuglog } from 'node:util';
+import { WebSocket, type RawData } from 'ws';
+import { AbortedError, NatpunchError, UsageError } from '../errors.js';
+import { type Identity, normalizePeerId } from '../identity/index.js';
+import type { RetransmissionOptions } from '../stun/retransmission.js';
+import { StunUdpClient } from '../stun/udp-client.js';
+import {
+  type TransportAddress, AttrType, formatAddress, ipFromBytes, ipToBytes, parseAddress, reflexiveAddress, username,
+} from '../wire/index.js';
+import { RendezvousError, RendezvousProtocolError, RendezvousVerifyError } from './errors.js';
+import {
+  type HelloMessage, type IncomingMessage, type IntentBody, type MessageLimits, type PunchMessage, type RegisteredMessage, type Role,
+  type ClientMessage, type ErrorMessage, type ParsedMessage, type Signed, DEFAULT_MESSAGE_LIMITS, MAX_INTENT_LIFETIME_MS, PROTOCOL_VERSION,
+  SERVER_MESSAGE_TYPES, classify, encodeMessage, endpoint, parseMessage, validateAcceptBody, validateIntentBody,
+} from './messages.js';
+import { ReplayCache } from './replay-cache.js';
+import { DOMAIN, bodyHash, openSigned, peekSigned, signObject } from './signed.js';
+
+const debug = debuglog('natpunch:rendezvous');
+
+/** What both sides get when a session is agreed: everything the punch layer needs, all verified. */
+export interface PunchInstruction {
+  session: string;
+  /** The other peer's id. */
+  peer: string;
+  role: Role;
+  /** ONLY the candidates inside the other peer's verified signed object. */
+  remoteCandidates: TransportAddress[];
+  /** The candidates this side signed. */
+  localCandidates: TransportAddress[];
+  /** 32-byte key for MESSAGE-INTEGRITY on this session's connectivity checks. */
+  key: Uint8Array;
+  /** Local ms epoch at which to send the first packet (receipt time + the server's startInMs). */
+  startAt: number;
+}
+
+export interface RendezvousClientOptions {
+  /** ws:// or wss:// URL of the rendezvous server. */
+  url: string;
+  identity: Identity;
+  /** The peer's one UDP socket, already bound: the STUN proof must come from its NAT mapping. */
+  udpSocket: UdpSocket;
+  /** "ip:port" of udpSocket on each interface (host candidates). */
+  privateEndpoints: string[];
+  /** Aborts registration (the client is closed). Later calls take their own signals. */
+  signal?: AbortSignal;
+  /**
+   * A STUN client on udpSocket to use, for when the socket's owner routes datagrams itself
+   * (StunUdpClient with `listen: false`). Default: a temporary listening client.
+   */
+  stunClient?: StunUdpClient;
+  /**
+   * STUN endpoints to prove the server-reflexive address with, instead of hello's list. Without
+   * it only hello's entries on the rendezvous server's own IP are used, so a server cannot aim
+   * this peer's STUN requests at a stranger.
+   */
+  stunServers?: string[];
+  /** Whether to accept an intent from `fromPeerId` (default: accept all). */
+  accept?: (fromPeerId: string) => boolean | Promise<boolean>;
+  /** The candidates to sign into intents and accepts (default: privateEndpoints + srflx). */
+  candidates?: () => string[] | Promise<string[]>;
+  /** Registration deadline, WebSocket open to `registered` (default 10 s). */
+  timeoutMs?: number;
+  /** STUN retransmissions for the proof (default rto 250 ms, rc 4, rm 8: about 3.8 s). */
+  stunRetransmission?: RetransmissionOptions;
+  /** Close when the server has sent no ping for this long (default 60 s). */
+  serverTimeoutMs?: number;
+  /** Cap on the server's startInMs (default 5000 ms). */
+  maxStartDelayMs?: number;
+  /** Incoming intents accepted but not yet punched (default 32). */
+  maxPendingIncoming?: number;
+  limits?: Partial<MessageLimits>;
+  now?: () => number;
+  randomBytes?: (size: number) => Uint8Array;
+}
+
+export interface ConnectOptions {
+  signal?: AbortSignal;
+  /** How long to wait for the punch, and the intent's lifetime (default 15 s, at most 60 s). */
+  timeoutMs?: number;
+}
+
+interface Initiated {
+  target: string;
+  intent: Signed;
+  intentHash: string;
+  candidates: string[];
+  resolve(instruction: PunchInstruction): void;
+  reject(error: Error): void;
+}
+
+interface Accepted {
+  from: string;
+  intent: Signed;
+  accept: Signed;
+  intentBody: IntentBody;
+  candidates: string[];
+  timer: NodeJS.Timeout;
+}
+
+interface Waiter {
+  type: 'hello' | 'registered';
+  resolve(message: ParsedMessage): void;
+  reject(error: Error): void;
+}
+
+const DEFAULT_STUN_RETRANSMISSION: RetransmissionOptions = { rto: 250, rc: 4, rm: 8 };
+/** After an intent expires, how long an accepted session still waits for its punch (clock skew). */
+const ACCEPTED_GRACE_MS = 5_000;
+const MAX_CONNECT_TIMEOUT_MS = 60_000;
+
+export interface RendezvousClient {
+  on(event: 'punch', listener: (instruction: PunchInstruction) => void): this;
+  /** A signed object or punch failed verification and was dropped. For logs and tests. */
+  on(event: 'rejected', listener: (error: RendezvousVerifyError) => void): this;
+  /** The connection to the server ended; `reason` says why when the server said so. */
+  on(event: 'close', listener: (reason: RendezvousError) => void): this;
+  once(event: 'punch', listener: (instruction: PunchInstruction) => void): this;
+  once(event: 'rejected', listener: (error: RendezvousVerifyError) => void): this;
+  once(event: 'close', listener: (reason: RendezvousError) => void): this;
+}
+
+export class RendezvousClient extends EventEmitter {
+  readonly peerId: string;
+  readonly #options: RendezvousClientOptions;
+  readonly #limits: MessageLimits;
+  readonly #ws: WebSocket;
+  readonly #now: () => number;
+  readonly #randomBytes: (size: number) => Uint8Array;
+  readonly #replay: ReplayCache;
+  readonly #initiated = new Map<string, Initiated>();
+  readonly #accepted = new Map<string, Accepted>();
+  #srflx: string | null = null;
+  #remoteAddress: string | undefined;
+  #waiter: Waiter | undefined;
+  #closeReason: RendezvousError | undefined;
+  #livenessTimer: NodeJS.Timeout | undefined;
+  #closeTimer: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  private constructor(options: RendezvousClientOptions) {
+    super();
+    this.#options = options;
+    this.peerId = options.identity.peerId;
+    this.#limits = { ...DEFAULT_MESSAGE_LIMITS, maxMessageBytes: 64 * 1024, ...options.limits };
+    this.#now = options.now ?? Date.now;
+    this.#randomBytes = options.randomBytes ?? ((size) => cryptoRandomBytes(size));
+    this.#replay = new ReplayCache({ now: this.#now });
+    this.#ws = new WebSocket(options.url, {
+      maxPayload: this.#limits.maxMessageBytes, perMessageDeflate: false, handshakeTimeout: options.timeoutMs ?? 10_000,
+    });
+    this.#ws.on('upgrade', (response) => {
+      this.#remoteAddress = response.socket.remoteAddress;
+    });
+    this.#ws.on('error', (error) => debug('client %s: %s', this.peerId.slice(0, 8), error.message));
+    this.#ws.on('ping', () => this.#armLiveness());
+    this.#ws.on('message', (data, isBinary) => this.#onFrame(data, isBinary));
+    this.#ws.on('close', (code, reason) => {
+      this.#shutdown(this.#closeReason ?? new RendezvousError('closed', `the server closed the connection (${code}${reason.length ? ` ${reason.toString()}` : ''})`));
+    });
+  }
+
+  /**
+   * Connects, proves the server-reflexive address of `udpSocket` and registers. Resolves once
+   * the server has answered `registered`.
+   * @throws RendezvousError (server said no, or closed), AbortedError, UsageError (bad options)
+   */
+  static async connect(options: RendezvousClientOptions): Promise<RendezvousClient> {
+    options.privateEndpoints.forEach((e, i) => checkEndpoint(e, `privateEndpoints[${i}]`));
+    if (options.signal?.aborted) throw new AbortedError('rendezvous connect aborted', { cause: options.signal.reason });
+    const client = new RendezvousClient(options);
+    try {
+      await client.#register();
+    } catch (error) {
+      client.close();
+      throw error;
+    }
+    return client;
+  }
+
+  /** This peer's server-reflexive UDP address as its STUN proof reported it, or null. */
+  get srflx(): string | null {
+    return this.#srflx;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Asks `target` for a session: sends a signed intent carrying this peer's candidates and
+   * resolves with the punch instruction once the target's signed accept has been verified.
+   * @throws RendezvousError ('peer-not-found', 'refused', 'timeout', 'closed', ...),
+   *   RendezvousVerifyError (the punch failed verification), AbortedError, InvalidPeerIdError
+   */
+  async connect(target: string, options: ConnectOptions = {}): Promise<PunchInstruction> {
+    const to = normalizePeerId(target);
+    if (to === this.peerId) throw new UsageError('rendezvous connect: the target is this peer itself');
+    if (this.#closed) throw new RendezvousError('closed', 'rendezvous connect: the client is closed');
+    const signal = options.signal;
+    if (signal?.aborted) throw new AbortedError('rendezvous connect aborted', { cause: signal.reason });
+    const timeoutMs = Math.min(options.timeoutMs ?? 15_000, MAX_CONNECT_TIMEOUT_MS);
+    const session = this.#randomToken();
+    const candidates = await this.#localCandidates();
+    if (signal?.aborted) throw new AbortedError('rendezvous connect aborted', { cause: signal.reason });
+    const body: IntentBody = { from: this.peerId, to, nonce: this.#randomToken(), expires: this.#now() + timeoutMs, candidates, session };
+    const intent = signObject(this.#options.identity, DOMAIN.intent, body);
+    return new Promise<PunchInstruction>((resolve, reject) => {
+      const finish = (): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.#initiated.delete(session);
+      };
+      const onAbort = (): void => {
+        finish();
+        reject(new AbortedError('rendezvous connect aborted', { cause: signal?.reason }));
+      };
+      const timer = setTimeout(() => {
+        finish();
+        reject(new RendezvousError('timeout', `rendezvous connect: no punch from ${to} within ${timeoutMs} ms`, { ref: session }));
+      }, timeoutMs);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#initiated.set(session, {
+        target: to, intent, intentHash: bodyHash(intent), candidates,
+        resolve: (instruction) => { finish(); resolve(instruction); },
+        reject: (error) => { finish(); reject(error); },
+      });
+      if (this.#closed) this.#initiated.get(session)!.reject(new RendezvousError('closed', 'rendezvous connect: the client is closed'));
+      else this.#send({ type: 'connect', intent });
+    });
+  }
+
+  /** Closes the WebSocket and clears every timer; pending connects reject with reason 'closed'. */
+  close(): void {
+    if (this.#closed) return;
+    if (this.#ws.readyState === WebSocket.OPEN) {
+      this.#ws.close(1000);
+      // The server answers the close frame at once; don't let a silent one hold the process.
+      this.#closeTimer = setTimeout(() => this.#ws.terminate(), 1000);
+    } else if (this.#ws.readyState === WebSocket.CONNECTING) {
+      this.#ws.terminate();
+    }
+    this.#shutdown(new RendezvousError('closed', 'the rendezvous client was closed'));
+  }
+
+  #shutdown(reason: RendezvousError): void {
+    if (this.#ws.readyState === WebSocket.CLOSED) clearTimeout(this.#closeTimer);
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#livenessTimer);
+    this.#waiter?.reject(reason);
+    this.#waiter = undefined;
+    for (const pending of [...this.#initiated.values()]) pending.reject(reason);
+    for (const accepted of this.#accepted.values()) clearTimeout(accepted.timer);
+    this.#accepted.clear();
+    this.#replay.clear();
+    this.emit('close', reason);
+  }
+
+  #armLiveness(): void {
+    clearTimeout(this.#livenessTimer);
+    if (this.#closed) return;
+    const timeoutMs = this.#options.serverTimeoutMs ?? 60_000;
+    this.#livenessTimer = setTimeout(() => {
+      this.#closeReason = new RendezvousError('timeout', `no ping from the rendezvous server for ${timeoutMs} ms`);
+      this.#ws.terminate();
+    }, timeoutMs);
+  }
+
+  #send(message: ClientMessage): void {
+    if (this.#ws.readyState === WebSocket.OPEN) this.#ws.send(encodeMessage(message));
+  }
+
+  #randomToken(): string {
+    return Buffer.from(this.#randomBytes(16)).toString('base64url');
+  }
+
+  // --- registration ---------------------------------------------------------------------------
+
+  async #register(): Promise<void> {
+    const timeoutMs = this.#options.timeoutMs ?? 10_000;
+    const controller = new AbortController();
+    const onAbort = (): void => controller.abort(this.#options.signal?.reason);
+    this.#options.signal?.addEventListener('abort', onAbort, { once: true });
+    const timer = setTimeout(() => controller.abort(new RendezvousError('timeout', `rendezvous: not registered within ${timeoutMs} ms`)), timeoutMs);
+    try {
+      const signal = controller.signal;
+      const hello = await this.#next('hello', signal) as HelloMessage;
+      this.#armLiveness();
+      this.#srflx = await this.#proveReflexive(hello, signal);
+      const signed = signObject(this.#options.identity, DOMAIN.register, {
+        peerId: this.peerId, nonce: hello.nonce, privateEndpoints: this.#options.privateEndpoints, srflx: this.#srflx,
+      });
+      this.#send({ type: 'register', signed });
+      const registered = await this.#next('registered', signal) as RegisteredMessage;
+      if (registered.peerId !== this.peerId) {
+        throw new RendezvousError('invalid', `registered.peerId: ${registered.peerId}, expected ${this.peerId}`);
+      }
+    } finally {
+      clearTimeout(timer);
+      this.#options.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** The next message of `type`; an `error` without a ref rejects, as do close and abort. */
+  #next(type: Waiter['type'], signal: AbortSignal): Promise<ParsedMessage> {
+    return new Promise((resolve, reject) => {
+      if (this.#closed) return reject(this.#closeReason ?? new RendezvousError('closed', 'rendezvous: the connection closed'));
+      const onAbort = (): void => {
+        this.#waiter = undefined;
+        reject(abortReason(signal));
+      };
+      if (signal.aborted) return onAbort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#waiter = {
+        type,
+        resolve: (message) => { signal.removeEventListener('abort', onAbort); resolve(message); },
+        reject: (error) => { signal.removeEventListener('abort', onAbort); reject(error); },
+      };
+    });
+  }
+
+  /**
+   * STUN Binding with USERNAME = hello's token from the peer's UDP socket; the mapped address it
+   * reports is the server-reflexive address to claim. null when no STUN server answers.
+   * @see RFC 8489 §14.3, RFC 8445 §5.1.1.1
+   */
+  async #proveReflexive(hello: HelloMessage, signal: AbortSignal): Promise<string | null> {
+    let family: 4 | 6;
+    try {
+      family = this.#options.udpSocket.address().family === 'IPv6' ? 6 : 4;
+    } catch (error) {
+      throw new UsageError(`rendezvous: udpSocket must be bound before connecting (${(error as Error).message})`);
+    }
+    const servers = this.#stunServers(hello).filter((s) => s.family === family).slice(0, 2);
+    if (servers.length === 0) return null;
+    const stun = this.#options.stunClient ?? new StunUdpClient(this.#options.udpSocket);
+    try {
+      for (const server of servers) {
+        try {
+          const response = await stun.request(server, {
+            attributes: [{ type: AttrType.Username, value: username.encode(hello.token) }],
+            signal, retransmission: this.#options.stunRetransmission ?? DEFAULT_STUN_RETRANSMISSION,
+          });
+          const mapped = reflexiveAddress(response.message);
+          if (mapped) return formatAddress(mapped);
+        } catch (error) {
+          if (signal.aborted) throw abortReason(signal);
+          debug('STUN %s: %s', formatAddress(server), (error as Error).message);
+        }
+      }
+      return null;
+    } finally {
+      if (!this.#options.stunClient) stun.close();
+    }
+  }
+
+  #stunServers(hello: HelloMessage): TransportAddress[] {
+    if (this.#options.stunServers) return this.#options.stunServers.map((s) => parseAddress(s));
+    const server = this.#remoteAddress ? unmapped(this.#remoteAddress) : undefined;
+    if (!server) return [];
+    const out: TransportAddress[] = [];
+    for (const text of hello.stun) {
+      const address = parseAddress(text);
+      // "0.0.0.0:port": the rendezvous server's own host. Any other IP must be that host too.
+      if (classify(address.address) === 'unspecified') out.push(parseAddress(server, address.port));
+      else if (unmapped(address.address) === server) out.push(address);
+      else debug('hello.stun: ignoring %s, not on the rendezvous server\'s address %s', text, server);
+    }
+    return out;
+  }
+
+  // --- incoming messages ------------------------------------------------------------------------
+
+  #onFrame(data: RawData, isBinary: boolean): void {
+    if (this.#closed) return;
+    let message: ParsedMessage;
+    try {
+      if (isBinary) throw new RendezvousProtocolError('invalid', 'message: expected a text frame');
+      message = parseMessage(Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data), this.#limits);
+    } catch (error) {
+      debug('client: dropping a message from the server: %s', (error as Error).message);
+      return;
+    }
+    if (!SERVER_MESSAGE_TYPES.has(message.type)) return;
+    const waiter = this.#waiter;
+    if (waiter && (message.type === waiter.type || (message.type === 'error' && message.ref === undefined))) {
+      this.#waiter = undefined;
+      if (message.type === 'error') waiter.reject(new RendezvousError(message.code, `rendezvous server: ${message.message}`));
+      else if (message.type === 'hello' && message.version !== PROTOCOL_VERSION) waiter.reject(new RendezvousError('invalid', 'hello.version: unsupported'));
+      else waiter.resolve(message);
+      return;
+    }
+    switch (message.type) {
+      case 'incoming':
+        void this.#onIncoming(message).catch((error: unknown) => debug('incoming: %s', (error as Error).message));
+        return;
+      case 'punch':
+        return this.#onPunch(message);
+      case 'error':
+        return this.#onError(message);
+      default:
+        return;
+    }
+  }
+
+  #onError(message: ErrorMessage): void {
+    const error = new RendezvousError(message.code, `rendezvous server: ${message.message}`, { ref: message.ref });
+    const pending = message.ref === undefined ? undefined : this.#initiated.get(message.ref);
+    if (pending) return pending.reject(error);
+    if (message.code === 'replaced' || message.code === 'shutdown' || message.code === 'registration-timeout') this.#closeReason = error;
+    debug('client: server error %s: %s', message.code, message.message);
+  }
+
+  /**
+   * An intent forwarded by the server. Checked in full before anything is sent: the signature
+   * against the `from` it names, `to` = this peer, expiry, replay; then the accept policy.
+   */
+  async #onIncoming(message: IncomingMessage): Promise<void> {
+    let intent: IntentBody;
+    let session: string | undefined;
+    try {
+      const claimed = validateIntentBody(peekSigned(message.intent), this.#limits, 'incoming.intent.body');
+      session = claimed.session;
+      intent = validateIntentBody(openSigned(message.intent, DOMAIN.intent, claimed.from), this.#limits, 'incoming.intent.body');
+      if (intent.to !== this.peerId) throw new RendezvousVerifyError('mismatch', `incoming.intent.body.to: ${intent.to}, not this peer`);
+      const now = this.#now();
+      if (intent.expires <= now) throw new RendezvousVerifyError('expired', `incoming.intent.body.expires: ${intent.expires} has passed (now ${now})`);
+      if (intent.expires - now > MAX_INTENT_LIFETIME_MS) {
+        throw new RendezvousVerifyError('expired', `incoming.intent.body.expires: ${intent.expires - now} ms ahead, at most ${MAX_INTENT_LIFETIME_MS}`);
+      }
+      if (this.#accepted.has(session) || this.#initiated.has(session)) {
+        throw new RendezvousVerifyError('mismatch', `incoming.intent.body.session: ${session} is already in use`);
+      }
+      if (this.#accepted.size >= (this.#options.maxPendingIncoming ?? 32)) {
+        throw new RendezvousVerifyError('busy', 'incoming: too many sessions pending');
+      }
+      const seen = this.#replay.add(`${intent.from} ${intent.nonce}`, intent.expires);
+      if (seen === 'replayed') throw new RendezvousVerifyError('replayed', `incoming.intent.body.nonce: ${intent.nonce} from ${intent.from} was seen before`);
+      if (seen === 'full') throw new RendezvousVerifyError('busy', 'incoming: the replay cache is full');
+    } catch (error) {
+      const rejected = asVerifyError(error);
+      this.emit('rejected', rejected);
+      if (session !== undefined) this.#send({ type: 'refuse', session, reason: `${rejected.reason}: ${rejected.message}`.slice(0, 1024) });
+      return;
+    }
+    let allowed: boolean;
+    try {
+      allowed = (await this.#options.accept?.(intent.from)) ?? true;
+    } catch (error) {
+      debug('accept policy threw: %s', (error as Error).message);
+      allowed = false;
+    }
+    if (this.#closed) return;
+    if (!allowed) {
+      this.#send({ type: 'refuse', session, reason: 'refused' });
+      return;
+    }
+    const candidates = await this.#localCandidates();
+    if (this.#closed || this.#accepted.has(session)) return;
+    const accept = signObject(this.#options.identity, DOMAIN.accept, {
+      session, intentHash: bodyHash(message.intent), candidates, nonce: this.#randomToken(),
+    });
+    const wait = Math.max(0, intent.expires - this.#now()) + ACCEPTED_GRACE_MS;
+    this.#accepted.set(session, {
+      from: intent.from, intent: message.intent, accept, intentBody: intent, candidates,
+      timer: setTimeout(() => this.#accepted.delete(session), wait),
+    });
+    this.#send({ type: 'accept', accept });
+  }
+
+  #onPunch(message: PunchMessage): void {
+    const initiated = this.#initiated.get(message.session);
+    if (initiated) {
+      try {
+        initiated.resolve(this.#verifyAsInitiator(initiated, message));
+      } catch (error) {
+        const rejected = asVerifyError(error);
+        this.emit('rejected', rejected);
+        initiated.reject(rejected);
+      }
+      return;
+    }
+    const accepted = this.#accepted.get(message.session);
+    if (accepted) {
+      clearTimeout(accepted.timer);
+      this.#accepted.delete(message.session);
+      let instruction: PunchInstruction;
+      try {
+        instruction = this.#verifyAsTarget(accepted, message);
+      } catch (error) {
+        this.emit('rejected', asVerifyError(error));
+        return;
+      }
+      this.emit('punch', instruction);
+      return;
+    }
+    this.emit('rejected', new RendezvousVerifyError('mismatch', `punch.session: ${message.session} is not a session this peer initiated or accepted`));
+  }
+
+  /** The initiator trusts nothing in a punch but the target's signature over the accept. */
+  #verifyAsInitiator(pending: Initiated, message: PunchMessage): PunchInstruction {
+    if (message.role !== 'controlling') throw new RendezvousVerifyError('mismatch', `punch.role: ${message.role}, but this peer initiated the session`);
+    if (message.peer !== pending.target) throw new RendezvousVerifyError('mismatch', `punch.peer: ${message.peer}, expected ${pending.target}`);
+    if (!sameSigned(message.intent, pending.intent)) throw new RendezvousVerifyError('mismatch', 'punch.intent: not the intent this peer signed');
+    const accept = validateAcceptBody(openSigned(message.accept, DOMAIN.accept, pending.target), this.#limits, 'punch.accept.body');
+    if (accept.session !== message.session) throw new RendezvousVerifyError('mismatch', `punch.accept.body.session: ${accept.session}, expected ${message.session}`);
+    if (accept.intentHash !== pending.intentHash) throw new RendezvousVerifyError('mismatch', 'punch.accept.body.intentHash: answers a different intent');
+    return this.#instruction(message, pending.target, 'controlling', accept.candidates, pending.candidates);
+  }
+
+  /** The target verified the intent on arrival; the punch must carry exactly that intent and our accept. */
+  #verifyAsTarget(accepted: Accepted, message: PunchMessage): PunchInstruction {
+    if (message.role !== 'controlled') throw new RendezvousVerifyError('mismatch', `punch.role: ${message.role}, but this peer was the target`);
+    if (message.peer !== accepted.from) throw new RendezvousVerifyError('mismatch', `punch.peer: ${message.peer}, expected ${accepted.from}`);
+    if (!sameSigned(message.intent, accepted.intent)) throw new RendezvousVerifyError('mismatch', 'punch.intent: not the intent this peer accepted');
+    if (!sameSigned(message.accept, accepted.accept)) throw new RendezvousVerifyError('mismatch', 'punch.accept: not the accept this peer signed');
+    return this.#instruction(message, accepted.from, 'controlled', accepted.intentBody.candidates, accepted.candidates);
+  }
+
+  #instruction(message: PunchMessage, peer: string, role: Role, remote: string[], local: string[]): PunchInstruction {
+    return {
+      session: message.session,
+      peer,
+      role,
+      remoteCandidates: remote.map((c) => parseAddress(c)),
+      localCandidates: local.map((c) => parseAddress(c)),
+      key: new Uint8Array(Buffer.from(message.key, 'base64')),
+      startAt: this.#now() + Math.min(message.startInMs, this.#options.maxStartDelayMs ?? 5_000),
+    };
+  }
+
+  async #localCandidates(): Promise<string[]> {
+    const given = this.#options.candidates
+      ? await this.#options.candidates()
+      : [...this.#options.privateEndpoints, ...(this.#srflx ? [this.#srflx] : [])];
+    given.forEach((c, i) => checkEndpoint(c, `candidates[${i}]`));
+    return [...new Set(given)].slice(0, this.#limits.maxCandidates);
+  }
+}
+
+const unicast = endpoint();
+
+function checkEndpoint(text: string, what: string): void {
+  try {
+    unicast(text, what);
+  } catch (error) {
+    throw new UsageError(`rendezvous: ${(error as Error).message}`);
+  }
+}
+
+function sameSigned(a: Signed, b: Signed): boolean {
+  return a.body === b.body && a.sig === b.sig;
+}
+
+/** "::ffff:1.2.3.4" -> "1.2.3.4"; other addresses in canonical form. */
+function unmapped(ip: string): string | undefined {
+  try {
+    const bytes = ipToBytes(ip);
+    const mapped = bytes.length === 16 && bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
+    return ipFromBytes(mapped ? bytes.subarray(12) : bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+function asVerifyError(error: unknown): RendezvousVerifyError {
+  if (error instanceof RendezvousVerifyError) return error;
+  if (error instanceof RendezvousProtocolError) return new RendezvousVerifyError('invalid', error.message, { cause: error });
+  if (NatpunchError.is(error)) return new RendezvousVerifyError('invalid', error.message, { cause: error });
+  throw error;
+}
+
+function abortReason(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  return NatpunchError.is(reason) ? reason : new AbortedError('rendezvous connect aborted', { cause: reason });
+}

@@ -1,0 +1,16 @@
+export { RendezvousClient, type ConnectOptions, type PunchInstruction, type RendezvousClientOptions } from './client.js';
+export {
+  RendezvousError, RendezvousProtocolError, RendezvousVerifyError,
+  type ProtocolFailure, type RendezvousErrorReason, type VerifyFailure,
+} from './errors.js';
+export * from './messages.js';
+export { RttEstimator, startDelays, type StartTimingOptions } from './punch-timing.js';
+export { ReflexiveObserver, type ReflexiveObserverOptions, type StunTransport } from './reflexive-observer.js';
+export { InMemoryRegistry, type PeerRecord, type Registry } from './registry.js';
+export { ReplayCache } from './replay-cache.js';
+export {
+  DEFAULT_RENDEZVOUS_LIMITS, RendezvousServer,
+  type RendezvousLimits, type RendezvousServerOptions, type RendezvousServerStats,
+} from './server.js';
+export { DOMAIN, bodyHash, openSigned, peekSigned, signObject, type SignatureDomain } from './signed.js';
+export { TokenBucket } from './token-bucket.js';

@@ -1,0 +1,617 @@
+/**
+ * The rendezvous server: peers register over WebSocket, proving their key and their
+ * server-reflexive address; an initiator's signed intent is forwarded to its target; the
+ * target's signed accept turns into a `punch` for both sides. The server relays signed objects
+ * but cannot forge them: each peer verifies the other's signature before sending a packet.
+ *
+ * Every per-client structure is bounded and expires: sockets (maxConnections, per address,
+ * hello timeout, idle timeout), registrations (maxPeers, live only with their socket), pending
+ * sessions (per peer, overall, intent expiry), queued messages and the send buffer.
+ * @see docs/decisions/004-rendezvous-protocol.md
+ */
+import http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { randomBytes as cryptoRandomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { debuglog } from 'node:util';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { NatpunchError } from '../errors.js';
+import type { StunServer } from '../stun/server.js';
+import { formatAddress } from '../wire/index.js';
+import { type RendezvousErrorReason, RendezvousProtocolError, RendezvousVerifyError } from './errors.js';
+import {
+  type AcceptMessage, type ConnectMessage, type IntentBody, type MessageLimits, type ParsedMessage, type RefuseMessage,
+  type RegisterMessage, type ServerMessage, type Signed, CLIENT_MESSAGE_TYPES, DEFAULT_MESSAGE_LIMITS, PROTOCOL_VERSION,
+  encodeMessage, parseMessage, validateAcceptBody, validateIntentBody, validateRegisterBody,
+} from './messages.js';
+import { type StartTimingOptions, RttEstimator, startDelays } from './punch-timing.js';
+import { ReflexiveObserver } from './reflexive-observer.js';
+import { type Registry, InMemoryRegistry } from './registry.js';
+import { DOMAIN, bodyHash, openSigned, peekSigned } from './signed.js';
+import { TokenBucket } from './token-bucket.js';
+
+const debug = debuglog('natpunch:rendezvous');
+
+export interface RendezvousLimits extends MessageLimits {
+  /** Open WebSockets, registered or not (default 10000). Beyond it the upgrade gets 503. */
+  maxConnections: number;
+  /** Open WebSockets from one IP address (default 256: many peers may share one NAT). */
+  maxConnectionsPerAddress: number;
+  /** Registered peers (default 10000). */
+  maxPeers: number;
+  /** Sessions one peer may have pending, as initiator or as target (default 8). */
+  maxPendingIntents: number;
+  /** Sessions pending on the whole server (default 10000). */
+  maxSessions: number;
+  /** Token bucket per socket: sustained messages per second (default 20) and burst (default 40). */
+  messagesPerSecond: number;
+  messageBurst: number;
+  /** Protocol errors a socket may cause in a burst (default 20, refilled 1/s) before it is closed. */
+  errorBurst: number;
+  /** A socket that has not registered this long after hello is closed (default 10 s). */
+  helloTimeoutMs: number;
+  /** WebSocket ping interval (default 15 s); the pongs give the RTT used for punch timing. */
+  pingIntervalMs: number;
+  /** A socket that has answered no ping for this long is dropped (default 45 s). */
+  idleTimeoutMs: number;
+  /** How long a registration claiming a server-reflexive address waits for the STUN proof (default 2 s). */
+  srflxWaitMs: number;
+  /** Longest intent lifetime accepted (default 60 s). */
+  maxIntentLifetimeMs: number;
+  /** Messages of one socket waiting to be handled (default 16). */
+  maxQueuedMessages: number;
+  /** Unsent bytes buffered for one socket before it counts as stalled and is dropped (default 1 MiB). */
+  maxBufferedBytes: number;
+}
+
+export const DEFAULT_RENDEZVOUS_LIMITS: Readonly<RendezvousLimits> = Object.freeze({
+  ...DEFAULT_MESSAGE_LIMITS,
+  maxConnections: 10_000,
+  maxConnectionsPerAddress: 256,
+  maxPeers: 10_000,
+  maxPendingIntents: 8,
+  maxSessions: 10_000,
+  messagesPerSecond: 20,
+  messageBurst: 40,
+  errorBurst: 20,
+  helloTimeoutMs: 10_000,
+  pingIntervalMs: 15_000,
+  idleTimeoutMs: 45_000,
+  srflxWaitMs: 2_000,
+  maxIntentLifetimeMs: 60_000,
+  maxQueuedMessages: 16,
+  maxBufferedBytes: 1 << 20,
+});
+
+export interface RendezvousServerOptions {
+  /**
+   * STUN endpoints announced in `hello` ("ip:port"; "0.0.0.0:port" means "the host you reached me
+   * at"). Defaults to the primary address of `stun`.
+   */
+  stunAddresses?: string[];
+  /** The STUN server whose Binding requests prove server-reflexive addresses (see `observer`). */
+  stun?: StunServer;
+  /**
+   * Where proofs are recorded. The StunServer must feed it: create the observer first and pass
+   * `onBinding: observer.onBinding` to StunServer.listen (or hook `server.observer` later).
+   */
+  observer?: ReflexiveObserver;
+  registry?: Registry;
+  limits?: Partial<RendezvousLimits>;
+  timing?: StartTimingOptions;
+  /** URL path of the WebSocket endpoint (default "/"). */
+  path?: string;
+  /** This node's name in registry records (default "local"). */
+  nodeId?: string;
+  now?: () => number;
+  randomBytes?: (size: number) => Uint8Array;
+}
+
+export interface RendezvousServerStats {
+  connections: number;
+  peers: number;
+  sessions: number;
+  messages: number;
+  errors: number;
+  rateLimited: number;
+  punches: number;
+  refused: number;
+}
+
+type ConnectionState = 'hello' | 'registered' | 'closed';
+
+interface Connection {
+  id: string;
+  ws: WebSocket;
+  address: string;
+  nonce: string;
+  token: string;
+  state: ConnectionState;
+  peerId: string | undefined;
+  rtt: RttEstimator;
+  pingSentAt: number | undefined;
+  lastPong: number;
+  messages: TokenBucket;
+  errors: TokenBucket;
+  queue: Promise<void>;
+  queued: number;
+  helloTimer: NodeJS.Timeout | undefined;
+  /** Pending sessions this socket takes part in, as initiator or target. */
+  sessions: Set<string>;
+}
+
+interface Session {
+  id: string;
+  initiator: Connection;
+  target: Connection;
+  intent: Signed;
+  intentHash: string;
+  timer: NodeJS.Timeout;
+}
+
+/** A reason to answer with `error {code}`; thrown inside handlers, caught in one place. */
+class Refusal extends Error {
+  constructor(readonly code: RendezvousErrorReason, message: string, readonly ref?: string) {
+    super(message);
+  }
+}
+
+export class RendezvousServer {
+  /** The STUN observer this server consults; feed it from StunServer's `onBinding`. */
+  readonly observer: ReflexiveObserver;
+  readonly #limits: RendezvousLimits;
+  readonly #registry: Registry;
+  readonly #ownsRegistry: boolean;
+  readonly #stunAddresses: string[];
+  readonly #timing: StartTimingOptions;
+  readonly #path: string;
+  readonly #nodeId: string;
+  readonly #now: () => number;
+  readonly #randomBytes: (size: number) => Uint8Array;
+  readonly #wss: WebSocketServer;
+  readonly #connections = new Map<string, Connection>();
+  readonly #perAddress = new Map<string, number>();
+  readonly #sessions = new Map<string, Session>();
+  readonly #counters = { messages: 0, errors: 0, rateLimited: 0, punches: 0, refused: 0 };
+  #http: http.Server | undefined;
+  #ownsHttp = false;
+  #pingTimer: NodeJS.Timeout;
+  #nextId = 0;
+  #closed = false;
+
+  private constructor(options: RendezvousServerOptions) {
+    this.#limits = { ...DEFAULT_RENDEZVOUS_LIMITS, ...options.limits };
+    this.#registry = options.registry ?? new InMemoryRegistry();
+    this.#ownsRegistry = !options.registry;
+    this.observer = options.observer ?? new ReflexiveObserver();
+    const primary = options.stun?.addresses[0];
+    this.#stunAddresses = options.stunAddresses ?? (primary ? [formatAddress(primary)] : []);
+    this.#timing = options.timing ?? {};
+    this.#path = options.path ?? '/';
+    this.#nodeId = options.nodeId ?? 'local';
+    this.#now = options.now ?? Date.now;
+    this.#randomBytes = options.randomBytes ?? ((size) => cryptoRandomBytes(size));
+    // ws closes (1009) frames beyond maxPayload outright; frames between our own limit and that
+    // get a 'too-large' error reply and the socket stays up.
+    this.#wss = new WebSocketServer({ noServer: true, maxPayload: this.#limits.maxMessageBytes * 4, perMessageDeflate: false });
+    this.#pingTimer = setInterval(() => this.#pingAll(), this.#limits.pingIntervalMs);
+  }
+
+  /** A server with its own HTTP listener; plain HTTP requests get 426 Upgrade Required. */
+  static async listen(options: RendezvousServerOptions & { host: string; port: number }): Promise<RendezvousServer> {
+    const server = new RendezvousServer(options);
+    const httpServer = http.createServer((_request, response) => {
+      response.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' }).end('natpunch rendezvous: connect with WebSocket\n');
+    });
+    server.#attach(httpServer, true);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        httpServer.once('error', reject);
+        httpServer.listen(options.port, options.host, () => {
+          httpServer.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (error) {
+      await server.close();
+      throw error;
+    }
+    return server;
+  }
+
+  /**
+   * A server on an existing HTTP server (which may also serve /healthz and the dashboard). It
+   * takes WebSocket upgrades for `path` only. `close()` detaches but leaves the HTTP server open.
+   */
+  static attach(httpServer: http.Server, options: RendezvousServerOptions): RendezvousServer {
+    const server = new RendezvousServer(options);
+    server.#attach(httpServer, false);
+    return server;
+  }
+
+  /** ws://host:port/path of the listening HTTP server. */
+  get url(): string {
+    const address = this.#http?.address();
+    if (!address || typeof address === 'string') throw new NatpunchError('ERR_RENDEZVOUS', 'rendezvous server: not listening on a TCP port');
+    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    return `ws://${host}:${address.port}${this.#path}`;
+  }
+
+  get stats(): RendezvousServerStats {
+    let peers = 0;
+    for (const c of this.#connections.values()) if (c.state === 'registered') peers++;
+    return { connections: this.#connections.size, peers, sessions: this.#sessions.size, ...this.#counters };
+  }
+
+  /** Drops every socket and timer. Resolves when the HTTP listener (if this server made it) has closed. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#pingTimer);
+    this.#http?.off('upgrade', this.#onUpgrade);
+    for (const connection of [...this.#connections.values()]) {
+      this.#send(connection, { type: 'error', code: 'shutdown', message: 'the rendezvous server is shutting down' });
+      connection.ws.terminate();
+      this.#cleanUp(connection);
+    }
+    await new Promise<void>((resolve) => this.#wss.close(() => resolve()));
+    if (this.#ownsHttp && this.#http) {
+      const httpServer = this.#http;
+      httpServer.closeAllConnections();
+      await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+    }
+    if (this.#ownsRegistry) await this.#registry.close();
+  }
+
+  #attach(httpServer: http.Server, owns: boolean): void {
+    this.#http = httpServer;
+    this.#ownsHttp = owns;
+    httpServer.on('upgrade', this.#onUpgrade);
+  }
+
+  readonly #onUpgrade = (request: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
+    let path: string;
+    try {
+      path = new URL(request.url ?? '/', 'http://localhost').pathname;
+    } catch {
+      path = '';
+    }
+    if (path !== this.#path) {
+      // Another upgrade handler on a shared HTTP server may want it; if there is none, refuse.
+      if (this.#ownsHttp || (this.#http?.listenerCount('upgrade') ?? 0) <= 1) rejectUpgrade(socket, 404, 'Not Found');
+      return;
+    }
+    const address = request.socket.remoteAddress ?? '';
+    if (this.#closed || this.#connections.size >= this.#limits.maxConnections
+      || (this.#perAddress.get(address) ?? 0) >= this.#limits.maxConnectionsPerAddress) {
+      rejectUpgrade(socket, 503, 'Service Unavailable');
+      return;
+    }
+    this.#wss.handleUpgrade(request, socket, head, (ws) => this.#onConnection(ws, address));
+  };
+
+  #onConnection(ws: WebSocket, address: string): void {
+    const token = (n: number): string => Buffer.from(this.#randomBytes(n)).toString('base64url');
+    const connection: Connection = {
+      id: `${this.#nodeId}:${++this.#nextId}`,
+      ws,
+      address,
+      nonce: token(16),
+      token: token(16),
+      state: 'hello',
+      peerId: undefined,
+      rtt: new RttEstimator(),
+      pingSentAt: undefined,
+      lastPong: performance.now(),
+      messages: new TokenBucket(this.#limits.messagesPerSecond, this.#limits.messageBurst),
+      errors: new TokenBucket(1, this.#limits.errorBurst),
+      queue: Promise.resolve(),
+      queued: 0,
+      helloTimer: undefined,
+      sessions: new Set(),
+    };
+    this.#connections.set(connection.id, connection);
+    this.#perAddress.set(address, (this.#perAddress.get(address) ?? 0) + 1);
+    this.observer.expect(connection.token);
+    ws.on('error', (error) => debug('%s: %s', connection.id, error.message));
+    ws.on('close', () => this.#cleanUp(connection));
+    ws.on('pong', () => {
+      connection.lastPong = performance.now();
+      if (connection.pingSentAt !== undefined) connection.rtt.sample(connection.lastPong - connection.pingSentAt);
+      connection.pingSentAt = undefined;
+    });
+    ws.on('message', (data, isBinary) => this.#onFrame(connection, data, isBinary));
+    connection.helloTimer = setTimeout(() => {
+      if (connection.state !== 'hello') return;
+      this.#send(connection, { type: 'error', code: 'registration-timeout', message: `no registration within ${this.#limits.helloTimeoutMs} ms of hello` });
+      connection.ws.close(1008, 'registration timeout');
+    }, this.#limits.helloTimeoutMs);
+    this.#send(connection, {
+      type: 'hello', version: PROTOCOL_VERSION, nonce: connection.nonce, token: connection.token,
+      stun: this.#stunAddresses, serverTime: this.#now(),
+    });
+    this.#ping(connection);
+  }
+
+  #cleanUp(connection: Connection): void {
+    if (gone(connection)) return;
+    const peerId = connection.state === 'registered' ? connection.peerId : undefined;
+    connection.state = 'closed';
+    clearTimeout(connection.helloTimer);
+    this.observer.forget(connection.token);
+    this.#connections.delete(connection.id);
+    const count = (this.#perAddress.get(connection.address) ?? 1) - 1;
+    if (count > 0) this.#perAddress.set(connection.address, count);
+    else this.#perAddress.delete(connection.address);
+    for (const id of [...connection.sessions]) {
+      const session = this.#sessions.get(id);
+      if (!session) continue;
+      this.#endSession(session);
+      // The initiator waits for an answer that will not come; the target's copy simply expires.
+      if (session.target === connection) {
+        this.#send(session.initiator, { type: 'error', code: 'peer-not-found', message: `the target of session ${id} disconnected`, ref: id });
+      }
+    }
+    if (peerId) this.#registry.unregister(peerId, connection.id).catch((error: unknown) => debug('unregister %s: %s', peerId, String(error)));
+  }
+
+  #pingAll(): void {
+    const now = performance.now();
+    for (const connection of this.#connections.values()) {
+      if (now - connection.lastPong > this.#limits.idleTimeoutMs) {
+        debug('%s: no pong for %d ms, dropping', connection.id, Math.round(now - connection.lastPong));
+        connection.ws.terminate();
+        this.#cleanUp(connection);
+      } else {
+        this.#ping(connection);
+      }
+    }
+  }
+
+  #ping(connection: Connection): void {
+    if (connection.ws.readyState !== WebSocket.OPEN) return;
+    connection.pingSentAt = performance.now();
+    connection.ws.ping();
+  }
+
+  #send(connection: Connection, message: ServerMessage): void {
+    if (connection.ws.readyState !== WebSocket.OPEN) return;
+    if (connection.ws.bufferedAmount > this.#limits.maxBufferedBytes) {
+      // A peer that does not read its socket must not make the server buffer without bound.
+      debug('%s: %d bytes unsent, dropping', connection.id, connection.ws.bufferedAmount);
+      connection.ws.terminate();
+      this.#cleanUp(connection);
+      return;
+    }
+    connection.ws.send(encodeMessage(message));
+  }
+
+  /** Answers with `error`; a socket that keeps causing errors is closed (1008 Policy Violation). */
+  #refuse(connection: Connection, code: RendezvousErrorReason, message: string, ref?: string): void {
+    this.#counters.errors++;
+    this.#send(connection, ref === undefined ? { type: 'error', code, message } : { type: 'error', code, message, ref });
+    if (!connection.errors.take() && connection.state !== 'closed') {
+      debug('%s: too many protocol errors, closing', connection.id);
+      connection.ws.close(1008, 'too many protocol errors');
+    }
+  }
+
+  #onFrame(connection: Connection, data: RawData, isBinary: boolean): void {
+    if (gone(connection)) return;
+    this.#counters.messages++;
+    if (!connection.messages.take()) {
+      this.#counters.rateLimited++;
+      this.#refuse(connection, 'rate-limited', `more than ${this.#limits.messagesPerSecond} messages per second; message dropped`);
+      return;
+    }
+    let message: ParsedMessage;
+    try {
+      if (isBinary) throw new RendezvousProtocolError('invalid', 'message: expected a text frame, got a binary frame');
+      message = parseMessage(toBuffer(data), this.#limits);
+    } catch (error) {
+      if (!(error instanceof RendezvousProtocolError)) throw error;
+      this.#refuse(connection, error.reason, error.message);
+      return;
+    }
+    if (!CLIENT_MESSAGE_TYPES.has(message.type)) {
+      this.#refuse(connection, 'unknown-type', `message.type: "${message.type}" is sent by the server, not to it`);
+      return;
+    }
+    if (connection.state !== 'registered' && message.type !== 'register') {
+      this.#refuse(connection, 'not-registered', `${message.type}: register first`);
+      return;
+    }
+    if (connection.queued >= this.#limits.maxQueuedMessages) {
+      this.#counters.rateLimited++;
+      this.#refuse(connection, 'rate-limited', `${connection.queued} messages still being handled; message dropped`);
+      return;
+    }
+    connection.queued++;
+    // One socket's messages are handled in order: registration awaits the STUN proof and the registry.
+    connection.queue = connection.queue
+      .then(() => this.#handle(connection, message))
+      .catch((error: unknown) => {
+        if (error instanceof Refusal) return this.#refuse(connection, error.code, error.message, error.ref);
+        if (error instanceof RendezvousProtocolError) return this.#refuse(connection, error.reason, error.message);
+        if (error instanceof RendezvousVerifyError) {
+          return this.#refuse(connection, error.reason === 'bad-signature' || error.reason === 'wrong-peer' ? 'bad-signature' : 'invalid', error.message);
+        }
+        debug('%s: handler failed: %s', connection.id, (error as Error)?.stack ?? String(error));
+        return this.#refuse(connection, 'invalid', 'internal error handling the message');
+      })
+      .finally(() => {
+        connection.queued--;
+      });
+  }
+
+  async #handle(connection: Connection, message: ParsedMessage): Promise<void> {
+    if (connection.state === 'closed' || this.#closed) return;
+    switch (message.type) {
+      case 'register':
+        return this.#register(connection, message);
+      case 'connect':
+        return this.#connect(connection, message);
+      case 'accept':
+        return this.#accept(connection, message);
+      case 'refuse':
+        return this.#refuseSession(connection, message);
+    }
+  }
+
+  // --- register -----------------------------------------------------------------------------
+
+  async #register(connection: Connection, message: RegisterMessage): Promise<void> {
+    if (connection.state === 'registered') throw new Refusal('already-registered', `register: this socket is already registered as ${connection.peerId}`);
+    // 1. The body names the key to verify with; verify before believing anything else in it.
+    const claimed = validateRegisterBody(peekSigned(message.signed), this.#limits);
+    const body = validateRegisterBody(openSigned(message.signed, DOMAIN.register, claimed.peerId), this.#limits);
+    // 2. The signature covers this connection's nonce: no replaying another socket's registration.
+    if (body.nonce !== connection.nonce) throw new Refusal('bad-nonce', 'register.signed.body.nonce: not the nonce of this connection\'s hello');
+    // 3. A claimed server-reflexive address must be the one the STUN port saw carrying the token.
+    const observed = await this.#proveReflexive(connection, body.srflx, 'udp');
+    if (body.tcp) await this.#proveReflexive(connection, body.tcp, 'tcp');
+    if (gone(connection)) return;
+    // 4. Capacity, then one live registration per peer id: the newer replaces the older.
+    const existing = await this.#registry.lookup(body.peerId);
+    if (!existing && (await this.#registry.size()) >= this.#limits.maxPeers) {
+      this.#refuse(connection, 'server-full', `register: the server holds ${this.#limits.maxPeers} peers; try another server or later`);
+      connection.ws.close(1013, 'server full');
+      return;
+    }
+    if (gone(connection)) return;
+    const previous = await this.#registry.register({
+      peerId: body.peerId, connectionId: connection.id, node: this.#nodeId, srflx: body.srflx,
+      privateEndpoints: body.privateEndpoints, registeredAt: this.#now(),
+    });
+    if (gone(connection)) {
+      await this.#registry.unregister(body.peerId, connection.id);
+      return;
+    }
+    const older = previous && previous.connectionId !== connection.id ? this.#connections.get(previous.connectionId) : undefined;
+    if (older) {
+      this.#send(older, { type: 'error', code: 'replaced', message: `a newer registration of ${body.peerId} took over` });
+      older.ws.close(4000, 'replaced');
+      older.peerId = undefined; // its registry entry now belongs to the newer socket
+      this.#cleanUp(older);
+    }
+    connection.state = 'registered';
+    connection.peerId = body.peerId;
+    clearTimeout(connection.helloTimer);
+    this.observer.forget(connection.token);
+    this.#send(connection, {
+      type: 'registered', peerId: body.peerId, srflx: body.srflx, observedSrflx: observed ? formatAddress(observed) : null,
+    });
+  }
+
+  async #proveReflexive(connection: Connection, claim: string | null, transport: 'udp' | 'tcp') {
+    const field = transport === 'udp' ? 'srflx' : 'tcp';
+    if (claim === null) return this.observer.observed(connection.token, transport);
+    const seen = await this.observer.wait(connection.token, transport, this.#limits.srflxWaitMs);
+    if (!seen) {
+      throw new Refusal('srflx-unproven', `register.signed.body.${field}: no STUN Binding over ${transport} with this connection's token arrived within ${this.#limits.srflxWaitMs} ms`);
+    }
+    if (formatAddress(seen) !== claim) {
+      throw new Refusal('srflx-mismatch', `register.signed.body.${field}: claimed ${claim}, but the STUN Binding with this connection's token came from ${formatAddress(seen)}`);
+    }
+    return seen;
+  }
+
+  // --- connect --------------------------------------------------------------------------------
+
+  async #connect(connection: Connection, message: ConnectMessage): Promise<void> {
+    const from = connection.peerId!;
+    // 1. The intent must be signed by this socket's peer: nobody sends intents in another's name.
+    const intent = validateIntentBody(openSigned(message.intent, DOMAIN.intent, from), this.#limits, 'connect.intent.body');
+    const ref = intent.session;
+    if (intent.from !== from) throw new Refusal('bad-intent', `connect.intent.body.from: ${intent.from} is not the registered peer of this socket`, ref);
+    if (intent.to === from) throw new Refusal('bad-intent', 'connect.intent.body.to: a peer cannot connect to itself', ref);
+    this.#checkExpiry(intent, ref);
+    // 2. Bounded pending state.
+    if (this.#sessions.has(ref)) throw new Refusal('session-in-use', `connect.intent.body.session: ${ref} is already pending`, ref);
+    if (connection.sessions.size >= this.#limits.maxPendingIntents || this.#sessions.size >= this.#limits.maxSessions) {
+      throw new Refusal('too-many-pending', `connect: ${connection.sessions.size} sessions already pending (at most ${this.#limits.maxPendingIntents})`, ref);
+    }
+    // 3. The target must be registered here, and not flooded.
+    const record = await this.#registry.lookup(intent.to);
+    const target = record?.node === this.#nodeId ? this.#connections.get(record.connectionId) : undefined;
+    if (gone(connection)) return;
+    if (!target || target.state !== 'registered') throw new Refusal('peer-not-found', `connect: ${intent.to} is not registered with this server`, ref);
+    if (target.sessions.size >= this.#limits.maxPendingIntents) {
+      throw new Refusal('too-many-pending', `connect: ${intent.to} has too many connection requests pending; try again later`, ref);
+    }
+    if (this.#sessions.has(ref)) throw new Refusal('session-in-use', `connect.intent.body.session: ${ref} is already pending`, ref);
+    const lifetime = Math.min(intent.expires - this.#now(), this.#limits.maxIntentLifetimeMs);
+    const session: Session = {
+      id: ref, initiator: connection, target, intent: message.intent, intentHash: bodyHash(message.intent),
+      timer: setTimeout(() => {
+        this.#endSession(session);
+        this.#send(connection, { type: 'error', code: 'timeout', message: `${intent.to} did not answer before the intent expired`, ref });
+      }, lifetime),
+    };
+    this.#sessions.set(ref, session);
+    connection.sessions.add(ref);
+    target.sessions.add(ref);
+    this.#send(target, { type: 'incoming', intent: message.intent });
+  }
+
+  #checkExpiry(intent: IntentBody, ref: string): void {
+    const now = this.#now();
+    if (intent.expires <= now) throw new Refusal('expired', `connect.intent.body.expires: ${intent.expires} has passed (server time ${now})`, ref);
+    if (intent.expires - now > this.#limits.maxIntentLifetimeMs) {
+      throw new Refusal('expired', `connect.intent.body.expires: ${intent.expires - now} ms ahead, at most ${this.#limits.maxIntentLifetimeMs}`, ref);
+    }
+  }
+
+  #endSession(session: Session): void {
+    clearTimeout(session.timer);
+    this.#sessions.delete(session.id);
+    session.initiator.sessions.delete(session.id);
+    session.target.sessions.delete(session.id);
+  }
+
+  // --- accept / refuse ------------------------------------------------------------------------
+
+  #ownSession(connection: Connection, id: string, what: string): Session {
+    const session = this.#sessions.get(id);
+    if (!session || session.target !== connection) throw new Refusal('unknown-session', `${what}: no pending session ${id} for this peer`, id);
+    return session;
+  }
+
+  async #accept(connection: Connection, message: AcceptMessage): Promise<void> {
+    // The accept must be signed by this socket's peer (the target) and answer exactly the intent forwarded.
+    const accept = validateAcceptBody(openSigned(message.accept, DOMAIN.accept, connection.peerId!), this.#limits, 'accept.accept.body');
+    const session = this.#ownSession(connection, accept.session, 'accept');
+    if (accept.intentHash !== session.intentHash) {
+      throw new Refusal('bad-intent', `accept.accept.body.intentHash: does not match the intent of session ${session.id}`, session.id);
+    }
+    this.#endSession(session);
+    const { initiator, target } = session;
+    const key = Buffer.from(this.#randomBytes(32)).toString('base64');
+    const [initiatorDelay, targetDelay] = startDelays(initiator.rtt.srtt, target.rtt.srtt, this.#timing);
+    const common = { type: 'punch', session: session.id, intent: session.intent, accept: message.accept, key } as const;
+    this.#send(initiator, { ...common, peer: target.peerId!, role: 'controlling', startInMs: initiatorDelay });
+    this.#send(target, { ...common, peer: initiator.peerId!, role: 'controlled', startInMs: targetDelay });
+    this.#counters.punches++;
+  }
+
+  async #refuseSession(connection: Connection, message: RefuseMessage): Promise<void> {
+    const session = this.#ownSession(connection, message.session, 'refuse');
+    this.#endSession(session);
+    this.#counters.refused++;
+    this.#send(session.initiator, { type: 'error', code: 'refused', message: message.reason || 'the peer refused', ref: session.id });
+  }
+}
+
+/** Whether the socket closed meanwhile (a function, so TypeScript does not narrow across awaits). */
+function gone(connection: Connection): boolean {
+  return connection.state === 'closed';
+}
+
+function toBuffer(data: RawData): Buffer {
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.isBuffer(data) ? data : Buffer.from(data);
+}
+
+function rejectUpgrade(socket: Duplex, status: number, text: string): void {
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () => socket.destroy());
+}

@@ -1,0 +1,32 @@
+/**
+ * A token bucket: `burst` tokens, refilled at `rate` per second. Rate-limits each socket's
+ * messages, and counts protocol errors so that a socket that keeps misbehaving is closed.
+ */
+import { performance } from 'node:perf_hooks';
+
+export class TokenBucket {
+  readonly rate: number;
+  readonly burst: number;
+  readonly #now: () => number;
+  #tokens: number;
+  #at: number;
+
+  constructor(rate: number, burst: number, now: () => number = () => performance.now()) {
+    if (!(rate >= 0) || !(burst >= 1)) throw new RangeError(`token bucket: rate ${rate}, burst ${burst}; expected rate >= 0, burst >= 1`);
+    this.rate = rate;
+    this.burst = burst;
+    this.#now = now;
+    this.#tokens = burst;
+    this.#at = now();
+  }
+
+  /** Takes one token if there is one. */
+  take(): boolean {
+    const now = this.#now();
+    this.#tokens = Math.min(this.burst, this.#tokens + ((now - this.#at) / 1000) * this.rate);
+    this.#at = now;
+    if (this.#tokens < 1) return false;
+    this.#tokens -= 1;
+    return true;
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * Shared set-up for the rendezvous tests: a real StunServer and RendezvousServer on 127.0.0.1,
+ * real clients on real UDP sockets, and a raw WebSocket client for speaking the protocol by hand.
+ */
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { WebSocket } from 'ws';
+import { type Identity, generateIdentity } from '../../src/identity/index.js';
+import {
+  type RendezvousClientOptions, type RendezvousLimits, type ServerMessage, type StartTimingOptions,
+  DOMAIN, RendezvousClient, RendezvousServer, ReflexiveObserver, signObject,
+} from '../../src/rendezvous/index.js';
+import { StunServer } from '../../src/stun/server.js';
+
+/** Closes everything a test opened, newest first. */
+export class Resources {
+  #closers: (() => unknown)[] = [];
+
+  add<T>(thing: T, close: (thing: T) => unknown): T {
+    this.#closers.push(() => close(thing));
+    return thing;
+  }
+
+  async close(): Promise<void> {
+    for (const close of this.#closers.reverse()) await close();
+    this.#closers = [];
+  }
+}
+
+export interface Servers {
+  stun: StunServer;
+  observer: ReflexiveObserver;
+  server: RendezvousServer;
+  url: string;
+}
+
+export async function startServers(resources: Resources, options: { limits?: Partial<RendezvousLimits>; timing?: StartTimingOptions; now?: () => number } = {}): Promise<Servers> {
+  const observer = new ReflexiveObserver();
+  const stun = resources.add(await StunServer.listen({ address: '127.0.0.1', port: 0, onBinding: observer.onBinding }), (s) => s.close());
+  const server = resources.add(await RendezvousServer.listen({ host: '127.0.0.1', port: 0, stun, observer, ...options }), (s) => s.close());
+  return { stun, observer, server, url: server.url };
+}
+
+export async function udpSocket(resources: Resources): Promise<dgram.Socket> {
+  const socket = dgram.createSocket('udp4');
+  socket.bind(0, '127.0.0.1');
+  await once(socket, 'listening');
+  return resources.add(socket, (s) => s.close());
+}
+
+export interface Peer {
+  identity: Identity;
+  socket: dgram.Socket;
+  client: RendezvousClient;
+  /** "127.0.0.1:port" of the socket. */
+  endpoint: string;
+}
+
+export async function startPeer(resources: Resources, url: string, options: Partial<RendezvousClientOptions> = {}): Promise<Peer> {
+  const identity = options.identity ?? generateIdentity();
+  const socket = options.udpSocket ?? await udpSocket(resources);
+  const endpoint = `127.0.0.1:${socket.address().port}`;
+  const client = resources.add(
+    await RendezvousClient.connect({ url, identity, udpSocket: socket, privateEndpoints: [endpoint], ...options }),
+    (c) => c.close(),
+  );
+  return { identity, socket, client, endpoint };
+}
+
+/** A WebSocket speaking the protocol by hand: every frame received is queued for `next`. */
+export class RawClient {
+  readonly ws: WebSocket;
+  readonly closed: Promise<number>;
+  #queue: unknown[] = [];
+  #waiting: ((message: unknown) => void) | undefined;
+
+  private constructor(ws: WebSocket) {
+    this.ws = ws;
+    this.closed = new Promise((resolve) => ws.once('close', (code) => resolve(code)));
+    ws.on('error', () => undefined);
+    ws.on('message', (data) => {
+      const message: unknown = JSON.parse(String(data));
+      if (this.#waiting) {
+        const wake = this.#waiting;
+        this.#waiting = undefined;
+        wake(message);
+      } else {
+        this.#queue.push(message);
+      }
+    });
+  }
+
+  static async open(resources: Resources, url: string): Promise<RawClient> {
+    const ws = new WebSocket(url);
+    const client = new RawClient(ws);
+    resources.add(client, (c) => c.ws.terminate());
+    await once(ws, 'open');
+    return client;
+  }
+
+  /** The next message (any type). */
+  next(): Promise<ServerMessage & Record<string, unknown>> {
+    const queued = this.#queue.shift();
+    if (queued !== undefined) return Promise.resolve(queued as ServerMessage & Record<string, unknown>);
+    return new Promise((resolve) => {
+      this.#waiting = resolve as (message: unknown) => void;
+    });
+  }
+
+  send(message: unknown): void {
+    this.ws.send(typeof message === 'string' ? message : JSON.stringify(message));
+  }
+
+  /** Sends and waits for the reply. */
+  async ask(message: unknown): Promise<ServerMessage & Record<string, unknown>> {
+    this.send(message);
+    return this.next();
+  }
+}
+
+export const token = (): string => randomBytes(16).toString('base64url');
+
+/** Opens a raw client and registers `identity` (no server-reflexive claim). Returns it after `registered`. */
+export async function registerRaw(resources: Resources, url: string, identity: Identity = generateIdentity()): Promise<{ raw: RawClient; identity: Identity }> {
+  const raw = await RawClient.open(resources, url);
+  const hello = await raw.next();
+  const signed = signObject(identity, DOMAIN.register, { peerId: identity.peerId, nonce: hello['nonce'], privateEndpoints: ['127.0.0.1:9'], srflx: null });
+  const registered = await raw.ask({ type: 'register', signed });
+  if (registered.type !== 'registered') throw new Error(`registerRaw: ${JSON.stringify(registered)}`);
+  return { raw, identity };
+}

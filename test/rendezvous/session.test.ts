@@ -1,0 +1,269 @@
+import { test, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { generateIdentity, InvalidPeerIdError } from '../../src/identity/index.js';
+import {
+  type PunchInstruction, DOMAIN, RendezvousClient, RendezvousError, bodyHash, openSigned, peekSigned, signObject,
+} from '../../src/rendezvous/index.js';
+import { AttrType, username } from '../../src/wire/index.js';
+import { StunUdpClient } from '../../src/stun/udp-client.js';
+import { RawClient, Resources, registerRaw, startPeer, startServers, token, udpSocket } from './helpers.js';
+
+const resources = new Resources();
+afterEach(() => resources.close());
+
+test('a peer registers with its server-reflexive address proven by a STUN Binding from its UDP socket', async () => {
+  const { url, server } = await startServers(resources);
+  const peer = await startPeer(resources, url);
+  assert.equal(peer.client.srflx, peer.endpoint, 'on loopback the reflexive address is the socket itself');
+  assert.equal(server.stats.peers, 1);
+});
+
+test('two peers connect: both get a punch with the other side\'s signed candidates, opposite roles, one key', async () => {
+  const { url, server } = await startServers(resources);
+  const a = await startPeer(resources, url);
+  const b = await startPeer(resources, url);
+  const incoming = once(b.client, 'punch') as Promise<[PunchInstruction]>;
+  const before = Date.now();
+  const initiator = await a.client.connect(b.identity.peerId);
+  const [target] = await incoming;
+
+  assert.equal(initiator.session, target.session);
+  assert.equal(initiator.peer, b.identity.peerId);
+  assert.equal(target.peer, a.identity.peerId);
+  assert.equal(initiator.role, 'controlling');
+  assert.equal(target.role, 'controlled');
+  assert.deepEqual(initiator.remoteCandidates, [{ family: 4, address: '127.0.0.1', port: b.socket.address().port }]);
+  assert.deepEqual(target.remoteCandidates, [{ family: 4, address: '127.0.0.1', port: a.socket.address().port }]);
+  assert.deepEqual(initiator.localCandidates, target.remoteCandidates);
+  assert.deepEqual(target.localCandidates, initiator.remoteCandidates);
+  assert.equal(initiator.key.length, 32);
+  assert.deepEqual(initiator.key, target.key);
+  assert.ok(initiator.startAt >= before && initiator.startAt <= Date.now() + 5000);
+  assert.equal(server.stats.punches, 1);
+  assert.equal(server.stats.sessions, 0, 'the session is gone once punched');
+});
+
+test('the target can refuse; the initiator\'s connect rejects with reason "refused"', async () => {
+  const { url } = await startServers(resources);
+  const a = await startPeer(resources, url);
+  const asked: string[] = [];
+  const b = await startPeer(resources, url, { accept: (from) => { asked.push(from); return false; } });
+  const error = await a.client.connect(b.identity.peerId).then(() => undefined, (e: unknown) => e);
+  assert.ok(error instanceof RendezvousError);
+  assert.equal(error.code, 'ERR_RENDEZVOUS');
+  assert.equal(error.reason, 'refused');
+  assert.deepEqual(asked, [a.identity.peerId]);
+});
+
+test('connecting to a peer that is not registered rejects with reason "peer-not-found"', async () => {
+  const { url } = await startServers(resources);
+  const a = await startPeer(resources, url);
+  await assert.rejects(a.client.connect(generateIdentity().peerId), (e: unknown) => e instanceof RendezvousError && e.reason === 'peer-not-found');
+});
+
+test('connect refuses a malformed peer id before sending anything', async () => {
+  const { url } = await startServers(resources);
+  const a = await startPeer(resources, url);
+  await assert.rejects(a.client.connect('not-a-peer-id'), (e: unknown) => e instanceof InvalidPeerIdError && e.code === 'ERR_USAGE');
+});
+
+test('connect times out with reason "timeout" when the target never answers', async () => {
+  const { url } = await startServers(resources);
+  const a = await startPeer(resources, url);
+  // A raw peer that registers and then ignores the incoming intent.
+  const { raw, identity } = await registerRaw(resources, url);
+  const result = a.client.connect(identity.peerId, { timeoutMs: 300 });
+  assert.equal((await raw.next()).type, 'incoming');
+  await assert.rejects(result, (e: unknown) => e instanceof RendezvousError && e.reason === 'timeout');
+});
+
+test('connect can be aborted', async () => {
+  const { url } = await startServers(resources);
+  const a = await startPeer(resources, url);
+  const { identity } = await registerRaw(resources, url);
+  const controller = new AbortController();
+  const result = a.client.connect(identity.peerId, { signal: controller.signal });
+  controller.abort();
+  await assert.rejects(result, (e: unknown) => (e as { code?: string }).code === 'ERR_ABORTED');
+});
+
+test('a newer registration of the same peer id replaces the older, which is told and closed', async () => {
+  const { url, server } = await startServers(resources);
+  const identity = generateIdentity();
+  const first = await startPeer(resources, url, { identity });
+  const closed = once(first.client, 'close') as Promise<[RendezvousError]>;
+  await startPeer(resources, url, { identity });
+  const [reason] = await closed;
+  assert.equal(reason.reason, 'replaced');
+  assert.equal(server.stats.peers, 1);
+});
+
+test('a registration claiming a server-reflexive address the STUN port never saw is refused', async () => {
+  const { url } = await startServers(resources, { limits: { srflxWaitMs: 200 } });
+  const identity = generateIdentity();
+  const raw = await RawClient.open(resources, url);
+  const hello = await raw.next();
+  const signed = signObject(identity, DOMAIN.register, { peerId: identity.peerId, nonce: hello['nonce'], privateEndpoints: [], srflx: '203.0.113.7:4000' });
+  const reply = await raw.ask({ type: 'register', signed });
+  assert.deepEqual([reply.type, reply['code']], ['error', 'srflx-unproven']);
+});
+
+/** A raw socket that has said its hello token to the STUN port from a fresh UDP socket. */
+async function helloWithStunProof() {
+  const { url, stun } = await startServers(resources);
+  const raw = await RawClient.open(resources, url);
+  const hello = await raw.next();
+  const socket = await udpSocket(resources);
+  const stunClient = new StunUdpClient(socket);
+  await stunClient.request(stun.addresses[0]!, { attributes: [{ type: AttrType.Username, value: username.encode(String(hello['token'])) }] });
+  stunClient.close();
+  return { raw, hello, socket, identity: generateIdentity() };
+}
+
+test('a registration claiming a different address than its STUN Binding came from is refused', async () => {
+  const { raw, hello, socket, identity } = await helloWithStunProof();
+  const wrong = `127.0.0.1:${socket.address().port === 9 ? 10 : 9}`;
+  const signed = signObject(identity, DOMAIN.register, { peerId: identity.peerId, nonce: hello['nonce'], privateEndpoints: [], srflx: wrong });
+  const reply = await raw.ask({ type: 'register', signed });
+  assert.deepEqual([reply.type, reply['code']], ['error', 'srflx-mismatch']);
+  assert.match(String(reply['message']), new RegExp(`came from 127\\.0\\.0\\.1:${socket.address().port}`));
+});
+
+test('registered reports what the STUN port observed even when the peer claims nothing', async () => {
+  const { raw, hello, socket, identity } = await helloWithStunProof();
+  const signed = signObject(identity, DOMAIN.register, { peerId: identity.peerId, nonce: hello['nonce'], privateEndpoints: [], srflx: null });
+  const reply = await raw.ask({ type: 'register', signed });
+  assert.deepEqual(reply, { type: 'registered', peerId: identity.peerId, srflx: null, observedSrflx: `127.0.0.1:${socket.address().port}` });
+});
+
+test('a registration must sign this connection\'s nonce and verify with the key in its peer id', async () => {
+  const { url } = await startServers(resources);
+  const identity = generateIdentity();
+  const raw = await RawClient.open(resources, url);
+  const hello = await raw.next();
+  const stale = signObject(identity, DOMAIN.register, { peerId: identity.peerId, nonce: token(), privateEndpoints: [], srflx: null });
+  assert.equal((await raw.ask({ type: 'register', signed: stale }))['code'], 'bad-nonce');
+  const impostor = signObject(generateIdentity(), DOMAIN.register, { peerId: identity.peerId, nonce: hello['nonce'], privateEndpoints: [], srflx: null });
+  assert.equal((await raw.ask({ type: 'register', signed: impostor }))['code'], 'bad-signature');
+  // A signature made for another purpose (an intent) does not pass as a registration.
+  const crossDomain = signObject(identity, DOMAIN.intent, { peerId: identity.peerId, nonce: hello['nonce'], privateEndpoints: [], srflx: null });
+  assert.equal((await raw.ask({ type: 'register', signed: crossDomain }))['code'], 'bad-signature');
+  const good = signObject(identity, DOMAIN.register, { peerId: identity.peerId, nonce: hello['nonce'], privateEndpoints: [], srflx: null });
+  assert.equal((await raw.ask({ type: 'register', signed: good })).type, 'registered');
+  assert.equal((await raw.ask({ type: 'register', signed: good }))['code'], 'already-registered');
+});
+
+test('before registering, a socket may do nothing but register', async () => {
+  const { url } = await startServers(resources);
+  const { identity: target } = await registerRaw(resources, url);
+  const raw = await RawClient.open(resources, url);
+  await raw.next(); // hello
+  const someone = generateIdentity();
+  const intent = signObject(someone, DOMAIN.intent, {
+    from: someone.peerId, to: target.peerId, nonce: token(), expires: Date.now() + 10_000, candidates: [], session: token(),
+  });
+  for (const message of [
+    { type: 'connect', intent },
+    { type: 'accept', accept: intent },
+    { type: 'refuse', session: token(), reason: 'no' },
+  ]) {
+    const reply = await raw.ask(message);
+    assert.deepEqual([reply.type, reply['code']], ['error', 'not-registered'], message.type);
+  }
+});
+
+test('the server forwards only intents signed by the socket\'s own peer, for a live period', async () => {
+  const { url } = await startServers(resources);
+  const { raw, identity } = await registerRaw(resources, url);
+  const target = await startPeer(resources, url);
+  const intent = (fields: Record<string, unknown>, signer = identity) => signObject(signer, DOMAIN.intent, {
+    from: identity.peerId, to: target.identity.peerId, nonce: token(), expires: Date.now() + 10_000, candidates: ['127.0.0.1:9'], session: token(), ...fields,
+  });
+  const cases: [string, unknown, string][] = [
+    ['signed by someone else', intent({}, generateIdentity()), 'bad-signature'],
+    ['from another peer', signObject(identity, DOMAIN.intent, {
+      from: target.identity.peerId, to: identity.peerId, nonce: token(), expires: Date.now() + 10_000, candidates: [], session: token(),
+    }), 'bad-intent'],
+    ['to itself', intent({ to: identity.peerId }), 'bad-intent'],
+    ['expired', intent({ expires: Date.now() - 1 }), 'expired'],
+    ['too far ahead', intent({ expires: Date.now() + 3_600_000 }), 'expired'],
+    ['with a multicast candidate', intent({ candidates: ['224.0.0.1:5000'] }), 'invalid'],
+  ];
+  for (const [what, signed, code] of cases) {
+    const reply = await raw.ask({ type: 'connect', intent: signed });
+    assert.deepEqual([reply.type, reply['code']], ['error', code], what);
+  }
+});
+
+test('an accept must answer the forwarded intent and come from its target', async () => {
+  const { url } = await startServers(resources);
+  const a = await startPeer(resources, url);
+  const { raw, identity } = await registerRaw(resources, url);
+  const result = a.client.connect(identity.peerId).catch((e: unknown) => e);
+  const incoming = await raw.next();
+  const intent = incoming['intent'] as { body: string; sig: string };
+  const session = (peekSigned(intent) as { session: string }).session;
+  const accept = (fields: Record<string, unknown>) => signObject(identity, DOMAIN.accept, {
+    session, intentHash: bodyHash(intent), candidates: ['127.0.0.1:9'], nonce: token(), ...fields,
+  });
+  assert.equal((await raw.ask({ type: 'accept', accept: accept({ intentHash: bodyHash({ body: 'e30=', sig: '' }) }) }))['code'], 'bad-intent');
+  assert.equal((await raw.ask({ type: 'accept', accept: accept({ session: token() }) }))['code'], 'unknown-session');
+  const punch = await raw.ask({ type: 'accept', accept: accept({}) });
+  assert.equal(punch.type, 'punch');
+  assert.equal(punch['role'], 'controlled');
+  assert.deepEqual(openSigned(punch['intent'] as { body: string; sig: string }, DOMAIN.intent, a.identity.peerId), peekSigned(intent));
+  const instruction = await result as PunchInstruction;
+  assert.deepEqual(instruction.remoteCandidates, [{ family: 4, address: '127.0.0.1', port: 9 }]);
+});
+
+test('a pending session ends with "peer-not-found" for the initiator when the target disconnects', async () => {
+  const { url } = await startServers(resources);
+  const a = await startPeer(resources, url);
+  const { raw, identity } = await registerRaw(resources, url);
+  const result = a.client.connect(identity.peerId);
+  assert.equal((await raw.next()).type, 'incoming');
+  raw.ws.close();
+  await assert.rejects(result, (e: unknown) => e instanceof RendezvousError && e.reason === 'peer-not-found');
+});
+
+test('a client registers through a caller-owned STUN client when the socket owner routes datagrams', async () => {
+  const { url } = await startServers(resources);
+  const socket = await udpSocket(resources);
+  const stunClient = new StunUdpClient(socket, { listen: false });
+  let routed = 0;
+  socket.on('message', (data, rinfo) => { if (stunClient.handle(data, rinfo)) routed++; });
+  const peer = await startPeer(resources, url, { udpSocket: socket, stunClient });
+  assert.equal(peer.client.srflx, peer.endpoint);
+  assert.equal(routed, 1);
+  stunClient.close();
+});
+
+test('registration fails with the server\'s reason, and the client is left closed', async () => {
+  const { url } = await startServers(resources, { limits: { maxPeers: 1 } });
+  await startPeer(resources, url);
+  const socket = await udpSocket(resources);
+  await assert.rejects(
+    RendezvousClient.connect({ url, identity: generateIdentity(), udpSocket: socket, privateEndpoints: [] }),
+    (e: unknown) => e instanceof RendezvousError && e.reason === 'server-full',
+  );
+});
+
+test('registration can be aborted and times out against a silent server', async () => {
+  const socket = await udpSocket(resources);
+  const controller = new AbortController();
+  const { url } = await startServers(resources);
+  const pending = RendezvousClient.connect({ url, identity: generateIdentity(), udpSocket: socket, privateEndpoints: [], signal: controller.signal });
+  controller.abort();
+  await assert.rejects(pending, (e: unknown) => (e as { code?: string }).code === 'ERR_ABORTED');
+  // A TCP server that accepts the WebSocket handshake but never says hello.
+  const { WebSocketServer } = await import('ws');
+  const silent = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  resources.add(silent, (s) => new Promise((resolve) => { for (const c of s.clients) c.terminate(); s.close(resolve); }));
+  await once(silent, 'listening');
+  const port = (silent.address() as { port: number }).port;
+  await assert.rejects(
+    RendezvousClient.connect({ url: `ws://127.0.0.1:${port}/`, identity: generateIdentity(), udpSocket: socket, privateEndpoints: [], timeoutMs: 300 }),
+    (e: unknown) => e instanceof RendezvousError && e.reason === 'timeout',
+  );
+});
