@@ -136,7 +136,8 @@ function checkSupport(): { ok: true } | { ok: false; reason: string } {
   if (missing.length > 0) {
     return { ok: false, reason: `the NAT lab needs ${missing.join(', ')}; install with: apt-get install -y iproute2 nftables conntrack procps` };
   }
-  const probe = `npcheck${process.pid}-x`;
+  // Named like a default lab prefix, so destroyStaleLabs removes it if this process dies here.
+  const probe = `np${process.pid}n0-check`;
   try {
     execFileSync('ip', ['netns', 'add', probe], { stdio: 'pipe' });
   } catch (error) {
@@ -151,7 +152,7 @@ function checkSupport(): { ok: true } | { ok: false; reason: string } {
     try {
       execFileSync('ip', ['netns', 'delete', probe], { stdio: 'pipe' });
     } catch {
-      // left for destroyPrefix('npcheck<pid>')
+      // left for destroyStaleLabs
     }
   }
 }

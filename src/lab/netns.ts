@@ -218,7 +218,9 @@ function alive(pid: number): boolean {
 export async function destroyStaleLabs(): Promise<string[]> {
   const stale = new Set<string>();
   for (const name of listNamespaces()) {
-    const prefix = name.slice(0, name.indexOf('-'));
+    const dash = name.indexOf('-');
+    if (dash <= 0) continue;
+    const prefix = name.slice(0, dash);
     const match = PID_PREFIX_PATTERN.exec(prefix);
     if (match !== null && Number(match[1]) !== process.pid && !alive(Number(match[1]))) stale.add(prefix);
   }
