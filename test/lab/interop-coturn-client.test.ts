@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { withLab, natTruth, type NatKind, type Lab } from '../../src/lab/index.js';
 import { skipUnlessLab } from '../support/lab.js';
 import { runNatDiscovery, runStunclient, type Rfc5780Response } from '../support/coturn.js';
-import { startServe } from '../support/serve.js';
+import { startServe, endpointIp as ip, endpointPort as port, type RunningServe } from '../support/serve.js';
 import { localHost, skipUnlessInstalled } from '../support/process.js';
 
 /**
@@ -18,24 +18,13 @@ const INSTALL_HINT = 'apt-get install -y coturn';
 const PRIMARY = '198.51.100.10';
 const ALTERNATE = '198.51.100.11';
 
-const ip = (endpoint: string | null): string | null => endpoint?.slice(0, endpoint.lastIndexOf(':')) ?? null;
-const port = (endpoint: string | null): number | null => (endpoint === null ? null : Number(endpoint.slice(endpoint.lastIndexOf(':') + 1)));
-
-/** The serve endpoint that differs from the primary in both address and port: RFC 5780's OTHER-ADDRESS. */
-function otherOf(endpoints: string[]): string {
-  const [primary] = endpoints;
-  const other = endpoints.find((e) => ip(e) !== ip(primary!) && port(e) !== port(primary!));
-  assert.ok(other, `serve listed no alternate address and port: ${endpoints.join(' ')}`);
-  return other;
-}
-
 /** turnutils_stunclient's three exchanges when nothing filters: plain, CHANGE-REQUEST + RESPONSE-PORT, CHANGE-REQUEST. */
-function assertCompleteStunclientRun(responses: Rfc5780Response[], endpoints: string[], label: string): void {
+function assertCompleteStunclientRun(responses: Rfc5780Response[], serve: RunningServe, label: string): void {
   assert.equal(responses.length, 3, label);
   const [first, second, third] = responses as [Rfc5780Response, Rfc5780Response, Rfc5780Response];
   // Change IP and port: the answer comes from the alternate address and port.
-  assert.equal(second.responseOrigin, otherOf(endpoints), label);
-  assert.equal(third.responseOrigin, otherOf(endpoints), label);
+  assert.equal(second.responseOrigin, serve.other, label);
+  assert.equal(third.responseOrigin, serve.other, label);
   // The second request came from the first socket, so it reports the same reflexive address...
   assert.equal(second.reflexive, first.reflexive, label);
   // ...yet it was heard on the socket bound to local port + 1: RESPONSE-PORT was honoured. The
@@ -47,14 +36,15 @@ test('coturn natdiscovery and stunclient find no NAT through natpunch serve on l
   if (skipUnlessInstalled(t, COTURN_CLIENTS, INSTALL_HINT)) return;
   const serve = await startServe(localHost, '127.0.0.1', '127.0.0.2', ['--port', '0', '--alt-port', '0', '--no-relay']);
   try {
-    const primary = serve.endpoints[0]!;
+    const primary = serve.primary;
+    assert.ok(serve.other, `serve listed no alternate endpoint: ${serve.endpoints.join(' ')}`);
     const truth = natTruth('open');
 
     const stun = await runStunclient(localHost, '127.0.0.1', { port: port(primary)!, firstResponseOnly: false });
     assert.equal(stun[0]?.responseOrigin, primary, JSON.stringify(stun));
-    assert.equal(stun[0]?.otherAddress, otherOf(serve.endpoints), JSON.stringify(stun));
+    assert.equal(stun[0]?.otherAddress, serve.other, JSON.stringify(stun));
     assert.equal(ip(stun[0]!.reflexive), '127.0.0.1');
-    assertCompleteStunclientRun(stun, serve.endpoints, JSON.stringify(stun));
+    assertCompleteStunclientRun(stun, serve, JSON.stringify(stun));
 
     const found = await runNatDiscovery(localHost, '127.0.0.1', { local: '127.0.0.1', port: port(primary)! });
     const label = found.text;
@@ -85,7 +75,7 @@ const pairs: [NatKind, NatKind][] = [
   ['symmetric-seq', 'eim-random-port'],
 ];
 
-async function checkBehind(lab: Lab, routerName: 'a' | 'b', hairpinOn: boolean, endpoints: string[]): Promise<void> {
+async function checkBehind(lab: Lab, routerName: 'a' | 'b', hairpinOn: boolean, serve: RunningServe): Promise<void> {
   const router = lab.routers[routerName]!;
   const host = lab.hosts[`${routerName}1`]!;
   const truth = natTruth(router.kind);
@@ -98,9 +88,9 @@ async function checkBehind(lab: Lab, routerName: 'a' | 'b', hairpinOn: boolean, 
   const stun = await runStunclient(host, PRIMARY, { firstResponseOnly: !unfiltered });
   const stunLabel = `stunclient behind ${router.kind}: ${JSON.stringify(stun)}`;
   assert.equal(ip(stun[0]?.reflexive ?? null), publicAddress, stunLabel);
-  assert.equal(stun[0]?.responseOrigin, endpoints[0], stunLabel);
-  assert.equal(stun[0]?.otherAddress, otherOf(endpoints), stunLabel);
-  if (unfiltered) assertCompleteStunclientRun(stun, endpoints, stunLabel);
+  assert.equal(stun[0]?.responseOrigin, serve.primary, stunLabel);
+  assert.equal(stun[0]?.otherAddress, serve.other, stunLabel);
+  if (unfiltered) assertCompleteStunclientRun(stun, serve, stunLabel);
 
   const found = await runNatDiscovery(host, PRIMARY, { local: own });
   const label = `natdiscovery behind ${router.kind} (hairpin ${hairpinOn ? 'on' : 'off'}):\n${found.text}`;
@@ -113,7 +103,7 @@ async function checkBehind(lab: Lab, routerName: 'a' | 'b', hairpinOn: boolean, 
   for (const response of found.responses) {
     assert.equal(ip(response.reflexive), publicAddress, label);
     assert.equal(ip(response.local), own, label);
-    assert.ok(endpoints.includes(response.responseOrigin!), label);
+    assert.ok(serve.endpoints.includes(response.responseOrigin!), label);
   }
   // A free port is kept by port-preserving NATs (and trivially without a NAT).
   if (truth.portAllocation === 'preserving') assert.equal(port(found.responses[0]!.reflexive), port(found.responses[0]!.local), label);
@@ -125,8 +115,9 @@ for (const [kindA, kindB] of pairs) {
     await withLab({ a: { kind: kindA, hairpin: true }, b: { kind: kindB, hairpin: false } }, async (lab) => {
       const serve = await startServe(lab.server, PRIMARY, ALTERNATE, ['--no-relay']);
       try {
-        assert.equal(serve.endpoints[0], `${PRIMARY}:3478`);
-        await Promise.all([checkBehind(lab, 'a', true, serve.endpoints), checkBehind(lab, 'b', false, serve.endpoints)]);
+        assert.equal(serve.primary, `${PRIMARY}:3478`);
+        assert.equal(serve.other, `${ALTERNATE}:3479`);
+        await Promise.all([checkBehind(lab, 'a', true, serve), checkBehind(lab, 'b', false, serve)]);
       } finally {
         await serve.stop();
       }

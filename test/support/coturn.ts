@@ -11,16 +11,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
 import type { EndpointDependence } from '../../src/lab/index.js';
-import { ProcessOutput, stopProcess } from './process.js';
-
-/** Something that can start a process: a lab host, or a plain local spawn. */
-export interface Spawner {
-  spawn(argv: string[]): ChildProcess;
-}
-
-const ENDPOINT = String.raw`(\d{1,3}(?:\.\d{1,3}){3}:\d{1,5})`;
+import { ProcessOutput, stopProcess, type Spawner } from './process.js';
+import { ENDPOINT_PATTERN as ENDPOINT } from './serve.js';
 
 /** One "RFC 5780 response N" block as coturn's clients print it. */
 export interface Rfc5780Response {

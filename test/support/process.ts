@@ -118,8 +118,13 @@ function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   }
 }
 
+/** Something that can start a process: a lab host, or `localHost`. */
+export interface Spawner {
+  spawn(argv: string[]): ChildProcess;
+}
+
 /** Start processes on this machine the way lab hosts do: own process group, piped output. */
-export const localHost = {
+export const localHost: Spawner = {
   spawn(argv: string[]): ChildProcess {
     const [file, ...args] = argv;
     return spawn(file!, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });

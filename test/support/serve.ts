@@ -1,6 +1,5 @@
 import { natpunch } from './cli.js';
-import type { Spawner } from './coturn.js';
-import { ProcessOutput, stopProcess } from './process.js';
+import { ProcessOutput, stopProcess, type Spawner } from './process.js';
 
 export interface RunningServe {
   output: ProcessOutput;
@@ -9,6 +8,10 @@ export interface RunningServe {
    * address) primary IP + alternate port, alternate IP + primary port, alternate IP + port.
    */
   endpoints: string[];
+  /** Where a plain Binding goes: the primary address and port. */
+  primary: string;
+  /** The endpoint differing from the primary in both address and port: RFC 5780's OTHER-ADDRESS. */
+  other: string | null;
   stop(): Promise<void>;
 }
 
@@ -23,6 +26,24 @@ export async function startServe(host: Spawner, address: string, altAddress: str
     await stop();
     throw error;
   }
-  const endpoints = [...ready.matchAll(/\b(\d{1,3}(?:\.\d{1,3}){3}:\d{1,5})\b/g)].map((m) => m[1]!);
-  return { output, endpoints, stop };
+  const endpoints = [...ready.matchAll(new RegExp(ENDPOINT_PATTERN, 'g'))].map((m) => m[1]!);
+  const primary = endpoints[0];
+  if (primary === undefined) {
+    await stop();
+    throw new Error(`natpunch serve: its ready line names no endpoint: ${ready}`);
+  }
+  const other = endpoints.find((e) => endpointIp(e) !== endpointIp(primary) && endpointPort(e) !== endpointPort(primary)) ?? null;
+  return { output, endpoints, primary, other, stop };
+}
+
+/** An IPv4 "ip:port" as tools print it, as one capture group (regex source text). */
+export const ENDPOINT_PATTERN = String.raw`(\d{1,3}(?:\.\d{1,3}){3}:\d{1,5})`;
+
+/** The address part of "ip:port" (null in, null out: parsers report what they did not find as null). */
+export function endpointIp(endpoint: string | null): string | null {
+  return endpoint === null ? null : endpoint.slice(0, endpoint.lastIndexOf(':'));
+}
+
+export function endpointPort(endpoint: string | null): number | null {
+  return endpoint === null ? null : Number(endpoint.slice(endpoint.lastIndexOf(':') + 1));
 }
