@@ -167,6 +167,8 @@ export function natRuleset(router: RouterPlan): string {
     out += chain('source-nat', null, sourceNatRules(router));
     const postrouting = ['oifname "wan" jump source-nat'];
     // The looped-back packet must carry the sender's public mapping. @see RFC 4787 §6 REQ-9
+    // (One kernel limit: a socket sending to its own mapping is seen from another port, because
+    // conntrack refuses an entry whose reply tuple would equal its original tuple.)
     if (router.options.hairpin) postrouting.push(`oifname "lan" ip saddr ${lan} ct status dnat jump source-nat`);
     out += chain('postrouting', 'type nat hook postrouting priority srcnat', postrouting);
     // Runs after source NAT (priority 100): `th sport` is the external port here, the
@@ -196,13 +198,13 @@ export function lossRuleset(device: string, lossPercent: number): string {
   const table = lossTable(device);
   let out = `table netdev ${table}\ndelete table netdev ${table}\n`;
   if (lossPercent <= 0) return out;
-  // numgen random mod 100 < p drops p% of packets; whole percents are what nft can express.
-  const threshold = Math.round(lossPercent);
+  // numgen draws a whole number; counting in hundredths of a percent keeps fractions like 0.5 %.
+  const threshold = Math.round(lossPercent * 100);
   out += `table netdev ${table} {\n  counter ${ROUTER_COUNTERS.lost} { }\n`;
   out += chain(
     `${device}-ingress`,
     `type filter hook ingress device "${device}" priority filter`,
-    [`meta protocol ip numgen random mod 100 < ${threshold} counter name "${ROUTER_COUNTERS.lost}" drop`],
+    [`meta protocol ip numgen random mod 10000 < ${threshold} counter name "${ROUTER_COUNTERS.lost}" drop`],
   );
   out += '}\n';
   return out;

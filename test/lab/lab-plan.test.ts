@@ -137,7 +137,7 @@ test('hairpin, TCP RST and loss options change the ruleset as named', () => {
   assert.match(plain, /meta l4proto tcp counter name "unsolicited" drop/);
   assert.match(tuned, /meta l4proto tcp counter name "unsolicited" reject with tcp reset/);
   assert.doesNotMatch(plain, /numgen random/);
-  assert.match(tuned, /hook ingress device "wan"[\s\S]*meta protocol ip numgen random mod 100 < 30/);
+  assert.match(tuned, /hook ingress device "wan"[\s\S]*meta protocol ip numgen random mod 10000 < 3000/);
   assert.equal(lossRuleset('a', 0), 'table netdev natlab_loss_a\ndelete table netdev natlab_loss_a\n');
 });
 
