@@ -1,6 +1,6 @@
 /**
  * The STUN servers bench/stun compares, each started on loopback pinned to core 0: the C echo
- * ceiling, coturn, and `natpunch serve`. A target is ready when it has said so (where it has a
+ * ceiling, the node:dgram echo ceiling, coturn, and `natpunch serve`. A target is ready when it has said so (where it has a
  * ready line) and has answered one real Binding transaction from natpunch's own client.
  */
 
@@ -16,7 +16,7 @@ export const LOAD_CORE = 1;
 export const LOOPBACK = '127.0.0.1';
 
 export interface Target {
-  name: 'echo' | 'coturn' | 'natpunch';
+  name: 'echo' | 'node-echo' | 'coturn' | 'natpunch';
   /** What it is, for the table's notes. */
   description: string;
   /** Starts it on `port` and resolves once it answers Binding requests there. */
@@ -86,6 +86,14 @@ export const echo: Target = {
     ready(startPinned('echo', SERVER_CORE, join(workDir, 'echo'), [String(port)]), port, false, signal, /^ready \d+/),
 };
 
+export const nodeEcho: Target = {
+  name: 'node-echo',
+  description: 'bench/stun/node-echo.ts: one node:dgram message event + send per datagram, the ceiling of any server on node:dgram',
+  start: (port, { root, signal }) => ready(startPinned('node-echo', SERVER_CORE, process.execPath, [
+    join(root, 'dist', 'bench', 'stun', 'node-echo.js'), String(port),
+  ]), port, false, signal, /^ready \d+/),
+};
+
 export const coturn: Target = {
   name: 'coturn',
   description: 'coturn turnserver, default threads, UDP+TCP listeners, no TLS/DTLS/CLI',
@@ -107,4 +115,4 @@ export const natpunch: Target = {
   },
 };
 
-export const targets: Target[] = [echo, coturn, natpunch];
+export const targets: Target[] = [echo, nodeEcho, coturn, natpunch];
