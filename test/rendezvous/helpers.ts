@@ -130,3 +130,12 @@ export async function registerRaw(resources: Resources, url: string, identity: I
   if (registered.type !== 'registered') throw new Error(`registerRaw: ${JSON.stringify(registered)}`);
   return { raw, identity };
 }
+
+/** Resolves once `condition()` holds, checking after every turn of the event loop (5 s at most). */
+export async function until(condition: () => boolean, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`until: ${what} did not hold within 5 s`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}

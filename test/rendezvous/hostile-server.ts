@@ -40,8 +40,12 @@ export interface HostileServerOptions {
   /** The addresses every forged object names instead of the real candidates. */
   forgedCandidates: string[];
   mode?: ForgeMode;
-  /** Which object to forge when both peers are here (default 'accept'). */
-  forge?: 'intent' | 'accept';
+  /**
+   * Which object to forge when both peers are here (default 'accept'); 'hold' forwards the
+   * intent honestly and keeps the target's accept (in `received`) without sending any punch,
+   * so that a test can `deliver` punches of its own making.
+   */
+  forge?: 'intent' | 'accept' | 'hold';
   /** hello.stun (default: none, so peers register without a server-reflexive address). */
   stun?: string[];
 }
@@ -229,7 +233,7 @@ export class HostileRendezvousServer {
       case 'accept': {
         const body = peekSigned(message.accept) as AcceptBody;
         const pending = this.#pending.get(body.session);
-        if (!pending || !peer.peerId) return;
+        if (!pending || !peer.peerId || this.#options.forge === 'hold') return;
         const initiatorId = (peekSigned(pending.intent) as IntentBody).from;
         ws(pending.initiator, this.#punch(body.session, peer.peerId, 'controlling', pending.intent, this.#forge(message.accept, DOMAIN.accept)));
         this.forgeries++;
@@ -277,7 +281,7 @@ if (process.argv.includes('--serve')) {
   }
   const server = await HostileRendezvousServer.listen({
     host: values.host!, port: Number(values.port), forgedCandidates: values.forge.split(','),
-    mode: values.mode as ForgeMode, forge: values.target as 'intent' | 'accept',
+    mode: values.mode as ForgeMode, forge: values.target as 'intent' | 'accept' | 'hold',
   });
   process.stdout.write(`ready ${server.url}\n`);
   const stop = (): void => void server.close().then(() => process.exit(0));

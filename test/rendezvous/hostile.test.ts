@@ -1,0 +1,175 @@
+import { test, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { generateIdentity } from '../../src/identity/index.js';
+import {
+  type PunchInstruction, DOMAIN, RendezvousVerifyError, peekSigned, signObject,
+} from '../../src/rendezvous/index.js';
+import { type ForgeMode, HostileRendezvousServer } from './hostile-server.js';
+import { type Peer, Resources, startPeer, token, udpSocket } from './helpers.js';
+
+const resources = new Resources();
+afterEach(() => resources.close());
+
+/** A hostile server whose forged candidate is a real UDP socket counting what reaches it. */
+async function hostile(options: { mode?: ForgeMode; forge?: 'intent' | 'accept' | 'hold' } = {}) {
+  const victim = await udpSocket(resources);
+  let packets = 0;
+  victim.on('message', () => packets++);
+  const server = resources.add(
+    await HostileRendezvousServer.listen({ forgedCandidates: [`127.0.0.1:${victim.address().port}`], ...options }),
+    (s) => s.close(),
+  );
+  return { server, packetsToVictim: () => packets };
+}
+
+/** Records what a peer was told to punch, and what it rejected. */
+function watch(peer: Peer) {
+  const punches: PunchInstruction[] = [];
+  const rejected: RendezvousVerifyError[] = [];
+  peer.client.on('punch', (p) => punches.push(p));
+  peer.client.on('rejected', (e) => rejected.push(e));
+  return { punches, rejected };
+}
+
+for (const mode of ['resign', 'tamper', 'unsigned'] as const) {
+  test(`an initiator rejects a punch whose accept was forged (${mode}) and gets no instruction`, async () => {
+    const { server, packetsToVictim } = await hostile({ mode, forge: 'accept' });
+    const a = await startPeer(resources, server.url);
+    const b = await startPeer(resources, server.url);
+    const seenByA = watch(a);
+    const error = await a.client.connect(b.identity.peerId).then(() => undefined, (e: unknown) => e);
+    assert.ok(error instanceof RendezvousVerifyError, String(error));
+    assert.equal(error.code, 'ERR_RENDEZVOUS_VERIFY');
+    assert.equal(error.reason, 'bad-signature');
+    assert.equal(seenByA.rejected.length, 1);
+    assert.equal(seenByA.punches.length, 0);
+    assert.equal(server.forgeries, 1);
+    assert.equal(packetsToVictim(), 0);
+  });
+
+  test(`a target refuses an intent whose candidates were forged (${mode}) and never punches`, async () => {
+    const { server } = await hostile({ mode, forge: 'intent' });
+    const a = await startPeer(resources, server.url);
+    const b = await startPeer(resources, server.url);
+    const seenByB = watch(b);
+    void a.client.connect(b.identity.peerId, { timeoutMs: 60_000 }).catch(() => undefined);
+    await server.waitFor((r) => r.some((x) => x.message.type === 'refuse'));
+    const refuse = server.received.find((x) => x.message.type === 'refuse')!;
+    assert.equal(refuse.peerId, b.identity.peerId);
+    assert.match((refuse.message as { reason: string }).reason, /^bad-signature: /);
+    assert.equal(seenByB.rejected[0]?.reason, 'bad-signature');
+    assert.equal(seenByB.punches.length, 0);
+  });
+}
+
+test('an initiator alone rejects an accept the server fabricated in its target\'s name', async () => {
+  const { server, packetsToVictim } = await hostile({ mode: 'resign' });
+  const a = await startPeer(resources, server.url);
+  const absent = generateIdentity().peerId;
+  await assert.rejects(a.client.connect(absent), (e: unknown) => e instanceof RendezvousVerifyError && e.reason === 'bad-signature');
+  assert.equal(packetsToVictim(), 0);
+});
+
+test('a target refuses an intent re-signed by the server in a real peer\'s name', async () => {
+  const { server } = await hostile();
+  const a = await startPeer(resources, server.url);
+  const b = await startPeer(resources, server.url);
+  const seenByB = watch(b);
+  const session = server.forgeIncoming(b.identity.peerId, { claimFrom: a.identity.peerId, mode: 'resign' });
+  await server.waitFor((r) => r.some((x) => x.message.type === 'refuse'));
+  assert.deepEqual(server.received.filter((x) => x.message.type === 'refuse').map((x) => (x.message as { session: string }).session), [session]);
+  assert.equal(seenByB.punches.length, 0);
+});
+
+test('a replayed intent is refused as replayed, though its signature is genuine', async () => {
+  const { server } = await hostile({ forge: 'accept' });
+  const a = await startPeer(resources, server.url);
+  const b = await startPeer(resources, server.url);
+  const seenByB = watch(b);
+  const punched = once(b.client, 'punch');
+  await a.client.connect(b.identity.peerId).catch(() => undefined);
+  await punched; // b got the genuine punch for the genuine intent
+  server.replayIncoming(b.identity.peerId);
+  await server.waitFor((r) => r.some((x) => x.message.type === 'refuse'));
+  const refuse = server.received.find((x) => x.message.type === 'refuse')!.message as { reason: string };
+  assert.match(refuse.reason, /^replayed: /);
+  assert.equal(seenByB.rejected.at(-1)?.reason, 'replayed');
+  assert.equal(seenByB.punches.length, 1);
+});
+
+test('an expired intent is refused by the target even when genuinely signed', async () => {
+  const { server } = await hostile();
+  const b = await startPeer(resources, server.url);
+  const seenByB = watch(b);
+  const someone = generateIdentity();
+  const intent = signObject(someone, DOMAIN.intent, {
+    from: someone.peerId, to: b.identity.peerId, nonce: token(), expires: Date.now() - 1, candidates: ['127.0.0.1:9'], session: token(),
+  });
+  server.deliver(b.identity.peerId, { type: 'incoming', intent });
+  await server.waitFor((r) => r.some((x) => x.message.type === 'refuse'));
+  assert.equal(seenByB.rejected[0]?.reason, 'expired');
+  assert.equal(seenByB.punches.length, 0);
+});
+
+test('an intent addressed to another peer is refused', async () => {
+  const { server } = await hostile();
+  const b = await startPeer(resources, server.url);
+  const seenByB = watch(b);
+  const someone = generateIdentity();
+  const intent = signObject(someone, DOMAIN.intent, {
+    from: someone.peerId, to: generateIdentity().peerId, nonce: token(), expires: Date.now() + 10_000, candidates: ['127.0.0.1:9'], session: token(),
+  });
+  server.deliver(b.identity.peerId, { type: 'incoming', intent });
+  await server.waitFor((r) => r.some((x) => x.message.type === 'refuse'));
+  assert.equal(seenByB.rejected[0]?.reason, 'mismatch');
+});
+
+test('a punch for a session the peer never initiated or accepted is dropped', async () => {
+  const { server, packetsToVictim } = await hostile();
+  const b = await startPeer(resources, server.url);
+  const seenByB = watch(b);
+  const rejected = once(b.client, 'rejected') as Promise<[RendezvousVerifyError]>;
+  server.forgePunch(b.identity.peerId, { role: 'controlled' });
+  const [error] = await rejected;
+  assert.equal(error.reason, 'mismatch');
+  assert.equal(seenByB.punches.length, 0);
+  assert.equal(packetsToVictim(), 0);
+});
+
+test('an initiator checks every part of a punch: role, peer, the intent it signed, the accept\'s session', async () => {
+  const { server } = await hostile({ forge: 'hold' });
+  const a = await startPeer(resources, server.url);
+  const b = await startPeer(resources, server.url);
+  type Signed = { body: string; sig: string };
+  /** Starts a connect and returns it with the genuine intent and b's genuine accept. */
+  const genuine = async () => {
+    const accepts = server.received.filter((x) => x.message.type === 'accept').length;
+    const result = a.client.connect(b.identity.peerId).then((p) => p, (e: unknown) => e);
+    await server.waitFor((r) => r.filter((x) => x.message.type === 'accept').length > accepts);
+    const intent = (server.received.filter((x) => x.message.type === 'connect').at(-1)!.message as unknown as { intent: Signed }).intent;
+    const accept = (server.received.filter((x) => x.message.type === 'accept').at(-1)!.message as unknown as { accept: Signed }).accept;
+    const session = (peekSigned(intent) as { session: string }).session;
+    return { result, intent, accept, session };
+  };
+  const punch = (fields: Record<string, unknown>) => ({
+    type: 'punch', role: 'controlling', peer: b.identity.peerId, key: Buffer.alloc(32).toString('base64'), startInMs: 0, ...fields,
+  });
+  const previous = await genuine();
+  server.deliver(a.identity.peerId, punch({ session: previous.session, intent: previous.intent, accept: previous.accept }));
+  assert.equal(((await previous.result) as PunchInstruction).session, previous.session, 'the genuine punch is accepted');
+
+  const variants: [string, (g: Awaited<ReturnType<typeof genuine>>) => Record<string, unknown>][] = [
+    ['role controlled', (g) => ({ session: g.session, intent: g.intent, accept: g.accept, role: 'controlled' })],
+    ['another peer', (g) => ({ session: g.session, intent: g.intent, accept: g.accept, peer: a.identity.peerId })],
+    ['an older intent', (g) => ({ session: g.session, intent: previous.intent, accept: g.accept })],
+    ['an accept of another session', (g) => ({ session: g.session, intent: g.intent, accept: previous.accept })],
+  ];
+  for (const [what, craft] of variants) {
+    const g = await genuine();
+    server.deliver(a.identity.peerId, punch(craft(g)));
+    const error = await g.result;
+    assert.ok(error instanceof RendezvousVerifyError, `${what}: ${String(error)}`);
+    assert.equal(error.reason, 'mismatch', what);
+  }
+});
