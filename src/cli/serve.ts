@@ -1,10 +1,9 @@
 import { UsageError } from '../errors.js';
-import { StunServer } from '../stun/server.js';
+import { NatpunchServer } from '../server/natpunch-server.js';
 import { formatAddress } from '../wire/index.js';
 import { parseArgs } from 'node:util';
 import { usageErrors, integer } from './args.js';
 import { createLogger, isLogLevel } from './log.js';
-import { VERSION } from '../version.js';
 
 export const serveUsage = `natpunch serve [--address IP] [--alt-address IP] [--port 3478] [--alt-port 3479]
                [--http-port 8080] [--no-relay] [--redis URL] [--log-level info]`;
@@ -28,18 +27,19 @@ export async function serveCommand(argv: string[]): Promise<number> {
   if (values['alt-address'] && altPort === port && port !== 0) throw new UsageError('natpunch serve: --alt-port must differ from --port (RFC 5780 needs two ports)');
   if (values['alt-address'] === values.address) throw new UsageError('natpunch serve: --alt-address must differ from --address (RFC 5780 needs two IPs)');
 
-  const stun = await StunServer.listen({
-    address: values.address!, port, altAddress: values['alt-address'], altPort, software: `natpunch ${VERSION}`,
-  });
+  const httpPort = integer('serve', 'http-port', values['http-port'], 8080);
+  if (values.redis) log.warn('--redis: the Redis registry is not implemented yet; using in-memory state');
+  const server = await NatpunchServer.listen({ address: values.address!, port, altAddress: values['alt-address'], altPort, httpPort });
+  const stun = server.stun;
   const shutdown = async (signal: string): Promise<void> => {
     log.info(`${signal}: shutting down`);
-    await stun.close();
+    await server.close();
     process.exit(0);
   };
   process.once('SIGINT', () => void shutdown('SIGINT'));
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   const where = stun.addresses.map(formatAddress).join(' ');
-  log.info(`ready: STUN on udp+tcp ${where}${values['alt-address'] ? ' (RFC 5780 behaviour discovery on)' : ''}`);
+  log.info(`ready: STUN on udp+tcp ${where}${values['alt-address'] ? ' (RFC 5780 behaviour discovery on)' : ''}; rendezvous ${server.rendezvousUrl}`);
   await new Promise(() => undefined);
   return 0;
 }

@@ -76,7 +76,7 @@ export class Peer extends EventEmitter {
         (error: Error) => { debug('incoming from %s failed: %s', instruction.peer, error.message); this.emit('connection-error', error); },
       );
     });
-    rendezvous.on('error', (error: Error) => this.emit('error', error));
+    rendezvous.on('close', (reason) => { if (!this.#closed) this.emit('disconnected', reason); });
   }
 
   get peerId(): string {
