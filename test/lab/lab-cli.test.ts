@@ -23,23 +23,23 @@ function lab(...argv: string[]): Promise<{ code: number | null; stdout: string; 
 
 test('natpunch lab without a subcommand prints usage and exits 2', async () => {
   const result = await lab();
-  assert.equal(result.code, 2);
+  assert.equal(result.code, 2, result.stderr);
   assert.match(result.stdout, /natpunch lab up --a KIND/);
 });
 
 test('an unknown lab subcommand is a usage error naming the ones that exist', async () => {
   const result = await lab('start');
-  assert.equal(result.code, 2);
+  assert.equal(result.code, 2, result.stderr);
   assert.match(result.stderr, /unknown subcommand "start"; use up, status, exec or down/);
 });
 
 test('lab up without --a, or with an unknown kind, exits 2 and says what to give', async (t) => {
   if (skipUnlessLab(t)) return;
   const missing = await lab('up', '--prefix', `np${process.pid}n960`);
-  assert.equal(missing.code, 2);
+  assert.equal(missing.code, 2, missing.stderr);
   assert.match(missing.stderr, /--a KIND is required/);
   const unknown = await lab('up', '--a', 'cone', '--prefix', `np${process.pid}n960`);
-  assert.equal(unknown.code, 2);
+  assert.equal(unknown.code, 2, unknown.stderr);
   assert.match(unknown.stderr, /--a "cone" is not a NAT kind; use one of full-cone/);
   assert.deepEqual(namespacesOfPrefix(`np${process.pid}n960`), []);
 });
