@@ -145,6 +145,8 @@ export class RendezvousClient extends EventEmitter {
   readonly #initiated = new Map<string, Initiated>();
   readonly #accepted = new Map<string, Accepted>();
   #srflx: string | null = null;
+  /** Incoming intents waiting on the accept policy: they count against maxPendingIncoming too. */
+  #deciding = 0;
   #remoteAddress: string | undefined;
   #waiter: Waiter | undefined;
   #closeReason: RendezvousError | undefined;
@@ -303,7 +305,8 @@ export class RendezvousClient extends EventEmitter {
       this.#armLiveness();
       this.#srflx = await this.#proveReflexive(hello, signal);
       const signed = signObject(this.#options.identity, DOMAIN.register, {
-        peerId: this.peerId, nonce: hello.nonce, privateEndpoints: this.#options.privateEndpoints, srflx: this.#srflx,
+        peerId: this.peerId, nonce: hello.nonce, srflx: this.#srflx,
+        privateEndpoints: [...new Set(this.#options.privateEndpoints)].slice(0, this.#limits.maxCandidates),
       });
       this.#send({ type: 'register', signed });
       const registered = await this.#next('registered', signal) as RegisteredMessage;
@@ -446,7 +449,7 @@ export class RendezvousClient extends EventEmitter {
       if (this.#accepted.has(session) || this.#initiated.has(session)) {
         throw new RendezvousVerifyError('mismatch', `incoming.intent.body.session: ${session} is already in use`);
       }
-      if (this.#accepted.size >= (this.#options.maxPendingIncoming ?? 32)) {
+      if (this.#accepted.size + this.#deciding >= (this.#options.maxPendingIncoming ?? 32)) {
         throw new RendezvousVerifyError('busy', 'incoming: too many sessions pending');
       }
       const seen = this.#replay.add(`${intent.from} ${intent.nonce}`, intent.expires);
@@ -459,11 +462,14 @@ export class RendezvousClient extends EventEmitter {
       return;
     }
     let allowed: boolean;
+    this.#deciding++;
     try {
       allowed = (await this.#options.accept?.(intent.from)) ?? true;
     } catch (error) {
       debug('accept policy threw: %s', (error as Error).message);
       allowed = false;
+    } finally {
+      this.#deciding--;
     }
     if (this.#closed) return;
     if (!allowed) {

@@ -173,3 +173,17 @@ test('an initiator checks every part of a punch: role, peer, the intent it signe
     assert.equal(error.reason, 'mismatch', what);
   }
 });
+
+test('a target holds at most maxPendingIncoming intents, counting those its policy is still deciding', async () => {
+  const { server } = await hostile();
+  const b = await startPeer(resources, server.url, { maxPendingIncoming: 2, accept: () => new Promise<boolean>(() => undefined) });
+  const seenByB = watch(b);
+  for (let i = 0; i < 3; i++) {
+    const someone = generateIdentity();
+    server.deliver(b.identity.peerId, { type: 'incoming', intent: signObject(someone, DOMAIN.intent, {
+      from: someone.peerId, to: b.identity.peerId, nonce: token(), expires: Date.now() + 10_000, candidates: ['127.0.0.1:9'], session: token(),
+    }) });
+  }
+  await server.waitFor((r) => r.some((x) => x.message.type === 'refuse'));
+  assert.deepEqual(seenByB.rejected.map((e) => e.reason), ['busy']);
+});

@@ -267,3 +267,24 @@ test('registration can be aborted and times out against a silent server', async 
     (e: unknown) => e instanceof RendezvousError && e.reason === 'timeout',
   );
 });
+
+test('candidates come from the candidates option when given, deduplicated and capped', async () => {
+  const { url } = await startServers(resources);
+  const many = Array.from({ length: 20 }, (_, i) => `10.0.0.${i + 1}:7000`);
+  const a = await startPeer(resources, url, { privateEndpoints: [...many, many[0]!] });
+  const b = await startPeer(resources, url, { candidates: () => ['192.0.2.1:5', '192.0.2.1:5', '[2001:db8::1]:6'] });
+  const incoming = once(b.client, 'punch') as Promise<[PunchInstruction]>;
+  const instruction = await a.client.connect(b.identity.peerId);
+  assert.equal(instruction.localCandidates.length, 16);
+  assert.deepEqual(instruction.remoteCandidates, [{ family: 4, address: '192.0.2.1', port: 5 }, { family: 6, address: '2001:db8::1', port: 6 }]);
+  assert.equal((await incoming)[0].remoteCandidates.length, 16);
+});
+
+test('bad private endpoints are a usage error at connect', async () => {
+  const { url } = await startServers(resources);
+  const socket = await udpSocket(resources);
+  await assert.rejects(
+    RendezvousClient.connect({ url, identity: generateIdentity(), udpSocket: socket, privateEndpoints: ['0.0.0.0:5'] }),
+    (e: unknown) => (e as { code?: string }).code === 'ERR_USAGE' && /privateEndpoints\[0\]/.test((e as Error).message),
+  );
+});
