@@ -34,7 +34,7 @@ function assertCompleteStunclientRun(responses: Rfc5780Response[], serve: Runnin
 
 test('coturn natdiscovery and stunclient find no NAT through natpunch serve on loopback', { timeout: 90_000 }, async (t) => {
   if (skipUnlessInstalled(t, COTURN_CLIENTS, INSTALL_HINT)) return;
-  const serve = await startServe(localHost, '127.0.0.1', '127.0.0.2', ['--port', '0', '--alt-port', '0', '--no-relay']);
+  const serve = await startServe(localHost, '127.0.0.1', '127.0.0.2', ['--port', '0', '--alt-port', '0', '--http-port', '0', '--no-relay']);
   try {
     const primary = serve.primary;
     assert.ok(serve.other, `serve listed no alternate endpoint: ${serve.endpoints.join(' ')}`);

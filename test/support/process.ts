@@ -27,8 +27,13 @@ export class ProcessOutput {
     };
     child.stdout?.on('data', onData);
     child.stderr?.on('data', onData);
-    child.once('exit', (code, signal) => {
+    // 'close', not 'exit': only then has the last of its output been read.
+    child.once('close', (code, signal) => {
       this.#exit = code === null ? `signal ${signal ?? '?'}` : `exit ${code}`;
+      this.#notify();
+    });
+    child.once('error', (error) => {
+      this.#exit ??= `failed to start: ${error.message}`;
       this.#notify();
     });
   }
@@ -37,7 +42,7 @@ export class ProcessOutput {
     return this.#text;
   }
 
-  /** How the process ended ('exit 0', 'signal SIGKILL'), or null while it runs. */
+  /** How the process ended ('exit 0', 'signal SIGKILL'), or null while it runs (or its output is still being read). */
   get exit(): string | null {
     return this.#exit;
   }

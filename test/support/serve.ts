@@ -26,11 +26,13 @@ export async function startServe(host: Spawner, address: string, altAddress: str
     await stop();
     throw error;
   }
-  const endpoints = [...ready.matchAll(new RegExp(ENDPOINT_PATTERN, 'g'))].map((m) => m[1]!);
+  // "ready: STUN on udp+tcp A B C D (...); rendezvous ws://..." — only the STUN list counts.
+  const stunList = /STUN on \S+((?:\s+\d{1,3}(?:\.\d{1,3}){3}:\d{1,5})+)/.exec(ready)?.[1] ?? '';
+  const endpoints = [...stunList.matchAll(new RegExp(ENDPOINT_PATTERN, 'g'))].map((m) => m[1]!);
   const primary = endpoints[0];
   if (primary === undefined) {
     await stop();
-    throw new Error(`natpunch serve: its ready line names no endpoint: ${ready}`);
+    throw new Error(`natpunch serve: its ready line names no STUN endpoint: ${ready}`);
   }
   const other = endpoints.find((e) => endpointIp(e) !== endpointIp(primary) && endpointPort(e) !== endpointPort(primary)) ?? null;
   return { output, endpoints, primary, other, stop };
