@@ -144,6 +144,13 @@ async function run(bench: BenchmarkContext): Promise<Record<string, unknown>> {
     const natpunchVsCoturnPerCpu = perCpu('natpunch') && perCpu('coturn') ? Number((perCpu('natpunch')! / perCpu('coturn')!).toFixed(3)) : null;
     process.stdout.write(`natpunch / coturn = ${natpunchVsCoturn ?? '-'} in req/s (target >= 1.0); ${natpunchVsCoturnPerCpu ?? '-'} per server CPU-second\n`);
 
+    // The echo run shows what the generator can drive; elsewhere a busy generator means the figure is its, not the server's.
+    for (const { name } of targets) {
+      const r = best[name]!;
+      if (name !== 'echo' && r.loadCpu > 0.9) process.stdout.write(`warning: the generator used ${r.loadCpu.toFixed(2)} of core ${LOAD_CORE} against ${name}: it may be the bottleneck there\n`);
+      if (r.timeouts > 0) process.stdout.write(`note: ${r.timeouts} requests to ${name} went unanswered for 200 ms and were reissued (drops)\n`);
+    }
+
     let profile: Record<string, unknown> | undefined;
     if (bench.options.profile && !bench.signal.aborted) {
       bench.log('profiling natpunch under the same load');
