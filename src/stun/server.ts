@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import { debuglog } from 'node:util';
 import { type StunMessage, type TransportAddress, Method, MessageClass, decodeMessage, isStunMessage, formatAddress } from '../wire/index.js';
 import { answerBinding } from './binding.js';
+import { answerBindingFast } from './fast-binding.js';
 import { StreamFramer } from './framing.js';
 
 const debug = debuglog('natpunch:stun');
@@ -135,6 +136,17 @@ export class StunServer {
   }
 
   #onDatagram(endpoint: Endpoint, data: Buffer, rinfo: dgram.RemoteInfo): void {
+    // Plain Binding requests (no attributes but SOFTWARE/FINGERPRINT) are answered straight from
+    // the bytes, identical to the general path (test/stun/fast-binding.test.ts). They carry no
+    // USERNAME, so onBinding observers (which key on it) lose nothing.
+    const remote: TransportAddress = { family: rinfo.family === 'IPv6' ? 6 : 4, address: rinfo.address, port: rinfo.port };
+    const fast = answerBindingFast(data, { local: endpoint.local, remote, transport: 'udp', other: this.#other(endpoint)?.local, software: this.#options.software });
+    if (fast !== null) {
+      this.stats.requests++;
+      this.stats.responses++;
+      endpoint.udp.send(fast, rinfo.port, rinfo.address);
+      return;
+    }
     if (!isStunMessage(data)) {
       this.stats.dropped++;
       return;
@@ -147,7 +159,6 @@ export class StunServer {
       debug('drop from %s:%d: %s', rinfo.address, rinfo.port, (error as Error).message);
       return;
     }
-    const remote: TransportAddress = { family: rinfo.family === 'IPv6' ? 6 : 4, address: rinfo.address, port: rinfo.port };
     this.stats.requests++;
     this.#observeBinding(message, remote, 'udp');
     if (this.#options.onMessage?.(message, remote, (bytes) => endpoint.udp.send(bytes, remote.port, remote.address))) return;
