@@ -50,3 +50,16 @@ for (const [kindA, kindB] of pairs) {
     });
   });
 }
+
+test('check --lifetime measures the UDP mapping lifetime the router was given', { timeout: 120_000 }, async (t) => {
+  if (skipUnlessLab(t)) return;
+  await withLab({ a: { kind: 'port-restricted', udpTimeoutSeconds: 5 } }, async (lab) => {
+    const serve = lab.server.spawn(natpunch('serve', '--address', '198.51.100.10', '--alt-address', '198.51.100.11', '--no-relay'));
+    await waitForLine(serve, /ready/);
+    const result = await lab.hosts.a1!.exec(natpunch('check', '--stun', '198.51.100.10', '--json', '--lifetime-max', '8'), { timeoutMs: 60_000 });
+    assert.equal(result.code, 0, result.stderr);
+    const { lifetime } = JSON.parse(result.stdout) as { lifetime: { aliveSeconds: number | null; expiredSeconds: number | null } };
+    // Idles of 2, 4 and 8 s: a 5 s conntrack timeout keeps the first two and loses the third.
+    assert.deepEqual(lifetime, { aliveSeconds: 4, expiredSeconds: 8 });
+  });
+});
