@@ -25,7 +25,7 @@
  */
 
 import { mkdtemp, readFile, readdir, rm, copyFile, mkdir } from 'node:fs/promises';
-import { tmpdir, cpus, release } from 'node:os';
+import { tmpdir, cpus, release, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { ChildProcess } from 'node:child_process';
@@ -319,6 +319,8 @@ async function run(bench: BenchmarkContext): Promise<Record<string, unknown>> {
   if (!support.ok) throw new BenchError(`bench/connect needs the NAT lab: ${support.reason}`);
   const signal = AbortSignal.any([bench.signal, AbortSignal.timeout(BUDGET_MS)]);
   const workDir = await mkdtemp(join(tmpdir(), 'natpunch-bench-connect-'));
+  // Other work on this 2-core machine slows natpunch (two busy node processes) more than iperf3: say how busy it was.
+  const loadBefore = loadavg()[0]!;
   try {
     return await withLab({ a: { kind: 'port-restricted' }, b: { kind: 'full-cone' }, signal }, async (lab) => {
       const run = new Run(lab, bench, workDir);
@@ -362,6 +364,11 @@ async function run(bench: BenchmarkContext): Promise<Record<string, unknown>> {
       const natpunchVsUdp = ratio('natpunch', 'iperf3-udp');
       const natpunchVsTcp = ratio('natpunch', 'kernel-tcp');
       process.stdout.write(`natpunch / iperf3-udp = ${natpunchVsUdp} (target >= 0.8); natpunch / kernel TCP = ${natpunchVsTcp} (context)\n`);
+      const loadAfter = loadavg()[0]!;
+      if (Math.max(loadBefore, loadAfter) > 0.5) {
+        process.stdout.write(`note: 1-minute load average ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after (on ${cpus().length} CPUs): ` +
+          `other work competed with the measurement; compare ratios from a quiet machine or use --rounds\n`);
+      }
 
       let profile: Record<string, unknown> | undefined;
       if (bench.options.profile) {
@@ -373,7 +380,7 @@ async function run(bench: BenchmarkContext): Promise<Record<string, unknown>> {
       return {
         benchmark: 'connect',
         date: new Date().toISOString(),
-        machine: { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version, kernel: release() },
+        machine: { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version, kernel: release(), loadAverage: { before: loadBefore, after: loadAfter } },
         settings: {
           lab: { a: 'port-restricted', b: 'full-cone', server: SERVER_URL, from: 'a1', to: 'b1' },
           connects: CONNECTS, streamBytes: STREAM_BYTES, datagramSize: DATAGRAM_SIZE, iperfSeconds: seconds,
