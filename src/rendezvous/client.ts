@@ -83,6 +83,11 @@ export interface RendezvousClientOptions {
   maxStartDelayMs?: number;
   /** Incoming intents accepted but not yet punched (default 32). */
   maxPendingIncoming?: number;
+  /**
+   * How far the initiator's clock may be off from ours when judging an intent's expiry
+   * (default 30 s). Replayed nonces are remembered for the intent's lifetime plus this.
+   */
+  clockToleranceMs?: number;
   limits?: Partial<MessageLimits>;
   now?: () => number;
   randomBytes?: (size: number) => Uint8Array;
@@ -119,8 +124,6 @@ interface Waiter {
 }
 
 const DEFAULT_STUN_RETRANSMISSION: RetransmissionOptions = { rto: 250, rc: 4, rm: 8 };
-/** After an intent expires, how long an accepted session still waits for its punch (clock skew). */
-const ACCEPTED_GRACE_MS = 5_000;
 const MAX_CONNECT_TIMEOUT_MS = 60_000;
 
 export interface RendezvousClient {
@@ -197,6 +200,10 @@ export class RendezvousClient extends EventEmitter {
   /** This peer's server-reflexive UDP address as its STUN proof reported it, or null. */
   get srflx(): string | null {
     return this.#srflx;
+  }
+
+  get #clockTolerance(): number {
+    return this.#options.clockToleranceMs ?? 30_000;
   }
 
   get closed(): boolean {
@@ -442,9 +449,12 @@ export class RendezvousClient extends EventEmitter {
       intent = validateIntentBody(openSigned(message.intent, DOMAIN.intent, claimed.from), this.#limits, 'incoming.intent.body');
       if (intent.to !== this.peerId) throw new RendezvousVerifyError('mismatch', `incoming.intent.body.to: ${intent.to}, not this peer`);
       const now = this.#now();
-      if (intent.expires <= now) throw new RendezvousVerifyError('expired', `incoming.intent.body.expires: ${intent.expires} has passed (now ${now})`);
-      if (intent.expires - now > MAX_INTENT_LIFETIME_MS) {
-        throw new RendezvousVerifyError('expired', `incoming.intent.body.expires: ${intent.expires - now} ms ahead, at most ${MAX_INTENT_LIFETIME_MS}`);
+      const tolerance = this.#clockTolerance;
+      if (intent.expires + tolerance <= now) {
+        throw new RendezvousVerifyError('expired', `incoming.intent.body.expires: ${intent.expires} has passed (now ${now}, tolerance ${tolerance} ms)`);
+      }
+      if (intent.expires - now > MAX_INTENT_LIFETIME_MS + tolerance) {
+        throw new RendezvousVerifyError('expired', `incoming.intent.body.expires: ${intent.expires - now} ms ahead, at most ${MAX_INTENT_LIFETIME_MS + tolerance}`);
       }
       if (this.#accepted.has(session) || this.#initiated.has(session)) {
         throw new RendezvousVerifyError('mismatch', `incoming.intent.body.session: ${session} is already in use`);
@@ -452,7 +462,8 @@ export class RendezvousClient extends EventEmitter {
       if (this.#accepted.size + this.#deciding >= (this.#options.maxPendingIncoming ?? 32)) {
         throw new RendezvousVerifyError('busy', 'incoming: too many sessions pending');
       }
-      const seen = this.#replay.add(`${intent.from} ${intent.nonce}`, intent.expires);
+      // Remembered for as long as the intent could pass the expiry check above.
+      const seen = this.#replay.add(`${intent.from} ${intent.nonce}`, intent.expires + this.#clockTolerance);
       if (seen === 'replayed') throw new RendezvousVerifyError('replayed', `incoming.intent.body.nonce: ${intent.nonce} from ${intent.from} was seen before`);
       if (seen === 'full') throw new RendezvousVerifyError('busy', 'incoming: the replay cache is full');
     } catch (error) {
@@ -481,7 +492,7 @@ export class RendezvousClient extends EventEmitter {
     const accept = signObject(this.#options.identity, DOMAIN.accept, {
       session, intentHash: bodyHash(message.intent), candidates, nonce: this.#randomToken(),
     });
-    const wait = Math.max(0, intent.expires - this.#now()) + ACCEPTED_GRACE_MS;
+    const wait = Math.max(0, intent.expires + this.#clockTolerance - this.#now());
     this.#accepted.set(session, {
       from: intent.from, intent: message.intent, accept, intentBody: intent, candidates,
       timer: setTimeout(() => this.#accepted.delete(session), wait),

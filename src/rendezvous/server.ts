@@ -58,6 +58,8 @@ export interface RendezvousLimits extends MessageLimits {
   srflxWaitMs: number;
   /** Longest intent lifetime accepted (default 60 s). */
   maxIntentLifetimeMs: number;
+  /** How far a peer's clock may be off when judging an intent's expiry (default 30 s). */
+  clockToleranceMs: number;
   /** Messages of one socket waiting to be handled (default 16). */
   maxQueuedMessages: number;
   /** Unsent bytes buffered for one socket before it counts as stalled and is dropped (default 1 MiB). */
@@ -79,6 +81,7 @@ export const DEFAULT_RENDEZVOUS_LIMITS: Readonly<RendezvousLimits> = Object.free
   idleTimeoutMs: 45_000,
   srflxWaitMs: 2_000,
   maxIntentLifetimeMs: 60_000,
+  clockToleranceMs: 30_000,
   maxQueuedMessages: 16,
   maxBufferedBytes: 1 << 20,
 });
@@ -148,6 +151,9 @@ interface Session {
   intentHash: string;
   timer: NodeJS.Timeout;
 }
+
+/** A pending session gets at least this long for the target's answer. */
+const MIN_SESSION_MS = 2_000;
 
 /** A reason to answer with `error {code}`; thrown inside handlers, caught in one place. */
 class Refusal extends Error {
@@ -540,7 +546,8 @@ export class RendezvousServer {
       throw new Refusal('too-many-pending', `connect: ${intent.to} has too many connection requests pending; try again later`, ref);
     }
     if (this.#sessions.has(ref)) throw new Refusal('session-in-use', `connect.intent.body.session: ${ref} is already pending`, ref);
-    const lifetime = Math.min(intent.expires - this.#now(), this.#limits.maxIntentLifetimeMs);
+    // At least a moment for the target to answer, even when the initiator's clock runs behind.
+    const lifetime = Math.min(Math.max(intent.expires - this.#now(), MIN_SESSION_MS), this.#limits.maxIntentLifetimeMs);
     const session: Session = {
       id: ref, initiator: connection, target, intent: message.intent, intentHash: bodyHash(message.intent),
       timer: setTimeout(() => {
@@ -556,9 +563,12 @@ export class RendezvousServer {
 
   #checkExpiry(intent: IntentBody, ref: string): void {
     const now = this.#now();
-    if (intent.expires <= now) throw new Refusal('expired', `connect.intent.body.expires: ${intent.expires} has passed (server time ${now})`, ref);
-    if (intent.expires - now > this.#limits.maxIntentLifetimeMs) {
-      throw new Refusal('expired', `connect.intent.body.expires: ${intent.expires - now} ms ahead, at most ${this.#limits.maxIntentLifetimeMs}`, ref);
+    const { clockToleranceMs: tolerance, maxIntentLifetimeMs: lifetime } = this.#limits;
+    if (intent.expires + tolerance <= now) {
+      throw new Refusal('expired', `connect.intent.body.expires: ${intent.expires} has passed (server time ${now}, tolerance ${tolerance} ms)`, ref);
+    }
+    if (intent.expires - now > lifetime + tolerance) {
+      throw new Refusal('expired', `connect.intent.body.expires: ${intent.expires - now} ms ahead, at most ${lifetime + tolerance}`, ref);
     }
   }
 

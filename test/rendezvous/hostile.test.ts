@@ -98,18 +98,28 @@ test('a replayed intent is refused as replayed, though its signature is genuine'
   assert.equal(seenByB.punches.length, 1);
 });
 
-test('an expired intent is refused by the target even when genuinely signed', async () => {
+test('an expired intent is refused by the target even when genuinely signed; small clock skew is tolerated', async () => {
   const { server } = await hostile();
-  const b = await startPeer(resources, server.url);
+  // The target's clock runs ahead of the initiator's: by 20 s (refused), then by 12 s (tolerated).
+  let skew = 20_000;
+  const b = await startPeer(resources, server.url, { clockToleranceMs: 10_000, now: () => Date.now() + skew });
   const seenByB = watch(b);
   const someone = generateIdentity();
-  const intent = signObject(someone, DOMAIN.intent, {
-    from: someone.peerId, to: b.identity.peerId, nonce: token(), expires: Date.now() - 1, candidates: ['127.0.0.1:9'], session: token(),
-  });
-  server.deliver(b.identity.peerId, { type: 'incoming', intent });
+  const deliver = () => {
+    const session = token();
+    server.deliver(b.identity.peerId, { type: 'incoming', intent: signObject(someone, DOMAIN.intent, {
+      from: someone.peerId, to: b.identity.peerId, nonce: token(), expires: Date.now() + 5_000, candidates: ['127.0.0.1:9'], session,
+    }) });
+    return session;
+  };
+  deliver();
   await server.waitFor((r) => r.some((x) => x.message.type === 'refuse'));
-  assert.equal(seenByB.rejected[0]?.reason, 'expired');
-  assert.equal(seenByB.punches.length, 0);
+  assert.equal(seenByB.rejected[0]?.reason, 'expired', '5 s left, but 20 s of skew is beyond a 10 s tolerance');
+  skew = 12_000;
+  const session = deliver();
+  await server.waitFor((r) => r.some((x) => x.message.type === 'accept'));
+  assert.equal((server.received.find((x) => x.message.type === 'accept')!.message.type), 'accept', `session ${session} accepted within tolerance`);
+  assert.equal(seenByB.rejected.length, 1);
 });
 
 test('an intent addressed to another peer is refused', async () => {

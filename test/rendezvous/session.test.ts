@@ -186,7 +186,7 @@ test('the server forwards only intents signed by the socket\'s own peer, for a l
       from: target.identity.peerId, to: identity.peerId, nonce: token(), expires: Date.now() + 10_000, candidates: [], session: token(),
     }), 'bad-intent'],
     ['to itself', intent({ to: identity.peerId }), 'bad-intent'],
-    ['expired', intent({ expires: Date.now() - 1 }), 'expired'],
+    ['expired longer ago than the clock tolerance', intent({ expires: Date.now() - 30_001 }), 'expired'],
     ['too far ahead', intent({ expires: Date.now() + 3_600_000 }), 'expired'],
     ['with a multicast candidate', intent({ candidates: ['224.0.0.1:5000'] }), 'invalid'],
   ];
@@ -287,4 +287,22 @@ test('bad private endpoints are a usage error at connect', async () => {
     RendezvousClient.connect({ url, identity: generateIdentity(), udpSocket: socket, privateEndpoints: ['0.0.0.0:5'] }),
     (e: unknown) => (e as { code?: string }).code === 'ERR_USAGE' && /privateEndpoints\[0\]/.test((e as Error).message),
   );
+});
+
+test('a server attached to an existing HTTP server shares it and leaves it open on close', async () => {
+  const http = await import('node:http');
+  const { StunServer } = await import('../../src/stun/server.js');
+  const { RendezvousServer, ReflexiveObserver } = await import('../../src/rendezvous/index.js');
+  const observer = new ReflexiveObserver();
+  const stun = resources.add(await StunServer.listen({ address: '127.0.0.1', port: 0, onBinding: observer.onBinding }), (s) => s.close());
+  const httpServer = http.createServer((request, response) => response.writeHead(request.url === '/healthz' ? 200 : 404).end());
+  resources.add(httpServer, (s) => new Promise((resolve) => { s.closeAllConnections(); s.close(resolve); }));
+  const server = RendezvousServer.attach(httpServer, { stun, observer, stunAddresses: ['0.0.0.0:' + stun.addresses[0]!.port] });
+  httpServer.listen(0, '127.0.0.1');
+  await once(httpServer, 'listening');
+  const peer = await startPeer(resources, server.url);
+  assert.equal(peer.client.srflx, peer.endpoint, '"0.0.0.0:port" in hello means the rendezvous server\'s own address');
+  assert.equal((await fetch(server.url.replace('ws:', 'http:') + 'healthz')).status, 200);
+  await server.close();
+  assert.equal(httpServer.listening, true);
 });
