@@ -415,8 +415,9 @@ export class RendezvousServer {
       if (isBinary) throw new RendezvousProtocolError('invalid', 'message: expected a text frame, got a binary frame');
       message = parseMessage(toBuffer(data), this.#limits);
     } catch (error) {
-      if (!(error instanceof RendezvousProtocolError)) throw error;
-      this.#refuse(connection, error.reason, error.message);
+      // Never a crash: an unexpected failure of the parser is still just a bad message.
+      if (error instanceof RendezvousProtocolError) this.#refuse(connection, error.reason, error.message);
+      else this.#refuse(connection, 'invalid', `message: could not be parsed (${(error as Error)?.message})`);
       return;
     }
     if (!CLIENT_MESSAGE_TYPES.has(message.type)) {
