@@ -139,7 +139,7 @@ export class Peer extends EventEmitter {
       this.#sessions.delete(session);
       throw error;
     }
-    const path = new UdpPath(this.#mux, punched.remote);
+    const path = new UdpPath(this.#mux, punched.remote, instruction.session);
     const stream = createStream(path);
     const secure = await SecureStream.establish(stream, {
       identity: this.identity, initiator: instruction.role === 'controlling',
@@ -165,7 +165,8 @@ export class Peer extends EventEmitter {
     this.#connections.add(connection);
     secure.once('close', () => {
       this.#connections.delete(connection);
-      // Keep answering the other side's checks for a moment: its last retransmissions may be in flight.
+      // Keep answering the other side's checks, and let the stream linger to acknowledge a
+      // retransmitted FIN, for a moment: the peer's last packets may still be in flight.
       setTimeout(() => { session.close(); this.#sessions.delete(session); path.close(); }, 2000).unref();
     });
     return connection;

@@ -26,6 +26,7 @@ export class SecureStream extends Duplex {
   readonly session: SecureSession;
   readonly #raw: Duplex;
   readonly #decoder: FrameDecoder;
+  #rawEnded = false;
 
   private constructor(raw: Duplex, session: SecureSession, decoder: FrameDecoder, leftovers: Uint8Array[]) {
     super({ allowHalfOpen: true });
@@ -44,9 +45,9 @@ export class SecureStream extends Duplex {
       }
       for (const message of messages) if (!this.#deliver(message)) raw.pause();
     });
-    raw.on('end', () => this.push(null));
+    raw.on('end', () => { this.#rawEnded = true; this.push(null); });
     raw.on('error', (error) => this.destroy(error));
-    raw.on('close', () => { if (!this.readableEnded) this.destroy(new NatpunchError('ERR_TRANSPORT', 'the underlying stream closed before it ended')); });
+    raw.on('close', () => { if (!this.#rawEnded) this.destroy(new NatpunchError('ERR_TRANSPORT', 'the underlying stream closed before it ended')); });
   }
 
   /** Run the handshake over `raw` and resolve with the secure stream, or reject with a NoiseError. */
@@ -126,6 +127,16 @@ export class SecureStream extends Duplex {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    // destroy() without an error after end() — what `for await` does once the peer's data has
+    // ended — must not abort bytes of ours still in flight: let the carrier deliver its FIN
+    // first, the way closing a TCP socket after end() still sends what is queued.
+    if (error === null && this.#raw.writableEnded && !this.#raw.writableFinished && !this.#raw.destroyed) {
+      const release = (): void => { this.#raw.destroy(); };
+      this.#raw.once('finish', release);
+      this.#raw.once('error', release);
+      callback(null);
+      return;
+    }
     this.#raw.destroy(error ?? undefined);
     callback(error);
   }

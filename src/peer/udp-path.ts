@@ -1,38 +1,47 @@
 import { DATA_PACKET_TYPE, type UdpMux } from '../punch/udp-mux.js';
-import { formatAddress, type TransportAddress } from '../wire/index.js';
+import { createHash } from 'node:crypto';
+import type { TransportAddress } from '../wire/index.js';
 
 /**
  * The punched UDP 5-tuple as a datagram path for the stream transport: natpunch data packets
- * (first byte DATA_PACKET_TYPE) to and from one remote endpoint on the peer's shared socket.
+ * (first byte DATA_PACKET_TYPE, then a 4-byte connection id) to and from one remote endpoint on
+ * the peer's shared socket. The id tells apart successive connections between the same two
+ * peers, which share the 5-tuple: without it a closing connection would swallow the next one's
+ * packets.
  * 1200 bytes of payload keeps every packet under the IPv6 minimum MTU with headroom for IP/UDP
  * headers and tunnels (the same figure QUIC uses for its initial packets, RFC 9000 §14).
  */
 export const UDP_PATH_PAYLOAD = 1200;
+/** Type byte + connection id. */
+const HEADER_LENGTH = 5;
 
 export class UdpPath {
-  readonly maxPayload = UDP_PATH_PAYLOAD - 1;
+  readonly maxPayload = UDP_PATH_PAYLOAD - HEADER_LENGTH;
   readonly remote: TransportAddress;
   readonly #mux: UdpMux;
-  readonly #key: string;
+  readonly #connectionId: Buffer;
   #handlers: ((datagram: Uint8Array) => void)[] = [];
   #unsubscribe: () => void;
 
-  constructor(mux: UdpMux, remote: TransportAddress) {
+  /** `session`: the rendezvous session id both sides share; the connection id derives from it. */
+  constructor(mux: UdpMux, remote: TransportAddress, session: string) {
     this.#mux = mux;
     this.remote = remote;
-    this.#key = formatAddress(remote);
+    this.#connectionId = createHash('sha256').update(session).digest().subarray(0, 4);
     this.#unsubscribe = mux.onData((data, from) => {
-      if (formatAddress(from) !== this.#key) return false;
-      const payload = data.subarray(1);
+      if (from.port !== remote.port || from.address !== remote.address) return false;
+      if (data.length < HEADER_LENGTH || !this.#connectionId.equals(data.subarray(1, HEADER_LENGTH))) return false;
+      const payload = data.subarray(HEADER_LENGTH);
       for (const handler of this.#handlers) handler(payload);
       return true;
     });
   }
 
   send(datagram: Uint8Array): void {
-    const packet = Buffer.allocUnsafe(datagram.byteLength + 1);
+    const packet = Buffer.allocUnsafe(datagram.byteLength + HEADER_LENGTH);
     packet[0] = DATA_PACKET_TYPE;
-    packet.set(datagram, 1);
+    this.#connectionId.copy(packet, 1);
+    packet.set(datagram, HEADER_LENGTH);
     this.#mux.send(packet, this.remote);
   }
 
