@@ -1,0 +1,50 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { NatpunchServer } from '../../src/server/natpunch-server.js';
+import { createPeer, generateIdentity, type Connection } from '../../src/index.js';
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+async function readAll(stream: AsyncIterable<Buffer>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
+test('two peers on loopback connect three times in a row; each connection carries 1 MiB each way intact', { timeout: 120_000 }, async () => {
+  const server = await NatpunchServer.listen({ address: '127.0.0.1', altAddress: '127.0.0.2', port: 0, altPort: 0, httpPort: 0 });
+  const a = await createPeer({ server: server.rendezvousUrl!, identity: generateIdentity() });
+  const b = await createPeer({ server: server.rendezvousUrl!, identity: generateIdentity() });
+  try {
+    for (let i = 0; i < 3; i++) {
+      const incoming = new Promise<Connection>((resolve) => b.once('connection', resolve));
+      const ca = await a.connect(b.peerId);
+      const cb = await incoming;
+      assert.equal(ca.remotePeerId, b.peerId);
+      assert.equal(cb.remotePeerId, a.peerId);
+      assert.equal(ca.path, 'direct-udp');
+      const fromA = randomBytes(1 << 20);
+      const fromB = randomBytes(1 << 20);
+      const [gotA, gotB] = [readAll(ca), readAll(cb)];
+      ca.end(fromA);
+      cb.end(fromB);
+      assert.equal(sha(await gotB), sha(fromA), `connection ${i}: a -> b`);
+      assert.equal(sha(await gotA), sha(fromB), `connection ${i}: b -> a`);
+    }
+  } finally {
+    await a.close();
+    await b.close();
+    await server.close();
+  }
+});
+
+test('connecting to a peer id nobody registered fails with a clear error', { timeout: 60_000 }, async () => {
+  const server = await NatpunchServer.listen({ address: '127.0.0.1', port: 0, httpPort: 0 });
+  const a = await createPeer({ server: server.rendezvousUrl!, identity: generateIdentity() });
+  try {
+    await assert.rejects(a.connect(generateIdentity().peerId), (e: unknown) => /not.*(found|registered)/i.test(String((e as Error).message)));
+  } finally {
+    await a.close();
+    await server.close();
+  }
+});
