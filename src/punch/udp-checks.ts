@@ -20,8 +20,12 @@ export const PACING_MS = 20;
 export const CHECK_INTERVAL_MS = 200;
 export const DEFAULT_PUNCH_TIMEOUT_MS = 10_000;
 export const MAX_PEER_REFLEXIVE = 4;
-/** After the first pair works, how long the controlling side waits for a better one before nominating. */
-export const NOMINATION_WAIT_MS = 150;
+/**
+ * After the first pair works, how long the controlling side waits for a better one before
+ * nominating: a few round trips of the first working pair (a LAN pair that works answers about
+ * as fast), within these bounds.
+ */
+export const NOMINATION_WAIT_MS = { min: 20, max: 150, rtts: 3 };
 
 export interface UdpPunchOptions {
   mux: UdpMux;
@@ -76,6 +80,7 @@ export class UdpCheckSession {
   #timer: NodeJS.Timeout | undefined;
   #deadline: NodeJS.Timeout | undefined;
   #firstSuccessAt: number | undefined;
+  #nominationWait: number = NOMINATION_WAIT_MS.max;
   #selected: Pair | undefined;
   #nominating: Pair | undefined;
   #done = false;
@@ -127,7 +132,7 @@ export class UdpCheckSession {
       .filter((p) => p.nextSendAt <= now)
       .sort((a, b) => a.nextSendAt - b.nextSendAt)[0];
     if (due) this.#sendCheck(due, due === this.#nominating);
-    if (this.#o.role === 'controlling' && !this.#nominating && this.#firstSuccessAt !== undefined && now - this.#firstSuccessAt >= NOMINATION_WAIT_MS) {
+    if (this.#o.role === 'controlling' && !this.#nominating && this.#firstSuccessAt !== undefined && now - this.#firstSuccessAt >= this.#nominationWait) {
       this.#nominating = this.#best();
       this.#nominating!.nextSendAt = 0;
     }
@@ -200,7 +205,11 @@ export class UdpCheckSession {
     pair.rttMs = performance.now() - sentAt;
     if (pair.state === 'waiting') {
       pair.state = 'succeeded';
-      this.#firstSuccessAt ??= performance.now();
+      if (this.#firstSuccessAt === undefined) {
+        this.#firstSuccessAt = performance.now();
+        const { min, max, rtts } = NOMINATION_WAIT_MS;
+        this.#nominationWait = Math.min(max, Math.max(min, rtts * pair.rttMs));
+      }
     }
     if (nominate && this.#nominating === pair) this.#select(pair);
     else if (pair.nominated && this.#o.role === 'controlled') this.#select(pair);

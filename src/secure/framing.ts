@@ -20,33 +20,54 @@ export function encodeFrame(message: Uint8Array): Uint8Array {
   return frame;
 }
 
-/** Reassembles messages from stream chunks of any size. Buffers at most one partial frame. */
+/**
+ * Reassembles messages from stream chunks of any size. Buffers at most one partial frame, and
+ * copies each byte once: a frame's buffer is allocated when its length prefix is known and
+ * filled as chunks arrive (the naive concat-and-rescan is quadratic in the frame size when a
+ * 64 KiB frame arrives in ~1200-byte transport chunks).
+ */
 export class FrameDecoder {
-  #pending: Uint8Array = new Uint8Array(0);
+  /** First byte of a length prefix split across chunks. */
+  #prefixByte = -1;
+  #frame: Uint8Array | undefined;
+  #filled = 0;
 
   /** Bytes held back waiting for the rest of a frame. */
   get buffered(): number {
-    return this.#pending.length;
+    return (this.#prefixByte >= 0 ? 1 : 0) + (this.#frame ? PREFIX_LENGTH + this.#filled : 0);
   }
 
-  /** Feeds a chunk; returns the messages it completed, in order. */
+  /** Feeds a chunk; returns the messages it completed, in order (each in its own memory). */
   push(chunk: Uint8Array): Uint8Array[] {
-    // A plain Uint8Array view: Buffer.prototype.slice would hand out views of the caller's memory.
-    let data = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length);
-    if (this.#pending.length > 0) {
-      data = new Uint8Array(this.#pending.length + chunk.length);
-      data.set(this.#pending);
-      data.set(chunk, this.#pending.length);
-    }
     const messages: Uint8Array[] = [];
     let offset = 0;
-    while (data.length - offset >= PREFIX_LENGTH) {
-      const length = (data[offset]! << 8) | data[offset + 1]!;
-      if (data.length - offset - PREFIX_LENGTH < length) break;
-      messages.push(data.slice(offset + PREFIX_LENGTH, offset + PREFIX_LENGTH + length));
-      offset += PREFIX_LENGTH + length;
+    while (offset < chunk.length) {
+      if (!this.#frame) {
+        let length: number;
+        if (this.#prefixByte >= 0) {
+          length = (this.#prefixByte << 8) | chunk[offset]!;
+          this.#prefixByte = -1;
+          offset += 1;
+        } else if (chunk.length - offset >= PREFIX_LENGTH) {
+          length = (chunk[offset]! << 8) | chunk[offset + 1]!;
+          offset += PREFIX_LENGTH;
+        } else {
+          this.#prefixByte = chunk[offset]!;
+          offset += 1;
+          break;
+        }
+        this.#frame = new Uint8Array(length);
+        this.#filled = 0;
+      }
+      const take = Math.min(this.#frame.length - this.#filled, chunk.length - offset);
+      this.#frame.set(chunk.subarray(offset, offset + take), this.#filled);
+      this.#filled += take;
+      offset += take;
+      if (this.#filled === this.#frame.length) {
+        messages.push(this.#frame);
+        this.#frame = undefined;
+      }
     }
-    this.#pending = data.slice(offset);
     return messages;
   }
 }
