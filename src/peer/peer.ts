@@ -17,6 +17,9 @@ import { SecureStream } from './secure-stream.js';
 
 const debug = debuglog('natpunch:peer');
 
+/** Interval of STUN keepalives toward the rendezvous server's STUN endpoint (see constructor). */
+export const KEEPALIVE_MS = 15_000;
+
 export type PathKind = 'direct-udp' | 'direct-tcp' | 'relay';
 
 export interface PeerOptions {
@@ -29,6 +32,8 @@ export interface PeerOptions {
   bindAddress?: string;
   /** Decide whether to accept a connection from this peer (default: accept all). */
   accept?: (peerId: string) => boolean | Promise<boolean>;
+  /** STUN keepalive interval toward the rendezvous server's STUN endpoint, ms (default KEEPALIVE_MS; 0 disables). */
+  keepaliveMs?: number;
   signal?: AbortSignal;
 }
 
@@ -60,9 +65,10 @@ export class Peer extends EventEmitter {
   readonly #rendezvous: RendezvousClient;
   readonly #sessions = new Set<UdpCheckSession>();
   readonly #connections = new Set<Connection>();
+  #keepalive: NodeJS.Timeout | undefined;
   #closed = false;
 
-  private constructor(identity: Identity, socket: dgram.Socket, mux: UdpMux, stun: StunUdpClient, rendezvous: RendezvousClient) {
+  private constructor(identity: Identity, socket: dgram.Socket, mux: UdpMux, stun: StunUdpClient, rendezvous: RendezvousClient, keepaliveMs: number) {
     super();
     this.identity = identity;
     this.#socket = socket;
@@ -77,6 +83,17 @@ export class Peer extends EventEmitter {
       );
     });
     rendezvous.on('close', (reason) => { if (!this.#closed) this.emit('disconnected', reason); });
+    const stunServer = rendezvous.stunServer;
+    if (stunServer && keepaliveMs > 0) {
+      // Keep the socket's mapping at the STUN server alive, so the server-reflexive candidate
+      // this peer signs into intents and accepts stays true while it waits for connections.
+      // 15 s is under the shortest common UDP mapping timeout (30 s, Linux conntrack; RFC 4787
+      // REQ-5 asks for at least 2 min) and RFC 8445 §11's Tr floor.
+      this.#keepalive = setInterval(() => {
+        stun.request(stunServer, { retransmission: { rto: 500, rc: 3, rm: 4 } }).catch((error: Error) => debug('keepalive: %s', error.message));
+      }, keepaliveMs);
+      this.#keepalive.unref();
+    }
   }
 
   get peerId(): string {
@@ -110,7 +127,7 @@ export class Peer extends EventEmitter {
         url: options.server, identity, udpSocket: socket, stunClient: stun, privateEndpoints: privateEndpoints(port, options.bindAddress),
         accept: options.accept, signal: options.signal,
       });
-      return new Peer(identity, socket, mux, stun, rendezvous);
+      return new Peer(identity, socket, mux, stun, rendezvous, options.keepaliveMs ?? KEEPALIVE_MS);
     } catch (error) {
       stun.close();
       mux.close();
@@ -182,6 +199,7 @@ export class Peer extends EventEmitter {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#keepalive);
     for (const c of this.#connections) c.destroy();
     for (const s of this.#sessions) s.close();
     this.#rendezvous.close();

@@ -148,6 +148,7 @@ export class RendezvousClient extends EventEmitter {
   readonly #initiated = new Map<string, Initiated>();
   readonly #accepted = new Map<string, Accepted>();
   #srflx: string | null = null;
+  #stunServer: TransportAddress | null = null;
   /** Incoming intents waiting on the accept policy: they count against maxPendingIncoming too. */
   #deciding = 0;
   #remoteAddress: string | undefined;
@@ -198,6 +199,11 @@ export class RendezvousClient extends EventEmitter {
   }
 
   /** This peer's server-reflexive UDP address as its STUN proof reported it, or null. */
+  /** The STUN server that proved srflx: the peer keeps its mapping there alive. */
+  get stunServer(): TransportAddress | null {
+    return this.#stunServer;
+  }
+
   get srflx(): string | null {
     return this.#srflx;
   }
@@ -367,7 +373,10 @@ export class RendezvousClient extends EventEmitter {
             signal, retransmission: this.#options.stunRetransmission ?? DEFAULT_STUN_RETRANSMISSION,
           });
           const mapped = reflexiveAddress(response.message);
-          if (mapped) return formatAddress(mapped);
+          if (mapped) {
+            this.#stunServer = server;
+            return formatAddress(mapped);
+          }
         } catch (error) {
           if (signal.aborted) throw abortReason(signal);
           debug('STUN %s: %s', formatAddress(server), (error as Error).message);

@@ -48,3 +48,18 @@ test('connecting to a peer id nobody registered fails with a clear error', { tim
     await server.close();
   }
 });
+
+test('a peer keeps its mapping at the STUN server alive with periodic Binding requests', { timeout: 30_000 }, async () => {
+  const server = await NatpunchServer.listen({ address: '127.0.0.1', port: 0, httpPort: 0 });
+  const peer = await createPeer({ server: server.rendezvousUrl!, identity: generateIdentity(), keepaliveMs: 50 });
+  try {
+    const before = server.stun.stats.requests;
+    await new Promise<void>((resolve) => {
+      const poll = setInterval(() => { if (server.stun.stats.requests >= before + 3) { clearInterval(poll); resolve(); } }, 20);
+    });
+    assert.ok(server.stun.stats.requests >= before + 3);
+  } finally {
+    await peer.close();
+    await server.close();
+  }
+});
