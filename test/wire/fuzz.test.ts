@@ -53,24 +53,13 @@ import { SAMPLE_IPV4_RESPONSE, SAMPLE_IPV6_RESPONSE, SAMPLE_LONG_TERM_REQUEST, S
 import { SAMPLE_SHA256_REQUEST } from './fixtures/rfc8489-appendix-b.js';
 import { FUZZ_REGRESSIONS } from './fixtures/fuzz-regressions.js';
 import { hex, toHex } from './helpers.js';
+import { seededRandom } from '../transport/lossy-link.js';
 
 const SEED = Number(process.env['FUZZ_SEED'] ?? 0x5eed5);
 const MESSAGES = Number(process.env['FUZZ_ITERATIONS'] ?? 110_000);
 const KEY = shortTermKey('VOkJxbRl1RmTxUk/WvJxBt');
 
-/** mulberry32: small, fast, seedable. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const random = prng(SEED);
+const random = seededRandom(SEED);
 const int = (n: number): number => Math.floor(random() * n);
 const bytes = (n: number): Uint8Array => {
   const out = new Uint8Array(n);
