@@ -12,7 +12,7 @@ const usage = `natpunch ${VERSION} — connect machines behind NATs
 
 usage:
   ${serveUsage}
-      STUN (RFC 8489 + RFC 5780) server; logs "ready" once listening
+      STUN (RFC 8489 + RFC 5780) and the rendezvous service; logs "ready" once listening
   ${checkUsage}
       what your NAT does, and what that means for connecting to peers
   ${idUsage}
