@@ -48,7 +48,7 @@ test('natpunch id creates a 0600 key once and prints the same id every time', as
 });
 
 test('serve logs ready, and check --json against it prints the contract fields', async () => {
-  const [node, ...rest] = natpunch('serve', '--address', '127.0.0.1', '--alt-address', '127.0.0.2', '--port', '0', '--alt-port', '0', '--no-relay');
+  const [node, ...rest] = natpunch('serve', '--address', '127.0.0.1', '--alt-address', '127.0.0.2', '--port', '0', '--alt-port', '0', '--http-port', '0', '--no-relay');
   const serve = spawn(node!, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
   try {
     const line = await waitForLine(serve, /ready/);
