@@ -2,9 +2,9 @@
  * The sender's record of ack-eliciting packets in flight, and loss detection over it.
  *
  * A packet is declared lost once a packet sent after it has been acknowledged and either
- * - `PACKET_THRESHOLD` (3) later packets have been acknowledged: SACK's DupThresh, the
- *   packet-number form of "three duplicate ACKs" (@see RFC 6675 §5, RFC 5681 §3.2,
- *   RFC 9002 §6.1.1), or
+ * - a packet numbered at least `PACKET_THRESHOLD` (3) above it has been acknowledged: the
+ *   packet-number form of SACK's DupThresh and of "three duplicate ACKs" (@see RFC 9002 §6.1.1,
+ *   RFC 6675 §5, RFC 5681 §3.2), or
  * - it was sent more than `lossDelay` (9/8 of the RTT) before now: RACK's time threshold,
  *   which also catches losses near the end of a flight and tolerates mild reordering
  *   (@see RFC 8985 §6.2, RFC 9002 §6.1.2).

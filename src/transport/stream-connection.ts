@@ -748,8 +748,9 @@ export class StreamConnection extends Duplex {
   #armLossTimer(now: number): void {
     if (this.#sent.isEmpty) {
       this.#lossTime = undefined;
-      if (!this.#windowBlocked()) this.#lossTimer.cancel();
-      else if (!this.#lossTimer.armed) this.#lossTimer.set(now + this.#rtt.rto);
+      // Persist timer: one RTO after the last ACK (which found the window shut) or probe.
+      if (this.#windowBlocked()) this.#lossTimer.set(Math.max(now, this.#rtoStartedAt + this.#rtt.rto));
+      else this.#lossTimer.cancel();
       return;
     }
     if (this.#lossTime !== undefined) {

@@ -1,7 +1,8 @@
 /** Shared helpers for the transport tests: deterministic payloads, pumping and draining streams. */
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import type { Readable, Writable } from 'node:stream';
+import type { Duplex, Readable, Writable } from 'node:stream';
+import type { TestContext } from 'node:test';
 import { seededRandom } from './lossy-link.js';
 
 /** `length` bytes from a seeded PRNG, so every run sends the same payload. */
@@ -43,8 +44,9 @@ export function readAll(stream: Readable): Promise<Buffer> {
   });
 }
 
-/** Resolves on 'close'. */
+/** Resolves once the stream has emitted 'close' (at once if it already has). */
 export function closed(stream: Readable | Writable): Promise<void> {
+  if (stream.closed) return Promise.resolve();
   return new Promise((resolve) => stream.once('close', () => resolve()));
 }
 
@@ -55,4 +57,11 @@ export async function until(condition: () => boolean, what: string, timeoutMs = 
     if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setImmediate(resolve));
   }
+}
+
+/** Destroys the streams when the test ends, pass or fail, so a failed test leaves no timers running. */
+export function cleanUp(t: TestContext, ...streams: Duplex[]): void {
+  t.after(() => {
+    for (const stream of streams) stream.destroy();
+  });
 }

@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { describe, it } from 'node:test';
+import { AbortedError } from '../../src/errors.js';
+import { StreamResetError } from '../../src/transport/errors.js';
+import { createStream } from '../../src/transport/stream-connection.js';
+import { cleanUp, closed, pseudoRandomBytes, readAll, sha256, writeAll } from './helpers.js';
+import { createLossyLink } from './lossy-link.js';
+
+describe('stream half-close and abort', { timeout: 30_000 }, () => {
+  it('lets the other side keep writing after one side ends (half-close)', async (t) => {
+    const link = createLossyLink({ seed: 7, loss: 0.05 });
+    const a = createStream(link.a);
+    const b = createStream(link.b);
+    cleanUp(t, a, b);
+    const request = Buffer.from('request: please send 200 kB');
+    const response = pseudoRandomBytes(200_000, 4);
+
+    const aReads = readAll(a);
+    a.end(request);
+    const atB = await readAll(b);
+    assert.deepEqual(atB, request);
+    // b has seen 'end' but is still writable, and a still reads.
+    assert.equal(b.writable, true);
+    assert.equal(a.readable, true);
+    const events: string[] = [];
+    for (const event of ['end', 'finish', 'close']) a.once(event, () => events.push(event));
+    await writeAll(b, response);
+    assert.equal(sha256(await aReads), sha256(response));
+    await Promise.all([closed(a), closed(b)]);
+    // 'finish' (our FIN acknowledged) and 'end' (theirs received) come in either order, depending
+    // on which packets the link dropped; 'close' waits for both.
+    assert.deepEqual([...events].sort(), ['close', 'end', 'finish']);
+    assert.equal(events.at(-1), 'close');
+  });
+
+  it("emits 'finish' only once the peer has acknowledged every byte and the FIN", async (t) => {
+    const link = createLossyLink({ seed: 8, loss: 0.1 });
+    const a = createStream(link.a);
+    const b = createStream(link.b);
+    cleanUp(t, a, b);
+    const data = pseudoRandomBytes(300_000, 5);
+    b.resume();
+    a.end(data);
+    await once(a, 'finish');
+    assert.equal(a.stats.bytesAcked, data.length);
+    assert.equal(a.stats.sendBuffered, 0);
+    b.end();
+    a.resume();
+    await Promise.all([closed(a), closed(b)]);
+  });
+
+  it('delivers an empty stream as an immediate end', async (t) => {
+    const link = createLossyLink({ seed: 9 });
+    const a = createStream(link.a);
+    const b = createStream(link.b);
+    cleanUp(t, a, b);
+    a.end();
+    assert.equal((await readAll(b)).length, 0);
+    b.end();
+    a.resume();
+    await Promise.all([closed(a), closed(b)]);
+  });
+
+  it('aborts the peer with StreamResetError when one side is destroyed', async (t) => {
+    const link = createLossyLink({ seed: 10 });
+    const a = createStream(link.a);
+    const b = createStream(link.b);
+    cleanUp(t, a, b);
+    a.write('some bytes');
+    await once(b, 'readable');
+    a.destroy();
+    const [error] = (await once(b, 'error')) as [StreamResetError];
+    assert.ok(error instanceof StreamResetError);
+    assert.equal(error.code, 'ERR_TRANSPORT_RESET');
+    assert.equal(error.resetCode, 0);
+    await closed(b);
+    assert.equal(a.destroyed, true);
+  });
+
+  it('aborts with AbortedError when its signal fires', async (t) => {
+    const link = createLossyLink({ seed: 11 });
+    const controller = new AbortController();
+    const a = createStream(link.a, { signal: controller.signal });
+    const b = createStream(link.b);
+    cleanUp(t, a, b);
+    const errored = once(a, 'error');
+    const peerReset = once(b, 'error');
+    controller.abort();
+    const [error] = (await errored) as [AbortedError];
+    assert.ok(error instanceof AbortedError);
+    assert.equal(error.code, 'ERR_ABORTED');
+    // The RESET reaches the peer, which had not even sent anything yet.
+    const [reset] = (await peerReset) as [StreamResetError];
+    assert.equal(reset.code, 'ERR_TRANSPORT_RESET');
+  });
+});
