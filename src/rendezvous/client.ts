@@ -23,7 +23,7 @@ import {
 } from '../wire/index.js';
 import { RendezvousError, RendezvousProtocolError, RendezvousVerifyError } from './errors.js';
 import {
-  type HelloMessage, type IncomingMessage, type IntentBody, type MessageLimits, type PunchMessage, type RegisteredMessage, type Role,
+  type AcceptBody, type HelloMessage, type IncomingMessage, type IntentBody, type MessageLimits, type PunchMessage, type RegisteredMessage, type Role,
   type ClientMessage, type ErrorMessage, type ParsedMessage, type Signed, DEFAULT_MESSAGE_LIMITS, MAX_INTENT_LIFETIME_MS, PROTOCOL_VERSION,
   SERVER_MESSAGE_TYPES, classify, encodeMessage, endpoint, parseMessage, validateAcceptBody, validateIntentBody,
 } from './messages.js';
@@ -42,6 +42,12 @@ export interface PunchInstruction {
   remoteCandidates: TransportAddress[];
   /** The candidates this side signed. */
   localCandidates: TransportAddress[];
+  /** ONLY the TCP candidates inside the other peer's verified signed object (empty if it offered none). */
+  remoteTcpCandidates: TransportAddress[];
+  /** The TCP candidates this side signed. */
+  localTcpCandidates: TransportAddress[];
+  /** What the initiator's signed intent asked for: 'tcp' = TCP simultaneous open, else UDP. */
+  transport: 'udp' | 'tcp';
   /** 32-byte key for MESSAGE-INTEGRITY on this session's connectivity checks. */
   key: Uint8Array;
   /** Local ms epoch at which to send the first packet (receipt time + the server's startInMs). */
@@ -73,6 +79,8 @@ export interface RendezvousClientOptions {
   accept?: (fromPeerId: string) => boolean | Promise<boolean>;
   /** The candidates to sign into intents and accepts (default: privateEndpoints + srflx). */
   candidates?: () => string[] | Promise<string[]>;
+  /** TCP candidates to sign into intents and accepts, all on the kept connection's port L (default: none). */
+  tcpCandidates?: () => string[] | Promise<string[]>;
   /** Registration deadline, WebSocket open to `registered` (default 10 s). */
   timeoutMs?: number;
   /** STUN retransmissions for the proof (default rto 250 ms, rc 4, rm 8: about 3.8 s). */
@@ -97,6 +105,8 @@ export interface ConnectOptions {
   signal?: AbortSignal;
   /** How long to wait for the punch, and the intent's lifetime (default 15 s, at most 60 s). */
   timeoutMs?: number;
+  /** Ask the target to punch this transport (signed into the intent; default 'udp'). */
+  transport?: 'udp' | 'tcp';
 }
 
 interface Initiated {
@@ -104,6 +114,8 @@ interface Initiated {
   intent: Signed;
   intentHash: string;
   candidates: string[];
+  tcpCandidates: string[];
+  transport: 'udp' | 'tcp';
   resolve(instruction: PunchInstruction): void;
   reject(error: Error): void;
 }
@@ -114,7 +126,14 @@ interface Accepted {
   accept: Signed;
   intentBody: IntentBody;
   candidates: string[];
+  tcpCandidates: string[];
   timer: NodeJS.Timeout;
+}
+
+/** The addresses one signed object carries, per transport. */
+interface SignedCandidates {
+  udp: string[];
+  tcp: string[];
 }
 
 interface Waiter {
@@ -231,8 +250,12 @@ export class RendezvousClient extends EventEmitter {
     const timeoutMs = Math.min(options.timeoutMs ?? 15_000, MAX_CONNECT_TIMEOUT_MS);
     const session = this.#randomToken();
     const candidates = await this.#localCandidates();
+    const tcpCandidates = await this.#localTcpCandidates();
     if (signal?.aborted) throw new AbortedError('rendezvous connect aborted', { cause: signal.reason });
     const body: IntentBody = { from: this.peerId, to, nonce: this.#randomToken(), expires: this.#now() + timeoutMs, candidates, session };
+    // Optional fields only when used, so an intent from a UDP-only peer stays byte-for-byte the old message.
+    if (tcpCandidates.length) body.tcpCandidates = tcpCandidates;
+    if (options.transport === 'tcp') body.transport = 'tcp';
     const intent = signObject(this.#options.identity, DOMAIN.intent, body);
     return new Promise<PunchInstruction>((resolve, reject) => {
       const finish = (): void => {
@@ -250,7 +273,7 @@ export class RendezvousClient extends EventEmitter {
       }, timeoutMs);
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#initiated.set(session, {
-        target: to, intent, intentHash: bodyHash(intent), candidates,
+        target: to, intent, intentHash: bodyHash(intent), candidates, tcpCandidates, transport: body.transport ?? 'udp',
         resolve: (instruction) => { finish(); resolve(instruction); },
         reject: (error) => { finish(); reject(error); },
       });
@@ -497,13 +520,14 @@ export class RendezvousClient extends EventEmitter {
       return;
     }
     const candidates = await this.#localCandidates();
+    const tcpCandidates = await this.#localTcpCandidates();
     if (this.#closed || this.#accepted.has(session)) return;
-    const accept = signObject(this.#options.identity, DOMAIN.accept, {
-      session, intentHash: bodyHash(message.intent), candidates, nonce: this.#randomToken(),
-    });
+    const acceptBody: AcceptBody = { session, intentHash: bodyHash(message.intent), candidates, nonce: this.#randomToken() };
+    if (tcpCandidates.length) acceptBody.tcpCandidates = tcpCandidates;
+    const accept = signObject(this.#options.identity, DOMAIN.accept, acceptBody);
     const wait = Math.max(0, intent.expires + this.#clockTolerance - this.#now());
     this.#accepted.set(session, {
-      from: intent.from, intent: message.intent, accept, intentBody: intent, candidates,
+      from: intent.from, intent: message.intent, accept, intentBody: intent, candidates, tcpCandidates,
       timer: setTimeout(() => this.#accepted.delete(session), wait),
     });
     this.#send({ type: 'accept', accept });
@@ -546,7 +570,8 @@ export class RendezvousClient extends EventEmitter {
     const accept = validateAcceptBody(openSigned(message.accept, DOMAIN.accept, pending.target), this.#limits, 'punch.accept.body');
     if (accept.session !== message.session) throw new RendezvousVerifyError('mismatch', `punch.accept.body.session: ${accept.session}, expected ${message.session}`);
     if (accept.intentHash !== pending.intentHash) throw new RendezvousVerifyError('mismatch', 'punch.accept.body.intentHash: answers a different intent');
-    return this.#instruction(message, pending.target, 'controlling', accept.candidates, pending.candidates);
+    return this.#instruction(message, pending.target, 'controlling', pending.transport,
+      { udp: accept.candidates, tcp: accept.tcpCandidates ?? [] }, { udp: pending.candidates, tcp: pending.tcpCandidates });
   }
 
   /** The target verified the intent on arrival; the punch must carry exactly that intent and our accept. */
@@ -555,16 +580,21 @@ export class RendezvousClient extends EventEmitter {
     if (message.peer !== accepted.from) throw new RendezvousVerifyError('mismatch', `punch.peer: ${message.peer}, expected ${accepted.from}`);
     if (!sameSigned(message.intent, accepted.intent)) throw new RendezvousVerifyError('mismatch', 'punch.intent: not the intent this peer accepted');
     if (!sameSigned(message.accept, accepted.accept)) throw new RendezvousVerifyError('mismatch', 'punch.accept: not the accept this peer signed');
-    return this.#instruction(message, accepted.from, 'controlled', accepted.intentBody.candidates, accepted.candidates);
+    const intent = accepted.intentBody;
+    return this.#instruction(message, accepted.from, 'controlled', intent.transport ?? 'udp',
+      { udp: intent.candidates, tcp: intent.tcpCandidates ?? [] }, { udp: accepted.candidates, tcp: accepted.tcpCandidates });
   }
 
-  #instruction(message: PunchMessage, peer: string, role: Role, remote: string[], local: string[]): PunchInstruction {
+  #instruction(message: PunchMessage, peer: string, role: Role, transport: 'udp' | 'tcp', remote: SignedCandidates, local: SignedCandidates): PunchInstruction {
     return {
       session: message.session,
       peer,
       role,
-      remoteCandidates: remote.map((c) => parseAddress(c)),
-      localCandidates: local.map((c) => parseAddress(c)),
+      remoteCandidates: remote.udp.map((c) => parseAddress(c)),
+      localCandidates: local.udp.map((c) => parseAddress(c)),
+      remoteTcpCandidates: remote.tcp.map((c) => parseAddress(c)),
+      localTcpCandidates: local.tcp.map((c) => parseAddress(c)),
+      transport,
       key: new Uint8Array(Buffer.from(message.key, 'base64')),
       startAt: this.#now() + Math.min(message.startInMs, this.#options.maxStartDelayMs ?? 5_000),
     };
@@ -575,6 +605,12 @@ export class RendezvousClient extends EventEmitter {
       ? await this.#options.candidates()
       : [...this.#options.privateEndpoints, ...(this.#srflx ? [this.#srflx] : [])];
     given.forEach((c, i) => checkEndpoint(c, `candidates[${i}]`));
+    return [...new Set(given)].slice(0, this.#limits.maxCandidates);
+  }
+
+  async #localTcpCandidates(): Promise<string[]> {
+    const given = (await this.#options.tcpCandidates?.()) ?? [];
+    given.forEach((c, i) => checkEndpoint(c, `tcpCandidates[${i}]`));
     return [...new Set(given)].slice(0, this.#limits.maxCandidates);
   }
 }

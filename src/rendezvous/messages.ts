@@ -54,6 +54,13 @@ export interface IntentBody {
   /** The only addresses the target may send to. */
   candidates: string[];
   session: string;
+  /**
+   * The initiator's TCP candidates: its TCP mapping and private IPs, all with the local port L
+   * of its kept STUN/TCP connection (absent from peers that do not punch TCP).
+   */
+  tcpCandidates?: string[];
+  /** The transport the initiator asks for ('tcp' = simultaneous open); absent means UDP. */
+  transport?: 'udp' | 'tcp';
 }
 
 /** What the target signs to accept an intent. */
@@ -64,6 +71,8 @@ export interface AcceptBody {
   /** The only addresses the initiator may send to. */
   candidates: string[];
   nonce: string;
+  /** The target's TCP candidates, as in IntentBody. */
+  tcpCandidates?: string[];
 }
 
 export interface HelloMessage {
@@ -237,8 +246,11 @@ function buildSchemas(limits: MessageLimits): Schemas {
     registerBody: object<RegisterBody>({
       peerId, nonce, privateEndpoints: candidates, srflx: nullable(unicast), tcp: optional(nullable(unicast)),
     }),
-    intentBody: object<IntentBody>({ from: peerId, to: peerId, nonce, expires: timestamp, candidates, session: sessionId }),
-    acceptBody: object<AcceptBody>({ session: sessionId, intentHash: base64(32), candidates, nonce }),
+    intentBody: object<IntentBody>({
+      from: peerId, to: peerId, nonce, expires: timestamp, candidates, session: sessionId,
+      tcpCandidates: optional(candidates), transport: optional(literal('udp', 'tcp')),
+    }),
+    acceptBody: object<AcceptBody>({ session: sessionId, intentHash: base64(32), candidates, nonce, tcpCandidates: optional(candidates) }),
     messages,
   };
 }

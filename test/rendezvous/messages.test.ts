@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { generateIdentity } from '../../src/identity/index.js';
 import {
   type ParsedMessage, DOMAIN, RendezvousProtocolError, classify, encodeMessage, endpoint, parseMessage, signObject, validate,
-  validateIntentBody,
+  validateAcceptBody, validateIntentBody,
 } from '../../src/rendezvous/index.js';
 
 const identity = generateIdentity();
@@ -69,6 +69,20 @@ test('signed intent bodies are checked field by field, candidates included', () 
   assert.deepEqual(validateIntentBody(body), body);
   assert.throws(() => validateIntentBody({ ...body, candidates: ['[0:0::1]:5'] }), protocolError('invalid', /candidates\[0\]: expected a unicast "ip:port" endpoint in canonical form \("\[::1\]:5"\)/));
   assert.throws(() => validateIntentBody({ ...body, expires: -1 }), protocolError('invalid', /^intent\.body\.expires: expected an integer/));
+});
+
+test('TCP candidates and the requested transport are optional, signed fields checked like candidates', () => {
+  const body = { from: identity.peerId, to: identity.peerId, nonce: token, expires: 5, candidates: ['192.0.2.1:5'], session: token };
+  const tcp = { ...body, tcpCandidates: ['203.0.113.7:40001', '10.0.0.2:40001'], transport: 'tcp' };
+  assert.deepEqual(validateIntentBody(tcp), tcp);
+  assert.deepEqual(validateIntentBody(body), body, 'an intent without them stays valid');
+  assert.throws(() => validateIntentBody({ ...body, tcpCandidates: ['0.0.0.0:1'] }), protocolError('invalid', /^intent\.body\.tcpCandidates\[0\]: expected a unicast/));
+  assert.throws(() => validateIntentBody({ ...body, tcpCandidates: Array.from({ length: 17 }, (_, i) => `192.0.2.1:${i + 1}`) }), protocolError('invalid', /^intent\.body\.tcpCandidates: expected an array of 0-16 items/));
+  assert.throws(() => validateIntentBody({ ...body, transport: 'relay' }), protocolError('invalid', /^intent\.body\.transport: expected/));
+  const accept = { session: token, intentHash: Buffer.alloc(32).toString('base64'), candidates: [], nonce: token };
+  assert.deepEqual(validateAcceptBody({ ...accept, tcpCandidates: ['192.0.2.9:7'] }), { ...accept, tcpCandidates: ['192.0.2.9:7'] });
+  assert.deepEqual(validateAcceptBody(accept), accept);
+  assert.throws(() => validateAcceptBody({ ...accept, tcpCandidates: ['224.0.0.1:7'] }), protocolError('invalid', /^accept\.body\.tcpCandidates\[0\]: expected a unicast/));
 });
 
 test('endpoints a peer may be aimed at are unicast, with a port', () => {
