@@ -1,4 +1,5 @@
 import dgram from 'node:dgram';
+import type { Duplex } from 'node:stream';
 import os from 'node:os';
 import { once, EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
@@ -10,10 +11,12 @@ import { formatAddress, type TransportAddress } from '../wire/index.js';
 import { UdpMux } from '../punch/udp-mux.js';
 import { UdpCheckSession, type PunchResult } from '../punch/udp-checks.js';
 import { candidateTypeOf } from '../punch/candidate.js';
+import { tcpSimultaneousOpen } from '../punch/tcp-simultaneous-open.js';
 import { RendezvousClient, type PunchInstruction } from '../rendezvous/client.js';
 import { createStream } from '../transport/index.js';
 import { UdpPath } from './udp-path.js';
 import { SecureStream } from './secure-stream.js';
+import { TcpMapping } from './tcp-mapping.js';
 
 const debug = debuglog('natpunch:peer');
 
@@ -39,7 +42,7 @@ export interface PeerOptions {
 
 export interface ConnectOptions {
   signal?: AbortSignal;
-  /** Force a technique; only 'udp' (and 'auto', which means udp for now) are available yet. */
+  /** Force a technique: 'udp', or 'tcp' (TCP simultaneous open); 'auto' means udp for now, 'relay' is not available yet. */
   transport?: 'auto' | 'udp' | 'tcp' | 'relay';
 }
 
@@ -65,11 +68,18 @@ export class Peer extends EventEmitter {
   readonly #rendezvous: RendezvousClient;
   readonly #sessions = new Set<UdpCheckSession>();
   readonly #connections = new Set<Connection>();
+  readonly #tcp: TcpMapping | undefined;
+  readonly #bindAddress: string | undefined;
   #keepalive: NodeJS.Timeout | undefined;
   #closed = false;
 
-  private constructor(identity: Identity, socket: dgram.Socket, mux: UdpMux, stun: StunUdpClient, rendezvous: RendezvousClient, keepaliveMs: number) {
+  private constructor(
+    identity: Identity, socket: dgram.Socket, mux: UdpMux, stun: StunUdpClient, rendezvous: RendezvousClient, keepaliveMs: number,
+    tcp: TcpMapping | undefined, bindAddress: string | undefined,
+  ) {
     super();
+    this.#tcp = tcp;
+    this.#bindAddress = bindAddress;
     this.identity = identity;
     this.#socket = socket;
     this.#mux = mux;
@@ -91,6 +101,8 @@ export class Peer extends EventEmitter {
       // REQ-5 asks for at least 2 min) and RFC 8445 §11's Tr floor.
       this.#keepalive = setInterval(() => {
         stun.request(stunServer, { retransmission: { rto: 500, rc: 3, rm: 4 } }).catch((error: Error) => debug('keepalive: %s', error.message));
+        // The same for the kept TCP connection: its NAT mapping is the signed TCP candidate.
+        if (tcp?.alive) tcp.keepalive().catch((error: Error) => debug('TCP keepalive: %s', error.message));
       }, keepaliveMs);
       this.#keepalive.unref();
     }
@@ -122,13 +134,23 @@ export class Peer extends EventEmitter {
     const stun = new StunUdpClient(socket, { listen: false });
     mux.onStun((data, from) => stun.handle(data, { address: from.address, port: from.port, family: from.family === 6 ? 'IPv6' : 'IPv4', size: data.length }));
     const port = socket.address().port;
+    let tcp: TcpMapping | undefined;
     try {
       const rendezvous = await RendezvousClient.connect({
         url: options.server, identity, udpSocket: socket, stunClient: stun, privateEndpoints: privateEndpoints(port, options.bindAddress),
         accept: options.accept, signal: options.signal,
+        // TCP candidates: the kept connection's mapping and this host's addresses, all on its port L.
+        tcpCandidates: () => (tcp?.alive ? [...privateEndpoints(tcp.localPort, options.bindAddress), formatAddress(tcp.mapped)] : []),
       });
-      return new Peer(identity, socket, mux, stun, rendezvous, options.keepaliveMs ?? KEEPALIVE_MS);
+      // The same STUN server that proved srflx, over TCP: a peer without one still connects over UDP.
+      const stunServer = rendezvous.stunServer;
+      if (stunServer) {
+        tcp = await TcpMapping.learn(stunServer, { localAddress: options.bindAddress, signal: options.signal })
+          .catch((error: Error) => { debug('no TCP mapping: %s', error.message); return undefined; });
+      }
+      return new Peer(identity, socket, mux, stun, rendezvous, options.keepaliveMs ?? KEEPALIVE_MS, tcp, options.bindAddress);
     } catch (error) {
+      tcp?.close();
       stun.close();
       mux.close();
       socket.close();
@@ -140,16 +162,59 @@ export class Peer extends EventEmitter {
   async connect(peerId: string, options: ConnectOptions = {}): Promise<Connection> {
     if (this.#closed) throw new NatpunchError('ERR_TRANSPORT', 'peer is closed');
     const transport = options.transport ?? 'auto';
-    if (transport === 'tcp' || transport === 'relay') {
-      throw new NatpunchError('ERR_TRANSPORT', `--transport ${transport} is not available yet; use udp or auto`);
+    if (transport === 'relay') {
+      throw new NatpunchError('ERR_TRANSPORT', `--transport ${transport} is not available yet; use udp, tcp or auto`);
+    }
+    if (transport === 'tcp' && !this.#tcp?.alive) {
+      throw new NatpunchError('ERR_TRANSPORT', '--transport tcp: this peer has no kept TCP connection to the rendezvous server\'s STUN endpoint (STUN over TCP failed or closed)');
     }
     const started = performance.now();
     const target = normalizePeerId(peerId);
-    const instruction = await this.#rendezvous.connect(target, { signal: options.signal });
+    const instruction = await this.#rendezvous.connect(target, { signal: options.signal, transport: transport === 'tcp' ? 'tcp' : 'udp' });
     return this.#establish(instruction, started, options.signal);
   }
 
-  async #establish(instruction: PunchInstruction, started: number, signal?: AbortSignal): Promise<Connection> {
+  /** Follows the transport the initiator's signed intent asked for. */
+  #establish(instruction: PunchInstruction, started: number, signal?: AbortSignal): Promise<Connection> {
+    return instruction.transport === 'tcp' ? this.#establishTcp(instruction, started, signal) : this.#establishUdp(instruction, started, signal);
+  }
+
+  /** TCP simultaneous open from L, then the same Noise handshake over the punched socket. */
+  async #establishTcp(instruction: PunchInstruction, started: number, signal?: AbortSignal): Promise<Connection> {
+    const tcp = this.#tcp;
+    if (!tcp?.alive) throw new NatpunchError('ERR_TRANSPORT', 'TCP punching: this peer has no kept TCP connection, so no TCP mapping to punch from');
+    const punched = await tcpSimultaneousOpen({
+      localPort: tcp.localPort, localAddress: this.#bindAddress, remoteCandidates: instruction.remoteTcpCandidates,
+      role: instruction.role, startAt: instruction.startAt, signal,
+    });
+    debug('TCP punched to %s after %d connects', formatAddress(punched.remote), punched.attempts);
+    const secure = await this.#secure(punched.socket, instruction, signal).catch((error: Error) => {
+      punched.socket.destroy();
+      throw error;
+    });
+    const connection = Object.assign(secure, {
+      path: 'direct-tcp' as const, technique: 'tcp-simultaneous-open', remote: formatAddress(punched.remote), ms: Math.round(performance.now() - started),
+    });
+    this.#connections.add(connection);
+    secure.once('close', () => { this.#connections.delete(connection); punched.socket.destroy(); });
+    return connection;
+  }
+
+  /** The Noise handshake over any reliable byte stream, checked against the peer the rendezvous named. */
+  async #secure(raw: Duplex, instruction: PunchInstruction, signal?: AbortSignal): Promise<SecureStream> {
+    const secure = await SecureStream.establish(raw, {
+      identity: this.identity, initiator: instruction.role === 'controlling',
+      expectedPeerId: instruction.role === 'controlling' ? instruction.peer : undefined,
+      context: new TextEncoder().encode(instruction.session), signal,
+    });
+    if (secure.remotePeerId !== normalizePeerId(instruction.peer)) {
+      secure.destroy();
+      throw new NatpunchError('ERR_NOISE', `the peer proved to be ${secure.remotePeerId}, not ${instruction.peer} as the rendezvous said`);
+    }
+    return secure;
+  }
+
+  async #establishUdp(instruction: PunchInstruction, started: number, signal?: AbortSignal): Promise<Connection> {
     const session = new UdpCheckSession({
       mux: this.#mux, session: instruction.session, key: instruction.key, role: instruction.role, startAt: instruction.startAt, signal,
       remoteCandidates: instruction.remoteCandidates.map((address) => ({ type: candidateTypeOf(address), address })),
@@ -165,21 +230,13 @@ export class Peer extends EventEmitter {
     }
     const path = new UdpPath(this.#mux, punched.remote, instruction.session);
     const stream = createStream(path);
-    const secure = await SecureStream.establish(stream, {
-      identity: this.identity, initiator: instruction.role === 'controlling',
-      expectedPeerId: instruction.role === 'controlling' ? instruction.peer : undefined,
-      context: new TextEncoder().encode(instruction.session), signal,
-    }).catch((error: Error) => {
+    const secure = await this.#secure(stream, instruction, signal).catch((error: Error) => {
       stream.destroy();
       path.close();
       session.close();
       this.#sessions.delete(session);
       throw error;
     });
-    if (secure.remotePeerId !== normalizePeerId(instruction.peer)) {
-      secure.destroy();
-      throw new NatpunchError('ERR_NOISE', `the peer proved to be ${secure.remotePeerId}, not ${instruction.peer} as the rendezvous said`);
-    }
     const connection = Object.assign(secure, {
       path: 'direct-udp' as const,
       technique: punched.type === 'host' ? 'udp-lan' : 'udp-hole-punch',
@@ -200,6 +257,7 @@ export class Peer extends EventEmitter {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#keepalive);
+    this.#tcp?.close();
     for (const c of this.#connections) c.destroy();
     for (const s of this.#sessions) s.close();
     this.#rendezvous.close();
