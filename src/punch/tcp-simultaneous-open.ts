@@ -111,7 +111,9 @@ export function tcpSimultaneousOpen(options: TcpSimultaneousOpenOptions): Promis
     const attempt = (remote: TransportAddress): void => {
       if (done) return;
       attempts++;
-      const socket = net.connect({ host: remote.address, port: remote.port, localAddress, localPort, family: remote.family });
+      // allowHalfOpen: the secure stream above ends each direction on its own (a peer that has
+      // sent everything half-closes while still receiving), so a FIN must not end our side too.
+      const socket = net.connect({ host: remote.address, port: remote.port, localAddress, localPort, family: remote.family, allowHalfOpen: true });
       sockets.add(socket);
       let connected = false;
       socket.once('connect', () => {
