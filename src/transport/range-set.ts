@@ -53,6 +53,12 @@ export class RangeSet {
 
   add(start: number, end: number): void {
     if (start >= end) return;
+    // Fast path for the common case, in-order arrival: extend the highest range.
+    const last = this.#ends.length - 1;
+    if (last >= 0 && start >= this.#starts[last]! && start <= this.#ends[last]!) {
+      if (end > this.#ends[last]!) this.#ends[last] = end;
+      return;
+    }
     // Ranges that overlap or touch [start, end) are i .. j-1.
     const i = this.#firstEndAtLeast(start);
     const j = this.#firstStartAbove(end);

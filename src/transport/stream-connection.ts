@@ -39,7 +39,7 @@ import {
 import { Pacer } from './pacer.js';
 import { RangeSet } from './range-set.js';
 import { ReceiveBuffer } from './receive-buffer.js';
-import { ReceivedPackets } from './received-packets.js';
+import { DEFAULT_ACK_FREQUENCY, ReceivedPackets } from './received-packets.js';
 import { RetransmissionTimer } from './retransmission-timer.js';
 import { SendBuffer } from './send-buffer.js';
 import { type SentPacket, SentPackets, TIME_THRESHOLD } from './sent-packets.js';
@@ -62,7 +62,7 @@ export interface StreamOptions {
   maxRto?: number;
   /** Longest we hold an ACK, ms (RFC 5681 §4.2; RFC 9000 §18.2 default). Default 25. */
   maxAckDelay?: number;
-  /** Ack-eliciting packets per ACK (RFC 5681 §4.2: 2). Default 2. */
+  /** Ack-eliciting packets per ACK once 100 have arrived (the first 100: every second, RFC 5681 §4.2). Default 10. */
   ackFrequency?: number;
   /** Most ACK ranges reported in one packet. Default 32. */
   maxAckRanges?: number;
@@ -151,6 +151,8 @@ const MIN_PROBE_TIMEOUT = 2;
 /** Tail loss probes per episode before only the RTO is left. */
 const MAX_PROBES = 3;
 const EMPTY = new Uint8Array(0);
+/** Largest chunk handed to the reader at once when several datagrams arrived together. */
+const MAX_DELIVERY_CHUNK = 64 * 1024;
 
 interface Segment {
   offset: number;
@@ -209,6 +211,7 @@ export class StreamConnection extends Duplex {
   #finalSize: number | undefined;
   #endPushed = false;
   #readPaused = true;
+  #deliveryPending = false;
   #lastReceivedAt: number;
   #lastKeepaliveAt = -Infinity;
 
@@ -262,7 +265,7 @@ export class StreamConnection extends Duplex {
     });
     this.#pacer = new Pacer(path.maxPayload);
     this.#received = new ReceivedPackets({
-      ackFrequency: checkOption('ackFrequency', options.ackFrequency, 2, 1),
+      ackFrequency: checkOption('ackFrequency', options.ackFrequency, DEFAULT_ACK_FREQUENCY, 1),
     });
     this.#advertisedMaxStreamData = this.#receiveWindow;
 
@@ -435,14 +438,16 @@ export class StreamConnection extends Duplex {
       this.#finalSize = end;
     }
     this.#receiveBuffer.insert(packet.offset, packet.payload);
-    this.#deliver();
+    // Delivered at the end of the I/O batch (#flush), so a burst reaches the reader as one chunk.
+    this.#deliveryPending = true;
     return true;
   }
 
   /** Hands in-order bytes to the reader while it wants them, then the end of the stream. */
   #deliver(): void {
+    this.#deliveryPending = false;
     while (!this.#readPaused && !this.destroyed) {
-      const piece = this.#receiveBuffer.take();
+      const piece = this.#receiveBuffer.takeContiguous(MAX_DELIVERY_CHUNK);
       if (piece === undefined) break;
       this.#counters.bytesReceived += piece.length;
       if (!this.push(piece)) this.#readPaused = true;
@@ -545,15 +550,20 @@ export class StreamConnection extends Duplex {
   #flush(): void {
     this.#flushScheduled = false;
     if (this.#closed) return;
+    if (this.#deliveryPending) this.#deliver();
+    if (this.#closed) return;
     const now = this.#clock.now();
-    this.#sendData(now);
+    this.#sendData();
     this.#sendAckIfDue(now);
     this.#armLossTimer(now);
   }
 
   /** Sends what the congestion window, pacing and the peer's window allow. */
-  #sendData(now: number): void {
+  #sendData(): void {
     while (!this.#closed) {
+      // Read the clock per packet: a long burst takes real time, which pacing and the send
+      // times behind RTT samples and RACK must see.
+      const now = this.#clock.now();
       const ack = this.#received.pending ? this.#received.buildAck(now, this.#ackRangeLimit()) : undefined;
       const overhead = HEADER_LENGTH + ackBlockLength(ack?.ranges.length ?? 0) + DATA_OFFSET_LENGTH;
       const segment = this.#nextSegment(this.#path.maxPayload - overhead);
@@ -784,7 +794,7 @@ export class StreamConnection extends Duplex {
       if (this.#windowBlocked()) this.#sendPing(now);
     } else if (this.#lossTime !== undefined) {
       this.#detectLosses(now);
-      this.#sendData(now);
+      this.#sendData();
     } else if (this.#probeDeadline() !== undefined && now < this.#rtoStartedAt + this.#rtt.rto) {
       this.#sendTailLossProbe(now);
     } else {
@@ -829,7 +839,7 @@ export class StreamConnection extends Duplex {
     this.#rtoStartedAt = now;
     this.#lossTime = undefined;
     const before = this.#sent.nextPacketNumber;
-    this.#sendData(now);
+    this.#sendData();
     // Nothing to resend (only PINGs were out, or the window is shut): probe the path anyway.
     if (this.#sent.nextPacketNumber === before) this.#sendPing(now);
   }
