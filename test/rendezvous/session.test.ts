@@ -306,3 +306,28 @@ test('a server attached to an existing HTTP server shares it and leaves it open 
   await server.close();
   assert.equal(httpServer.listening, true);
 });
+
+test('TCP candidates and the requested transport reach both sides only from the signed intent and accept', async () => {
+  const { url } = await startServers(resources);
+  const a = await startPeer(resources, url, { tcpCandidates: () => ['127.0.0.1:40001', '127.0.0.1:40001'] });
+  const b = await startPeer(resources, url, { tcpCandidates: () => ['127.0.0.1:40002'] });
+  const incoming = once(b.client, 'punch') as Promise<[PunchInstruction]>;
+  const initiator = await a.client.connect(b.identity.peerId, { transport: 'tcp' });
+  const [target] = await incoming;
+  assert.equal(initiator.transport, 'tcp');
+  assert.equal(target.transport, 'tcp', 'the target follows the transport the initiator signed');
+  assert.deepEqual(initiator.remoteTcpCandidates, [{ family: 4, address: '127.0.0.1', port: 40002 }]);
+  assert.deepEqual(target.remoteTcpCandidates, [{ family: 4, address: '127.0.0.1', port: 40001 }], 'deduplicated before signing');
+  assert.deepEqual(initiator.localTcpCandidates, target.remoteTcpCandidates);
+  assert.deepEqual(target.localTcpCandidates, initiator.remoteTcpCandidates);
+
+  // A peer that offers no TCP candidates signs the old message shape; the other side sees none, over UDP.
+  const c = await startPeer(resources, url);
+  const incomingC = once(c.client, 'punch') as Promise<[PunchInstruction]>;
+  const udp = await a.client.connect(c.identity.peerId);
+  const [targetC] = await incomingC;
+  assert.equal(udp.transport, 'udp');
+  assert.equal(targetC.transport, 'udp');
+  assert.deepEqual(udp.remoteTcpCandidates, []);
+  assert.equal(targetC.remoteTcpCandidates.length, 1);
+});
