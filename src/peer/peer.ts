@@ -70,6 +70,8 @@ export class Peer extends EventEmitter {
   readonly #connections = new Set<Connection>();
   readonly #tcp: TcpMapping | undefined;
   readonly #bindAddress: string | undefined;
+  /** Aborted by close(): stops TCP punches still retrying from L. */
+  readonly #closing = new AbortController();
   #keepalive: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -110,6 +112,11 @@ export class Peer extends EventEmitter {
 
   get peerId(): string {
     return this.identity.peerId;
+  }
+
+  /** The public endpoint of the kept STUN/TCP connection's port L (the TCP mapping), or null. */
+  get tcpPublicAddress(): string | null {
+    return this.#tcp?.alive ? formatAddress(this.#tcp.mapped) : null;
   }
 
   /** The server-reflexive UDP endpoint the rendezvous server saw. */
@@ -185,7 +192,7 @@ export class Peer extends EventEmitter {
     if (!tcp?.alive) throw new NatpunchError('ERR_TRANSPORT', 'TCP punching: this peer has no kept TCP connection, so no TCP mapping to punch from');
     const punched = await tcpSimultaneousOpen({
       localPort: tcp.localPort, localAddress: this.#bindAddress, remoteCandidates: instruction.remoteTcpCandidates,
-      role: instruction.role, startAt: instruction.startAt, signal,
+      role: instruction.role, startAt: instruction.startAt, signal: signal ? AbortSignal.any([signal, this.#closing.signal]) : this.#closing.signal,
     });
     debug('TCP punched to %s after %d connects', formatAddress(punched.remote), punched.attempts);
     const secure = await this.#secure(punched.socket, instruction, signal).catch((error: Error) => {
@@ -257,6 +264,7 @@ export class Peer extends EventEmitter {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#keepalive);
+    this.#closing.abort();
     this.#tcp?.close();
     for (const c of this.#connections) c.destroy();
     for (const s of this.#sessions) s.close();

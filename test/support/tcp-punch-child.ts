@@ -65,6 +65,7 @@ async function peers(): Promise<Record<string, unknown>> {
     const ca = await a.connect(b.peerId, { transport: 'tcp' });
     const cb = await incoming;
     return {
+      tcpPublicAddress: [a.tcpPublicAddress, b.tcpPublicAddress],
       path: [ca.path, cb.path], technique: [ca.technique, cb.technique], ids: [cb.remotePeerId === a.peerId, ca.remotePeerId === b.peerId],
       ...(await exchange(ca, cb, 1 << 20)),
     };
