@@ -14,7 +14,7 @@
  * - A retransmission timeout collapses cwnd to the loss window of one datagram.
  *   @see RFC 5681 §3.1 ("LW")
  * - cwnd grows only while the sender is limited by it, not by the application or the peer's
- *   window. @see RFC 7661 §4.3, RFC 9002 §7.8
+ *   window. @see RFC 7661, RFC 9002 §7.8
  */
 
 export interface NewRenoOptions {

@@ -151,6 +151,8 @@ const MIN_PROBE_TIMEOUT = 2;
 /** Tail loss probes per episode before only the RTO is left. */
 const MAX_PROBES = 3;
 const EMPTY = new Uint8Array(0);
+/** Packets sent per turn of the event loop before incoming datagrams get their turn. */
+const MAX_BURST = 64;
 /** Largest chunk handed to the reader at once when several datagrams arrived together. */
 const MAX_DELIVERY_CHUNK = 64 * 1024;
 
@@ -560,7 +562,13 @@ export class StreamConnection extends Duplex {
 
   /** Sends what the congestion window, pacing and the peer's window allow. */
   #sendData(): void {
-    while (!this.#closed) {
+    for (let burst = 0; !this.#closed; burst++) {
+      if (burst === MAX_BURST) {
+        // Let ACKs that arrived meanwhile be read before going on: a long burst would only
+        // delay them, inflating the RTT estimate and the ACK clock.
+        this.#scheduleFlush();
+        return;
+      }
       // Read the clock per packet: a long burst takes real time, which pacing and the send
       // times behind RTT samples and RACK must see.
       const now = this.#clock.now();
@@ -880,7 +888,7 @@ export class StreamConnection extends Duplex {
   // --- After close ------------------------------------------------------------------------
 
   /**
-   * Like TCP's TIME-WAIT (RFC 9293 §3.6.1), stay reachable for a while after closing: our last
+   * Like TCP's TIME-WAIT (RFC 9293 §3.3.2), stay reachable for a while after closing: our last
    * ACK may have been lost, and the peer cannot finish until it sees one. After an abort, answer
    * with RESET instead, so a peer that missed ours learns of it.
    */
