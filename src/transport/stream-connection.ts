@@ -40,7 +40,7 @@ import { Pacer } from './pacer.js';
 import { RangeSet } from './range-set.js';
 import { ReceiveBuffer } from './receive-buffer.js';
 import { DEFAULT_ACK_FREQUENCY, ReceivedPackets } from './received-packets.js';
-import { RetransmissionTimer } from './retransmission-timer.js';
+import { DEFAULT_INITIAL_RTO, DEFAULT_MAX_RTO, DEFAULT_MIN_RTO, RetransmissionTimer } from './retransmission-timer.js';
 import { SendBuffer } from './send-buffer.js';
 import { type SentPacket, SentPackets, TIME_THRESHOLD } from './sent-packets.js';
 
@@ -256,10 +256,11 @@ export class StreamConnection extends Duplex {
     checkPath(path);
     this.#path = path;
 
+    const minRto = checkOption('minRto', options.minRto, DEFAULT_MIN_RTO, 0);
     this.#rtt = new RetransmissionTimer({
-      initialRto: options.initialRto,
-      minRto: options.minRto,
-      maxRto: options.maxRto,
+      initialRto: checkOption('initialRto', options.initialRto, DEFAULT_INITIAL_RTO, 1),
+      minRto,
+      maxRto: checkOption('maxRto', options.maxRto, Math.max(DEFAULT_MAX_RTO, minRto), Math.max(1, minRto)),
     });
     this.#congestion = new NewReno({
       maxDatagramSize: path.maxPayload,
