@@ -58,6 +58,12 @@ export class DeadlineTimer {
     if (this.#handle !== undefined && this.#scheduledFor - this.#clock.now() > 1000) this.#clearHandle();
   }
 
+  /** Cancel and release the underlying timer at once (the owner is going away). */
+  dispose(): void {
+    this.#deadline = Infinity;
+    this.#clearHandle();
+  }
+
   #schedule(at: number): void {
     this.#clearHandle();
     this.#scheduledFor = at;

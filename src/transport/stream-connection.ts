@@ -369,10 +369,10 @@ export class StreamConnection extends Duplex {
     // now, or the peer would wait a retransmission timeout for it.
     if (graceful && this.#received.pending) this.#sendAck(this.#clock.now());
     this.#closed = true;
-    this.#lossTimer.cancel();
-    this.#ackTimer.cancel();
-    this.#paceTimer.cancel();
-    this.#idleTimer.cancel();
+    this.#lossTimer.dispose();
+    this.#ackTimer.dispose();
+    this.#paceTimer.dispose();
+    this.#idleTimer.dispose();
     this.#pendingWrites = [];
     this.#finalCallback = undefined;
     if (!graceful && !(error instanceof StreamResetError)) this.#sendReset();
