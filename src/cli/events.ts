@@ -1,3 +1,4 @@
+import { finished } from 'node:stream/promises';
 import { NatpunchError } from '../errors.js';
 import type { Connection } from '../peer/peer.js';
 
@@ -28,17 +29,13 @@ export function eventSink(json: boolean): EventSink {
   };
 }
 
-/** Pipe stdin to the connection and the connection to stdout; resolves when both directions ended. */
+/**
+ * Pipe stdin to the connection and the connection to stdout. Resolves when both directions have
+ * ended (our end acknowledged by the peer, theirs received); rejects if the connection fails or
+ * closes before that, so a dead peer is an error, never a hang.
+ */
 export async function pipeStdio(connection: Connection): Promise<void> {
-  const outgoing = new Promise<void>((resolve) => {
-    process.stdin.pipe(connection, { end: true });
-    process.stdin.once('end', () => resolve());
-  });
-  const incoming = new Promise<void>((resolve, reject) => {
-    connection.pipe(process.stdout, { end: false });
-    connection.once('end', () => resolve());
-    connection.once('error', reject);
-  });
-  await Promise.all([outgoing, incoming]);
-  await new Promise<void>((resolve) => { if (connection.writableFinished) resolve(); else connection.once('finish', () => resolve()); });
+  process.stdin.pipe(connection, { end: true });
+  connection.pipe(process.stdout, { end: false });
+  await finished(connection);
 }

@@ -74,6 +74,8 @@ export class Peer extends EventEmitter {
   readonly #closing = new AbortController();
   #keepalive: NodeJS.Timeout | undefined;
   #closed = false;
+  /** Gracefully closed UDP streams still answering retransmissions (stream.settle()). */
+  readonly #settling = new Set<Promise<void>>();
 
   private constructor(
     identity: Identity, socket: dgram.Socket, mux: UdpMux, stun: StunUdpClient, rendezvous: RendezvousClient, keepaliveMs: number,
@@ -253,6 +255,9 @@ export class Peer extends EventEmitter {
     this.#connections.add(connection);
     secure.once('close', () => {
       this.#connections.delete(connection);
+      // close() waits for this, like TCP's TIME-WAIT: our last ACK may still need repeating.
+      const settled = stream.settle().finally(() => this.#settling.delete(settled));
+      this.#settling.add(settled);
       // Keep answering the other side's checks, and let the stream linger to acknowledge a
       // retransmitted FIN, for a moment: the peer's last packets may still be in flight.
       setTimeout(() => { session.close(); this.#sessions.delete(session); path.close(); }, 2000).unref();
@@ -267,6 +272,7 @@ export class Peer extends EventEmitter {
     this.#closing.abort();
     this.#tcp?.close();
     for (const c of this.#connections) c.destroy();
+    await Promise.all(this.#settling);
     for (const s of this.#sessions) s.close();
     this.#rendezvous.close();
     this.#stun.close();

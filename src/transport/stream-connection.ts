@@ -119,6 +119,8 @@ export interface StreamStats {
   tailLossProbes: number;
   /** Retransmission timer expiries (RFC 6298 §5.4). */
   retransmissionTimeouts: number;
+  /** Streams finished without the ACK of our FIN, after the peer had closed and acknowledged every byte. */
+  lastAckGiveUps: number;
   /** Window reductions (loss events and RTOs). */
   congestionEvents: number;
   /** Datagrams dropped: undecodable, or inconsistent with the stream (window, FIN, ACK of unsent). */
@@ -150,6 +152,12 @@ const DEFAULT_IDLE_TIMEOUT = 30_000;
 const MIN_PROBE_TIMEOUT = 2;
 /** Tail loss probes per episode before only the RTO is left. */
 const MAX_PROBES = 3;
+/**
+ * Backed-off RTOs with only our FIN unacknowledged, after the peer's FIN, before we stop waiting
+ * for its ACK: with a 200 ms RTO about 3 s, tail loss probes included. At 10% loss each way a
+ * FIN/ACK round trip fails about 1 time in 5, so five attempts all fail about 3 times in 10^4.
+ */
+const LAST_ACK_RETRIES = 3;
 const EMPTY = new Uint8Array(0);
 /** Packets sent per turn of the event loop before incoming datagrams get their turn. */
 const MAX_BURST = 64;
@@ -222,6 +230,9 @@ export class StreamConnection extends Duplex {
   readonly #paceTimer: DeadlineTimer;
   readonly #idleTimer: DeadlineTimer;
   #lingerTimer: DeadlineTimer | undefined;
+  #lastLingerActivityAt = 0;
+  #settleTimer: DeadlineTimer | undefined;
+  #settleWaiters: Array<() => void> = [];
 
   readonly #counters = {
     bytesSent: 0,
@@ -233,6 +244,7 @@ export class StreamConnection extends Duplex {
     packetsLost: 0,
     tailLossProbes: 0,
     retransmissionTimeouts: 0,
+    lastAckGiveUps: 0,
     datagramsDropped: 0,
     pathChanges: 0,
   };
@@ -840,6 +852,7 @@ export class StreamConnection extends Duplex {
   /** RFC 6298 §5.4-5.6 with RFC 5681 §3.1's loss window. */
   #onRetransmissionTimeout(now: number): void {
     this.#counters.retransmissionTimeouts++;
+    if (this.#giveUpLastAck()) return;
     debug('retransmission timeout (rto %d ms, %d packets in flight)', this.#rtt.rto, this.#sent.count);
     const flightSize = this.#sent.bytesInFlight;
     for (const packet of this.#sent.declareAllLost()) this.#onPacketLost(packet);
@@ -851,6 +864,27 @@ export class StreamConnection extends Duplex {
     this.#sendData();
     // Nothing to resend (only PINGs were out, or the window is shut): probe the path anyway.
     if (this.#sent.nextPacketNumber === before) this.#sendPing(now);
+  }
+
+  /**
+   * LAST-ACK (RFC 9293 §3.3.2): the peer's FIN has arrived and every byte we sent is
+   * acknowledged; only the ACK of our FIN is missing. The peer answers a retransmitted FIN even
+   * after closing (it lingers), so silence through several backed-off RTOs means it is gone: it
+   * sent its last ACK, which was lost, and exited. Every byte is known delivered, so the stream
+   * finishes gracefully, as TCP's LAST-ACK gives up, instead of failing at the idle timeout.
+   */
+  #giveUpLastAck(): boolean {
+    const finalOffset = this.#finalOffset;
+    if (!this.#finSent || this.#finAcked || finalOffset === undefined || !this.#endPushed) return false;
+    if (this.#sendUna() < finalOffset || this.#rtt.backoffCount < LAST_ACK_RETRIES) return false;
+    debug('LAST-ACK: FIN unacknowledged after %d timeouts; every byte was acknowledged, finishing', this.#rtt.backoffCount);
+    this.#counters.lastAckGiveUps++;
+    this.#finAcked = true;
+    this.#sent.declareAllLost();
+    const callback = this.#finalCallback;
+    this.#finalCallback = undefined;
+    callback?.();
+    return true;
   }
 
   #armIdleTimer(): void {
@@ -895,6 +929,7 @@ export class StreamConnection extends Duplex {
    */
   #linger(mode: 'ack' | 'reset'): void {
     this.#lingering = mode;
+    this.#lastLingerActivityAt = this.#clock.now();
     // The peer retransmits until its idle timeout (a side that only received has no RTT sample,
     // so its RTO starts at 1 s and doubles); answer for as long as it may try.
     const time = this.#lingerTime ?? Math.max(this.#idleTimeout, 3 * Math.max(this.#rtt.rto, this.#rtt.initialRto));
@@ -902,6 +937,7 @@ export class StreamConnection extends Duplex {
       this.#clock,
       () => {
         this.#lingering = undefined;
+        this.#settled();
         if (this.#closePath) this.#path.close?.();
       },
       { unref: true },
@@ -909,9 +945,40 @@ export class StreamConnection extends Duplex {
     this.#lingerTimer.set(this.#clock.now() + time);
   }
 
+  /**
+   * Resolves once a closed stream no longer needs to linger: after a graceful close, when the
+   * peer has been silent for 3 RTOs (had our last ACK been lost, its retransmission would have
+   * arrived and been answered by then); after an abort, or when lingering ends, at once. Before
+   * 'close', waits for it. An application about to exit awaits this, as the kernel keeps TCP's
+   * TIME-WAIT after a process is gone.
+   */
+  settle(): Promise<void> {
+    if (!this.#closed) return new Promise((resolve) => this.once('close', () => resolve(this.settle())));
+    if (this.#lingering !== 'ack') return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#settleWaiters.push(resolve);
+      this.#armSettleTimer();
+    });
+  }
+
+  #armSettleTimer(): void {
+    if (this.#settleWaiters.length === 0) return;
+    this.#settleTimer ??= new DeadlineTimer(this.#clock, () => this.#settled());
+    this.#settleTimer.set(this.#lastLingerActivityAt + 3 * Math.max(this.#rtt.rto, this.#rtt.minRto));
+  }
+
+  #settled(): void {
+    this.#settleTimer?.dispose();
+    const waiters = this.#settleWaiters;
+    this.#settleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
   #answerWhileLingering(packet: StreamPacket): void {
     if (this.#lingering === undefined || packet.type === PacketType.Reset) return;
     const now = this.#clock.now();
+    this.#lastLingerActivityAt = now;
+    this.#armSettleTimer();
     if (this.#lingering === 'reset') {
       // At most one RESET per RTO, so a stream of stray packets cannot turn us into an amplifier.
       if (now - this.#lastResetSentAt >= this.#rtt.rto) this.#sendReset();

@@ -35,12 +35,20 @@ export async function transfer(lab: Lab, listenHost: string, connectHost: string
     const readyLine = await waitForLine(listen, /"event":"ready"/);
     const id = (JSON.parse(readyLine) as { id: string }).id;
     const listenerConnected = waitForLine(listen, /"event":"(connected|error)"/, 60_000);
-    const exited = new Promise<number | null>((resolve) => listen.once('exit', (code) => resolve(code)));
+    let listenOutput = '';
+    listen.stderr?.on('data', (chunk: Buffer) => { listenOutput += chunk.toString(); });
+    const exited = new Promise<number | null>((resolve, reject) => {
+      // A safety net with the listener's own words, not a synchronisation: it exits once both
+      // directions have ended, or fails with an error of its own well before this.
+      const timer = setTimeout(() => reject(new Error(`listen --once still running 90 s after connect was started; its stderr:\n${listenOutput}`)), 90_000);
+      listen.once('exit', (code) => { clearTimeout(timer); resolve(code); });
+    });
+    exited.catch(() => undefined);
     const connect = await lab.hosts[connectHost]!.exec(['sh', '-c',
       `exec "${process.execPath}" "${CLI}" connect ${id} --server ${SERVER_URL} --key ${join(dir, 'key-c')} --json ${extra.join(' ')} < ${files.inC} > ${files.outC}`], { timeoutMs: 120_000 });
     assert.equal(connect.code, 0, `connect failed: ${connect.stderr}`);
     const listener = JSON.parse(await listenerConnected) as Record<string, unknown>;
-    assert.equal(await exited, 0, 'listen --once did not exit 0');
+    assert.equal(await exited, 0, `listen --once did not exit 0; its stderr:\n${listenOutput}`);
     const connector = JSON.parse(connect.stderr.split('\n').find((l) => l.includes('"event":"connected"')) ?? '{}') as Record<string, unknown>;
     const sha = async (f: string): Promise<string> => createHash('sha256').update(await readFile(f)).digest('hex');
     assert.equal(await sha(files.outC), await sha(files.inL), 'listener -> connector bytes differ');

@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { AbortedError } from '../../src/errors.js';
 import { StreamResetError } from '../../src/transport/errors.js';
 import { createStream } from '../../src/transport/stream-connection.js';
-import { cleanUp, closed, pseudoRandomBytes, readAll, sha256, writeAll } from './helpers.js';
+import { cleanUp, closed, pseudoRandomBytes, readAll, sha256, until, writeAll } from './helpers.js';
 import { createLossyLink } from './lossy-link.js';
 
 describe('stream half-close and abort', { timeout: 30_000 }, () => {
@@ -60,6 +60,59 @@ describe('stream half-close and abort', { timeout: 30_000 }, () => {
     b.end();
     a.resume();
     await Promise.all([closed(a), closed(b)]);
+  });
+
+  it('finishes when the peer acknowledged every byte, closed, and its last ACK was lost (LAST-ACK gives up)', async (t) => {
+    const link = createLossyLink({ seed: 12 });
+    const a = createStream(link.a);
+    const b = createStream(link.b);
+    cleanUp(t, a, b);
+    const data = pseudoRandomBytes(50_000, 6);
+    const atA = readAll(a);
+    b.resume();
+    b.end();
+    await once(b, 'finish');
+    a.write(data);
+    await until(() => a.stats.bytesAcked === data.length, 'every byte acknowledged');
+    // b closes as soon as a's FIN arrives (its own FIN is already acknowledged); the path dies
+    // with it, as when a process exits right after its last ACK, so that ACK never reaches a.
+    b.once('close', () => link.cut());
+    const aErrors: Error[] = [];
+    a.on('error', (error: Error) => aErrors.push(error));
+    a.end();
+    await closed(a);
+    assert.deepEqual(aErrors, []);
+    assert.equal((await atA).length, 0);
+    assert.equal(a.stats.lastAckGiveUps, 1);
+  });
+
+  it('settle() keeps a gracefully closed stream answering until the peer has its last ACK', async (t) => {
+    const link = createLossyLink({ seed: 13 });
+    const a = createStream(link.a);
+    const b = createStream(link.b);
+    cleanUp(t, a, b);
+    const data = pseudoRandomBytes(200_000, 7);
+    const atB = readAll(b);
+    b.end();
+    await once(b, 'finish');
+    // b's ACK of a's last data and FIN is lost; a must retransmit and hear from the lingering b.
+    let probesBefore = Infinity;
+    const probes = (): number => a.stats.tailLossProbes + a.stats.retransmissionTimeouts;
+    b.once('close', () => {
+      link.impair({ loss: 1 });
+      probesBefore = probes();
+    });
+    const aDone = Promise.all([readAll(a), closed(a)]);
+    await writeAll(a, data);
+    const settled = b.settle();
+    await until(() => probes() > probesBefore, 'a probing for the lost ACK');
+    assert.equal(a.writableFinished, false);
+    link.impair({ loss: 0 });
+    await aDone;
+    await settled;
+    assert.equal(sha256(await atB), sha256(data));
+    assert.equal(a.stats.bytesAcked, data.length);
+    assert.equal(a.stats.lastAckGiveUps, 0);
   });
 
   it('aborts the peer with StreamResetError when one side is destroyed', async (t) => {
