@@ -16,6 +16,7 @@ import type { Benchmark, BenchmarkOptions } from './benchmark.js';
 const benchmarks: Record<string, () => Promise<{ benchmark: Benchmark }>> = {
   stun: () => import('./stun/index.js'),
   connect: () => import('./connect/index.js'),
+  transport: () => import('./transport/index.js'),
 };
 
 const usage = `usage: node dist/bench/run.js [NAME ...] [--duration-ms MS] [--warmup-ms MS] [--rounds N] [--profile]
