@@ -19,18 +19,28 @@ import { type Identity, normalizePeerId } from '../identity/index.js';
 import type { RetransmissionOptions } from '../stun/retransmission.js';
 import { StunUdpClient } from '../stun/udp-client.js';
 import {
-  type TransportAddress, AttrType, formatAddress, ipFromBytes, ipToBytes, parseAddress, reflexiveAddress, username,
+  type TransportAddress, AttrType, formatAddress, parseAddress, reflexiveAddress, username,
 } from '../wire/index.js';
 import { RendezvousError, RendezvousProtocolError, RendezvousVerifyError } from './errors.js';
 import {
-  type AcceptBody, type HelloMessage, type IncomingMessage, type IntentBody, type MessageLimits, type PunchMessage, type RegisteredMessage, type Role,
+  type AcceptBody, type HelloMessage, type Reachability, type ReachableTransport, type IncomingMessage, type IntentBody, type MessageLimits, type PunchMessage, type RegisteredMessage, type Role,
   type ClientMessage, type ErrorMessage, type ParsedMessage, type Signed, DEFAULT_MESSAGE_LIMITS, MAX_INTENT_LIFETIME_MS, PROTOCOL_VERSION,
-  SERVER_MESSAGE_TYPES, classify, encodeMessage, endpoint, parseMessage, validateAcceptBody, validateIntentBody,
+  SERVER_MESSAGE_TYPES, classify, encodeMessage, endpoint, parseMessage, unmappedIp, validateAcceptBody, validateIntentBody,
 } from './messages.js';
 import { ReplayCache } from './replay-cache.js';
 import { DOMAIN, bodyHash, openSigned, peekSigned, signObject } from './signed.js';
 
 const debug = debuglog('natpunch:rendezvous');
+
+export type Transport = 'udp' | 'tcp' | 'auto';
+
+/** What a peer signs about its own reachability into intents and accepts. */
+export interface SignedReachability {
+  /** Transports over which it is directly reachable. */
+  reachable: ReachableTransport[];
+  /** Its reversal listener endpoints (only meaningful with 'tcp' in `reachable`). */
+  tcpListen: string[];
+}
 
 /** What both sides get when a session is agreed: everything the punch layer needs, all verified. */
 export interface PunchInstruction {
@@ -46,8 +56,14 @@ export interface PunchInstruction {
   remoteTcpCandidates: TransportAddress[];
   /** The TCP candidates this side signed. */
   localTcpCandidates: TransportAddress[];
-  /** What the initiator's signed intent asked for: 'tcp' = TCP simultaneous open, else UDP. */
-  transport: 'udp' | 'tcp';
+  /** What the initiator's signed intent asked for: 'tcp', 'auto' (race UDP and TCP), else UDP. */
+  transport: Transport;
+  /** Where the other peer signed it is directly reachable (connection reversal: dial it, don't punch). */
+  remoteReachable: Reachability;
+  /** What this side signed about itself. */
+  localReachable: Reachability;
+  /** ONLY the reversal listener endpoints inside the other peer's verified signed object. */
+  remoteTcpListen: TransportAddress[];
   /** 32-byte key for MESSAGE-INTEGRITY on this session's connectivity checks. */
   key: Uint8Array;
   /** Local ms epoch at which to send the first packet (receipt time + the server's startInMs). */
@@ -81,6 +97,12 @@ export interface RendezvousClientOptions {
   candidates?: () => string[] | Promise<string[]>;
   /** TCP candidates to sign into intents and accepts, all on the kept connection's port L (default: none). */
   tcpCandidates?: () => string[] | Promise<string[]>;
+  /** The port of this peer's reversal listener, signed into the registration so the server dials it back. */
+  tcpListenPort?: number;
+  /** Called with hello's token before anything else: the server's dial-back probes carry it. */
+  onHello?: (token: string) => void;
+  /** What to sign about this peer's reachability into intents and accepts (default: nothing). */
+  reachability?: () => SignedReachability;
   /** Registration deadline, WebSocket open to `registered` (default 10 s). */
   timeoutMs?: number;
   /** STUN retransmissions for the proof (default rto 250 ms, rc 4, rm 8: about 3.8 s). */
@@ -106,7 +128,7 @@ export interface ConnectOptions {
   /** How long to wait for the punch, and the intent's lifetime (default 15 s, at most 60 s). */
   timeoutMs?: number;
   /** Ask the target to punch this transport (signed into the intent; default 'udp'). */
-  transport?: 'udp' | 'tcp';
+  transport?: Transport;
 }
 
 interface Initiated {
@@ -115,7 +137,8 @@ interface Initiated {
   intentHash: string;
   candidates: string[];
   tcpCandidates: string[];
-  transport: 'udp' | 'tcp';
+  own: SignedReachability;
+  transport: Transport;
   resolve(instruction: PunchInstruction): void;
   reject(error: Error): void;
 }
@@ -127,6 +150,7 @@ interface Accepted {
   intentBody: IntentBody;
   candidates: string[];
   tcpCandidates: string[];
+  own: SignedReachability;
   timer: NodeJS.Timeout;
 }
 
@@ -134,6 +158,8 @@ interface Accepted {
 interface SignedCandidates {
   udp: string[];
   tcp: string[];
+  reachable: ReachableTransport[];
+  tcpListen: string[];
 }
 
 interface Waiter {
@@ -168,6 +194,8 @@ export class RendezvousClient extends EventEmitter {
   readonly #accepted = new Map<string, Accepted>();
   #srflx: string | null = null;
   #stunServer: TransportAddress | null = null;
+  #helloStun: TransportAddress[] = [];
+  #reachable: Reachability | null = null;
   /** Incoming intents waiting on the accept policy: they count against maxPendingIncoming too. */
   #deciding = 0;
   #remoteAddress: string | undefined;
@@ -227,6 +255,16 @@ export class RendezvousClient extends EventEmitter {
     return this.#srflx;
   }
 
+  /** The STUN server to learn the TCP mapping from: the one that proved srflx, else hello's first (UDP may be blocked). */
+  get tcpStunServer(): TransportAddress | null {
+    return this.#stunServer ?? this.#helloStun[0] ?? null;
+  }
+
+  /** The server's dial-back result from `registered` (null: the server does not dial back). */
+  get serverReachability(): Reachability | null {
+    return this.#reachable;
+  }
+
   get #clockTolerance(): number {
     return this.#options.clockToleranceMs ?? 30_000;
   }
@@ -255,7 +293,10 @@ export class RendezvousClient extends EventEmitter {
     const body: IntentBody = { from: this.peerId, to, nonce: this.#randomToken(), expires: this.#now() + timeoutMs, candidates, session };
     // Optional fields only when used, so an intent from a UDP-only peer stays byte-for-byte the old message.
     if (tcpCandidates.length) body.tcpCandidates = tcpCandidates;
-    if (options.transport === 'tcp') body.transport = 'tcp';
+    if (options.transport === 'tcp' || options.transport === 'auto') body.transport = options.transport;
+    const own = this.#ownReachability();
+    if (own.reachable.length) body.reachable = own.reachable;
+    if (own.tcpListen.length) body.tcpListen = own.tcpListen;
     const intent = signObject(this.#options.identity, DOMAIN.intent, body);
     return new Promise<PunchInstruction>((resolve, reject) => {
       const finish = (): void => {
@@ -273,7 +314,7 @@ export class RendezvousClient extends EventEmitter {
       }, timeoutMs);
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#initiated.set(session, {
-        target: to, intent, intentHash: bodyHash(intent), candidates, tcpCandidates, transport: body.transport ?? 'udp',
+        target: to, intent, intentHash: bodyHash(intent), candidates, tcpCandidates, own, transport: body.transport ?? 'udp',
         resolve: (instruction) => { finish(); resolve(instruction); },
         reject: (error) => { finish(); reject(error); },
       });
@@ -339,16 +380,19 @@ export class RendezvousClient extends EventEmitter {
       const signal = controller.signal;
       const hello = await this.#next('hello', signal) as HelloMessage;
       this.#armLiveness();
+      this.#options.onHello?.(hello.token);
       this.#srflx = await this.#proveReflexive(hello, signal);
       const signed = signObject(this.#options.identity, DOMAIN.register, {
         peerId: this.peerId, nonce: hello.nonce, srflx: this.#srflx,
         privateEndpoints: [...new Set(this.#options.privateEndpoints)].slice(0, this.#limits.maxCandidates),
+        ...(this.#options.tcpListenPort ? { tcpListenPort: this.#options.tcpListenPort } : {}),
       });
       this.#send({ type: 'register', signed });
       const registered = await this.#next('registered', signal) as RegisteredMessage;
       if (registered.peerId !== this.peerId) {
         throw new RendezvousError('invalid', `registered.peerId: ${registered.peerId}, expected ${this.peerId}`);
       }
+      this.#reachable = registered.reachable ?? null;
     } finally {
       clearTimeout(timer);
       this.#options.signal?.removeEventListener('abort', onAbort);
@@ -386,6 +430,7 @@ export class RendezvousClient extends EventEmitter {
       throw new UsageError(`rendezvous: udpSocket must be bound before connecting (${(error as Error).message})`);
     }
     const servers = this.#stunServers(hello).filter((s) => s.family === family).slice(0, 2);
+    this.#helloStun = servers;
     if (servers.length === 0) return null;
     const stun = this.#options.stunClient ?? new StunUdpClient(this.#options.udpSocket);
     try {
@@ -413,14 +458,14 @@ export class RendezvousClient extends EventEmitter {
 
   #stunServers(hello: HelloMessage): TransportAddress[] {
     if (this.#options.stunServers) return this.#options.stunServers.map((s) => parseAddress(s));
-    const server = this.#remoteAddress ? unmapped(this.#remoteAddress) : undefined;
+    const server = this.#remoteAddress ? unmappedIp(this.#remoteAddress) : undefined;
     if (!server) return [];
     const out: TransportAddress[] = [];
     for (const text of hello.stun) {
       const address = parseAddress(text);
       // "0.0.0.0:port": the rendezvous server's own host. Any other IP must be that host too.
       if (classify(address.address) === 'unspecified') out.push(parseAddress(server, address.port));
-      else if (unmapped(address.address) === server) out.push(address);
+      else if (unmappedIp(address.address) === server) out.push(address);
       else debug('hello.stun: ignoring %s, not on the rendezvous server\'s address %s', text, server);
     }
     return out;
@@ -524,10 +569,13 @@ export class RendezvousClient extends EventEmitter {
     if (this.#closed || this.#accepted.has(session)) return;
     const acceptBody: AcceptBody = { session, intentHash: bodyHash(message.intent), candidates, nonce: this.#randomToken() };
     if (tcpCandidates.length) acceptBody.tcpCandidates = tcpCandidates;
+    const own = this.#ownReachability();
+    if (own.reachable.length) acceptBody.reachable = own.reachable;
+    if (own.tcpListen.length) acceptBody.tcpListen = own.tcpListen;
     const accept = signObject(this.#options.identity, DOMAIN.accept, acceptBody);
     const wait = Math.max(0, intent.expires + this.#clockTolerance - this.#now());
     this.#accepted.set(session, {
-      from: intent.from, intent: message.intent, accept, intentBody: intent, candidates, tcpCandidates,
+      from: intent.from, intent: message.intent, accept, intentBody: intent, candidates, tcpCandidates, own,
       timer: setTimeout(() => this.#accepted.delete(session), wait),
     });
     this.#send({ type: 'accept', accept });
@@ -571,7 +619,7 @@ export class RendezvousClient extends EventEmitter {
     if (accept.session !== message.session) throw new RendezvousVerifyError('mismatch', `punch.accept.body.session: ${accept.session}, expected ${message.session}`);
     if (accept.intentHash !== pending.intentHash) throw new RendezvousVerifyError('mismatch', 'punch.accept.body.intentHash: answers a different intent');
     return this.#instruction(message, pending.target, 'controlling', pending.transport,
-      { udp: accept.candidates, tcp: accept.tcpCandidates ?? [] }, { udp: pending.candidates, tcp: pending.tcpCandidates });
+      signedCandidates(accept), { udp: pending.candidates, tcp: pending.tcpCandidates, ...pending.own });
   }
 
   /** The target verified the intent on arrival; the punch must carry exactly that intent and our accept. */
@@ -582,10 +630,10 @@ export class RendezvousClient extends EventEmitter {
     if (!sameSigned(message.accept, accepted.accept)) throw new RendezvousVerifyError('mismatch', 'punch.accept: not the accept this peer signed');
     const intent = accepted.intentBody;
     return this.#instruction(message, accepted.from, 'controlled', intent.transport ?? 'udp',
-      { udp: intent.candidates, tcp: intent.tcpCandidates ?? [] }, { udp: accepted.candidates, tcp: accepted.tcpCandidates });
+      signedCandidates(intent), { udp: accepted.candidates, tcp: accepted.tcpCandidates, ...accepted.own });
   }
 
-  #instruction(message: PunchMessage, peer: string, role: Role, transport: 'udp' | 'tcp', remote: SignedCandidates, local: SignedCandidates): PunchInstruction {
+  #instruction(message: PunchMessage, peer: string, role: Role, transport: Transport, remote: SignedCandidates, local: SignedCandidates): PunchInstruction {
     return {
       session: message.session,
       peer,
@@ -594,6 +642,10 @@ export class RendezvousClient extends EventEmitter {
       localCandidates: local.udp.map((c) => parseAddress(c)),
       remoteTcpCandidates: remote.tcp.map((c) => parseAddress(c)),
       localTcpCandidates: local.tcp.map((c) => parseAddress(c)),
+      remoteReachable: reachability(remote.reachable),
+      localReachable: reachability(local.reachable),
+      // Listener endpoints count only with a claim of TCP reachability beside them.
+      remoteTcpListen: remote.reachable.includes('tcp') ? remote.tcpListen.map((c) => parseAddress(c)) : [],
       transport,
       key: new Uint8Array(Buffer.from(message.key, 'base64')),
       startAt: this.#now() + Math.min(message.startInMs, this.#options.maxStartDelayMs ?? 5_000),
@@ -606,6 +658,12 @@ export class RendezvousClient extends EventEmitter {
       : [...this.#options.privateEndpoints, ...(this.#srflx ? [this.#srflx] : [])];
     given.forEach((c, i) => checkEndpoint(c, `candidates[${i}]`));
     return [...new Set(given)].slice(0, this.#limits.maxCandidates);
+  }
+
+  #ownReachability(): SignedReachability {
+    const own = this.#options.reachability?.() ?? { reachable: [], tcpListen: [] };
+    own.tcpListen.forEach((c, i) => checkEndpoint(c, `tcpListen[${i}]`));
+    return { reachable: [...new Set(own.reachable)], tcpListen: [...new Set(own.tcpListen)].slice(0, this.#limits.maxCandidates) };
   }
 
   async #localTcpCandidates(): Promise<string[]> {
@@ -625,19 +683,17 @@ function checkEndpoint(text: string, what: string): void {
   }
 }
 
-function sameSigned(a: Signed, b: Signed): boolean {
-  return a.body === b.body && a.sig === b.sig;
+/** The addresses and reachability claims of the other peer's verified intent or accept. */
+function signedCandidates(body: IntentBody | AcceptBody): SignedCandidates {
+  return { udp: body.candidates, tcp: body.tcpCandidates ?? [], reachable: body.reachable ?? [], tcpListen: body.tcpListen ?? [] };
 }
 
-/** "::ffff:1.2.3.4" -> "1.2.3.4"; other addresses in canonical form. */
-function unmapped(ip: string): string | undefined {
-  try {
-    const bytes = ipToBytes(ip);
-    const mapped = bytes.length === 16 && bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
-    return ipFromBytes(mapped ? bytes.subarray(12) : bytes);
-  } catch {
-    return undefined;
-  }
+function reachability(claims: readonly ReachableTransport[]): Reachability {
+  return { udp: claims.includes('udp'), tcp: claims.includes('tcp') };
+}
+
+function sameSigned(a: Signed, b: Signed): boolean {
+  return a.body === b.body && a.sig === b.sig;
 }
 
 function asVerifyError(error: unknown): RendezvousVerifyError {

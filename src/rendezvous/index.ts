@@ -1,4 +1,7 @@
-export { RendezvousClient, type ConnectOptions, type PunchInstruction, type RendezvousClientOptions } from './client.js';
+export {
+  RendezvousClient, type ConnectOptions, type PunchInstruction, type RendezvousClientOptions, type SignedReachability, type Transport,
+} from './client.js';
+export { DEFAULT_DIAL_BACK_TIMEOUT_MS, dialBackTcp, dialBackUdp, type DialBackOptions } from './dial-back.js';
 export {
   RendezvousError, RendezvousProtocolError, RendezvousVerifyError,
   type ProtocolFailure, type RendezvousErrorReason, type VerifyFailure,

@@ -5,10 +5,10 @@
  */
 import { isIPv4 } from 'node:net';
 import { isPeerId, PEER_ID_LENGTH } from '../identity/index.js';
-import { formatAddress, ipToBytes, parseAddress, type TransportAddress } from '../wire/index.js';
+import { formatAddress, ipFromBytes, ipToBytes, parseAddress, type TransportAddress } from '../wire/index.js';
 import { RendezvousProtocolError } from './errors.js';
 import {
-  type Check, array, base64, base64url, integer, invalid, isPlainObject, literal, nullable, object, optional, string,
+  type Check, array, base64, base64url, boolean, integer, invalid, isPlainObject, literal, nullable, object, optional, string,
 } from './schema.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -41,6 +41,22 @@ export interface RegisterBody {
   srflx: string | null;
   /** The TCP mapping, proven the same way over STUN/TCP; absent or null if not offered. */
   tcp?: string | null;
+  /**
+   * The port of the peer's reversal listener (an ephemeral TCP port, never L): the server's TCP
+   * dial-back connects to the peer's public IP and this port. Absent: no TCP dial-back.
+   */
+  tcpListenPort?: number;
+}
+
+/** A transport over which a peer was found directly reachable by the server's dial-back. */
+export type ReachableTransport = 'udp' | 'tcp';
+
+/** What the server's dial-back observed at registration: the server's word, not the peer's. */
+export interface Reachability {
+  /** A Binding request from another IP and port of the server reached the peer's server-reflexive endpoint and was answered. */
+  udp: boolean;
+  /** A TCP connection to the peer's public IP and `tcpListenPort` was accepted and answered. */
+  tcp: boolean;
 }
 
 /** What an initiator signs to ask `to` for a connection. */
@@ -59,8 +75,19 @@ export interface IntentBody {
    * of its kept STUN/TCP connection (absent from peers that do not punch TCP).
    */
   tcpCandidates?: string[];
-  /** The transport the initiator asks for ('tcp' = simultaneous open); absent means UDP. */
-  transport?: 'udp' | 'tcp';
+  /**
+   * The transport the initiator asks for: 'tcp' (simultaneous open or reversal), 'auto' (race
+   * UDP and TCP, see docs/rendezvous-protocol.md); absent means UDP.
+   */
+  transport?: 'udp' | 'tcp' | 'auto';
+  /**
+   * The transports over which the initiator is directly reachable (it saw the server's dial-back
+   * and the server confirmed it). The other side then dials instead of punching: connection
+   * reversal. Absent: none.
+   */
+  reachable?: ReachableTransport[];
+  /** The initiator's reversal listener endpoints (only with 'tcp' in `reachable`). */
+  tcpListen?: string[];
 }
 
 /** What the target signs to accept an intent. */
@@ -73,6 +100,9 @@ export interface AcceptBody {
   nonce: string;
   /** The target's TCP candidates, as in IntentBody. */
   tcpCandidates?: string[];
+  /** As in IntentBody: where the target is directly reachable, and its reversal listener. */
+  reachable?: ReachableTransport[];
+  tcpListen?: string[];
 }
 
 export interface HelloMessage {
@@ -97,6 +127,8 @@ export interface RegisteredMessage {
   srflx: string | null;
   /** What the server's STUN port saw for this connection's token, proven or not (null: nothing). */
   observedSrflx: string | null;
+  /** The server's dial-back result; absent from servers that do not dial back. */
+  reachable?: Reachability;
 }
 
 export interface ConnectMessage {
@@ -211,6 +243,17 @@ export function classify(ip: string): 'unspecified' | 'multicast' | 'broadcast' 
   return bytes[0] === 0xff ? 'multicast' : 'unicast';
 }
 
+/** "::ffff:1.2.3.4" -> "1.2.3.4"; other addresses in canonical form; undefined if not an IP. */
+export function unmappedIp(ip: string): string | undefined {
+  try {
+    const bytes = ipToBytes(ip);
+    const mapped = bytes.length === 16 && bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
+    return ipFromBytes(mapped ? bytes.subarray(12) : bytes);
+  } catch {
+    return undefined;
+  }
+}
+
 interface Schemas {
   signed: Check<Signed>;
   registerBody: Check<RegisterBody>;
@@ -224,13 +267,17 @@ function buildSchemas(limits: MessageLimits): Schemas {
   const candidates = array(unicast, { max: limits.maxCandidates });
   const signed = object<Signed>({ body: base64({ min: 2, max: limits.maxMessageBytes }), sig: base64(64) });
   const timestamp = integer(0, Number.MAX_SAFE_INTEGER);
+  const reachable = array(literal<ReachableTransport>('udp', 'tcp'), { max: 2 });
   const messages: { [K in ParsedMessage['type']]: Check<Extract<ParsedMessage, { type: K }>> } = {
     hello: object<HelloMessage>({
       type: literal('hello'), version: literal(PROTOCOL_VERSION), nonce, token: nonce,
       stun: array(endpoint({ allowUnspecified: true }), { max: limits.maxCandidates }), serverTime: timestamp,
     }),
     register: object<RegisterMessage>({ type: literal('register'), signed }),
-    registered: object<RegisteredMessage>({ type: literal('registered'), peerId, srflx: nullable(unicast), observedSrflx: nullable(unicast) }),
+    registered: object<RegisteredMessage>({
+      type: literal('registered'), peerId, srflx: nullable(unicast), observedSrflx: nullable(unicast),
+      reachable: optional(object<Reachability>({ udp: boolean, tcp: boolean })),
+    }),
     connect: object<ConnectMessage>({ type: literal('connect'), intent: signed }),
     incoming: object<IncomingMessage>({ type: literal('incoming'), intent: signed }),
     accept: object<AcceptMessage>({ type: literal('accept'), accept: signed }),
@@ -245,12 +292,17 @@ function buildSchemas(limits: MessageLimits): Schemas {
     signed,
     registerBody: object<RegisterBody>({
       peerId, nonce, privateEndpoints: candidates, srflx: nullable(unicast), tcp: optional(nullable(unicast)),
+      tcpListenPort: optional(integer(1, 65_535)),
     }),
     intentBody: object<IntentBody>({
       from: peerId, to: peerId, nonce, expires: timestamp, candidates, session: sessionId,
-      tcpCandidates: optional(candidates), transport: optional(literal('udp', 'tcp')),
+      tcpCandidates: optional(candidates), transport: optional(literal('udp', 'tcp', 'auto')),
+      reachable: optional(reachable), tcpListen: optional(candidates),
     }),
-    acceptBody: object<AcceptBody>({ session: sessionId, intentHash: base64(32), candidates, nonce, tcpCandidates: optional(candidates) }),
+    acceptBody: object<AcceptBody>({
+      session: sessionId, intentHash: base64(32), candidates, nonce, tcpCandidates: optional(candidates),
+      reachable: optional(reachable), tcpListen: optional(candidates),
+    }),
     messages,
   };
 }

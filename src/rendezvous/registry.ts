@@ -13,6 +13,8 @@ export interface PeerRecord {
   srflx: string | null;
   privateEndpoints: string[];
   registeredAt: number;
+  /** What the server's dial-back found at registration (absent without dial-back). */
+  reachable?: { udp: boolean; tcp: boolean };
 }
 
 export interface Registry {

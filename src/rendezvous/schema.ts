@@ -52,6 +52,11 @@ export function integer(min: number, max: number): Check<number> {
   };
 }
 
+export const boolean: Check<boolean> = (value, path) => {
+  if (typeof value !== 'boolean') invalid(path, 'true or false', value);
+  return value as boolean;
+};
+
 export function literal<T extends string | number>(...values: T[]): Check<T> {
   const expected = values.map((v) => JSON.stringify(v)).join(' or ');
   return (value, path) => {

@@ -17,7 +17,7 @@ import { debuglog } from 'node:util';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { NatpunchError } from '../errors.js';
 import type { StunServer } from '../stun/server.js';
-import { formatAddress } from '../wire/index.js';
+import { formatAddress, parseAddress } from '../wire/index.js';
 import { type RendezvousErrorReason, RendezvousProtocolError, RendezvousVerifyError } from './errors.js';
 import {
   type AcceptMessage, type ConnectMessage, type IntentBody, type MessageLimits, type ParsedMessage, type RefuseMessage,
@@ -26,6 +26,8 @@ import {
 } from './messages.js';
 import { type StartTimingOptions, RttEstimator, startDelays } from './punch-timing.js';
 import { ReflexiveObserver } from './reflexive-observer.js';
+import { type DialBackOptions, dialBackTcp, dialBackUdp } from './dial-back.js';
+import { type Reachability, type RegisterBody, unmappedIp } from './messages.js';
 import { type Registry, InMemoryRegistry } from './registry.js';
 import { DOMAIN, bodyHash, openSigned, peekSigned } from './signed.js';
 import { TokenBucket } from './token-bucket.js';
@@ -104,6 +106,12 @@ export interface RendezvousServerOptions {
   timing?: StartTimingOptions;
   /** URL path of the WebSocket endpoint (default "/"). */
   path?: string;
+  /**
+   * Dial-back at registration (see dial-back.ts): probes from this address, which must differ
+   * from the STUN primary address (the alternate address). Absent: no dial-back, and
+   * `registered` carries no `reachable`.
+   */
+  dialBack?: DialBackOptions;
   /** This node's name in registry records (default "local"). */
   nodeId?: string;
   now?: () => number;
@@ -172,6 +180,7 @@ export class RendezvousServer {
   readonly #timing: StartTimingOptions;
   readonly #path: string;
   readonly #nodeId: string;
+  readonly #dialBack: DialBackOptions | undefined;
   readonly #now: () => number;
   readonly #randomBytes: (size: number) => Uint8Array;
   readonly #wss: WebSocketServer;
@@ -195,6 +204,7 @@ export class RendezvousServer {
     this.#timing = options.timing ?? {};
     this.#path = options.path ?? '/';
     this.#nodeId = options.nodeId ?? 'local';
+    this.#dialBack = options.dialBack;
     this.#now = options.now ?? Date.now;
     this.#randomBytes = options.randomBytes ?? ((size) => cryptoRandomBytes(size));
     // ws closes (1009) frames beyond maxPayload outright; frames between our own limit and that
@@ -478,7 +488,10 @@ export class RendezvousServer {
     const observed = await this.#proveReflexive(connection, body.srflx, 'udp');
     if (body.tcp) await this.#proveReflexive(connection, body.tcp, 'tcp');
     if (gone(connection)) return;
-    // 4. Capacity, then one live registration per peer id: the newer replaces the older.
+    // 4. Dial back: is the peer reachable unsolicited? (The server's word, reported, not signed.)
+    const reachable = await this.#dialBackPeer(connection, body);
+    if (gone(connection)) return;
+    // 5. Capacity, then one live registration per peer id: the newer replaces the older.
     const existing = await this.#registry.lookup(body.peerId);
     if (!existing && (await this.#registry.size()) >= this.#limits.maxPeers) {
       this.#refuse(connection, 'server-full', `register: the server holds ${this.#limits.maxPeers} peers; try another server or later`);
@@ -488,7 +501,7 @@ export class RendezvousServer {
     if (gone(connection)) return;
     const previous = await this.#registry.register({
       peerId: body.peerId, connectionId: connection.id, node: this.#nodeId, srflx: body.srflx,
-      privateEndpoints: body.privateEndpoints, registeredAt: this.#now(),
+      privateEndpoints: body.privateEndpoints, registeredAt: this.#now(), ...(reachable ? { reachable } : {}),
     });
     if (gone(connection)) {
       await this.#registry.unregister(body.peerId, connection.id);
@@ -507,7 +520,25 @@ export class RendezvousServer {
     this.observer.forget(connection.token);
     this.#send(connection, {
       type: 'registered', peerId: body.peerId, srflx: body.srflx, observedSrflx: observed ? formatAddress(observed) : null,
+      ...(reachable ? { reachable } : {}),
     });
+  }
+
+  /**
+   * UDP: a Binding from the alternate address to the proven srflx (nothing to dial without a
+   * proof). TCP: a connection to the WebSocket's source IP (never an address the peer names)
+   * and its signed listener port. Both at once, bounded by the dial-back timeout.
+   */
+  async #dialBackPeer(connection: Connection, body: RegisterBody): Promise<Reachability | undefined> {
+    const options = this.#dialBack;
+    if (!options) return undefined;
+    const ip = unmappedIp(connection.address);
+    const [udp, tcp] = await Promise.all([
+      body.srflx ? dialBackUdp(parseAddress(body.srflx), connection.token, options) : false,
+      body.tcpListenPort !== undefined && ip ? dialBackTcp(parseAddress(ip, body.tcpListenPort), connection.token, options) : false,
+    ]);
+    debug('%s: dial-back udp %s tcp %s', connection.id, udp, tcp);
+    return { udp, tcp };
   }
 
   async #proveReflexive(connection: Connection, claim: string | null, transport: 'udp' | 'tcp') {

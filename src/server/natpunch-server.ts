@@ -47,7 +47,10 @@ export class NatpunchServer {
       response.end('natpunch: the rendezvous WebSocket is at /, health at /healthz\n');
     });
     const rendezvous = RendezvousServer.attach(httpServer, {
-      stun, observer, stunAddresses: stun.addresses.filter((a) => a.address === stun.addresses[0]!.address && a.port === stun.addresses[0]!.port).map(formatAddress),
+      stun, observer,
+      // Dial-back from the alternate address: a probe from the address the peer's own STUN went
+      // to would pass any NAT that merely remembers that destination.
+      ...(options.altAddress ? { dialBack: { localAddress: options.altAddress } } : {}), stunAddresses: stun.addresses.filter((a) => a.address === stun.addresses[0]!.address && a.port === stun.addresses[0]!.port).map(formatAddress),
     });
     httpServer.listen(options.httpPort ?? 8080, options.address);
     try {

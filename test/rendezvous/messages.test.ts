@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { generateIdentity } from '../../src/identity/index.js';
 import {
   type ParsedMessage, DOMAIN, RendezvousProtocolError, classify, encodeMessage, endpoint, parseMessage, signObject, validate,
-  validateAcceptBody, validateIntentBody,
+  validateAcceptBody, validateIntentBody, validateRegisterBody,
 } from '../../src/rendezvous/index.js';
 
 const identity = generateIdentity();
@@ -83,6 +83,23 @@ test('TCP candidates and the requested transport are optional, signed fields che
   assert.deepEqual(validateAcceptBody({ ...accept, tcpCandidates: ['192.0.2.9:7'] }), { ...accept, tcpCandidates: ['192.0.2.9:7'] });
   assert.deepEqual(validateAcceptBody(accept), accept);
   assert.throws(() => validateAcceptBody({ ...accept, tcpCandidates: ['224.0.0.1:7'] }), protocolError('invalid', /^accept\.body\.tcpCandidates\[0\]: expected a unicast/));
+});
+
+test('reachability claims, reversal listeners and transport auto are optional, signed fields checked like candidates', () => {
+  const body = { from: identity.peerId, to: identity.peerId, nonce: token, expires: 5, candidates: ['192.0.2.1:5'], session: token };
+  const reversal = { ...body, transport: 'auto', reachable: ['udp', 'tcp'], tcpListen: ['203.0.113.7:40001'] };
+  assert.deepEqual(validateIntentBody(reversal), reversal);
+  assert.throws(() => validateIntentBody({ ...body, reachable: ['sctp'] }), protocolError('invalid', /^intent\.body\.reachable\[0\]: expected "udp" or "tcp"/));
+  assert.throws(() => validateIntentBody({ ...body, reachable: ['udp', 'tcp', 'udp'] }), protocolError('invalid', /^intent\.body\.reachable: expected an array of 0-2 items/));
+  assert.throws(() => validateIntentBody({ ...body, tcpListen: ['255.255.255.255:1'] }), protocolError('invalid', /^intent\.body\.tcpListen\[0\]: expected a unicast/));
+  const accept = { session: token, intentHash: Buffer.alloc(32).toString('base64'), candidates: [], nonce: token, reachable: ['tcp'], tcpListen: ['192.0.2.9:7'] };
+  assert.deepEqual(validateAcceptBody(accept), accept);
+  const register = { peerId: identity.peerId, nonce: token, privateEndpoints: [], srflx: null, tcpListenPort: 40001 };
+  assert.deepEqual(validateRegisterBody(register), register);
+  assert.throws(() => validateRegisterBody({ ...register, tcpListenPort: 0 }), protocolError('invalid', /^register\.signed\.body\.tcpListenPort: expected an integer in 1\.\.65535/));
+  const registered = { type: 'registered', peerId: identity.peerId, srflx: null, observedSrflx: null, reachable: { udp: true, tcp: false } };
+  assert.deepEqual(parseMessage(JSON.stringify(registered)), registered);
+  assert.throws(() => parseMessage(JSON.stringify({ ...registered, reachable: { udp: 1, tcp: false } })), protocolError('invalid', /^registered\.reachable\.udp: expected true or false, got the number 1/));
 });
 
 test('endpoints a peer may be aimed at are unicast, with a port', () => {

@@ -331,3 +331,26 @@ test('TCP candidates and the requested transport reach both sides only from the 
   assert.deepEqual(udp.remoteTcpCandidates, []);
   assert.equal(targetC.remoteTcpCandidates.length, 1);
 });
+
+test('reachability claims and reversal listeners reach the other side only from the signed intent and accept', async () => {
+  const { url } = await startServers(resources);
+  const a = await startPeer(resources, url, { reachability: () => ({ reachable: ['udp', 'tcp'], tcpListen: ['127.0.0.1:40005', '127.0.0.1:40005'] }) });
+  const b = await startPeer(resources, url, { reachability: () => ({ reachable: [], tcpListen: ['127.0.0.1:40006'] }) });
+  const incoming = once(b.client, 'punch') as Promise<[PunchInstruction]>;
+  const initiator = await a.client.connect(b.identity.peerId, { transport: 'auto' });
+  const [target] = await incoming;
+  assert.equal(initiator.transport, 'auto');
+  assert.equal(target.transport, 'auto');
+  assert.deepEqual(target.remoteReachable, { udp: true, tcp: true });
+  assert.deepEqual(target.remoteTcpListen, [{ family: 4, address: '127.0.0.1', port: 40005 }], 'deduplicated before signing');
+  assert.deepEqual(initiator.localReachable, { udp: true, tcp: true });
+  assert.deepEqual(initiator.remoteReachable, { udp: false, tcp: false });
+  assert.deepEqual(initiator.remoteTcpListen, [], 'listener endpoints without a signed claim of TCP reachability are ignored');
+  assert.deepEqual(target.localReachable, { udp: false, tcp: false });
+});
+
+test('a server without dial-back reports no reachability', async () => {
+  const { url } = await startServers(resources);
+  const plain = await startPeer(resources, url);
+  assert.equal(plain.client.serverReachability, null);
+});
