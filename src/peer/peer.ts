@@ -1,5 +1,6 @@
 import dgram from 'node:dgram';
 import type { Duplex } from 'node:stream';
+import { type Socket, isIPv6 } from 'node:net';
 import os from 'node:os';
 import { once, EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
@@ -7,16 +8,20 @@ import { debuglog } from 'node:util';
 import { NatpunchError } from '../errors.js';
 import { type Identity, loadOrCreateIdentity, defaultKeyFile, normalizePeerId } from '../identity/index.js';
 import { StunUdpClient } from '../stun/udp-client.js';
-import { formatAddress, type TransportAddress } from '../wire/index.js';
+import { formatAddress, parseAddress, type TransportAddress } from '../wire/index.js';
 import { UdpMux } from '../punch/udp-mux.js';
 import { UdpCheckSession, type PunchResult } from '../punch/udp-checks.js';
 import { candidateTypeOf } from '../punch/candidate.js';
 import { tcpSimultaneousOpen } from '../punch/tcp-simultaneous-open.js';
-import { RendezvousClient, type PunchInstruction } from '../rendezvous/client.js';
+import { RendezvousClient, type PunchInstruction, type SignedReachability } from '../rendezvous/client.js';
+import { type Reachability, type ReachableTransport, unmappedIp } from '../rendezvous/messages.js';
 import { createStream } from '../transport/index.js';
 import { UdpPath } from './udp-path.js';
 import { SecureStream } from './secure-stream.js';
 import { TcpMapping } from './tcp-mapping.js';
+import { DialBackResponder } from './reachability.js';
+import { DEFAULT_REVERSAL_BUDGET_MS, ReversalListener, dialReversal } from './reversal-listener.js';
+import { type Attempt, type ReadyPath, type TcpMode, type UdpMode, AUTO_UDP_GRACE_MS, firstBytes, planPaths, race } from './path-choice.js';
 
 const debug = debuglog('natpunch:peer');
 
@@ -42,7 +47,11 @@ export interface PeerOptions {
 
 export interface ConnectOptions {
   signal?: AbortSignal;
-  /** Force a technique: 'udp', or 'tcp' (TCP simultaneous open); 'auto' means udp for now, 'relay' is not available yet. */
+  /**
+   * 'udp' or 'tcp' forces one transport (punching, or connection reversal when exactly one side
+   * is directly reachable); 'auto' (default) races both and prefers UDP (see path-choice.ts);
+   * 'relay' is not available yet.
+   */
   transport?: 'auto' | 'udp' | 'tcp' | 'relay';
 }
 
@@ -70,6 +79,8 @@ export class Peer extends EventEmitter {
   readonly #connections = new Set<Connection>();
   readonly #tcp: TcpMapping | undefined;
   readonly #bindAddress: string | undefined;
+  readonly #responder: DialBackResponder;
+  readonly #listener: ReversalListener | undefined;
   /** Aborted by close(): stops TCP punches still retrying from L. */
   readonly #closing = new AbortController();
   #keepalive: NodeJS.Timeout | undefined;
@@ -79,10 +90,12 @@ export class Peer extends EventEmitter {
 
   private constructor(
     identity: Identity, socket: dgram.Socket, mux: UdpMux, stun: StunUdpClient, rendezvous: RendezvousClient, keepaliveMs: number,
-    tcp: TcpMapping | undefined, bindAddress: string | undefined,
+    tcp: TcpMapping | undefined, bindAddress: string | undefined, responder: DialBackResponder, listener: ReversalListener | undefined,
   ) {
     super();
     this.#tcp = tcp;
+    this.#responder = responder;
+    this.#listener = listener;
     this.#bindAddress = bindAddress;
     this.identity = identity;
     this.#socket = socket;
@@ -121,6 +134,14 @@ export class Peer extends EventEmitter {
     return this.#tcp?.alive ? formatAddress(this.#tcp.mapped) : null;
   }
 
+  /**
+   * Whether other peers can reach this one unsolicited, as the server's dial-back at
+   * registration found (and this peer saw): such a peer does not punch; the other side dials it.
+   */
+  get reachable(): Reachability {
+    return this.#responder.reachability(this.#rendezvous.serverReachability);
+  }
+
   /** The server-reflexive UDP endpoint the rendezvous server saw. */
   get publicAddress(): string | null {
     return this.#rendezvous.srflx;
@@ -144,22 +165,42 @@ export class Peer extends EventEmitter {
     mux.onStun((data, from) => stun.handle(data, { address: from.address, port: from.port, family: from.family === 6 ? 'IPv6' : 'IPv4', size: data.length }));
     const port = socket.address().port;
     let tcp: TcpMapping | undefined;
+    let rendezvous: RendezvousClient | undefined;
+    const responder = new DialBackResponder(mux);
+    // The reversal listener (an ephemeral port, not L): without it this peer is just never TCP-reachable.
+    const listener = await ReversalListener.listen(responder, options.bindAddress)
+      .catch((error: Error) => { debug('no reversal listener: %s', error.message); return undefined; });
+    /** What this peer signs about its reachability, with its listener's endpoints on every address it has. */
+    const reachability = (): SignedReachability => {
+      const found = responder.reachability(rendezvous?.serverReachability ?? null);
+      const reachable: ReachableTransport[] = [];
+      if (found.udp) reachable.push('udp');
+      if (found.tcp && listener) reachable.push('tcp');
+      if (!reachable.includes('tcp')) return { reachable, tcpListen: [] };
+      const publicIps = [rendezvous?.srflx, tcp?.alive ? formatAddress(tcp.mapped) : null].filter((a): a is string => !!a).map((a) => parseAddress(a).address);
+      const tcpListen = [...publicIps.map((ip) => formatAddress({ family: 4, address: ip, port: listener!.port })), ...privateEndpoints(listener!.port, options.bindAddress)];
+      return { reachable, tcpListen };
+    };
     try {
-      const rendezvous = await RendezvousClient.connect({
+      rendezvous = await RendezvousClient.connect({
         url: options.server, identity, udpSocket: socket, stunClient: stun, privateEndpoints: privateEndpoints(port, options.bindAddress),
         accept: options.accept, signal: options.signal,
         // TCP candidates: the kept connection's mapping and this host's addresses, all on its port L.
         tcpCandidates: () => (tcp?.alive ? [...privateEndpoints(tcp.localPort, options.bindAddress), formatAddress(tcp.mapped)] : []),
+        tcpListenPort: listener?.port, onHello: (token) => responder.expect(token), reachability,
       });
-      // The same STUN server that proved srflx, over TCP: a peer without one still connects over UDP.
-      const stunServer = rendezvous.stunServer;
+      // The same STUN server that proved srflx (or, where UDP is blocked, hello's), over TCP.
+      const stunServer = rendezvous.tcpStunServer;
       if (stunServer) {
         tcp = await TcpMapping.learn(stunServer, { localAddress: options.bindAddress, signal: options.signal })
           .catch((error: Error) => { debug('no TCP mapping: %s', error.message); return undefined; });
       }
-      return new Peer(identity, socket, mux, stun, rendezvous, options.keepaliveMs ?? KEEPALIVE_MS, tcp, options.bindAddress);
+      debug('reachable: %o', responder.reachability(rendezvous.serverReachability));
+      return new Peer(identity, socket, mux, stun, rendezvous, options.keepaliveMs ?? KEEPALIVE_MS, tcp, options.bindAddress, responder, listener);
     } catch (error) {
       tcp?.close();
+      listener?.close();
+      responder.close();
       stun.close();
       mux.close();
       socket.close();
@@ -179,34 +220,90 @@ export class Peer extends EventEmitter {
     }
     const started = performance.now();
     const target = normalizePeerId(peerId);
-    const instruction = await this.#rendezvous.connect(target, { signal: options.signal, transport: transport === 'tcp' ? 'tcp' : 'udp' });
+    const instruction = await this.#rendezvous.connect(target, { signal: options.signal, transport });
     return this.#establish(instruction, started, options.signal);
   }
 
-  /** Follows the transport the initiator's signed intent asked for. */
-  #establish(instruction: PunchInstruction, started: number, signal?: AbortSignal): Promise<Connection> {
-    return instruction.transport === 'tcp' ? this.#establishTcp(instruction, started, signal) : this.#establishUdp(instruction, started, signal);
+  /**
+   * Follows the transport the initiator's signed intent asked for: runs the planned techniques
+   * (punching or connection reversal, one per transport; both raced for 'auto'), then the Noise
+   * handshake over the chosen path. @see path-choice.ts
+   */
+  async #establish(instruction: PunchInstruction, started: number, signal?: AbortSignal): Promise<Connection> {
+    const plan = planPaths(instruction);
+    debug('session %s: transport %s, plan %o', instruction.session.slice(0, 8), instruction.transport, plan);
+    const racing = plan.udp !== undefined && plan.tcp !== undefined;
+    const attempts: Attempt[] = [];
+    if (plan.udp) attempts.push(this.#udpAttempt(instruction, plan.udp, racing, signal));
+    if (plan.tcp) attempts.push(this.#tcpAttempt(instruction, plan.tcp, racing, started, signal));
+    if (attempts.length === 0) {
+      throw new NatpunchError('ERR_TRANSPORT', `--transport ${instruction.transport}: no TCP technique: neither side is reachable over TCP, and ${instruction.localTcpCandidates.length ? 'the other peer' : 'this peer'} signed no TCP candidates to punch with`);
+    }
+    const ready = await race(attempts, instruction.role === 'controlling' ? AUTO_UDP_GRACE_MS : 0, signal);
+    const secure = await this.#secure(ready.raw, instruction, signal).catch((error: Error) => {
+      ready.close();
+      throw error;
+    });
+    const connection = Object.assign(secure, {
+      path: ready.kind === 'udp' ? 'direct-udp' as const : 'direct-tcp' as const,
+      technique: ready.technique, remote: ready.remote, ms: Math.round(performance.now() - started),
+    });
+    this.#connections.add(connection);
+    secure.once('close', () => { this.#connections.delete(connection); ready.retire(); });
+    return connection;
   }
 
-  /** TCP simultaneous open from L, then the same Noise handshake over the punched socket. */
-  async #establishTcp(instruction: PunchInstruction, started: number, signal?: AbortSignal): Promise<Connection> {
+  /** A cancellable attempt: its own abort, plus the caller's signal and close(). */
+  #attempt(kind: Attempt['kind'], signal: AbortSignal | undefined, run: (signal: AbortSignal) => Promise<ReadyPath>): Attempt {
+    const controller = new AbortController();
+    const combined = AbortSignal.any([controller.signal, this.#closing.signal, ...(signal ? [signal] : [])]);
+    const ready = run(combined);
+    ready.catch(() => undefined);
+    return { kind, ready, abort: () => controller.abort() };
+  }
+
+  /**
+   * TCP: simultaneous open from L, or reversal (dial the other peer's listener / wait for it on
+   * ours). When racing, the controlled side waits for the controlling side's first bytes.
+   */
+  #tcpAttempt(instruction: PunchInstruction, mode: TcpMode, racing: boolean, started: number, signal?: AbortSignal): Attempt {
+    return this.#attempt('tcp', signal, async (combined) => {
+      if (mode === 'simultaneous-open') return this.#establishTcp(instruction, started, combined);
+      let socket: Socket;
+      if (mode === 'dial') {
+        const dialed = await dialReversal({
+          remoteCandidates: instruction.remoteTcpListen, session: instruction.session, localAddress: this.#bindAddress, startAt: instruction.startAt, signal: combined,
+        });
+        debug('TCP reversal: dialed %s', formatAddress(dialed.remote));
+        socket = dialed.socket;
+      } else {
+        if (!this.#listener) throw new NatpunchError('ERR_TRANSPORT', 'TCP reversal: this peer has no listener');
+        const timeoutMs = Math.max(0, instruction.startAt - Date.now()) + DEFAULT_REVERSAL_BUDGET_MS;
+        socket = await this.#listener.accept(instruction.session, { timeoutMs, signal: combined });
+        debug('TCP reversal: accepted %s:%d', socket.remoteAddress, socket.remotePort);
+      }
+      const host = unmappedIp(socket.remoteAddress ?? '') ?? '0.0.0.0';
+      const remote = formatAddress({ family: isIPv6(host) ? 6 : 4, address: host, port: socket.remotePort ?? 0 });
+      if (racing && instruction.role === 'controlled') await firstBytes(socket, combined).catch((error: Error) => { socket.destroy(); throw error; });
+      return { kind: 'tcp', raw: socket, technique: 'tcp-reversal', remote, close: () => socket.destroy(), retire: () => socket.destroy() };
+    });
+  }
+
+  /** TCP simultaneous open from L; the caller runs the Noise handshake over the punched socket. */
+  async #establishTcp(instruction: PunchInstruction, started: number, signal?: AbortSignal): Promise<ReadyPath & { path: 'direct-tcp'; ms: number }> {
     const tcp = this.#tcp;
     if (!tcp?.alive) throw new NatpunchError('ERR_TRANSPORT', 'TCP punching: this peer has no kept TCP connection, so no TCP mapping to punch from');
     const punched = await tcpSimultaneousOpen({
       localPort: tcp.localPort, localAddress: this.#bindAddress, remoteCandidates: instruction.remoteTcpCandidates,
       role: instruction.role, startAt: instruction.startAt, signal: signal ? AbortSignal.any([signal, this.#closing.signal]) : this.#closing.signal,
+      // Low-TTL priming where the native addon is there (measured once per mapping, cached).
+      primeTtl: 'auto', publicAddress: tcp.mapped.address,
     });
-    debug('TCP punched to %s after %d connects', formatAddress(punched.remote), punched.attempts);
-    const secure = await this.#secure(punched.socket, instruction, signal).catch((error: Error) => {
-      punched.socket.destroy();
-      throw error;
-    });
-    const connection = Object.assign(secure, {
-      path: 'direct-tcp' as const, technique: 'tcp-simultaneous-open', remote: formatAddress(punched.remote), ms: Math.round(performance.now() - started),
-    });
-    this.#connections.add(connection);
-    secure.once('close', () => { this.#connections.delete(connection); punched.socket.destroy(); });
-    return connection;
+    debug('TCP punched to %s after %d connects, priming %j', formatAddress(punched.remote), punched.attempts, punched.priming);
+    return {
+      kind: 'tcp', raw: punched.socket, close: () => punched.socket.destroy(), retire: () => punched.socket.destroy(),
+      path: 'direct-tcp' as const, technique: punched.primed ? 'tcp-ttl-primed' : 'tcp-simultaneous-open', remote: formatAddress(punched.remote), ms: Math.round(performance.now() - started),
+    };
   }
 
   /** The Noise handshake over any reliable byte stream, checked against the peer the rendezvous named. */
@@ -223,46 +320,44 @@ export class Peer extends EventEmitter {
     return secure;
   }
 
-  async #establishUdp(instruction: PunchInstruction, started: number, signal?: AbortSignal): Promise<Connection> {
-    const session = new UdpCheckSession({
-      mux: this.#mux, session: instruction.session, key: instruction.key, role: instruction.role, startAt: instruction.startAt, signal,
-      remoteCandidates: instruction.remoteCandidates.map((address) => ({ type: candidateTypeOf(address), address })),
+  /**
+   * UDP connectivity checks. 'answer' (this side is reachable, the other is not): no checks of
+   * our own, only answers and the triggered checks they cause — an empty candidate list does
+   * exactly that, since the other side's checks become peer-reflexive pairs (RFC 8445 §7.3.1.3).
+   * When racing, the controlled side waits for the controlling side's first stream packet.
+   */
+  #udpAttempt(instruction: PunchInstruction, mode: UdpMode, racing: boolean, signal?: AbortSignal): Attempt {
+    return this.#attempt('udp', signal, async (combined) => {
+      const session = new UdpCheckSession({
+        mux: this.#mux, session: instruction.session, key: instruction.key, role: instruction.role, startAt: instruction.startAt, signal: combined,
+        remoteCandidates: mode === 'answer' ? [] : instruction.remoteCandidates.map((address) => ({ type: candidateTypeOf(address), address })),
+      });
+      this.#sessions.add(session);
+      const release = (): void => { session.close(); this.#sessions.delete(session); };
+      let punched: PunchResult;
+      try {
+        punched = await session.result;
+      } catch (error) {
+        release();
+        throw error;
+      }
+      const path = new UdpPath(this.#mux, punched.remote, instruction.session);
+      const stream = createStream(path);
+      const close = (): void => { stream.destroy(); path.close(); release(); };
+      if (racing && instruction.role === 'controlled') await firstBytes(stream, combined).catch((error: Error) => { close(); throw error; });
+      return {
+        kind: 'udp', raw: stream, remote: formatAddress(punched.remote), close,
+        technique: punched.type === 'host' ? 'udp-lan' : mode === 'punch' ? 'udp-hole-punch' : 'udp-reversal',
+        retire: () => {
+          // close() waits for this, like TCP's TIME-WAIT: our last ACK may still need repeating.
+          const settled = stream.settle().finally(() => this.#settling.delete(settled));
+          this.#settling.add(settled);
+          // Keep answering the other side's checks, and let the stream linger to acknowledge a
+          // retransmitted FIN, for a moment: the peer's last packets may still be in flight.
+          setTimeout(() => { release(); path.close(); }, 2000).unref();
+        },
+      };
     });
-    this.#sessions.add(session);
-    let punched: PunchResult;
-    try {
-      punched = await session.result;
-    } catch (error) {
-      session.close();
-      this.#sessions.delete(session);
-      throw error;
-    }
-    const path = new UdpPath(this.#mux, punched.remote, instruction.session);
-    const stream = createStream(path);
-    const secure = await this.#secure(stream, instruction, signal).catch((error: Error) => {
-      stream.destroy();
-      path.close();
-      session.close();
-      this.#sessions.delete(session);
-      throw error;
-    });
-    const connection = Object.assign(secure, {
-      path: 'direct-udp' as const,
-      technique: punched.type === 'host' ? 'udp-lan' : 'udp-hole-punch',
-      remote: formatAddress(punched.remote),
-      ms: Math.round(performance.now() - started),
-    });
-    this.#connections.add(connection);
-    secure.once('close', () => {
-      this.#connections.delete(connection);
-      // close() waits for this, like TCP's TIME-WAIT: our last ACK may still need repeating.
-      const settled = stream.settle().finally(() => this.#settling.delete(settled));
-      this.#settling.add(settled);
-      // Keep answering the other side's checks, and let the stream linger to acknowledge a
-      // retransmitted FIN, for a moment: the peer's last packets may still be in flight.
-      setTimeout(() => { session.close(); this.#sessions.delete(session); path.close(); }, 2000).unref();
-    });
-    return connection;
   }
 
   async close(): Promise<void> {
@@ -271,6 +366,8 @@ export class Peer extends EventEmitter {
     clearInterval(this.#keepalive);
     this.#closing.abort();
     this.#tcp?.close();
+    this.#listener?.close();
+    this.#responder.close();
     for (const c of this.#connections) c.destroy();
     await Promise.all(this.#settling);
     for (const s of this.#sessions) s.close();

@@ -1,0 +1,149 @@
+/**
+ * Which techniques a session runs, and how `--transport auto` picks one path.
+ *
+ * Plan (both sides compute it from the same signed intent and accept, so they agree):
+ * - Connection reversal: if exactly one side signed that it is directly reachable over a
+ *   transport, the other side dials it and the reachable side sends nothing first (Ford,
+ *   Srisuresh, Kegel 2005, §2.3). UDP: only the unreachable side sends connectivity checks; the
+ *   reachable side answers them (and, as ICE does, sends triggered checks back to where they
+ *   came from, RFC 8445 §7.3.1.4). TCP: the unreachable side connects to the reachable side's
+ *   signed listener endpoints.
+ * - Otherwise punching: UDP checks from both sides, TCP simultaneous open from both L ports
+ *   (when both signed TCP candidates).
+ *
+ * Race (`auto`): both techniques start at once. The controlling side decides, like ICE
+ * nomination: it takes UDP as soon as UDP is ready; if TCP is ready first it waits
+ * AUTO_UDP_GRACE_MS for UDP and takes TCP only if UDP is still not ready (UDP is preferred: the
+ * stream survives NAT rebinding, and it is what every other technique falls back from). It then
+ * starts the Noise handshake on the chosen path only. The controlled side takes the path on
+ * which the controlling side's first bytes arrive — never its own guess — so both ends always
+ * agree. Losers are cancelled: punches aborted, sockets destroyed, UDP sessions closed.
+ */
+import type { Duplex } from 'node:stream';
+import { AbortedError, NatpunchError } from '../errors.js';
+import type { PunchInstruction } from '../rendezvous/client.js';
+
+/**
+ * How long a controlling peer that has a TCP path waits for UDP to complete too. UDP checks
+ * that work complete within a few check intervals (200 ms each) of the first packet; one second
+ * also covers a lost check or two, and equals TCP's initial SYN retransmission timeout
+ * (RFC 6298 §2.1), the granularity at which the TCP side would have retried anyway.
+ */
+export const AUTO_UDP_GRACE_MS = 1_000;
+
+export type UdpMode = 'punch' | 'dial' | 'answer';
+export type TcpMode = 'simultaneous-open' | 'dial' | 'accept';
+
+export interface PathPlan {
+  udp?: UdpMode;
+  tcp?: TcpMode;
+}
+
+/** The techniques to run for `instruction`, from the signed claims alone. */
+export function planPaths(instruction: PunchInstruction): PathPlan {
+  const local = instruction.localReachable;
+  const remote = instruction.remoteReachable;
+  const udp: UdpMode = local.udp && !remote.udp ? 'answer' : remote.udp && !local.udp ? 'dial' : 'punch';
+  let tcp: TcpMode | undefined;
+  if (remote.tcp && !local.tcp && instruction.remoteTcpListen.length > 0) tcp = 'dial';
+  else if (local.tcp && !remote.tcp) tcp = 'accept';
+  else if (instruction.localTcpCandidates.length > 0 && instruction.remoteTcpCandidates.length > 0) tcp = 'simultaneous-open';
+  switch (instruction.transport) {
+    case 'udp':
+      return { udp };
+    case 'tcp':
+      return tcp ? { tcp } : {};
+    case 'auto':
+      return tcp ? { udp, tcp } : { udp };
+  }
+}
+
+/** A path one technique produced: a reliable byte stream, not yet secured. */
+export interface ReadyPath {
+  kind: 'udp' | 'tcp';
+  raw: Duplex;
+  technique: string;
+  remote: string;
+  /** Releases everything the path holds (for a loser, or when the handshake fails). */
+  close(): void;
+  /** Releases the path after the secure stream over it has closed (gracefully, where the transport lingers). */
+  retire(): void;
+}
+
+/** One technique in flight. `abort` cancels it; a path it already produced is closed by the race. */
+export interface Attempt {
+  kind: 'udp' | 'tcp';
+  ready: Promise<ReadyPath>;
+  abort(): void;
+}
+
+/**
+ * Runs the race described above. `graceMs` is AUTO_UDP_GRACE_MS for the controlling side and 0
+ * for the controlled side (whose attempts resolve only when the controlling side's bytes came).
+ * @throws the only attempt's error, or ERR_TRANSPORT naming each attempt's failure
+ */
+export function race(attempts: Attempt[], graceMs: number, signal?: AbortSignal): Promise<ReadyPath> {
+  if (attempts.length === 1) return attempts[0]!.ready;
+  return new Promise((resolve, reject) => {
+    const failures = new Map<string, Error>();
+    let done = false;
+    let held: { attempt: Attempt; path: ReadyPath } | undefined;
+    let graceTimer: NodeJS.Timeout | undefined;
+    const settle = (winner: { attempt: Attempt; path: ReadyPath } | undefined, error?: Error): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(graceTimer);
+      signal?.removeEventListener('abort', onAbort);
+      for (const attempt of attempts) if (attempt !== winner?.attempt) attempt.abort();
+      if (held && held !== winner) held.path.close();
+      if (winner) resolve(winner.path);
+      else reject(error);
+    };
+    const onAbort = (): void => settle(undefined, new AbortedError('connecting aborted', { cause: signal?.reason }));
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const pending = (): Attempt[] => attempts.filter((a) => !failures.has(a.kind) && a !== held?.attempt);
+    for (const attempt of attempts) {
+      attempt.ready.then((path) => {
+        if (done) return path.close();
+        if (attempt.kind === 'udp' || graceMs <= 0 || pending().length === 0) return settle({ attempt, path });
+        held = { attempt, path };
+        graceTimer = setTimeout(() => settle(held), graceMs);
+      }, (error: Error) => {
+        if (done) return;
+        failures.set(attempt.kind, error);
+        if (held && pending().length === 0) return settle(held);
+        if (failures.size === attempts.length) {
+          settle(undefined, new NatpunchError('ERR_TRANSPORT',
+            `no direct path: ${[...failures].map(([kind, e]) => `${kind.toUpperCase()}: ${e.message}`).join('; ')}`, { cause: failures.get('udp') }));
+        }
+      });
+    }
+  });
+}
+
+/**
+ * Resolves once `stream` has bytes to read, without consuming them ('readable' leaves them
+ * buffered for the next reader); rejects if it ends, closes or `signal` fires first.
+ */
+export function firstBytes(stream: Duplex, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const cleanUp = (): void => {
+      stream.off('readable', onReadable);
+      stream.off('close', onClose);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    const onReadable = (): void => {
+      if (stream.readableLength > 0) {
+        cleanUp();
+        resolve();
+      } else if (stream.readableEnded) onClose();
+    };
+    const onClose = (): void => { cleanUp(); reject(new NatpunchError('ERR_TRANSPORT', 'the path closed before the other side sent anything on it')); };
+    const onAbort = (): void => { cleanUp(); reject(new AbortedError('waiting for the first bytes aborted', { cause: signal?.reason })); };
+    if (signal?.aborted) return onAbort();
+    stream.on('readable', onReadable);
+    stream.once('close', onClose);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,0 +1,120 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
+import { NatpunchError } from '../../src/errors.js';
+import type { PunchInstruction } from '../../src/rendezvous/index.js';
+import { type Attempt, type ReadyPath, firstBytes, planPaths, race } from '../../src/peer/path-choice.js';
+
+const none = { udp: false, tcp: false };
+const address = { family: 4 as const, address: '192.0.2.1', port: 1 };
+
+function instruction(overrides: Partial<PunchInstruction>): PunchInstruction {
+  return {
+    session: 'AAAAAAAAAAAAAAAAAAAAAA', peer: 'x', role: 'controlling', remoteCandidates: [address], localCandidates: [address],
+    remoteTcpCandidates: [address], localTcpCandidates: [address], transport: 'auto', key: new Uint8Array(32), startAt: 0,
+    remoteReachable: none, localReachable: none, remoteTcpListen: [], ...overrides,
+  };
+}
+
+test('the plan: reversal when exactly one side signed it is reachable, punching otherwise, per transport', () => {
+  const table: [Partial<PunchInstruction>, ReturnType<typeof planPaths>][] = [
+    [{}, { udp: 'punch', tcp: 'simultaneous-open' }],
+    [{ localReachable: { udp: true, tcp: true } }, { udp: 'answer', tcp: 'accept' }],
+    [{ remoteReachable: { udp: true, tcp: true }, remoteTcpListen: [address] }, { udp: 'dial', tcp: 'dial' }],
+    [{ remoteReachable: { udp: true, tcp: true } }, { udp: 'dial', tcp: 'simultaneous-open' }],
+    [{ localReachable: { udp: true, tcp: true }, remoteReachable: { udp: true, tcp: true }, remoteTcpListen: [address] }, { udp: 'punch', tcp: 'simultaneous-open' }],
+    [{ localTcpCandidates: [] }, { udp: 'punch' }],
+    [{ localTcpCandidates: [], remoteReachable: { udp: false, tcp: true }, remoteTcpListen: [address] }, { udp: 'punch', tcp: 'dial' }],
+    [{ transport: 'udp', localReachable: { udp: true, tcp: true } }, { udp: 'answer' }],
+    [{ transport: 'tcp', localReachable: { udp: true, tcp: true } }, { tcp: 'accept' }],
+    [{ transport: 'tcp', remoteTcpCandidates: [] }, {}],
+  ];
+  for (const [overrides, expected] of table) assert.deepEqual(planPaths(instruction(overrides)), expected, JSON.stringify(overrides));
+});
+
+interface Controlled extends Attempt {
+  succeed(): ReadyPath & { closed: boolean };
+  fail(message: string): void;
+  aborted: boolean;
+}
+
+function attempt(kind: 'udp' | 'tcp'): Controlled {
+  let resolve!: (path: ReadyPath) => void;
+  let reject!: (error: Error) => void;
+  const ready = new Promise<ReadyPath>((res, rej) => { resolve = res; reject = rej; });
+  ready.catch(() => undefined);
+  const a: Controlled = {
+    kind, ready, aborted: false,
+    abort: () => { a.aborted = true; },
+    succeed: () => {
+      const path = { kind, raw: new PassThrough(), technique: kind, remote: '192.0.2.1:1', closed: false, close: () => { path.closed = true; }, retire: () => undefined };
+      resolve(path);
+      return path;
+    },
+    fail: (message) => reject(new NatpunchError('ERR_TRANSPORT', message)),
+  };
+  return a;
+}
+
+test('race: UDP ready first wins at once; TCP is aborted', async () => {
+  const [udp, tcp] = [attempt('udp'), attempt('tcp')];
+  const winner = race([udp, tcp], 60_000);
+  udp.succeed();
+  assert.equal((await winner).kind, 'udp');
+  assert.equal(tcp.aborted, true);
+});
+
+test('race: TCP ready first waits for UDP within the grace, then UDP wins and the TCP path is closed', async () => {
+  const [udp, tcp] = [attempt('udp'), attempt('tcp')];
+  const winner = race([udp, tcp], 60_000);
+  const tcpPath = tcp.succeed();
+  await Promise.resolve();
+  udp.succeed();
+  assert.equal((await winner).kind, 'udp');
+  assert.equal(tcpPath.closed, true, 'the losing TCP connection is closed');
+});
+
+test('race: TCP ready and UDP failing picks TCP without waiting out the grace', async () => {
+  const [udp, tcp] = [attempt('udp'), attempt('tcp')];
+  const winner = race([udp, tcp], 60_000);
+  tcp.succeed();
+  udp.fail('no UDP');
+  assert.equal((await winner).kind, 'tcp');
+});
+
+test('race: TCP ready and UDP silent picks TCP after the grace and aborts UDP', async () => {
+  const [udp, tcp] = [attempt('udp'), attempt('tcp')];
+  const winner = race([udp, tcp], 20);
+  tcp.succeed();
+  assert.equal((await winner).kind, 'tcp');
+  assert.equal(udp.aborted, true);
+});
+
+test('race: with no grace (the controlled side) the first ready path wins', async () => {
+  const [udp, tcp] = [attempt('udp'), attempt('tcp')];
+  const winner = race([udp, tcp], 0);
+  tcp.succeed();
+  assert.equal((await winner).kind, 'tcp');
+  assert.equal(udp.aborted, true);
+});
+
+test('race: when every technique fails, ERR_TRANSPORT names each failure', async () => {
+  const [udp, tcp] = [attempt('udp'), attempt('tcp')];
+  const winner = race([udp, tcp], 0);
+  udp.fail('checks timed out');
+  tcp.fail('connects refused');
+  await assert.rejects(winner, (e: unknown) => e instanceof NatpunchError && e.code === 'ERR_TRANSPORT'
+    && /^no direct path: UDP: checks timed out; TCP: connects refused$/.test(e.message));
+});
+
+test('firstBytes resolves when bytes wait to be read, and leaves them for the next reader', async () => {
+  const stream = new PassThrough();
+  const first = firstBytes(stream);
+  stream.write('hello');
+  await first;
+  assert.equal(stream.read().toString(), 'hello');
+  const never = new PassThrough();
+  const rejected = firstBytes(never);
+  never.destroy();
+  await assert.rejects(rejected, /closed before the other side sent anything/);
+});
