@@ -24,3 +24,17 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
+
+# TCP TTL priming (native/tcp-ttl, docs/decisions/005-tcp-ttl-priming.md) is a small N-API addon
+# built from source. Without it TCP punching still runs, unprimed: a failed build is reported,
+# never fatal. Offline, node-gyp needs Node's headers: Debian's nodejs ships them in /usr/include/node.
+if [ ! -f native/tcp-ttl/build/Release/tcp_ttl.node ] || [ native/tcp-ttl/tcp_ttl.c -nt native/tcp-ttl/build/Release/tcp_ttl.node ]; then
+  nodedir=$(npm config get nodedir 2>/dev/null || true)
+  if { [ -z "$nodedir" ] || [ "$nodedir" = undefined ] || [ "$nodedir" = null ]; } && [ -f /usr/include/node/node_api.h ]; then
+    export npm_config_nodedir=/usr
+  fi
+  if ! native_log=$(npm run --silent build:native 2>&1); then
+    why=$(printf '%s\n' "$native_log" | grep -m 3 -iE 'error|not found|not ok' | tr '\n' ' ')
+    echo "TCP TTL priming unavailable: the native addon did not build (needs python3, make, a C compiler and Node's headers): ${why:-see npm run build:native}" >&2
+  fi
+fi
