@@ -14,11 +14,24 @@
  *   USENIX 2005, §4 "TCP hole punching" (both peers connect from the port they registered from,
  *   retrying on failure, and take whichever connection completes)
  * @see Guha, Francis, "Characterization and Measurement of TCP Traversal through NATs and
- *   Firewalls", IMC 2005 (NATs that answer an early SYN with RST; why retries must be bounded)
+ *   Firewalls", IMC 2005 (NATs that answer an early SYN with RST; why retries must be bounded;
+ *   §4 STUNT: a first SYN with a low TTL opens the own NAT without reaching the far one)
+ *
+ * When both NATs answer an early SYN with RST, retrying never succeeds: each side's SYN reaches
+ * the other NAT before that side's SYN has opened it, and the RST that comes back closes the
+ * sender's own conntrack entry, so the other side's SYN is refused in turn. With `primeTtl`,
+ * the connect to each public candidate is a primed one (native/tcp-ttl, primedConnect): its
+ * first SYN carries a TTL that passes our NAT(s) but expires before the far NAT, so it opens
+ * our NAT for the peer and provokes no RST; the socket then stays in SYN-SENT, and its
+ * retransmitted SYN (full TTL, after the kernel's initial RTO of 1 s) or the peer's SYN
+ * completes the connection, as a simultaneous open or an ordinary one. Node adopts the socket
+ * once it is connected. Details: docs/decisions/005-tcp-ttl-priming.md.
  */
 import net from 'node:net';
 import { NatpunchError, AbortedError } from '../errors.js';
 import { type TransportAddress, formatAddress } from '../wire/index.js';
+import { candidateTypeOf } from './candidate.js';
+import { measurePrimingTtl, tcpTtlAddon, ttlPrimingAvailable, type PrimingTtl, type TcpTtlAddon } from './tcp-ttl.js';
 
 /**
  * Retry budget. A NAT that answers an unsolicited SYN with RST (or an ICMP error) fails the
@@ -35,6 +48,17 @@ export const DEFAULT_TCP_PUNCH_BUDGET_MS = 10_000;
 
 /** Errors that mean "no hole yet" rather than "impossible": worth another SYN. */
 const RETRYABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EADDRINUSE', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
+
+/**
+ * A primed socket ignores ICMP errors and inbound segments for this long after its low-TTL
+ * SYN (IP_MINTTL 255): the "time exceeded" of that SYN comes back from the hop just beyond our
+ * NAT within a few round trips, and would otherwise abort the connect (Linux aborts SYN-SENT on
+ * ICMP errors). 250 ms is well above a first-hops round trip and well below the 1 s initial
+ * RTO (RFC 6298 §2.1), so the socket listens again before anyone's full-TTL SYN is due.
+ */
+export const PRIME_QUIET_MS = 250;
+/** How often a primed socket's connect state is polled until Node can adopt it. */
+const PRIMED_POLL_MS = 10;
 
 export interface TcpSimultaneousOpenOptions {
   /** L: the local port of the kept STUN/TCP connection, whose NAT mapping the peer signed. */
@@ -54,7 +78,25 @@ export interface TcpSimultaneousOpenOptions {
   /** Give up after this many ms from startAt (default DEFAULT_TCP_PUNCH_BUDGET_MS). */
   budgetMs?: number;
   signal?: AbortSignal;
+  /**
+   * Prime the connects to public (server-reflexive) candidates with a SYN of this IP TTL;
+   * 'auto' measures it once per public address (measurePrimingTtl, needs `publicAddress`).
+   * Without it, or where the native addon is unavailable, connects are plain (P2P-NAT).
+   */
+  primeTtl?: number | 'auto';
+  /**
+   * 'refused' (default): the first connect to a candidate is plain, and priming starts once a
+   * connect to it was refused (an RST: a NAT that refuses early SYNs is on the path), so
+   * punching through NATs that drop early SYNs costs nothing extra (a primed connect completes
+   * only with the kernel's first retransmission, ~1 s). 'always': every connect is primed.
+   */
+  primeWhen?: 'refused' | 'always';
+  /** The own TCP mapping's public address (the kept connection's XOR-MAPPED-ADDRESS), for 'auto'. */
+  publicAddress?: string;
 }
+
+/** Whether connects were primed, with which TTL, or why not. */
+export type PrimingReport = { used: true; ttl: number } | { used: false; reason: string };
 
 export interface TcpSimultaneousOpenResult {
   /** Connected (and, for 'controlled', readable) socket; the caller owns it. */
@@ -62,6 +104,25 @@ export interface TcpSimultaneousOpenResult {
   remote: TransportAddress;
   /** connect() calls made in all, across candidates. */
   attempts: number;
+  /** The chosen connection came from a primed connect (a low-TTL first SYN). */
+  primed: boolean;
+  /** What priming did in this punch (undefined when it was not asked for). */
+  priming?: PrimingReport;
+}
+
+/** The TTL to prime with, or why not: a number is used as given, 'auto' is measured. */
+async function resolvePriming(options: TcpSimultaneousOpenOptions): Promise<{ report: PrimingReport; addon?: TcpTtlAddon } | undefined> {
+  const { primeTtl } = options;
+  if (primeTtl === undefined) return undefined;
+  const available = ttlPrimingAvailable();
+  const addon = tcpTtlAddon();
+  if (!available.ok || !addon) return { report: { used: false, reason: available.ok ? 'the native addon did not load' : available.reason } };
+  let measured: PrimingTtl;
+  if (primeTtl === 'auto') {
+    if (options.publicAddress === undefined) return { report: { used: false, reason: 'no public address of the TCP mapping to measure the hops to' } };
+    measured = await measurePrimingTtl(options.publicAddress, options.localAddress ?? '0.0.0.0');
+  } else measured = { ttl: primeTtl, hops: primeTtl - 1 };
+  return measured.ttl === null ? { report: { used: false, reason: measured.reason } } : { report: { used: true, ttl: measured.ttl }, addon };
 }
 
 /**
@@ -80,8 +141,18 @@ export function tcpSimultaneousOpen(options: TcpSimultaneousOpenOptions): Promis
   if (remotes.length === 0) {
     return Promise.reject(new NatpunchError('ERR_TRANSPORT', 'TCP punching: the other peer signed no TCP candidates (it cannot punch TCP)'));
   }
+  const priming = resolvePriming(options);
   return new Promise((resolve, reject) => {
     const sockets = new Set<net.Socket>();
+    const primedSockets = new WeakSet<net.Socket>();
+    /** Primed connects still in SYN-SENT, not yet adopted by Node: closed when punching ends. */
+    const pendingFds = new Set<number>();
+    let prime: { report: PrimingReport; addon?: TcpTtlAddon } | undefined;
+    void priming.then((resolved) => { prime = resolved; });
+    /** Public candidates whose connects are primed from now on. */
+    const primeTo = new Set<string>();
+    const isPublic = (remote: TransportAddress): boolean => remote.family === 4 && candidateTypeOf(remote) === 'srflx';
+    if (options.primeWhen === 'always') for (const remote of remotes) if (isPublic(remote)) primeTo.add(formatAddress(remote));
     const timers = new Set<NodeJS.Timeout>();
     const lastErrors = new Map<string, string>();
     let attempts = 0;
@@ -98,19 +169,93 @@ export function tcpSimultaneousOpen(options: TcpSimultaneousOpenOptions): Promis
       done = true;
       signal?.removeEventListener('abort', onAbort);
       for (const timer of timers) clearTimeout(timer);
+      for (const fd of pendingFds) prime?.addon?.closeFd(fd);
       for (const socket of sockets) if (socket !== winner?.socket) socket.destroy();
       if (winner) {
         winner.socket.removeAllListeners('readable');
         winner.socket.setTimeout(0);
-        resolve({ socket: winner.socket, remote: winner.remote, attempts });
+        resolve({ socket: winner.socket, remote: winner.remote, attempts, primed: primedSockets.has(winner.socket), ...(prime ? { priming: prime.report } : {}) });
       } else reject(error);
     };
     const onAbort = (): void => finish(new AbortedError('TCP punching aborted', { cause: signal?.reason }));
     signal?.addEventListener('abort', onAbort, { once: true });
 
+    const retryLater = (remote: TransportAddress, code: string): void => {
+      lastErrors.set(formatAddress(remote), code);
+      if (options.primeTtl !== undefined && isPublic(remote) && (code === 'ECONNREFUSED' || code === 'ECONNRESET')) primeTo.add(formatAddress(remote));
+      const delay = RETRY_DELAY_MS.min + Math.random() * (RETRY_DELAY_MS.max - RETRY_DELAY_MS.min);
+      if (RETRYABLE.has(code) && Date.now() + delay < deadline) later(() => attempt(remote), delay);
+    };
+
+    /** A connected socket: the controlling side takes it, the controlled side waits for the first bytes. */
+    const onConnected = (socket: net.Socket, remote: TransportAddress): void => {
+      if (done) return;
+      socket.setNoDelay(true);
+      if (role === 'controlling') return finish(undefined, { socket, remote });
+      // Wait for the controlling side's first bytes without consuming them: 'readable'
+      // leaves them buffered for whoever reads the socket next.
+      // 'readable' also fires at EOF: a connection the controlling side dropped is not chosen.
+      const onReadable = (): void => {
+        if (socket.readableLength > 0) finish(undefined, { socket, remote });
+        else if (!socket.readableEnded) socket.once('readable', onReadable);
+      };
+      socket.once('readable', onReadable);
+    };
+
+    /**
+     * A primed connect: the low-TTL SYN leaves now, the socket stays quiet for PRIME_QUIET_MS,
+     * and is polled until it connects (Node adopts it) or fails (retried like a plain connect).
+     */
+    const attemptPrimed = (remote: TransportAddress, ttl: number, addon: TcpTtlAddon): void => {
+      let fd: number;
+      try {
+        fd = addon.primedConnect(localAddress, localPort, remote.address, remote.port, ttl);
+      } catch (error) {
+        return retryLater(remote, (error as NodeJS.ErrnoException).code ?? (error as Error).message);
+      }
+      pendingFds.add(fd);
+      const primedAt = Date.now();
+      let quiet = true;
+      const poll = (): void => {
+        if (done) return;
+        let state: string;
+        try {
+          if (quiet && Date.now() - primedAt >= PRIME_QUIET_MS) {
+            addon.endQuiet(fd);
+            quiet = false;
+          }
+          state = addon.connectState(fd);
+        } catch (error) {
+          state = (error as NodeJS.ErrnoException).code ?? 'EBADF';
+        }
+        if (state === 'connecting') return later(poll, PRIMED_POLL_MS);
+        pendingFds.delete(fd);
+        if (state !== 'connected') {
+          addon.closeFd(fd);
+          return retryLater(remote, state);
+        }
+        if (quiet) addon.endQuiet(fd);
+        const socket = new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
+        sockets.add(socket);
+        primedSockets.add(socket);
+        socket.once('error', () => { sockets.delete(socket); socket.destroy(); });
+        socket.once('close', () => sockets.delete(socket));
+        onConnected(socket, remote);
+      };
+      later(poll, PRIMED_POLL_MS);
+    };
+
     const attempt = (remote: TransportAddress): void => {
       if (done) return;
+      // Only a connect to a public candidate crosses the far NAT; a LAN candidate needs no priming.
+      const wantPrimed = primeTo.has(formatAddress(remote));
+      if (wantPrimed && prime === undefined) {
+        // Still measuring the priming TTL (once per peer, TRACE_WAIT_MS at most).
+        void priming.then((resolved) => { prime = resolved; attempt(remote); });
+        return;
+      }
       attempts++;
+      if (wantPrimed && prime?.addon && prime.report.used) return attemptPrimed(remote, prime.report.ttl, prime.addon);
       // allowHalfOpen: the secure stream above ends each direction on its own (a peer that has
       // sent everything half-closes while still receiving), so a FIN must not end our side too.
       const socket = net.connect({ host: remote.address, port: remote.port, localAddress, localPort, family: remote.family, allowHalfOpen: true });
@@ -118,26 +263,14 @@ export function tcpSimultaneousOpen(options: TcpSimultaneousOpenOptions): Promis
       let connected = false;
       socket.once('connect', () => {
         connected = true;
-        if (done) return;
-        socket.setNoDelay(true);
-        if (role === 'controlling') return finish(undefined, { socket, remote });
-        // Wait for the controlling side's first bytes without consuming them: 'readable'
-        // leaves them buffered for whoever reads the socket next.
-        // 'readable' also fires at EOF: a connection the controlling side dropped is not chosen.
-        const onReadable = (): void => {
-          if (socket.readableLength > 0) finish(undefined, { socket, remote });
-          else if (!socket.readableEnded) socket.once('readable', onReadable);
-        };
-        socket.once('readable', onReadable);
+        onConnected(socket, remote);
       });
       socket.once('error', (error: NodeJS.ErrnoException) => {
         sockets.delete(socket);
         socket.destroy();
         // After connect, an error only ends a connection the other side did not choose.
         if (done || connected) return;
-        lastErrors.set(formatAddress(remote), error.code ?? error.message);
-        const delay = RETRY_DELAY_MS.min + Math.random() * (RETRY_DELAY_MS.max - RETRY_DELAY_MS.min);
-        if (RETRYABLE.has(error.code ?? '') && Date.now() + delay < deadline) later(() => attempt(remote), delay);
+        retryLater(remote, error.code ?? error.message);
       });
       // A connection the other side chose not to use ends here; only the deadline fails the punch.
       socket.once('close', () => sockets.delete(socket));
