@@ -15,6 +15,9 @@ export async function listenCommand(argv: string[]): Promise<number> {
   const peer = await createPeer({ server: values.server, keyFile: values.key });
   peer.on('connection-error', (error: Error) => events.error(error));
   events.ready(peer.peerId);
+  const reachable = Object.entries(peer.reachable).filter(([, yes]) => yes).map(([transport]) => transport.toUpperCase());
+  // Human output only (info is silent with --json): tells why this side will not punch.
+  if (reachable.length) events.info(`directly reachable over ${reachable.join(' and ')}: peers will dial this one (connection reversal)`);
   // Connections are served one at a time: stdin/stdout can belong to only one of them.
   const queue: Connection[] = [];
   let wake: (() => void) | undefined;
