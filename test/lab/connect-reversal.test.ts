@@ -57,3 +57,15 @@ test('the "starts a flow" counter is live: a datagram the open peer sends first 
     assert.equal((await lab.routers.a!.counter('open-starts')).packets, 1);
   });
 });
+
+test('full-cone × port-restricted, default (auto): the full-cone peer is reachable over UDP only, so udp-reversal, and it starts no UDP flow', { timeout: 180_000 }, async (t) => {
+  if (skipUnlessLab(t)) return;
+  await withLab({ a: { kind: 'full-cone' }, b: { kind: 'port-restricted' } }, async (lab) => {
+    await lab.routers.a!.addCounter('cone-starts', `ip daddr != ${SERVER} meta l4proto udp ct direction original`);
+    await startServe(lab);
+    const { listener, connector } = await transfer(lab, 'b1', 'a1', 256 << 10);
+    assert.equal(connector.technique, 'udp-reversal', JSON.stringify(connector));
+    assert.equal(listener.technique, 'udp-reversal', JSON.stringify(listener));
+    assert.equal((await lab.routers.a!.counter('cone-starts')).packets, 0);
+  });
+});
