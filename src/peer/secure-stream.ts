@@ -28,13 +28,20 @@ export class SecureStream extends Duplex {
   readonly #decoder: FrameDecoder;
   #rawEnded = false;
 
-  private constructor(raw: Duplex, session: SecureSession, decoder: FrameDecoder, leftovers: Uint8Array[]) {
+  private constructor(raw: Duplex, session: SecureSession, decoder: FrameDecoder, leftovers: Uint8Array[], rawEnded: boolean) {
     super({ allowHalfOpen: true });
     this.#raw = raw;
     this.session = session;
     this.remotePeerId = session.remotePeerId;
     this.#decoder = decoder;
     for (const message of leftovers) this.#deliver(message);
+    // The peer may finish its half of the handshake, write nothing and end at once (`connect`
+    // with an empty stdin): its FIN then arrives with the last handshake message, and the
+    // carrier's 'end' has already been emitted by the time this stream exists.
+    if (rawEnded) {
+      this.#rawEnded = true;
+      this.push(null);
+    }
     raw.on('data', (chunk: Buffer) => {
       let messages: Uint8Array[];
       try {
@@ -57,6 +64,7 @@ export class SecureStream extends Duplex {
     const inbox: Uint8Array[] = [];
     let wake: (() => void) | undefined;
     let failure: Error | undefined;
+    let ended = false;
     const onData = (chunk: Buffer): void => {
       try {
         inbox.push(...decoder.push(chunk));
@@ -65,12 +73,15 @@ export class SecureStream extends Duplex {
       }
       wake?.();
     };
-    const onEnd = (): void => { failure ??= new NatpunchError('ERR_NOISE', 'handshake: the peer closed the stream mid-handshake'); wake?.(); };
+    // An end is a failure only if the handshake still needs a message that did not come before it.
+    const onEnd = (): void => { ended = true; wake?.(); };
+    const closedMidHandshake = (): Error => new NatpunchError('ERR_NOISE', 'handshake: the peer closed the stream mid-handshake');
+    const onError = (): void => { failure ??= closedMidHandshake(); wake?.(); };
     const onAbort = (): void => { failure ??= new AbortedError('handshake aborted'); wake?.(); };
     const timer = setTimeout(() => { failure ??= new NatpunchError('ERR_NOISE', `handshake: no progress in ${options.timeoutMs ?? 15_000} ms`); wake?.(); }, options.timeoutMs ?? 15_000);
     raw.on('data', onData);
     raw.on('end', onEnd);
-    raw.on('error', onEnd);
+    raw.on('error', onError);
     options.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       while (!handshake.complete) {
@@ -79,18 +90,19 @@ export class SecureStream extends Duplex {
           raw.write(encodeFrame(out));
           continue;
         }
-        while (inbox.length === 0 && !failure) await new Promise<void>((resolve) => { wake = resolve; });
+        while (inbox.length === 0 && !failure && !ended) await new Promise<void>((resolve) => { wake = resolve; });
         if (failure) throw failure;
+        if (inbox.length === 0) throw closedMidHandshake();
         handshake.read(inbox.shift()!);
       }
     } finally {
       clearTimeout(timer);
       raw.off('data', onData);
       raw.off('end', onEnd);
-      raw.off('error', onEnd);
+      raw.off('error', onError);
       options.signal?.removeEventListener('abort', onAbort);
     }
-    return new SecureStream(raw, handshake.session(), decoder, inbox);
+    return new SecureStream(raw, handshake.session(), decoder, inbox, ended);
   }
 
   #deliver(ciphertext: Uint8Array): boolean {
