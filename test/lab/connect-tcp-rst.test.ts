@@ -2,12 +2,16 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { withLab, type Lab, type RouterOptions } from '../../src/lab/index.js';
 import { ttlPrimingAvailable } from '../../src/punch/tcp-ttl.js';
 import { skipUnlessLab } from '../support/lab.js';
-import { startServe, transfer } from '../support/peers.js';
+import { SERVER_URL, startServe, transfer } from '../support/peers.js';
+import { natpunch } from '../support/cli.js';
 import { ProcessOutput, skipUnlessInstalled } from '../support/process.js';
 
 /**
@@ -89,6 +93,24 @@ test('--transport tcp with NATPUNCH_NO_NATIVE=1, one RST-on-SYN NAT: direct-tcp 
     assert.equal(listener.path, 'direct-tcp');
     assert.equal(connector.technique, 'tcp-simultaneous-open');
     assert.equal(listener.technique, 'tcp-simultaneous-open');
+  }));
+});
+
+test('--transport tcp with NATPUNCH_NO_NATIVE=1, RST-on-SYN NATs on both sides: fails with ERR_TRANSPORT naming the refusals', { timeout: 180_000 }, async (t) => {
+  if (skipUnlessLab(t)) return;
+  const keys = await mkdtemp(join(tmpdir(), 'natpunch-rst-'));
+  t.after(() => rm(keys, { recursive: true, force: true }));
+  await withEnv('NATPUNCH_NO_NATIVE', '1', () => withLab({ a: rst, b: rst }, async (lab) => {
+    await separateNatsByCoreRouter(lab);
+    await startServe(lab);
+    const listen = new ProcessOutput(lab.hosts['b1']!.spawn(natpunch('listen', '--server', SERVER_URL, '--key', join(keys, 'l.key'), '--json')), 'listen in b1');
+    const [ready] = await listen.waitFor([/"event":"ready"/]);
+    const id = (JSON.parse(ready!) as { id: string }).id;
+    const connect = await lab.hosts['a1']!.exec(natpunch('connect', id, '--server', SERVER_URL, '--key', join(keys, 'c.key'), '--json', '--transport', 'tcp'), { timeoutMs: 120_000 });
+    assert.notEqual(connect.code, 0, 'connect must fail: nothing opens either NAT for the other side');
+    const error = JSON.parse(connect.stderr.split('\n').find((l) => l.includes('"event":"error"')) ?? '{}') as Record<string, string>;
+    assert.equal(error['code'], 'ERR_TRANSPORT', connect.stderr);
+    assert.match(error['message'] ?? '', /TCP punching from port \d+: no connection within \d+ ms after \d+ connects to .*203\.0\.113\.20:\d+ \(ECONNREFUSED\)/);
   }));
 });
 
