@@ -96,23 +96,56 @@ test('--transport tcp with NATPUNCH_NO_NATIVE=1, one RST-on-SYN NAT: direct-tcp 
   }));
 });
 
-test('--transport tcp with NATPUNCH_NO_NATIVE=1, RST-on-SYN NATs on both sides: fails with ERR_TRANSPORT naming the refusals', { timeout: 180_000 }, async (t) => {
-  if (skipUnlessLab(t)) return;
+const NO_NATIVE = { ...process.env, NATPUNCH_NO_NATIVE: '1' };
+
+/**
+ * `natpunch listen` in b1 and `natpunch connect --transport tcp` from a1 (both RST-sending NATs,
+ * separated by the core router), each with its own environment; a few bytes each way through
+ * stdin. Returns connect's exit and each side's "connected" or "error" event.
+ */
+async function connectBothRst(t: TestContext, env: { listen: NodeJS.ProcessEnv; connect: NodeJS.ProcessEnv }): Promise<{ code: number | null; connector: Record<string, string>; listener?: Record<string, string> }> {
   const keys = await mkdtemp(join(tmpdir(), 'natpunch-rst-'));
   t.after(() => rm(keys, { recursive: true, force: true }));
-  await withEnv('NATPUNCH_NO_NATIVE', '1', () => withLab({ a: rst, b: rst }, async (lab) => {
+  return withLab({ a: rst, b: rst }, async (lab) => {
     await separateNatsByCoreRouter(lab);
     await startServe(lab);
-    const listen = new ProcessOutput(lab.hosts['b1']!.spawn(natpunch('listen', '--server', SERVER_URL, '--key', join(keys, 'l.key'), '--json')), 'listen in b1');
+    const listenArgv = natpunch('listen', '--server', SERVER_URL, '--key', join(keys, 'l.key'), '--json', '--once');
+    const listen = new ProcessOutput(lab.hosts['b1']!.spawn(['sh', '-c', 'echo from-listener | exec "$@"', 'sh', ...listenArgv], { env: env.listen }), 'listen in b1');
     const [ready] = await listen.waitFor([/"event":"ready"/]);
     const id = (JSON.parse(ready!) as { id: string }).id;
-    const connect = await lab.hosts['a1']!.exec(natpunch('connect', id, '--server', SERVER_URL, '--key', join(keys, 'c.key'), '--json', '--transport', 'tcp'), { timeoutMs: 120_000 });
-    assert.notEqual(connect.code, 0, 'connect must fail: nothing opens either NAT for the other side');
-    const error = JSON.parse(connect.stderr.split('\n').find((l) => l.includes('"event":"error"')) ?? '{}') as Record<string, string>;
-    assert.equal(error['code'], 'ERR_TRANSPORT', connect.stderr);
-    assert.match(error['message'] ?? '', /TCP punching from port \d+: no connection within \d+ ms after \d+ connects to .*203\.0\.113\.20:\d+ \(ECONNREFUSED\)/);
-  }));
+    const connectArgv = natpunch('connect', id, '--server', SERVER_URL, '--key', join(keys, 'c.key'), '--json', '--transport', 'tcp');
+    const connect = await lab.hosts['a1']!.exec(['sh', '-c', 'echo from-connector | exec "$@"', 'sh', ...connectArgv], { timeoutMs: 120_000, env: env.connect });
+    const event = (text: string): Record<string, string> =>
+      JSON.parse(text.split('\n').find((l) => /"event":"(connected|error)"/.test(l)) ?? '{}') as Record<string, string>;
+    if (connect.code !== 0) return { code: connect.code, connector: event(connect.stderr) };
+    await listen.waitFor([/"event":"connected"/]);
+    return { code: connect.code, connector: event(connect.stderr), listener: event(listen.text) };
+  });
+}
+
+test('--transport tcp with NATPUNCH_NO_NATIVE=1, RST-on-SYN NATs on both sides: fails with ERR_TRANSPORT naming the refusals', { timeout: 180_000 }, async (t) => {
+  if (skipUnlessLab(t)) return;
+  const { code, connector } = await connectBothRst(t, { listen: NO_NATIVE, connect: NO_NATIVE });
+  assert.notEqual(code, 0, 'connect must fail: nothing opens either NAT for the other side');
+  assert.equal(connector['code'], 'ERR_TRANSPORT', JSON.stringify(connector));
+  assert.match(connector['message'] ?? '', /TCP punching from port \d+: no connection within \d+ ms after \d+ connects to .*203\.0\.113\.20:\d+ \(ECONNREFUSED\)/);
 });
+
+for (const primer of ['listen', 'connect'] as const) {
+  test(`--transport tcp, RST-on-SYN NATs on both sides, only the ${primer}ing side can prime: direct-tcp`, { timeout: 180_000 }, async (t) => {
+    if (skipUnlessLab(t) || skipUnlessPriming(t)) return;
+    const env = primer === 'listen' ? { listen: process.env, connect: NO_NATIVE } : { listen: NO_NATIVE, connect: process.env };
+    const { code, connector, listener } = await connectBothRst(t, env);
+    assert.equal(code, 0, JSON.stringify(connector));
+    assert.equal(connector['path'], 'direct-tcp');
+    assert.equal(listener?.['path'], 'direct-tcp');
+    // One primed socket opens its own NAT; the other side's plain SYN comes in through it. (Only
+    // the side without the addon is certain: two first SYNs crossing within a NAT-to-NAT delay
+    // would connect the priming side before it primed.)
+    const plain = primer === 'connect' ? listener?.['technique'] : connector['technique'];
+    assert.equal(plain, 'tcp-simultaneous-open');
+  });
+}
 
 const TCP_TTL_MODULE = fileURLToPath(new URL('../../src/punch/tcp-ttl.js', import.meta.url));
 
