@@ -279,7 +279,10 @@ export function tcpSimultaneousOpen(options: TcpSimultaneousOpenOptions): Promis
     later(() => { for (const remote of remotes) attempt(remote); }, startDelay);
     later(() => {
       const tried = remotes.map((r) => `${formatAddress(r)} (${lastErrors.get(formatAddress(r)) ?? 'no answer'})`).join(', ');
-      finish(new NatpunchError('ERR_TRANSPORT', `TCP punching from port ${localPort}: no connection within ${budgetMs} ms after ${attempts} connects to ${tried}`));
+      // A refused candidate called for priming: say whether it ran, or why not (NATs refusing on both sides need it).
+      const report = prime?.report;
+      const primingNote = primeTo.size === 0 || !report ? '' : report.used ? `; primed with IP TTL ${report.ttl}` : `; not primed: ${report.reason}`;
+      finish(new NatpunchError('ERR_TRANSPORT', `TCP punching from port ${localPort}: no connection within ${budgetMs} ms after ${attempts} connects to ${tried}${primingNote}`));
     }, startDelay + budgetMs);
   });
 }
