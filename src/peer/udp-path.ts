@@ -37,12 +37,20 @@ export class UdpPath {
     });
   }
 
+  /** The stream leaves room for our header in front of its DATA packets (DatagramPath.headroom). */
+  readonly headroom = HEADER_LENGTH;
+
   send(datagram: Uint8Array): void {
     const packet = Buffer.allocUnsafe(datagram.byteLength + HEADER_LENGTH);
-    packet[0] = DATA_PACKET_TYPE;
-    this.#connectionId.copy(packet, 1);
     packet.set(datagram, HEADER_LENGTH);
-    this.#mux.send(packet, this.remote);
+    this.sendWithHeadroom(packet);
+  }
+
+  /** `buffer`: HEADER_LENGTH bytes for us, then the datagram; sent without another copy. */
+  sendWithHeadroom(buffer: Uint8Array): void {
+    buffer[0] = DATA_PACKET_TYPE;
+    buffer.set(this.#connectionId, 1);
+    this.#mux.send(buffer, this.remote);
   }
 
   onDatagram(handler: (datagram: Uint8Array) => void): void {

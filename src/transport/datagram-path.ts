@@ -11,6 +11,15 @@ export interface DatagramPath {
   readonly maxPayload: number;
   /** Fire-and-forget. May throw if the path is closed; the stream then aborts. */
   send(datagram: Uint8Array): void;
+  /**
+   * Optional zero-copy framing for paths that put their own header in front of each datagram
+   * (a connection id, a TURN ChannelData header): the stream then allocates `headroom` spare
+   * bytes in front of each packet it encodes and hands the whole buffer to `sendWithHeadroom`,
+   * which writes its header there and sends, instead of `send` copying the datagram behind it.
+   */
+  readonly headroom?: number;
+  /** With `headroom`: `buffer` is `headroom` bytes for the path, then the datagram. Same contract as `send`. */
+  sendWithHeadroom?(buffer: Uint8Array): void;
   /** Registers the receiver of datagrams for this stream. Called once per path. */
   onDatagram(handler: (datagram: Uint8Array) => void): void;
   /** Releases the path; the stream calls it only when created with `closePath: true`. */

@@ -144,9 +144,11 @@ export function encodePacket(packet: StreamPacket): Buffer {
 
 /**
  * Encodes `packet`, taking a DATA packet's payload from `payload` (pieces written back to back,
- * so the send buffer's chunks are copied once, straight into the datagram).
+ * so the send buffer's chunks are copied once, straight into the datagram). With `headroom`,
+ * the packet starts that many bytes into the returned buffer, leaving room for a path's own
+ * header (DatagramPath.headroom), so the path need not copy the datagram again.
  */
-export function encodePacketWithPayload(packet: StreamPacket, payload: readonly Uint8Array[]): Buffer {
+export function encodePacketWithPayload(packet: StreamPacket, payload: readonly Uint8Array[], headroom = 0): Buffer {
   const ranges = packet.ack?.ranges ?? [];
   if (ranges.length > MAX_ACK_RANGES) {
     throw new TransportError(`packet: ${ranges.length} ACK ranges, expected at most ${MAX_ACK_RANGES}`);
@@ -157,7 +159,8 @@ export function encodePacketWithPayload(packet: StreamPacket, payload: readonly 
   if (packet.type === PacketType.Data) length += DATA_OFFSET_LENGTH + payloadLength;
   else if (packet.type === PacketType.Reset) length += 2;
 
-  const buf = Buffer.allocUnsafe(length);
+  const whole = Buffer.allocUnsafe(headroom + length);
+  const buf = headroom === 0 ? whole : whole.subarray(headroom);
   buf[0] = STREAM_PACKET_MARKER;
   buf[1] = packet.type;
   buf[2] =
@@ -184,7 +187,7 @@ export function encodePacketWithPayload(packet: StreamPacket, payload: readonly 
     case PacketType.Ping:
       break;
   }
-  return buf;
+  return whole;
 }
 
 function writeAckBlock(buf: Buffer, at: number, ack: AckBlock): number {

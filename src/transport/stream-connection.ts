@@ -389,7 +389,11 @@ export class StreamConnection extends Duplex {
     this.#finalCallback = undefined;
     if (!graceful && !(error instanceof StreamResetError)) this.#sendReset();
     this.#linger(graceful ? 'ack' : 'reset');
-    debug('closed (%s)', graceful ? 'graceful' : (error?.message ?? 'aborted'));
+    if (debug.enabled) {
+      const { packetsSent, packetsReceived, packetsLost, retransmits, tailLossProbes, retransmissionTimeouts, congestionEvents, cwnd, rtt, minRtt } = this.stats;
+      debug('closed (%s): %j', graceful ? 'graceful' : (error?.message ?? 'aborted'),
+        { packetsSent, packetsReceived, packetsLost, retransmits, tailLossProbes, retransmissionTimeouts, congestionEvents, cwnd, rtt, minRtt });
+    }
     callback(error);
   }
 
@@ -648,7 +652,8 @@ export class StreamConnection extends Duplex {
   #sendSegment(segment: Segment, ack: AckBlock | undefined, now: number, ackNow: boolean): void {
     const packetNumber = this.#sent.allocate();
     const pieces = segment.length > 0 ? this.#sendBuffer.read(segment.offset, segment.length) : [];
-    const datagram = encodePacketWithPayload(
+    const headroom = this.#headroom();
+    const buffer = encodePacketWithPayload(
       {
         type: PacketType.Data,
         packetNumber,
@@ -660,13 +665,14 @@ export class StreamConnection extends Duplex {
         ackNow,
       },
       pieces,
+      headroom,
     );
-    if (!this.#transmit(datagram)) return;
+    if (!this.#transmit(buffer, headroom)) return;
     if (ack !== undefined) this.#onAckSent();
     this.#onAckElicitingSent({
       packetNumber,
       sentAt: now,
-      size: datagram.length,
+      size: buffer.length - headroom,
       offset: segment.offset,
       length: segment.length,
       fin: segment.fin,
@@ -746,10 +752,16 @@ export class StreamConnection extends Duplex {
     }
   }
 
-  /** Hands a datagram to the path; a path that throws aborts the stream. */
-  #transmit(datagram: Uint8Array): boolean {
+  /** Spare bytes to leave in front of a DATA packet for the path's header (DatagramPath.headroom). */
+  #headroom(): number {
+    return this.#path.sendWithHeadroom === undefined ? 0 : (this.#path.headroom ?? 0);
+  }
+
+  /** Hands a datagram (after `headroom` bytes for the path) to the path; a path that throws aborts the stream. */
+  #transmit(datagram: Uint8Array, headroom = 0): boolean {
     try {
-      this.#path.send(datagram);
+      if (headroom > 0) this.#path.sendWithHeadroom!(datagram);
+      else this.#path.send(datagram);
     } catch (error) {
       this.destroy(new TransportError(`stream: path.send failed: ${(error as Error)?.message ?? error}`, { cause: error }));
       return false;
@@ -1007,5 +1019,8 @@ function checkOption(name: string, value: number | undefined, fallback: number, 
 function checkPath(path: DatagramPath): void {
   if (!Number.isInteger(path.maxPayload) || path.maxPayload < MIN_MAX_PAYLOAD) {
     throw new TransportError(`stream: path maxPayload ${path.maxPayload}, expected an integer >= ${MIN_MAX_PAYLOAD}`);
+  }
+  if (path.headroom !== undefined && (!Number.isInteger(path.headroom) || path.headroom < 0)) {
+    throw new TransportError(`stream: path headroom ${path.headroom}, expected an integer >= 0`);
   }
 }
