@@ -34,15 +34,18 @@ export function noiseNonce(n: number | 'max'): Uint8Array {
   return nonce;
 }
 
-/** AEAD_CHACHA20_POLY1305 encryption: ciphertext || 16-byte tag. */
-export function aeadEncrypt(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
+/**
+ * AEAD_CHACHA20_POLY1305 encryption: ciphertext || 16-byte tag, after `headroom` bytes left for
+ * the caller (a frame's length prefix), so the ciphertext is copied once, into its final place.
+ */
+export function aeadEncrypt(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, plaintext: Uint8Array, headroom = 0): Uint8Array {
   const cipher = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: TAG_LENGTH });
   cipher.setAAD(ad, { plaintextLength: plaintext.length });
   const body = cipher.update(plaintext);
   cipher.final();
-  const out = new Uint8Array(body.length + TAG_LENGTH);
-  out.set(body, 0);
-  out.set(cipher.getAuthTag(), body.length);
+  const out = new Uint8Array(headroom + body.length + TAG_LENGTH);
+  out.set(body, headroom);
+  out.set(cipher.getAuthTag(), headroom + body.length);
   return out;
 }
 
@@ -73,8 +76,8 @@ export function aeadDecrypt(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, 
 }
 
 /** ENCRYPT(k, n, ad, plaintext). @see Noise rev 34 §4.2 */
-export function encrypt(key: Uint8Array, n: number, ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
-  return aeadEncrypt(key, noiseNonce(n), ad, plaintext);
+export function encrypt(key: Uint8Array, n: number, ad: Uint8Array, plaintext: Uint8Array, headroom = 0): Uint8Array {
+  return aeadEncrypt(key, noiseNonce(n), ad, plaintext, headroom);
 }
 
 /** DECRYPT(k, n, ad, ciphertext). @see Noise rev 34 §4.2 */

@@ -37,11 +37,19 @@ export class CipherState {
     this.#nonce = nonce;
   }
 
-  /** EncryptWithAd(ad, plaintext): plaintext unchanged while there is no key. */
-  encryptWithAd(ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
-    if (!this.#key) return plaintext;
+  /**
+   * EncryptWithAd(ad, plaintext): plaintext unchanged while there is no key. With `headroom`,
+   * the result starts that many bytes into the returned buffer (left for the caller's header).
+   */
+  encryptWithAd(ad: Uint8Array, plaintext: Uint8Array, headroom = 0): Uint8Array {
+    if (!this.#key) {
+      if (headroom === 0) return plaintext;
+      const out = new Uint8Array(headroom + plaintext.length);
+      out.set(plaintext, headroom);
+      return out;
+    }
     this.#checkNonce();
-    const ciphertext = encrypt(this.#key, this.#nonce, ad, plaintext);
+    const ciphertext = encrypt(this.#key, this.#nonce, ad, plaintext, headroom);
     this.#nonce++;
     return ciphertext;
   }

@@ -20,6 +20,26 @@ export function encodeFrame(message: Uint8Array): Uint8Array {
   return frame;
 }
 
+/** Anything that encrypts one message, leaving `headroom` bytes in front (SecureSession). */
+export interface MessageSealer {
+  encrypt(plaintext: Uint8Array, headroom: number): Uint8Array;
+}
+
+/**
+ * encodeFrame(session.encrypt(plaintext)) with one copy fewer: the ciphertext is written behind
+ * room for the length prefix, which is then filled in.
+ */
+export function sealFrame(session: MessageSealer, plaintext: Uint8Array): Uint8Array {
+  const frame = session.encrypt(plaintext, PREFIX_LENGTH);
+  const length = frame.length - PREFIX_LENGTH;
+  if (length > MAX_MESSAGE_LENGTH) {
+    throw new NoiseError('message-too-large', `frame: message length ${length}, limit ${MAX_MESSAGE_LENGTH}`);
+  }
+  frame[0] = length >>> 8;
+  frame[1] = length & 0xff;
+  return frame;
+}
+
 /**
  * Reassembles messages from stream chunks of any size. Buffers at most one partial frame, and
  * copies each byte once: a frame's buffer is allocated when its length prefix is known and
@@ -56,7 +76,9 @@ export class FrameDecoder {
           offset += 1;
           break;
         }
-        this.#frame = new Uint8Array(length);
+        // Every byte is written before the frame is handed out: no need to zero it first.
+        const memory = Buffer.allocUnsafeSlow(length);
+        this.#frame = new Uint8Array(memory.buffer, memory.byteOffset, length);
         this.#filled = 0;
       }
       const take = Math.min(this.#frame.length - this.#filled, chunk.length - offset);

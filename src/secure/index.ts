@@ -1,6 +1,6 @@
 export { DATAGRAM_OVERHEAD, DatagramCipher, type DatagramCipherOptions } from './datagram-cipher.js';
 export { NoiseError, type NoiseFailure } from './errors.js';
-export { encodeFrame, FrameDecoder } from './framing.js';
+export { encodeFrame, FrameDecoder, sealFrame, type MessageSealer } from './framing.js';
 export {
   NATPUNCH_PROLOGUE,
   NATPUNCH_PROTOCOL_NAME,

@@ -18,8 +18,11 @@ export interface SecureSession {
   readonly remotePeerId: string;
   /** Noise h: the same on both sides, unique to this session (channel binding). */
   readonly handshakeHash: Uint8Array;
-  /** Encrypts one message for an ordered, reliable channel (Noise's implicit counters). */
-  encrypt(plaintext: Uint8Array): Uint8Array;
+  /**
+   * Encrypts one message for an ordered, reliable channel (Noise's implicit counters). With
+   * `headroom`, the message starts that many bytes into the returned buffer (room for framing).
+   */
+  encrypt(plaintext: Uint8Array, headroom?: number): Uint8Array;
   /** Decrypts the next message of that channel; a failure is fatal for the receive direction. */
   decrypt(ciphertext: Uint8Array): Uint8Array;
   /**
@@ -51,14 +54,14 @@ export class NoiseSession implements SecureSession {
     return this.#handshakeHash.slice();
   }
 
-  encrypt(plaintext: Uint8Array): Uint8Array {
+  encrypt(plaintext: Uint8Array, headroom = 0): Uint8Array {
     if (plaintext.length > MAX_PLAINTEXT_LENGTH) {
       throw new NoiseError(
         'message-too-large',
         `session encrypt: plaintext length ${plaintext.length}, limit ${MAX_PLAINTEXT_LENGTH}; split it into several messages`,
       );
     }
-    return this.#send.encryptWithAd(EMPTY, plaintext);
+    return this.#send.encryptWithAd(EMPTY, plaintext, headroom);
   }
 
   decrypt(ciphertext: Uint8Array): Uint8Array {

@@ -15,6 +15,17 @@ describe('CipherState', () => {
     assert.deepEqual(state.encryptWithAd(ad, text('hi')), text('hi'));
   });
 
+  it('leaves headroom in front of the ciphertext when asked, keyed or not', () => {
+    const key = randomBytes(32);
+    const a = new CipherState(key);
+    const b = new CipherState(key);
+    const plaintext = randomBytes(100);
+    const withRoom = a.encryptWithAd(new Uint8Array(0), plaintext, 5);
+    assert.equal(withRoom.length, 5 + 100 + 16);
+    assert.deepEqual(withRoom.subarray(5), b.encryptWithAd(new Uint8Array(0), plaintext));
+    assert.deepEqual(new CipherState().encryptWithAd(new Uint8Array(0), plaintext, 3).subarray(3), new Uint8Array(plaintext));
+  });
+
   it('counts nonces from zero and decrypts in the same order', () => {
     const key = randomBytes(32);
     const sender = new CipherState(key);

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { NoiseError } from '../../src/secure/errors.js';
-import { encodeFrame, FrameDecoder } from '../../src/secure/framing.js';
+import { encodeFrame, FrameDecoder, sealFrame } from '../../src/secure/framing.js';
+import { CipherState } from '../../src/secure/cipher-state.js';
 
 describe('stream framing', () => {
   it('prefixes each message with its length as 16-bit big-endian', () => {
@@ -37,6 +38,26 @@ describe('stream framing', () => {
           assert.equal(decoder.buffered, 0);
         },
       ),
+    );
+  });
+
+  it('sealFrame gives the same bytes as encodeFrame of the encrypted message', () => {
+    const key = new Uint8Array(32).fill(7);
+    const sealing = new CipherState(key);
+    const reference = new CipherState(key);
+    const empty = new Uint8Array(0);
+    for (const length of [0, 1, 1200, 32768, 65519]) {
+      const plaintext = new Uint8Array(length).map((_, i) => i);
+      const sealed = sealFrame({ encrypt: (p, headroom) => sealing.encryptWithAd(empty, p, headroom) }, plaintext);
+      assert.deepEqual(sealed, encodeFrame(reference.encryptWithAd(empty, plaintext)));
+    }
+  });
+
+  it('sealFrame refuses a message over 65535 bytes as message-too-large', () => {
+    const passThrough = { encrypt: (p: Uint8Array, headroom: number) => new Uint8Array(headroom + p.length) };
+    assert.throws(
+      () => sealFrame(passThrough, new Uint8Array(65536)),
+      (error: unknown) => error instanceof NoiseError && error.reason === 'message-too-large',
     );
   });
 });
