@@ -340,6 +340,13 @@ function sysctlsFor(plan: LabPlan, netns: string): string[] {
       'net.bridge.bridge-nf-call-arptables=0',
     );
   }
+  if (netns === plan.inet.netns) {
+    // The core router forwards NAT-to-NAT traffic back out of the bridge it came in on (see
+    // topology.ts); an ICMP redirect would tell the NATs to talk directly after all. Set before
+    // the links exist, so the core bridge inherits it from `default` (the kernel ORs `all` with
+    // the interface's own value).
+    settings.push('net.ipv4.conf.all.send_redirects=0', 'net.ipv4.conf.default.send_redirects=0');
+  }
   return settings;
 }
 

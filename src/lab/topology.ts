@@ -247,11 +247,20 @@ export function planLab(prefix: string, a: RouterOptions, b?: RouterOptions): La
     });
   }
 
+  // On the internet a router stands between any two NATs: the outermost routers share the core
+  // bridge, but reach one another through the core router, not directly. A SYN with a small TTL
+  // must be able to die between the NATs (TCP TTL priming), and hop counts must look real.
+  const onCore = routers.filter((r) => r.uplink.netns === inetNetns);
+  const routed = routers.map((r) => r.uplink.netns !== inetNetns ? r : {
+    ...r,
+    routes: [...r.routes, ...onCore.filter((o) => o !== r).map((o) => ({ network: `${o.wanAddress}/32`, via: CORE_ADDRESS }))],
+  });
+
   return {
     prefix,
     inet: { netns: inetNetns, routes: inetRoutes },
     server: { name: 'server', netns: ns('server'), addresses: [...SERVER_ADDRESSES], prefixLength: 24, gateway: SERVER_GATEWAY },
-    routers,
+    routers: routed,
     hosts,
   };
 }

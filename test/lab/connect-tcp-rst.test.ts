@@ -1,12 +1,10 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { withLab, type Lab, type RouterOptions } from '../../src/lab/index.js';
 import { ttlPrimingAvailable } from '../../src/punch/tcp-ttl.js';
 import { skipUnlessLab } from '../support/lab.js';
@@ -19,24 +17,6 @@ import { ProcessOutput, skipUnlessInstalled } from '../support/process.js';
  * With one of them, punching succeeds by retrying; with two, only low-TTL priming does
  * (src/punch/tcp-ttl.ts, docs/decisions/005-tcp-ttl-priming.md).
  */
-
-const run = promisify(execFile);
-
-/**
- * The lab's NAT routers (and carriers) sit on one bridge in the core namespace, so NAT to NAT
- * is a single link: a SYN that leaves our NAT arrives at the far NAT's own address, where no
- * TTL expires. On the internet at least one router separates two NATs; this routes NAT-to-NAT
- * traffic through the core router (203.0.113.1) to make it so here. The core must not send
- * ICMP redirects ("go direct"), since it forwards out of the bridge it received on.
- */
-async function separateNatsByCoreRouter(lab: Lab): Promise<void> {
-  const core = lab.internet.netns;
-  await run('ip', ['netns', 'exec', core, 'sysctl', '-q', '-w', 'net.ipv4.conf.all.send_redirects=0', 'net.ipv4.conf.default.send_redirects=0', 'net.ipv4.conf.core.send_redirects=0']);
-  const outer = (side: 'a' | 'b') => lab.routers[`carrier-${side}`] ?? lab.routers[side]!;
-  const [a, b] = [outer('a'), outer('b')];
-  await run('ip', ['-n', a.netns, 'route', 'replace', `${b.wanAddress}/32`, 'via', '203.0.113.1']);
-  await run('ip', ['-n', b.netns, 'route', 'replace', `${a.wanAddress}/32`, 'via', '203.0.113.1']);
-}
 
 function skipUnlessPriming(t: TestContext): boolean {
   const available = ttlPrimingAvailable();
@@ -63,7 +43,6 @@ const drop: RouterOptions = { kind: 'port-restricted' };
 test('--transport tcp, RST-on-SYN port-restricted × port-restricted: direct-tcp, 1 MiB each way intact', { timeout: 180_000 }, async (t) => {
   if (skipUnlessLab(t)) return;
   await withLab({ a: rst, b: drop }, async (lab) => {
-    await separateNatsByCoreRouter(lab);
     await startServe(lab);
     const { listener, connector } = await transfer(lab, 'b1', 'a1', 1 << 20, ['--transport', 'tcp']);
     assert.equal(connector.path, 'direct-tcp');
@@ -74,7 +53,6 @@ test('--transport tcp, RST-on-SYN port-restricted × port-restricted: direct-tcp
 test('--transport tcp, RST-on-SYN NATs on both sides: direct-tcp by low-TTL priming, 1 MiB each way intact', { timeout: 180_000 }, async (t) => {
   if (skipUnlessLab(t) || skipUnlessPriming(t)) return;
   await withLab({ a: rst, b: rst }, async (lab) => {
-    await separateNatsByCoreRouter(lab);
     await startServe(lab);
     const { listener, connector } = await transfer(lab, 'b1', 'a1', 1 << 20, ['--transport', 'tcp']);
     assert.equal(connector.path, 'direct-tcp');
@@ -86,7 +64,6 @@ test('--transport tcp, RST-on-SYN NATs on both sides: direct-tcp by low-TTL prim
 test('--transport tcp with NATPUNCH_NO_NATIVE=1, one RST-on-SYN NAT: direct-tcp by retries alone, unprimed', { timeout: 180_000 }, async (t) => {
   if (skipUnlessLab(t)) return;
   await withEnv('NATPUNCH_NO_NATIVE', '1', () => withLab({ a: rst, b: drop }, async (lab) => {
-    await separateNatsByCoreRouter(lab);
     await startServe(lab);
     const { listener, connector } = await transfer(lab, 'b1', 'a1', 1 << 20, ['--transport', 'tcp']);
     assert.equal(connector.path, 'direct-tcp');
@@ -107,7 +84,6 @@ async function connectBothRst(t: TestContext, env: { listen: NodeJS.ProcessEnv; 
   const keys = await mkdtemp(join(tmpdir(), 'natpunch-rst-'));
   t.after(() => rm(keys, { recursive: true, force: true }));
   return withLab({ a: rst, b: rst }, async (lab) => {
-    await separateNatsByCoreRouter(lab);
     await startServe(lab);
     const listenArgv = natpunch('listen', '--server', SERVER_URL, '--key', join(keys, 'l.key'), '--json', '--once');
     const listen = new ProcessOutput(lab.hosts['b1']!.spawn(['sh', '-c', 'echo from-listener | exec "$@"', 'sh', ...listenArgv], { env: env.listen }), 'listen in b1');
@@ -170,7 +146,6 @@ test('the priming TTL is measured from the path: one NAT -> 2, a home NAT behind
 test('primeSyn: one SYN with TTL 2 leaves, dies at the core router after opening the own NAT, and closing it sends no RST', { timeout: 120_000 }, async (t) => {
   if (skipUnlessLab(t) || skipUnlessPriming(t) || skipUnlessInstalled(t, ['tcpdump'], 'apt-get install tcpdump')) return;
   await withLab({ a: rst, b: rst }, async (lab) => {
-    await separateNatsByCoreRouter(lab);
     const a1 = lab.hosts['a1']!.addresses[0]!;
     const far = lab.routers['b']!.wanAddress;
     await lab.routers['b']!.addCounter('primes-in', `ip daddr ${far} tcp dport 40006`, 'in');

@@ -76,6 +76,15 @@ test('a carrier NAT sits between the home router and the internet, in 100.64.0.0
   assert.deepEqual(carrier.routes, [{ network: '10.0.1.0/24', via: '100.64.1.2' }]);
 });
 
+test('the outermost NATs reach each other through the core router, as across the internet', () => {
+  const plan = planLab('t1', { kind: 'port-restricted', carrier: 'full-cone' }, { kind: 'restricted-cone' });
+  const byName = new Map(plan.routers.map((r) => [r.name, r]));
+  assert.deepEqual(byName.get('carrier-a')!.routes.filter((r) => r.network.endsWith('/32')), [{ network: '203.0.113.20/32', via: '203.0.113.1' }]);
+  assert.deepEqual(byName.get('b')!.routes, [{ network: '203.0.113.100/32', via: '203.0.113.1' }]);
+  // The home router behind the carrier is not on the core: its default route already leaves through the carrier.
+  assert.deepEqual(byName.get('a')!.routes, []);
+});
+
 test('each namespace’s ip batch runs after the batch that creates its interfaces', () => {
   const plan = planLab('t1', { kind: 'port-restricted', clients: 2, carrier: 'full-cone' }, { kind: 'open' });
   const batches = planIpBatches(plan);
