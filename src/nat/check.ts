@@ -5,10 +5,11 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { NatpunchError, AbortedError } from '../errors.js';
 import {
   type TransportAddress, type StunMessage, AttrType, Method, MessageClass, changeRequest, encodeMessage, formatAddress,
-  getAttribute, mappedAddress, newTransactionId, responsePort, xorMappedAddress, decodeMessage, isStunMessage,
+  getAttribute, mappedAddress, newTransactionId, xorMappedAddress, decodeMessage, isStunMessage,
 } from '../wire/index.js';
 import { StunUdpClient, type StunResponse } from '../stun/udp-client.js';
 import type { RetransmissionOptions } from '../stun/retransmission.js';
+import { type MappingLifetime, DEFAULT_LIFETIME_MAX_SECONDS, measureMappingLifetime } from './lifetime.js';
 import { type Behaviour, type PortAllocation, type Rfc3489Class, classifyPortAllocation, rfc3489Class } from './behaviour.js';
 
 export interface NatReport {
@@ -31,7 +32,7 @@ export interface NatReport {
   /** Round-trip time of the first Binding transaction, ms. */
   rttMs: number | null;
   /** With `lifetime`: the idle time a UDP mapping survived, and the shortest that killed it (null: none did). */
-  lifetime: { aliveSeconds: number | null; expiredSeconds: number | null } | null;
+  lifetime: MappingLifetime | null;
 }
 
 export interface CheckOptions {
@@ -114,7 +115,7 @@ class Prober {
     report.portDelta = allocation?.delta ?? null;
 
     if (report.natted) report.hairpin = await this.#hairpin(main, mapped1);
-    if (this.#options.lifetime) report.lifetime = await this.#lifetime(this.#options.lifetime.maxSeconds ?? 120);
+    if (this.#options.lifetime) report.lifetime = await this.#lifetime(this.#options.lifetime.maxSeconds ?? DEFAULT_LIFETIME_MAX_SECONDS);
     return report;
   }
 
@@ -194,31 +195,12 @@ class Prober {
     return result;
   }
 
-  /**
-   * RFC 5780 §4.6, run in parallel: socket X(t) makes a mapping, idles t seconds, then another
-   * socket asks the server (RESPONSE-PORT) to answer to X(t)'s mapped port. X(t) hears it only
-   * if the mapping outlived t. Doubling t from 2 s gives the lifetime within a factor of two.
-   */
-  async #lifetime(maxSeconds: number): Promise<{ aliveSeconds: number | null; expiredSeconds: number | null }> {
-    const server = this.#options.server;
-    const idles: number[] = [];
-    for (let t = 2; t <= maxSeconds; t *= 2) idles.push(t);
-    const results = await Promise.all(idles.map(async (idle) => {
-      const holder = await this.#open();
-      const answer = await this.#tryBinding(holder, server, this.#retransmission);
-      if (!answer) return { idle, alive: null };
-      const port = mappedOf(answer.message).port;
-      await delay(idle * 1000, undefined, { signal: this.#options.signal });
-      const asker = await this.#open();
-      const heard = new Promise<true>((resolve) => holder.socket.on('message', () => resolve(true)));
-      const asked = this.#tryBinding(asker, server, this.#silence, [{ type: AttrType.ResponsePort, value: responsePort.encode(port) }])
-        .then(() => false as const);
-      const alive = await Promise.race([heard, asked]);
-      return { idle, alive };
-    }));
-    const alive = results.filter((r) => r.alive === true).map((r) => r.idle);
-    const dead = results.filter((r) => r.alive === false).map((r) => r.idle);
-    return { aliveSeconds: alive.length ? Math.max(...alive) : null, expiredSeconds: dead.length ? Math.min(...dead) : null };
+  /** RFC 5780 §4.6: see lifetime.ts. */
+  async #lifetime(maxSeconds: number): Promise<MappingLifetime> {
+    return measureMappingLifetime({
+      server: this.#options.server, maxSeconds, localAddress: this.#options.localAddress, signal: this.#options.signal,
+      retransmission: this.#retransmission, silenceRetransmission: this.#silence,
+    });
   }
 
   async #tryBinding(probe: Probe, to: TransportAddress, retransmission: RetransmissionOptions, attributes: { type: number; value: Uint8Array }[] = []): Promise<StunResponse | null> {
