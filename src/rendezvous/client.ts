@@ -23,7 +23,7 @@ import {
 } from '../wire/index.js';
 import { RendezvousError, RendezvousProtocolError, RendezvousVerifyError } from './errors.js';
 import {
-  type AcceptBody, type HelloMessage, type Reachability, type ReachableTransport, type IncomingMessage, type IntentBody, type MessageLimits, type PunchMessage, type RegisteredMessage, type Role,
+  type AcceptBody, type ChallengeMessage, type UpdatedMessage, type HelloMessage, type Reachability, type ReachableTransport, type IncomingMessage, type IntentBody, type MessageLimits, type PunchMessage, type RegisteredMessage, type Role,
   type ClientMessage, type ErrorMessage, type ParsedMessage, type Signed, DEFAULT_MESSAGE_LIMITS, MAX_INTENT_LIFETIME_MS, PROTOCOL_VERSION,
   SERVER_MESSAGE_TYPES, classify, encodeMessage, endpoint, parseMessage, unmappedIp, validateAcceptBody, validateIntentBody,
 } from './messages.js';
@@ -163,7 +163,7 @@ interface SignedCandidates {
 }
 
 interface Waiter {
-  type: 'hello' | 'registered';
+  type: 'hello' | 'registered' | 'challenge' | 'updated';
   resolve(message: ParsedMessage): void;
   reject(error: Error): void;
 }
@@ -204,6 +204,8 @@ export class RendezvousClient extends EventEmitter {
   #livenessTimer: NodeJS.Timeout | undefined;
   #closeTimer: NodeJS.Timeout | undefined;
   #closed = false;
+  /** The update in flight: updates run one at a time (the waiter has one slot). */
+  #updating: Promise<string> | undefined;
 
   private constructor(options: RendezvousClientOptions) {
     super();
@@ -321,6 +323,55 @@ export class RendezvousClient extends EventEmitter {
       if (this.#closed) this.#initiated.get(session)!.reject(new RendezvousError('closed', 'rendezvous connect: the client is closed'));
       else this.#send({ type: 'connect', intent });
     });
+  }
+
+  /**
+   * Moves the registration to this socket's current server-reflexive address, after its NAT
+   * mapping changed (the peer's keepalive saw another XOR-MAPPED-ADDRESS): `refresh` ->
+   * `challenge` -> STUN Binding with USERNAME = the challenge's token from the peer's UDP socket,
+   * to the STUN server that proved the first one -> signed `update` -> `updated`. Resolves with the
+   * new srflx, which later intents and accepts carry. Concurrent calls share one update.
+   * @throws RendezvousError (the server refused, 'timeout', 'closed'), AbortedError
+   */
+  updateSrflx(options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<string> {
+    this.#updating ??= this.#update(options).finally(() => { this.#updating = undefined; });
+    return this.#updating;
+  }
+
+  async #update(options: { signal?: AbortSignal; timeoutMs?: number }): Promise<string> {
+    if (this.#closed) throw new RendezvousError('closed', 'rendezvous update: the client is closed');
+    const server = this.#stunServer;
+    if (!server) throw new RendezvousError('srflx-unproven', 'rendezvous update: this peer registered without a server-reflexive address (no STUN server answered)');
+    const timeoutMs = options.timeoutMs ?? this.#options.timeoutMs ?? 10_000;
+    const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), ...(options.signal ? [options.signal] : [])]);
+    try {
+      this.#send({ type: 'refresh' });
+      const challenge = await this.#next('challenge', signal) as ChallengeMessage;
+      const stun = this.#options.stunClient ?? new StunUdpClient(this.#options.udpSocket);
+      let srflx: string;
+      try {
+        const response = await stun.request(server, {
+          attributes: [{ type: AttrType.Username, value: username.encode(challenge.token) }],
+          signal, retransmission: this.#options.stunRetransmission ?? DEFAULT_STUN_RETRANSMISSION,
+        });
+        const mapped = reflexiveAddress(response.message);
+        if (!mapped) throw new RendezvousError('srflx-unproven', `rendezvous update: the Binding response from ${formatAddress(server)} has no XOR-MAPPED-ADDRESS`);
+        srflx = formatAddress(mapped);
+      } finally {
+        if (!this.#options.stunClient) stun.close();
+      }
+      const signed = signObject(this.#options.identity, DOMAIN.update, { peerId: this.peerId, nonce: challenge.nonce, srflx });
+      this.#send({ type: 'update', signed });
+      const updated = await this.#next('updated', signal) as UpdatedMessage;
+      if (updated.srflx !== srflx) throw new RendezvousError('invalid', `updated.srflx: ${updated.srflx}, expected ${srflx}`);
+      this.#srflx = srflx;
+      return srflx;
+    } catch (error) {
+      if (signal.aborted && !options.signal?.aborted && !(error instanceof RendezvousError)) {
+        throw new RendezvousError('timeout', `rendezvous update: not done within ${timeoutMs} ms`, { cause: error });
+      }
+      throw error;
+    }
   }
 
   /** Closes the WebSocket and clears every timer; pending connects reject with reason 'closed'. */

@@ -48,6 +48,19 @@ export interface RegisterBody {
   tcpListenPort?: number;
 }
 
+/**
+ * What a registered peer signs to move its registration to a new server-reflexive address (its
+ * NAT mapping died and came back on another port): proven like `register`, by a STUN Binding
+ * carrying the token of the server's `challenge`.
+ */
+export interface UpdateBody {
+  peerId: string;
+  /** The nonce of the server's `challenge`: single use. */
+  nonce: string;
+  /** What the Binding carrying the challenge's token reported. */
+  srflx: string;
+}
+
 /** A transport over which a peer was found directly reachable by the server's dial-back. */
 export type ReachableTransport = 'udp' | 'tcp';
 
@@ -131,6 +144,28 @@ export interface RegisteredMessage {
   reachable?: Reachability;
 }
 
+/** Asks for a `challenge`: a fresh token to prove a new server-reflexive address with. */
+export interface RefreshMessage {
+  type: 'refresh';
+}
+
+export interface ChallengeMessage {
+  type: 'challenge';
+  nonce: string;
+  /** USERNAME of the STUN Binding proving the new address, as hello's token. */
+  token: string;
+}
+
+export interface UpdateMessage {
+  type: 'update';
+  signed: Signed;
+}
+
+export interface UpdatedMessage {
+  type: 'updated';
+  srflx: string;
+}
+
 export interface ConnectMessage {
   type: 'connect';
   intent: Signed;
@@ -177,12 +212,12 @@ export interface ErrorMessage {
   ref?: string;
 }
 
-export type ClientMessage = RegisterMessage | ConnectMessage | AcceptMessage | RefuseMessage;
-export type ServerMessage = HelloMessage | RegisteredMessage | IncomingMessage | PunchMessage | ErrorMessage;
+export type ClientMessage = RegisterMessage | ConnectMessage | AcceptMessage | RefuseMessage | RefreshMessage | UpdateMessage;
+export type ServerMessage = HelloMessage | RegisteredMessage | IncomingMessage | PunchMessage | ErrorMessage | ChallengeMessage | UpdatedMessage;
 export type ParsedMessage = ClientMessage | ServerMessage;
 
-export const CLIENT_MESSAGE_TYPES: ReadonlySet<string> = new Set<ClientMessage['type']>(['register', 'connect', 'accept', 'refuse']);
-export const SERVER_MESSAGE_TYPES: ReadonlySet<string> = new Set<ServerMessage['type']>(['hello', 'registered', 'incoming', 'punch', 'error']);
+export const CLIENT_MESSAGE_TYPES: ReadonlySet<string> = new Set<ClientMessage['type']>(['register', 'connect', 'accept', 'refuse', 'refresh', 'update']);
+export const SERVER_MESSAGE_TYPES: ReadonlySet<string> = new Set<ServerMessage['type']>(['hello', 'registered', 'incoming', 'punch', 'error', 'challenge', 'updated']);
 
 /** Longest reason or message text carried. */
 const MAX_TEXT = 1024;
@@ -257,6 +292,7 @@ export function unmappedIp(ip: string): string | undefined {
 interface Schemas {
   signed: Check<Signed>;
   registerBody: Check<RegisterBody>;
+  updateBody: Check<UpdateBody>;
   intentBody: Check<IntentBody>;
   acceptBody: Check<AcceptBody>;
   messages: Record<ParsedMessage['type'], Check<ParsedMessage>>;
@@ -286,6 +322,10 @@ function buildSchemas(limits: MessageLimits): Schemas {
       type: literal('punch'), session: sessionId, peer: peerId, role: literal('controlling', 'controlled'),
       intent: signed, accept: signed, key: base64(32), startInMs: integer(0, 60_000),
     }),
+    refresh: object<RefreshMessage>({ type: literal('refresh') }),
+    challenge: object<ChallengeMessage>({ type: literal('challenge'), nonce, token: nonce }),
+    update: object<UpdateMessage>({ type: literal('update'), signed }),
+    updated: object<UpdatedMessage>({ type: literal('updated'), srflx: unicast }),
     error: object<ErrorMessage>({ type: literal('error'), code, message: text, ref: optional(string({ max: 128 })) }),
   };
   return {
@@ -294,6 +334,7 @@ function buildSchemas(limits: MessageLimits): Schemas {
       peerId, nonce, privateEndpoints: candidates, srflx: nullable(unicast), tcp: optional(nullable(unicast)),
       tcpListenPort: optional(integer(1, 65_535)),
     }),
+    updateBody: object<UpdateBody>({ peerId, nonce, srflx: unicast }),
     intentBody: object<IntentBody>({
       from: peerId, to: peerId, nonce, expires: timestamp, candidates, session: sessionId,
       tcpCandidates: optional(candidates), transport: optional(literal('udp', 'tcp', 'auto')),
@@ -353,6 +394,10 @@ export function parseMessage(frame: string | Uint8Array, limits: MessageLimits =
 
 export function validateRegisterBody(value: unknown, limits: MessageLimits = DEFAULT_MESSAGE_LIMITS): RegisterBody {
   return schemas(limits).registerBody(value, 'register.signed.body');
+}
+
+export function validateUpdateBody(value: unknown, limits: MessageLimits = DEFAULT_MESSAGE_LIMITS): UpdateBody {
+  return schemas(limits).updateBody(value, 'update.signed.body');
 }
 
 export function validateIntentBody(value: unknown, limits: MessageLimits = DEFAULT_MESSAGE_LIMITS, path = 'intent.body'): IntentBody {

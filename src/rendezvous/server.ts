@@ -21,8 +21,8 @@ import { formatAddress, parseAddress } from '../wire/index.js';
 import { type RendezvousErrorReason, RendezvousProtocolError, RendezvousVerifyError } from './errors.js';
 import {
   type AcceptMessage, type ConnectMessage, type IntentBody, type MessageLimits, type ParsedMessage, type RefuseMessage,
-  type RegisterMessage, type ServerMessage, type Signed, CLIENT_MESSAGE_TYPES, DEFAULT_MESSAGE_LIMITS, PROTOCOL_VERSION,
-  encodeMessage, parseMessage, validateAcceptBody, validateIntentBody, validateRegisterBody,
+  type RegisterMessage, type ServerMessage, type Signed, type UpdateMessage, CLIENT_MESSAGE_TYPES, DEFAULT_MESSAGE_LIMITS, PROTOCOL_VERSION,
+  encodeMessage, parseMessage, validateAcceptBody, validateIntentBody, validateRegisterBody, validateUpdateBody,
 } from './messages.js';
 import { type StartTimingOptions, RttEstimator, startDelays } from './punch-timing.js';
 import { ReflexiveObserver } from './reflexive-observer.js';
@@ -149,6 +149,8 @@ interface Connection {
   helloTimer: NodeJS.Timeout | undefined;
   /** Pending sessions this socket takes part in, as initiator or target. */
   sessions: Set<string>;
+  /** The outstanding `challenge` of a registered socket (at most one; a new `refresh` replaces it). */
+  challenge: { nonce: string; token: string } | undefined;
 }
 
 interface Session {
@@ -325,6 +327,7 @@ export class RendezvousServer {
       queued: 0,
       helloTimer: undefined,
       sessions: new Set(),
+      challenge: undefined,
     };
     this.#connections.set(connection.id, connection);
     this.#perAddress.set(address, (this.#perAddress.get(address) ?? 0) + 1);
@@ -355,6 +358,7 @@ export class RendezvousServer {
     connection.state = 'closed';
     clearTimeout(connection.helloTimer);
     this.observer.forget(connection.token);
+    if (connection.challenge) this.observer.forget(connection.challenge.token);
     this.#connections.delete(connection.id);
     const count = (this.#perAddress.get(connection.address) ?? 1) - 1;
     if (count > 0) this.#perAddress.set(connection.address, count);
@@ -472,6 +476,10 @@ export class RendezvousServer {
         return this.#accept(connection, message);
       case 'refuse':
         return this.#refuseSession(connection, message);
+      case 'refresh':
+        return this.#refresh(connection);
+      case 'update':
+        return this.#update(connection, message);
     }
   }
 
@@ -485,8 +493,8 @@ export class RendezvousServer {
     // 2. The signature covers this connection's nonce: no replaying another socket's registration.
     if (body.nonce !== connection.nonce) throw new Refusal('bad-nonce', 'register.signed.body.nonce: not the nonce of this connection\'s hello');
     // 3. A claimed server-reflexive address must be the one the STUN port saw carrying the token.
-    const observed = await this.#proveReflexive(connection, body.srflx, 'udp');
-    if (body.tcp) await this.#proveReflexive(connection, body.tcp, 'tcp');
+    const observed = await this.#proveReflexive(connection.token, body.srflx, 'udp', 'register');
+    if (body.tcp) await this.#proveReflexive(connection.token, body.tcp, 'tcp', 'register');
     if (gone(connection)) return;
     // 4. Dial back: is the peer reachable unsolicited? (The server's word, reported, not signed.)
     const reachable = await this.#dialBackPeer(connection, body);
@@ -541,17 +549,58 @@ export class RendezvousServer {
     return { udp, tcp };
   }
 
-  async #proveReflexive(connection: Connection, claim: string | null, transport: 'udp' | 'tcp') {
+  /** `claim` must be where the STUN Binding carrying `token` came from (`what`: the message, for errors). */
+  async #proveReflexive(token: string, claim: string | null, transport: 'udp' | 'tcp', what: 'register' | 'update') {
     const field = transport === 'udp' ? 'srflx' : 'tcp';
-    if (claim === null) return this.observer.observed(connection.token, transport);
-    const seen = await this.observer.wait(connection.token, transport, this.#limits.srflxWaitMs);
+    if (claim === null) return this.observer.observed(token, transport);
+    const seen = await this.observer.wait(token, transport, this.#limits.srflxWaitMs);
     if (!seen) {
-      throw new Refusal('srflx-unproven', `register.signed.body.${field}: no STUN Binding over ${transport} with this connection's token arrived within ${this.#limits.srflxWaitMs} ms`);
+      throw new Refusal('srflx-unproven', `${what}.signed.body.${field}: no STUN Binding over ${transport} with this connection's token arrived within ${this.#limits.srflxWaitMs} ms`);
     }
     if (formatAddress(seen) !== claim) {
-      throw new Refusal('srflx-mismatch', `register.signed.body.${field}: claimed ${claim}, but the STUN Binding with this connection's token came from ${formatAddress(seen)}`);
+      throw new Refusal('srflx-mismatch', `${what}.signed.body.${field}: claimed ${claim}, but the STUN Binding with this connection's token came from ${formatAddress(seen)}`);
     }
     return seen;
+  }
+
+  // --- refresh / update -----------------------------------------------------------------------
+
+  /**
+   * A registered peer whose NAT mapping changed asks to prove the new one: a fresh token and
+   * nonce, as in hello. One challenge per socket (a new one replaces it), expiring with the
+   * observer's ttl; the token bucket bounds how often.
+   */
+  async #refresh(connection: Connection): Promise<void> {
+    if (connection.challenge) this.observer.forget(connection.challenge.token);
+    const token = (n: number): string => Buffer.from(this.#randomBytes(n)).toString('base64url');
+    connection.challenge = { nonce: token(16), token: token(16) };
+    this.observer.expect(connection.challenge.token);
+    this.#send(connection, { type: 'challenge', ...connection.challenge });
+  }
+
+  /** The signed move of a registration to a new server-reflexive address, proven like `register` step 3. */
+  async #update(connection: Connection, message: UpdateMessage): Promise<void> {
+    // 1. Signed by this socket's peer, over the outstanding challenge's nonce (single use).
+    const body = validateUpdateBody(openSigned(message.signed, DOMAIN.update, connection.peerId!), this.#limits);
+    if (body.peerId !== connection.peerId) throw new Refusal('bad-signature', `update.signed.body.peerId: ${body.peerId} is not the registered peer of this socket`);
+    // Any signed update uses the challenge up, right or wrong.
+    const challenge = connection.challenge;
+    connection.challenge = undefined;
+    if (!challenge || body.nonce !== challenge.nonce) {
+      if (challenge) this.observer.forget(challenge.token);
+      throw new Refusal('bad-nonce', 'update.signed.body.nonce: not the nonce of this socket\'s outstanding challenge (send refresh first)');
+    }
+    try {
+      // 2. The new address is the one the STUN port saw carrying the challenge's token.
+      await this.#proveReflexive(challenge.token, body.srflx, 'udp', 'update');
+    } finally {
+      this.observer.forget(challenge.token);
+    }
+    // 3. The registration, if this socket still holds it, now names the new address.
+    const record = await this.#registry.lookup(body.peerId);
+    if (gone(connection) || record?.connectionId !== connection.id) return;
+    await this.#registry.register({ ...record, srflx: body.srflx });
+    this.#send(connection, { type: 'updated', srflx: body.srflx });
   }
 
   // --- connect --------------------------------------------------------------------------------

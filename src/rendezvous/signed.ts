@@ -16,6 +16,7 @@ export const DOMAIN = Object.freeze({
   register: 'natpunch/1 register\n',
   intent: 'natpunch/1 intent\n',
   accept: 'natpunch/1 accept\n',
+  update: 'natpunch/1 update\n',
 } as const);
 
 export type SignatureDomain = (typeof DOMAIN)[keyof typeof DOMAIN];
