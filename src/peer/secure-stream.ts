@@ -102,7 +102,11 @@ export class SecureStream extends Duplex {
       raw.off('error', onError);
       options.signal?.removeEventListener('abort', onAbort);
     }
-    return new SecureStream(raw, handshake.session(), decoder, inbox, ended);
+    const session = handshake.session();
+    // The natpunch stream transport (src/transport) can now refuse RESETs not sent by the peer.
+    const carrier = raw as Duplex & { authenticateResets?: (tokens: SecureSession['resetTokens']) => void };
+    if (typeof carrier.authenticateResets === 'function') carrier.authenticateResets(session.resetTokens);
+    return new SecureStream(raw, session, decoder, inbox, ended);
   }
 
   #deliver(ciphertext: Uint8Array): boolean {

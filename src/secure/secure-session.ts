@@ -10,6 +10,9 @@ import { MAX_MESSAGE_LENGTH, type HandshakeState } from './handshake-state.js';
 const EMPTY = new Uint8Array(0);
 /** Label of the second Split() that keys the datagram cipher. */
 const DATAGRAM_LABEL = new TextEncoder().encode('natpunch/1 datagram');
+/** Label of the Split() whose keys only derive the reset tokens. */
+const RESET_LABEL = new TextEncoder().encode('natpunch/1 reset');
+const RESET_TOKEN_LENGTH = 16;
 /** Largest plaintext one stream message can carry. */
 export const MAX_PLAINTEXT_LENGTH = MAX_MESSAGE_LENGTH - TAG_LENGTH;
 
@@ -30,6 +33,12 @@ export interface SecureSession {
    * instance would restart the counters and reuse nonces, so this is always the same object.
    */
   readonly datagram: DatagramCipher;
+  /**
+   * Secrets that authenticate the stream transport's RESET (src/transport: authenticateResets):
+   * `send` goes into our RESETs, `receive` is what the peer's carry. Both sides derive the same
+   * pair from the handshake's chaining key, so only the two ends know them.
+   */
+  readonly resetTokens: { readonly send: Uint8Array; readonly receive: Uint8Array };
 }
 
 export class NoiseSession implements SecureSession {
@@ -38,6 +47,7 @@ export class NoiseSession implements SecureSession {
   readonly #send: CipherState;
   readonly #receive: CipherState;
   readonly datagram: DatagramCipher;
+  readonly resetTokens: { readonly send: Uint8Array; readonly receive: Uint8Array };
   #receiveFailure: NoiseError | undefined;
 
   /** From a completed HandshakeState whose peer has been verified as `remotePeerId`. */
@@ -46,6 +56,11 @@ export class NoiseSession implements SecureSession {
     this.#send = streamKeys.send;
     this.#receive = streamKeys.receive;
     this.datagram = new DatagramCipher(state.split(DATAGRAM_LABEL), options.datagram);
+    // A token is the first keystream block of a key used for nothing else (nonce 0, used once):
+    // pseudorandom, and the peer's receive key is our send key, so its `receive` is our `send`.
+    const reset = state.split(RESET_LABEL);
+    const token = (key: CipherState): Uint8Array => key.encryptWithAd(EMPTY, new Uint8Array(RESET_TOKEN_LENGTH)).slice(0, RESET_TOKEN_LENGTH);
+    this.resetTokens = { send: token(reset.send), receive: token(reset.receive) };
     this.#handshakeHash = state.handshakeHash;
     this.remotePeerId = remotePeerId;
   }

@@ -24,7 +24,7 @@
  *   DATA:  | stream offset (48) | payload … to the end of the datagram |
  *   ACK:   nothing (n >= 1)
  *   PING:  nothing
- *   RESET: | reset code (16) |
+ *   RESET: | reset code (16) | [reset token (128)] |
  * ```
  *
  * Design notes:
@@ -39,6 +39,10 @@
  * - "max stream data" is an absolute offset, the receive-window edge (@see RFC 9293 §3.8.6,
  *   RFC 9000 §4.1): absolute limits need no window scaling and reordered packets cannot shrink
  *   the window, because the receiver keeps the largest it has seen.
+ * - A RESET may carry a 16-byte token, a secret both ends derived from their session: once a
+ *   stream knows the token it honours only RESETs that carry it, so an attacker who sees or
+ *   guesses the 5-tuple and connection id cannot end the stream (the idea of QUIC's stateless
+ *   reset token, @see RFC 9000 §10.3).
  * - The marker byte 0x0E lies in a range RFC 7983 §7 leaves to no protocol, so a plaintext stream
  *   packet on the shared socket is never mistaken for STUN (0-3), DTLS (20-63), TURN ChannelData
  *   (64-79) or RTP (128-191).
@@ -75,6 +79,7 @@ export const PacketFlag = {
 } as const;
 
 export const HEADER_LENGTH = 16;
+export const RESET_TOKEN_LENGTH = 16;
 export const DATA_OFFSET_LENGTH = 6;
 const ACK_BLOCK_FIXED_LENGTH = 14;
 const ACK_RANGE_LENGTH = 8;
@@ -123,6 +128,8 @@ export interface PingPacket extends PacketBase {
 export interface ResetPacket extends PacketBase {
   type: typeof PacketType.Reset;
   resetCode: number;
+  /** RESET_TOKEN_LENGTH bytes proving the sender holds the session's secret, when the stream has one. */
+  resetToken?: Uint8Array;
 }
 
 export type StreamPacket = DataPacket | AckPacket | PingPacket | ResetPacket;
@@ -157,18 +164,27 @@ export function encodePacketWithPayload(packet: StreamPacket, payload: readonly 
   for (const piece of payload) payloadLength += piece.length;
   let length = HEADER_LENGTH + ackBlockLength(ranges.length);
   if (packet.type === PacketType.Data) length += DATA_OFFSET_LENGTH + payloadLength;
-  else if (packet.type === PacketType.Reset) length += 2;
+  else if (packet.type === PacketType.Reset) {
+    length += 2;
+    if (packet.resetToken !== undefined) {
+      if (packet.resetToken.length !== RESET_TOKEN_LENGTH) {
+        throw new TransportError(`packet/RESET: token length ${packet.resetToken.length}, expected ${RESET_TOKEN_LENGTH}`);
+      }
+      length += RESET_TOKEN_LENGTH;
+    }
+  }
 
-  const whole = Buffer.allocUnsafe(headroom + length);
-  const buf = headroom === 0 ? whole : whole.subarray(headroom);
-  buf[0] = STREAM_PACKET_MARKER;
-  buf[1] = packet.type;
-  buf[2] =
+  const buf = Buffer.allocUnsafe(headroom + length);
+  // Fields are written at `headroom + ...` rather than through a view: one object fewer per packet.
+  const h = headroom;
+  buf[h] = STREAM_PACKET_MARKER;
+  buf[h + 1] = packet.type;
+  buf[h + 2] =
     packet.type === PacketType.Data ? (packet.fin ? PacketFlag.Fin : 0) | (packet.ackNow ? PacketFlag.AckNow : 0) : 0;
-  buf[3] = ranges.length;
-  buf.writeUIntBE(checkUint48(packet.packetNumber, 'packet number'), 4, 6);
-  buf.writeUIntBE(checkUint48(packet.maxStreamData, 'max stream data'), 10, 6);
-  let at = HEADER_LENGTH;
+  buf[h + 3] = ranges.length;
+  buf.writeUIntBE(checkUint48(packet.packetNumber, 'packet number'), h + 4, 6);
+  buf.writeUIntBE(checkUint48(packet.maxStreamData, 'max stream data'), h + 10, 6);
+  let at = h + HEADER_LENGTH;
   if (ranges.length > 0) at = writeAckBlock(buf, at, packet.ack!);
   switch (packet.type) {
     case PacketType.Data:
@@ -182,12 +198,13 @@ export function encodePacketWithPayload(packet: StreamPacket, payload: readonly 
       break;
     case PacketType.Reset:
       buf.writeUInt16BE(packet.resetCode & 0xffff, at);
+      if (packet.resetToken !== undefined) buf.set(packet.resetToken, at + 2);
       break;
     case PacketType.Ack:
     case PacketType.Ping:
       break;
   }
-  return whole;
+  return buf;
 }
 
 function writeAckBlock(buf: Buffer, at: number, ack: AckBlock): number {
@@ -278,10 +295,12 @@ export function decodePacket(datagram: Uint8Array): StreamPacket {
       expectEnd(buf, at, 'PING');
       return { type: PacketType.Ping, ...base };
     default: {
-      if (buf.length !== at + 2) {
-        throw new StreamDecodeError(`packet/RESET: length ${buf.length}, expected ${at + 2}`, at);
+      if (buf.length !== at + 2 && buf.length !== at + 2 + RESET_TOKEN_LENGTH) {
+        throw new StreamDecodeError(`packet/RESET: length ${buf.length}, expected ${at + 2} or ${at + 2 + RESET_TOKEN_LENGTH} (with a token)`, at);
       }
-      return { type: PacketType.Reset, ...base, resetCode: buf.readUInt16BE(at) };
+      const resetCode = buf.readUInt16BE(at);
+      if (buf.length === at + 2) return { type: PacketType.Reset, ...base, resetCode };
+      return { type: PacketType.Reset, ...base, resetCode, resetToken: buf.subarray(at + 2) };
     }
   }
 }

@@ -17,6 +17,7 @@
  * detection), new-reno.ts (RFC 5681/6582), pacer.ts, received-packets.ts (delayed ACKs),
  * receive-buffer.ts (reassembly). This file is the state machine that drives them.
  */
+import { timingSafeEqual } from 'node:crypto';
 import { channel } from 'node:diagnostics_channel';
 import { Duplex } from 'node:stream';
 import { debuglog } from 'node:util';
@@ -30,6 +31,7 @@ import {
   DATA_OFFSET_LENGTH,
   HEADER_LENGTH,
   PacketType,
+  RESET_TOKEN_LENGTH,
   type StreamPacket,
   ackBlockLength,
   decodePacket,
@@ -189,6 +191,7 @@ export class StreamConnection extends Duplex {
   /** After 'close': answer retransmissions with ACKs (graceful) or RESETs (aborted). */
   #lingering: 'ack' | 'reset' | undefined;
   #lastResetSentAt = -Infinity;
+  #resetTokens: { send: Uint8Array; receive: Uint8Array } | undefined;
 
   // Sending side.
   readonly #sendBuffer = new SendBuffer();
@@ -305,6 +308,27 @@ export class StreamConnection extends Duplex {
     }
   }
 
+  /**
+   * From now on, honour only RESETs that carry `receive` and put `send` in ours. The layer that
+   * authenticates the peer (src/peer/secure-stream.ts, after the Noise handshake) derives both
+   * from its session secret, so an attacker who sees the 5-tuple and connection id can no longer
+   * end the stream with a forged RESET. (@see RFC 9000 §10.3, stateless reset tokens.)
+   */
+  authenticateResets(tokens: { send: Uint8Array; receive: Uint8Array }): void {
+    for (const [name, token] of Object.entries(tokens)) {
+      if (!(token instanceof Uint8Array) || token.length !== RESET_TOKEN_LENGTH) {
+        throw new TransportError(`stream: ${name} reset token of ${(token as Uint8Array)?.length} bytes, expected ${RESET_TOKEN_LENGTH}`);
+      }
+    }
+    this.#resetTokens = { send: Uint8Array.from(tokens.send), receive: Uint8Array.from(tokens.receive) };
+  }
+
+  #resetIsAuthentic(packet: { resetToken?: Uint8Array }): boolean {
+    const expected = this.#resetTokens?.receive;
+    if (expected === undefined) return true;
+    return packet.resetToken !== undefined && timingSafeEqual(packet.resetToken, expected);
+  }
+
   /** The path packets go out on now. */
   get path(): DatagramPath {
     return this.#path;
@@ -412,6 +436,12 @@ export class StreamConnection extends Duplex {
     } catch (error) {
       if (!(error instanceof StreamDecodeError)) throw error;
       this.#counters.datagramsDropped++;
+      return;
+    }
+    if (packet.type === PacketType.Reset && !this.#resetIsAuthentic(packet)) {
+      // Without the token it proves nothing: anyone who sees the 5-tuple could have sent it.
+      this.#counters.datagramsDropped++;
+      debug('RESET without the session token dropped');
       return;
     }
     if (this.#closed) {
@@ -743,6 +773,7 @@ export class StreamConnection extends Duplex {
       maxStreamData: this.#advertisedMaxStreamData,
       ack: undefined,
       resetCode: 0,
+      resetToken: this.#resetTokens?.send,
     });
     this.#lastResetSentAt = this.#clock.now();
     try {

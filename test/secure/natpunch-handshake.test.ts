@@ -9,7 +9,7 @@ import { NoiseError, type NoiseFailure } from '../../src/secure/errors.js';
 import { decodeHandshakePayload, encodeHandshakePayload } from '../../src/secure/handshake-payload.js';
 import { HandshakeState } from '../../src/secure/handshake-state.js';
 import { NATPUNCH_PROLOGUE, NATPUNCH_PROTOCOL_NAME, NatpunchHandshake } from '../../src/secure/natpunch-handshake.js';
-import { assertNoiseError, exchange, sides, text } from './helpers.js';
+import { assertNoiseError, establishedSessions, exchange, sides, text } from './helpers.js';
 
 describe('the natpunch handshake', () => {
   it('authenticates both peers: the initiator reaches whom it dialled, the responder learns who called', () => {
@@ -29,6 +29,16 @@ describe('the natpunch handshake', () => {
     const lengths: number[] = [];
     exchange(initiator, responder, (message) => lengths.push(message.length));
     assert.deepEqual(lengths, [32, 32 + 48 + 96 + 16, 48 + 96 + 16]);
+  });
+
+  it('gives both sides mirrored 16-byte reset tokens, distinct per direction and per session', () => {
+    const [a, b] = establishedSessions();
+    const [c] = establishedSessions();
+    assert.equal(a.resetTokens.send.length, 16);
+    assert.deepEqual(a.resetTokens.send, b.resetTokens.receive);
+    assert.deepEqual(b.resetTokens.send, a.resetTokens.receive);
+    assert.notDeepEqual(a.resetTokens.send, a.resetTokens.receive);
+    assert.notDeepEqual(a.resetTokens.send, c.resetTokens.send);
   });
 
   it('gives sessions that carry stream messages both ways', () => {

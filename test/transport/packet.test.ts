@@ -128,6 +128,13 @@ describe('stream packet codec', () => {
       fc
         .record({ ...base, resetCode: fc.integer({ min: 0, max: 0xffff }) })
         .map((fields) => ({ type: PacketType.Reset, ...fields })),
+      fc
+        .record({
+          ...base,
+          resetCode: fc.integer({ min: 0, max: 0xffff }),
+          resetToken: fc.uint8Array({ minLength: 16, maxLength: 16 }).map((bytes) => Buffer.from(bytes)),
+        })
+        .map((fields) => ({ type: PacketType.Reset, ...fields })),
     );
     fc.assert(
       fc.property(packet, (value) => {
