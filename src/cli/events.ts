@@ -1,6 +1,6 @@
 import { finished } from 'node:stream/promises';
 import { NatpunchError } from '../errors.js';
-import type { Connection } from '../peer/peer.js';
+import type { Connection, KeepaliveInfo } from '../peer/peer.js';
 
 /** The `--json` event stream of listen/connect: one JSON object per line on stderr (the contract). */
 export interface EventSink {
@@ -8,6 +8,8 @@ export interface EventSink {
   connected(connection: Connection): void;
   error(error: unknown): void;
   info(text: string): void;
+  /** The UDP keepalive's interval or the measured mapping lifetime changed (listen). */
+  keepalive(info: KeepaliveInfo): void;
 }
 
 export function eventSink(json: boolean): EventSink {
@@ -18,6 +20,10 @@ export function eventSink(json: boolean): EventSink {
       connected: (c) => emit({ event: 'connected', peer: c.remotePeerId, path: c.path, technique: c.technique, remote: c.remote, ms: c.ms }),
       error: (e) => emit({ event: 'error', code: NatpunchError.is(e) ? e.code : 'ERR_UNEXPECTED', message: (e as Error)?.message ?? String(e) }),
       info: () => undefined,
+      keepalive: (k) => emit({
+        event: 'keepalive', intervalMs: k.intervalMs, lifetimeSeconds: k.lifetime?.aliveSeconds ?? null,
+        expiredSeconds: k.lifetime?.expiredSeconds ?? null, final: k.lifetime?.final ?? false, reason: k.reason,
+      }),
     };
   }
   const say = (text: string): void => { process.stderr.write(`natpunch: ${text}\n`); };
@@ -26,6 +32,18 @@ export function eventSink(json: boolean): EventSink {
     connected: (c) => say(`connected to ${c.remotePeerId} — ${c.path} via ${c.technique}, ${c.remote}, in ${c.ms} ms (end-to-end encrypted)`),
     error: (e) => say((e as Error)?.message ?? String(e)),
     info: say,
+    keepalive: (() => {
+      let shown: number | undefined;
+      return (k: KeepaliveInfo): void => {
+        if (k.intervalMs === shown) return;
+        shown = k.intervalMs;
+        if (k.reason === 'default' && !k.lifetime) return; // nothing learnt yet
+        const why = k.reason === 'mapping-changed' ? 'the NAT mapping moved between keepalives'
+          : k.lifetime?.expiredSeconds != null ? `idle UDP mappings here die within ${k.lifetime.expiredSeconds} s`
+            : k.lifetime?.aliveSeconds != null ? `idle UDP mappings here live at least ${k.lifetime.aliveSeconds} s` : 'default';
+        say(`keepalive every ${(k.intervalMs / 1000).toFixed(1)} s (${why})`);
+      };
+    })(),
   };
 }
 

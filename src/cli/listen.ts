@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
-import { createPeer, type Connection } from '../peer/peer.js';
+import { createPeer, type Connection, type KeepaliveInfo } from '../peer/peer.js';
 import { usageErrors } from './args.js';
 import { eventSink, pipeStdio } from './events.js';
 
@@ -12,9 +12,12 @@ export async function listenCommand(argv: string[]): Promise<number> {
   } }));
   if (!values.server) throw new UsageError(`natpunch listen: --server URL is required (the rendezvous server, e.g. ws://HOST:8080/).\nusage: ${listenUsage}`);
   const events = eventSink(values.json!);
-  const peer = await createPeer({ server: values.server, keyFile: values.key });
+  const peer = await createPeer({ server: values.server, keyFile: values.key, keepaliveMs: pinnedKeepaliveMs() });
   peer.on('connection-error', (error: Error) => events.error(error));
   events.ready(peer.peerId);
+  // The keepalive is sized to the measured mapping lifetime: each change is an event.
+  peer.on('keepalive', (info: KeepaliveInfo) => events.keepalive(info));
+  if (peer.keepalive) events.keepalive(peer.keepalive);
   const reachable = Object.entries(peer.reachable).filter(([, yes]) => yes).map(([transport]) => transport.toUpperCase());
   // Human output only (info is silent with --json): tells why this side will not punch.
   if (reachable.length) events.info(`directly reachable over ${reachable.join(' and ')}: peers will dial this one (connection reversal)`);
@@ -39,4 +42,13 @@ export async function listenCommand(argv: string[]): Promise<number> {
     await peer.close();
     process.stdin.destroy();
   }
+}
+
+/** NATPUNCH_KEEPALIVE_MS pins the UDP keepalive interval (no sizing to the mapping lifetime). */
+function pinnedKeepaliveMs(): number | undefined {
+  const text = process.env['NATPUNCH_KEEPALIVE_MS'];
+  if (text === undefined || text === '') return undefined;
+  const ms = Number(text);
+  if (!Number.isInteger(ms) || ms < 0) throw new UsageError(`NATPUNCH_KEEPALIVE_MS: ${JSON.stringify(text)}, expected a whole number of milliseconds (0 disables keepalives)`);
+  return ms;
 }

@@ -19,6 +19,7 @@ import { createStream } from '../transport/index.js';
 import { UdpPath } from './udp-path.js';
 import { SecureStream } from './secure-stream.js';
 import { TcpMapping } from './tcp-mapping.js';
+import { type KeepaliveState, MappingKeepalive, STREAM_KEEPALIVE_MS } from './keepalive.js';
 import { DialBackResponder } from './reachability.js';
 import { DEFAULT_REVERSAL_BUDGET_MS, ReversalListener, dialReversal } from './reversal-listener.js';
 import { type Attempt, type ReadyPath, type TcpMode, type UdpMode, AUTO_UDP_GRACE_MS, firstBytes, planPaths, race } from './path-choice.js';
@@ -40,8 +41,14 @@ export interface PeerOptions {
   bindAddress?: string;
   /** Decide whether to accept a connection from this peer (default: accept all). */
   accept?: (peerId: string) => boolean | Promise<boolean>;
-  /** STUN keepalive interval toward the rendezvous server's STUN endpoint, ms (default KEEPALIVE_MS; 0 disables). */
+  /**
+   * Pins the STUN keepalive interval toward the rendezvous server's STUN endpoint, ms (0
+   * disables). Default: sized to the measured mapping lifetime, starting at KEEPALIVE_MS
+   * (see keepalive.ts).
+   */
   keepaliveMs?: number;
+  /** Keepalive sizing: `sizing` (default: true unless keepaliveMs is given), `maxSeconds` the measurement probes (default 120). */
+  keepalive?: { sizing?: boolean; maxSeconds?: number };
   signal?: AbortSignal;
 }
 
@@ -83,20 +90,23 @@ export class Peer extends EventEmitter {
   readonly #listener: ReversalListener | undefined;
   /** Aborted by close(): stops TCP punches still retrying from L. */
   readonly #closing = new AbortController();
-  #keepalive: NodeJS.Timeout | undefined;
+  /** The UDP keepalive, sized to the mapping lifetime (undefined: no STUN server, or disabled). */
+  readonly #udpKeepalive: MappingKeepalive | undefined;
+  /** The kept TCP connection's keepalive. */
+  #tcpKeepalive: NodeJS.Timeout | undefined;
   #closed = false;
   /** Gracefully closed UDP streams still answering retransmissions (stream.settle()). */
   readonly #settling = new Set<Promise<void>>();
 
   private constructor(
-    identity: Identity, socket: dgram.Socket, mux: UdpMux, stun: StunUdpClient, rendezvous: RendezvousClient, keepaliveMs: number,
-    tcp: TcpMapping | undefined, bindAddress: string | undefined, responder: DialBackResponder, listener: ReversalListener | undefined,
+    identity: Identity, socket: dgram.Socket, mux: UdpMux, stun: StunUdpClient, rendezvous: RendezvousClient, options: PeerOptions,
+    tcp: TcpMapping | undefined, responder: DialBackResponder, listener: ReversalListener | undefined,
   ) {
     super();
     this.#tcp = tcp;
     this.#responder = responder;
     this.#listener = listener;
-    this.#bindAddress = bindAddress;
+    this.#bindAddress = options.bindAddress;
     this.identity = identity;
     this.#socket = socket;
     this.#mux = mux;
@@ -110,18 +120,33 @@ export class Peer extends EventEmitter {
       );
     });
     rendezvous.on('close', (reason) => { if (!this.#closed) this.emit('disconnected', reason); });
+    const keepaliveMs = options.keepaliveMs ?? KEEPALIVE_MS;
     const stunServer = rendezvous.stunServer;
     if (stunServer && keepaliveMs > 0) {
       // Keep the socket's mapping at the STUN server alive, so the server-reflexive candidate
-      // this peer signs into intents and accepts stays true while it waits for connections.
-      // 15 s is under the shortest common UDP mapping timeout (30 s, Linux conntrack; RFC 4787
-      // REQ-5 asks for at least 2 min) and RFC 8445 §11's Tr floor.
-      this.#keepalive = setInterval(() => {
-        stun.request(stunServer, { retransmission: { rto: 500, rc: 3, rm: 4 } }).catch((error: Error) => debug('keepalive: %s', error.message));
-        // The same for the kept TCP connection: its NAT mapping is the signed TCP candidate.
-        if (tcp?.alive) tcp.keepalive().catch((error: Error) => debug('TCP keepalive: %s', error.message));
+      // this peer signs into intents and accepts stays true while it waits for connections; and
+      // follow it when it moves anyway (keepalive.ts).
+      this.#udpKeepalive = new MappingKeepalive({
+        stun, server: stunServer, mapped: rendezvous.srflx, defaultIntervalMs: keepaliveMs,
+        sizing: options.keepalive?.sizing ?? options.keepaliveMs === undefined, maxSeconds: options.keepalive?.maxSeconds,
+        localAddress: options.bindAddress, registered: () => rendezvous.srflx,
+        onMappingChanged: async (mapped) => {
+          const srflx = await rendezvous.updateSrflx();
+          debug('registration moved to %s (keepalive saw %s)', srflx, mapped);
+          this.emit('srflx', srflx);
+        },
+      });
+      this.#udpKeepalive.on('change', (state: KeepaliveState) => this.emit('keepalive', keepaliveInfo(state)));
+      this.#udpKeepalive.start();
+    }
+    if (tcp && keepaliveMs > 0) {
+      // The kept TCP connection's NAT mapping is the signed TCP candidate. TCP mappings live far
+      // longer (RFC 5382 REQ-5: at least 2 h 4 min established), so a fixed interval well under
+      // the STUN server's 30 s idle timeout does.
+      this.#tcpKeepalive = setInterval(() => {
+        if (tcp.alive) tcp.keepalive().catch((error: Error) => debug('TCP keepalive: %s', error.message));
       }, keepaliveMs);
-      this.#keepalive.unref();
+      this.#tcpKeepalive.unref();
     }
   }
 
@@ -142,7 +167,15 @@ export class Peer extends EventEmitter {
     return this.#responder.reachability(this.#rendezvous.serverReachability);
   }
 
-  /** The server-reflexive UDP endpoint the rendezvous server saw. */
+  /**
+   * The UDP keepalive: its current interval and the mapping lifetime measured so far (null: no
+   * keepalive). Emitted as 'keepalive' whenever it changes.
+   */
+  get keepalive(): KeepaliveInfo | null {
+    return this.#udpKeepalive ? keepaliveInfo(this.#udpKeepalive.state) : null;
+  }
+
+  /** The server-reflexive UDP endpoint the rendezvous server saw (moved when the mapping moves). */
   get publicAddress(): string | null {
     return this.#rendezvous.srflx;
   }
@@ -196,7 +229,7 @@ export class Peer extends EventEmitter {
           .catch((error: Error) => { debug('no TCP mapping: %s', error.message); return undefined; });
       }
       debug('reachable: %o', responder.reachability(rendezvous.serverReachability));
-      return new Peer(identity, socket, mux, stun, rendezvous, options.keepaliveMs ?? KEEPALIVE_MS, tcp, options.bindAddress, responder, listener);
+      return new Peer(identity, socket, mux, stun, rendezvous, options, tcp, responder, listener);
     } catch (error) {
       tcp?.close();
       listener?.close();
@@ -342,7 +375,8 @@ export class Peer extends EventEmitter {
         throw error;
       }
       const path = new UdpPath(this.#mux, punched.remote, instruction.session);
-      const stream = createStream(path);
+      // The direct path crosses the same NAT: PING within the mapping lifetime too.
+      const stream = createStream(path, { keepaliveInterval: this.#udpKeepalive?.streamKeepaliveMs(STREAM_KEEPALIVE_MS) });
       const close = (): void => { stream.destroy(); path.close(); release(); };
       if (racing && instruction.role === 'controlled') await firstBytes(stream, combined).catch((error: Error) => { close(); throw error; });
       return {
@@ -363,7 +397,8 @@ export class Peer extends EventEmitter {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#keepalive);
+    this.#udpKeepalive?.close();
+    clearInterval(this.#tcpKeepalive);
     this.#closing.abort();
     this.#tcp?.close();
     this.#listener?.close();
@@ -376,6 +411,20 @@ export class Peer extends EventEmitter {
     this.#mux.close();
     await new Promise<void>((resolve) => this.#socket.close(() => resolve()));
   }
+}
+
+/** What `peer.keepalive` and the 'keepalive' event report. */
+export interface KeepaliveInfo {
+  /** Current interval between STUN keepalives, ms. */
+  intervalMs: number;
+  /** The measured mapping lifetime so far (RFC 5780 §4.6), null before any probe finished or without sizing. */
+  lifetime: { aliveSeconds: number | null; expiredSeconds: number | null; final: boolean } | null;
+  /** 'default', 'pinned', 'measured' or 'mapping-changed' (a keepalive saw the mapping move). */
+  reason: KeepaliveState['reason'];
+}
+
+function keepaliveInfo(state: KeepaliveState): KeepaliveInfo {
+  return { intervalMs: state.intervalMs, lifetime: state.lifetime && { ...state.lifetime }, reason: state.reason };
 }
 
 export function createPeer(options: PeerOptions): Promise<Peer> {
