@@ -1,0 +1,139 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { withLab, type Lab } from '../../src/lab/index.js';
+import { skipUnlessLab } from '../support/lab.js';
+import { CLI } from '../support/cli.js';
+import { SERVER_URL, startServe } from '../support/peers.js';
+
+/**
+ * Acceptance: keepalives sized to the measured mapping lifetime. The listener sits behind an
+ * EIM NAT that picks a random port for every new mapping and forgets idle ones after 5 s; its
+ * connector behind a port-restricted NAT (address-and-port-dependent filtering). The connector
+ * can only reach the listener at the address the listener signed into its accept, its srflx — so
+ * that address must still be the listener's live mapping when the connection comes, long after
+ * registration. With a fixed 15 s keepalive the mapping dies every time between keepalives and
+ * comes back on another port; sized to the measured lifetime (5 s timeout: 4 s survive, 8 s do
+ * not, so 0.8 × 4 = 3.2 s) it never dies.
+ */
+const IDLE_TIMEOUT_S = 5;
+const BYTES = 64 << 10;
+
+interface Listener {
+  child: ChildProcess;
+  /** Every --json event so far. */
+  events: Record<string, unknown>[];
+  /** Resolves with the first event (already seen or to come) that matches. */
+  until(match: (event: Record<string, unknown>) => boolean, what: string, timeoutMs?: number): Promise<Record<string, unknown>>;
+  /** Everything it wrote to stderr so far. */
+  stderr(): string;
+}
+
+function listen(lab: Lab, host: string, dir: string, env = ''): Listener {
+  const child = lab.hosts[host]!.spawn(['sh', '-c',
+    `${env} exec "${process.execPath}" "${CLI}" listen --server ${SERVER_URL} --key ${join(dir, 'key-l')} --once --json < ${join(dir, 'in-l')} > ${join(dir, 'out-l')}`]);
+  const events: Record<string, unknown>[] = [];
+  const waiters = new Set<() => void>();
+  let text = '';
+  let partial = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    text += chunk.toString();
+    partial += chunk.toString();
+    const lines = partial.split('\n');
+    partial = lines.pop()!;
+    for (const line of lines) {
+      try {
+        events.push(JSON.parse(line) as Record<string, unknown>);
+      } catch { /* not an event */ }
+    }
+    for (const wake of [...waiters]) wake();
+  });
+  const until: Listener['until'] = (match, what, timeoutMs = 60_000) => new Promise((resolve, reject) => {
+    const check = (): void => {
+      const found = events.find(match);
+      if (found) { done(); resolve(found); }
+    };
+    const onExit = (): void => { done(); reject(new Error(`listen exited before ${what}; its stderr:\n${text}`)); };
+    // A safety net, not a synchronisation: the events come from the measurement's own timers.
+    const timer = setTimeout(() => { done(); reject(new Error(`no ${what} within ${timeoutMs} ms; listen's stderr:\n${text}`)); }, timeoutMs);
+    const done = (): void => { clearTimeout(timer); waiters.delete(check); child.off('exit', onExit); };
+    waiters.add(check);
+    child.once('exit', onExit);
+    check();
+  });
+  return { child, events, until, stderr: () => text };
+}
+
+async function connect(lab: Lab, host: string, dir: string, id: string): Promise<{ code: number | null; events: Record<string, unknown>[]; stderr: string }> {
+  const result = await lab.hosts[host]!.exec(['sh', '-c',
+    `exec "${process.execPath}" "${CLI}" connect ${id} --server ${SERVER_URL} --key ${join(dir, 'key-c')} --transport udp --json < ${join(dir, 'in-c')} > ${join(dir, 'out-c')}`], { timeoutMs: 120_000 });
+  const events = result.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return { code: result.code, events, stderr: result.stderr };
+}
+
+async function scenario(t: Parameters<typeof skipUnlessLab>[0], run: (lab: Lab, dir: string) => Promise<void>): Promise<void> {
+  if (skipUnlessLab(t)) return;
+  const dir = await mkdtemp(join(tmpdir(), 'natpunch-keepalive-'));
+  try {
+    await writeFile(join(dir, 'in-l'), randomBytes(BYTES));
+    await writeFile(join(dir, 'in-c'), randomBytes(BYTES));
+    await withLab({ a: { kind: 'port-restricted' }, b: { kind: 'eim-random-port', udpTimeoutSeconds: IDLE_TIMEOUT_S } }, async (lab) => {
+      await startServe(lab);
+      await run(lab, dir);
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const sha = async (file: string): Promise<string> => createHash('sha256').update(await readFile(file)).digest('hex');
+
+test(`a listener whose UDP mappings die after ${IDLE_TIMEOUT_S} s idle sizes its keepalive below that and stays reachable: direct-udp, 64 KiB each way`, { timeout: 240_000 }, async (t) => {
+  await scenario(t, async (lab, dir) => {
+    const listener = listen(lab, 'b1', dir, process.env['KA_DEBUG'] ?? '');
+    const id = String((await listener.until((e) => e['event'] === 'ready', 'ready event'))['id']);
+    const sized = await listener.until((e) => e['event'] === 'keepalive' && Number(e['intervalMs']) < IDLE_TIMEOUT_S * 1000, `a keepalive event under ${IDLE_TIMEOUT_S} s`);
+    // 2 and 4 s of idling survive the 5 s conntrack timeout, 8 s does not.
+    assert.equal(sized['lifetimeSeconds'], 4, JSON.stringify(sized));
+    assert.equal(sized['expiredSeconds'], 8, JSON.stringify(sized));
+    assert.equal(sized['intervalMs'], 3200, JSON.stringify(sized));
+    // Now the timer under test: idle longer than the NAT's timeout. Without keepalives under
+    // 5 s the mapping the listener registered would be gone (see the test below).
+    await delay((IDLE_TIMEOUT_S + 2) * 1000);
+    const listenerConnected = listener.until((e) => e['event'] === 'connected' || e['event'] === 'error', 'connected event');
+    const connected = await connect(lab, 'a1', dir, id);
+    assert.equal(connected.code, 0, `connect failed: ${connected.stderr}`);
+    const event = connected.events.find((e) => e['event'] === 'connected');
+    assert.equal(event?.['path'], 'direct-udp', connected.stderr);
+    assert.equal((await listenerConnected)['path'], 'direct-udp');
+    await new Promise((resolve) => listener.child.exitCode !== null ? resolve(undefined) : listener.child.once('exit', resolve));
+    assert.equal(listener.child.exitCode, 0, listener.stderr());
+    if (process.env['KA_DEBUG']) console.log(listener.stderr());
+    assert.equal(await sha(join(dir, 'out-c')), await sha(join(dir, 'in-l')), 'listener -> connector bytes differ');
+    assert.equal(await sha(join(dir, 'out-l')), await sha(join(dir, 'in-c')), 'connector -> listener bytes differ');
+  });
+});
+
+test('the same listener with its keepalive pinned above the timeout (no sizing) has a dead registered mapping: UDP punching fails', { timeout: 240_000 }, async (t) => {
+  await scenario(t, async (lab, dir) => {
+    // Pinned at 60 s: no keepalive, no measurement and no move of the registration during the test.
+    const listener = listen(lab, 'b1', dir, 'NATPUNCH_KEEPALIVE_MS=60000');
+    const id = String((await listener.until((e) => e['event'] === 'ready', 'ready event'))['id']);
+    const pinned = await listener.until((e) => e['event'] === 'keepalive', 'the initial keepalive event');
+    assert.deepEqual([pinned['intervalMs'], pinned['reason']], [60_000, 'pinned']);
+    await delay((IDLE_TIMEOUT_S + 2) * 1000);
+    // The accept names the registered mapping, which the NAT has forgotten; the listener's own
+    // checks leave from a new mapping on another random port, which the connector's
+    // port-restricted NAT drops (it has sent only to the old port).
+    const connected = await connect(lab, 'a1', dir, id);
+    assert.notEqual(connected.code, 0, `connect unexpectedly succeeded: ${connected.stderr}`);
+    const error = connected.events.find((e) => e['event'] === 'error');
+    assert.equal(error?.['code'], 'ERR_TRANSPORT', connected.stderr);
+    assert.match(String(error?.['message']), /UDP punching: no working path/);
+  });
+});
