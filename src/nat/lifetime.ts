@@ -108,7 +108,8 @@ class LifetimeProbe {
         this.#dead.add(idle);
         for (const [other, controller] of this.#cancels) if (other > idle) controller.abort();
       }
-      if (signal?.aborted) return;
+      // A cancelled probe is news only when it was the last one running.
+      if (signal?.aborted || (outcome === null && running > 0)) return;
       this.#options.onProgress?.({ ...this.#bracket(), final: running === 0 });
     }));
     if (signal?.aborted) throw new AbortedError('mapping lifetime: aborted');
