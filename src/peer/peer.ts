@@ -139,6 +139,11 @@ export class Peer extends EventEmitter {
       this.#udpKeepalive.on('change', (state: KeepaliveState) => this.emit('keepalive', keepaliveInfo(state)));
       this.#udpKeepalive.start();
     }
+    // A reopened STUN/TCP connection (new L, new mapping): later intents and accepts carry it.
+    tcp?.on('reopened', ({ localPort, mapped }) => {
+      debug('TCP mapping reopened: L %d, %s', localPort, formatAddress(mapped));
+      this.emit('tcp-mapping', formatAddress(mapped));
+    });
     if (tcp && keepaliveMs > 0) {
       // The kept TCP connection's NAT mapping is the signed TCP candidate. TCP mappings live far
       // longer (RFC 5382 REQ-5: at least 2 h 4 min established), so a fixed interval well under

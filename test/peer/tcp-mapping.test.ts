@@ -1,0 +1,61 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { StunServer } from '../../src/stun/server.js';
+import { TcpMapping } from '../../src/peer/tcp-mapping.js';
+import type { TransportAddress } from '../../src/wire/index.js';
+
+test('a kept STUN/TCP connection the server closes is reopened from a new port L, with the new mapping', async () => {
+  // The server drops idle TCP connections after 200 ms: the mapping dies with it.
+  const server = await StunServer.listen({ address: '127.0.0.1', port: 0, tcpIdleTimeoutMs: 200 });
+  const mapping = await TcpMapping.learn(server.addresses[0]!, { localAddress: '127.0.0.1', reopen: { minDelayMs: 10 } });
+  try {
+    const first = mapping.localPort;
+    assert.equal(mapping.mapped.port, first);
+    const [reopened] = await once(mapping, 'reopened') as [{ localPort: number; mapped: TransportAddress }];
+    assert.notEqual(reopened.localPort, first);
+    assert.equal(mapping.localPort, reopened.localPort);
+    assert.deepEqual(mapping.mapped, reopened.mapped);
+    assert.equal(mapping.mapped.port, reopened.localPort, 'no NAT on loopback: the mapping is L itself');
+    assert.equal(mapping.alive, true);
+  } finally {
+    mapping.close();
+    await server.close();
+  }
+});
+
+test('while the server is away, reopening retries with growing delays and succeeds once it is back', async () => {
+  const server = await StunServer.listen({ address: '127.0.0.1', port: 0 });
+  const address = server.addresses[0]!;
+  const mapping = await TcpMapping.learn(address, { localAddress: '127.0.0.1', reopen: { minDelayMs: 20, maxDelayMs: 100 } });
+  let again: StunServer | undefined;
+  try {
+    const closed = once(mapping, 'reopened');
+    await server.close(); // a server restart: the connection ends, the first reconnects are refused
+    await new Promise<void>((resolve) => { const poll = setInterval(() => { if (!mapping.alive) { clearInterval(poll); resolve(); } }, 10); });
+    again = await StunServer.listen({ address: '127.0.0.1', port: address.port });
+    const [reopened] = await closed as [{ localPort: number }];
+    assert.equal(mapping.alive, true);
+    assert.equal(mapping.localPort, reopened.localPort);
+  } finally {
+    mapping.close();
+    await again?.close();
+  }
+});
+
+test('close() stops reopening, and reopen: false leaves a dead connection dead', async () => {
+  const server = await StunServer.listen({ address: '127.0.0.1', port: 0, tcpIdleTimeoutMs: 100 });
+  const mapping = await TcpMapping.learn(server.addresses[0]!, { localAddress: '127.0.0.1', reopen: false });
+  try {
+    let reopened = false;
+    mapping.on('reopened', () => { reopened = true; });
+    await new Promise<void>((resolve) => { const poll = setInterval(() => { if (!mapping.alive) { clearInterval(poll); resolve(); } }, 10); });
+    // Longer than any reopen delay would be.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(reopened, false);
+    assert.equal(mapping.alive, false);
+  } finally {
+    mapping.close();
+    await server.close();
+  }
+});
