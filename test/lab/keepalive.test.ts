@@ -20,6 +20,12 @@ import { SERVER_URL, startServe } from '../support/peers.js';
  * registration. With a fixed 15 s keepalive the mapping dies every time between keepalives and
  * comes back on another port; sized to the measured lifetime (5 s timeout: 4 s survive, 8 s do
  * not, so 0.8 × 4 = 3.2 s) it never dies.
+ *
+ * The first test also needs the registration to follow the mapping: the measurement's answer
+ * comes ~10 s after registration, when the registered mapping (idle since registration, 15 s
+ * default interval) is already gone; the first sized keepalive finds a new port and the listener
+ * moves its registration there (rendezvous `update`). Had it not, its accept would name the dead
+ * port and the connect would fail as in the second test.
  */
 const IDLE_TIMEOUT_S = 5;
 const BYTES = 64 << 10;
