@@ -1,7 +1,7 @@
 import {
   type Attribute, type StunMessage, type TransportAddress, AttrType, Method, MessageClass, encodeMessage, getAttribute,
   xorMappedAddress, mappedAddress, changeRequest, responsePort, padding, software, errorCode, unknownAttributes,
-  isComprehensionRequired,
+  isComprehensionRequired, RFC3489_CHANGED_ADDRESS, RFC3489_SOURCE_ADDRESS,
 } from '../wire/index.js';
 
 /**
@@ -47,8 +47,10 @@ const understood = new Set<number>(Object.values(AttrType).filter((v): v is numb
  */
 export function answerBinding(request: StunMessage, ctx: BindingContext): BindingReply | null {
   if (request.method !== Method.Binding || request.messageClass !== MessageClass.Request) return null;
+  // RFC 8489 §11: a classic (RFC 3489) client gets its cookie field back as part of its id.
+  const cookie = request.rfc3489?.cookie;
   const reply = (attributes: Attribute[], cls: MessageClass, change = { changeIp: false, changePort: false }, to = ctx.remote, fingerprint = false): BindingReply => ({
-    bytes: encodeMessage({ method: Method.Binding, messageClass: cls, transactionId: request.transactionId, attributes }, { fingerprint }),
+    bytes: encodeMessage({ method: Method.Binding, messageClass: cls, transactionId: request.transactionId, attributes, cookie }, { fingerprint }),
     ...change,
     to,
   });
@@ -97,13 +99,26 @@ export function answerBinding(request: StunMessage, ctx: BindingContext): Bindin
         port: change.changePort ? ctx.other.port : ctx.local.port,
       }
     : ctx.local;
-  const attributes: Attribute[] = [{ type: AttrType.XorMappedAddress, value: xorMappedAddress.encode(ctx.remote, request.transactionId) }];
-  if (ctx.other) {
-    // OTHER-ADDRESS names the address that differs in both IP and port from the one the request reached.
-    attributes.push({ type: AttrType.OtherAddress, value: mappedAddress.encode(ctx.other) });
-    attributes.push({ type: AttrType.ResponseOrigin, value: mappedAddress.encode(origin) });
+  const attributes: Attribute[] = [];
+  if (request.rfc3489) {
+    // RFC 8489 §11: MAPPED-ADDRESS instead of XOR-MAPPED-ADDRESS; and the RFC 3489 names of
+    // OTHER-ADDRESS and RESPONSE-ORIGIN (§11.2.3, §11.2.5), which classic NAT-type clients
+    // need to run their tests (RFC 5780 §7.3-7.4 keeps the same meaning under new codes).
+    attributes.push({ type: AttrType.MappedAddress, value: mappedAddress.encode(ctx.remote) });
+    if (ctx.other) {
+      attributes.push({ type: RFC3489_SOURCE_ADDRESS, value: mappedAddress.encode(origin) });
+      attributes.push({ type: RFC3489_CHANGED_ADDRESS, value: mappedAddress.encode(ctx.other) });
+    }
+  } else {
+    attributes.push({ type: AttrType.XorMappedAddress, value: xorMappedAddress.encode(ctx.remote, request.transactionId) });
+    if (ctx.other) {
+      // OTHER-ADDRESS names the address that differs in both IP and port from the one the request reached.
+      attributes.push({ type: AttrType.OtherAddress, value: mappedAddress.encode(ctx.other) });
+      attributes.push({ type: AttrType.ResponseOrigin, value: mappedAddress.encode(origin) });
+    }
   }
-  const fingerprint = getAttribute(request, AttrType.Fingerprint) !== undefined;
+  // RFC 3489 has no FINGERPRINT (and a classic client would not know it).
+  const fingerprint = !request.rfc3489 && getAttribute(request, AttrType.Fingerprint) !== undefined;
 
   // Optional attributes only within the request's own size (TCP is not spoofable, so no bound there).
   const budget = ctx.transport === 'tcp' ? Infinity : request.raw.byteLength;

@@ -2,7 +2,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { once } from 'node:events';
 import { debuglog } from 'node:util';
-import { type StunMessage, type TransportAddress, Method, MessageClass, decodeMessage, isStunMessage, formatAddress } from '../wire/index.js';
+import { type StunMessage, type TransportAddress, Method, MessageClass, decodeMessage, isRfc3489BindingRequest, isStunMessage, formatAddress } from '../wire/index.js';
 import { answerBinding } from './binding.js';
 import { answerBindingFast } from './fast-binding.js';
 import { StreamFramer } from './framing.js';
@@ -147,13 +147,15 @@ export class StunServer {
       endpoint.udp.send(fast, rinfo.port, rinfo.address);
       return;
     }
-    if (!isStunMessage(data)) {
+    // RFC 8489 §11: answer RFC 3489 clients too (Binding only, over UDP, where they ran).
+    const classic = !isStunMessage(data) && isRfc3489BindingRequest(data);
+    if (!classic && !isStunMessage(data)) {
       this.stats.dropped++;
       return;
     }
     let message: StunMessage;
     try {
-      message = decodeMessage(data);
+      message = decodeMessage(data, { rfc3489: classic });
     } catch (error) {
       this.stats.dropped++;
       debug('drop from %s:%d: %s', rinfo.address, rinfo.port, (error as Error).message);

@@ -98,6 +98,14 @@ export enum AttrType {
  */
 export const LEGACY_XOR_MAPPED_ADDRESS = 0x8020;
 
+/**
+ * RFC 3489's SOURCE-ADDRESS (§11.2.5) and CHANGED-ADDRESS (§11.2.3): RESPONSE-ORIGIN and
+ * OTHER-ADDRESS under their old codes, which IANA now lists as reserved. Sent only in answers
+ * to RFC 3489 clients (RFC 8489 §11), which know no other names.
+ */
+export const RFC3489_SOURCE_ADDRESS = 0x0004;
+export const RFC3489_CHANGED_ADDRESS = 0x0005;
+
 /** Error codes of ERROR-CODE. @see RFC 8489 §14.8, §18.4; RFC 8656 §18; RFC 8445 §16.1 */
 export enum StunErrorCode {
   TryAlternate = 300,
@@ -132,6 +140,8 @@ const attrNames: ReadonlyMap<number, string> = new Map<number, string>([
     .filter((entry): entry is [string, number] => typeof entry[1] === 'number')
     .map(([key, type]): [number, string] => [type, key.replace(/(?<=[a-z0-9])(?=[A-Z])/g, '-').toUpperCase()]),
   [LEGACY_XOR_MAPPED_ADDRESS, 'XOR-MAPPED-ADDRESS(0x8020)'],
+  [RFC3489_SOURCE_ADDRESS, 'SOURCE-ADDRESS(RFC 3489)'],
+  [RFC3489_CHANGED_ADDRESS, 'CHANGED-ADDRESS(RFC 3489)'],
 ]);
 
 const classNames: readonly string[] = ['request', 'indication', 'success response', 'error response'];

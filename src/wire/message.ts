@@ -43,6 +43,11 @@ export interface StunMessage {
   attributes: Attribute[];
   /** The exact bytes decoded (a private copy), needed for integrity and fingerprint checks. */
   raw: Uint8Array;
+  /**
+   * Set when the message came from an RFC 3489 ("classic") client: no magic cookie, so bytes 4-8
+   * are the first part of its 128-bit transaction id (only with `DecodeOptions.rfc3489`).
+   */
+  rfc3489?: { cookie: number };
 }
 
 /** Fields `encodeMessage` builds a message from. */
@@ -51,11 +56,18 @@ export interface MessageFields {
   messageClass: MessageClass;
   transactionId: Uint8Array;
   attributes: Attribute[];
+  /** Bytes 4-8 for a reply to an RFC 3489 client (its transaction id's first part); default the magic cookie. */
+  cookie?: number;
 }
 
 export interface DecodeOptions {
   /** Refuse messages with more attributes than this (default 64): bounds work per packet. */
   maxAttributes?: number;
+  /**
+   * Accept a message without the magic cookie as an RFC 3489 message (marked `rfc3489`), for a
+   * server answering classic clients (RFC 8489 §11). Default false: such a message is an error.
+   */
+  rfc3489?: boolean;
 }
 
 export interface EncodeOptions {
@@ -115,7 +127,7 @@ export function decodeMessage(buf: Uint8Array, options?: DecodeOptions): StunMes
     throw new StunDecodeError(`message: first two bits must be 0, got first byte 0x${buf[0]!.toString(16).padStart(2, '0')}`, 0);
   }
   const cookie = readUint32(buf, 4);
-  if (cookie !== MAGIC_COOKIE) {
+  if (cookie !== MAGIC_COOKIE && !options?.rfc3489) {
     throw new StunDecodeError(`message: magic cookie 0x${cookie.toString(16).padStart(8, '0')}, expected 0x2112a442 (RFC 3489 messages are not supported)`, 4);
   }
   const length = readUint16(buf, 2);
@@ -147,7 +159,21 @@ export function decodeMessage(buf: Uint8Array, options?: DecodeOptions): StunMes
     offset = start + padded(valueLength);
   }
   const { method, messageClass } = splitMessageType(readUint16(raw, 0));
-  return { method, messageClass, transactionId: raw.subarray(8, HEADER_LENGTH), attributes, raw };
+  const message: StunMessage = { method, messageClass, transactionId: raw.subarray(8, HEADER_LENGTH), attributes, raw };
+  if (cookie !== MAGIC_COOKIE) message.rfc3489 = { cookie };
+  return message;
+}
+
+/**
+ * Whether a datagram looks like an RFC 3489 Binding request: type 0x0001, no magic cookie, a
+ * body length that is a multiple of 4 and fills the datagram. Never throws.
+ * @see RFC 3489 §11.1, RFC 8489 §11 (backwards compatibility)
+ */
+export function isRfc3489BindingRequest(buf: Uint8Array): boolean {
+  if (!(buf instanceof Uint8Array) || buf.length < HEADER_LENGTH) return false;
+  if (readUint16(buf, 0) !== 0x0001 || readUint32(buf, 4) === MAGIC_COOKIE) return false;
+  const length = readUint16(buf, 2);
+  return length % 4 === 0 && length === buf.length - HEADER_LENGTH;
 }
 
 /** The value of the first attribute of `type`; later duplicates are ignored. @see RFC 8489 §14 */
@@ -167,6 +193,9 @@ function checkFields(msg: MessageFields): void {
   }
   if (!Number.isInteger(msg.messageClass) || msg.messageClass < 0 || msg.messageClass > 3) {
     throw new StunEncodeError(`message: class ${msg.messageClass} is not 0-3`);
+  }
+  if (msg.cookie !== undefined && (!Number.isInteger(msg.cookie) || msg.cookie < 0 || msg.cookie > 0xffffffff)) {
+    throw new StunEncodeError(`message: cookie ${msg.cookie} is not a 32-bit number`);
   }
   if (!(msg.transactionId instanceof Uint8Array) || msg.transactionId.length !== TRANSACTION_ID_LENGTH) {
     throw new StunEncodeError(`message: transaction id must be 12 bytes, got ${msg.transactionId?.length}`);
@@ -220,7 +249,7 @@ export function encodeMessage(msg: MessageFields, options?: EncodeOptions): Uint
   const out = new Uint8Array(HEADER_LENGTH + length);
   writeUint16(out, 0, messageType(msg.method, msg.messageClass));
   writeUint16(out, 2, length);
-  writeUint32(out, 4, MAGIC_COOKIE);
+  writeUint32(out, 4, msg.cookie ?? MAGIC_COOKIE);
   out.set(msg.transactionId, 8);
   let offset = HEADER_LENGTH;
   for (const a of msg.attributes) {

@@ -9,7 +9,7 @@ import { StunTcpClient } from '../../src/stun/tcp-client.js';
 import { NatpunchError, StunErrorResponseError, TransactionTimeoutError } from '../../src/errors.js';
 import {
   AttrType, Method, MessageClass, changeRequest, decodeMessage, encodeMessage, getAttribute, mappedAddress, newTransactionId,
-  padding, responsePort, unknownAttributes, xorMappedAddress, type TransportAddress, type StunMessage,
+  padding, responsePort, unknownAttributes, xorMappedAddress, type TransportAddress, type StunMessage, RFC3489_CHANGED_ADDRESS, RFC3489_SOURCE_ADDRESS,
 } from '../../src/wire/index.js';
 
 // 127.0.0.1 and 127.0.0.2 are two real addresses on Linux loopback: a full RFC 5780 server, no root.
@@ -167,4 +167,47 @@ test('closing a client fails its outstanding transactions with ERR_STUN_CLOSED',
   const pending = client.request({ family: 4, address: '127.0.0.1', port: silent.address().port });
   client.close();
   await assert.rejects(pending, (e: unknown) => NatpunchError.is(e) && e.code === 'ERR_STUN_CLOSED');
+});
+
+/** An RFC 3489 Binding request: no magic cookie, a 128-bit transaction id, optional CHANGE-REQUEST. */
+function classicRequest(id: Buffer, change?: { changeIp: boolean; changePort: boolean }): Buffer {
+  const body = change ? Buffer.concat([Buffer.from([0x00, 0x03, 0x00, 0x04]), Buffer.from(changeRequest.encode(change))]) : Buffer.alloc(0);
+  const header = Buffer.alloc(4);
+  header.writeUInt16BE(0x0001, 0);
+  header.writeUInt16BE(body.length, 2);
+  return Buffer.concat([header, id, body]);
+}
+
+test('an RFC 3489 client gets its 128-bit id back with MAPPED-ADDRESS, SOURCE-ADDRESS and CHANGED-ADDRESS (RFC 8489 §11)', async () => {
+  const socket = await udpSocket();
+  const cases: [{ changeIp: boolean; changePort: boolean } | undefined, TransportAddress][] = [
+    [undefined, primary], [{ changeIp: true, changePort: true }, server.addresses[3]!], [{ changeIp: false, changePort: true }, server.addresses[1]!],
+  ];
+  for (const [change, origin] of cases) {
+    const id = randomBytes(16);
+    socket.send(classicRequest(id, change), primary.port, primary.address);
+    const [data, rinfo] = (await once(socket, 'message')) as [Buffer, dgram.RemoteInfo];
+    assert.deepEqual({ address: rinfo.address, port: rinfo.port }, { address: origin.address, port: origin.port });
+    assert.deepEqual(data.subarray(4, 20), id, 'the whole classic transaction id, cookie field included');
+    const message = decodeMessage(data, { rfc3489: true });
+    assert.equal(message.messageClass, MessageClass.SuccessResponse);
+    assert.deepEqual(addressOf(message, AttrType.MappedAddress), { family: 4, address: '127.0.0.1', port: socket.address().port });
+    assert.deepEqual(addressOf(message, RFC3489_SOURCE_ADDRESS), origin);
+    assert.deepEqual(addressOf(message, RFC3489_CHANGED_ADDRESS), server.addresses[3]);
+    // Nothing a classic client cannot parse: no XOR-MAPPED-ADDRESS, no RFC 5780 names, no FINGERPRINT.
+    assert.deepEqual(message.attributes.map((a) => a.type), [AttrType.MappedAddress, RFC3489_SOURCE_ADDRESS, RFC3489_CHANGED_ADDRESS]);
+  }
+});
+
+test('an RFC 3489 RESPONSE-ADDRESS (reflection to a third party) is refused with 420, not followed', async () => {
+  const socket = await udpSocket();
+  const id = randomBytes(16);
+  const responseAddress = Buffer.from(mappedAddress.encode({ family: 4, address: '127.0.0.9', port: 9 }));
+  const request = Buffer.concat([Buffer.from([0x00, 0x01, 0x00, 4 + responseAddress.length]), id, Buffer.from([0x00, 0x02, 0x00, responseAddress.length]), responseAddress]);
+  socket.send(request, primary.port, primary.address);
+  const [data] = (await once(socket, 'message')) as [Buffer];
+  const message = decodeMessage(data, { rfc3489: true });
+  assert.equal(message.messageClass, MessageClass.ErrorResponse);
+  assert.deepEqual(unknownAttributes.decode(getAttribute(message, AttrType.UnknownAttributes)!), [0x0002]);
+  assert.deepEqual(data.subarray(4, 20), id);
 });

@@ -20,6 +20,7 @@ import {
   alternateServer,
   changeRequest,
   decodeMessage,
+  isRfc3489BindingRequest,
   encodeMessage,
   errorCode,
   fingerprint,
@@ -247,13 +248,16 @@ function misbehaviour(fn: () => unknown): string | undefined {
 
 /** Everything a caller may do with bytes off the wire, asserting only StunDecodeError escapes. */
 function exercise(input: Uint8Array): string | undefined {
-  // These two must never throw at all.
+  // These must never throw at all.
   try {
     isStunMessage(input);
     readMessageLength(input);
+    isRfc3489BindingRequest(input);
   } catch (err) {
-    return `isStunMessage/readMessageLength threw ${String(err)}`;
+    return `isStunMessage/readMessageLength/isRfc3489BindingRequest threw ${String(err)}`;
   }
+  const classic = misbehaviour(() => decodeMessage(input, { rfc3489: true }));
+  if (classic) return `decodeMessage with rfc3489: ${classic}`;
   let msg: StunMessage | undefined;
   const failure = misbehaviour(() => {
     msg = decodeMessage(input);

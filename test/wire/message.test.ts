@@ -11,6 +11,7 @@ import {
   decodeMessage,
   encodeMessage,
   getAttribute,
+  isRfc3489BindingRequest,
   isStunMessage,
   messageType,
   newTransactionId,
@@ -187,6 +188,30 @@ describe('decodeMessage', () => {
       }
     });
   }
+
+  it('decodes a message without the magic cookie as RFC 3489 only when asked to, and says so', () => {
+    const classic = frame('00030004 00000006', { cookie: 0xdeadbeef });
+    assertDecodeError(() => decodeMessage(classic), /RFC 3489 messages are not supported/);
+    const message = decodeMessage(classic, { rfc3489: true });
+    assert.deepEqual(message.rfc3489, { cookie: 0xdeadbeef });
+    assert.equal(message.attributes[0]!.type, AttrType.ChangeRequest);
+    assert.equal(decodeMessage(frame(''), { rfc3489: true }).rfc3489, undefined, 'a cookie makes it an RFC 8489 message');
+  });
+
+  it('recognises RFC 3489 Binding requests, and nothing else, as such', () => {
+    assert.equal(isRfc3489BindingRequest(frame('00030004 00000000', { cookie: 0x01020304 })), true);
+    assert.equal(isRfc3489BindingRequest(frame('')), false, 'has the magic cookie');
+    assert.equal(isRfc3489BindingRequest(frame('', { cookie: 1, type: 0x0101 })), false, 'a response');
+    assert.equal(isRfc3489BindingRequest(frame('0000', { cookie: 1, length: 2 })), false, 'length not a multiple of 4');
+    assert.equal(isRfc3489BindingRequest(new Uint8Array(19)), false);
+    assert.equal(isRfc3489BindingRequest('x' as unknown as Uint8Array), false);
+  });
+
+  it('encodes a reply to an RFC 3489 client with its cookie field, and rejects a cookie that is not 32 bits', () => {
+    const bytes = encodeMessage({ method: Method.Binding, messageClass: MessageClass.SuccessResponse, transactionId: TID, attributes: [], cookie: 0xdeadbeef });
+    assert.equal(new DataView(bytes.buffer).getUint32(4), 0xdeadbeef);
+    assertEncodeError(() => encodeMessage({ method: Method.Binding, messageClass: MessageClass.Request, transactionId: TID, attributes: [], cookie: 2 ** 32 }), /cookie 4294967296 is not a 32-bit number/);
+  });
 
   it('honours a smaller maxAttributes', () => {
     assert.equal(decodeMessage(frame('00250000'.repeat(2)), { maxAttributes: 2 }).attributes.length, 2);
