@@ -9,11 +9,17 @@
  *    the wall time from spawning `natpunch connect` to that event (adds node start-up, key
  *    creation and registration at the rendezvous server).
  * 2. Stream goodput a1 -> b1 over that same direct path: natpunch (bench/connect/peer.ts, the
- *    library in each host, STREAM_BYTES through one Connection, measured at the receiver from
- *    first to last byte) beside iperf3 between the same two hosts: UDP with DATAGRAM_SIZE-byte
- *    datagrams at full blast (`-b 0`, receiver-side goodput: the practical ceiling of any
- *    user-space UDP stream here) and kernel TCP (context: segmentation offload puts it far above
- *    any UDP stream).
+ *    library in each host, one Connection written for --warmup-ms + --duration-ms, measured at
+ *    the receiver after the warm-up) beside iperf3 between the same two hosts for the same time
+ *    with the same warm-up omitted (`--omit`): UDP with DATAGRAM_SIZE-byte datagrams at full
+ *    blast (`-b 0`, receiver-side goodput: the practical ceiling of any user-space UDP stream
+ *    here) and kernel TCP (context: segmentation offload puts it far above any UDP stream).
+ *    Between the two, `node-udp` (udp-blast.ts): node:dgram sending the same datagrams with no
+ *    protocol at all, the ceiling of anything built on node:dgram, so the report separates the
+ *    stream's own cost from the cost of sending from a Node process.
+ *    Same datagrams on the wire: natpunch's 1200-byte UDP payload carries 1173 stream bytes
+ *    (5 bytes path header, 22 bytes stream header), and only those count; iperf3 counts its
+ *    whole 1200-byte payload (its own header included), a 2 % edge for iperf3.
  *
  * Fairness of the iperf3 path: iperf3's server must be reachable through router b, but the lab's
  * full cone only admits inbound UDP to a mapping b1 opened itself, and no inbound TCP (iperf3's
@@ -35,16 +41,17 @@ import { formatRatio, formatTable } from '../support/table.js';
 import { summariseProfile, type CpuProfile, type ProfileSummary } from '../support/cpu-profile.js';
 import { withLab, labSupport, type Lab, type Host } from '../../src/lab/index.js';
 import { waitForLine } from '../../src/cli/wait-for-line.js';
-import { UDP_PATH_PAYLOAD } from '../../src/peer/udp-path.js';
+import { UDP_PATH_HEADER_LENGTH, UDP_PATH_PAYLOAD } from '../../src/peer/udp-path.js';
+import { DATA_OFFSET_LENGTH, HEADER_LENGTH } from '../../src/transport/packet.js';
 
 const SERVER_ADDRESS = '198.51.100.10';
 const SERVER_URL = `ws://${SERVER_ADDRESS}:8080/`;
 /** Connects measured for the time to a direct path (the issue asks for the median of 10). */
 const CONNECTS = 10;
-/** Bytes natpunch streams a1 -> b1 per measurement. */
-const STREAM_BYTES = 64 * 1024 * 1024;
 /** The UDP payload natpunch puts in each datagram; iperf3 -l uses the same. */
 const DATAGRAM_SIZE = UDP_PATH_PAYLOAD;
+/** Stream bytes in a full natpunch datagram: the path's header and the stream's DATA header come off. */
+const STREAM_BYTES_PER_DATAGRAM = UDP_PATH_PAYLOAD - UDP_PATH_HEADER_LENGTH - HEADER_LENGTH - DATA_OFFSET_LENGTH;
 const IPERF_PORT = 5201;
 const RECEIVER_CORE = 0;
 const SENDER_CORE = 1;
@@ -78,6 +85,9 @@ export interface ThroughputResult {
   lostPercent?: number;
   /** natpunch: what carried the stream. */
   path?: string;
+  /** natpunch: CPU (user, system: cores) and event-loop utilisation of each side while measured. */
+  senderLoad?: Record<string, number>;
+  receiverLoad?: Record<string, number>;
 }
 
 const MIB = 1024 * 1024;
@@ -186,10 +196,12 @@ class Run {
     }
   }
 
-  /** natpunch: STREAM_BYTES a1 -> b1 through one Connection; goodput measured by the sink. */
+  /** natpunch: a1 -> b1 through one Connection for the warm-up plus the measured time; goodput measured by the sink. */
   async natpunchStream(profileDir?: string): Promise<ThroughputResult> {
     const flags = (role: string): string[] => profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', join(profileDir, role), '--cpu-prof-interval', '250'];
-    const sink = this.b1.spawn(onCore(RECEIVER_CORE, [process.execPath, ...flags('sink'), this.peerScript, 'sink', '--server', SERVER_URL]));
+    const { durationMs, warmupMs } = this.bench.options;
+    const sink = this.b1.spawn(onCore(RECEIVER_CORE, [process.execPath, ...flags('sink'), this.peerScript, 'sink', '--server', SERVER_URL,
+      '--warmup-ms', String(warmupMs)]));
     const sinkOutput = captureOutput(sink);
     let source: ChildProcess | undefined;
     try {
@@ -197,22 +209,57 @@ class Run {
       const received = jsonLine(sink, /"event":"received"/, 120_000, 'bench/connect/peer.js sink');
       received.catch(() => undefined);
       source = this.a1.spawn(onCore(SENDER_CORE, [process.execPath, ...flags('source'), this.peerScript, 'source', '--server', SERVER_URL,
-        '--to', String(ready.id), '--bytes', String(STREAM_BYTES)]));
+        '--to', String(ready.id), '--seconds', String((durationMs + warmupMs) / 1000)]));
       const sourceOutput = captureOutput(source);
       const connected = await jsonLine(source, /"event":"connected"/, 30_000, 'bench/connect/peer.js source');
+      const sent = jsonLine(source, /"event":"sent"/, 120_000, 'bench/connect/peer.js source');
+      sent.catch(() => undefined);
       const result = await received;
+      const sourceResult = await sent;
       const [sourceCode, sinkCode] = await Promise.all([exited(source, 'peer.js source', 30_000), exited(sink, 'peer.js sink', 30_000)]);
       if (sourceCode !== 0 || sinkCode !== 0) {
         throw new BenchError(`peer.js source exited ${sourceCode}, sink ${sinkCode}, expected 0 and 0:\n${sourceOutput()}\n${sinkOutput()}`);
       }
-      if (result.bytes !== STREAM_BYTES) throw new BenchError(`natpunch sink received ${String(result.bytes)} bytes, expected ${STREAM_BYTES}`);
+      if (result.bytes !== sourceResult.bytes) throw new BenchError(`natpunch sink received ${String(result.bytes)} bytes, the source sent ${String(sourceResult.bytes)}`);
+      if (result.goodput === null) throw new BenchError(`natpunch: the transfer ended within the ${warmupMs} ms warm-up`);
       return {
-        goodput: Number(result.goodput), bytes: Number(result.bytes), seconds: Number(result.firstToLastMs) / 1000,
+        goodput: Number(result.goodput), bytes: Number(result.measuredBytes), seconds: Number(result.measuredMs) / 1000,
         path: `${String(connected.path)} ${String(connected.remote)}`,
+        senderLoad: sourceResult.load as Record<string, number>, receiverLoad: result.load as Record<string, number>,
       };
     } finally {
       if (source && source.exitCode === null) source.kill('SIGKILL');
       if (sink.exitCode === null) sink.kill('SIGKILL');
+    }
+  }
+
+  /**
+   * node:dgram at full blast, same datagrams, same path and forward as iperf3 (udp-blast.ts): the
+   * ceiling of any stream on node:dgram, so the cost of the protocol shows apart from the cost of
+   * being a Node process.
+   */
+  async nodeUdp(target: string): Promise<ThroughputResult> {
+    const { durationMs, warmupMs } = this.bench.options;
+    const script = join(this.bench.root, 'dist', 'bench', 'connect', 'udp-blast.js');
+    const sink = this.b1.spawn(onCore(RECEIVER_CORE, [process.execPath, script, 'sink', '--port', String(IPERF_PORT), '--warmup-ms', String(warmupMs)]));
+    const sinkOutput = captureOutput(sink);
+    try {
+      await jsonLine(sink, /"event":"ready"/, 10_000, 'udp-blast sink');
+      const received = jsonLine(sink, /"event":"received"/, durationMs + warmupMs + 30_000, 'udp-blast sink');
+      received.catch(() => undefined);
+      const args = [process.execPath, script, 'source', '--host', target, '--port', String(IPERF_PORT), '--size', String(DATAGRAM_SIZE),
+        '--seconds', String((durationMs + warmupMs) / 1000)];
+      const source = await this.a1.exec(onCore(SENDER_CORE, args), { timeoutMs: durationMs + warmupMs + 20_000 });
+      if (source.code !== 0) throw new BenchError(`udp-blast source in a1: exited ${source.code ?? source.signal}:\n${source.stdout}\n${source.stderr}`);
+      const result = await received;
+      if (result.goodput === null) throw new BenchError(`udp-blast: nothing measured after the warm-up\n${sinkOutput()}`);
+      const sent = JSON.parse(source.stdout.trim().split('\n').at(-1)!) as { load: Record<string, number> };
+      return {
+        goodput: Number(result.goodput), bytes: Number(result.measuredBytes), seconds: Number(result.measuredMs) / 1000,
+        senderLoad: sent.load, receiverLoad: result.load as Record<string, number>,
+      };
+    } finally {
+      await exited(sink, 'udp-blast sink', 5000).catch(() => undefined);
     }
   }
 
@@ -234,7 +281,8 @@ class Run {
       await waitForLine(server, /Server listening/, 10_000).catch((error: Error) => {
         throw new BenchError(`iperf3 server in b1: ${error.message}`, { cause: error });
       });
-      const args = ['iperf3', '--client', target, '--port', String(IPERF_PORT), '--time', String(seconds), '--json'];
+      const omit = Math.round(this.bench.options.warmupMs / 1000);
+      const args = ['iperf3', '--client', target, '--port', String(IPERF_PORT), '--time', String(seconds), '--omit', String(omit), '--json'];
       if (udp) args.push('--udp', '--length', String(DATAGRAM_SIZE), '--bitrate', '0');
       const client = await this.a1.exec(onCore(SENDER_CORE, args), { timeoutMs: seconds * 1000 + 20_000 });
       if (client.code !== 0) throw new BenchError(`iperf3 client in a1 (${args.join(' ')}): exited ${client.code ?? client.signal}:\n${client.stdout}\n${client.stderr}\n${serverOutput()}`);
@@ -251,7 +299,7 @@ class Run {
   }
 }
 
-const TARGETS = ['natpunch', 'iperf3-udp', 'kernel-tcp'] as const;
+const TARGETS = ['natpunch', 'node-udp', 'iperf3-udp', 'kernel-tcp'] as const;
 type TargetName = (typeof TARGETS)[number];
 
 function printConnects(samples: ConnectSample[]): void {
@@ -267,19 +315,28 @@ function printConnects(samples: ConnectSample[]): void {
   process.stdout.write(`paths: ${paths.join(', ')}\n`);
 }
 
-function printThroughput(best: Record<TargetName, ThroughputResult>, rounds: number, seconds: number): void {
+function printThroughput(best: Record<TargetName, ThroughputResult>, rounds: number, seconds: number, warmup: number): void {
   const mbps = (r: ThroughputResult): string => ((r.goodput * 8) / 1e6).toFixed(0);
   const mibs = (r: ThroughputResult): string => (r.goodput / MIB).toFixed(1);
   const what: Record<TargetName, string> = {
-    natpunch: `${STREAM_BYTES / MIB} MiB through one Connection (library), first->last byte at the receiver`,
-    'iperf3-udp': `iperf3 -u -l ${DATAGRAM_SIZE} -b 0 -t ${seconds}, receiver side (${(best['iperf3-udp'].lostPercent ?? 0).toFixed(1)}% lost)`,
-    'kernel-tcp': `iperf3 -t ${seconds} (TCP), receiver side`,
+    natpunch: `one Connection (library) for ${seconds} s after ${warmup} s, receiver side`,
+    'node-udp': `node:dgram, ${DATAGRAM_SIZE}-byte datagrams at full blast, no protocol (udp-blast.ts), receiver side`,
+    'iperf3-udp': `iperf3 -u -l ${DATAGRAM_SIZE} -b 0 -t ${seconds} -O ${warmup}, receiver side (${(best['iperf3-udp'].lostPercent ?? 0).toFixed(1)}% lost)`,
+    'kernel-tcp': `iperf3 -t ${seconds} -O ${warmup} (TCP), receiver side`,
   };
   process.stdout.write(`\nStream goodput a1 -> b1 over the direct lab path (receivers on core ${RECEIVER_CORE}, senders on core ${SENDER_CORE}), best of ${rounds} round(s)\n`);
-  process.stdout.write(formatTable(['target', 'MiB/s', 'Mbit/s', 'vs iperf3-udp', 'vs kernel-tcp', 'what'], TARGETS.map((name) => [
-    name, mibs(best[name]), mbps(best[name]), formatRatio(best[name].goodput, best['iperf3-udp'].goodput),
+  process.stdout.write(formatTable(['target', 'MiB/s', 'Mbit/s', 'vs node-udp', 'vs iperf3-udp', 'vs kernel-tcp', 'what'], TARGETS.map((name) => [
+    name, mibs(best[name]), mbps(best[name]), formatRatio(best[name].goodput, best['node-udp'].goodput), formatRatio(best[name].goodput, best['iperf3-udp'].goodput),
     formatRatio(best[name].goodput, best['kernel-tcp'].goodput), what[name],
   ])) + '\n');
+  const { senderLoad, receiverLoad } = best.natpunch;
+  if (senderLoad && receiverLoad) {
+    // CPU per datagram tells where the time goes even when other work on the machine moves MiB/s.
+    const perDatagram = (cores: number | undefined): string => (((cores ?? 0) * 1e6) / (best.natpunch.goodput / STREAM_BYTES_PER_DATAGRAM)).toFixed(1);
+    const side = (name: string, load: Record<string, number>): string =>
+      `${name} ${perDatagram(load.cpuUser)} us user + ${perDatagram(load.cpuSystem)} us system per datagram (event loop ${((load.eventLoopUtilization ?? 0) * 100).toFixed(0)}% busy)`;
+    process.stdout.write(`natpunch CPU: ${side('sender', senderLoad)}; ${side('receiver', receiverLoad)}\n`);
+  }
   process.stdout.write(`natpunch path: ${best.natpunch.path ?? '-'}; iperf3 reaches b1 through a static TCP+UDP ${IPERF_PORT} forward on router b ` +
     `(same hosts, routers and NAT translations; see bench/connect/index.ts)\n`);
 }
@@ -347,7 +404,8 @@ async function run(bench: BenchmarkContext): Promise<Record<string, unknown>> {
         for (const name of TARGETS) {
           checkAbort();
           bench.log(`round ${round}/${bench.options.rounds}: ${name}`);
-          results[name] = name === 'natpunch' ? await run.natpunchStream() : await run.iperf(target, name === 'iperf3-udp');
+          results[name] = name === 'natpunch' ? await run.natpunchStream()
+            : name === 'node-udp' ? await run.nodeUdp(target) : await run.iperf(target, name === 'iperf3-udp');
           bench.log(`${name}: ${(results[name].goodput / MIB).toFixed(1)} MiB/s`);
         }
         rounds.push(results);
@@ -359,11 +417,13 @@ async function run(bench: BenchmarkContext): Promise<Record<string, unknown>> {
       }
 
       printConnects(samples);
-      printThroughput(best, rounds.length, seconds);
+      printThroughput(best, rounds.length, seconds, Math.round(bench.options.warmupMs / 1000));
       const ratio = (a: TargetName, b: TargetName): number => Number((best[a].goodput / best[b].goodput).toFixed(3));
       const natpunchVsUdp = ratio('natpunch', 'iperf3-udp');
       const natpunchVsTcp = ratio('natpunch', 'kernel-tcp');
-      process.stdout.write(`natpunch / iperf3-udp = ${natpunchVsUdp} (target >= 0.8); natpunch / kernel TCP = ${natpunchVsTcp} (context)\n`);
+      const natpunchVsNode = ratio('natpunch', 'node-udp');
+      process.stdout.write(`natpunch / iperf3-udp = ${natpunchVsUdp} (target >= 0.8); natpunch / node-udp = ${natpunchVsNode} ` +
+        `(node:dgram's own ceiling; node-udp / iperf3-udp = ${ratio('node-udp', 'iperf3-udp')}); natpunch / kernel TCP = ${natpunchVsTcp} (context)\n`);
       const loadAfter = loadavg()[0]!;
       if (Math.max(loadBefore, loadAfter) > 0.5) {
         process.stdout.write(`note: 1-minute load average ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after (on ${cpus().length} CPUs): ` +
@@ -383,7 +443,7 @@ async function run(bench: BenchmarkContext): Promise<Record<string, unknown>> {
         machine: { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version, kernel: release(), loadAverage: { before: loadBefore, after: loadAfter } },
         settings: {
           lab: { a: 'port-restricted', b: 'full-cone', server: SERVER_URL, from: 'a1', to: 'b1' },
-          connects: CONNECTS, streamBytes: STREAM_BYTES, datagramSize: DATAGRAM_SIZE, iperfSeconds: seconds,
+          connects: CONNECTS, datagramSize: DATAGRAM_SIZE, iperfSeconds: seconds,
           iperfReachability: `static TCP+UDP ${IPERF_PORT} forward on router b to b1`,
           receiverCore: RECEIVER_CORE, senderCore: SENDER_CORE, ...bench.options,
         },
@@ -391,7 +451,10 @@ async function run(bench: BenchmarkContext): Promise<Record<string, unknown>> {
           ms, wallMs: spread(samples.map((s) => s.wallMs)), listenerMs: spread(samples.map((s) => s.listenerMs)), samples,
         },
         throughput: { best, rounds },
-        ratios: { natpunchVsIperf3Udp: natpunchVsUdp, natpunchVsKernelTcp: natpunchVsTcp, iperf3UdpVsKernelTcp: ratio('iperf3-udp', 'kernel-tcp') },
+        ratios: {
+          natpunchVsIperf3Udp: natpunchVsUdp, natpunchVsNodeUdp: natpunchVsNode, nodeUdpVsIperf3Udp: ratio('node-udp', 'iperf3-udp'),
+          natpunchVsKernelTcp: natpunchVsTcp, iperf3UdpVsKernelTcp: ratio('iperf3-udp', 'kernel-tcp'),
+        },
         ...(profile ? { profile } : {}),
       };
     });
@@ -402,6 +465,6 @@ async function run(bench: BenchmarkContext): Promise<Record<string, unknown>> {
 
 export const benchmark: Benchmark = {
   name: 'connect',
-  description: 'lab a1 (port-restricted) -> b1 (full cone): time to a direct path (10 connects), natpunch stream goodput vs iperf3 UDP and kernel TCP',
+  description: 'lab a1 (port-restricted) -> b1 (full cone): time to a direct path (10 connects), natpunch stream goodput vs node:dgram, iperf3 UDP and kernel TCP',
   run,
 };

@@ -3,14 +3,16 @@
  * namespace. It uses only the public library (createPeer, peer.connect, 'connection') with a
  * fresh in-memory identity, and prints one JSON object per line on stdout:
  *
- *   node dist/bench/connect/peer.js sink   --server URL
+ *   node dist/bench/connect/peer.js sink   --server URL [--warmup-ms W]
  *     {"event":"ready","id":ID}, then, once the sender's stream ends,
- *     {"event":"received","bytes":N,"firstToLastMs":MS,"goodput":BYTES_PER_S,"connect":{...}}
- *   node dist/bench/connect/peer.js source --server URL --to ID --bytes N
- *     {"event":"connected",...}, then {"event":"sent","bytes":N,"ms":MS}
+ *     {"event":"received","bytes":N,"measuredBytes":M,"measuredMs":MS,"goodput":BYTES_PER_S,"load":{...},"connect":{...}}
+ *   node dist/bench/connect/peer.js source --server URL --to ID --seconds S
+ *     {"event":"connected",...}, then {"event":"sent","bytes":N,"ms":MS,"load":{...}}
  *
- * Goodput is measured where the bytes arrive, from the first payload byte to the last one (so
- * neither process start-up nor the handshake counts), as iperf3 reports its receiver side.
+ * Goodput is measured where the bytes arrive, from the first byte W ms after the first payload
+ * byte to the last one (so neither process start-up, the handshake, slow start nor JIT warm-up
+ * counts), as iperf3 reports its receiver side with --omit. `load` is each side's CPU (user and
+ * system, in cores) and event-loop utilisation over the measured part: which side was the limit.
  * Data comes from one preallocated random buffer written again and again with backpressure, so
  * the figure is the stream's own, not the cost of reading a file or a pipe.
  */
@@ -20,6 +22,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { createPeer, type Connection } from '../../src/index.js';
 import { generateIdentity } from '../../src/identity/index.js';
+import { GoodputMeter, LoadMark } from '../support/goodput-meter.js';
 
 /** Bytes per write(): large enough that per-call overhead is noise, small enough to interleave with ACKs. */
 const CHUNK = 64 * 1024;
@@ -32,7 +35,7 @@ function describe(connection: Connection): Record<string, unknown> {
   return { peer: connection.remotePeerId, path: connection.path, technique: connection.technique, remote: connection.remote, ms: connection.ms };
 }
 
-async function sink(server: string): Promise<void> {
+async function sink(server: string, warmupMs: number): Promise<void> {
   const peer = await createPeer({ server, identity: generateIdentity() });
   try {
     const connection = await new Promise<Connection>((resolve, reject) => {
@@ -41,20 +44,15 @@ async function sink(server: string): Promise<void> {
       emit({ event: 'ready', id: peer.peerId });
     });
     emit({ event: 'connected', ...describe(connection) });
-    let bytes = 0;
-    let first = 0;
-    let last = 0;
-    connection.on('data', (chunk: Buffer) => {
-      last = performance.now();
-      if (bytes === 0) first = last;
-      bytes += chunk.length;
-    });
+    // Counted from the first byte `warmupMs` after the first one (slow start and JIT warm-up
+    // excluded, as iperf3 --omit does) to the last one.
+    const meter = new GoodputMeter(warmupMs);
+    connection.on('data', (chunk: Buffer) => meter.add(chunk.length));
     await new Promise<void>((resolve, reject) => {
       connection.once('end', resolve);
       connection.once('error', reject);
     });
-    const firstToLastMs = last - first;
-    emit({ event: 'received', bytes, firstToLastMs, goodput: firstToLastMs > 0 ? (bytes * 1000) / firstToLastMs : null, connect: describe(connection) });
+    emit({ event: 'received', ...meter.report(), connect: describe(connection) });
     // Half-close back so the sender sees its stream end, then wait for our FIN to be delivered.
     await new Promise<void>((resolve) => connection.end(resolve));
   } finally {
@@ -62,7 +60,8 @@ async function sink(server: string): Promise<void> {
   }
 }
 
-async function source(server: string, to: string, total: number): Promise<void> {
+/** Writes for `seconds` (the sink's warm-up included), then ends and waits for the sink's end. */
+async function source(server: string, to: string, seconds: number): Promise<void> {
   const peer = await createPeer({ server, identity: generateIdentity() });
   try {
     const connection = await peer.connect(to);
@@ -74,11 +73,12 @@ async function source(server: string, to: string, total: number): Promise<void> 
       connection.resume();
     });
     const started = performance.now();
+    const stopAt = started + seconds * 1000;
+    const since = new LoadMark();
     let sent = 0;
-    while (sent < total) {
-      const size = Math.min(CHUNK, total - sent);
-      sent += size;
-      if (!connection.write(size === CHUNK ? data : data.subarray(0, size))) {
+    while (performance.now() < stopAt) {
+      sent += CHUNK;
+      if (!connection.write(data)) {
         await new Promise<void>((resolve, reject) => {
           const onError = (error: Error): void => { connection.off('drain', onDrain); reject(error); };
           const onDrain = (): void => { connection.off('error', onError); resolve(); };
@@ -87,10 +87,11 @@ async function source(server: string, to: string, total: number): Promise<void> 
         });
       }
     }
+    const writing = since.load();
     connection.end();
     // The sink answers our end with its own once every byte arrived: then the transfer is over.
     await ended;
-    emit({ event: 'sent', bytes: sent, ms: performance.now() - started });
+    emit({ event: 'sent', bytes: sent, ms: performance.now() - started, load: writing });
   } finally {
     await peer.close();
   }
@@ -99,15 +100,19 @@ async function source(server: string, to: string, total: number): Promise<void> 
 async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args: argv, allowPositionals: true, strict: true,
-    options: { server: { type: 'string' }, to: { type: 'string' }, bytes: { type: 'string' } },
+    options: { server: { type: 'string' }, to: { type: 'string' }, seconds: { type: 'string' }, 'warmup-ms': { type: 'string', default: '0' } },
   });
   const [mode] = positionals;
   if (!values.server) throw new Error('bench/connect/peer: --server URL is required');
-  if (mode === 'sink') return sink(values.server);
+  if (mode === 'sink') {
+    const warmupMs = Number(values['warmup-ms']);
+    if (!Number.isFinite(warmupMs) || warmupMs < 0) throw new Error(`bench/connect/peer sink: --warmup-ms ${values['warmup-ms']}, expected a number >= 0`);
+    return sink(values.server, warmupMs);
+  }
   if (mode === 'source') {
-    const bytes = Number(values.bytes);
-    if (!values.to || !Number.isInteger(bytes) || bytes <= 0) throw new Error(`bench/connect/peer source: need --to ID and --bytes N > 0, got ${values.to} and ${values.bytes}`);
-    return source(values.server, values.to, bytes);
+    const seconds = Number(values.seconds);
+    if (!values.to || !Number.isFinite(seconds) || seconds <= 0) throw new Error(`bench/connect/peer source: need --to ID and --seconds S > 0, got ${values.to} and ${values.seconds}`);
+    return source(values.server, values.to, seconds);
   }
   throw new Error(`bench/connect/peer: mode ${mode}: expected sink or source`);
 }
