@@ -3,6 +3,8 @@ import { NatpunchError, AbortedError } from '../errors.js';
 import type { Identity } from '../identity/index.js';
 import { NatpunchHandshake, encodeFrame, FrameDecoder, MAX_PLAINTEXT_LENGTH, sealFrame, type SecureSession } from '../secure/index.js';
 
+const CLOSE_MESSAGE = new Uint8Array(0);
+
 export interface SecureStreamOptions {
   identity: Identity;
   initiator: boolean;
@@ -27,6 +29,8 @@ export class SecureStream extends Duplex {
   readonly #raw: Duplex;
   readonly #decoder: FrameDecoder;
   #rawEnded = false;
+  /** The peer's close message arrived: its direction ended here, authenticated. */
+  #closeReceived = false;
 
   private constructor(raw: Duplex, session: SecureSession, decoder: FrameDecoder, leftovers: Uint8Array[], rawEnded: boolean) {
     super({ allowHalfOpen: true });
@@ -38,10 +42,7 @@ export class SecureStream extends Duplex {
     // The peer may finish its half of the handshake, write nothing and end at once (`connect`
     // with an empty stdin): its FIN then arrives with the last handshake message, and the
     // carrier's 'end' has already been emitted by the time this stream exists.
-    if (rawEnded) {
-      this.#rawEnded = true;
-      this.push(null);
-    }
+    if (rawEnded) this.#onRawEnd();
     raw.on('data', (chunk: Buffer) => {
       let messages: Uint8Array[];
       try {
@@ -52,7 +53,7 @@ export class SecureStream extends Duplex {
       }
       for (const message of messages) if (!this.#deliver(message)) raw.pause();
     });
-    raw.on('end', () => { this.#rawEnded = true; this.push(null); });
+    raw.on('end', () => this.#onRawEnd());
     raw.on('error', (error) => this.destroy(error));
     raw.on('close', () => { if (!this.#rawEnded) this.destroy(new NatpunchError('ERR_TRANSPORT', 'the underlying stream closed before it ended')); });
   }
@@ -117,7 +118,30 @@ export class SecureStream extends Duplex {
       this.destroy(error as Error);
       return false;
     }
+    if (this.#closeReceived) {
+      this.destroy(new NatpunchError('ERR_NOISE', 'secure stream: a message after the peer\'s close message'));
+      return false;
+    }
+    if (plaintext.length === 0) {
+      // Writes never make an empty message, so this is the close message (see _final).
+      this.#closeReceived = true;
+      return true;
+    }
     return this.push(plaintext);
+  }
+
+  /**
+   * The carrier's end (a FIN) is not authenticated: anyone on the path could forge one at a
+   * frame boundary and cut the stream short without either side noticing. So the end counts only
+   * after the peer's sealed close message, as TLS requires close_notify (@see RFC 8446 §6.1).
+   */
+  #onRawEnd(): void {
+    this.#rawEnded = true;
+    if (!this.#closeReceived || this.#decoder.buffered > 0) {
+      this.destroy(new NatpunchError('ERR_NOISE', 'secure stream: the peer\'s stream ended without its sealed close message (truncated on the way)'));
+      return;
+    }
+    this.push(null);
   }
 
   override _read(): void {
@@ -154,7 +178,14 @@ export class SecureStream extends Duplex {
     else this.#raw.once('drain', () => callback());
   }
 
+  /** Our sealed close message (an empty Noise message), then the carrier's end. */
   override _final(callback: (error?: Error | null) => void): void {
+    try {
+      this.#raw.write(sealFrame(this.session, CLOSE_MESSAGE));
+    } catch (error) {
+      callback(error as Error);
+      return;
+    }
     this.#raw.end(callback);
   }
 

@@ -1,6 +1,7 @@
 /**
- * SecureStream.establish when the initiator ends at once: its last handshake message and its
- * end arrive at the responder together (`natpunch connect` with an empty stdin does this).
+ * SecureStream and the end of the carrier: the initiator may end at once, so its last handshake
+ * message and its end arrive together (`natpunch connect` with an empty stdin does this); and an
+ * end that does not follow the peer's sealed close message is a truncation, not an end.
  */
 import assert from 'node:assert/strict';
 import { EventEmitter, once } from 'node:events';
@@ -67,6 +68,29 @@ describe('SecureStream.establish', () => {
     const secureBob = await responder;
     assert.equal(secureBob.remotePeerId, alice.peerId);
     assert.equal((await readAll(secureBob)).length, 0);
+  });
+
+  it('fails with ERR_NOISE when the carrier ends without the sealed close message (a forged FIN)', { timeout: TIMEOUT }, async () => {
+    const alice = generateIdentity();
+    const bob = generateIdentity();
+    const toBob = new Carrier();
+    const toAlice = new Carrier();
+    toAlice.written.on('chunk', (chunk: Buffer) => toBob.push(chunk));
+    toBob.written.on('chunk', (chunk: Buffer) => toAlice.push(chunk));
+    const [secureAlice, secureBob] = await Promise.all([
+      SecureStream.establish(toBob, { identity: alice, initiator: true, expectedPeerId: bob.peerId }),
+      SecureStream.establish(toAlice, { identity: bob, initiator: false }),
+    ]);
+    const received = once(secureBob, 'data');
+    secureAlice.write('the first half');
+    assert.equal(String((await received)[0]), 'the first half');
+    // An attacker ends Bob's carrier at a frame boundary; Alice never ended.
+    const failed = once(secureBob, 'error');
+    toAlice.push(null);
+    const [error] = await failed;
+    assert.equal((error as { code?: string }).code, 'ERR_NOISE');
+    assert.match((error as Error).message, /ended without its sealed close message/);
+    secureAlice.destroy();
   });
 
   it('still fails with ERR_NOISE when the stream ends before the handshake completes', { timeout: TIMEOUT }, async () => {
