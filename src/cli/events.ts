@@ -10,6 +10,8 @@ export interface EventSink {
   info(text: string): void;
   /** The UDP keepalive's interval or the measured mapping lifetime changed (listen). */
   keepalive(info: KeepaliveInfo): void;
+  /** The kept STUN/TCP connection was reopened with a new TCP mapping (listen). */
+  tcpMapping(mapped: string): void;
 }
 
 export function eventSink(json: boolean): EventSink {
@@ -24,6 +26,7 @@ export function eventSink(json: boolean): EventSink {
         event: 'keepalive', intervalMs: k.intervalMs, lifetimeSeconds: k.lifetime?.aliveSeconds ?? null,
         expiredSeconds: k.lifetime?.expiredSeconds ?? null, final: k.lifetime?.final ?? false, reason: k.reason,
       }),
+      tcpMapping: (mapped) => emit({ event: 'tcp-mapping', mapped }),
     };
   }
   const say = (text: string): void => { process.stderr.write(`natpunch: ${text}\n`); };
@@ -44,6 +47,7 @@ export function eventSink(json: boolean): EventSink {
         say(`keepalive every ${(k.intervalMs / 1000).toFixed(1)} s (${why})`);
       };
     })(),
+    tcpMapping: (mapped) => say(`the kept TCP connection to the rendezvous server was reopened; TCP mapping now ${mapped}`),
   };
 }
 

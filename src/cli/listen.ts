@@ -18,6 +18,7 @@ export async function listenCommand(argv: string[]): Promise<number> {
   // The keepalive is sized to the measured mapping lifetime: each change is an event.
   peer.on('keepalive', (info: KeepaliveInfo) => events.keepalive(info));
   if (peer.keepalive) events.keepalive(peer.keepalive);
+  peer.on('tcp-mapping', (mapped: string) => events.tcpMapping(mapped));
   const reachable = Object.entries(peer.reachable).filter(([, yes]) => yes).map(([transport]) => transport.toUpperCase());
   // Human output only (info is silent with --json): tells why this side will not punch.
   if (reachable.length) events.info(`directly reachable over ${reachable.join(' and ')}: peers will dial this one (connection reversal)`);
