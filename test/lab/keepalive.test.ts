@@ -29,6 +29,8 @@ import { SERVER_URL, startServe } from '../support/peers.js';
  */
 const IDLE_TIMEOUT_S = 5;
 const BYTES = 64 << 10;
+type LabOptions = Parameters<typeof withLab>[0];
+const KEEPALIVE_ROUTERS: LabOptions = { a: { kind: 'port-restricted' }, b: { kind: 'eim-random-port', udpTimeoutSeconds: IDLE_TIMEOUT_S } };
 
 interface Listener {
   child: ChildProcess;
@@ -75,20 +77,20 @@ function listen(lab: Lab, host: string, dir: string, env = ''): Listener {
   return { child, events, until, stderr: () => text };
 }
 
-async function connect(lab: Lab, host: string, dir: string, id: string): Promise<{ code: number | null; events: Record<string, unknown>[]; stderr: string }> {
+async function connect(lab: Lab, host: string, dir: string, id: string, transport = 'udp'): Promise<{ code: number | null; events: Record<string, unknown>[]; stderr: string }> {
   const result = await lab.hosts[host]!.exec(['sh', '-c',
-    `exec "${process.execPath}" "${CLI}" connect ${id} --server ${SERVER_URL} --key ${join(dir, 'key-c')} --transport udp --json < ${join(dir, 'in-c')} > ${join(dir, 'out-c')}`], { timeoutMs: 120_000 });
+    `exec "${process.execPath}" "${CLI}" connect ${id} --server ${SERVER_URL} --key ${join(dir, 'key-c')} --transport ${transport} --json < ${join(dir, 'in-c')} > ${join(dir, 'out-c')}`], { timeoutMs: 120_000 });
   const events = result.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
   return { code: result.code, events, stderr: result.stderr };
 }
 
-async function scenario(t: Parameters<typeof skipUnlessLab>[0], run: (lab: Lab, dir: string) => Promise<void>): Promise<void> {
+async function scenario(t: Parameters<typeof skipUnlessLab>[0], run: (lab: Lab, dir: string) => Promise<void>, routers: LabOptions = KEEPALIVE_ROUTERS): Promise<void> {
   if (skipUnlessLab(t)) return;
   const dir = await mkdtemp(join(tmpdir(), 'natpunch-keepalive-'));
   try {
     await writeFile(join(dir, 'in-l'), randomBytes(BYTES));
     await writeFile(join(dir, 'in-c'), randomBytes(BYTES));
-    await withLab({ a: { kind: 'port-restricted' }, b: { kind: 'eim-random-port', udpTimeoutSeconds: IDLE_TIMEOUT_S } }, async (lab) => {
+    await withLab(routers, async (lab) => {
       await startServe(lab);
       await run(lab, dir);
     });
@@ -117,13 +119,18 @@ test(`a listener whose UDP mappings die after ${IDLE_TIMEOUT_S} s idle sizes its
     const event = connected.events.find((e) => e['event'] === 'connected');
     assert.equal(event?.['path'], 'direct-udp', connected.stderr);
     assert.equal((await listenerConnected)['path'], 'direct-udp');
-    await new Promise((resolve) => listener.child.exitCode !== null ? resolve(undefined) : listener.child.once('exit', resolve));
-    assert.equal(listener.child.exitCode, 0, listener.stderr());
-    if (process.env['KA_DEBUG']) console.log(listener.stderr());
-    assert.equal(await sha(join(dir, 'out-c')), await sha(join(dir, 'in-l')), 'listener -> connector bytes differ');
-    assert.equal(await sha(join(dir, 'out-l')), await sha(join(dir, 'in-c')), 'connector -> listener bytes differ');
+    await bothWaysIntact(listener, dir);
   });
 });
+
+/** The listener exits 0 (both directions ended) and the bytes arrived unchanged both ways. */
+async function bothWaysIntact(listener: Listener, dir: string): Promise<void> {
+  await new Promise((resolve) => listener.child.exitCode !== null ? resolve(undefined) : listener.child.once('exit', resolve));
+  assert.equal(listener.child.exitCode, 0, listener.stderr());
+  if (process.env['KA_DEBUG']) console.log(listener.stderr());
+  assert.equal(await sha(join(dir, 'out-c')), await sha(join(dir, 'in-l')), 'listener -> connector bytes differ');
+  assert.equal(await sha(join(dir, 'out-l')), await sha(join(dir, 'in-c')), 'connector -> listener bytes differ');
+}
 
 test('the same listener with its keepalive pinned above the timeout (no sizing) has a dead registered mapping: UDP punching fails', { timeout: 240_000 }, async (t) => {
   await scenario(t, async (lab, dir) => {
@@ -142,4 +149,32 @@ test('the same listener with its keepalive pinned above the timeout (no sizing) 
     assert.equal(error?.['code'], 'ERR_TRANSPORT', connected.stderr);
     assert.match(String(error?.['message']), /UDP punching: no working path/);
   });
+});
+
+test('when the listener\'s NAT resets its kept STUN/TCP connection, the listener reopens it on a new port and is still reached over direct-tcp', { timeout: 240_000 }, async (t) => {
+  await scenario(t, async (lab, dir) => {
+    const listener = listen(lab, 'b1', dir, process.env['KA_DEBUG'] ?? '');
+    const id = String((await listener.until((e) => e['event'] === 'ready', 'ready event'))['id']);
+    // The kept connection: b1 -> the STUN server's TCP port, as router b tracks it.
+    const router = lab.routers['b']!;
+    const b1 = lab.hosts['b1']!.addresses[0]!;
+    const kept = (await router.conntrack()).filter((e) => e.proto === 'tcp' && e.src === b1 && e.dport === 3478 && e.state === 'ESTABLISHED');
+    assert.equal(kept.length, 1, JSON.stringify(kept));
+    const port = kept[0]!.sport!;
+    // From now on the router answers that connection's packets with RST, as a NAT that lost its
+    // state does: the next TCP keepalive (15 s) kills it.
+    const rule = await router.exec(['nft', 'insert', 'rule', 'ip', 'natlab', 'forward', 'iifname', 'lan', 'ip', 'saddr', b1, 'tcp', 'sport', String(port), 'tcp', 'dport', '3478', 'reject', 'with', 'tcp', 'reset']);
+    assert.equal(rule.code, 0, rule.stderr);
+    const reopened = await listener.until((e) => e['event'] === 'tcp-mapping', 'a tcp-mapping event');
+    assert.match(String(reopened['mapped']), new RegExp(`^${router.wanAddress.replace(/\./g, '\\.')}:\\d+$`));
+    assert.notEqual(String(reopened['mapped']).split(':')[1], String(port), 'the reopened connection leaves from a new port');
+    // Without the reopened connection the listener would sign no TCP candidates, and
+    // --transport tcp would have no technique to use.
+    const listenerConnected = listener.until((e) => e['event'] === 'connected' || e['event'] === 'error', 'connected event');
+    const connected = await connect(lab, 'a1', dir, id, 'tcp');
+    assert.equal(connected.code, 0, `connect failed: ${connected.stderr}`);
+    assert.equal(connected.events.find((e) => e['event'] === 'connected')?.['path'], 'direct-tcp', connected.stderr);
+    assert.equal((await listenerConnected)['path'], 'direct-tcp');
+    await bothWaysIntact(listener, dir);
+  }, { a: { kind: 'port-restricted' }, b: { kind: 'port-restricted' } });
 });
