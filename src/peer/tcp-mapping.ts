@@ -103,10 +103,11 @@ export class TcpMapping extends EventEmitter {
 
   #watch(): void {
     const client = this.#client;
+    const port = this.localPort;
     client.socket.once('close', () => {
       if (this.#closed || client !== this.#client || this.#options.reopen === false) return;
       this.#delayMs = this.#options.reopen?.minDelayMs ?? 1_000;
-      debug('kept connection from port %d closed; reopening in %d ms', client.socket.localPort, this.#delayMs);
+      debug('kept connection from port %d closed; reopening in %d ms', port, this.#delayMs);
       this.#scheduleReopen();
     });
   }
