@@ -37,9 +37,23 @@ export const DEFAULT_DIAL_BACK_TIMEOUT_MS = 1_000;
 export interface DialBackOptions {
   /** The server address to dial from: its alternate address, different from the STUN primary. */
   localAddress: string;
-  /** Give up after this long (default DEFAULT_DIAL_BACK_TIMEOUT_MS). */
+  /** Give up after this long (default DEFAULT_DIAL_BACK_TIMEOUT_MS); the server uses dialBackTimeout() up to this. */
   timeoutMs?: number;
 }
+
+/**
+ * How long to wait for a dial-back, from the server's smoothed RTT to the peer (its WebSocket
+ * ping is answered before the peer registers): a UDP probe needs one round trip, a TCP one two
+ * (handshake, then preamble and answer), so 3 RTTs plus 50 ms for processing, at least
+ * MIN_DIAL_BACK_TIMEOUT_MS, at most `limitMs`. Unmeasured: `limitMs`. Every peer waits this
+ * long to register unless it is reachable, so it must not be a flat second; a peer that answers
+ * late only loses connection reversal (it punches instead), never a connection.
+ */
+export function dialBackTimeout(srttMs: number | undefined, limitMs = DEFAULT_DIAL_BACK_TIMEOUT_MS): number {
+  if (srttMs === undefined || !Number.isFinite(srttMs)) return limitMs;
+  return Math.round(Math.min(limitMs, Math.max(MIN_DIAL_BACK_TIMEOUT_MS, 3 * srttMs + 50)));
+}
+export const MIN_DIAL_BACK_TIMEOUT_MS = 100;
 
 /** The TCP dial-back preamble for a hello token (base64url of 16 bytes). */
 export function dialBackPreamble(token: string): Buffer {

@@ -26,7 +26,7 @@ import {
 } from './messages.js';
 import { type StartTimingOptions, RttEstimator, startDelays } from './punch-timing.js';
 import { ReflexiveObserver } from './reflexive-observer.js';
-import { type DialBackOptions, dialBackTcp, dialBackUdp } from './dial-back.js';
+import { type DialBackOptions, dialBackTcp, dialBackTimeout, dialBackUdp } from './dial-back.js';
 import { type Reachability, type RegisterBody, unmappedIp } from './messages.js';
 import { type Registry, InMemoryRegistry } from './registry.js';
 import { DOMAIN, bodyHash, openSigned, peekSigned } from './signed.js';
@@ -541,11 +541,12 @@ export class RendezvousServer {
     const options = this.#dialBack;
     if (!options) return undefined;
     const ip = unmappedIp(connection.address);
+    const sized = { ...options, timeoutMs: dialBackTimeout(connection.rtt.srtt, options.timeoutMs) };
     const [udp, tcp] = await Promise.all([
-      body.srflx ? dialBackUdp(parseAddress(body.srflx), connection.token, options) : false,
-      body.tcpListenPort !== undefined && ip ? dialBackTcp(parseAddress(ip, body.tcpListenPort), connection.token, options) : false,
+      body.srflx ? dialBackUdp(parseAddress(body.srflx), connection.token, sized) : false,
+      body.tcpListenPort !== undefined && ip ? dialBackTcp(parseAddress(ip, body.tcpListenPort), connection.token, sized) : false,
     ]);
-    debug('%s: dial-back udp %s tcp %s', connection.id, udp, tcp);
+    debug('%s: dial-back udp %s tcp %s (within %d ms)', connection.id, udp, tcp, sized.timeoutMs);
     return { udp, tcp };
   }
 

@@ -4,6 +4,7 @@ import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { generateIdentity } from '../../src/identity/index.js';
 import { RendezvousClient, RendezvousServer, ReflexiveObserver, dialBackTcp, dialBackUdp } from '../../src/rendezvous/index.js';
+import { DEFAULT_DIAL_BACK_TIMEOUT_MS, MIN_DIAL_BACK_TIMEOUT_MS, dialBackTimeout } from '../../src/rendezvous/dial-back.js';
 import { StunServer } from '../../src/stun/server.js';
 import { StunUdpClient } from '../../src/stun/udp-client.js';
 import { UdpMux } from '../../src/punch/udp-mux.js';
@@ -65,4 +66,13 @@ test('registration with dial-back: the server reports what it reached, and the p
   }), (c) => c.close());
   assert.deepEqual(client.serverReachability, { udp: true, tcp: true });
   assert.deepEqual(responder.reachability(client.serverReachability), { udp: true, tcp: true });
+});
+
+test('the dial-back waits about 3 RTTs, within [100 ms, the configured limit], and the limit while the RTT is unknown', () => {
+  assert.equal(dialBackTimeout(undefined), DEFAULT_DIAL_BACK_TIMEOUT_MS);
+  assert.equal(dialBackTimeout(undefined, 600), 600);
+  assert.equal(dialBackTimeout(0.4), MIN_DIAL_BACK_TIMEOUT_MS, 'a LAN or lab RTT');
+  assert.equal(dialBackTimeout(80), 290);
+  assert.equal(dialBackTimeout(400), DEFAULT_DIAL_BACK_TIMEOUT_MS, 'a satellite link: capped');
+  assert.equal(dialBackTimeout(Number.NaN, 700), 700);
 });
