@@ -119,6 +119,12 @@ export interface RendezvousClientOptions {
    */
   clockToleranceMs?: number;
   limits?: Partial<MessageLimits>;
+  /**
+   * The intent nonces already seen, to share across connections: a reconnecting peer passes the
+   * same cache to each new client, so a server cannot replay an intent the peer accepted on an
+   * earlier connection (default: one of its own, cleared by close()).
+   */
+  replayCache?: ReplayCache;
   now?: () => number;
   randomBytes?: (size: number) => Uint8Array;
 }
@@ -214,7 +220,7 @@ export class RendezvousClient extends EventEmitter {
     this.#limits = { ...DEFAULT_MESSAGE_LIMITS, maxMessageBytes: 64 * 1024, ...options.limits };
     this.#now = options.now ?? Date.now;
     this.#randomBytes = options.randomBytes ?? ((size) => cryptoRandomBytes(size));
-    this.#replay = new ReplayCache({ now: this.#now });
+    this.#replay = options.replayCache ?? new ReplayCache({ now: this.#now });
     this.#ws = new WebSocket(options.url, {
       maxPayload: this.#limits.maxMessageBytes, perMessageDeflate: false, handshakeTimeout: options.timeoutMs ?? 10_000,
     });
@@ -397,7 +403,8 @@ export class RendezvousClient extends EventEmitter {
     for (const pending of [...this.#initiated.values()]) pending.reject(reason);
     for (const accepted of this.#accepted.values()) clearTimeout(accepted.timer);
     this.#accepted.clear();
-    this.#replay.clear();
+    // A shared cache outlives this connection: its nonces stay replays on the next one.
+    if (!this.#options.replayCache) this.#replay.clear();
     this.emit('close', reason);
   }
 
@@ -529,8 +536,17 @@ export class RendezvousClient extends EventEmitter {
     let message: ParsedMessage;
     try {
       if (isBinary) throw new RendezvousProtocolError('invalid', 'message: expected a text frame');
-      message = parseMessage(Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data), this.#limits);
+      message = parseMessage(frameBytes(data), this.#limits);
     } catch (error) {
+      // A hello of another protocol version fails validation like any bad message, but it is an
+      // answer: registration cannot succeed with this server, so say so now rather than time out.
+      const version = this.#waiter?.type === 'hello' ? helloVersion(data, isBinary) : undefined;
+      if (version !== undefined) {
+        const waiter = this.#waiter!;
+        this.#waiter = undefined;
+        waiter.reject(new RendezvousError('unsupported-version', `hello.version: the server speaks ${JSON.stringify(version)}, this client speaks ${PROTOCOL_VERSION}`));
+        return;
+      }
       debug('client: dropping a message from the server: %s', (error as Error).message);
       return;
     }
@@ -539,7 +555,7 @@ export class RendezvousClient extends EventEmitter {
     if (waiter && (message.type === waiter.type || (message.type === 'error' && message.ref === undefined))) {
       this.#waiter = undefined;
       if (message.type === 'error') waiter.reject(new RendezvousError(message.code, `rendezvous server: ${message.message}`));
-      else if (message.type === 'hello' && message.version !== PROTOCOL_VERSION) waiter.reject(new RendezvousError('invalid', 'hello.version: unsupported'));
+      else if (message.type === 'hello' && message.version !== PROTOCOL_VERSION) waiter.reject(new RendezvousError('unsupported-version', `hello.version: ${message.version}, this client speaks ${PROTOCOL_VERSION}`));
       else waiter.resolve(message);
       return;
     }
@@ -752,6 +768,23 @@ function asVerifyError(error: unknown): RendezvousVerifyError {
   if (error instanceof RendezvousProtocolError) return new RendezvousVerifyError('invalid', error.message, { cause: error });
   if (NatpunchError.is(error)) return new RendezvousVerifyError('invalid', error.message, { cause: error });
   throw error;
+}
+
+function frameBytes(data: RawData): Buffer {
+  return Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+}
+
+/** The `version` of a frame that is a hello of another protocol version, else undefined. */
+function helloVersion(data: RawData, isBinary: boolean): unknown {
+  if (isBinary) return undefined;
+  try {
+    const json: unknown = JSON.parse(frameBytes(data).toString('utf8'));
+    if (typeof json !== 'object' || json === null) return undefined;
+    const { type, version } = json as Record<string, unknown>;
+    return type === 'hello' && version !== PROTOCOL_VERSION && version !== undefined ? version : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function abortReason(signal: AbortSignal): Error {
