@@ -13,7 +13,11 @@ import { UdpMux } from '../punch/udp-mux.js';
 import { UdpCheckSession, type PunchResult } from '../punch/udp-checks.js';
 import { candidateTypeOf } from '../punch/candidate.js';
 import { tcpSimultaneousOpen } from '../punch/tcp-simultaneous-open.js';
-import { RendezvousClient, type PunchInstruction, type SignedReachability } from '../rendezvous/client.js';
+import type { PunchInstruction, SignedReachability } from '../rendezvous/client.js';
+import type { RendezvousError } from '../rendezvous/errors.js';
+import {
+  type DisconnectInfo, type ReconnectInfo, type ReconnectOptions, ReconnectingRendezvousClient,
+} from '../rendezvous/reconnecting-client.js';
 import { type Reachability, type ReachableTransport, unmappedIp } from '../rendezvous/messages.js';
 import { createStream } from '../transport/index.js';
 import { UdpPath } from './udp-path.js';
@@ -49,6 +53,13 @@ export interface PeerOptions {
   keepaliveMs?: number;
   /** Keepalive sizing: `sizing` (default: true unless keepaliveMs is given), `maxSeconds` the measurement probes (default 120). */
   keepalive?: { sizing?: boolean; maxSeconds?: number };
+  /**
+   * After the connection to the rendezvous server drops, register again with backoff (default:
+   * 0.5 s doubling to 30 s with jitter, back to 0.5 s after a registration that lasted a minute);
+   * false: stay disconnected. See 'disconnected' and 'reconnected'.
+   */
+  reconnect?: ReconnectOptions | false;
+  /** Aborts creating the peer (the first registration). */
   signal?: AbortSignal;
 }
 
@@ -75,23 +86,37 @@ export interface Connection extends SecureStream {
  * A natpunch peer: one UDP socket (its NAT mapping is the peer's public identity on the
  * network), a registration at a rendezvous server, and connections to other peers by id.
  * Emits 'connection' (Connection) for incoming ones.
+ *
+ * The registration is kept: when the connection to the server drops the peer emits
+ * 'disconnected' (reason, { retryInMs }) and registers again from scratch (new hello, new STUN
+ * proof from the same socket, new signed registration and dial-back), then emits 'reconnected'
+ * ({ srflx, attempts, downMs }). Established connections do not depend on the server and are
+ * not touched. While disconnected, connect() fails at once with RendezvousError reason
+ * 'disconnected' (ERR_RENDEZVOUS). A permanent refusal ('replaced', 'bad-signature',
+ * 'unsupported-version', ...) ends the attempts: 'disconnected' with retryInMs null.
  */
 export class Peer extends EventEmitter {
   readonly identity: Identity;
   readonly #socket: dgram.Socket;
   readonly #mux: UdpMux;
   readonly #stun: StunUdpClient;
-  readonly #rendezvous: RendezvousClient;
+  readonly #rendezvous: ReconnectingRendezvousClient;
   readonly #sessions = new Set<UdpCheckSession>();
   readonly #connections = new Set<Connection>();
-  readonly #tcp: TcpMapping | undefined;
+  /** The kept STUN/TCP connection, replaced when a reconnection finds it dead. */
+  #tcp: TcpMapping | undefined;
+  /** The STUN server #tcp is kept to. */
+  #tcpServer: TransportAddress | null;
+  readonly #options: PeerOptions;
   readonly #bindAddress: string | undefined;
   readonly #responder: DialBackResponder;
   readonly #listener: ReversalListener | undefined;
   /** Aborted by close(): stops TCP punches still retrying from L. */
   readonly #closing = new AbortController();
   /** The UDP keepalive, sized to the mapping lifetime (undefined: no STUN server, or disabled). */
-  readonly #udpKeepalive: MappingKeepalive | undefined;
+  #udpKeepalive: MappingKeepalive | undefined;
+  /** The STUN server the UDP keepalive runs toward. */
+  #keepaliveServer: TransportAddress | null = null;
   /** The kept TCP connection's keepalive. */
   #tcpKeepalive: NodeJS.Timeout | undefined;
   #closed = false;
@@ -99,11 +124,13 @@ export class Peer extends EventEmitter {
   readonly #settling = new Set<Promise<void>>();
 
   private constructor(
-    identity: Identity, socket: dgram.Socket, mux: UdpMux, stun: StunUdpClient, rendezvous: RendezvousClient, options: PeerOptions,
+    identity: Identity, socket: dgram.Socket, mux: UdpMux, stun: StunUdpClient, rendezvous: ReconnectingRendezvousClient, options: PeerOptions,
     tcp: TcpMapping | undefined, responder: DialBackResponder, listener: ReversalListener | undefined,
   ) {
     super();
+    this.#options = options;
     this.#tcp = tcp;
+    this.#tcpServer = tcp ? rendezvous.tcpStunServer : null;
     this.#responder = responder;
     this.#listener = listener;
     this.#bindAddress = options.bindAddress;
@@ -119,40 +146,94 @@ export class Peer extends EventEmitter {
         (error: Error) => { debug('incoming from %s failed: %s', instruction.peer, error.message); this.emit('connection-error', error); },
       );
     });
-    rendezvous.on('close', (reason) => { if (!this.#closed) this.emit('disconnected', reason); });
-    const keepaliveMs = options.keepaliveMs ?? KEEPALIVE_MS;
-    const stunServer = rendezvous.stunServer;
-    if (stunServer && keepaliveMs > 0) {
-      // Keep the socket's mapping at the STUN server alive, so the server-reflexive candidate
-      // this peer signs into intents and accepts stays true while it waits for connections; and
-      // follow it when it moves anyway (keepalive.ts).
-      this.#udpKeepalive = new MappingKeepalive({
-        stun, server: stunServer, mapped: rendezvous.srflx, defaultIntervalMs: keepaliveMs,
-        sizing: options.keepalive?.sizing ?? options.keepaliveMs === undefined, maxSeconds: options.keepalive?.maxSeconds,
-        localAddress: options.bindAddress, registered: () => rendezvous.srflx,
-        onMappingChanged: async (mapped) => {
-          const srflx = await rendezvous.updateSrflx();
-          debug('registration moved to %s (keepalive saw %s)', srflx, mapped);
-          this.emit('srflx', srflx);
-        },
-      });
-      this.#udpKeepalive.on('change', (state: KeepaliveState) => this.emit('keepalive', keepaliveInfo(state)));
-      this.#udpKeepalive.start();
-    }
-    // A reopened STUN/TCP connection (new L, new mapping): later intents and accepts carry it.
-    tcp?.on('reopened', ({ localPort, mapped }) => {
-      debug('TCP mapping reopened: L %d, %s', localPort, formatAddress(mapped));
-      this.emit('tcp-mapping', formatAddress(mapped));
+    rendezvous.on('disconnected', (reason: RendezvousError, info: DisconnectInfo) => {
+      if (!this.#closed) this.emit('disconnected', reason, info);
     });
-    if (tcp && keepaliveMs > 0) {
+    rendezvous.on('reconnected', (info: ReconnectInfo) => this.#onReconnected(info));
+    this.#udpKeepalive = this.#startUdpKeepalive();
+    tcp?.on('reopened', this.#onTcpReopened);
+    const keepaliveMs = options.keepaliveMs ?? KEEPALIVE_MS;
+    if (keepaliveMs > 0) {
       // The kept TCP connection's NAT mapping is the signed TCP candidate. TCP mappings live far
       // longer (RFC 5382 REQ-5: at least 2 h 4 min established), so a fixed interval well under
       // the STUN server's 30 s idle timeout does.
       this.#tcpKeepalive = setInterval(() => {
-        if (tcp.alive) tcp.keepalive().catch((error: Error) => debug('TCP keepalive: %s', error.message));
+        const kept = this.#tcp;
+        if (kept?.alive) kept.keepalive().catch((error: Error) => debug('TCP keepalive: %s', error.message));
       }, keepaliveMs);
       this.#tcpKeepalive.unref();
     }
+  }
+
+  /**
+   * Keep the socket's mapping at the STUN server that proved srflx alive, so the server-reflexive
+   * candidate this peer signs into intents and accepts stays true while it waits for connections;
+   * and follow it when it moves anyway (keepalive.ts).
+   */
+  #startUdpKeepalive(): MappingKeepalive | undefined {
+    const options = this.#options;
+    const rendezvous = this.#rendezvous;
+    const keepaliveMs = options.keepaliveMs ?? KEEPALIVE_MS;
+    const stunServer = rendezvous.stunServer;
+    if (!stunServer || keepaliveMs <= 0) return undefined;
+    this.#keepaliveServer = stunServer;
+    const keepalive = new MappingKeepalive({
+      stun: this.#stun, server: stunServer, mapped: rendezvous.srflx, defaultIntervalMs: keepaliveMs,
+      sizing: options.keepalive?.sizing ?? options.keepaliveMs === undefined, maxSeconds: options.keepalive?.maxSeconds,
+      localAddress: options.bindAddress, registered: () => rendezvous.srflx,
+      onMappingChanged: async (mapped) => {
+        // While disconnected this fails at once; the next registration proves the new address anyway.
+        const srflx = await rendezvous.updateSrflx();
+        debug('registration moved to %s (keepalive saw %s)', srflx, mapped);
+        this.emit('srflx', srflx);
+      },
+    });
+    keepalive.on('change', (state: KeepaliveState) => this.emit('keepalive', keepaliveInfo(state)));
+    keepalive.start();
+    return keepalive;
+  }
+
+  /** A reopened STUN/TCP connection (new L, new mapping): later intents and accepts carry it. */
+  readonly #onTcpReopened = ({ localPort, mapped }: { localPort: number; mapped: TransportAddress }): void => {
+    debug('TCP mapping reopened: L %d, %s', localPort, formatAddress(mapped));
+    this.emit('tcp-mapping', formatAddress(mapped));
+  };
+
+  /**
+   * Registered again. The new registration proved srflx afresh (later intents and accepts sign
+   * it); the keepalive follows the STUN server if that moved; the TCP mapping is learnt again
+   * if its connection is dead (a restarted server closed it) — in the background, reported as
+   * 'tcp-mapping' like any reopened one.
+   */
+  #onReconnected(info: ReconnectInfo): void {
+    if (this.#closed) return;
+    if (!sameAddress(this.#rendezvous.stunServer, this.#udpKeepalive ? this.#keepaliveServer : null)) {
+      this.#udpKeepalive?.close();
+      this.#udpKeepalive = this.#startUdpKeepalive();
+    }
+    this.emit('reconnected', info);
+    void this.#relearnTcpMapping();
+  }
+
+  async #relearnTcpMapping(): Promise<void> {
+    const server = this.#rendezvous.tcpStunServer;
+    const current = (): boolean => !!this.#tcp?.alive && sameAddress(server, this.#tcpServer);
+    if (!server || current()) return;
+    const fresh = await TcpMapping.learn(server, { localAddress: this.#bindAddress, signal: this.#closing.signal })
+      .catch((error: Error) => { debug('TCP mapping after reconnecting: %s', error.message); return undefined; });
+    // Not learnt: a dead one still reopens on its own backoff. Learnt, but the old one came back meanwhile: keep that.
+    if (!fresh) return;
+    if (this.#closed || current()) {
+      fresh.close();
+      return;
+    }
+    this.#tcp?.off('reopened', this.#onTcpReopened);
+    this.#tcp?.close();
+    this.#tcp = fresh;
+    this.#tcpServer = server;
+    fresh.on('reopened', this.#onTcpReopened);
+    debug('TCP mapping learnt again: L %d, %s', fresh.localPort, formatAddress(fresh.mapped));
+    this.emit('tcp-mapping', formatAddress(fresh.mapped));
   }
 
   get peerId(): string {
@@ -185,6 +266,11 @@ export class Peer extends EventEmitter {
     return this.#rendezvous.srflx;
   }
 
+  /** Whether this peer is registered at the rendezvous server now (false between 'disconnected' and 'reconnected'). */
+  get registered(): boolean {
+    return this.#rendezvous.connected;
+  }
+
   static async create(options: PeerOptions): Promise<Peer> {
     const identity = options.identity ?? await loadOrCreateIdentity(options.keyFile ?? defaultKeyFile());
     // Large kernel buffers absorb the stream's bursts (measured in bench/connect: no drops at
@@ -203,7 +289,10 @@ export class Peer extends EventEmitter {
     mux.onStun((data, from) => stun.handle(data, { address: from.address, port: from.port, family: from.family === 6 ? 'IPv6' : 'IPv4', size: data.length }));
     const port = socket.address().port;
     let tcp: TcpMapping | undefined;
-    let rendezvous: RendezvousClient | undefined;
+    let rendezvous: ReconnectingRendezvousClient | undefined;
+    let peer: Peer | undefined;
+    /** The kept TCP connection: the one learnt below, then the peer's (replaced after a reconnection). */
+    const kept = (): TcpMapping | undefined => (peer ? peer.#tcp : tcp);
     const responder = new DialBackResponder(mux);
     // The reversal listener (an ephemeral port, not L): without it this peer is just never TCP-reachable.
     const listener = await ReversalListener.listen(responder, options.bindAddress)
@@ -215,17 +304,22 @@ export class Peer extends EventEmitter {
       if (found.udp) reachable.push('udp');
       if (found.tcp && listener) reachable.push('tcp');
       if (!reachable.includes('tcp')) return { reachable, tcpListen: [] };
-      const publicIps = [rendezvous?.srflx, tcp?.alive ? formatAddress(tcp.mapped) : null].filter((a): a is string => !!a).map((a) => parseAddress(a).address);
+      const tcpNow = kept();
+      const publicIps = [rendezvous?.srflx, tcpNow?.alive ? formatAddress(tcpNow.mapped) : null].filter((a): a is string => !!a).map((a) => parseAddress(a).address);
       const tcpListen = [...publicIps.map((ip) => formatAddress({ family: 4, address: ip, port: listener!.port })), ...privateEndpoints(listener!.port, options.bindAddress)];
       return { reachable, tcpListen };
     };
     try {
-      rendezvous = await RendezvousClient.connect({
+      rendezvous = await ReconnectingRendezvousClient.connect({
         url: options.server, identity, udpSocket: socket, stunClient: stun, privateEndpoints: privateEndpoints(port, options.bindAddress),
         accept: options.accept, signal: options.signal,
         // TCP candidates: the kept connection's mapping and this host's addresses, all on its port L.
-        tcpCandidates: () => (tcp?.alive ? [...privateEndpoints(tcp.localPort, options.bindAddress), formatAddress(tcp.mapped)] : []),
-        tcpListenPort: listener?.port, onHello: (token) => responder.expect(token), reachability,
+        tcpCandidates: () => {
+          const tcpNow = kept();
+          return tcpNow?.alive ? [...privateEndpoints(tcpNow.localPort, options.bindAddress), formatAddress(tcpNow.mapped)] : [];
+        },
+        // Every registration, the first and each after a reconnection: its dial-back carries its own token.
+        tcpListenPort: listener?.port, onHello: (token) => responder.expect(token), reachability, reconnect: options.reconnect,
       });
       // The same STUN server that proved srflx (or, where UDP is blocked, hello's), over TCP.
       const stunServer = rendezvous.tcpStunServer;
@@ -234,8 +328,10 @@ export class Peer extends EventEmitter {
           .catch((error: Error) => { debug('no TCP mapping: %s', error.message); return undefined; });
       }
       debug('reachable: %o', responder.reachability(rendezvous.serverReachability));
-      return new Peer(identity, socket, mux, stun, rendezvous, options, tcp, responder, listener);
+      peer = new Peer(identity, socket, mux, stun, rendezvous, options, tcp, responder, listener);
+      return peer;
     } catch (error) {
+      rendezvous?.close();
       tcp?.close();
       listener?.close();
       responder.close();
@@ -434,6 +530,10 @@ function keepaliveInfo(state: KeepaliveState): KeepaliveInfo {
 
 export function createPeer(options: PeerOptions): Promise<Peer> {
   return Peer.create(options);
+}
+
+function sameAddress(a: TransportAddress | null, b: TransportAddress | null): boolean {
+  return a === b || (!!a && !!b && a.address === b.address && a.port === b.port);
 }
 
 /** Host candidates: every IPv4 interface address with the socket's port (RFC 8445 §5.1.1.1). */
