@@ -1,6 +1,8 @@
 import { finished } from 'node:stream/promises';
 import { NatpunchError } from '../errors.js';
 import type { Connection, KeepaliveInfo } from '../peer/peer.js';
+import type { RendezvousError } from '../rendezvous/errors.js';
+import type { DisconnectInfo, ReconnectInfo } from '../rendezvous/reconnecting-client.js';
 
 /** The `--json` event stream of listen/connect: one JSON object per line on stderr (the contract). */
 export interface EventSink {
@@ -12,6 +14,10 @@ export interface EventSink {
   keepalive(info: KeepaliveInfo): void;
   /** The kept STUN/TCP connection was reopened with a new TCP mapping (listen). */
   tcpMapping(mapped: string): void;
+  /** The registration at the rendezvous server was lost; retryInMs null: for good (listen). */
+  disconnected(reason: RendezvousError, info: DisconnectInfo): void;
+  /** Registered again after a disconnection (listen). */
+  reconnected(info: ReconnectInfo): void;
 }
 
 export function eventSink(json: boolean): EventSink {
@@ -27,6 +33,8 @@ export function eventSink(json: boolean): EventSink {
         expiredSeconds: k.lifetime?.expiredSeconds ?? null, final: k.lifetime?.final ?? false, reason: k.reason,
       }),
       tcpMapping: (mapped) => emit({ event: 'tcp-mapping', mapped }),
+      disconnected: (reason, info) => emit({ event: 'disconnected', reason: reason.reason, message: reason.message, retryInMs: info.retryInMs }),
+      reconnected: (info) => emit({ event: 'reconnected', srflx: info.srflx, attempts: info.attempts, downMs: info.downMs }),
     };
   }
   const say = (text: string): void => { process.stderr.write(`natpunch: ${text}\n`); };
@@ -48,6 +56,10 @@ export function eventSink(json: boolean): EventSink {
       };
     })(),
     tcpMapping: (mapped) => say(`the kept TCP connection to the rendezvous server was reopened; TCP mapping now ${mapped}`),
+    disconnected: (reason, info) => say(`lost the rendezvous server (${reason.message}); ${info.retryInMs === null
+      ? 'not reconnecting: peers cannot reach this one any more'
+      : `registering again in ${(info.retryInMs / 1000).toFixed(1)} s (connections already open go on)`}`),
+    reconnected: (info) => say(`registered again at the rendezvous server after ${(info.downMs / 1000).toFixed(1)} s (${info.attempts} attempt${info.attempts === 1 ? '' : 's'})${info.srflx ? `; public address ${info.srflx}` : ''}`),
   };
 }
 

@@ -1,6 +1,8 @@
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
 import { createPeer, type Connection, type KeepaliveInfo } from '../peer/peer.js';
+import type { RendezvousError } from '../rendezvous/errors.js';
+import type { DisconnectInfo, ReconnectInfo } from '../rendezvous/reconnecting-client.js';
 import { usageErrors } from './args.js';
 import { eventSink, pipeStdio } from './events.js';
 
@@ -12,6 +14,9 @@ export async function listenCommand(argv: string[]): Promise<number> {
   } }));
   if (!values.server) throw new UsageError(`natpunch listen: --server URL is required (the rendezvous server, e.g. ws://HOST:8080/).\nusage: ${listenUsage}`);
   const events = eventSink(values.json!);
+  // Connections are served one at a time: stdin/stdout can belong to only one of them.
+  const queue: Connection[] = [];
+  let wake: (() => void) | undefined;
   const peer = await createPeer({ server: values.server, keyFile: values.key, keepaliveMs: pinnedKeepaliveMs() });
   peer.on('connection-error', (error: Error) => events.error(error));
   events.ready(peer.peerId);
@@ -19,16 +24,25 @@ export async function listenCommand(argv: string[]): Promise<number> {
   peer.on('keepalive', (info: KeepaliveInfo) => events.keepalive(info));
   if (peer.keepalive) events.keepalive(peer.keepalive);
   peer.on('tcp-mapping', (mapped: string) => events.tcpMapping(mapped));
+  // The peer registers again on its own after a drop; a permanent refusal (another process took
+  // the registration with the same key, ...) ends listen with exit 1 once no connection is served.
+  let refused = false;
+  peer.on('disconnected', (reason: RendezvousError, info: DisconnectInfo) => {
+    events.disconnected(reason, info);
+    if (info.retryInMs === null) {
+      refused = true;
+      wake?.();
+    }
+  });
+  peer.on('reconnected', (info: ReconnectInfo) => events.reconnected(info));
   const reachable = Object.entries(peer.reachable).filter(([, yes]) => yes).map(([transport]) => transport.toUpperCase());
   // Human output only (info is silent with --json): tells why this side will not punch.
   if (reachable.length) events.info(`directly reachable over ${reachable.join(' and ')}: peers will dial this one (connection reversal)`);
-  // Connections are served one at a time: stdin/stdout can belong to only one of them.
-  const queue: Connection[] = [];
-  let wake: (() => void) | undefined;
   peer.on('connection', (c: Connection) => { queue.push(c); wake?.(); });
   try {
     for (;;) {
-      while (queue.length === 0) await new Promise<void>((resolve) => { wake = resolve; });
+      while (queue.length === 0 && !refused) await new Promise<void>((resolve) => { wake = resolve; });
+      if (queue.length === 0) return 1;
       const connection = queue.shift()!;
       events.connected(connection);
       try {
