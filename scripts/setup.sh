@@ -25,16 +25,23 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund
 fi
 
-# TCP TTL priming (native/tcp-ttl, docs/decisions/005-tcp-ttl-priming.md) is a small N-API addon
-# built from source. Without it TCP punching still runs, unprimed: a failed build is reported,
-# never fatal. Offline, node-gyp needs Node's headers: Debian's nodejs ships them in /usr/include/node.
-if [ ! -f native/tcp-ttl/build/Release/tcp_ttl.node ] || [ native/tcp-ttl/tcp_ttl.c -nt native/tcp-ttl/build/Release/tcp_ttl.node ]; then
-  nodedir=$(npm config get nodedir 2>/dev/null || true)
-  if { [ -z "$nodedir" ] || [ "$nodedir" = undefined ] || [ "$nodedir" = null ]; } && [ -f /usr/include/node/node_api.h ]; then
-    export npm_config_nodedir=/usr
-  fi
-  if ! native_log=$(npm run --silent build:native 2>&1); then
-    why=$(printf '%s\n' "$native_log" | grep -m 3 -iE 'error|not found|not ok' | tr '\n' ' ')
-    echo "TCP TTL priming unavailable: the native addon did not build (needs python3, make, a C compiler and Node's headers): ${why:-see npm run build:native}" >&2
-  fi
+# Two small N-API addons built from source, each optional: TCP TTL priming (native/tcp-ttl,
+# docs/decisions/005-tcp-ttl-priming.md; without it TCP punching runs unprimed) and batched UDP
+# sends (native/udp-batch, docs/decisions/003-stream-transport.md; without it the stream sends
+# one datagram per system call). A failed build is reported in one line, never fatal. Offline,
+# node-gyp needs Node's headers: Debian's nodejs ships them in /usr/include/node.
+nodedir=$(npm config get nodedir 2>/dev/null || true)
+if { [ -z "$nodedir" ] || [ "$nodedir" = undefined ] || [ "$nodedir" = null ]; } && [ -f /usr/include/node/node_api.h ]; then
+  export npm_config_nodedir=/usr
 fi
+build_addon() { # directory, target name, what is lost without it
+  local dir=$1 name=$2 without=$3
+  if [ ! -f "native/$dir/build/Release/$name.node" ] || [ "native/$dir/$name.c" -nt "native/$dir/build/Release/$name.node" ]; then
+    if ! native_log=$(npm run --silent "build:native:$dir" 2>&1); then
+      why=$(printf '%s\n' "$native_log" | grep -m 3 -iE 'error|not found|not ok' | tr '\n' ' ')
+      echo "$without: native/$dir did not build (needs python3, make, a C compiler and Node's headers): ${why:-see npm run build:native:$dir}" >&2
+    fi
+  fi
+}
+build_addon tcp-ttl tcp_ttl 'TCP TTL priming unavailable'
+build_addon udp-batch udp_batch 'batched UDP sends unavailable (streams send one datagram per system call)'
