@@ -20,6 +20,13 @@ export interface DatagramPath {
   readonly headroom?: number;
   /** With `headroom`: `buffer` is `headroom` bytes for the path, then the datagram. Same contract as `send`. */
   sendWithHeadroom?(buffer: Uint8Array): void;
+  /**
+   * Optional: sends a burst at once, in order (e.g. one sendmmsg(2) with UDP GSO instead of a
+   * system call per datagram). Each buffer is laid out as the stream would pass it singly: with
+   * `headroom` spare bytes first when the path has `sendWithHeadroom`, else the bare datagram.
+   * The path owns the array and the buffers once called. Same contract as `send`.
+   */
+  sendBatch?(buffers: Uint8Array[]): void;
   /** Registers the receiver of datagrams for this stream. Called once per path. */
   onDatagram(handler: (datagram: Uint8Array) => void): void;
   /** Releases the path; the stream calls it only when created with `closePath: true`. */

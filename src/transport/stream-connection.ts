@@ -195,6 +195,8 @@ export class StreamConnection extends Duplex {
 
   // Sending side.
   readonly #sendBuffer = new SendBuffer();
+  /** While #sendData runs on a path with sendBatch: the burst's datagrams, sent at its end. */
+  #batch: Uint8Array[] | undefined;
   readonly #sent = new SentPackets();
   /** Stream positions the peer acknowledged; the FIN occupies position `#finalOffset`. */
   readonly #acked = new RangeSet();
@@ -607,8 +609,35 @@ export class StreamConnection extends Duplex {
     this.#armLossTimer(now);
   }
 
-  /** Sends what the congestion window, pacing and the peer's window allow. */
+  /**
+   * Sends what the congestion window, pacing and the peer's window allow. On a path with
+   * `sendBatch` the burst's DATA packets are collected and handed over in one call at the end
+   * (one system call for up to MAX_BURST datagrams instead of one each); they are accounted as
+   * sent when encoded, as they would be one by one, and the burst ends within this call.
+   */
   #sendData(): void {
+    if (this.#path.sendBatch === undefined) {
+      this.#sendBurst();
+      return;
+    }
+    const batch: Uint8Array[] = [];
+    this.#batch = batch;
+    try {
+      this.#sendBurst();
+    } finally {
+      this.#batch = undefined;
+    }
+    if (batch.length === 0) return;
+    try {
+      // A burst of one gains nothing from batching: it goes the ordinary way.
+      if (batch.length === 1) this.#sendOne(batch[0]!, this.#headroom());
+      else this.#path.sendBatch(batch);
+    } catch (error) {
+      this.destroy(new TransportError(`stream: path.sendBatch failed: ${(error as Error)?.message ?? error}`, { cause: error }));
+    }
+  }
+
+  #sendBurst(): void {
     for (let burst = 0; !this.#closed; burst++) {
       if (burst === MAX_BURST) {
         // Let ACKs that arrived meanwhile be read before going on: a long burst would only
@@ -790,15 +819,25 @@ export class StreamConnection extends Duplex {
 
   /** Hands a datagram (after `headroom` bytes for the path) to the path; a path that throws aborts the stream. */
   #transmit(datagram: Uint8Array, headroom = 0): boolean {
+    if (this.#batch !== undefined) {
+      // Inside #sendData on a batching path: sent with the rest of the burst.
+      this.#batch.push(datagram);
+      this.#counters.packetsSent++;
+      return true;
+    }
     try {
-      if (headroom > 0) this.#path.sendWithHeadroom!(datagram);
-      else this.#path.send(datagram);
+      this.#sendOne(datagram, headroom);
     } catch (error) {
       this.destroy(new TransportError(`stream: path.send failed: ${(error as Error)?.message ?? error}`, { cause: error }));
       return false;
     }
     this.#counters.packetsSent++;
     return true;
+  }
+
+  #sendOne(datagram: Uint8Array, headroom: number): void {
+    if (headroom > 0) this.#path.sendWithHeadroom!(datagram);
+    else this.#path.send(datagram);
   }
 
   /** ACK ranges per packet: at most a quarter of the datagram, so data still fits beside them. */

@@ -3,6 +3,8 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import type { TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import type { DatagramPath } from '../../src/transport/datagram-path.js';
 import { seededRandom } from './lossy-link.js';
 
 /** `length` bytes from a seeded PRNG, so every run sends the same payload. */
@@ -64,4 +66,53 @@ export function cleanUp(t: TestContext, ...streams: Duplex[]): void {
   t.after(() => {
     for (const stream of streams) stream.destroy();
   });
+}
+
+export interface FramedCounts {
+  send: number;
+  sendWithHeadroom: number;
+  batches: number;
+  batched: number;
+  largestBatch: number;
+  largestDatagram: number;
+}
+
+/**
+ * `path` behind a path header of `headroom` bytes, as src/peer/udp-path.ts puts its connection
+ * id in front of each datagram: sendWithHeadroom (and, with `batch`, sendBatch) fill the header
+ * with 0xee, which must not disturb the packet behind it, and send the rest over `path`.
+ */
+export function framedPath(path: DatagramPath, headroom: number, options: { batch?: boolean } = {}): DatagramPath & { counts: FramedCounts } {
+  const counts: FramedCounts = { send: 0, sendWithHeadroom: 0, batches: 0, batched: 0, largestBatch: 0, largestDatagram: 0 };
+  const unwrap = (buffer: Uint8Array): Uint8Array => {
+    assert.ok(buffer.length > headroom);
+    buffer.fill(0xee, 0, headroom);
+    const datagram = buffer.subarray(headroom);
+    counts.largestDatagram = Math.max(counts.largestDatagram, datagram.length);
+    return datagram;
+  };
+  const framed: DatagramPath & { counts: FramedCounts } = {
+    counts,
+    maxPayload: path.maxPayload,
+    headroom,
+    send(datagram) {
+      counts.send++;
+      counts.largestDatagram = Math.max(counts.largestDatagram, datagram.length);
+      path.send(datagram);
+    },
+    sendWithHeadroom(buffer) {
+      counts.sendWithHeadroom++;
+      path.send(unwrap(buffer));
+    },
+    onDatagram: (handler) => path.onDatagram(handler),
+  };
+  if (options.batch === true) {
+    framed.sendBatch = (buffers) => {
+      counts.batches++;
+      counts.batched += buffers.length;
+      counts.largestBatch = Math.max(counts.largestBatch, buffers.length);
+      for (const buffer of buffers) path.send(unwrap(buffer));
+    };
+  }
+  return framed;
 }
