@@ -24,9 +24,16 @@ export class UdpPath {
   #handlers: ((datagram: Uint8Array) => void)[] = [];
   #unsubscribe: () => void;
 
+  /**
+   * DatagramPath.sendBatch, present only where the mux batches (the native addon is loaded):
+   * each buffer is laid out as for sendWithHeadroom. Without it the stream sends one by one.
+   */
+  readonly sendBatch: ((buffers: Uint8Array[]) => void) | undefined;
+
   /** `session`: the rendezvous session id both sides share; the connection id derives from it. */
   constructor(mux: UdpMux, remote: TransportAddress, session: string) {
     this.#mux = mux;
+    this.sendBatch = mux.canBatch ? (buffers) => this.#sendBatch(buffers) : undefined;
     this.remote = remote;
     this.#connectionId = createHash('sha256').update(session).digest().subarray(0, 4);
     this.#unsubscribe = mux.onData((data, from) => {
@@ -51,9 +58,18 @@ export class UdpPath {
 
   /** `buffer`: HEADER_LENGTH bytes for us, then the datagram; sent without another copy. */
   sendWithHeadroom(buffer: Uint8Array): void {
+    this.#writeHeader(buffer);
+    this.#mux.send(buffer, this.remote);
+  }
+
+  #sendBatch(buffers: Uint8Array[]): void {
+    for (const buffer of buffers) this.#writeHeader(buffer);
+    this.#mux.sendBatch(buffers, this.remote);
+  }
+
+  #writeHeader(buffer: Uint8Array): void {
     buffer[0] = DATA_PACKET_TYPE;
     buffer.set(this.#connectionId, 1);
-    this.#mux.send(buffer, this.remote);
   }
 
   onDatagram(handler: (datagram: Uint8Array) => void): void {

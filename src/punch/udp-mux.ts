@@ -1,5 +1,6 @@
 import type { Socket, RemoteInfo } from 'node:dgram';
 import type { TransportAddress } from '../wire/index.js';
+import { createBatchSender, type BatchSenderOptions, type UdpBatchSender } from './udp-batch.js';
 
 /**
  * Demultiplexes the peer's one UDP socket. The NAT mapping belongs to the socket, so STUN to
@@ -23,9 +24,14 @@ export class UdpMux {
     for (const handler of handlers) if (handler(data, from)) return;
   };
 
-  constructor(socket: Socket) {
+  /** Batched sends on the socket (src/punch/udp-batch.ts), or undefined without the addon. */
+  readonly batchSender: UdpBatchSender | undefined;
+
+  /** `batch`: options for the batch sender (tests pass a fake addon), or false for none. */
+  constructor(socket: Socket, batch: BatchSenderOptions | false = {}) {
     this.socket = socket;
     socket.on('message', this.#onMessage);
+    this.batchSender = batch === false ? undefined : createBatchSender(socket, batch);
   }
 
   /** Offer STUN-range datagrams to `handler` (in registration order) until one returns true. */
@@ -41,6 +47,17 @@ export class UdpMux {
 
   send(data: Uint8Array, to: TransportAddress): void {
     this.socket.send(data, to.port, to.address);
+  }
+
+  /** Whether sendBatch() saves system calls; without it, it is send() per datagram. */
+  get canBatch(): boolean {
+    return this.batchSender !== undefined;
+  }
+
+  /** Sends every datagram to `to` in order, in one system call where the addon can. */
+  sendBatch(datagrams: readonly Uint8Array[], to: TransportAddress): void {
+    if (this.batchSender !== undefined) this.batchSender.send(datagrams, to);
+    else for (const data of datagrams) this.socket.send(data, to.port, to.address);
   }
 
   close(): void {
