@@ -117,6 +117,12 @@ export class Peer extends EventEmitter {
   #udpKeepalive: MappingKeepalive | undefined;
   /** The STUN server the UDP keepalive runs toward. */
   #keepaliveServer: TransportAddress | null = null;
+  /**
+   * Whether the keepalive's lifetime measurement was over (or pinned) when the registration was
+   * lost. A server outage falsifies a measurement still running: its probes go unanswered as if
+   * every mapping had died, which would pin the keepalive at its 1 s floor.
+   */
+  #keepaliveSound = true;
   /** The kept TCP connection's keepalive. */
   #tcpKeepalive: NodeJS.Timeout | undefined;
   #closed = false;
@@ -147,7 +153,10 @@ export class Peer extends EventEmitter {
       );
     });
     rendezvous.on('disconnected', (reason: RendezvousError, info: DisconnectInfo) => {
-      if (!this.#closed) this.emit('disconnected', reason, info);
+      if (this.#closed) return;
+      const state = this.#udpKeepalive?.state;
+      if (info.retryInMs !== null) this.#keepaliveSound = !state || state.reason === 'pinned' || state.lifetime?.final === true;
+      this.emit('disconnected', reason, info);
     });
     rendezvous.on('reconnected', (info: ReconnectInfo) => this.#onReconnected(info));
     this.#udpKeepalive = this.#startUdpKeepalive();
@@ -201,15 +210,18 @@ export class Peer extends EventEmitter {
 
   /**
    * Registered again. The new registration proved srflx afresh (later intents and accepts sign
-   * it); the keepalive follows the STUN server if that moved; the TCP mapping is learnt again
+   * it); the keepalive starts over (and measures again) if the STUN server moved or the outage
+   * came in the middle of its measurement; the TCP mapping is learnt again
    * if its connection is dead (a restarted server closed it) — in the background, reported as
    * 'tcp-mapping' like any reopened one.
    */
   #onReconnected(info: ReconnectInfo): void {
     if (this.#closed) return;
-    if (!sameAddress(this.#rendezvous.stunServer, this.#udpKeepalive ? this.#keepaliveServer : null)) {
+    if (!this.#keepaliveSound || !sameAddress(this.#rendezvous.stunServer, this.#udpKeepalive ? this.#keepaliveServer : null)) {
       this.#udpKeepalive?.close();
       this.#udpKeepalive = this.#startUdpKeepalive();
+      // Measuring again from the default: say so, as at the start.
+      if (this.#udpKeepalive) this.emit('keepalive', keepaliveInfo(this.#udpKeepalive.state));
     }
     this.emit('reconnected', info);
     void this.#relearnTcpMapping();

@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { NatpunchServer } from '../../src/server/natpunch-server.js';
 import { createPeer, generateIdentity, type Connection, type Peer } from '../../src/index.js';
+import type { KeepaliveInfo } from '../../src/peer/peer.js';
 import { RendezvousError } from '../../src/rendezvous/errors.js';
 import type { DisconnectInfo, ReconnectInfo } from '../../src/rendezvous/reconnecting-client.js';
 import { ProcessOutput } from '../support/process.js';
@@ -127,6 +128,32 @@ test('a peer whose rendezvous server restarts on the same port registers again, 
   } finally {
     await other?.close();
     await listener.close();
+    await servers.stop();
+  }
+});
+
+test('a lifetime measurement that the outage cut short starts over after the reconnection', { timeout: 60_000 }, async () => {
+  const servers = await RestartableServer.start();
+  const peer = await createPeer({ server: servers.url, identity: generateIdentity(), reconnect: { minDelayMs: 100, maxDelayMs: 200 } });
+  try {
+    // The measurement's probes go to the STUN server, which is gone: it ends without a result
+    // (or, had its holders been set up, with every idle mapping looking dead: a 1 s keepalive).
+    const ended = new Promise<KeepaliveInfo>((resolve) => peer.on('keepalive', (info: KeepaliveInfo) => {
+      if (info.lifetime?.final) resolve(info);
+    }));
+    await servers.stop();
+    await ended;
+    const restarted = new Promise<KeepaliveInfo>((resolve) => peer.on('keepalive', (info: KeepaliveInfo) => {
+      if (!info.lifetime) resolve(info);
+    }));
+    const reconnected = nextEvent(peer, 'reconnected');
+    await servers.restart();
+    await reconnected;
+    const fresh = await restarted;
+    assert.deepEqual([fresh.intervalMs, fresh.reason], [15_000, 'default']);
+    assert.equal(peer.keepalive?.lifetime, null, 'measuring again');
+  } finally {
+    await peer.close();
     await servers.stop();
   }
 });
