@@ -86,7 +86,11 @@ function stateOf(socket: Socket): SocketState | undefined {
 export interface BatchSenderOptions {
   /** The addon; tests pass fakes. Default: the built one, if available. */
   addon?: UdpBatchAddon;
-  /** Use UDP GSO where the kernel takes it. Default true. */
+  /**
+   * Use UDP GSO where the kernel takes it. Default true, unless NATPUNCH_NO_GSO=1: then each
+   * datagram is its own message of the sendmmsg (for measuring, or for a device on which GSO
+   * misbehaves without the kernel refusing it).
+   */
   gso?: boolean;
 }
 
@@ -171,5 +175,5 @@ export function createBatchSender(socket: Socket, options: BatchSenderOptions = 
     debug('batched sends unavailable: %s', (udpBatchAvailable() as { reason: string }).reason);
     return undefined;
   }
-  return new UdpBatchSender(socket, addon, options);
+  return new UdpBatchSender(socket, addon, { gso: options.gso ?? process.env['NATPUNCH_NO_GSO'] !== '1' });
 }

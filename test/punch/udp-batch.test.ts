@@ -154,6 +154,22 @@ describe('NATPUNCH_NO_NATIVE=1', () => {
   });
 });
 
+describe('NATPUNCH_NO_GSO=1', () => {
+  it('keeps batching but without UDP GSO', async (t) => {
+    const before = process.env['NATPUNCH_NO_GSO'];
+    process.env['NATPUNCH_NO_GSO'] = '1';
+    try {
+      const tx = await bound(t);
+      const { addon } = fakeAddon(() => 100);
+      assert.equal(createBatchSender(tx.socket, { addon })!.gso, false);
+      assert.equal(createBatchSender(tx.socket, { addon, gso: true })!.gso, true, 'an explicit option wins');
+    } finally {
+      if (before === undefined) delete process.env['NATPUNCH_NO_GSO'];
+      else process.env['NATPUNCH_NO_GSO'] = before;
+    }
+  });
+});
+
 describe('the native addon (native/udp-batch)', () => {
   for (const gso of [true, false]) {
     it(`sends bursts on loopback in order and intact (gso ${gso}), the last datagram shorter`, async (t) => {
