@@ -88,6 +88,8 @@ export interface ThroughputResult {
   /** natpunch: CPU (user, system: cores) and event-loop utilisation of each side while measured. */
   senderLoad?: Record<string, number>;
   receiverLoad?: Record<string, number>;
+  /** natpunch: how the sender's datagrams left (batched through native/udp-batch, with or without GSO, or one by one). */
+  sends?: string;
 }
 
 const MIB = 1024 * 1024;
@@ -226,6 +228,7 @@ class Run {
         goodput: Number(result.goodput), bytes: Number(result.measuredBytes), seconds: Number(result.measuredMs) / 1000,
         path: `${String(connected.path)} ${String(connected.remote)}`,
         senderLoad: sourceResult.load as Record<string, number>, receiverLoad: result.load as Record<string, number>,
+        sends: String(sourceResult.sends),
       };
     } finally {
       if (source && source.exitCode === null) source.kill('SIGKILL');
@@ -336,6 +339,7 @@ function printThroughput(best: Record<TargetName, ThroughputResult>, rounds: num
     const side = (name: string, load: Record<string, number>): string =>
       `${name} ${perDatagram(load.cpuUser)} us user + ${perDatagram(load.cpuSystem)} us system per datagram (event loop ${((load.eventLoopUtilization ?? 0) * 100).toFixed(0)}% busy)`;
     process.stdout.write(`natpunch CPU: ${side('sender', senderLoad)}; ${side('receiver', receiverLoad)}\n`);
+    process.stdout.write(`natpunch sends: ${best.natpunch.sends ?? '-'}\n`);
   }
   process.stdout.write(`natpunch path: ${best.natpunch.path ?? '-'}; iperf3 reaches b1 through a static TCP+UDP ${IPERF_PORT} forward on router b ` +
     `(same hosts, routers and NAT translations; see bench/connect/index.ts)\n`);

@@ -7,7 +7,7 @@
  *     {"event":"ready","id":ID}, then, once the sender's stream ends,
  *     {"event":"received","bytes":N,"measuredBytes":M,"measuredMs":MS,"goodput":BYTES_PER_S,"load":{...},"connect":{...}}
  *   node dist/bench/connect/peer.js source --server URL --to ID --seconds S
- *     {"event":"connected",...}, then {"event":"sent","bytes":N,"ms":MS,"load":{...}}
+ *     {"event":"connected",...}, then {"event":"sent","bytes":N,"ms":MS,"load":{...},"sends":"how the datagrams left"}
  *
  * Goodput is measured where the bytes arrive, from the first byte W ms after the first payload
  * byte to the last one (so neither process start-up, the handshake, slow start nor JIT warm-up
@@ -23,6 +23,7 @@ import { parseArgs } from 'node:util';
 import { createPeer, type Connection } from '../../src/index.js';
 import { generateIdentity } from '../../src/identity/index.js';
 import { GoodputMeter, LoadMark } from '../support/goodput-meter.js';
+import { udpBatchAvailable } from '../../src/punch/udp-batch.js';
 
 /** Bytes per write(): large enough that per-call overhead is noise, small enough to interleave with ACKs. */
 const CHUNK = 64 * 1024;
@@ -91,7 +92,13 @@ async function source(server: string, to: string, seconds: number): Promise<void
     connection.end();
     // The sink answers our end with its own once every byte arrived: then the transfer is over.
     await ended;
-    emit({ event: 'sent', bytes: sent, ms: performance.now() - started, load: writing });
+    // How the stream's datagrams left: batched through native/udp-batch (UDP GSO unless
+    // NATPUNCH_NO_GSO=1, or the kernel refused it), or one sendmsg each.
+    const batching = udpBatchAvailable();
+    const sends = !batching.ok ? `one sendmsg per datagram (${batching.reason})`
+      : process.env['NATPUNCH_NO_GSO'] === '1' ? 'batched: sendmmsg without UDP GSO (NATPUNCH_NO_GSO=1)'
+        : 'batched: sendmmsg + UDP GSO (native/udp-batch; NATPUNCH_NO_NATIVE=1 for one sendmsg per datagram)';
+    emit({ event: 'sent', bytes: sent, ms: performance.now() - started, load: writing, sends });
   } finally {
     await peer.close();
   }

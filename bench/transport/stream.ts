@@ -12,6 +12,9 @@
  *   the ceiling of any user-space UDP protocol on node:dgram here (the kernel drops the rest).
  * - natpunch: a stream over createUdpPath with maxPayload DATAGRAM_SIZE; the sender writes 64 KiB
  *   chunks, honouring backpressure, for the measured time, then ends; only stream bytes count.
+ * - natpunch batched: the same, with the path's sendBatch hook sending each burst through the
+ *   udp-batch addon (one sendmmsg with UDP GSO, src/punch/udp-batch.ts), as the punched path
+ *   does; skipped when the addon is unavailable (not built, NATPUNCH_NO_NATIVE=1).
  *
  *   node dist/bench/transport/stream.js [--duration-ms 5000] [--warmup-ms 2000] [--rounds 1]
  */
@@ -25,6 +28,8 @@ import type { Benchmark, BenchmarkContext, BenchmarkOptions } from '../benchmark
 import { formatCount, formatRatio, formatTable } from '../support/table.js';
 import { createStream } from '../../src/transport/stream-connection.js';
 import { createUdpPath } from '../../src/transport/udp-path.js';
+import type { DatagramPath } from '../../src/transport/datagram-path.js';
+import { createBatchSender, udpBatchAvailable } from '../../src/punch/udp-batch.js';
 import { type ReceiverCommand, type ReceiverReport, benchSocket } from './receiver.js';
 
 /** UDP payload bytes per datagram, for both targets (the 1200 of RFC 9000 §14). */
@@ -124,7 +129,7 @@ export async function measureRaw(durationMs: number, signal?: AbortSignal): Prom
   }
 }
 
-export async function measureStream(durationMs: number, signal?: AbortSignal): Promise<Measurement> {
+export async function measureStream(durationMs: number, signal?: AbortSignal, batched = false): Promise<Measurement> {
   const receiver = new Receiver();
   const socket = await benchSocket();
   try {
@@ -132,7 +137,11 @@ export async function measureStream(durationMs: number, signal?: AbortSignal): P
     const port = listeningPort(await receiver.next(10_000));
     receiver.send({ kind: 'connect', port: socket.address().port });
     const path = createUdpPath(socket, { address: '127.0.0.1', port }, { maxPayload: DATAGRAM_SIZE });
-    const stream = createStream(path);
+    const sender = batched ? createBatchSender(socket) : undefined;
+    if (batched && sender === undefined) throw new Error(`bench/transport: batched sends unavailable: ${JSON.stringify(udpBatchAvailable())}`);
+    const remote = { family: 4, address: '127.0.0.1', port } as const;
+    const streamPath: DatagramPath = sender === undefined ? path : { ...path, sendBatch: (buffers) => sender.send(buffers, remote) };
+    const stream = createStream(streamPath);
     const errored = new Promise<never>((_, reject) => stream.once('error', reject));
     errored.catch(() => {});
     const chunk = randomBytes(CHUNK_SIZE);
@@ -157,8 +166,12 @@ export interface StreamBenchResult {
   datagramSize: number;
   raw: Measurement;
   natpunch: Measurement;
+  /** natpunch with batched sends, when the addon is available. */
+  batched?: Measurement;
   /** natpunch goodput / raw goodput. */
   ratio: number;
+  /** batched natpunch goodput / raw goodput. */
+  batchedRatio?: number;
 }
 
 export async function runStreamBench(options: Pick<BenchmarkOptions, 'durationMs' | 'warmupMs' | 'rounds'>, log: (line: string) => void, signal?: AbortSignal): Promise<StreamBenchResult> {
@@ -168,6 +181,9 @@ export async function runStreamBench(options: Pick<BenchmarkOptions, 'durationMs
   }
   let raw: Measurement | undefined;
   let natpunch: Measurement | undefined;
+  let batched: Measurement | undefined;
+  const batching = udpBatchAvailable();
+  if (!batching.ok) log(`natpunch batched: skipped (${batching.reason})`);
   for (let round = 1; round <= options.rounds; round++) {
     log(`round ${round}: raw UDP for ${options.durationMs} ms`);
     const r = await measureRaw(options.durationMs, signal);
@@ -175,8 +191,15 @@ export async function runStreamBench(options: Pick<BenchmarkOptions, 'durationMs
     const n = await measureStream(options.durationMs, signal);
     if (raw === undefined || r.goodput > raw.goodput) raw = r;
     if (natpunch === undefined || n.goodput > natpunch.goodput) natpunch = n;
+    if (batching.ok) {
+      log(`round ${round}: natpunch stream, batched sends, for ${options.durationMs} ms`);
+      const b = await measureStream(options.durationMs, signal, true);
+      if (batched === undefined || b.goodput > batched.goodput) batched = b;
+    }
   }
-  return { datagramSize: DATAGRAM_SIZE, raw: raw!, natpunch: natpunch!, ratio: natpunch!.goodput / raw!.goodput };
+  const result: StreamBenchResult = { datagramSize: DATAGRAM_SIZE, raw: raw!, natpunch: natpunch!, ratio: natpunch!.goodput / raw!.goodput };
+  if (batched !== undefined) Object.assign(result, { batched, batchedRatio: batched.goodput / raw!.goodput });
+  return result;
 }
 
 export function formatStreamBench(result: StreamBenchResult): string {
@@ -193,10 +216,15 @@ export function formatStreamBench(result: StreamBenchResult): string {
       formatRatio(result.natpunch.goodput, result.raw.goodput),
     ],
   ];
+  if (result.batched !== undefined) {
+    const b = result.batched;
+    rows.push(['natpunch batched', mibs(b), mbps(b), formatCount(b.datagrams), formatCount(b.retransmits ?? 0), formatRatio(b.goodput, result.raw.goodput)]);
+  }
   return (
     `loopback UDP, ${result.datagramSize}-byte datagrams, receiver in a worker thread\n` +
     formatTable(['target', 'MiB/s', 'Mbit/s', 'datagrams rx', 'retransmits', 'ratio'], rows) +
-    `\nratio natpunch/raw = ${result.ratio.toFixed(2)} (target >= 0.80)`
+    `\nratio natpunch/raw = ${result.ratio.toFixed(2)} (target >= 0.80)` +
+    (result.batchedRatio === undefined ? '' : `; batched sends: ${result.batchedRatio.toFixed(2)}`)
   );
 }
 
