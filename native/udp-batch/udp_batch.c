@@ -14,7 +14,8 @@
  *   Never blocks (MSG_DONTWAIT). Returns how many datagrams the kernel took, from the front:
  *   the caller sends the rest its usual way (EAGAIN: the socket buffer is full; libuv then
  *   queues them until the socket is writable). Returns -errno when nothing was sent and the
- *   call failed (e.g. -EIO or -EINVAL: no UDP GSO on this kernel or device; -EBADF).
+ *   call failed (e.g. -EIO or -EINVAL: no UDP GSO on this kernel or device; -EBADF), or
+ *   -EAFNOSUPPORT for an address it does not parse as one of the socket's family.
  *   Errors after the first message are not reported by sendmmsg(2); the count says where it
  *   stopped.
  */
@@ -109,10 +110,9 @@ static napi_value send_batch(napi_env env, napi_callback_info info) {
   }
   union endpoint to;
   socklen_t to_len;
-  if (parse_endpoint(address, port, ipv6_socket, &to, &to_len)) {
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "udp-batch: expected an IP address of the socket's family and a port 1-65535");
-    return NULL;
-  }
+  /* Not an address this socket can send to (a hostname, a scope id, the other family): the
+   * caller's ordinary send path knows what to do with it. */
+  if (parse_endpoint(address, port, ipv6_socket, &to, &to_len)) return number(env, -EAFNOSUPPORT);
   if (count > MAX_DATAGRAMS) count = MAX_DATAGRAMS;
   if (count == 0) return number(env, 0);
 

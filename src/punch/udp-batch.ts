@@ -21,7 +21,8 @@ const debug = debuglog('natpunch:udp-batch');
 export interface UdpBatchAddon {
   /**
    * Sends `buffers` in order to address:port on `fd` without blocking; returns how many (from
-   * the front) the kernel took, or -errno if the call failed before sending any.
+   * the front) the kernel took, or -errno if the call failed before sending any (-EAFNOSUPPORT:
+   * `address` is not an IP address of the socket's family).
    */
   sendBatch(fd: number, ipv6Socket: boolean, address: string, port: number, buffers: readonly Uint8Array[], gso: boolean): number;
 }
@@ -158,7 +159,8 @@ export class UdpBatchSender {
     if (result >= 0) return result;
     if (FD_GONE.has(-result)) this.#disable(`sendmmsg failed with errno ${-result}`);
     // EAGAIN and the like: node:dgram sends them (libuv queues until the socket is writable),
-    // and the errors it ignores (no callback) it ignores here too.
+    // and the errors it ignores (no callback) it ignores here too. EAFNOSUPPORT: an address
+    // the addon does not parse (a scope id, say), which node:dgram resolves as it always did.
     return 0;
   }
 

@@ -2,7 +2,7 @@ import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
-import { createBatchSender, udpBatchAvailable, UdpBatchSender, type UdpBatchAddon } from '../../src/punch/udp-batch.js';
+import { createBatchSender, udpBatchAddon, udpBatchAvailable, UdpBatchSender, type UdpBatchAddon } from '../../src/punch/udp-batch.js';
 import { UdpMux } from '../../src/punch/udp-mux.js';
 import { UdpPath } from '../../src/peer/udp-path.js';
 import { createStream } from '../../src/transport/stream-connection.js';
@@ -13,12 +13,18 @@ const EAGAIN = 11;
 const EIO = 5;
 const EBADF = 9;
 
-async function bound(t: TestContext, options: dgram.SocketOptions = { type: 'udp4' }): Promise<{ socket: dgram.Socket; address: TransportAddress }> {
+async function bound(t: TestContext, options: dgram.SocketOptions = { type: 'udp4' }, host = '127.0.0.1'): Promise<{ socket: dgram.Socket; address: TransportAddress }> {
   const socket = dgram.createSocket({ recvBufferSize: 4 << 20, ...options });
-  socket.bind(0, '127.0.0.1');
+  socket.bind(0, host);
   await once(socket, 'listening');
   t.after(() => { try { socket.close(); } catch { /* already closed */ } });
-  return { socket, address: { family: 4, address: '127.0.0.1', port: socket.address().port } };
+  return { socket, address: { family: options.type === 'udp6' ? 6 : 4, address: host, port: socket.address().port } };
+}
+
+/** The fd node:dgram reads, found as src/punch/udp-batch.ts finds it. */
+function fdOf(socket: dgram.Socket): number {
+  const symbol = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol')!;
+  return (socket as unknown as Record<symbol, { handle: { fd: number } }>)[symbol].handle.fd;
 }
 
 /** Resolves with the first `count` datagrams `socket` receives, in arrival order. */
@@ -193,15 +199,25 @@ describe('the native addon (native/udp-batch)', () => {
     });
   }
 
-  it('refuses an address of the wrong family with a RangeError', async (t) => {
-    const available = udpBatchAvailable();
-    if (!available.ok) {
-      t.skip(available.reason);
+  it('sends on an IPv6 socket, and returns -EAFNOSUPPORT for an address it cannot parse', async (t) => {
+    const addon = udpBatchAddon();
+    if (addon === undefined) {
+      t.skip((udpBatchAvailable() as { reason: string }).reason);
       return;
     }
-    const tx = await bound(t);
+    const tx = await bound(t, { type: 'udp6' }, '::1');
+    const rx = await bound(t, { type: 'udp6' }, '::1');
     const sender = createBatchSender(tx.socket)!;
-    assert.throws(() => sender.send(datagrams(2), { family: 6, address: '::1', port: 9 }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
+    const sent = datagrams(5);
+    const arrived = receive(rx.socket, sent.length);
+    sender.send(sent, { family: 6, address: '::1', port: rx.address.port });
+    (await arrived).forEach((message, i) => assert.ok(message.equals(sent[i]!), `datagram ${i} differs`));
+    assert.equal(sender.stats.batched, 5);
+    const EAFNOSUPPORT = 97;
+    assert.equal(addon.sendBatch(fdOf(tx.socket), true, 'fe80::1%nosuchif', 9, sent, false), -EAFNOSUPPORT);
+    assert.equal(addon.sendBatch(fdOf(tx.socket), true, 'localhost', 9, sent, false), -EAFNOSUPPORT, 'a hostname');
+    const tx4 = await bound(t);
+    assert.equal(addon.sendBatch(fdOf(tx4.socket), false, '::1', 9, sent, false), -EAFNOSUPPORT, 'an IPv6 address on an IPv4 socket');
   });
 });
 
