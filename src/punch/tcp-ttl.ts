@@ -11,9 +11,9 @@
  *   Firewalls", IMC 2005, §4 (STUNT: a SYN with a TTL too small to reach the far NAT opens the
  *   own NAT without provoking the far NAT's RST)
  */
-import { createRequire } from 'node:module';
 import { networkInterfaces } from 'node:os';
 import { debuglog } from 'node:util';
+import { type AddonAvailability, addonAvailability, loadAddon } from '../native/load-addon.js';
 
 const debug = debuglog('natpunch:tcp-ttl');
 
@@ -43,40 +43,18 @@ export interface TcpTtlAddon {
   traceHops(targetAddress: string, maxTtl: number, waitMs: number, localAddress: string): Promise<TraceHop[]>;
 }
 
-export type TtlPrimingAvailability = { ok: true } | { ok: false; reason: string };
+export type TtlPrimingAvailability = AddonAvailability;
 
-/** Where `npm run build:native` leaves the addon, from dist/src/punch/ or src/punch/. */
-const ADDON_PATH = new URL('../../../native/tcp-ttl/build/Release/tcp_ttl.node', import.meta.url);
-const ADDON_PATH_FROM_SRC = new URL('../../native/tcp-ttl/build/Release/tcp_ttl.node', import.meta.url);
-
-let loaded: { addon: TcpTtlAddon } | { reason: string } | undefined;
-
-function load(): { addon: TcpTtlAddon } | { reason: string } {
-  if (loaded) return loaded;
-  if (process.platform !== 'linux') return (loaded = { reason: `not Linux (${process.platform}): the addon needs IP_RECVERR and IP_MINTTL` });
-  const require = createRequire(import.meta.url);
-  const errors: string[] = [];
-  for (const url of [ADDON_PATH, ADDON_PATH_FROM_SRC]) {
-    try {
-      return (loaded = { addon: require(url.pathname) as TcpTtlAddon });
-    } catch (error) {
-      errors.push(`${url.pathname}: ${(error as Error).message.split('\n')[0]}`);
-    }
-  }
-  return (loaded = { reason: `the native addon is not built (run \`npm run build:native\`; needs python3, make and a C compiler): ${errors[0]}` });
-}
+const ADDON = ['tcp-ttl', 'tcp_ttl', 'IP_RECVERR and IP_MINTTL'] as const;
 
 /** Whether low-TTL priming can run here, and if not, why (for debug and --json output). */
 export function ttlPrimingAvailable(): TtlPrimingAvailability {
-  if (process.env['NATPUNCH_NO_NATIVE'] === '1') return { ok: false, reason: 'NATPUNCH_NO_NATIVE=1 turns the native addon off' };
-  const result = load();
-  return 'addon' in result ? { ok: true } : { ok: false, reason: result.reason };
+  return addonAvailability(...ADDON);
 }
 
 /** The addon, or undefined where ttlPrimingAvailable() is not ok. */
 export function tcpTtlAddon(): TcpTtlAddon | undefined {
-  if (!ttlPrimingAvailable().ok) return undefined;
-  const result = load();
+  const result = loadAddon<TcpTtlAddon>(...ADDON);
   return 'addon' in result ? result.addon : undefined;
 }
 

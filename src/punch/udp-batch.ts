@@ -11,9 +11,9 @@
  * NATPUNCH_NO_NATIVE=1) there is no batch sender and callers send datagram by datagram as before.
  */
 import type { Socket } from 'node:dgram';
-import { createRequire } from 'node:module';
 import { debuglog } from 'node:util';
 import type { TransportAddress } from '../wire/index.js';
+import { type AddonAvailability, addonAvailability, loadAddon } from '../native/load-addon.js';
 
 const debug = debuglog('natpunch:udp-batch');
 
@@ -27,40 +27,18 @@ export interface UdpBatchAddon {
   sendBatch(fd: number, ipv6Socket: boolean, address: string, port: number, buffers: readonly Uint8Array[], gso: boolean): number;
 }
 
-export type UdpBatchAvailability = { ok: true } | { ok: false; reason: string };
+export type UdpBatchAvailability = AddonAvailability;
 
-/** Where `npm run build:native` leaves the addon, from dist/src/punch/ or src/punch/. */
-const ADDON_PATH = new URL('../../../native/udp-batch/build/Release/udp_batch.node', import.meta.url);
-const ADDON_PATH_FROM_SRC = new URL('../../native/udp-batch/build/Release/udp_batch.node', import.meta.url);
-
-let loaded: { addon: UdpBatchAddon } | { reason: string } | undefined;
-
-function load(): { addon: UdpBatchAddon } | { reason: string } {
-  if (loaded) return loaded;
-  if (process.platform !== 'linux') return (loaded = { reason: `not Linux (${process.platform}): the addon needs sendmmsg and UDP_SEGMENT` });
-  const require = createRequire(import.meta.url);
-  const errors: string[] = [];
-  for (const url of [ADDON_PATH, ADDON_PATH_FROM_SRC]) {
-    try {
-      return (loaded = { addon: require(url.pathname) as UdpBatchAddon });
-    } catch (error) {
-      errors.push(`${url.pathname}: ${(error as Error).message.split('\n')[0]}`);
-    }
-  }
-  return (loaded = { reason: `the native addon is not built (run \`npm run build:native\`; needs python3, make and a C compiler): ${errors[0]}` });
-}
+const ADDON = ['udp-batch', 'udp_batch', 'sendmmsg and UDP_SEGMENT'] as const;
 
 /** Whether batched sends can run here, and if not, why. */
 export function udpBatchAvailable(): UdpBatchAvailability {
-  if (process.env['NATPUNCH_NO_NATIVE'] === '1') return { ok: false, reason: 'NATPUNCH_NO_NATIVE=1 turns the native addon off' };
-  const result = load();
-  return 'addon' in result ? { ok: true } : { ok: false, reason: result.reason };
+  return addonAvailability(...ADDON);
 }
 
 /** The addon, or undefined where udpBatchAvailable() is not ok. */
 export function udpBatchAddon(): UdpBatchAddon | undefined {
-  if (!udpBatchAvailable().ok) return undefined;
-  const result = load();
+  const result = loadAddon<UdpBatchAddon>(...ADDON);
   return 'addon' in result ? result.addon : undefined;
 }
 
