@@ -15,3 +15,4 @@ export {
 } from './identity/index.js';
 export { NatpunchHandshake, NoiseError, DatagramCipher, type SecureSession, type NoiseFailure } from './secure/index.js';
 export type { TransportAddress } from './wire/index.js';
+export { RendezvousError, type RendezvousErrorReason, type DisconnectInfo, type ReconnectInfo, type ReconnectOptions } from './rendezvous/index.js';

@@ -52,7 +52,11 @@ export type RendezvousErrorReason =
   /** The server is shutting down. */
   | 'shutdown'
   /** (client side) The WebSocket closed, or the client was closed. */
-  | 'closed';
+  | 'closed'
+  /** (client side) Not registered right now: the reconnecting client is between attempts. */
+  | 'disconnected'
+  /** (client side) The server's hello names another protocol version. */
+  | 'unsupported-version';
 
 /** The other side (usually the server) answered with `error {code}`, or the session ended. */
 export class RendezvousError extends NatpunchError {

@@ -10,6 +10,10 @@ export * from './messages.js';
 export { RttEstimator, startDelays, type StartTimingOptions } from './punch-timing.js';
 export { ReflexiveObserver, type ReflexiveObserverOptions, type StunTransport } from './reflexive-observer.js';
 export { InMemoryRegistry, type PeerRecord, type Registry } from './registry.js';
+export {
+  Backoff, PERMANENT_REASONS, ReconnectingRendezvousClient, isPermanent,
+  type DisconnectInfo, type ReconnectInfo, type ReconnectOptions, type ReconnectingClientOptions,
+} from './reconnecting-client.js';
 export { ReplayCache } from './replay-cache.js';
 export {
   DEFAULT_RENDEZVOUS_LIMITS, RendezvousServer,

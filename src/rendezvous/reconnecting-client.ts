@@ -63,7 +63,7 @@ export interface ReconnectInfo {
  * peer cannot fix by trying again. Everything else — closed connections, timeouts, 'shutdown',
  * 'server-full', 'rate-limited', an unproven srflx, codes this version does not know — is retried.
  */
-export const PERMANENT_REASONS: ReadonlySet<string> = new Set<RendezvousErrorReason | 'unsupported-version'>([
+export const PERMANENT_REASONS: ReadonlySet<string> = new Set<RendezvousErrorReason>([
   /** A newer registration of this peer id took over: fighting it back would loop forever. */
   'replaced',
   /** The server does not accept this key's signatures. */
