@@ -141,7 +141,12 @@ class LifetimeProbe {
         ]).then(() => false as const);
         // The asker's transaction runs on after an answer was heard; its end (or abort) is not news.
         asked.catch(() => undefined);
-        return await Promise.race([heard, asked]);
+        if (await Promise.race([heard, asked])) return true;
+        // Silence means "expired" only if the server still answers (RFC 5780 §4.6 assumes it
+        // does): a server that restarted or a path that broke would otherwise look like a NAT
+        // with short mappings, and shrink the peer's keepalive to its floor.
+        const control = await this.#tryBinding(asker, this.#options.retransmission ?? DEFAULT_RETRANSMISSION, signal);
+        return control ? false : null;
       } finally {
         holder.socket.off('message', onMessage);
       }

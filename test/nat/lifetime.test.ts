@@ -84,3 +84,26 @@ test('an abort ends the measurement at once with AbortedError and closes its soc
     await server.close();
   }
 });
+
+test('a server that stops answering is not a mapping that died: the probe counts as unmeasured', async () => {
+  const server = await StunServer.listen({ address: '127.0.0.1', port: 0 });
+  let closed = false;
+  try {
+    const progress: LifetimeProgress[] = [];
+    const measuring = measureMappingLifetime({
+      server: server.addresses[0]!, maxSeconds: 2, retransmission: fast, silenceRetransmission: fast,
+      onProgress: (p) => {
+        progress.push(p);
+      },
+    });
+    // The holder's Binding is answered at once; the server is gone long before its 2 s idle ends.
+    setTimeout(() => {
+      closed = true;
+      void server.close();
+    }, 500);
+    assert.deepEqual(await measuring, { aliveSeconds: null, expiredSeconds: null });
+    assert.deepEqual(progress, [{ aliveSeconds: null, expiredSeconds: null, final: true }]);
+  } finally {
+    if (!closed) await server.close();
+  }
+});
