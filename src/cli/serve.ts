@@ -6,7 +6,7 @@ import { usageErrors, integer } from './args.js';
 import { createLogger, isLogLevel } from './log.js';
 
 export const serveUsage = `natpunch serve [--address IP] [--alt-address IP] [--port 3478] [--alt-port 3479]
-               [--http-port 8080] [--no-relay] [--redis URL] [--log-level info]`;
+               [--http-port 8080] [--stun-tcp-idle-timeout MS] [--no-relay] [--redis URL] [--log-level info]`;
 
 export async function serveCommand(argv: string[]): Promise<number> {
   const { values } = usageErrors('serve', () => parseArgs({ args: argv, strict: true, options: {
@@ -15,6 +15,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     port: { type: 'string' },
     'alt-port': { type: 'string' },
     'http-port': { type: 'string' },
+    'stun-tcp-idle-timeout': { type: 'string' },
     'no-relay': { type: 'boolean', default: false },
     redis: { type: 'string' },
     'log-level': { type: 'string', default: 'info' },
@@ -28,8 +29,10 @@ export async function serveCommand(argv: string[]): Promise<number> {
   if (values['alt-address'] === values.address) throw new UsageError('natpunch serve: --alt-address must differ from --address (RFC 5780 needs two IPs)');
 
   const httpPort = integer('serve', 'http-port', values['http-port'], 8080);
+  // Closing idle STUN/TCP connections early stands in for servers and middleboxes that do (peers then learn TCP mappings from short connections).
+  const stunTcpIdleTimeoutMs = integer('serve', 'stun-tcp-idle-timeout', values['stun-tcp-idle-timeout'], 30_000, 1, 3_600_000);
   if (values.redis) log.warn('--redis: the Redis registry is not implemented yet; using in-memory state');
-  const server = await NatpunchServer.listen({ address: values.address!, port, altAddress: values['alt-address'], altPort, httpPort });
+  const server = await NatpunchServer.listen({ address: values.address!, port, altAddress: values['alt-address'], altPort, httpPort, stunTcpIdleTimeoutMs });
   const stun = server.stun;
   const shutdown = async (signal: string): Promise<void> => {
     log.info(`${signal}: shutting down`);

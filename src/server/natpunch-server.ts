@@ -12,6 +12,8 @@ export interface NatpunchServerOptions {
   altPort?: number;
   /** HTTP port for the rendezvous WebSocket and /healthz; null turns both off (STUN only). */
   httpPort?: number | null;
+  /** How long an idle STUN/TCP connection is kept (default 30 s, see StunServer). */
+  stunTcpIdleTimeoutMs?: number;
 }
 
 /**
@@ -35,6 +37,7 @@ export class NatpunchServer {
     const stun = await StunServer.listen({
       address: options.address, port: options.port, altAddress: options.altAddress, altPort: options.altPort,
       software: `natpunch ${VERSION}`, onBinding: observer.onBinding,
+      ...(options.stunTcpIdleTimeoutMs !== undefined ? { tcpIdleTimeoutMs: options.stunTcpIdleTimeoutMs } : {}),
     });
     if (options.httpPort === null) return new NatpunchServer(stun);
     const httpServer = http.createServer((request, response) => {
