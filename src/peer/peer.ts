@@ -5,6 +5,7 @@ import os from 'node:os';
 import { once, EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { debuglog } from 'node:util';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { NatpunchError } from '../errors.js';
 import { type Identity, loadOrCreateIdentity, defaultKeyFile, normalizePeerId } from '../identity/index.js';
 import { StunUdpClient } from '../stun/udp-client.js';
@@ -23,6 +24,7 @@ import { createStream } from '../transport/index.js';
 import { UdpPath } from './udp-path.js';
 import { SecureStream } from './secure-stream.js';
 import { TcpMapping } from './tcp-mapping.js';
+import { learnShortTcpMapping, type ShortTcpMapping } from './tcp-mapping-short.js';
 import { type KeepaliveState, MappingKeepalive, STREAM_KEEPALIVE_MS } from './keepalive.js';
 import { DialBackResponder } from './reachability.js';
 import { DEFAULT_REVERSAL_BUDGET_MS, ReversalListener, dialReversal } from './reversal-listener.js';
@@ -32,6 +34,10 @@ const debug = debuglog('natpunch:peer');
 
 /** Interval of STUN keepalives toward the rendezvous server's STUN endpoint (see constructor). */
 export const KEEPALIVE_MS = 15_000;
+/** How long a short connection's L is remembered for the punch its signed mapping is for. */
+const SHORT_TCP_MAPPING_KEEP_MS = 60_000;
+/** The transport of the intent being signed in connect(): a UDP-only one needs no short TCP mapping. */
+const signingTransport = new AsyncLocalStorage<string>();
 
 export type PathKind = 'direct-udp' | 'direct-tcp' | 'relay';
 
@@ -125,6 +131,8 @@ export class Peer extends EventEmitter {
   #keepaliveSound = true;
   /** The kept TCP connection's keepalive. */
   #tcpKeepalive: NodeJS.Timeout | undefined;
+  /** Short connections' mappings signed while no kept connection was alive, by mapped address: their L to punch from. */
+  readonly #shortTcp = new Map<string, ShortTcpMapping>();
   #closed = false;
   /** Gracefully closed UDP streams still answering retransmissions (stream.settle()). */
   readonly #settling = new Set<Promise<void>>();
@@ -252,6 +260,23 @@ export class Peer extends EventEmitter {
     return this.identity.peerId;
   }
 
+  /**
+   * A mapping from a short STUN/TCP connection, for an intent or accept signed while the kept
+   * connection is not alive; none for a UDP-only intent, or where STUN over TCP never worked.
+   */
+  async #shortTcpMapping(): Promise<ShortTcpMapping | undefined> {
+    const server = this.#tcpServer;
+    if (!this.#tcp || !server || signingTransport.getStore() === 'udp') return undefined;
+    const short = await learnShortTcpMapping(server, { localAddress: this.#bindAddress, signal: this.#closing.signal })
+      .catch((error: Error) => { debug('no short TCP mapping: %s', error.message); return undefined; });
+    if (!short) return undefined;
+    const key = formatAddress(short.mapped);
+    debug('no kept TCP connection alive: signing a short connection\'s mapping, L %d, %s', short.localPort, key);
+    this.#shortTcp.set(key, short);
+    setTimeout(() => { if (this.#shortTcp.get(key) === short) this.#shortTcp.delete(key); }, SHORT_TCP_MAPPING_KEEP_MS).unref();
+    return short;
+  }
+
   /** The public endpoint of the kept STUN/TCP connection's port L (the TCP mapping), or null. */
   get tcpPublicAddress(): string | null {
     return this.#tcp?.alive ? formatAddress(this.#tcp.mapped) : null;
@@ -325,10 +350,12 @@ export class Peer extends EventEmitter {
       rendezvous = await ReconnectingRendezvousClient.connect({
         url: options.server, identity, udpSocket: socket, stunClient: stun, privateEndpoints: privateEndpoints(port, options.bindAddress),
         accept: options.accept, signal: options.signal,
-        // TCP candidates: the kept connection's mapping and this host's addresses, all on its port L.
-        tcpCandidates: () => {
+        // TCP candidates: the kept connection's mapping and this host's addresses, all on its port L;
+        // with no kept connection alive, a short connection's (Hopper's scheme, tcp-mapping-short.ts).
+        tcpCandidates: async () => {
           const tcpNow = kept();
-          return tcpNow?.alive ? [...privateEndpoints(tcpNow.localPort, options.bindAddress), formatAddress(tcpNow.mapped)] : [];
+          const from = tcpNow?.alive ? tcpNow : peer ? await peer.#shortTcpMapping() : undefined;
+          return from ? [...privateEndpoints(from.localPort, options.bindAddress), formatAddress(from.mapped)] : [];
         },
         // Every registration, the first and each after a reconnection: its dial-back carries its own token.
         tcpListenPort: listener?.port, onHello: (token) => responder.expect(token), reachability, reconnect: options.reconnect,
@@ -361,12 +388,12 @@ export class Peer extends EventEmitter {
     if (transport === 'relay') {
       throw new NatpunchError('ERR_TRANSPORT', `--transport ${transport} is not available yet; use udp, tcp or auto`);
     }
-    if (transport === 'tcp' && !this.#tcp?.alive) {
-      throw new NatpunchError('ERR_TRANSPORT', '--transport tcp: this peer has no kept TCP connection to the rendezvous server\'s STUN endpoint (STUN over TCP failed or closed)');
+    if (transport === 'tcp' && !this.#tcp) {
+      throw new NatpunchError('ERR_TRANSPORT', '--transport tcp: this peer has no TCP mapping: STUN over TCP to the rendezvous server\'s STUN endpoint failed');
     }
     const started = performance.now();
     const target = normalizePeerId(peerId);
-    const instruction = await this.#rendezvous.connect(target, { signal: options.signal, transport });
+    const instruction = await signingTransport.run(transport, () => this.#rendezvous.connect(target, { signal: options.signal, transport }));
     return this.#establish(instruction, started, options.signal);
   }
 
@@ -437,8 +464,13 @@ export class Peer extends EventEmitter {
 
   /** TCP simultaneous open from L; the caller runs the Noise handshake over the punched socket. */
   async #establishTcp(instruction: PunchInstruction, started: number, signal?: AbortSignal): Promise<ReadyPath & { path: 'direct-tcp'; ms: number }> {
-    const tcp = this.#tcp;
-    if (!tcp?.alive) throw new NatpunchError('ERR_TRANSPORT', 'TCP punching: this peer has no kept TCP connection, so no TCP mapping to punch from');
+    // Punch from the L whose mapping was signed (kept or short), even if its connection has closed since.
+    const signed = new Set(instruction.localTcpCandidates.map(formatAddress));
+    const kept = this.#tcp;
+    const tcp = (kept && signed.has(formatAddress(kept.mapped)) ? kept : undefined)
+      ?? [...this.#shortTcp.values()].find((s) => signed.has(formatAddress(s.mapped)))
+      ?? (kept?.alive ? kept : undefined);
+    if (!tcp) throw new NatpunchError('ERR_TRANSPORT', 'TCP punching: this peer has no TCP mapping to punch from (no kept TCP connection, and no short one learnt for this session)');
     const punched = await tcpSimultaneousOpen({
       localPort: tcp.localPort, localAddress: this.#bindAddress, remoteCandidates: instruction.remoteTcpCandidates,
       role: instruction.role, startAt: instruction.startAt, signal: signal ? AbortSignal.any([signal, this.#closing.signal]) : this.#closing.signal,

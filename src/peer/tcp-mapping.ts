@@ -13,6 +13,11 @@
  * learns a new one ('reopened'). TCP candidates are read from here each time an intent or accept
  * is signed, so later ones carry the new mapping; the registration names no TCP mapping, so there
  * is nothing to move at the server.
+ *
+ * A connection that closes before any keepalive went over it was closed for being idle by a
+ * server or middlebox with a shorter timeout than the keepalive's; when that happens to
+ * IDLE_CLOSES_TO_ABANDON connections in a row, the kept connection cannot be held: it is no longer
+ * reopened ('abandoned'), and mappings are learnt from short connections (tcp-mapping-short.ts).
  */
 import { EventEmitter } from 'node:events';
 import { debuglog } from 'node:util';
@@ -38,16 +43,28 @@ export interface TcpMappingOptions {
 export interface TcpMapping {
   /** The kept connection was reopened: a new port L and the mapping the STUN server saw for it. */
   on(event: 'reopened', listener: (state: { localPort: number; mapped: TransportAddress }) => void): this;
+  /** Kept connections kept closing while idle: no more reopening (see IDLE_CLOSES_TO_ABANDON). */
+  on(event: 'abandoned', listener: (state: { idleCloses: number }) => void): this;
 }
+
+/** Connections closed before their first keepalive, in a row, after which keeping one is given up. */
+export const IDLE_CLOSES_TO_ABANDON = 2;
 
 export class TcpMapping extends EventEmitter {
   readonly #server: TransportAddress;
   readonly #options: TcpMappingOptions;
   #client: StunTcpClient;
   #mapped: TransportAddress;
+  /** L, remembered: a destroyed socket no longer tells its local port, and L outlives its connection. */
+  #localPort: number;
   #closed = false;
   #retryTimer: NodeJS.Timeout | undefined;
   #delayMs = 0;
+  /** Whether a keepalive went over the current connection. */
+  #keptAlive = false;
+  /** Connections in a row that closed before their first keepalive. */
+  #idleCloses = 0;
+  #abandoned = false;
 
   private constructor(server: TransportAddress, options: TcpMappingOptions, client: StunTcpClient, mapped: TransportAddress) {
     super();
@@ -55,6 +72,7 @@ export class TcpMapping extends EventEmitter {
     this.#options = options;
     this.#client = client;
     this.#mapped = mapped;
+    this.#localPort = client.socket.localPort!;
     this.#watch();
   }
 
@@ -71,7 +89,12 @@ export class TcpMapping extends EventEmitter {
 
   /** L: the local port of the kept connection. */
   get localPort(): number {
-    return this.#client.socket.localPort!;
+    return this.#localPort;
+  }
+
+  /** Whether keeping a connection was given up ('abandoned'): it kept closing while idle. */
+  get abandoned(): boolean {
+    return this.#abandoned;
   }
 
   /** Whether the kept connection (and so, probably, the NAT mapping) is still there. */
@@ -87,6 +110,7 @@ export class TcpMapping extends EventEmitter {
    */
   async keepalive(timeoutMs = 5_000): Promise<void> {
     const client = this.#client;
+    this.#keptAlive = true;
     try {
       await client.request({ timeoutMs });
     } catch (error) {
@@ -106,6 +130,13 @@ export class TcpMapping extends EventEmitter {
     const port = this.localPort;
     client.socket.once('close', () => {
       if (this.#closed || client !== this.#client || this.#options.reopen === false) return;
+      this.#idleCloses = this.#keptAlive ? 0 : this.#idleCloses + 1;
+      if (this.#idleCloses >= IDLE_CLOSES_TO_ABANDON) {
+        this.#abandoned = true;
+        debug('kept connection from port %d closed while idle %d times in a row: it cannot be held, not reopening', port, this.#idleCloses);
+        this.emit('abandoned', { idleCloses: this.#idleCloses });
+        return;
+      }
       this.#delayMs = this.#options.reopen?.minDelayMs ?? 1_000;
       debug('kept connection from port %d closed; reopening in %d ms', port, this.#delayMs);
       this.#scheduleReopen();
@@ -127,6 +158,8 @@ export class TcpMapping extends EventEmitter {
       }
       this.#client = client;
       this.#mapped = mapped;
+      this.#localPort = client.socket.localPort!;
+      this.#keptAlive = false;
       this.#watch();
       debug('reopened from port %d, mapped %s', this.localPort, formatAddress(mapped));
       this.emit('reopened', { localPort: this.localPort, mapped });
@@ -139,7 +172,7 @@ export class TcpMapping extends EventEmitter {
 }
 
 /** A connection from a freshly bound port and the mapping a Binding over it reports. */
-async function connectAndLearn(server: TransportAddress, options: TcpMappingOptions, signal?: AbortSignal): Promise<{ client: StunTcpClient; mapped: TransportAddress }> {
+export async function connectAndLearn(server: TransportAddress, options: TcpMappingOptions, signal?: AbortSignal): Promise<{ client: StunTcpClient; mapped: TransportAddress }> {
   const timeoutMs = options.timeoutMs ?? 5_000;
   // localAddress (even 0.0.0.0) makes Node bind() before connect(): that bind sets SO_REUSEADDR.
   const client = await StunTcpClient.connect(server, { localAddress: options.localAddress ?? '0.0.0.0', signal, timeoutMs });

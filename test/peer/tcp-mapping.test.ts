@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { StunServer } from '../../src/stun/server.js';
-import { TcpMapping } from '../../src/peer/tcp-mapping.js';
+import { IDLE_CLOSES_TO_ABANDON, TcpMapping } from '../../src/peer/tcp-mapping.js';
 import type { TransportAddress } from '../../src/wire/index.js';
 
 test('a kept STUN/TCP connection the server closes is reopened from a new port L, with the new mapping', async () => {
@@ -54,6 +54,40 @@ test('close() stops reopening, and reopen: false leaves a dead connection dead',
     await new Promise((resolve) => setTimeout(resolve, 300));
     assert.equal(reopened, false);
     assert.equal(mapping.alive, false);
+  } finally {
+    mapping.close();
+    await server.close();
+  }
+});
+
+test('kept connections the server keeps closing while idle are given up after IDLE_CLOSES_TO_ABANDON in a row', async () => {
+  const server = await StunServer.listen({ address: '127.0.0.1', port: 0, tcpIdleTimeoutMs: 100 });
+  const mapping = await TcpMapping.learn(server.addresses[0]!, { localAddress: '127.0.0.1', reopen: { minDelayMs: 10 } });
+  try {
+    let reopens = 0;
+    mapping.on('reopened', () => { reopens += 1; });
+    const [abandoned] = await once(mapping, 'abandoned') as [{ idleCloses: number }];
+    assert.equal(abandoned.idleCloses, IDLE_CLOSES_TO_ABANDON);
+    assert.equal(reopens, IDLE_CLOSES_TO_ABANDON - 1);
+    assert.equal(mapping.abandoned, true);
+    assert.equal(mapping.alive, false);
+    assert.ok(mapping.localPort > 0, 'L is still known after its connection closed');
+  } finally {
+    mapping.close();
+    await server.close();
+  }
+});
+
+test('a connection that carried a keepalive before it closed does not count toward giving up', async () => {
+  const server = await StunServer.listen({ address: '127.0.0.1', port: 0, tcpIdleTimeoutMs: 150 });
+  const mapping = await TcpMapping.learn(server.addresses[0]!, { localAddress: '127.0.0.1', reopen: { minDelayMs: 10 } });
+  try {
+    // Each reopened connection gets one keepalive, then is left to close while idle.
+    mapping.on('reopened', () => void mapping.keepalive().catch(() => undefined));
+    await mapping.keepalive();
+    let reopens = 0;
+    await new Promise<void>((resolve) => mapping.on('reopened', () => { reopens += 1; if (reopens === 3) resolve(); }));
+    assert.equal(mapping.abandoned, false);
   } finally {
     mapping.close();
     await server.close();
