@@ -41,6 +41,11 @@ const commands: Record<string, () => Promise<Command>> = {
   lab: async () => (await import('./lab.js')).labCommand,
 };
 
+/** Each command's usage line, for `natpunch COMMAND --help` (`lab` prints its own). */
+const usages: Record<string, string> = {
+  serve: serveUsage, check: checkUsage, id: idUsage, listen: listenUsage, connect: connectUsage, demo: demoUsage,
+};
+
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === 'help' || name === '--help' || name === '-h') {
@@ -55,6 +60,13 @@ async function main(argv: string[]): Promise<number> {
   if (!load) {
     process.stderr.write(`natpunch: unknown command '${name}'. Run 'natpunch help' for the list.\n`);
     return 2;
+  }
+  // `natpunch COMMAND --help`: that command's usage (arguments after `--` belong to someone else).
+  const own = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
+  const commandUsage = usages[name];
+  if (commandUsage && (own.includes('--help') || own.includes('-h'))) {
+    process.stdout.write(`usage: ${commandUsage}\n`);
+    return 0;
   }
   return (await load())(rest);
 }

@@ -32,6 +32,16 @@ test('usage errors exit 2 and say what to do next', async () => {
   assert.equal(badFlag.code, 2);
 });
 
+test('natpunch COMMAND --help prints that command\'s usage and exits 0, without running it', async () => {
+  for (const [command, flag] of [['serve', '--help'], ['check', '-h'], ['connect', '--help'], ['listen', '--help'], ['id', '-h']] as const) {
+    const help = await run(command, flag);
+    assert.equal(help.code, 0, `${command} ${flag}: ${help.stderr}`);
+    assert.match(help.stdout, new RegExp(`^usage: natpunch ${command}\\b`), command);
+  }
+  // Without --help, the same missing argument is still a usage error.
+  assert.equal((await run('connect')).code, 2);
+});
+
 test('natpunch id creates a 0600 key once and prints the same id every time', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'natpunch-id-'));
   try {
