@@ -5,7 +5,6 @@ import os from 'node:os';
 import { once, EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { debuglog } from 'node:util';
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { NatpunchError } from '../errors.js';
 import { type Identity, loadOrCreateIdentity, defaultKeyFile, normalizePeerId } from '../identity/index.js';
 import { StunUdpClient } from '../stun/udp-client.js';
@@ -14,7 +13,7 @@ import { UdpMux } from '../punch/udp-mux.js';
 import { UdpCheckSession, type PunchResult } from '../punch/udp-checks.js';
 import { candidateTypeOf } from '../punch/candidate.js';
 import { tcpSimultaneousOpen } from '../punch/tcp-simultaneous-open.js';
-import type { PunchInstruction, SignedReachability } from '../rendezvous/client.js';
+import type { PunchInstruction, SignedReachability, Transport } from '../rendezvous/client.js';
 import type { RendezvousError } from '../rendezvous/errors.js';
 import {
   type DisconnectInfo, type ReconnectInfo, type ReconnectOptions, ReconnectingRendezvousClient,
@@ -36,8 +35,6 @@ const debug = debuglog('natpunch:peer');
 export const KEEPALIVE_MS = 15_000;
 /** How long a short connection's L is remembered for the punch its signed mapping is for. */
 const SHORT_TCP_MAPPING_KEEP_MS = 60_000;
-/** The transport of the intent being signed in connect(): a UDP-only one needs no short TCP mapping. */
-const signingTransport = new AsyncLocalStorage<string>();
 
 export type PathKind = 'direct-udp' | 'direct-tcp' | 'relay';
 
@@ -262,11 +259,11 @@ export class Peer extends EventEmitter {
 
   /**
    * A mapping from a short STUN/TCP connection, for an intent or accept signed while the kept
-   * connection is not alive; none for a UDP-only intent, or where STUN over TCP never worked.
+   * connection is not alive; none for a UDP-only session, or where STUN over TCP never worked.
    */
-  async #shortTcpMapping(): Promise<ShortTcpMapping | undefined> {
+  async #shortTcpMapping(transport: Transport): Promise<ShortTcpMapping | undefined> {
     const server = this.#tcpServer;
-    if (!this.#tcp || !server || signingTransport.getStore() === 'udp') return undefined;
+    if (!this.#tcp || !server || transport === 'udp') return undefined;
     const short = await learnShortTcpMapping(server, { localAddress: this.#bindAddress, signal: this.#closing.signal })
       .catch((error: Error) => { debug('no short TCP mapping: %s', error.message); return undefined; });
     if (!short) return undefined;
@@ -352,9 +349,9 @@ export class Peer extends EventEmitter {
         accept: options.accept, signal: options.signal,
         // TCP candidates: the kept connection's mapping and this host's addresses, all on its port L;
         // with no kept connection alive, a short connection's (Hopper's scheme, tcp-mapping-short.ts).
-        tcpCandidates: async () => {
+        tcpCandidates: async (transport) => {
           const tcpNow = kept();
-          const from = tcpNow?.alive ? tcpNow : peer ? await peer.#shortTcpMapping() : undefined;
+          const from = tcpNow?.alive ? tcpNow : peer ? await peer.#shortTcpMapping(transport) : undefined;
           return from ? [...privateEndpoints(from.localPort, options.bindAddress), formatAddress(from.mapped)] : [];
         },
         // Every registration, the first and each after a reconnection: its dial-back carries its own token.
@@ -393,7 +390,7 @@ export class Peer extends EventEmitter {
     }
     const started = performance.now();
     const target = normalizePeerId(peerId);
-    const instruction = await signingTransport.run(transport, () => this.#rendezvous.connect(target, { signal: options.signal, transport }));
+    const instruction = await this.#rendezvous.connect(target, { signal: options.signal, transport });
     return this.#establish(instruction, started, options.signal);
   }
 

@@ -95,8 +95,12 @@ export interface RendezvousClientOptions {
   accept?: (fromPeerId: string) => boolean | Promise<boolean>;
   /** The candidates to sign into intents and accepts (default: privateEndpoints + srflx). */
   candidates?: () => string[] | Promise<string[]>;
-  /** TCP candidates to sign into intents and accepts, all on the kept connection's port L (default: none). */
-  tcpCandidates?: () => string[] | Promise<string[]>;
+  /**
+   * TCP candidates to sign into intents and accepts, all on one local port L (default: none);
+   * `transport` is the one the intent asks for, so a peer can skip work a UDP-only session
+   * does not need.
+   */
+  tcpCandidates?: (transport: Transport) => string[] | Promise<string[]>;
   /** The port of this peer's reversal listener, signed into the registration so the server dials it back. */
   tcpListenPort?: number;
   /** Called with hello's token before anything else: the server's dial-back probes carry it. */
@@ -296,7 +300,7 @@ export class RendezvousClient extends EventEmitter {
     const timeoutMs = Math.min(options.timeoutMs ?? 15_000, MAX_CONNECT_TIMEOUT_MS);
     const session = this.#randomToken();
     const candidates = await this.#localCandidates();
-    const tcpCandidates = await this.#localTcpCandidates();
+    const tcpCandidates = await this.#localTcpCandidates(options.transport ?? 'udp');
     if (signal?.aborted) throw new AbortedError('rendezvous connect aborted', { cause: signal.reason });
     const body: IntentBody = { from: this.peerId, to, nonce: this.#randomToken(), expires: this.#now() + timeoutMs, candidates, session };
     // Optional fields only when used, so an intent from a UDP-only peer stays byte-for-byte the old message.
@@ -632,7 +636,7 @@ export class RendezvousClient extends EventEmitter {
       return;
     }
     const candidates = await this.#localCandidates();
-    const tcpCandidates = await this.#localTcpCandidates();
+    const tcpCandidates = await this.#localTcpCandidates(intent.transport ?? 'udp');
     if (this.#closed || this.#accepted.has(session)) return;
     const acceptBody: AcceptBody = { session, intentHash: bodyHash(message.intent), candidates, nonce: this.#randomToken() };
     if (tcpCandidates.length) acceptBody.tcpCandidates = tcpCandidates;
@@ -733,8 +737,8 @@ export class RendezvousClient extends EventEmitter {
     return { reachable: [...new Set(own.reachable)], tcpListen: [...new Set(own.tcpListen)].slice(0, this.#limits.maxCandidates) };
   }
 
-  async #localTcpCandidates(): Promise<string[]> {
-    const given = (await this.#options.tcpCandidates?.()) ?? [];
+  async #localTcpCandidates(transport: Transport): Promise<string[]> {
+    const given = (await this.#options.tcpCandidates?.(transport)) ?? [];
     given.forEach((c, i) => checkEndpoint(c, `tcpCandidates[${i}]`));
     return [...new Set(given)].slice(0, this.#limits.maxCandidates);
   }
