@@ -525,12 +525,14 @@ export class Peer extends EventEmitter {
         kind: 'udp', raw: stream, remote: formatAddress(punched.remote), close,
         technique: punched.type === 'host' ? 'udp-lan' : mode === 'punch' ? 'udp-hole-punch' : 'udp-reversal',
         retire: () => {
-          // close() waits for this, like TCP's TIME-WAIT: our last ACK may still need repeating.
-          const settled = stream.settle().finally(() => this.#settling.delete(settled));
+          // Like TCP's TIME-WAIT: keep the path (and the other side's checks) answered until the
+          // stream has settled, since our last ACK may still need repeating; close() waits for it.
+          const settled = stream.settle().finally(() => {
+            this.#settling.delete(settled);
+            release();
+            path.close();
+          });
           this.#settling.add(settled);
-          // Keep answering the other side's checks, and let the stream linger to acknowledge a
-          // retransmitted FIN, for a moment: the peer's last packets may still be in flight.
-          setTimeout(() => { release(); path.close(); }, 2000).unref();
         },
       };
     });
