@@ -1,12 +1,14 @@
 import { finished } from 'node:stream/promises';
 import { NatpunchError } from '../errors.js';
 import type { Connection, KeepaliveInfo } from '../peer/peer.js';
+import type { PathInfo } from '../peer/connection.js';
 import type { RendezvousError } from '../rendezvous/errors.js';
 import type { DisconnectInfo, ReconnectInfo } from '../rendezvous/reconnecting-client.js';
 
 /** The `--json` event stream of listen/connect: one JSON object per line on stderr (the contract). */
 export interface EventSink {
   ready(id: string): void;
+  /** Connected; every later change of path is reported too ('path', with its reason). */
   connected(connection: Connection): void;
   error(error: unknown): void;
   info(text: string): void;
@@ -25,7 +27,10 @@ export function eventSink(json: boolean): EventSink {
   if (json) {
     return {
       ready: (id) => emit({ event: 'ready', id }),
-      connected: (c) => emit({ event: 'connected', peer: c.remotePeerId, path: c.path, technique: c.technique, remote: c.remote, ms: c.ms }),
+      connected: (c) => {
+        emit({ event: 'connected', peer: c.remotePeerId, path: c.path, technique: c.technique, remote: c.remote, ms: c.ms });
+        c.on('path', (p: PathInfo) => emit({ event: 'path', peer: c.remotePeerId, path: p.path, technique: p.technique, remote: p.remote, reason: p.reason, ...(p.rttMs !== undefined ? { rttMs: p.rttMs } : {}) }));
+      },
       error: (e) => emit({ event: 'error', code: NatpunchError.is(e) ? e.code : 'ERR_UNEXPECTED', message: (e as Error)?.message ?? String(e) }),
       info: () => undefined,
       keepalive: (k) => emit({
@@ -40,7 +45,10 @@ export function eventSink(json: boolean): EventSink {
   const say = (text: string): void => { process.stderr.write(`natpunch: ${text}\n`); };
   return {
     ready: (id) => say(`listening as ${id}\n  (on the other machine: natpunch connect ${id} --server URL)`),
-    connected: (c) => say(`connected to ${c.remotePeerId} — ${c.path} via ${c.technique}, ${c.remote}, in ${c.ms} ms (end-to-end encrypted)`),
+    connected: (c) => {
+      say(`connected to ${c.remotePeerId} — ${c.path} via ${c.technique}, ${c.remote}, in ${c.ms} ms (end-to-end encrypted)`);
+      c.on('path', (p: PathInfo) => say(`path changed (${p.reason}): now ${p.path} via ${p.technique}, ${p.remote}`));
+    },
     error: (e) => say((e as Error)?.message ?? String(e)),
     info: say,
     keepalive: (() => {

@@ -13,13 +13,14 @@
  *
  * Race (`auto`): both techniques start at once. The controlling side decides, like ICE
  * nomination: it takes UDP as soon as UDP is ready; if TCP is ready first it waits
- * AUTO_UDP_GRACE_MS for UDP and takes TCP only if UDP is still not ready (UDP is preferred: the
- * stream survives NAT rebinding, and it is what every other technique falls back from). It then
- * starts the Noise handshake on the chosen path only. The controlled side takes the path on
- * which the controlling side's first bytes arrive — never its own guess — so both ends always
- * agree. Losers are cancelled: punches aborted, sockets destroyed, UDP sessions closed.
+ * AUTO_UDP_GRACE_MS for UDP and takes TCP only if UDP is still not ready (UDP is preferred: no
+ * head-of-line blocking under the stream, and it is what the relay and prediction build on). It
+ * starts the Noise handshake on the chosen path only. The controlled side answers the handshake
+ * on whichever path it arrives — never its own guess — so both ends always agree. The loser is
+ * not thrown away: when it completes, the path manager keeps it as a standby path, validated
+ * and ready for a failover (TCP) or an upgrade (UDP) (src/path/path-manager.ts).
  */
-import type { Duplex } from 'node:stream';
+import type { RawPath } from '../path/raw-path.js';
 import { AbortedError, NatpunchError } from '../errors.js';
 import type { PunchInstruction } from '../rendezvous/client.js';
 
@@ -58,16 +59,12 @@ export function planPaths(instruction: PunchInstruction): PathPlan {
   }
 }
 
-/** A path one technique produced: a reliable byte stream, not yet secured. */
+/** A path one technique produced: frames both ways, not yet secured (src/path). */
 export interface ReadyPath {
   kind: 'udp' | 'tcp';
-  raw: Duplex;
-  technique: string;
-  remote: string;
-  /** Releases everything the path holds (for a loser, or when the handshake fails). */
+  path: RawPath;
+  /** Releases everything the attempt holds (for a loser nobody wants, or when the handshake fails). */
   close(): void;
-  /** Releases the path after the secure stream over it has closed (gracefully, where the transport lingers). */
-  retire(): void;
 }
 
 /** One technique in flight. `abort` cancels it; a path it already produced is closed by the race. */
@@ -77,25 +74,41 @@ export interface Attempt {
   abort(): void;
 }
 
+export interface RaceOptions {
+  signal?: AbortSignal;
+  /**
+   * Paths that lose the race but complete anyway (or were held during the grace period) go here
+   * instead of being closed, and their attempts are not aborted: the path manager keeps them as
+   * standby paths (a TCP path to fail over to, a UDP path to upgrade to).
+   */
+  onLatePath?: (path: ReadyPath) => void;
+}
+
 /**
  * Runs the race described above. `graceMs` is AUTO_UDP_GRACE_MS for the controlling side and 0
  * for the controlled side (whose attempts resolve only when the controlling side's bytes came).
  * @throws the only attempt's error, or ERR_TRANSPORT naming each attempt's failure
  */
-export function race(attempts: Attempt[], graceMs: number, signal?: AbortSignal): Promise<ReadyPath> {
+export function race(attempts: Attempt[], graceMs: number, options: RaceOptions = {}): Promise<ReadyPath> {
   if (attempts.length === 1) return attempts[0]!.ready;
+  const { signal, onLatePath } = options;
   return new Promise((resolve, reject) => {
     const failures = new Map<string, Error>();
     let done = false;
+    let winnerChosen = false;
     let held: { attempt: Attempt; path: ReadyPath } | undefined;
     let graceTimer: NodeJS.Timeout | undefined;
     const settle = (winner: { attempt: Attempt; path: ReadyPath } | undefined, error?: Error): void => {
       if (done) return;
       done = true;
+      winnerChosen = winner !== undefined;
       clearTimeout(graceTimer);
       signal?.removeEventListener('abort', onAbort);
-      for (const attempt of attempts) if (attempt !== winner?.attempt) attempt.abort();
-      if (held && held !== winner) held.path.close();
+      if (!(winner && onLatePath)) for (const attempt of attempts) if (attempt !== winner?.attempt) attempt.abort();
+      if (held && held !== winner) {
+        if (winner && onLatePath) onLatePath(held.path);
+        else held.path.close();
+      }
       if (winner) resolve(winner.path);
       else reject(error);
     };
@@ -105,7 +118,7 @@ export function race(attempts: Attempt[], graceMs: number, signal?: AbortSignal)
     const pending = (): Attempt[] => attempts.filter((a) => !failures.has(a.kind) && a !== held?.attempt);
     for (const attempt of attempts) {
       attempt.ready.then((path) => {
-        if (done) return path.close();
+        if (done) return onLatePath && winnerChosen ? onLatePath(path) : path.close();
         if (attempt.kind === 'udp' || graceMs <= 0 || pending().length === 0) return settle({ attempt, path });
         held = { attempt, path };
         graceTimer = setTimeout(() => settle(held), graceMs);
@@ -114,36 +127,15 @@ export function race(attempts: Attempt[], graceMs: number, signal?: AbortSignal)
         failures.set(attempt.kind, error);
         if (held && pending().length === 0) return settle(held);
         if (failures.size === attempts.length) {
-          settle(undefined, new NatpunchError('ERR_TRANSPORT',
-            `no direct path: ${[...failures].map(([kind, e]) => `${kind.toUpperCase()}: ${e.message}`).join('; ')}`, { cause: failures.get('udp') }));
+          settle(undefined, noDirectPath(failures));
         }
       });
     }
   });
 }
 
-/**
- * Resolves once `stream` has bytes to read, without consuming them ('readable' leaves them
- * buffered for the next reader); rejects if it ends, closes or `signal` fires first.
- */
-export function firstBytes(stream: Duplex, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const cleanUp = (): void => {
-      stream.off('readable', onReadable);
-      stream.off('close', onClose);
-      signal?.removeEventListener('abort', onAbort);
-    };
-    const onReadable = (): void => {
-      if (stream.readableLength > 0) {
-        cleanUp();
-        resolve();
-      } else if (stream.readableEnded) onClose();
-    };
-    const onClose = (): void => { cleanUp(); reject(new NatpunchError('ERR_TRANSPORT', 'the path closed before the other side sent anything on it')); };
-    const onAbort = (): void => { cleanUp(); reject(new AbortedError('waiting for the first bytes aborted', { cause: signal?.reason })); };
-    if (signal?.aborted) return onAbort();
-    stream.on('readable', onReadable);
-    stream.once('close', onClose);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
+/** The error when every technique failed, naming each one's failure. */
+export function noDirectPath(failures: ReadonlyMap<string, Error>): NatpunchError {
+  return new NatpunchError('ERR_TRANSPORT',
+    `no direct path: ${[...failures].map(([kind, e]) => `${kind.toUpperCase()}: ${e.message}`).join('; ')}`, { cause: failures.get('udp') ?? failures.values().next().value });
 }

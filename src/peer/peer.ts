@@ -1,6 +1,5 @@
 import dgram from 'node:dgram';
-import type { Duplex } from 'node:stream';
-import { type Socket, isIPv6 } from 'node:net';
+import type { Socket } from 'node:net';
 import os from 'node:os';
 import { once, EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
@@ -18,16 +17,18 @@ import type { RendezvousError } from '../rendezvous/errors.js';
 import {
   type DisconnectInfo, type ReconnectInfo, type ReconnectOptions, ReconnectingRendezvousClient,
 } from '../rendezvous/reconnecting-client.js';
-import { type Reachability, type ReachableTransport, unmappedIp } from '../rendezvous/messages.js';
-import { createStream } from '../transport/index.js';
-import { UdpPath } from './udp-path.js';
-import { SecureStream } from './secure-stream.js';
+import { type Reachability, type ReachableTransport } from '../rendezvous/messages.js';
+import { PathHandshake } from '../path/handshake.js';
+import { PathManager } from '../path/path-manager.js';
+import { TcpRawPath } from '../path/tcp-path.js';
+import { UdpEndpoint } from '../path/udp-endpoint.js';
+import { Connection } from './connection.js';
 import { TcpMapping } from './tcp-mapping.js';
 import { learnShortTcpMapping, type ShortTcpMapping } from './tcp-mapping-short.js';
 import { type KeepaliveState, MappingKeepalive, STREAM_KEEPALIVE_MS } from './keepalive.js';
 import { DialBackResponder } from './reachability.js';
 import { DEFAULT_REVERSAL_BUDGET_MS, ReversalListener, dialReversal } from './reversal-listener.js';
-import { type Attempt, type ReadyPath, type TcpMode, type UdpMode, AUTO_UDP_GRACE_MS, firstBytes, planPaths, race } from './path-choice.js';
+import { type Attempt, type ReadyPath, type TcpMode, type UdpMode, AUTO_UDP_GRACE_MS, noDirectPath, planPaths, race } from './path-choice.js';
 
 const debug = debuglog('natpunch:peer');
 
@@ -36,7 +37,7 @@ export const KEEPALIVE_MS = 15_000;
 /** How long a short connection's L is remembered for the punch its signed mapping is for. */
 const SHORT_TCP_MAPPING_KEEP_MS = 60_000;
 
-export type PathKind = 'direct-udp' | 'direct-tcp' | 'relay';
+export type { PathKind } from '../path/raw-path.js';
 
 export interface PeerOptions {
   /** Rendezvous server, e.g. ws://198.51.100.10:8080/ */
@@ -76,14 +77,7 @@ export interface ConnectOptions {
   transport?: 'auto' | 'udp' | 'tcp' | 'relay';
 }
 
-/** An encrypted, authenticated byte stream to a peer, plus what carries it. */
-export interface Connection extends SecureStream {
-  readonly path: PathKind;
-  readonly technique: string;
-  readonly remote: string;
-  /** Milliseconds from the start of connecting to the secure stream being ready. */
-  readonly ms: number;
-}
+export { Connection } from './connection.js';
 
 /**
  * A natpunch peer: one UDP socket (its NAT mapping is the peer's public identity on the
@@ -397,29 +391,91 @@ export class Peer extends EventEmitter {
   /**
    * Follows the transport the initiator's signed intent asked for: runs the planned techniques
    * (punching or connection reversal, one per transport; both raced for 'auto'), then the Noise
-   * handshake over the chosen path. @see path-choice.ts
+   * handshake as datagrams over the chosen path (src/path/handshake.ts). The connection's path
+   * manager then owns every path: the one the handshake ran on, and the race's loser when it
+   * completes, as a standby. @see path-choice.ts, src/path/path-manager.ts
    */
   async #establish(instruction: PunchInstruction, started: number, signal?: AbortSignal): Promise<Connection> {
     const plan = planPaths(instruction);
     debug('session %s: transport %s, plan %o', instruction.session.slice(0, 8), instruction.transport, plan);
-    const racing = plan.udp !== undefined && plan.tcp !== undefined;
     const attempts: Attempt[] = [];
-    if (plan.udp) attempts.push(this.#udpAttempt(instruction, plan.udp, racing, signal));
-    if (plan.tcp) attempts.push(this.#tcpAttempt(instruction, plan.tcp, racing, started, signal));
+    const udp = plan.udp ? new UdpEndpoint(this.#mux, instruction.session) : undefined;
+    const checks: UdpCheckSession[] = [];
+    if (plan.udp) attempts.push(this.#udpAttempt(instruction, plan.udp, udp!, checks, signal));
+    if (plan.tcp) attempts.push(this.#tcpAttempt(instruction, plan.tcp, signal));
     if (attempts.length === 0) {
       throw new NatpunchError('ERR_TRANSPORT', `--transport ${instruction.transport}: no TCP technique: neither side is reachable over TCP, and ${instruction.localTcpCandidates.length ? 'the other peer' : 'this peer'} signed no TCP candidates to punch with`);
     }
-    const ready = await race(attempts, instruction.role === 'controlling' ? AUTO_UDP_GRACE_MS : 0, signal);
-    const secure = await this.#secure(ready.raw, instruction, signal).catch((error: Error) => {
-      ready.close();
+    const initiator = instruction.role === 'controlling';
+    const handshake = new PathHandshake({
+      identity: this.identity, initiator, expectedPeerId: initiator ? instruction.peer : undefined,
+      context: new TextEncoder().encode(instruction.session), signal: signal ? AbortSignal.any([signal, this.#closing.signal]) : this.#closing.signal,
+    });
+    // Paths that complete after the first: standby paths, once there is a manager to hold them.
+    const ready: ReadyPath[] = [];
+    let manager: PathManager | undefined;
+    const onLatePath = (path: ReadyPath): void => {
+      ready.push(path);
+      if (manager) manager.add(path.path);
+      else if (!initiator) handshake.offer(path.path);
+    };
+    const release = (): void => {
+      handshake.close();
+      for (const attempt of attempts) attempt.abort();
+      for (const path of ready) path.close();
+      for (const check of checks) { check.close(); this.#sessions.delete(check); }
+      udp?.close();
+    };
+    let connection: Connection;
+    try {
+      if (initiator) {
+        const first = await race(attempts, AUTO_UDP_GRACE_MS, { signal, onLatePath });
+        ready.push(first);
+        handshake.offer(first.path);
+      } else {
+        // The controlled side answers the handshake on whichever path the initiator chose; if
+        // every technique fails first, that is the error to report.
+        const failures = new Map<string, Error>();
+        for (const attempt of attempts) {
+          attempt.ready.then(onLatePath, (error: Error) => {
+            failures.set(attempt.kind, error);
+            if (failures.size === attempts.length) handshake.close(attempts.length === 1 ? error : noDirectPath(failures));
+          });
+        }
+      }
+      const result = await handshake.result;
+      if (result.session.remotePeerId !== normalizePeerId(instruction.peer)) {
+        throw new NatpunchError('ERR_NOISE', `the peer proved to be ${result.session.remotePeerId}, not ${instruction.peer} as the rendezvous said`);
+      }
+      let created: Connection | undefined;
+      manager = new PathManager({
+        session: result.session, first: result.path, firstRttMs: result.rttMs, udp,
+        createStream: (sealed) => (created = new Connection(sealed, result.session, {
+          // The direct path crosses the same NAT: PING within the mapping lifetime too.
+          keepaliveInterval: this.#udpKeepalive?.streamKeepaliveMs(STREAM_KEEPALIVE_MS),
+        })),
+      });
+      connection = created!;
+      connection.bindManager(manager);
+      for (const path of ready) if (path.path !== result.path) manager.add(path.path);
+    } catch (error) {
+      release();
       throw error;
-    });
-    const connection = Object.assign(secure, {
-      path: ready.kind === 'udp' ? 'direct-udp' as const : 'direct-tcp' as const,
-      technique: ready.technique, remote: ready.remote, ms: Math.round(performance.now() - started),
-    });
+    }
+    connection.ms = Math.round(performance.now() - started);
     this.#connections.add(connection);
-    secure.once('close', () => { this.#connections.delete(connection); ready.retire(); });
+    const held = manager;
+    connection.once('close', () => {
+      this.#connections.delete(connection);
+      // Like TCP's TIME-WAIT: keep the paths (and the other side's checks) answered until the
+      // stream has settled, since our last ACK may still need repeating; close() waits for it.
+      const settled = connection.settle().finally(() => {
+        this.#settling.delete(settled);
+        held.close();
+        release();
+      });
+      this.#settling.add(settled);
+    });
     return connection;
   }
 
@@ -432,35 +488,34 @@ export class Peer extends EventEmitter {
     return { kind, ready, abort: () => controller.abort() };
   }
 
-  /**
-   * TCP: simultaneous open from L, or reversal (dial the other peer's listener / wait for it on
-   * ours). When racing, the controlled side waits for the controlling side's first bytes.
-   */
-  #tcpAttempt(instruction: PunchInstruction, mode: TcpMode, racing: boolean, started: number, signal?: AbortSignal): Attempt {
+  /** TCP: simultaneous open from L, or reversal (dial the other peer's listener / wait for it on ours). */
+  #tcpAttempt(instruction: PunchInstruction, mode: TcpMode, signal?: AbortSignal): Attempt {
     return this.#attempt('tcp', signal, async (combined) => {
-      if (mode === 'simultaneous-open') return this.#establishTcp(instruction, started, combined);
       let socket: Socket;
-      if (mode === 'dial') {
+      let technique: string;
+      if (mode === 'simultaneous-open') {
+        ({ socket, technique } = await this.#punchTcp(instruction, combined));
+      } else if (mode === 'dial') {
         const dialed = await dialReversal({
           remoteCandidates: instruction.remoteTcpListen, session: instruction.session, localAddress: this.#bindAddress, startAt: instruction.startAt, signal: combined,
         });
         debug('TCP reversal: dialed %s', formatAddress(dialed.remote));
         socket = dialed.socket;
+        technique = 'tcp-reversal';
       } else {
         if (!this.#listener) throw new NatpunchError('ERR_TRANSPORT', 'TCP reversal: this peer has no listener');
         const timeoutMs = Math.max(0, instruction.startAt - Date.now()) + DEFAULT_REVERSAL_BUDGET_MS;
         socket = await this.#listener.accept(instruction.session, { timeoutMs, signal: combined });
         debug('TCP reversal: accepted %s:%d', socket.remoteAddress, socket.remotePort);
+        technique = 'tcp-reversal';
       }
-      const host = unmappedIp(socket.remoteAddress ?? '') ?? '0.0.0.0';
-      const remote = formatAddress({ family: isIPv6(host) ? 6 : 4, address: host, port: socket.remotePort ?? 0 });
-      if (racing && instruction.role === 'controlled') await firstBytes(socket, combined).catch((error: Error) => { socket.destroy(); throw error; });
-      return { kind: 'tcp', raw: socket, technique: 'tcp-reversal', remote, close: () => socket.destroy(), retire: () => socket.destroy() };
+      const path = new TcpRawPath(socket, { technique });
+      return { kind: 'tcp', path, close: () => { path.close(); socket.destroy(); } };
     });
   }
 
-  /** TCP simultaneous open from L; the caller runs the Noise handshake over the punched socket. */
-  async #establishTcp(instruction: PunchInstruction, started: number, signal?: AbortSignal): Promise<ReadyPath & { path: 'direct-tcp'; ms: number }> {
+  /** TCP simultaneous open from L. */
+  async #punchTcp(instruction: PunchInstruction, signal: AbortSignal): Promise<{ socket: Socket; technique: string }> {
     // Punch from the L whose mapping was signed (kept or short), even if its connection has closed since.
     const signed = new Set(instruction.localTcpCandidates.map(formatAddress));
     const kept = this.#tcp;
@@ -470,71 +525,32 @@ export class Peer extends EventEmitter {
     if (!tcp) throw new NatpunchError('ERR_TRANSPORT', 'TCP punching: this peer has no TCP mapping to punch from (no kept TCP connection, and no short one learnt for this session)');
     const punched = await tcpSimultaneousOpen({
       localPort: tcp.localPort, localAddress: this.#bindAddress, remoteCandidates: instruction.remoteTcpCandidates,
-      role: instruction.role, startAt: instruction.startAt, signal: signal ? AbortSignal.any([signal, this.#closing.signal]) : this.#closing.signal,
+      role: instruction.role, startAt: instruction.startAt, signal,
       // Low-TTL priming where the native addon is there (measured once per mapping, cached).
       primeTtl: 'auto', publicAddress: tcp.mapped.address,
     });
     debug('TCP punched to %s after %d connects, priming %j', formatAddress(punched.remote), punched.attempts, punched.priming);
-    return {
-      kind: 'tcp', raw: punched.socket, close: () => punched.socket.destroy(), retire: () => punched.socket.destroy(),
-      path: 'direct-tcp' as const, technique: punched.primed ? 'tcp-ttl-primed' : 'tcp-simultaneous-open', remote: formatAddress(punched.remote), ms: Math.round(performance.now() - started),
-    };
-  }
-
-  /** The Noise handshake over any reliable byte stream, checked against the peer the rendezvous named. */
-  async #secure(raw: Duplex, instruction: PunchInstruction, signal?: AbortSignal): Promise<SecureStream> {
-    const secure = await SecureStream.establish(raw, {
-      identity: this.identity, initiator: instruction.role === 'controlling',
-      expectedPeerId: instruction.role === 'controlling' ? instruction.peer : undefined,
-      context: new TextEncoder().encode(instruction.session), signal,
-    });
-    if (secure.remotePeerId !== normalizePeerId(instruction.peer)) {
-      secure.destroy();
-      throw new NatpunchError('ERR_NOISE', `the peer proved to be ${secure.remotePeerId}, not ${instruction.peer} as the rendezvous said`);
-    }
-    return secure;
+    return { socket: punched.socket, technique: punched.primed ? 'tcp-ttl-primed' : 'tcp-simultaneous-open' };
   }
 
   /**
    * UDP connectivity checks. 'answer' (this side is reachable, the other is not): no checks of
    * our own, only answers and the triggered checks they cause — an empty candidate list does
    * exactly that, since the other side's checks become peer-reflexive pairs (RFC 8445 §7.3.1.3).
-   * When racing, the controlled side waits for the controlling side's first stream packet.
+   * The check session stays open (answering late checks) until the connection has settled.
    */
-  #udpAttempt(instruction: PunchInstruction, mode: UdpMode, racing: boolean, signal?: AbortSignal): Attempt {
+  #udpAttempt(instruction: PunchInstruction, mode: UdpMode, udp: UdpEndpoint, checks: UdpCheckSession[], signal?: AbortSignal): Attempt {
     return this.#attempt('udp', signal, async (combined) => {
       const session = new UdpCheckSession({
         mux: this.#mux, session: instruction.session, key: instruction.key, role: instruction.role, startAt: instruction.startAt, signal: combined,
         remoteCandidates: mode === 'answer' ? [] : instruction.remoteCandidates.map((address) => ({ type: candidateTypeOf(address), address })),
       });
       this.#sessions.add(session);
-      const release = (): void => { session.close(); this.#sessions.delete(session); };
-      let punched: PunchResult;
-      try {
-        punched = await session.result;
-      } catch (error) {
-        release();
-        throw error;
-      }
-      const path = new UdpPath(this.#mux, punched.remote, instruction.session);
-      // The direct path crosses the same NAT: PING within the mapping lifetime too.
-      const stream = createStream(path, { keepaliveInterval: this.#udpKeepalive?.streamKeepaliveMs(STREAM_KEEPALIVE_MS) });
-      const close = (): void => { stream.destroy(); path.close(); release(); };
-      if (racing && instruction.role === 'controlled') await firstBytes(stream, combined).catch((error: Error) => { close(); throw error; });
-      return {
-        kind: 'udp', raw: stream, remote: formatAddress(punched.remote), close,
-        technique: punched.type === 'host' ? 'udp-lan' : mode === 'punch' ? 'udp-hole-punch' : 'udp-reversal',
-        retire: () => {
-          // Like TCP's TIME-WAIT: keep the path (and the other side's checks) answered until the
-          // stream has settled, since our last ACK may still need repeating; close() waits for it.
-          const settled = stream.settle().finally(() => {
-            this.#settling.delete(settled);
-            release();
-            path.close();
-          });
-          this.#settling.add(settled);
-        },
-      };
+      checks.push(session);
+      const punched: PunchResult = await session.result;
+      const technique = punched.type === 'host' ? 'udp-lan' : mode === 'punch' ? 'udp-hole-punch' : 'udp-reversal';
+      const path = udp.pathTo(punched.remote, technique);
+      return { kind: 'udp', path, close: () => path.close() };
     });
   }
 

@@ -47,16 +47,18 @@ export class DatagramCipher {
     return this.#send.nonce;
   }
 
-  /** Encrypts one datagram. `ad` (optional) is authenticated but not sent; open() needs the same. */
-  seal(plaintext: Uint8Array, ad: Uint8Array = EMPTY): Uint8Array {
+  /**
+   * Encrypts one datagram. `ad` (optional) is authenticated but not sent; open() needs the same.
+   * With `headroom`, the packet starts that many bytes into the returned buffer, room for the
+   * carrier's own header, so the ciphertext is written once, into its final place.
+   */
+  seal(plaintext: Uint8Array, ad: Uint8Array = EMPTY, headroom = 0): Uint8Array {
     const counter = this.#send.nonce;
-    const ciphertext = this.#send.encryptWithAd(ad, plaintext);
-    const packet = new Uint8Array(COUNTER_LENGTH + ciphertext.length);
-    const view = new DataView(packet.buffer);
+    const out = this.#send.encryptWithAd(ad, plaintext, headroom + COUNTER_LENGTH);
+    const view = new DataView(out.buffer, out.byteOffset + headroom, COUNTER_LENGTH);
     view.setUint32(0, counter >>> 0, true);
     view.setUint32(4, Math.floor(counter / 2 ** 32), true);
-    packet.set(ciphertext, COUNTER_LENGTH);
-    return packet;
+    return out;
   }
 
   /**

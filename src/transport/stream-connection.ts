@@ -332,7 +332,7 @@ export class StreamConnection extends Duplex {
   }
 
   /** The path packets go out on now. */
-  get path(): DatagramPath {
+  get datagramPath(): DatagramPath {
     return this.#path;
   }
 
@@ -377,7 +377,8 @@ export class StreamConnection extends Duplex {
     this.#received.requestImmediate();
     debug('path changed, maxPayload %d', path.maxPayload);
     if (pathChannel.hasSubscribers) pathChannel.publish({ stream: this, path });
-    this.emit('path', path);
+    // Not 'path': a connection built on this stream (src/peer) reports its path by that name.
+    this.emit('datagram-path', path);
     this.#scheduleFlush();
   }
 

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PassThrough } from 'node:stream';
 import { NatpunchError } from '../../src/errors.js';
 import type { PunchInstruction } from '../../src/rendezvous/index.js';
-import { type Attempt, type ReadyPath, firstBytes, planPaths, race } from '../../src/peer/path-choice.js';
+import { type Attempt, type ReadyPath, planPaths, race } from '../../src/peer/path-choice.js';
+import type { RawPath } from '../../src/path/raw-path.js';
 
 const none = { udp: false, tcp: false };
 const address = { family: 4 as const, address: '192.0.2.1', port: 1 };
@@ -47,7 +47,7 @@ function attempt(kind: 'udp' | 'tcp'): Controlled {
     kind, ready, aborted: false,
     abort: () => { a.aborted = true; },
     succeed: () => {
-      const path = { kind, raw: new PassThrough(), technique: kind, remote: '192.0.2.1:1', closed: false, close: () => { path.closed = true; }, retire: () => undefined };
+      const path = { kind, path: { kind: kind === 'udp' ? 'direct-udp' : 'direct-tcp', remote: '192.0.2.1:1' } as RawPath, closed: false, close: () => { path.closed = true; } };
       resolve(path);
       return path;
     },
@@ -107,14 +107,26 @@ test('race: when every technique fails, ERR_TRANSPORT names each failure', async
     && /^no direct path: UDP: checks timed out; TCP: connects refused$/.test(e.message));
 });
 
-test('firstBytes resolves when bytes wait to be read, and leaves them for the next reader', async () => {
-  const stream = new PassThrough();
-  const first = firstBytes(stream);
-  stream.write('hello');
-  await first;
-  assert.equal(stream.read().toString(), 'hello');
-  const never = new PassThrough();
-  const rejected = firstBytes(never);
-  never.destroy();
-  await assert.rejects(rejected, /closed before the other side sent anything/);
+test('race with onLatePath: the TCP path held during the grace and a loser that completes later are kept, not closed or aborted', async () => {
+  const late: ReadyPath[] = [];
+  const [udp, tcp] = [attempt('udp'), attempt('tcp')];
+  const winner = race([udp, tcp], 60_000, { onLatePath: (path) => late.push(path) });
+  const tcpPath = tcp.succeed();
+  await Promise.resolve();
+  udp.succeed();
+  assert.equal((await winner).kind, 'udp');
+  assert.deepEqual(late.map((p) => p.kind), ['tcp']);
+  assert.equal(tcpPath.closed, false);
+
+  const kept: ReadyPath[] = [];
+  const [udp2, tcp2] = [attempt('udp'), attempt('tcp')];
+  const first = race([udp2, tcp2], 0, { onLatePath: (path) => kept.push(path) });
+  udp2.succeed();
+  assert.equal((await first).kind, 'udp');
+  assert.equal(tcp2.aborted, false, 'the loser keeps going');
+  const lateTcp = tcp2.succeed();
+  await Promise.resolve();
+  await Promise.resolve();
+  assert.deepEqual(kept.map((p) => p.kind), ['tcp']);
+  assert.equal(lateTcp.closed, false);
 });

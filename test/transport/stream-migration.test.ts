@@ -32,7 +32,7 @@ describe('stream path migration', { timeout: 30_000 }, () => {
     cleanUp(t, a, b);
     const data = pseudoRandomBytes(2 * MiB, 7);
     const paths: DatagramPath[] = [];
-    a.on('path', (path: DatagramPath) => paths.push(path));
+    a.on('datagram-path', (path: DatagramPath) => paths.push(path));
 
     const receiving = readAll(b);
     const sending = writeAll(a, data);
@@ -44,7 +44,7 @@ describe('stream path migration', { timeout: 30_000 }, () => {
 
     assert.equal(sha256(received), sha256(data));
     assert.deepEqual(paths, [directA]);
-    assert.equal(a.path, directA);
+    assert.equal(a.datagramPath, directA);
     assert.equal(a.stats.pathChanges, 1);
     assert.ok(directA.largest > 0 && directA.largest <= 600, `largest datagram on the new path: ${directA.largest}`);
     assert.ok(directB.largest <= 600);

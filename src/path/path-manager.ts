@@ -1,0 +1,439 @@
+/**
+ * The path manager: owns a connection's stream and every path to its peer, keeps checking them,
+ * and moves the stream to the best one that works.
+ *
+ * - Every frame on every path is sealed (frame.ts), so whatever arrives authenticated comes from
+ *   the peer, on whichever path and from whichever address.
+ * - Each path is probed with PATH_CHALLENGE / PATH_RESPONSE (@see RFC 9000 §8.2). A path is
+ *   *validated* once the peer has answered a challenge on it, the challenge and its answer padded
+ *   to the path's full datagram size where the amplification limit allows: a path that answers
+ *   small pings but drops full-size datagrams (a PMTU black hole, the failure Tailscale reports
+ *   in the wild) never carries the stream. It stays *live* while the peer keeps answering:
+ *   consent freshness, in the spirit of RFC 7675 §5.1 — probes every CONSENT_INTERVAL_MS when
+ *   idle, every BUSY_PROBE_MS once the path has been quiet while the stream waits for answers.
+ * - The active path is chosen by path-selection.ts and changed with the stream's setPath()
+ *   (what was in flight is sent again on the new path, RTT and window start over). Each change
+ *   is reported as 'path' with its reason:
+ *     upgrade         a better path proved itself (TCP → UDP, relay → direct, a faster one)
+ *     rebinding       the peer's frames now come from a new address (its NAT moved it)
+ *     failover        the active path died and another took over
+ *     network-change  this side's own address changed (set by the caller: see changeNetwork)
+ * - A frame from an address no path knows (UdpEndpoint.onUnknownSource) is opened first; only an
+ *   authentic one creates a path, which is then validated before the stream moves to it, and
+ *   until then receives at most AMPLIFICATION_FACTOR times the bytes it sent (@see RFC 9000 §8,
+ *   §9.3): a forged source address gets nothing worth forging for.
+ * - When no path is live, 'stale' is emitted, so the owner can look for new ones (punch again
+ *   through the rendezvous); the stream itself keeps retransmitting, and a path that comes back
+ *   ('live') carries on where it stopped.
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { debuglog } from 'node:util';
+import { NoiseError, type SecureSession } from '../secure/index.js';
+import { type Clock, systemClock } from '../transport/clock.js';
+import { StreamConnection, type StreamOptions } from '../transport/stream-connection.js';
+import type { TransportAddress } from '../wire/index.js';
+import { CHALLENGE_LENGTH, FrameKind, InnerType, SEALED_AD, SEALED_OVERHEAD, encodeProbe } from './frame.js';
+import { type PathKind, type RawPath } from './raw-path.js';
+import { SealedPath } from './sealed-path.js';
+import { selectPath } from './path-selection.js';
+import type { UdpEndpoint } from './udp-endpoint.js';
+
+const debug = debuglog('natpunch:path');
+
+/** Probe interval of a quiet path when nothing is waiting for an answer (RFC 7675 §5.1 suggests 5 s ± 20 %). */
+export const CONSENT_INTERVAL_MS = 5_000;
+/** Consent is lost after this long without an authentic frame (RFC 7675 §5.1: 30 s; shorter here, as a stalled stream is what users notice). */
+export const CONSENT_TIMEOUT_MS = 15_000;
+/** Probe interval of the active path once it has been quiet this long while the stream has bytes in flight. */
+export const BUSY_PROBE_MS = 250;
+/** A busy active path quiet for this long is failed over, if another path is live. */
+export const BUSY_FAIL_MS = 1_000;
+/** Probes of a path that has never answered, before it is given up. */
+export const MAX_VALIDATION_PROBES = 8;
+/** Validation probes repeat this often, ms. */
+export const VALIDATION_PROBE_MS = 250;
+/** Until validated, a path gets at most this many times the bytes it brought (RFC 9000 §8.1). */
+export const AMPLIFICATION_FACTOR = 3;
+/** Paths a connection holds at once (beyond it, new addresses are ignored): bounds the probing. */
+export const MAX_PATHS = 8;
+/** New paths from unknown addresses accepted per minute. */
+const MAX_NEW_SOURCES_PER_MINUTE = 16;
+
+export type PathChangeReason = 'upgrade' | 'rebinding' | 'failover' | 'network-change';
+
+/** What 'path' reports, and what the connection's path / technique / remote read. */
+export interface PathInfo {
+  path: PathKind;
+  technique: string;
+  remote: string;
+  reason: PathChangeReason;
+  /** Smoothed probe RTT of the new path, ms, where measured. */
+  rttMs?: number;
+}
+
+export interface PathManagerOptions {
+  session: SecureSession;
+  /** The path the handshake completed on: it carries the stream from the start. */
+  first: RawPath;
+  /** The handshake's RTT on `first`, ms, if measured. */
+  firstRttMs?: number;
+  /** The connection's share of the UDP socket: frames from new addresses (rebinding) come from here. */
+  udp?: UdpEndpoint;
+  /** Builds the stream over the first (sealed) path; default createStream semantics. */
+  createStream?: (path: SealedPath) => StreamConnection;
+  stream?: StreamOptions;
+  clock?: Clock;
+}
+
+interface Outstanding {
+  data: Uint8Array;
+  sentAt: number;
+}
+
+class PathState {
+  readonly raw: RawPath;
+  readonly sealed: SealedPath;
+  validated = false;
+  lastHeardAt = -Infinity;
+  lastProbeAt = -Infinity;
+  probesUnanswered = 0;
+  outstanding: Outstanding[] = [];
+  rttMs: number | undefined;
+  bytesReceived = 0;
+  bytesSent = 0;
+  closed = false;
+  readonly createdAt: number;
+
+  constructor(raw: RawPath, sealed: SealedPath, now: number) {
+    this.raw = raw;
+    this.sealed = sealed;
+    this.createdAt = now;
+  }
+
+  sampleRtt(sample: number): void {
+    this.rttMs = this.rttMs === undefined ? sample : 0.875 * this.rttMs + 0.125 * sample;
+  }
+}
+
+export class PathManager extends EventEmitter {
+  readonly stream: StreamConnection;
+  readonly #session: SecureSession;
+  readonly #clock: Clock;
+  readonly #paths: PathState[] = [];
+  #active: PathState;
+  #lastChangeAt: number;
+  #timer: unknown;
+  #closed = false;
+  #stale = false;
+  #newSources: number[] = [];
+  /** Frames dropped: not authentic, replayed, or unknown. */
+  dropped = 0;
+
+  constructor(options: PathManagerOptions) {
+    super();
+    this.#session = options.session;
+    this.#clock = options.clock ?? systemClock;
+    const first = this.#track(options.first);
+    first.validated = true;
+    first.lastHeardAt = this.#clock.now();
+    if (options.firstRttMs !== undefined) first.sampleRtt(options.firstRttMs);
+    this.#active = first;
+    this.#lastChangeAt = this.#clock.now();
+    const create = options.createStream ?? ((path: SealedPath) => new StreamConnection(path, { ...options.stream, clock: this.#clock }));
+    this.stream = create(first.sealed);
+    options.udp?.onUnknownSource((frame, from) => this.#onUnknownSource(frame, from, options.udp!));
+    this.#schedule(CONSENT_INTERVAL_MS);
+  }
+
+  /** The path the stream uses now. */
+  get active(): { path: PathKind; technique: string; remote: string; rttMs: number | undefined } {
+    const raw = this.#active.raw;
+    return { path: raw.kind, technique: raw.technique, remote: raw.remote, rttMs: this.#active.rttMs };
+  }
+
+  /** Every path held, for diagnostics. */
+  get paths(): Array<{ path: PathKind; technique: string; remote: string; validated: boolean; live: boolean; active: boolean; rttMs: number | undefined }> {
+    const now = this.#clock.now();
+    return this.#paths.map((p) => ({
+      path: p.raw.kind, technique: p.raw.technique, remote: p.raw.remote, validated: p.validated,
+      live: this.#live(p, now), active: p === this.#active, rttMs: p.rttMs,
+    }));
+  }
+
+  /**
+   * Another path to the peer (a TCP connection punched after UDP won, a new UDP pair from a
+   * re-punch, a relay): it is validated, and carries the stream if the rule says it should.
+   */
+  add(raw: RawPath): void {
+    if (this.#closed || this.#paths.some((p) => p.raw === raw)) return;
+    if (this.#paths.length >= MAX_PATHS) this.#evict();
+    const state = this.#track(raw);
+    this.#probe(state, true);
+  }
+
+  /**
+   * This side's own network changed (a new address, another interface): probe every path at
+   * once, and report the next change with reason 'network-change'.
+   */
+  changeNetwork(): void {
+    this.#pendingReason = 'network-change';
+    const now = this.#clock.now();
+    for (const p of this.#paths) if (!p.closed) this.#probe(p, !p.validated, now);
+  }
+
+  #pendingReason: PathChangeReason | undefined;
+
+  #track(raw: RawPath): PathState {
+    const state = new PathState(raw, new SealedPath(raw, this.#session.datagram, (bytes) => { state.bytesSent += bytes; }), this.#clock.now());
+    this.#paths.push(state);
+    raw.onDatagram((frame) => this.#onFrame(state, frame));
+    raw.onClose((error) => this.#onRawClosed(state, error));
+    return state;
+  }
+
+  // --- Receiving -----------------------------------------------------------------------------
+
+  #open(frame: Uint8Array): Uint8Array | undefined {
+    if (frame[0] !== FrameKind.Sealed) return undefined;
+    try {
+      return this.#session.datagram.open(frame.subarray(1), SEALED_AD);
+    } catch (error) {
+      if (!(error instanceof NoiseError)) throw error;
+      this.dropped++;
+      return undefined;
+    }
+  }
+
+  #onFrame(state: PathState, frame: Uint8Array): void {
+    if (this.#closed || state.closed) return;
+    const inner = this.#open(frame);
+    if (inner === undefined || inner.length === 0) return;
+    this.#onAuthentic(state, inner, frame.length);
+  }
+
+  #onAuthentic(state: PathState, inner: Uint8Array, frameLength: number): void {
+    const now = this.#clock.now();
+    state.lastHeardAt = now;
+    state.bytesReceived += frameLength;
+    switch (inner[0]) {
+      case InnerType.PathChallenge:
+        if (inner.length >= 1 + CHALLENGE_LENGTH) this.#respond(state, inner.subarray(1, 1 + CHALLENGE_LENGTH), frameLength);
+        break;
+      case InnerType.PathResponse:
+        if (inner.length >= 1 + CHALLENGE_LENGTH) this.#onResponse(state, inner.subarray(1, 1 + CHALLENGE_LENGTH), now);
+        break;
+      case InnerType.Punch:
+        this.emit('punch', inner.subarray(1));
+        break;
+      default:
+        // A stream packet. Whichever path it came on, it is the same stream (the stream itself
+        // accepts packets from old paths after setPath, RFC 9000 §9.3 does the same).
+        this.#deliverToStream(inner);
+    }
+    if (this.#stale && this.#live(state, now) && state.validated) this.#reselect(now);
+  }
+
+  #deliverToStream(inner: Uint8Array): void {
+    // The stream registered its handler on the path it was created with or moved to last; any
+    // of them reaches the same stream.
+    if (!this.#active.sealed.deliver(inner)) this.#paths.find((p) => p.sealed.deliver(inner));
+  }
+
+  #onUnknownSource(frame: Uint8Array, from: TransportAddress, udp: UdpEndpoint): void {
+    if (this.#closed) return;
+    const inner = this.#open(frame);
+    if (inner === undefined || inner.length === 0) return;
+    const now = this.#clock.now();
+    this.#newSources = this.#newSources.filter((t) => now - t < 60_000);
+    if (this.#newSources.length >= MAX_NEW_SOURCES_PER_MINUTE) {
+      // Still the peer's frame: the stream may use it, but no new path this minute.
+      if (inner[0] === InnerType.Stream) this.#deliverToStream(inner);
+      return;
+    }
+    this.#newSources.push(now);
+    if (this.#paths.length >= MAX_PATHS) this.#evict();
+    debug('authentic frame from a new address %s:%d: probing it', from.address, from.port);
+    const state = this.#track(udp.pathTo(from, 'rebinding'));
+    this.#onAuthentic(state, inner, frame.length);
+    this.#probe(state, true, now);
+  }
+
+  #respond(state: PathState, data: Uint8Array, challengeLength: number): void {
+    // Padded as the challenge was, so the answer proves the same size works the other way.
+    this.#sendProbe(state, InnerType.PathResponse, data, Math.min(challengeLength - SEALED_OVERHEAD, state.sealed.maxPayload));
+  }
+
+  #onResponse(state: PathState, data: Uint8Array, now: number): void {
+    const index = state.outstanding.findIndex((o) => timingSafeEqual(o.data, data));
+    if (index < 0) return;
+    const [answered] = state.outstanding.splice(0, index + 1);
+    state.sampleRtt(now - answered!.sentAt);
+    state.probesUnanswered = 0;
+    if (!state.validated) {
+      state.validated = true;
+      debug('path %s %s validated (rtt %s ms)', state.raw.kind, state.raw.remote, state.rttMs?.toFixed(1));
+    }
+    this.#reselect(now);
+  }
+
+  // --- Probing -------------------------------------------------------------------------------
+
+  /** Sends a PATH_CHALLENGE on `state`, padded to full size when `padded` and the limit allows. */
+  #probe(state: PathState, padded: boolean, now = this.#clock.now()): void {
+    const data = randomBytes(CHALLENGE_LENGTH);
+    state.outstanding.push({ data, sentAt: now });
+    if (state.outstanding.length > MAX_VALIDATION_PROBES) state.outstanding.shift();
+    state.lastProbeAt = now;
+    state.probesUnanswered++;
+    this.#sendProbe(state, InnerType.PathChallenge, data, padded ? state.sealed.maxPayload : 1 + CHALLENGE_LENGTH);
+  }
+
+  #sendProbe(state: PathState, type: typeof InnerType.PathChallenge | typeof InnerType.PathResponse, data: Uint8Array, size: number): void {
+    if (!state.validated) {
+      const budget = AMPLIFICATION_FACTOR * state.bytesReceived - state.bytesSent - SEALED_OVERHEAD;
+      if (budget < 1 + CHALLENGE_LENGTH) return;
+      size = Math.min(size, budget);
+    }
+    const probe = encodeProbe(type, data);
+    const inner = size > probe.length ? new Uint8Array(size) : probe;
+    if (inner !== probe) inner.set(probe);
+    try {
+      state.sealed.send(inner);
+    } catch (error) {
+      debug('probe on %s failed: %s', state.raw.remote, (error as Error).message);
+    }
+  }
+
+  #live(state: PathState, now: number): boolean {
+    if (state.closed || !state.raw.open || !state.validated) return false;
+    const quiet = now - state.lastHeardAt;
+    if (quiet >= CONSENT_TIMEOUT_MS) return false;
+    // The active path, while the stream waits for answers: silence soon means trouble.
+    if (state === this.#active && this.#busy() && quiet >= BUSY_FAIL_MS) return false;
+    return true;
+  }
+
+  #busy(): boolean {
+    const stats = this.stream.stats;
+    return stats.bytesInFlight > 0 || stats.sendBuffered > 0;
+  }
+
+  #schedule(ms: number): void {
+    if (this.#closed) return;
+    this.#clock.clearTimeout(this.#timer);
+    this.#timer = this.#clock.setTimeout(() => this.#tick(), ms);
+    (this.#timer as { unref?: () => void }).unref?.();
+  }
+
+  /** The periodic work: probe who needs it, give up on the dead, choose again. */
+  #tick(): void {
+    if (this.#closed) return;
+    const now = this.#clock.now();
+    const busy = this.#busy();
+    let next = CONSENT_INTERVAL_MS;
+    for (const state of [...this.#paths]) {
+      if (state.closed) continue;
+      const quiet = now - state.lastHeardAt;
+      const sinceProbe = now - state.lastProbeAt;
+      if (!state.validated) {
+        if (state.probesUnanswered >= MAX_VALIDATION_PROBES) {
+          this.#drop(state, 'never answered');
+          continue;
+        }
+        if (sinceProbe >= VALIDATION_PROBE_MS) this.#probe(state, true, now);
+        next = Math.min(next, VALIDATION_PROBE_MS);
+      } else if (state === this.#active && busy && quiet >= BUSY_PROBE_MS) {
+        if (sinceProbe >= BUSY_PROBE_MS) this.#probe(state, false, now);
+        next = Math.min(next, BUSY_PROBE_MS);
+      } else if (quiet >= CONSENT_INTERVAL_MS && sinceProbe >= CONSENT_INTERVAL_MS * (0.8 + 0.4 * Math.random())) {
+        this.#probe(state, false, now);
+      }
+      if (state !== this.#active && state.validated && quiet >= CONSENT_TIMEOUT_MS) this.#drop(state, 'consent expired');
+      if (busy && state === this.#active) next = Math.min(next, BUSY_PROBE_MS);
+    }
+    this.#reselect(now);
+    this.#schedule(next);
+  }
+
+  /** Applies the selection rule; moves the stream, reports it, or reports that nothing works. */
+  #reselect(now: number): void {
+    if (this.#closed) return;
+    const candidates = this.#paths.map((p) => ({ kind: p.raw.kind, rttMs: p.rttMs, usable: this.#live(p, now) }));
+    const current = this.#paths.indexOf(this.#active);
+    let chosen = selectPath(candidates, candidates[current]?.usable ? current : -1, now - this.#lastChangeAt);
+    // The peer moved: its frames come from a new address, proved to be its own, and no longer
+    // from the old one. Follow at once rather than wait for the old path's consent to run out
+    // (QUIC migrates on the first such packet, RFC 9000 §9.3).
+    const moved = this.#paths.findIndex((p, i) => candidates[i]!.usable && p.raw.technique === 'rebinding' && p.raw.kind === this.#active.raw.kind
+      && p !== this.#active && this.#active.lastHeardAt < p.createdAt);
+    if (moved >= 0 && chosen === current) chosen = moved;
+    if (chosen < 0) {
+      if (!this.#stale) {
+        this.#stale = true;
+        debug('no live path (active %s %s quiet %d ms)', this.#active.raw.kind, this.#active.raw.remote, now - this.#active.lastHeardAt);
+        this.emit('stale');
+      }
+      return;
+    }
+    const next = this.#paths[chosen]!;
+    if (this.#stale) {
+      this.#stale = false;
+      this.emit('live');
+    }
+    if (next === this.#active) return;
+    const previous = this.#active;
+    const reason: PathChangeReason = this.#pendingReason
+      ?? (!candidates[current]?.usable ? (next.raw.technique === 'rebinding' ? 'rebinding' : 'failover') : next.raw.technique === 'rebinding' ? 'rebinding' : 'upgrade');
+    this.#pendingReason = undefined;
+    this.#active = next;
+    this.#lastChangeAt = now;
+    this.stream.setPath(next.sealed);
+    debug('path %s %s -> %s %s (%s)', previous.raw.kind, previous.raw.remote, next.raw.kind, next.raw.remote, reason);
+    const info: PathInfo = { path: next.raw.kind, technique: next.raw.technique, remote: next.raw.remote, reason, ...(next.rttMs !== undefined ? { rttMs: Math.round(next.rttMs * 10) / 10 } : {}) };
+    this.emit('path', info);
+    // A rebinding replaces the address it came from: the old one is dead for good.
+    if (reason === 'rebinding' && previous.raw.kind === 'direct-udp' && !this.#live(previous, now)) this.#drop(previous, 'rebound');
+  }
+
+  #onRawClosed(state: PathState, error?: Error): void {
+    if (state.closed) return;
+    debug('path %s %s closed: %s', state.raw.kind, state.raw.remote, error?.message ?? 'closed');
+    state.closed = true;
+    if (!this.#closed) this.#reselect(this.#clock.now());
+  }
+
+  #drop(state: PathState, why: string): void {
+    if (state === this.#active) return;
+    debug('dropping path %s %s: %s', state.raw.kind, state.raw.remote, why);
+    state.closed = true;
+    state.raw.close();
+    this.#paths.splice(this.#paths.indexOf(state), 1);
+  }
+
+  /** Makes room for a new path: the worst one that is not active goes. */
+  #evict(): void {
+    const now = this.#clock.now();
+    const victim = this.#paths.filter((p) => p !== this.#active).sort((a, b) => Number(this.#live(a, now)) - Number(this.#live(b, now)) || a.lastHeardAt - b.lastHeardAt)[0];
+    if (victim) this.#drop(victim, 'too many paths');
+  }
+
+  /** Sends an application control message (PUNCH) sealed on the active path. */
+  sendControl(body: Uint8Array): void {
+    const inner = new Uint8Array(1 + body.length);
+    inner[0] = InnerType.Punch;
+    inner.set(body, 1);
+    this.#active.sealed.send(inner);
+  }
+
+  /** Releases every path; the caller does it once the stream has settled. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#clock.clearTimeout(this.#timer);
+    for (const state of this.#paths) {
+      state.closed = true;
+      state.raw.close();
+    }
+  }
+}

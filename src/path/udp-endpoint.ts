@@ -1,0 +1,156 @@
+/**
+ * One connection's share of the peer's UDP socket: the frames that carry its connection id,
+ * from whatever source address they come.
+ *
+ * On the wire (RFC 7983 §7 leaves 0xf0 to nobody, so the mux tells these apart from STUN):
+ * `| DATA_PACKET_TYPE (0xf0) | connection id (4) | frame (frame.ts) |`
+ *
+ * The connection id, not the 5-tuple, says which connection a datagram belongs to (as QUIC's
+ * destination connection id does, RFC 9000 §5.1): a NAT that rebinds the peer to a new port
+ * changes the 5-tuple, and the connection must still see its frames in order to notice. A frame
+ * from an address no path knows goes to `onUnknownSource`, where the path manager opens it
+ * before believing anything about it. The id is derived from the rendezvous session id, which
+ * both sides share, so successive connections between the same two peers never mix.
+ */
+import { createHash } from 'node:crypto';
+import { DATA_PACKET_TYPE, type UdpMux } from '../punch/udp-mux.js';
+import { formatAddress, type TransportAddress } from '../wire/index.js';
+import type { RawPath } from './raw-path.js';
+
+/**
+ * 1200 bytes of UDP payload keeps every packet under the IPv6 minimum MTU with headroom for
+ * IP/UDP headers and tunnels (the figure QUIC uses for its initial packets, RFC 9000 §14).
+ */
+export const UDP_PATH_PAYLOAD = 1200;
+/** Type byte + connection id. */
+export const UDP_PATH_HEADER_LENGTH = 5;
+const HEADER_LENGTH = UDP_PATH_HEADER_LENGTH;
+
+export type FrameHandler = (frame: Uint8Array) => void;
+
+export class UdpEndpoint {
+  readonly #mux: UdpMux;
+  readonly connectionId: Uint8Array;
+  readonly #paths = new Map<string, UdpRawPath>();
+  #unknown: ((frame: Uint8Array, from: TransportAddress) => void) | undefined;
+  readonly #unsubscribe: () => void;
+
+  /** `session`: the rendezvous session id both sides share. */
+  constructor(mux: UdpMux, session: string) {
+    this.#mux = mux;
+    this.connectionId = createHash('sha256').update(session).digest().subarray(0, 4);
+    const id = this.connectionId;
+    this.#unsubscribe = mux.onData((data, from) => {
+      // Byte by byte: a subarray and equals() per datagram cost more than the comparison.
+      if (data.length <= HEADER_LENGTH || data[1] !== id[0] || data[2] !== id[1] || data[3] !== id[2] || data[4] !== id[3]) return false;
+      const frame = data.subarray(HEADER_LENGTH);
+      const path = this.#paths.get(formatAddress(from));
+      if (path) path.deliver(frame);
+      else this.#unknown?.(frame, from);
+      return true;
+    });
+  }
+
+  /** Frames from addresses with no path (a rebinding, or an attacker: the caller must authenticate them). */
+  onUnknownSource(handler: (frame: Uint8Array, from: TransportAddress) => void): void {
+    this.#unknown = handler;
+  }
+
+  /** The path to `remote`, created on first use. */
+  pathTo(remote: TransportAddress, technique: string): UdpRawPath {
+    const key = formatAddress(remote);
+    let path = this.#paths.get(key);
+    if (!path) {
+      path = new UdpRawPath(this.#mux, remote, this.connectionId, technique, () => this.#paths.delete(key));
+      this.#paths.set(key, path);
+    }
+    return path;
+  }
+
+  close(): void {
+    this.#unsubscribe();
+    for (const path of [...this.#paths.values()]) path.close();
+    this.#unknown = undefined;
+  }
+}
+
+/** Frames to and from one remote address over the shared socket. */
+export class UdpRawPath implements RawPath {
+  readonly kind = 'direct-udp' as const;
+  readonly maxPayload = UDP_PATH_PAYLOAD - HEADER_LENGTH;
+  /** The frame's sender leaves room for our header (DatagramPath.headroom). */
+  readonly headroom = HEADER_LENGTH;
+  readonly address: TransportAddress;
+  readonly remote: string;
+  readonly technique: string;
+  readonly #mux: UdpMux;
+  readonly #connectionId: Uint8Array;
+  readonly #forget: () => void;
+  #handlers: FrameHandler[] = [];
+  #closeHandlers: Array<(error?: Error) => void> = [];
+  #open = true;
+  /**
+   * DatagramPath.sendBatch, present only where the mux batches (the native addon is loaded):
+   * each buffer is laid out as for sendWithHeadroom. Without it the sender goes one by one.
+   */
+  readonly sendBatch: ((buffers: Uint8Array[]) => void) | undefined;
+
+  constructor(mux: UdpMux, remote: TransportAddress, connectionId: Uint8Array, technique: string, forget: () => void) {
+    this.#mux = mux;
+    this.address = remote;
+    this.remote = formatAddress(remote);
+    this.#connectionId = connectionId;
+    this.technique = technique;
+    this.#forget = forget;
+    this.sendBatch = mux.canBatch ? (buffers) => this.#sendBatch(buffers) : undefined;
+  }
+
+  get open(): boolean {
+    return this.#open;
+  }
+
+  send(frame: Uint8Array): void {
+    const packet = Buffer.allocUnsafe(frame.byteLength + HEADER_LENGTH);
+    packet.set(frame, HEADER_LENGTH);
+    this.sendWithHeadroom(packet);
+  }
+
+  /** `buffer`: HEADER_LENGTH bytes for us, then the frame; sent without another copy. */
+  sendWithHeadroom(buffer: Uint8Array): void {
+    if (!this.#open) return;
+    this.#writeHeader(buffer);
+    this.#mux.send(buffer, this.address);
+  }
+
+  #sendBatch(buffers: Uint8Array[]): void {
+    if (!this.#open) return;
+    for (const buffer of buffers) this.#writeHeader(buffer);
+    this.#mux.sendBatch(buffers, this.address);
+  }
+
+  #writeHeader(buffer: Uint8Array): void {
+    buffer[0] = DATA_PACKET_TYPE;
+    buffer.set(this.#connectionId, 1);
+  }
+
+  /** From UdpEndpoint: a frame from this path's remote. */
+  deliver(frame: Uint8Array): void {
+    for (const handler of this.#handlers) handler(frame);
+  }
+
+  onDatagram(handler: FrameHandler): void {
+    this.#handlers.push(handler);
+  }
+
+  onClose(handler: (error?: Error) => void): void {
+    this.#closeHandlers.push(handler);
+  }
+
+  close(): void {
+    if (!this.#open) return;
+    this.#open = false;
+    this.#forget();
+    this.#handlers = [];
+    this.#closeHandlers = [];
+  }
+}

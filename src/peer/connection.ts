@@ -1,0 +1,79 @@
+/**
+ * What `peer.connect()` resolves to and 'connection' delivers: the stream to the peer (a Node
+ * Duplex: reliable, ordered, flow- and congestion-controlled, every datagram sealed end to end),
+ * plus what carries it now. The path may change under it — an upgrade, a NAT rebinding, a
+ * failover — without a byte lost; each change is emitted as 'path' (PathInfo).
+ */
+import type { PathInfo, PathManager } from '../path/path-manager.js';
+import type { PathKind } from '../path/raw-path.js';
+import type { SealedPath } from '../path/sealed-path.js';
+import type { SecureSession } from '../secure/index.js';
+import { StreamConnection, type StreamOptions } from '../transport/stream-connection.js';
+
+export type { PathInfo, PathChangeReason } from '../path/path-manager.js';
+export type { PathKind } from '../path/raw-path.js';
+
+export class Connection extends StreamConnection {
+  /** The peer id the remote side proved to hold (Noise XX, identity payload). */
+  readonly remotePeerId: string;
+  readonly session: SecureSession;
+  /** Milliseconds from the start of connecting to the secure connection being ready. */
+  ms = 0;
+  #manager: PathManager | undefined;
+
+  constructor(path: SealedPath, session: SecureSession, options: StreamOptions) {
+    super(path, options);
+    this.session = session;
+    this.remotePeerId = session.remotePeerId;
+  }
+
+  /** Called once by the peer: the manager that owns this stream's paths. */
+  bindManager(manager: PathManager): void {
+    this.#manager = manager;
+    manager.on('path', (info: PathInfo) => this.emit('path', info));
+  }
+
+  get #active(): PathManager['active'] {
+    if (!this.#manager) throw new Error('Connection: no path manager bound');
+    return this.#manager.active;
+  }
+
+  /** What carries the stream now: 'direct-udp', 'direct-tcp' or 'relay'. */
+  get path(): PathKind {
+    return this.#active.path;
+  }
+
+  /** How the current path was found ('udp-hole-punch', 'tcp-simultaneous-open', 'rebinding', …). */
+  get technique(): string {
+    return this.#active.technique;
+  }
+
+  /** The peer's address on the current path, "ip:port". */
+  get remote(): string {
+    return this.#active.remote;
+  }
+
+  /**
+   * destroy() without an error after end() — what `for await` does once the peer's data has
+   * ended — must not abort bytes of ours still in flight: the FIN is delivered first, the way
+   * closing a TCP socket after shutdown() still sends what is queued. With an error, or once
+   * our end is acknowledged, it is the stream's destroy().
+   */
+  override destroy(error?: Error | null): this {
+    if (error == null && this.writableEnded && !this.writableFinished && !this.destroyed) {
+      if (!this.#draining) {
+        this.#draining = true;
+        this.once('finish', () => super.destroy());
+      }
+      return this;
+    }
+    return super.destroy(error ?? undefined);
+  }
+
+  #draining = false;
+
+  /** Every path held to the peer, the active one marked: for diagnostics. */
+  get paths(): PathManager['paths'] {
+    return this.#manager?.paths ?? [];
+  }
+}
