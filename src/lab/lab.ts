@@ -91,6 +91,13 @@ export interface Router {
   addCounter(name: string, match: string, direction?: 'out' | 'in'): Promise<void>;
   /** Start miniupnpd (UPnP IGD + NAT-PMP + PCP) on the LAN; it needs a STUN server (RFC 5780) at stunHost. */
   startMiniupnpd(options?: MiniupnpdOptions): Promise<MiniupnpdHandle>;
+  /**
+   * Forget mappings, as a NAT under pressure or a rebooting router does. 'conntrack': `conntrack
+   * -F` only (the endpoint-independent mappings the lab keeps in nftables survive, so a peer
+   * comes back on the same port); 'reboot': those too, so an EIM NAT that picks ports at random
+   * gives the peer a new one.
+   */
+  forget(what: 'conntrack' | 'reboot'): Promise<void>;
 }
 
 export interface Lab {
@@ -116,6 +123,8 @@ export interface LabDescription {
   routers: Record<string, { netns: string; kind: NatKind; wanAddress: string; lanNetwork: string; hairpin: boolean; lossPercent: number; tcpUnsolicited: 'drop' | 'rst'; udpTimeoutSeconds: number | null }>;
 }
 
+/** The table that stops forwarding while a router 'reboots' (Router.forget). */
+const REBOOT_TABLE = 'natlab_reboot';
 const REQUIRED_COMMANDS = ['ip', 'nft', 'conntrack', 'sysctl'] as const;
 let supportCache: { ok: true } | { ok: false; reason: string } | undefined;
 let labCounter = 0;
@@ -222,6 +231,26 @@ class LabRouter extends LabHost implements Router {
 
   async addCounter(name: string, match: string, direction: 'out' | 'in' = 'out'): Promise<void> {
     await mustRun(this.processes, `${this.#where} addCounter ${name}`, inNetns(this.netns, ['nft', '-f', '-']), { input: counterRule(name, match, direction) });
+  }
+
+  async forget(what: 'conntrack' | 'reboot'): Promise<void> {
+    if (what === 'conntrack') {
+      await mustRun(this.processes, `${this.#where} conntrack -F`, inNetns(this.netns, ['conntrack', '-F']));
+      return;
+    }
+    // A reboot is a moment with no forwarding: without it, a packet of a live flow between the
+    // flushes would re-learn the old mapping (the learn chain records every outbound packet) and
+    // the next flow would reuse it. A packet dropped in forward never confirms its conntrack entry.
+    const down = `table ip ${REBOOT_TABLE} {\n  chain forward { type filter hook forward priority -300; policy drop; }\n}\n`;
+    const run = (what: string, argv: string[], input?: string): Promise<string> =>
+      mustRun(this.processes, `${this.#where} reboot: ${what}`, inNetns(this.netns, argv), input === undefined ? undefined : { input });
+    await run('stop forwarding', ['nft', '-f', '-'], down);
+    try {
+      await run('flush mappings', ['nft', '-f', '-'], ['map ext2int', 'map int2ext', 'set sentto'].map((m) => `flush ${m.replace(' ', ` ip ${NAT_TABLE} `)}`).join('\n') + '\n');
+      await run('conntrack -F', ['conntrack', '-F']);
+    } finally {
+      await run('resume forwarding', ['nft', 'delete', 'table', 'ip', REBOOT_TABLE]);
+    }
   }
 
   /** Create miniupnpd's nftables chains; done at creation when RouterOptions.miniupnpd is set. */

@@ -46,15 +46,17 @@ export const CONSENT_INTERVAL_MS = 5_000;
 /** Consent is lost after this long without an authentic frame (RFC 7675 §5.1: 30 s; shorter here, as a stalled stream is what users notice). */
 export const CONSENT_TIMEOUT_MS = 15_000;
 /** Probe interval of the active path once it has been quiet this long while the stream has bytes in flight. */
-export const BUSY_PROBE_MS = 250;
+export const BUSY_PROBE_MS = 200;
 /** A busy active path quiet for this long is failed over, if another path is live. */
-export const BUSY_FAIL_MS = 1_000;
+export const BUSY_FAIL_MS = 700;
 /** Probes of a path that has never answered, before it is given up. */
 export const MAX_VALIDATION_PROBES = 8;
 /** Validation probes repeat this often, ms. */
 export const VALIDATION_PROBE_MS = 250;
 /** Until validated, a path gets at most this many times the bytes it brought (RFC 9000 §8.1). */
 export const AMPLIFICATION_FACTOR = 3;
+/** How often the manager looks at its paths while nothing is urgent, ms (probes go out on their own intervals). */
+export const IDLE_TICK_MS = 1_000;
 /** Paths a connection holds at once (beyond it, new addresses are ignored): bounds the probing. */
 export const MAX_PATHS = 8;
 /** New paths from unknown addresses accepted per minute. */
@@ -95,7 +97,16 @@ class PathState {
   readonly raw: RawPath;
   readonly sealed: SealedPath;
   validated = false;
+  /**
+   * Whether the address is known to be the peer's: true for paths our own punching found
+   * (integrity-protected checks answered from it) and the handshake's; false for an address
+   * first seen as the source of a frame, which gets the amplification limit until validated.
+   */
+  addressProven = true;
+  /** Last authentic frame from the peer on this path (proves the peer -> us direction). */
   lastHeardAt = -Infinity;
+  /** Last answer to one of our challenges on this path (proves the round trip): consent. */
+  lastAnsweredAt = -Infinity;
   lastProbeAt = -Infinity;
   probesUnanswered = 0;
   outstanding: Outstanding[] = [];
@@ -136,14 +147,14 @@ export class PathManager extends EventEmitter {
     this.#clock = options.clock ?? systemClock;
     const first = this.#track(options.first);
     first.validated = true;
-    first.lastHeardAt = this.#clock.now();
+    first.lastHeardAt = first.lastAnsweredAt = this.#clock.now();
     if (options.firstRttMs !== undefined) first.sampleRtt(options.firstRttMs);
     this.#active = first;
     this.#lastChangeAt = this.#clock.now();
     const create = options.createStream ?? ((path: SealedPath) => new StreamConnection(path, { ...options.stream, clock: this.#clock }));
     this.stream = create(first.sealed);
     options.udp?.onUnknownSource((frame, from) => this.#onUnknownSource(frame, from, options.udp!));
-    this.#schedule(CONSENT_INTERVAL_MS);
+    this.#schedule(IDLE_TICK_MS);
   }
 
   /** The path the stream uses now. */
@@ -165,11 +176,19 @@ export class PathManager extends EventEmitter {
    * Another path to the peer (a TCP connection punched after UDP won, a new UDP pair from a
    * re-punch, a relay): it is validated, and carries the stream if the rule says it should.
    */
-  add(raw: RawPath): void {
-    if (this.#closed || this.#paths.some((p) => p.raw === raw)) return;
+  add(raw: RawPath, reason?: PathChangeReason): void {
+    if (this.#closed) return;
+    const known = this.#paths.find((p) => p.raw === raw);
+    if (known) {
+      // A path we hold came back (a re-punch found the same pair): ask it at once.
+      this.#probe(known, !known.validated);
+      return;
+    }
     if (this.#paths.length >= MAX_PATHS) this.#evict();
+    if (reason) this.#pendingReason = reason;
     const state = this.#track(raw);
     this.#probe(state, true);
+    this.#schedule(VALIDATION_PROBE_MS);
   }
 
   /**
@@ -255,6 +274,7 @@ export class PathManager extends EventEmitter {
     if (this.#paths.length >= MAX_PATHS) this.#evict();
     debug('authentic frame from a new address %s:%d: probing it', from.address, from.port);
     const state = this.#track(udp.pathTo(from, 'rebinding'));
+    state.addressProven = false;
     this.#onAuthentic(state, inner, frame.length);
     this.#probe(state, true, now);
   }
@@ -270,6 +290,7 @@ export class PathManager extends EventEmitter {
     const [answered] = state.outstanding.splice(0, index + 1);
     state.sampleRtt(now - answered!.sentAt);
     state.probesUnanswered = 0;
+    state.lastAnsweredAt = now;
     if (!state.validated) {
       state.validated = true;
       debug('path %s %s validated (rtt %s ms)', state.raw.kind, state.raw.remote, state.rttMs?.toFixed(1));
@@ -290,7 +311,7 @@ export class PathManager extends EventEmitter {
   }
 
   #sendProbe(state: PathState, type: typeof InnerType.PathChallenge | typeof InnerType.PathResponse, data: Uint8Array, size: number): void {
-    if (!state.validated) {
+    if (!state.validated && !state.addressProven) {
       const budget = AMPLIFICATION_FACTOR * state.bytesReceived - state.bytesSent - SEALED_OVERHEAD;
       if (budget < 1 + CHALLENGE_LENGTH) return;
       size = Math.min(size, budget);
@@ -305,18 +326,44 @@ export class PathManager extends EventEmitter {
     }
   }
 
+  /**
+   * Whether the peer still answers on `state`: consent is our challenges answered (or, on the
+   * active path, the stream's data acknowledged), not merely frames heard — frames from the peer
+   * prove one direction only.
+   */
   #live(state: PathState, now: number): boolean {
     if (state.closed || !state.raw.open || !state.validated) return false;
-    const quiet = now - state.lastHeardAt;
+    const quiet = now - state.lastAnsweredAt;
     if (quiet >= CONSENT_TIMEOUT_MS) return false;
     // The active path, while the stream waits for answers: silence soon means trouble.
-    if (state === this.#active && this.#busy() && quiet >= BUSY_FAIL_MS) return false;
+    if (state === this.#active && this.#busy && quiet >= Math.max(BUSY_FAIL_MS, 4 * this.#streamRtt)) return false;
     return true;
   }
 
-  #busy(): boolean {
+  /** Whether the stream waits for answers (has bytes in flight or queued), as of the last tick. */
+  #busy = false;
+  #bytesAcked = 0;
+  #bytesSent = 0;
+  /** The stream's smoothed RTT, ms (0 before its first sample): a better clock for 'too quiet' than one probe. */
+  #streamRtt = 0;
+
+  /** Samples the stream: is it busy, and did the peer acknowledge new data since the last look (a round trip on the active path)? */
+  #sampleStream(now: number): void {
     const stats = this.stream.stats;
-    return stats.bytesInFlight > 0 || stats.sendBuffered > 0;
+    // Busy: waiting for answers, or sent something since the last look (a paced sender is often
+    // between writes when we look, and a dead path must still be noticed quickly).
+    this.#busy = stats.bytesInFlight > 0 || stats.sendBuffered > 0 || stats.bytesSent > this.#bytesSent;
+    this.#bytesSent = stats.bytesSent;
+    this.#streamRtt = stats.rtt ?? 0;
+    if (stats.bytesAcked > this.#bytesAcked) {
+      this.#bytesAcked = stats.bytesAcked;
+      this.#active.lastAnsweredAt = Math.max(this.#active.lastAnsweredAt, now);
+    }
+  }
+
+  /** Whether no path is live now ('stale' was emitted and 'live' not yet). */
+  get stale(): boolean {
+    return this.#stale;
   }
 
   #schedule(ms: number): void {
@@ -330,11 +377,12 @@ export class PathManager extends EventEmitter {
   #tick(): void {
     if (this.#closed) return;
     const now = this.#clock.now();
-    const busy = this.#busy();
-    let next = CONSENT_INTERVAL_MS;
+    this.#sampleStream(now);
+    const busy = this.#busy;
+    let next = IDLE_TICK_MS;
     for (const state of [...this.#paths]) {
       if (state.closed) continue;
-      const quiet = now - state.lastHeardAt;
+      const quiet = now - state.lastAnsweredAt;
       const sinceProbe = now - state.lastProbeAt;
       if (!state.validated) {
         if (state.probesUnanswered >= MAX_VALIDATION_PROBES) {
@@ -350,7 +398,7 @@ export class PathManager extends EventEmitter {
         this.#probe(state, false, now);
       }
       if (state !== this.#active && state.validated && quiet >= CONSENT_TIMEOUT_MS) this.#drop(state, 'consent expired');
-      if (busy && state === this.#active) next = Math.min(next, BUSY_PROBE_MS);
+      if ((busy || this.#stale) && state === this.#active) next = Math.min(next, BUSY_PROBE_MS);
     }
     this.#reselect(now);
     this.#schedule(next);
@@ -380,6 +428,8 @@ export class PathManager extends EventEmitter {
     if (this.#stale) {
       this.#stale = false;
       this.emit('live');
+      // The same path came back: the stream's timers backed off during the outage.
+      if (next === this.#active) this.stream.retransmitNow();
     }
     if (next === this.#active) return;
     const previous = this.#active;

@@ -19,7 +19,8 @@ import {
 } from '../rendezvous/reconnecting-client.js';
 import { type Reachability, type ReachableTransport } from '../rendezvous/messages.js';
 import { PathHandshake } from '../path/handshake.js';
-import { PathManager } from '../path/path-manager.js';
+import { type PathChangeReason, PathManager } from '../path/path-manager.js';
+import { resumeTag } from '../path/resume.js';
 import { TcpRawPath } from '../path/tcp-path.js';
 import { UdpEndpoint } from '../path/udp-endpoint.js';
 import { Connection } from './connection.js';
@@ -34,6 +35,13 @@ const debug = debuglog('natpunch:peer');
 
 /** Interval of STUN keepalives toward the rendezvous server's STUN endpoint (see constructor). */
 export const KEEPALIVE_MS = 15_000;
+/** A re-punch (intent, accept and checks) gives up after this long, ms. */
+const RECOVER_PUNCH_TIMEOUT_MS = 10_000;
+/** Backoff between recovery attempts while a connection stays stale: 0.5 s doubling to 30 s. */
+const RECOVER_BACKOFF_MS = 500;
+const RECOVER_MAX_BACKOFF_MS = 30_000;
+/** A re-punch's check session keeps answering the other side's late checks this long, ms. */
+const REPUNCH_LINGER_MS = 5_000;
 /** How long a short connection's L is remembered for the punch its signed mapping is for. */
 const SHORT_TCP_MAPPING_KEEP_MS = 60_000;
 
@@ -125,6 +133,8 @@ export class Peer extends EventEmitter {
   /** Short connections' mappings signed while no kept connection was alive, by mapped address: their L to punch from. */
   readonly #shortTcp = new Map<string, ShortTcpMapping>();
   #closed = false;
+  /** Open connections by their resume tag (src/path/resume.ts), for re-punches the peer asks for. */
+  readonly #byResume = new Map<string, LiveConnection>();
   /** Gracefully closed UDP streams still answering retransmissions (stream.settle()). */
   readonly #settling = new Set<Promise<void>>();
 
@@ -145,6 +155,10 @@ export class Peer extends EventEmitter {
     this.#stun = stun;
     this.#rendezvous = rendezvous;
     rendezvous.on('punch', (instruction: PunchInstruction) => {
+      if (instruction.resume !== undefined) {
+        this.#onResumePunch(instruction);
+        return;
+      }
       const started = performance.now();
       this.#establish(instruction, started).then(
         (connection) => this.emit('connection', connection),
@@ -399,9 +413,11 @@ export class Peer extends EventEmitter {
     const plan = planPaths(instruction);
     debug('session %s: transport %s, plan %o', instruction.session.slice(0, 8), instruction.transport, plan);
     const attempts: Attempt[] = [];
-    const udp = plan.udp ? new UdpEndpoint(this.#mux, instruction.session) : undefined;
+    // Every connection gets its share of the UDP socket, even one that starts on TCP: a re-punch
+    // may add a UDP path later, and the peer may rebind to it.
+    const udp = new UdpEndpoint(this.#mux, instruction.session);
     const checks: UdpCheckSession[] = [];
-    if (plan.udp) attempts.push(this.#udpAttempt(instruction, plan.udp, udp!, checks, signal));
+    if (plan.udp) attempts.push(this.#udpAttempt(instruction, plan.udp, udp, checks, signal));
     if (plan.tcp) attempts.push(this.#tcpAttempt(instruction, plan.tcp, signal));
     if (attempts.length === 0) {
       throw new NatpunchError('ERR_TRANSPORT', `--transport ${instruction.transport}: no TCP technique: neither side is reachable over TCP, and ${instruction.localTcpCandidates.length ? 'the other peer' : 'this peer'} signed no TCP candidates to punch with`);
@@ -424,7 +440,7 @@ export class Peer extends EventEmitter {
       for (const attempt of attempts) attempt.abort();
       for (const path of ready) path.close();
       for (const check of checks) { check.close(); this.#sessions.delete(check); }
-      udp?.close();
+      udp.close();
     };
     let connection: Connection;
     try {
@@ -465,8 +481,13 @@ export class Peer extends EventEmitter {
     connection.ms = Math.round(performance.now() - started);
     this.#connections.add(connection);
     const held = manager;
+    const live: LiveConnection = { connection, manager, udp, peer: normalizePeerId(instruction.peer), role: instruction.role, resume: resumeTag(connection.session), recovering: false, repunches: new Set() };
+    this.#byResume.set(live.resume, live);
+    manager.on('stale', () => void this.#recover(live));
     connection.once('close', () => {
       this.#connections.delete(connection);
+      this.#byResume.delete(live.resume);
+      for (const check of live.repunches) check.close();
       // Like TCP's TIME-WAIT: keep the paths (and the other side's checks) answered until the
       // stream has settled, since our last ACK may still need repeating; close() waits for it.
       const settled = connection.settle().finally(() => {
@@ -554,6 +575,96 @@ export class Peer extends EventEmitter {
     });
   }
 
+  /**
+   * No path of `live` answers any more: the NAT dropped or moved a mapping, or an address
+   * changed. Prove this side's public address afresh (a new mapping is registered, so the next
+   * accept or intent signs it), and — the side that opened the connection — punch again through
+   * the rendezvous with a signed intent that names the connection (IntentBody.resume). What the
+   * punch finds becomes a path of the same connection; the stream moves to it. Retries with
+   * backoff while the connection stays stale, as a re-registration does.
+   */
+  async #recover(live: LiveConnection): Promise<void> {
+    if (live.recovering || this.#closed) return;
+    live.recovering = true;
+    const { manager, connection } = live;
+    const stillStale = (): boolean => manager.stale && !connection.destroyed && !this.#closed;
+    try {
+      for (let attempt = 0; stillStale(); attempt++) {
+        // The outage that broke the path often broke the registration too (the same NAT forgot
+        // the WebSocket's mapping): re-punching needs it back first.
+        if (!this.registered) await this.#waitFor(manager, RECOVER_MAX_BACKOFF_MS, 'reconnected');
+        if (!stillStale()) break;
+        debug('connection to %s stale: recovering (attempt %d)', live.peer, attempt + 1);
+        const before = this.#rendezvous.srflx;
+        const srflx = await this.#rendezvous.updateSrflx({ signal: this.#closing.signal })
+          .catch((error: Error) => { debug('recover: srflx not updated: %s', error.message); return before; });
+        if (srflx !== before) this.emit('srflx', srflx);
+        if (!stillStale()) break;
+        if (live.role === 'controlling') {
+          const signal = AbortSignal.any([this.#closing.signal, AbortSignal.timeout(RECOVER_PUNCH_TIMEOUT_MS)]);
+          const instruction = await this.#rendezvous.connect(live.peer, { transport: 'udp', resume: live.resume, signal })
+            .catch((error: Error) => { debug('recover: no re-punch intent: %s', error.message); return undefined; });
+          if (instruction) await this.#repunch(live, instruction, srflx !== before ? 'network-change' : 'rebinding');
+        }
+        if (!stillStale()) break;
+        await this.#waitFor(manager, Math.min(RECOVER_MAX_BACKOFF_MS, RECOVER_BACKOFF_MS * 2 ** attempt), this.registered ? undefined : 'reconnected');
+      }
+    } finally {
+      live.recovering = false;
+    }
+  }
+
+  /** Resolves after `ms`, or as soon as `manager` has a live path again, or this peer emits `event`, or on close. */
+  #waitFor(manager: PathManager, ms: number, event?: 'reconnected'): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        manager.off('live', done);
+        if (event) this.off(event, done);
+        this.#closing.signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      manager.once('live', done);
+      if (event) this.once(event, done);
+      this.#closing.signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  /** A re-punch intent from the peer of one of our connections (the target's side of #recover). */
+  #onResumePunch(instruction: PunchInstruction): void {
+    const live = this.#byResume.get(instruction.resume!);
+    if (!live || live.peer !== normalizePeerId(instruction.peer)) {
+      debug('re-punch for an unknown connection from %s: ignored', instruction.peer);
+      return;
+    }
+    void this.#repunch(live, instruction, 'rebinding');
+  }
+
+  /**
+   * UDP checks for a re-punch session; the pair they nominate joins the connection as a path,
+   * sealed with the connection's keys under its connection id (the check session only opens the
+   * holes). The check session answers late checks for a while, then closes.
+   */
+  async #repunch(live: LiveConnection, instruction: PunchInstruction, reason: PathChangeReason): Promise<void> {
+    const check = new UdpCheckSession({
+      mux: this.#mux, session: instruction.session, key: instruction.key, role: instruction.role, startAt: instruction.startAt,
+      signal: this.#closing.signal, timeoutMs: RECOVER_PUNCH_TIMEOUT_MS,
+      remoteCandidates: instruction.remoteCandidates.map((address) => ({ type: candidateTypeOf(address), address })),
+    });
+    live.repunches.add(check);
+    const release = (): void => { check.close(); live.repunches.delete(check); };
+    try {
+      const punched = await check.result;
+      debug('re-punch to %s found %s', live.peer, formatAddress(punched.remote));
+      live.manager.add(live.udp.pathTo(punched.remote, 'udp-hole-punch'), reason);
+      setTimeout(release, REPUNCH_LINGER_MS).unref();
+    } catch (error) {
+      debug('re-punch to %s failed: %s', live.peer, (error as Error).message);
+      release();
+    }
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -571,6 +682,19 @@ export class Peer extends EventEmitter {
     this.#mux.close();
     await new Promise<void>((resolve) => this.#socket.close(() => resolve()));
   }
+}
+
+/** An open connection, as the peer keeps it for recovery. */
+interface LiveConnection {
+  connection: Connection;
+  manager: PathManager;
+  udp: UdpEndpoint;
+  peer: string;
+  role: 'controlling' | 'controlled';
+  resume: string;
+  recovering: boolean;
+  /** Check sessions of re-punches, closed with the connection. */
+  repunches: Set<UdpCheckSession>;
 }
 
 /** What `peer.keepalive` and the 'keepalive' event report. */

@@ -68,6 +68,8 @@ export interface PunchInstruction {
   key: Uint8Array;
   /** Local ms epoch at which to send the first packet (receipt time + the server's startInMs). */
   startAt: number;
+  /** The intent's resume tag: this session punches new paths for an existing connection (IntentBody.resume). */
+  resume?: string;
 }
 
 export interface RendezvousClientOptions {
@@ -139,6 +141,8 @@ export interface ConnectOptions {
   timeoutMs?: number;
   /** Ask the target to punch this transport (signed into the intent; default 'udp'). */
   transport?: Transport;
+  /** Punch new paths for an existing connection (IntentBody.resume), signed into the intent. */
+  resume?: string;
 }
 
 interface Initiated {
@@ -149,6 +153,7 @@ interface Initiated {
   tcpCandidates: string[];
   own: SignedReachability;
   transport: Transport;
+  resume: string | undefined;
   resolve(instruction: PunchInstruction): void;
   reject(error: Error): void;
 }
@@ -306,6 +311,7 @@ export class RendezvousClient extends EventEmitter {
     // Optional fields only when used, so an intent from a UDP-only peer stays byte-for-byte the old message.
     if (tcpCandidates.length) body.tcpCandidates = tcpCandidates;
     if (options.transport === 'tcp' || options.transport === 'auto') body.transport = options.transport;
+    if (options.resume !== undefined) body.resume = options.resume;
     const own = this.#ownReachability();
     if (own.reachable.length) body.reachable = own.reachable;
     if (own.tcpListen.length) body.tcpListen = own.tcpListen;
@@ -326,7 +332,7 @@ export class RendezvousClient extends EventEmitter {
       }, timeoutMs);
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#initiated.set(session, {
-        target: to, intent, intentHash: bodyHash(intent), candidates, tcpCandidates, own, transport: body.transport ?? 'udp',
+        target: to, intent, intentHash: bodyHash(intent), candidates, tcpCandidates, own, transport: body.transport ?? 'udp', resume: body.resume,
         resolve: (instruction) => { finish(); resolve(instruction); },
         reject: (error) => { finish(); reject(error); },
       });
@@ -690,7 +696,7 @@ export class RendezvousClient extends EventEmitter {
     if (accept.session !== message.session) throw new RendezvousVerifyError('mismatch', `punch.accept.body.session: ${accept.session}, expected ${message.session}`);
     if (accept.intentHash !== pending.intentHash) throw new RendezvousVerifyError('mismatch', 'punch.accept.body.intentHash: answers a different intent');
     return this.#instruction(message, pending.target, 'controlling', pending.transport,
-      signedCandidates(accept), { udp: pending.candidates, tcp: pending.tcpCandidates, ...pending.own });
+      signedCandidates(accept), { udp: pending.candidates, tcp: pending.tcpCandidates, ...pending.own }, pending.resume);
   }
 
   /** The target verified the intent on arrival; the punch must carry exactly that intent and our accept. */
@@ -701,11 +707,12 @@ export class RendezvousClient extends EventEmitter {
     if (!sameSigned(message.accept, accepted.accept)) throw new RendezvousVerifyError('mismatch', 'punch.accept: not the accept this peer signed');
     const intent = accepted.intentBody;
     return this.#instruction(message, accepted.from, 'controlled', intent.transport ?? 'udp',
-      signedCandidates(intent), { udp: accepted.candidates, tcp: accepted.tcpCandidates, ...accepted.own });
+      signedCandidates(intent), { udp: accepted.candidates, tcp: accepted.tcpCandidates, ...accepted.own }, intent.resume);
   }
 
-  #instruction(message: PunchMessage, peer: string, role: Role, transport: Transport, remote: SignedCandidates, local: SignedCandidates): PunchInstruction {
+  #instruction(message: PunchMessage, peer: string, role: Role, transport: Transport, remote: SignedCandidates, local: SignedCandidates, resume: string | undefined): PunchInstruction {
     return {
+      ...(resume !== undefined ? { resume } : {}),
       session: message.session,
       peer,
       role,

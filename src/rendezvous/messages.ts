@@ -101,6 +101,13 @@ export interface IntentBody {
   reachable?: ReachableTransport[];
   /** The initiator's reversal listener endpoints (only with 'tcp' in `reachable`). */
   tcpListen?: string[];
+  /**
+   * Set when this session punches new paths for a connection that already exists (its paths
+   * went silent: a NAT dropped or moved the mapping): base64 of a 16-byte tag both ends derive
+   * from that connection's Noise session (src/path/resume.ts). The target then adds what the
+   * punch finds to that connection instead of opening a new one.
+   */
+  resume?: string;
 }
 
 /** What the target signs to accept an intent. */
@@ -338,7 +345,7 @@ function buildSchemas(limits: MessageLimits): Schemas {
     intentBody: object<IntentBody>({
       from: peerId, to: peerId, nonce, expires: timestamp, candidates, session: sessionId,
       tcpCandidates: optional(candidates), transport: optional(literal('udp', 'tcp', 'auto')),
-      reachable: optional(reachable), tcpListen: optional(candidates),
+      reachable: optional(reachable), tcpListen: optional(candidates), resume: optional(base64(16)),
     }),
     acceptBody: object<AcceptBody>({
       session: sessionId, intentHash: base64(32), candidates, nonce, tcpCandidates: optional(candidates),

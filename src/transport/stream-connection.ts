@@ -367,19 +367,36 @@ export class StreamConnection extends Duplex {
     this.#path = path;
     this.#attach(path);
     this.#counters.pathChanges++;
-    this.#rtt.reset();
-    this.#congestion.reset(path.maxPayload, this.#sent.nextPacketNumber - 1);
-    this.#pacer.setMaxDatagramSize(path.maxPayload);
-    for (const packet of this.#sent.declareAllLost()) this.#onPacketLost(packet);
-    this.#lossTime = undefined;
-    this.#probeCount = 0;
-    this.#rtoStartedAt = this.#clock.now();
-    this.#received.requestImmediate();
+    this.#restart(path.maxPayload);
     debug('path changed, maxPayload %d', path.maxPayload);
     if (pathChannel.hasSubscribers) pathChannel.publish({ stream: this, path });
     // Not 'path': a connection built on this stream (src/peer) reports its path by that name.
     this.emit('datagram-path', path);
     this.#scheduleFlush();
+  }
+
+  /**
+   * The path works again after an outage (the peer answers once more): send what is in flight
+   * now instead of waiting out a retransmission timer backed off during the outage, with the
+   * RTT and window started over, as after setPath() — the outage may have been a new NAT
+   * mapping on the same addresses, with other queues behind it.
+   */
+  retransmitNow(): void {
+    if (this.#closed) return;
+    this.#restart(this.#path.maxPayload);
+    debug('path back: retransmitting what was in flight');
+    this.#scheduleFlush();
+  }
+
+  #restart(maxPayload: number): void {
+    this.#rtt.reset();
+    this.#congestion.reset(maxPayload, this.#sent.nextPacketNumber - 1);
+    this.#pacer.setMaxDatagramSize(maxPayload);
+    for (const packet of this.#sent.declareAllLost()) this.#onPacketLost(packet);
+    this.#lossTime = undefined;
+    this.#probeCount = 0;
+    this.#rtoStartedAt = this.#clock.now();
+    this.#received.requestImmediate();
   }
 
   // --- Duplex plumbing -------------------------------------------------------------------

@@ -1,6 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,6 +9,7 @@ import { withLab, type Lab } from '../../src/lab/index.js';
 import { skipUnlessLab } from '../support/lab.js';
 import { CLI } from '../support/cli.js';
 import { SERVER_URL, startServe } from '../support/peers.js';
+import { type EventChild, eventChild } from '../support/json-events.js';
 
 /**
  * Acceptance: keepalives sized to the measured mapping lifetime. The listener sits behind an
@@ -32,49 +32,11 @@ const BYTES = 64 << 10;
 type LabOptions = Parameters<typeof withLab>[0];
 const KEEPALIVE_ROUTERS: LabOptions = { a: { kind: 'port-restricted' }, b: { kind: 'eim-random-port', udpTimeoutSeconds: IDLE_TIMEOUT_S } };
 
-interface Listener {
-  child: ChildProcess;
-  /** Every --json event so far. */
-  events: Record<string, unknown>[];
-  /** Resolves with the first event (already seen or to come) that matches. */
-  until(match: (event: Record<string, unknown>) => boolean, what: string, timeoutMs?: number): Promise<Record<string, unknown>>;
-  /** Everything it wrote to stderr so far. */
-  stderr(): string;
-}
+type Listener = EventChild;
 
 function listen(lab: Lab, host: string, dir: string, env = ''): Listener {
-  const child = lab.hosts[host]!.spawn(['sh', '-c',
-    `${env} exec "${process.execPath}" "${CLI}" listen --server ${SERVER_URL} --key ${join(dir, 'key-l')} --once --json < ${join(dir, 'in-l')} > ${join(dir, 'out-l')}`]);
-  const events: Record<string, unknown>[] = [];
-  const waiters = new Set<() => void>();
-  let text = '';
-  let partial = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
-    text += chunk.toString();
-    partial += chunk.toString();
-    const lines = partial.split('\n');
-    partial = lines.pop()!;
-    for (const line of lines) {
-      try {
-        events.push(JSON.parse(line) as Record<string, unknown>);
-      } catch { /* not an event */ }
-    }
-    for (const wake of [...waiters]) wake();
-  });
-  const until: Listener['until'] = (match, what, timeoutMs = 60_000) => new Promise((resolve, reject) => {
-    const check = (): void => {
-      const found = events.find(match);
-      if (found) { done(); resolve(found); }
-    };
-    const onExit = (): void => { done(); reject(new Error(`listen exited before ${what}; its stderr:\n${text}`)); };
-    // A safety net, not a synchronisation: the events come from the measurement's own timers.
-    const timer = setTimeout(() => { done(); reject(new Error(`no ${what} within ${timeoutMs} ms; listen's stderr:\n${text}`)); }, timeoutMs);
-    const done = (): void => { clearTimeout(timer); waiters.delete(check); child.off('exit', onExit); };
-    waiters.add(check);
-    child.once('exit', onExit);
-    check();
-  });
-  return { child, events, until, stderr: () => text };
+  return eventChild(lab.hosts[host]!.spawn(['sh', '-c',
+    `${env} exec "${process.execPath}" "${CLI}" listen --server ${SERVER_URL} --key ${join(dir, 'key-l')} --once --json < ${join(dir, 'in-l')} > ${join(dir, 'out-l')}`]), 'listen');
 }
 
 async function connect(lab: Lab, host: string, dir: string, id: string, transport = 'udp'): Promise<{ code: number | null; events: Record<string, unknown>[]; stderr: string }> {
