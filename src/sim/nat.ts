@@ -131,7 +131,11 @@ export class Nat {
       const until = mapping.permissions.get(permission);
       if (until === undefined || until <= now) return undefined;
     }
-    if (b.inboundRefresh) mapping.expiresAt = now + b.mappingTimeoutMs;
+    if (b.inboundRefresh) {
+      // Refreshes the mapping and the permission it came in on, as conntrack does a flow.
+      mapping.expiresAt = now + b.mappingTimeoutMs;
+      if (permission !== undefined) mapping.permissions.set(permission, mapping.expiresAt);
+    }
     return { ...mapping.internal };
   }
 
