@@ -9,5 +9,5 @@ export { natPreset, DEFAULT_MAPPING_TIMEOUT_MS, type PresetOptions } from './nat
 export { Link, type LinkOptions } from './link.js';
 export { Network, Router, Host, EPHEMERAL_PORTS, type Datagram, type DropReason, type TraceEvent, type NetworkOptions } from './network.js';
 export { SimUdpSocket, createSimSocket } from './socket.js';
-export { createSimLab, type SimLab, type SimLabOptions, type SimRouterOptions } from './topology.js';
-export { runUdpPunch, timeToNomination, STUN_PORT, type UdpPunchScenario, type UdpPunchOutcome, type PunchSide } from './punch-scenario.js';
+export { createSimLab, startSimStunServer, STUN_PORT, type SimLab, type SimLabOptions, type SimRouterOptions } from './topology.js';
+export { runUdpPunch, timeToNomination, type UdpPunchScenario, type UdpPunchOutcome, type PunchSide } from './punch-scenario.js';

@@ -14,18 +14,16 @@ import { SERVER_ADDRESSES } from '../lab/topology.js';
 import { type Candidate, candidateTypeOf } from '../punch/candidate.js';
 import { UdpCheckSession, type PunchResult } from '../punch/udp-checks.js';
 import { UdpMux } from '../punch/udp-mux.js';
-import { StunServer } from '../stun/server.js';
 import { StunUdpClient } from '../stun/udp-client.js';
 import { type TransportAddress, formatAddress, reflexiveAddress } from '../wire/index.js';
 import { once } from 'node:events';
 import type { Socket } from 'node:dgram';
 import { SimError } from '../errors.js';
 import { Prng } from './prng.js';
-import { type SimLab, type SimRouterOptions, createSimLab } from './topology.js';
+import { type SimLab, type SimRouterOptions, STUN_PORT, createSimLab, startSimStunServer } from './topology.js';
 import type { Router } from './network.js';
 import { endpointKey } from './nat.js';
 
-export const STUN_PORT = 3478;
 /** How far ahead the rendezvous schedules the start (src/rendezvous: startInMs); any value works in the sim. */
 const START_IN_MS = 100;
 
@@ -83,9 +81,7 @@ export async function runUdpPunch(scenario: UdpPunchScenario): Promise<UdpPunchO
   });
   const [firstName, secondName] = scenario.between ?? ['a1', 'b1'];
   const { clock } = lab;
-  const server = await clock.run(StunServer.listen({
-    address: SERVER_ADDRESSES[0], altAddress: SERVER_ADDRESSES[1], port: STUN_PORT, tcp: false, createUdpSocket: lab.socketFactory('server'),
-  }));
+  const server = await startSimStunServer(lab);
   const [a, b] = await clock.run(Promise.all([openPeer(lab, firstName), openPeer(lab, secondName)]));
   const keyPrng = new Prng(scenario.seed ?? 1).derive('session-key');
   const key = new Uint8Array(32).map(() => keyPrng.int(0, 255));

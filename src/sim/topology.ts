@@ -8,7 +8,8 @@
  * What the lab cannot do and the sim adds: latency and jitter on each WAN link (the lab has
  * no netem). What the sim leaves out: TCP (tcpUnsolicited), miniupnpd.
  */
-import { type RouterOptions, planLab } from '../lab/topology.js';
+import { type RouterOptions, SERVER_ADDRESSES, planLab } from '../lab/topology.js';
+import { StunServer } from '../stun/server.js';
 import { SimError } from '../errors.js';
 import type { Socket, SocketOptions, SocketType } from 'node:dgram';
 import type { LinkOptions } from './link.js';
@@ -94,4 +95,17 @@ export function createSimLab(options: SimLabOptions): SimLab {
       return (type) => createSimSocket(host, type);
     },
   };
+}
+
+/** The lab's STUN port, where `natpunch serve` listens in every lab test. */
+export const STUN_PORT = 3478;
+
+/**
+ * `natpunch serve`'s STUN part on the server host, as the lab tests start it: both addresses,
+ * ports 3478 and 3479, RFC 5780 answers; UDP only.
+ */
+export function startSimStunServer(lab: SimLab): Promise<StunServer> {
+  return lab.clock.run(StunServer.listen({
+    address: SERVER_ADDRESSES[0], altAddress: SERVER_ADDRESSES[1], port: STUN_PORT, tcp: false, createUdpSocket: lab.socketFactory('server'),
+  }));
 }
