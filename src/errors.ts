@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'ERR_STUN_CLOSED'
   | 'ERR_LAB'
   | 'ERR_LAB_NOT_ROOT'
+  | 'ERR_SIM'
   | 'ERR_USAGE'
   | 'ERR_KEY_FILE'
   | 'ERR_NOISE'
@@ -84,6 +85,14 @@ export class LabError extends NatpunchError {
   constructor(message: string, options?: { cause?: unknown; notRoot?: boolean }) {
     super(options?.notRoot ? 'ERR_LAB_NOT_ROOT' : 'ERR_LAB', message, options);
     this.name = 'LabError';
+  }
+}
+
+/** The in-process network (src/sim) was misused, or a simulated run did not settle in its bounds. */
+export class SimError extends NatpunchError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_SIM', message, options);
+    this.name = 'SimError';
   }
 }
 

@@ -1,8 +1,8 @@
 import dgram from 'node:dgram';
 import os from 'node:os';
 import { once } from 'node:events';
-import { setTimeout as delay } from 'node:timers/promises';
 import { NatpunchError, AbortedError } from '../errors.js';
+import { type Clock, realClock, sleep } from '../clock.js';
 import {
   type TransportAddress, type StunMessage, AttrType, Method, MessageClass, changeRequest, encodeMessage, formatAddress,
   getAttribute, mappedAddress, newTransactionId, xorMappedAddress, decodeMessage, isStunMessage,
@@ -48,6 +48,12 @@ export interface CheckOptions {
   portSamples?: number;
   /** Measure the UDP mapping lifetime by idling up to maxSeconds (RFC 5780 §4.6). */
   lifetime?: { maxSeconds?: number } | false;
+  /** Makes the probe sockets (default `dgram.createSocket`; src/sim passes its own). */
+  createSocket?: (type: 'udp4' | 'udp6') => dgram.Socket;
+  /** Timers and RTTs run on it (default: the real timers). */
+  clock?: Clock;
+  /** This host's interface addresses, to tell a mapped address that is our own (default: `os.networkInterfaces()`). */
+  interfaceAddresses?: () => readonly string[];
 }
 
 const DEFAULT_RETRANSMISSION: RetransmissionOptions = { rto: 250, rc: 5, rm: 8 };
@@ -75,9 +81,11 @@ class Prober {
   readonly #sockets: { socket: dgram.Socket; client: StunUdpClient }[] = [];
   readonly #retransmission: RetransmissionOptions;
   readonly #silence: RetransmissionOptions;
+  readonly #clock: Clock;
 
   constructor(options: CheckOptions) {
     this.#options = options;
+    this.#clock = options.clock ?? realClock;
     this.#retransmission = options.retransmission ?? DEFAULT_RETRANSMISSION;
     this.#silence = options.silenceRetransmission ?? DEFAULT_SILENCE;
   }
@@ -100,7 +108,7 @@ class Prober {
     report.rttMs = Math.round(first.rtt * 10) / 10;
     const mapped1 = mappedOf(first.message);
     report.mappedAddress = formatAddress(mapped1);
-    report.natted = !isLocalEndpoint(mapped1, main.socket.address().port);
+    report.natted = !isLocalEndpoint(mapped1, main.socket.address().port, this.#options.interfaceAddresses ?? systemInterfaceAddresses);
     const other = addressAttribute(first.message, AttrType.OtherAddress);
     report.otherAddress = other ? formatAddress(other) : null;
 
@@ -184,10 +192,10 @@ class Prober {
     const ac = new AbortController();
     const sending = (async () => {
       for (const wait of [0, 100, 200, 400, 800]) {
-        await delay(wait, undefined, { signal: ac.signal });
+        await sleep(this.#clock, wait, ac.signal);
         sender.socket.send(bytes, mapped.port, mapped.address);
       }
-      await delay(1000, undefined, { signal: ac.signal });
+      await sleep(this.#clock, 1000, ac.signal);
       return false;
     })().catch(() => false);
     const result = await Promise.race([arrived, sending, this.#aborted()]);
@@ -200,6 +208,7 @@ class Prober {
     return measureMappingLifetime({
       server: this.#options.server, maxSeconds, localAddress: this.#options.localAddress, signal: this.#options.signal,
       retransmission: this.#retransmission, silenceRetransmission: this.#silence,
+      createSocket: this.#options.createSocket, clock: this.#options.clock,
     });
   }
 
@@ -223,11 +232,11 @@ class Prober {
 
   async #open(): Promise<Probe> {
     const family = this.#options.server.family === 6 ? 'udp6' : 'udp4';
-    const socket = dgram.createSocket(family);
+    const socket = (this.#options.createSocket ?? dgram.createSocket)(family);
     socket.on('error', () => undefined);
     socket.bind(0, this.#options.localAddress);
     await once(socket, 'listening');
-    const probe = { socket, client: new StunUdpClient(socket) };
+    const probe = { socket, client: new StunUdpClient(socket, { clock: this.#clock }) };
     this.#sockets.push(probe);
     return probe;
   }
@@ -268,7 +277,11 @@ function sameEndpoint(a: TransportAddress, b: TransportAddress): boolean {
 }
 
 /** No NAT between us and the server: the mapped address is one of ours, with our port. */
-function isLocalEndpoint(mapped: TransportAddress, localPort: number): boolean {
+function isLocalEndpoint(mapped: TransportAddress, localPort: number, interfaceAddresses: () => readonly string[]): boolean {
   if (mapped.port !== localPort) return false;
-  return Object.values(os.networkInterfaces()).some((list) => list?.some((i) => i.address === mapped.address));
+  return interfaceAddresses().includes(mapped.address);
+}
+
+function systemInterfaceAddresses(): string[] {
+  return Object.values(os.networkInterfaces()).flatMap((list) => list?.map((i) => i.address) ?? []);
 }

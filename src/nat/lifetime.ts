@@ -14,8 +14,8 @@
  */
 import dgram from 'node:dgram';
 import { once } from 'node:events';
-import { setTimeout as delay } from 'node:timers/promises';
 import { AbortedError, NatpunchError } from '../errors.js';
+import { type Clock, realClock, sleep } from '../clock.js';
 import { type TransportAddress, AttrType, isStunMessage, reflexiveAddress, responsePort } from '../wire/index.js';
 import { StunUdpClient, type StunResponse } from '../stun/udp-client.js';
 import type { RetransmissionOptions } from '../stun/retransmission.js';
@@ -47,6 +47,10 @@ export interface LifetimeOptions {
   silenceRetransmission?: RetransmissionOptions;
   /** Called after each probe finishes with the bracket so far. */
   onProgress?: (progress: LifetimeProgress) => void;
+  /** Makes the probe sockets (default `dgram.createSocket`; src/sim passes its own). */
+  createSocket?: (type: 'udp4' | 'udp6') => dgram.Socket;
+  /** Idle times and retransmissions run on it (default: the real timers). */
+  clock?: Clock;
 }
 
 const DEFAULT_RETRANSMISSION: RetransmissionOptions = { rto: 250, rc: 5, rm: 8 };
@@ -130,7 +134,7 @@ class LifetimeProbe {
       const answer = await this.#tryBinding(holder, this.#options.retransmission ?? DEFAULT_RETRANSMISSION, signal);
       const mapped = answer ? reflexiveAddress(answer.message) : undefined;
       if (!mapped) return null;
-      await delay(idle * 1000, undefined, { signal });
+      await sleep(this.#options.clock ?? realClock, idle * 1000, signal);
       const onMessage = (data: Buffer): void => { if (isStunMessage(data)) heardNow(); };
       let heardNow!: () => void;
       const heard = new Promise<true>((resolve) => { heardNow = () => resolve(true); });
@@ -166,11 +170,11 @@ class LifetimeProbe {
   }
 
   async #open(): Promise<Socket> {
-    const socket = dgram.createSocket(this.#options.server.family === 6 ? 'udp6' : 'udp4');
+    const socket = (this.#options.createSocket ?? dgram.createSocket)(this.#options.server.family === 6 ? 'udp6' : 'udp4');
     socket.on('error', () => undefined);
     socket.bind(0, this.#options.localAddress);
     await once(socket, 'listening');
-    const entry = { socket, client: new StunUdpClient(socket) };
+    const entry = { socket, client: new StunUdpClient(socket, { clock: this.#options.clock }) };
     this.#sockets.push(entry);
     return entry;
   }

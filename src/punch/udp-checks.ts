@@ -1,6 +1,6 @@
-import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import { NatpunchError, AbortedError } from '../errors.js';
+import { type Clock, type WallClock, realClock, realWallClock } from '../clock.js';
 import {
   type Attribute, type StunMessage, type TransportAddress, AttrType, Method, MessageClass, decodeMessage, encodeMessage,
   formatAddress, getAttribute, isStunMessage, username as usernameCodec, verifyIntegrity, xorMappedAddress,
@@ -40,6 +40,10 @@ export interface UdpPunchOptions {
   startAt?: number;
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** Pacing, check intervals, RTTs and the deadline run on this (default: the real timers). */
+  clock?: Clock;
+  /** What `startAt` is measured against (default `Date.now`). */
+  wallClock?: WallClock;
 }
 
 export interface PunchResult {
@@ -75,10 +79,11 @@ export class UdpCheckSession {
   readonly #o: UdpPunchOptions;
   readonly #pairs = new Map<string, Pair>();
   readonly #username: Uint8Array;
+  readonly #clock: Clock;
   #checksSent = 0;
   #prflx = 0;
-  #timer: NodeJS.Timeout | undefined;
-  #deadline: NodeJS.Timeout | undefined;
+  #timer: unknown;
+  #deadline: unknown;
   #firstSuccessAt: number | undefined;
   #nominationWait: number = NOMINATION_WAIT_MS.max;
   #selected: Pair | undefined;
@@ -91,14 +96,16 @@ export class UdpCheckSession {
 
   constructor(options: UdpPunchOptions) {
     this.#o = options;
+    this.#clock = options.clock ?? realClock;
     this.#username = usernameCodec.encode(options.session);
     for (const candidate of options.remoteCandidates) this.#addPair(candidate);
     this.result = new Promise((resolve, reject) => { this.#resolve = resolve; this.#reject = reject; });
     this.result.catch(() => undefined);
     this.#unsubscribe = options.mux.onStun((data, from) => this.#onStun(data, from));
-    const start = Math.max(0, (options.startAt ?? Date.now()) - Date.now());
-    this.#timer = setTimeout(() => this.#tick(), start);
-    this.#deadline = setTimeout(() => this.#fail(new NatpunchError('ERR_TRANSPORT',
+    const wallNow = (options.wallClock ?? realWallClock)();
+    const start = Math.max(0, (options.startAt ?? wallNow) - wallNow);
+    this.#timer = this.#clock.setTimeout(() => this.#tick(), start);
+    this.#deadline = this.#clock.setTimeout(() => this.#fail(new NatpunchError('ERR_TRANSPORT',
       `UDP punching: no working path to ${[...this.#pairs.values()].map((p) => formatAddress(p.candidate.address)).join(', ') || 'no candidates'} within ${options.timeoutMs ?? DEFAULT_PUNCH_TIMEOUT_MS} ms`)),
       start + (options.timeoutMs ?? DEFAULT_PUNCH_TIMEOUT_MS));
     options.signal?.addEventListener('abort', this.#onAbort, { once: true });
@@ -127,7 +134,7 @@ export class UdpCheckSession {
   #tick(): void {
     this.#timer = undefined;
     if (this.#done && !this.#nominating) return;
-    const now = performance.now();
+    const now = this.#clock.now();
     const due = (this.#nominating ? [this.#nominating] : [...this.#pairs.values()].filter((p) => p.state === 'waiting'))
       .filter((p) => p.nextSendAt <= now)
       .sort((a, b) => a.nextSendAt - b.nextSendAt)[0];
@@ -136,13 +143,13 @@ export class UdpCheckSession {
       this.#nominating = this.#best();
       this.#nominating!.nextSendAt = 0;
     }
-    this.#timer = setTimeout(() => this.#tick(), PACING_MS);
+    this.#timer = this.#clock.setTimeout(() => this.#tick(), PACING_MS);
   }
 
   #sendCheck(pair: Pair, useCandidate: boolean): void {
     const transactionId = randomBytes(12);
-    pair.transactions.set(transactionId.toString('hex'), { sentAt: performance.now(), nominate: useCandidate });
-    pair.nextSendAt = performance.now() + CHECK_INTERVAL_MS;
+    pair.transactions.set(transactionId.toString('hex'), { sentAt: this.#clock.now(), nominate: useCandidate });
+    pair.nextSendAt = this.#clock.now() + CHECK_INTERVAL_MS;
     const attributes: Attribute[] = [{ type: AttrType.Username, value: this.#username }];
     if (useCandidate) attributes.push({ type: AttrType.UseCandidate, value: new Uint8Array(0) });
     this.#checksSent++;
@@ -202,11 +209,11 @@ export class UdpCheckSession {
     // RFC 8445 §7.2.5.2.1: the response must come from where the request went.
     if (formatAddress(from) !== formatAddress(pair.candidate.address) || !verifyIntegrity(message, this.#o.key)) return true;
     const { sentAt, nominate } = pair.transactions.get(id)!;
-    pair.rttMs = performance.now() - sentAt;
+    pair.rttMs = this.#clock.now() - sentAt;
     if (pair.state === 'waiting') {
       pair.state = 'succeeded';
       if (this.#firstSuccessAt === undefined) {
-        this.#firstSuccessAt = performance.now();
+        this.#firstSuccessAt = this.#clock.now();
         const { min, max, rtts } = NOMINATION_WAIT_MS;
         this.#nominationWait = Math.min(max, Math.max(min, rtts * pair.rttMs));
       }
@@ -226,8 +233,8 @@ export class UdpCheckSession {
 
   #stopProbing(): void {
     this.#nominating = undefined;
-    if (this.#timer) clearTimeout(this.#timer);
-    if (this.#deadline) clearTimeout(this.#deadline);
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    if (this.#deadline !== undefined) this.#clock.clearTimeout(this.#deadline);
     this.#timer = this.#deadline = undefined;
     this.#o.signal?.removeEventListener('abort', this.#onAbort);
   }

@@ -36,6 +36,8 @@ export interface StunServerOptions {
    * source address sent which USERNAME token). Must not throw; exceptions are logged and ignored.
    */
   onBinding?: (request: StunMessage, from: TransportAddress, transport: 'udp' | 'tcp') => void;
+  /** Makes the UDP sockets (default `dgram.createSocket`; src/sim passes its own). */
+  createUdpSocket?: (options: dgram.SocketOptions) => dgram.Socket;
 }
 
 export interface StunServerStats {
@@ -113,7 +115,7 @@ export class StunServer {
 
   async #bindOne(ip: 0 | 1, port: 0 | 1, address: string, portNumber: number): Promise<Endpoint> {
     const family = net.isIPv6(address) ? 6 : 4;
-    const udp = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+    const udp = (this.#options.createUdpSocket ?? dgram.createSocket)({ type: family === 6 ? 'udp6' : 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
     udp.bind(portNumber, address);
     await once(udp, 'listening');
     const bound = udp.address();

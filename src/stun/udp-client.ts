@@ -1,5 +1,4 @@
 import type { Socket, RemoteInfo } from 'node:dgram';
-import { performance } from 'node:perf_hooks';
 import { NatpunchError, TransactionTimeoutError, AbortedError } from '../errors.js';
 import { errorFromResponse } from './error-response.js';
 import {
@@ -8,6 +7,7 @@ import {
   formatAddress, verifyIntegrity,
 } from '../wire/index.js';
 import { type RetransmissionOptions, retransmissionSchedule } from './retransmission.js';
+import { type Clock, realClock } from '../clock.js';
 
 export interface StunResponse {
   message: StunMessage;
@@ -48,14 +48,17 @@ export class StunUdpClient {
   readonly socket: Socket;
   #pending = new Map<string, Pending>();
   #retransmission: RetransmissionOptions;
+  readonly #clock: Clock;
   #closed = false;
   #onMessage = (data: Buffer, rinfo: RemoteInfo): void => {
     this.handle(data, rinfo);
   };
 
-  constructor(socket: Socket, options: { retransmission?: RetransmissionOptions; listen?: boolean } = {}) {
+  /** `clock`: retransmission timers and RTTs run on it (default: the real timers). */
+  constructor(socket: Socket, options: { retransmission?: RetransmissionOptions; listen?: boolean; clock?: Clock } = {}) {
     this.socket = socket;
     this.#retransmission = options.retransmission ?? {};
+    this.#clock = options.clock ?? realClock;
     if (options.listen !== false) socket.on('message', this.#onMessage);
   }
 
@@ -87,7 +90,7 @@ export class StunUdpClient {
       pending.reject(errorFromResponse(message));
       return true;
     }
-    pending.resolve({ message, from, rtt: performance.now() - pending.sentAt, transmissions: pending.transmissions });
+    pending.resolve({ message, from, rtt: this.#clock.now() - pending.sentAt, transmissions: pending.transmissions });
     return true;
   }
 
@@ -105,9 +108,9 @@ export class StunUdpClient {
     const schedule = retransmissionSchedule({ ...this.#retransmission, ...options.retransmission });
 
     return new Promise<StunResponse>((resolve, reject) => {
-      const timers: NodeJS.Timeout[] = [];
+      const timers: unknown[] = [];
       const finish = (): void => {
-        for (const t of timers) clearTimeout(t);
+        for (const t of timers) this.#clock.clearTimeout(t);
         this.#pending.delete(id);
         signal?.removeEventListener('abort', onAbort);
       };
@@ -125,7 +128,7 @@ export class StunUdpClient {
       this.#pending.set(id, pending);
       signal?.addEventListener('abort', onAbort, { once: true });
       const transmit = (): void => {
-        pending.sentAt = performance.now();
+        pending.sentAt = this.#clock.now();
         pending.transmissions++;
         this.socket.send(bytes, to.port, to.address, (error) => {
           // A send error (e.g. EHOSTUNREACH) is not fatal: RFC 8489 keeps retransmitting until the deadline.
@@ -134,8 +137,8 @@ export class StunUdpClient {
           }
         });
       };
-      for (const at of schedule.sends) timers.push(setTimeout(transmit, at));
-      timers.push(setTimeout(() => {
+      for (const at of schedule.sends) timers.push(this.#clock.setTimeout(transmit, at));
+      timers.push(this.#clock.setTimeout(() => {
         pending.reject(new TransactionTimeoutError(
           `STUN ${formatAddress(to)}: no response after ${schedule.sends.length} transmissions in ${schedule.deadline} ms`));
       }, schedule.deadline));
