@@ -3,20 +3,11 @@
  * (RTO back-off, delayed ACKs, keepalives, idle timeouts) can be driven by a fake clock in tests
  * (STYLE §8).
  */
-export interface Clock {
-  /** Milliseconds from an arbitrary origin; fractions allowed, never decreasing. */
-  now(): number;
-  setTimeout(callback: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
+import { type Clock, realClock } from '../clock.js';
 
-/** The real clock: `performance.now()` and the global timers. */
-export const systemClock: Clock = {
-  now: () => performance.now(),
-  setTimeout: (callback, ms) => setTimeout(callback, ms),
-  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-};
-
+export type { Clock };
+/** The real clock: `performance.now()` and the global timers (src/clock.ts). */
+export const systemClock: Clock = realClock;
 const EARLY_FIRE_TOLERANCE_MS = 0.5;
 
 /**
