@@ -98,6 +98,8 @@ export interface Router {
    * gives the peer a new one.
    */
   forget(what: 'conntrack' | 'reboot'): Promise<void>;
+  /** Drop (true) or pass again (false) every UDP packet the router forwards: a network that blocks UDP, from now on. */
+  blockUdp(blocked: boolean): Promise<void>;
 }
 
 export interface Lab {
@@ -125,6 +127,8 @@ export interface LabDescription {
 
 /** The table that stops forwarding while a router 'reboots' (Router.forget). */
 const REBOOT_TABLE = 'natlab_reboot';
+/** The table that blocks forwarded UDP (Router.blockUdp). */
+const BLOCK_TABLE = 'natlab_block';
 const REQUIRED_COMMANDS = ['ip', 'nft', 'conntrack', 'sysctl'] as const;
 let supportCache: { ok: true } | { ok: false; reason: string } | undefined;
 let labCounter = 0;
@@ -251,6 +255,13 @@ class LabRouter extends LabHost implements Router {
     } finally {
       await run('resume forwarding', ['nft', 'delete', 'table', 'ip', REBOOT_TABLE]);
     }
+  }
+
+  async blockUdp(blocked: boolean): Promise<void> {
+    const ruleset = blocked
+      ? `table ip ${BLOCK_TABLE} {\n  chain forward { type filter hook forward priority -300; policy accept; meta l4proto udp drop; }\n}\n`
+      : `delete table ip ${BLOCK_TABLE}\n`;
+    await mustRun(this.processes, `${this.#where} ${blocked ? 'block' : 'unblock'} UDP`, inNetns(this.netns, ['nft', '-f', '-']), { input: ruleset });
   }
 
   /** Create miniupnpd's nftables chains; done at creation when RouterOptions.miniupnpd is set. */

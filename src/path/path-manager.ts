@@ -107,6 +107,8 @@ class PathState {
   lastHeardAt = -Infinity;
   /** Last answer to one of our challenges on this path (proves the round trip): consent. */
   lastAnsweredAt = -Infinity;
+  /** When this path last failed as the active one; it must answer after that to be chosen again. */
+  failedAt = -Infinity;
   lastProbeAt = -Infinity;
   probesUnanswered = 0;
   outstanding: Outstanding[] = [];
@@ -176,7 +178,7 @@ export class PathManager extends EventEmitter {
    * Another path to the peer (a TCP connection punched after UDP won, a new UDP pair from a
    * re-punch, a relay): it is validated, and carries the stream if the rule says it should.
    */
-  add(raw: RawPath, reason?: PathChangeReason): void {
+  add(raw: RawPath, reason?: 'network-change'): void {
     if (this.#closed) return;
     const known = this.#paths.find((p) => p.raw === raw);
     if (known) {
@@ -332,7 +334,7 @@ export class PathManager extends EventEmitter {
    * prove one direction only.
    */
   #live(state: PathState, now: number): boolean {
-    if (state.closed || !state.raw.open || !state.validated) return false;
+    if (state.closed || !state.raw.open || !state.validated || state.lastAnsweredAt <= state.failedAt) return false;
     const quiet = now - state.lastAnsweredAt;
     if (quiet >= CONSENT_TIMEOUT_MS) return false;
     // The active path, while the stream waits for answers: silence soon means trouble.
@@ -433,9 +435,22 @@ export class PathManager extends EventEmitter {
     }
     if (next === this.#active) return;
     const previous = this.#active;
+    if (!candidates[current]?.usable) {
+      debug('active path %s %s not usable: closed %s open %s validated %s quiet %d ms (busy %s, stream rtt %d)', previous.raw.kind, previous.raw.remote,
+        previous.closed, previous.raw.open, previous.validated, now - previous.lastAnsweredAt, this.#busy, this.#streamRtt);
+    }
+    const previousUsable = candidates[current]?.usable ?? false;
+    // The reason, from what changed: a working path replaced by a better one is an upgrade; a
+    // dead one replaced by the same kind at another address of the peer's is a rebinding (its
+    // NAT moved it, or a re-punch found where); by another kind, a failover. Our own network
+    // changing is something only the owner knows (changeNetwork / add's reason).
     const reason: PathChangeReason = this.#pendingReason
-      ?? (!candidates[current]?.usable ? (next.raw.technique === 'rebinding' ? 'rebinding' : 'failover') : next.raw.technique === 'rebinding' ? 'rebinding' : 'upgrade');
+      ?? (previousUsable && next.raw.technique !== 'rebinding' ? 'upgrade'
+        : next.raw.kind === previous.raw.kind && next.raw.remote !== previous.raw.remote ? 'rebinding' : 'failover');
     this.#pendingReason = undefined;
+    // A path left because it failed must answer again before it is chosen again: its consent
+    // (RFC 7675) may not have run out yet, and it would otherwise win straight back and flap.
+    if (!previousUsable) previous.failedAt = now;
     this.#active = next;
     this.#lastChangeAt = now;
     this.stream.setPath(next.sealed);

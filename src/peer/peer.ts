@@ -19,7 +19,7 @@ import {
 } from '../rendezvous/reconnecting-client.js';
 import { type Reachability, type ReachableTransport } from '../rendezvous/messages.js';
 import { PathHandshake } from '../path/handshake.js';
-import { type PathChangeReason, PathManager } from '../path/path-manager.js';
+import { PathManager } from '../path/path-manager.js';
 import { resumeTag } from '../path/resume.js';
 import { TcpRawPath } from '../path/tcp-path.js';
 import { UdpEndpoint } from '../path/udp-endpoint.js';
@@ -40,6 +40,9 @@ const RECOVER_PUNCH_TIMEOUT_MS = 10_000;
 /** Backoff between recovery attempts while a connection stays stale: 0.5 s doubling to 30 s. */
 const RECOVER_BACKOFF_MS = 500;
 const RECOVER_MAX_BACKOFF_MS = 30_000;
+/** A connection not on UDP looks for a UDP path after 5 s, then backing off to every 2 min. */
+const UPGRADE_FIRST_MS = 5_000;
+const UPGRADE_MAX_MS = 120_000;
 /** A re-punch's check session keeps answering the other side's late checks this long, ms. */
 const REPUNCH_LINGER_MS = 5_000;
 /** How long a short connection's L is remembered for the punch its signed mapping is for. */
@@ -481,9 +484,16 @@ export class Peer extends EventEmitter {
     connection.ms = Math.round(performance.now() - started);
     this.#connections.add(connection);
     const held = manager;
-    const live: LiveConnection = { connection, manager, udp, peer: normalizePeerId(instruction.peer), role: instruction.role, resume: resumeTag(connection.session), recovering: false, repunches: new Set() };
+    const live: LiveConnection = {
+      connection, manager, udp, peer: normalizePeerId(instruction.peer), role: instruction.role, transport: instruction.transport,
+      resume: resumeTag(connection.session), recovering: false, repunches: new Set(),
+    };
     this.#byResume.set(live.resume, live);
-    manager.on('stale', () => void this.#recover(live));
+    // Re-punching finds UDP paths: not for a connection forced onto TCP.
+    if (live.transport !== 'tcp') {
+      manager.on('stale', () => void this.#recover(live));
+      if (live.transport === 'auto' && live.role === 'controlling' && manager.active.path !== 'direct-udp') void this.#upgrade(live);
+    }
     connection.once('close', () => {
       this.#connections.delete(connection);
       this.#byResume.delete(live.resume);
@@ -604,7 +614,7 @@ export class Peer extends EventEmitter {
           const signal = AbortSignal.any([this.#closing.signal, AbortSignal.timeout(RECOVER_PUNCH_TIMEOUT_MS)]);
           const instruction = await this.#rendezvous.connect(live.peer, { transport: 'udp', resume: live.resume, signal })
             .catch((error: Error) => { debug('recover: no re-punch intent: %s', error.message); return undefined; });
-          if (instruction) await this.#repunch(live, instruction, srflx !== before ? 'network-change' : 'rebinding');
+          if (instruction) await this.#repunch(live, instruction, srflx !== before ? 'network-change' : undefined);
         }
         if (!stillStale()) break;
         await this.#waitFor(manager, Math.min(RECOVER_MAX_BACKOFF_MS, RECOVER_BACKOFF_MS * 2 ** attempt), this.registered ? undefined : 'reconnected');
@@ -614,18 +624,41 @@ export class Peer extends EventEmitter {
     }
   }
 
+  /**
+   * A connection that started on TCP (UDP was blocked, or lost the race) looks for a UDP path
+   * from time to time — the network may let UDP through now — and moves there when one proves
+   * itself ('path', reason 'upgrade'); the TCP path stays as the standby. The side that opened the
+   * connection does it, with a re-punch intent as in #recover, backing off from UPGRADE_FIRST_MS
+   * to UPGRADE_MAX_MS.
+   */
+  async #upgrade(live: LiveConnection): Promise<void> {
+    const { manager, connection } = live;
+    const wanted = (): boolean => manager.active.path !== 'direct-udp' && !connection.destroyed && !this.#closed;
+    for (let attempt = 0; wanted(); attempt++) {
+      await this.#waitFor(manager, Math.min(UPGRADE_MAX_MS, UPGRADE_FIRST_MS * 2 ** attempt), undefined, 'path');
+      if (!wanted() || live.recovering || !this.registered) continue;
+      debug('connection to %s on %s: looking for a UDP path (attempt %d)', live.peer, manager.active.path, attempt + 1);
+      // Where UDP was blocked at registration there is no server-reflexive address yet.
+      await this.#rendezvous.updateSrflx({ signal: this.#closing.signal }).catch((error: Error) => debug('upgrade: srflx: %s', error.message));
+      const signal = AbortSignal.any([this.#closing.signal, AbortSignal.timeout(RECOVER_PUNCH_TIMEOUT_MS)]);
+      const instruction = await this.#rendezvous.connect(live.peer, { transport: 'udp', resume: live.resume, signal })
+        .catch((error: Error) => { debug('upgrade: no re-punch intent: %s', error.message); return undefined; });
+      if (instruction) await this.#repunch(live, instruction);
+    }
+  }
+
   /** Resolves after `ms`, or as soon as `manager` has a live path again, or this peer emits `event`, or on close. */
-  #waitFor(manager: PathManager, ms: number, event?: 'reconnected'): Promise<void> {
+  #waitFor(manager: PathManager, ms: number, event?: 'reconnected', managerEvent: 'live' | 'path' = 'live'): Promise<void> {
     return new Promise((resolve) => {
       const done = (): void => {
         clearTimeout(timer);
-        manager.off('live', done);
+        manager.off(managerEvent, done);
         if (event) this.off(event, done);
         this.#closing.signal.removeEventListener('abort', done);
         resolve();
       };
       const timer = setTimeout(done, ms);
-      manager.once('live', done);
+      manager.once(managerEvent, done);
       if (event) this.once(event, done);
       this.#closing.signal.addEventListener('abort', done, { once: true });
     });
@@ -638,7 +671,7 @@ export class Peer extends EventEmitter {
       debug('re-punch for an unknown connection from %s: ignored', instruction.peer);
       return;
     }
-    void this.#repunch(live, instruction, 'rebinding');
+    void this.#repunch(live, instruction);
   }
 
   /**
@@ -646,7 +679,7 @@ export class Peer extends EventEmitter {
    * sealed with the connection's keys under its connection id (the check session only opens the
    * holes). The check session answers late checks for a while, then closes.
    */
-  async #repunch(live: LiveConnection, instruction: PunchInstruction, reason: PathChangeReason): Promise<void> {
+  async #repunch(live: LiveConnection, instruction: PunchInstruction, reason?: 'network-change'): Promise<void> {
     const check = new UdpCheckSession({
       mux: this.#mux, session: instruction.session, key: instruction.key, role: instruction.role, startAt: instruction.startAt,
       signal: this.#closing.signal, timeoutMs: RECOVER_PUNCH_TIMEOUT_MS,
@@ -691,6 +724,8 @@ interface LiveConnection {
   udp: UdpEndpoint;
   peer: string;
   role: 'controlling' | 'controlled';
+  /** What the intent asked for: 'udp' and 'tcp' are kept to (no re-punch adds the other). */
+  transport: 'auto' | 'udp' | 'tcp';
   resume: string;
   recovering: boolean;
   /** Check sessions of re-punches, closed with the connection. */

@@ -356,8 +356,9 @@ export class RendezvousClient extends EventEmitter {
 
   async #update(options: { signal?: AbortSignal; timeoutMs?: number }): Promise<string> {
     if (this.#closed) throw new RendezvousError('closed', 'rendezvous update: the client is closed');
-    const server = this.#stunServer;
-    if (!server) throw new RendezvousError('srflx-unproven', 'rendezvous update: this peer registered without a server-reflexive address (no STUN server answered)');
+    // A peer that registered while UDP was blocked tries hello's STUN server: UDP may work now.
+    const server = this.#stunServer ?? this.#helloStun[0];
+    if (!server) throw new RendezvousError('srflx-unproven', 'rendezvous update: the server named no STUN endpoint for this address family');
     const timeoutMs = options.timeoutMs ?? this.#options.timeoutMs ?? 10_000;
     const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), ...(options.signal ? [options.signal] : [])]);
     try {
@@ -381,6 +382,7 @@ export class RendezvousClient extends EventEmitter {
       const updated = await this.#next('updated', signal) as UpdatedMessage;
       if (updated.srflx !== srflx) throw new RendezvousError('invalid', `updated.srflx: ${updated.srflx}, expected ${srflx}`);
       this.#srflx = srflx;
+      this.#stunServer = server;
       return srflx;
     } catch (error) {
       if (signal.aborted && !options.signal?.aborted && !(error instanceof RendezvousError)) {

@@ -32,10 +32,10 @@ interface PacedRun {
 }
 
 /** listen in b1 and connect from a1, each piping a paced source through natpunch into a measuring sink. */
-async function pacedTransfer(lab: Lab, dir: string, connectArgs = ''): Promise<PacedRun> {
+async function pacedTransfer(lab: Lab, dir: string, connectArgs = '', seconds = SECONDS): Promise<PacedRun> {
   const node = process.execPath;
   const side = (who: 'l' | 'c', seed: number, command: string): string =>
-    `"${node}" "${PACED_STREAM}" source ${BYTES} ${SECONDS} ${seed} | ${command} | "${node}" "${PACED_STREAM}" sink ${join(dir, `sink-${who}.json`)}`;
+    `"${node}" "${PACED_STREAM}" source ${BYTES} ${seconds} ${seed} | ${command} | "${node}" "${PACED_STREAM}" sink ${join(dir, `sink-${who}.json`)}`;
   const listener = eventChild(lab.hosts['b1']!.spawn(['sh', '-c',
     side('l', 1, `"${node}" "${CLI}" listen --server ${SERVER_URL} --key ${join(dir, 'key-l')} --once --json`)]), 'listen');
   const id = String((await listener.until((e) => e['event'] === 'ready', 'ready'))['id']);
@@ -107,5 +107,24 @@ test('the connecting side\'s NAT reboots mid-transfer (eim-random-port × port-r
     for (const e of pathEvents(run.connector)) assert.match(String(e['reason']), /^(rebinding|network-change|failover)$/);
     assert.ok(reports.listener.maxGapMs <= MAX_GAP_MS, `the listener's longest stall: ${reports.listener.maxGapMs} ms\n${run.listener.stderr()}\n${run.connector.stderr()}`);
     assert.ok(reports.connector.maxGapMs <= MAX_GAP_MS, `the connector's longest stall: ${reports.connector.maxGapMs} ms\n${run.listener.stderr()}\n${run.connector.stderr()}`);
+  });
+});
+
+test('a connection that started on TCP (UDP blocked) moves to UDP when UDP is let through, and back to TCP when it is blocked again: 16 MiB each way intact', { timeout: 240_000 }, async (t) => {
+  await inLab(t, { a: { kind: 'port-restricted' }, b: { kind: 'port-restricted' } }, async (lab, dir) => {
+    const router = lab.routers['a']!;
+    await router.blockUdp(true);
+    const run = await pacedTransfer(lab, dir, '', 20);
+    const connected = run.connector.events.find((e) => e['event'] === 'connected');
+    assert.equal(connected?.['path'], 'direct-tcp', run.connector.stderr());
+    await router.blockUdp(false);
+    const upgraded = await run.connector.until((e) => e['event'] === 'path' && e['path'] === 'direct-udp', 'a move to UDP', 40_000);
+    assert.equal(upgraded['reason'], 'upgrade', JSON.stringify(upgraded));
+    await router.blockUdp(true);
+    const back = await run.connector.until((e) => e['event'] === 'path' && e['path'] === 'direct-tcp', 'a move back to TCP', 20_000);
+    assert.equal(back['reason'], 'failover', JSON.stringify(back));
+    await run.finished();
+    const listenerPaths = pathEvents(run.listener).map((e) => `${String(e['path'])}/${String(e['reason'])}`);
+    assert.deepEqual(listenerPaths, ['direct-udp/upgrade', 'direct-tcp/failover'], run.listener.stderr());
   });
 });
