@@ -287,8 +287,10 @@ export class PathManager extends EventEmitter {
   #onResponse(state: PathState, data: Uint8Array, now: number): void {
     const index = state.outstanding.findIndex((o) => timingSafeEqual(o.data, data));
     if (index < 0) return;
-    const [answered] = state.outstanding.splice(0, index + 1);
-    state.sampleRtt(now - answered!.sentAt);
+    const answered = state.outstanding[index]!;
+    // Older challenges still unanswered were lost (or are late): no answer to them counts now.
+    state.outstanding.splice(0, index + 1);
+    state.sampleRtt(now - answered.sentAt);
     state.probesUnanswered = 0;
     state.lastAnsweredAt = now;
     if (!state.validated) {
