@@ -214,7 +214,11 @@ export class PathManager extends EventEmitter {
   // --- Receiving -----------------------------------------------------------------------------
 
   #open(frame: Uint8Array): Uint8Array | undefined {
-    if (frame[0] !== FrameKind.Sealed) return undefined;
+    if (frame[0] !== FrameKind.Sealed) {
+      // A HANDSHAKE frame may still come after the handshake (a repeat): the handshake answers it.
+      if (frame[0] !== FrameKind.Handshake) this.dropped++;
+      return undefined;
+    }
     try {
       return this.#session.datagram.open(frame.subarray(1), SEALED_AD);
     } catch (error) {
