@@ -8,6 +8,7 @@ import { generateIdentity, type Identity } from '../../src/identity/identity.js'
 import { PathHandshake, type HandshakeResult } from '../../src/path/handshake.js';
 import { PathManager, type PathInfo, type PathManagerOptions } from '../../src/path/path-manager.js';
 import type { RawPath } from '../../src/path/raw-path.js';
+import type { SecureSession } from '../../src/secure/index.js';
 import type { Clock } from '../../src/transport/clock.js';
 import { pseudoRandomBytes, readAll, sha256, writeAll } from '../transport/helpers.js';
 import type { FakeClock } from '../transport/fake-clock.js';
@@ -57,6 +58,8 @@ export function settled(promise: Promise<unknown>): () => boolean {
 
 export interface Ends {
   a: PathManager;
+  /** The sessions under the managers, to seal frames of one's own. */
+  sessions: { a: SecureSession; b: SecureSession };
   b: PathManager;
   /** Every 'path' event, per side. */
   events: { a: PathInfo[]; b: PathInfo[] };
@@ -84,7 +87,7 @@ export async function connectedManagers(
     a.close();
     b.close();
   });
-  return { a, b, events };
+  return { a, b, events, sessions: { a: resultA.session, b: resultB.session } };
 }
 
 export const MiB = 1024 * 1024;
