@@ -5,24 +5,12 @@ import { describe, it } from 'node:test';
 import { FrameKind, InnerType, encodeProbe } from '../../src/path/frame.js';
 import { BUSY_FAIL_MS, VALIDATION_PROBE_MS, type PathInfo, type PathManager } from '../../src/path/path-manager.js';
 import type { RawPath } from '../../src/path/raw-path.js';
-import { SealedPath } from '../../src/path/sealed-path.js';
-import type { SecureSession } from '../../src/secure/index.js';
 import { establishedSessions } from '../secure/helpers.js';
 import { FakeClock } from '../transport/fake-clock.js';
 import { until } from '../transport/helpers.js';
 import { rawLink, type TestRawPath } from './links.js';
-import { MiB, connectedManagers, drive, transferBothWays, type Ends } from './sessions.js';
+import { MiB, connectedManagers, sealedFrame, drive, transferBothWays, type Ends } from './sessions.js';
 
-/** A frame sealed by `session` (or bare, unsent), carrying `inner`: what the peer's manager would get. */
-function sealedFrame(session: SecureSession, inner: Uint8Array): Uint8Array {
-  const frames: Uint8Array[] = [];
-  const capture: RawPath = {
-    kind: 'direct-udp', remote: 'capture:1', technique: 'test', open: true, maxPayload: 1200,
-    send: (frame) => { frames.push(frame); }, onDatagram: () => undefined, onClose: () => undefined, close: () => undefined,
-  };
-  new SealedPath(capture, session.datagram).send(inner);
-  return frames[0]!;
-}
 
 /** What would show that a frame reached the stream, the application or the path list. */
 function observe(manager: PathManager): () => { packetsReceived: number; datagramsDropped: number; paths: number; punches: number } {

@@ -8,6 +8,7 @@ import { generateIdentity, type Identity } from '../../src/identity/identity.js'
 import { PathHandshake, type HandshakeResult } from '../../src/path/handshake.js';
 import { PathManager, type PathInfo, type PathManagerOptions } from '../../src/path/path-manager.js';
 import type { RawPath } from '../../src/path/raw-path.js';
+import { SealedPath } from '../../src/path/sealed-path.js';
 import type { SecureSession } from '../../src/secure/index.js';
 import type { Clock } from '../../src/transport/clock.js';
 import { pseudoRandomBytes, readAll, sha256, writeAll } from '../transport/helpers.js';
@@ -108,4 +109,15 @@ export async function transferBothWays(ends: Ends, size: number, during?: () => 
   assert.equal(sha256(receivedAtB), sha256(fromA), 'a to b intact');
   assert.equal(receivedAtA.length, size, 'bytes at a');
   assert.equal(sha256(receivedAtA), sha256(fromB), 'b to a intact');
+}
+
+/** A SEALED frame of `session` carrying `inner`, never sent: what the peer's manager would get (or an attacker held back). */
+export function sealedFrame(session: SecureSession, inner: Uint8Array): Uint8Array {
+  const frames: Uint8Array[] = [];
+  const capture: RawPath = {
+    kind: 'direct-udp', remote: 'capture:1', technique: 'test', open: true, maxPayload: 1195,
+    send: (frame) => { frames.push(frame); }, onDatagram: () => undefined, onClose: () => undefined, close: () => undefined,
+  };
+  new SealedPath(capture, session.datagram).send(inner);
+  return frames[0]!;
 }
