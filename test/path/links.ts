@@ -83,3 +83,8 @@ export function rawLink(options: LossyLinkOptions & { kind?: PathKind; technique
     b: rawPath(link.b, { ...common, remote: `a.${name}:1` }),
   };
 }
+
+/** `frames` as they go on a TCP path (tcp-path.ts): each behind its 16-bit length. */
+export function lengthPrefixed(frames: Uint8Array[]): Buffer {
+  return Buffer.concat(frames.flatMap((frame) => [Buffer.from([frame.length >>> 8, frame.length & 0xff]), frame]));
+}

@@ -6,6 +6,7 @@ import { TcpRawPath, TCP_PATH_PAYLOAD } from '../../src/path/tcp-path.js';
 import { TransportError } from '../../src/transport/errors.js';
 import { pseudoRandomBytes, until } from '../transport/helpers.js';
 import { seededRandom } from '../transport/lossy-link.js';
+import { lengthPrefixed } from './links.js';
 
 /** Two ends of a loopback TCP connection, destroyed when the test ends. */
 async function tcpPair(t: TestContext): Promise<[Socket, Socket]> {
@@ -25,10 +26,6 @@ async function tcpPair(t: TestContext): Promise<[Socket, Socket]> {
   return [client, serverSide];
 }
 
-/** `frames` as they go on the wire: each behind its 16-bit length. */
-function encode(frames: Uint8Array[]): Buffer {
-  return Buffer.concat(frames.flatMap((frame) => [Buffer.from([frame.length >>> 8, frame.length & 0xff]), frame]));
-}
 
 function collect(path: TcpRawPath): Uint8Array[] {
   const frames: Uint8Array[] = [];
@@ -45,7 +42,7 @@ describe('a TCP connection as a path (TcpRawPath)', { timeout: 30_000 }, () => {
     const got = collect(path);
     const random = seededRandom(42);
     const frames = Array.from({ length: 200 }, (_, i) => pseudoRandomBytes(1 + Math.floor(random() * TCP_PATH_PAYLOAD), i));
-    const wire = encode(frames);
+    const wire = lengthPrefixed(frames);
     // Chunks of 1 to 3000 bytes: length prefixes split in two, frames split, several per chunk.
     for (let at = 0; at < wire.length;) {
       const size = 1 + Math.floor(random() * (random() < 0.3 ? 3 : 3000));
@@ -75,7 +72,7 @@ describe('a TCP connection as a path (TcpRawPath)', { timeout: 30_000 }, () => {
   it('skips zero-length frames', async (t) => {
     const [writer, reader] = await tcpPair(t);
     const got = collect(new TcpRawPath(reader, { technique: 'test' }));
-    writer.write(encode([new Uint8Array(0), Uint8Array.of(7), new Uint8Array(0), new Uint8Array(0), Uint8Array.of(8)]));
+    writer.write(lengthPrefixed([new Uint8Array(0), Uint8Array.of(7), new Uint8Array(0), new Uint8Array(0), Uint8Array.of(8)]));
     await until(() => got.length === 2, 'two frames');
     await tick();
     assert.deepEqual(got, [Uint8Array.of(7), Uint8Array.of(8)]);
