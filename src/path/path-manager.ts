@@ -216,7 +216,11 @@ export class PathManager extends EventEmitter {
   // --- Receiving -----------------------------------------------------------------------------
 
   #open(frame: Uint8Array): Uint8Array | undefined {
-    if (frame[0] !== FrameKind.Sealed) return undefined;
+    if (frame[0] !== FrameKind.Sealed) {
+      // A HANDSHAKE frame may still come after the handshake (a repeat): the handshake answers it.
+      if (frame[0] !== FrameKind.Handshake) this.dropped++;
+      return undefined;
+    }
     try {
       return this.#session.datagram.open(frame.subarray(1), SEALED_AD);
     } catch (error) {
@@ -289,8 +293,10 @@ export class PathManager extends EventEmitter {
   #onResponse(state: PathState, data: Uint8Array, now: number): void {
     const index = state.outstanding.findIndex((o) => timingSafeEqual(o.data, data));
     if (index < 0) return;
-    const [answered] = state.outstanding.splice(0, index + 1);
-    state.sampleRtt(now - answered!.sentAt);
+    const answered = state.outstanding[index]!;
+    // Older challenges still unanswered were lost (or are late): no answer to them counts now.
+    state.outstanding.splice(0, index + 1);
+    state.sampleRtt(now - answered.sentAt);
     state.probesUnanswered = 0;
     state.lastAnsweredAt = now;
     if (!state.validated) {

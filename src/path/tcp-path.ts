@@ -22,6 +22,8 @@ import type { RawPath } from './raw-path.js';
 import type { FrameHandler } from './udp-endpoint.js';
 
 const LENGTH_PREFIX = 2;
+/** What the 16-bit length can say. */
+const MAX_FRAME_LENGTH = 0xffff;
 /** Frames as large as over UDP, so the stream keeps its packet size when it moves. */
 export const TCP_PATH_PAYLOAD = 1200;
 /** Default bytes allowed to wait in the socket before frames are dropped (about 200 frames). */
@@ -94,6 +96,7 @@ export class TcpRawPath implements RawPath {
       return;
     }
     const length = buffer.length - LENGTH_PREFIX;
+    if (length > MAX_FRAME_LENGTH) throw new TransportError(`TCP path to ${this.remote}: frame length ${length}, expected at most ${MAX_FRAME_LENGTH}`);
     buffer[0] = length >>> 8;
     buffer[1] = length & 0xff;
     this.socket.write(buffer);
