@@ -447,12 +447,14 @@ export class PathManager extends EventEmitter {
     }
     const previousUsable = candidates[current]?.usable ?? false;
     // The reason, from what changed: a working path replaced by a better one is an upgrade; a
-    // dead one replaced by the same kind at another address of the peer's is a rebinding (its
-    // NAT moved it, or a re-punch found where); by another kind, a failover. Our own network
-    // changing is something only the owner knows (changeNetwork / add's reason).
+    // dead one replaced by a path of the same kind to another address of the peer's, found only
+    // after the old one stopped answering, is a rebinding (the peer's NAT moved it, and its frames
+    // or a re-punch showed where); replaced by a path we already held, a failover. Our own
+    // network changing is something only the owner knows (changeNetwork / add's reason).
+    const foundSince = next.createdAt > previous.lastAnsweredAt || next.raw.technique === 'rebinding';
     const reason: PathChangeReason = this.#pendingReason
       ?? (previousUsable && next.raw.technique !== 'rebinding' ? 'upgrade'
-        : next.raw.kind === previous.raw.kind && next.raw.remote !== previous.raw.remote ? 'rebinding' : 'failover');
+        : foundSince && next.raw.kind === previous.raw.kind && next.raw.remote !== previous.raw.remote ? 'rebinding' : 'failover');
     this.#pendingReason = undefined;
     // A path left because it failed must answer again before it is chosen again: its consent
     // (RFC 7675) may not have run out yet, and it would otherwise win straight back and flap.
