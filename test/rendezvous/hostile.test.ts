@@ -6,7 +6,7 @@ import {
   type PunchInstruction, DOMAIN, RendezvousVerifyError, peekSigned, signObject,
 } from '../../src/rendezvous/index.js';
 import { type ForgeMode, HostileRendezvousServer } from './hostile-server.js';
-import { type Peer, Resources, startPeer, token, udpSocket } from './helpers.js';
+import { type Peer, Resources, candidate, startPeer, token, udpSocket } from './helpers.js';
 
 const resources = new Resources();
 afterEach(() => resources.close());
@@ -108,7 +108,7 @@ test('an expired intent is refused by the target even when genuinely signed; sma
   const deliver = () => {
     const session = token();
     server.deliver(b.identity.peerId, { type: 'incoming', intent: signObject(someone, DOMAIN.intent, {
-      from: someone.peerId, to: b.identity.peerId, nonce: token(), expires: Date.now() + 5_000, candidates: ['127.0.0.1:9'], session,
+      from: someone.peerId, to: b.identity.peerId, nonce: token(), expires: Date.now() + 5_000, candidates: [candidate('127.0.0.1:9')], session,
     }) });
     return session;
   };
@@ -128,7 +128,7 @@ test('an intent addressed to another peer is refused', async () => {
   const seenByB = watch(b);
   const someone = generateIdentity();
   const intent = signObject(someone, DOMAIN.intent, {
-    from: someone.peerId, to: generateIdentity().peerId, nonce: token(), expires: Date.now() + 10_000, candidates: ['127.0.0.1:9'], session: token(),
+    from: someone.peerId, to: generateIdentity().peerId, nonce: token(), expires: Date.now() + 10_000, candidates: [candidate('127.0.0.1:9')], session: token(),
   });
   server.deliver(b.identity.peerId, { type: 'incoming', intent });
   await server.waitFor((r) => r.some((x) => x.message.type === 'refuse'));
@@ -191,7 +191,7 @@ test('a target holds at most maxPendingIncoming intents, counting those its poli
   for (let i = 0; i < 3; i++) {
     const someone = generateIdentity();
     server.deliver(b.identity.peerId, { type: 'incoming', intent: signObject(someone, DOMAIN.intent, {
-      from: someone.peerId, to: b.identity.peerId, nonce: token(), expires: Date.now() + 10_000, candidates: ['127.0.0.1:9'], session: token(),
+      from: someone.peerId, to: b.identity.peerId, nonce: token(), expires: Date.now() + 10_000, candidates: [candidate('127.0.0.1:9')], session: token(),
     }) });
   }
   await server.waitFor((r) => r.some((x) => x.message.type === 'refuse'));
