@@ -156,6 +156,14 @@ export interface RendezvousClientOptions {
   randomBytes?: (size: number) => Uint8Array;
 }
 
+export interface TrickleOptions {
+  /** No more candidates for this session will follow (RFC 8838 §8.2 end-of-candidates). */
+  end?: boolean;
+  signal?: AbortSignal;
+  /** How long to wait for the server's ack (default: the client's timeoutMs, 10 s). */
+  timeoutMs?: number;
+}
+
 export interface ConnectOptions {
   signal?: AbortSignal;
   /** How long to wait for the punch, and the intent's lifetime (default 15 s, at most 60 s). */
@@ -388,14 +396,23 @@ export class RendezvousClient extends EventEmitter {
    * forwarded them. `end` says there will be no more (RFC 8838 §8.2).
    * @throws RendezvousError: 'unknown-session' (no verified punch for it within the trickle
    *   window), 'unsupported-capability' (the other peer did not sign 'trickle'), 'trickle-limit',
-   *   or the server's refusal; UsageError (a candidate no peer may be aimed at); AbortedError
+   *   'timeout', or the server's refusal; UsageError (a candidate no peer may be aimed at); AbortedError
    */
-  async trickle(session: string, candidates: readonly TrickleCandidate[], options: { end?: boolean; signal?: AbortSignal } = {}): Promise<void> {
+  async trickle(session: string, candidates: readonly TrickleCandidate[], options: TrickleOptions = {}): Promise<void> {
     if (this.#closed) throw new RendezvousError('closed', 'rendezvous trickle: the client is closed');
     const signed = this.#trickles.sign(this.#options.identity, session, candidates, options.end ?? false);
-    const request = this.#requests.issue<AckMessage>('ack', options.signal);
+    const timeoutMs = options.timeoutMs ?? this.#options.timeoutMs ?? 10_000;
+    const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), ...(options.signal ? [options.signal] : [])]);
+    const request = this.#requests.issue<AckMessage>('ack', signal);
     this.#send({ type: 'trickle', id: request.id, session, signed });
-    await request.answer;
+    try {
+      await request.answer;
+    } catch (error) {
+      if (signal.aborted && !options.signal?.aborted) {
+        throw new RendezvousError('timeout', `rendezvous trickle: no answer from the server within ${timeoutMs} ms`, { ref: session, cause: error });
+      }
+      throw error;
+    }
   }
 
   /**

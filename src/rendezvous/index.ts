@@ -1,6 +1,6 @@
 export {
   RendezvousClient, negotiateVersion,
-  type ConnectOptions, type PunchInstruction, type RendezvousClientOptions, type SignedReachability, type Transport,
+  type ConnectOptions, type PunchInstruction, type RendezvousClientOptions, type SignedReachability, type Transport, type TrickleOptions,
 } from './client.js';
 export { DEFAULT_DIAL_BACK_TIMEOUT_MS, dialBackTcp, dialBackUdp, type DialBackOptions } from './dial-back.js';
 export {

@@ -19,7 +19,7 @@ import { EventEmitter } from 'node:events';
 import { debuglog } from 'node:util';
 import { AbortedError, NatpunchError } from '../errors.js';
 import type { TransportAddress } from '../wire/index.js';
-import { type ConnectOptions, type PunchInstruction, type RendezvousClientOptions, RendezvousClient } from './client.js';
+import { type ConnectOptions, type PunchInstruction, type RendezvousClientOptions, type TrickleOptions, RendezvousClient } from './client.js';
 import { RendezvousError, type RendezvousErrorReason, type RendezvousVerifyError } from './errors.js';
 import type { Reachability } from './messages.js';
 import { ReplayCache } from './replay-cache.js';
@@ -213,7 +213,7 @@ export class ReconnectingRendezvousClient extends EventEmitter {
    * RendezvousClient.trickle through the live registration. Sessions belong to the connection
    * they were punched on: after a reconnection the old ones are 'unknown-session'.
    */
-  async trickle(session: string, candidates: readonly TrickleCandidate[], options: { end?: boolean; signal?: AbortSignal } = {}): Promise<void> {
+  async trickle(session: string, candidates: readonly TrickleCandidate[], options: TrickleOptions = {}): Promise<void> {
     return this.#live('trickle').trickle(session, candidates, options);
   }
 

@@ -52,6 +52,8 @@ export interface HostileServerOptions {
   forge?: 'intent' | 'accept' | 'hold' | 'none';
   /** hello.stun (default: none, so peers register without a server-reflexive address). */
   stun?: string[];
+  /** Swallow every `trickle`: no forward, no ack (default false). */
+  dropTrickles?: boolean;
 }
 
 export interface Received {
@@ -92,7 +94,7 @@ export class HostileRendezvousServer {
   #watchers: (() => void)[] = [];
 
   private constructor(options: HostileServerOptions) {
-    this.#options = { mode: 'resign', forge: 'accept', stun: [], ...options };
+    this.#options = { mode: 'resign', forge: 'accept', stun: [], dropTrickles: false, ...options };
     // Each forged address as a UDP and a TCP server-reflexive candidate, well-formed in every way.
     this.#forged = options.forgedCandidates.flatMap((text, i) => {
       const { address, port } = parseAddress(text);
@@ -288,7 +290,7 @@ export class HostileRendezvousServer {
       case 'trickle': {
         // Passed on honestly: the attacks are forgeCandidates and replayCandidates.
         const other = this.#punched.get(message.session)?.find((p) => p !== peer);
-        if (!other) return;
+        if (!other || this.#options.dropTrickles) return;
         other.lastCandidates = { session: message.session, signed: message.signed };
         ws(other, { type: 'candidates', session: message.session, signed: message.signed });
         ws(peer, { type: 'ack', id: message.id });

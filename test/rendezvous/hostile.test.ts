@@ -1,9 +1,10 @@
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { performance } from 'node:perf_hooks';
 import { generateIdentity } from '../../src/identity/index.js';
 import {
-  type PunchInstruction, type TrickledCandidates, DOMAIN, RendezvousVerifyError, peekSigned, signObject,
+  type PunchInstruction, type TrickledCandidates, DOMAIN, RendezvousError, RendezvousVerifyError, peekSigned, signObject,
 } from '../../src/rendezvous/index.js';
 import { type ForgeMode, HostileRendezvousServer } from './hostile-server.js';
 import { type Peer, Resources, candidate, startPeer, token, udpSocket, until } from './helpers.js';
@@ -12,7 +13,7 @@ const resources = new Resources();
 afterEach(() => resources.close());
 
 /** A hostile server whose forged candidate is a real UDP socket counting what reaches it. */
-async function hostile(options: { mode?: ForgeMode; forge?: 'intent' | 'accept' | 'hold' | 'none' } = {}) {
+async function hostile(options: { mode?: ForgeMode; forge?: 'intent' | 'accept' | 'hold' | 'none'; dropTrickles?: boolean } = {}) {
   const victim = await udpSocket(resources);
   let packets = 0;
   victim.on('message', () => packets++);
@@ -199,8 +200,8 @@ test('a target holds at most maxPendingIncoming intents, counting those its poli
 });
 
 /** A peer `a` with a genuine punched session with `b`, through a server that passes things on honestly until told otherwise. */
-async function punchedThroughHostile(mode: ForgeMode = 'resign') {
-  const { server, packetsToVictim } = await hostile({ mode, forge: 'none' });
+async function punchedThroughHostile(mode: ForgeMode = 'resign', dropTrickles = false) {
+  const { server, packetsToVictim } = await hostile({ mode, forge: 'none', dropTrickles });
   const a = await startPeer(resources, server.url);
   const b = await startPeer(resources, server.url);
   const punchedB = once(b.client, 'punch');
@@ -249,4 +250,17 @@ test('candidates for a session the peer never punched are refused, even signed b
   const [error] = await rejected;
   assert.equal(error.reason, 'mismatch');
   assert.match(error.message, /^candidates\.session: .* is not a session punched within the last 30000 ms$/);
+});
+
+test('a trickle the server swallows fails with reason timeout, not a hang', async () => {
+  const { b, session } = await punchedThroughHostile('resign', true);
+  const mapped = { type: 'mapped' as const, transport: 'udp' as const, address: { family: 4 as const, address: '198.51.100.20', port: 4000 } };
+  const started = performance.now();
+  await assert.rejects(b.client.trickle(session, [mapped], { timeoutMs: 200 }), (e: unknown) => {
+    assert.ok(e instanceof RendezvousError, String(e));
+    assert.equal(e.reason, 'timeout');
+    assert.equal(e.message, 'rendezvous trickle: no answer from the server within 200 ms');
+    return true;
+  });
+  assert.ok(performance.now() - started < 2_000);
 });
