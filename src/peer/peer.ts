@@ -10,7 +10,7 @@ import { StunUdpClient } from '../stun/udp-client.js';
 import { formatAddress, parseAddress, type TransportAddress } from '../wire/index.js';
 import { UdpMux } from '../punch/udp-mux.js';
 import { UdpCheckSession, type PunchResult } from '../punch/udp-checks.js';
-import { checkCandidates } from '../punch/candidate.js';
+import { candidateTypeOf, checkCandidates } from '../punch/candidate.js';
 import { tcpSimultaneousOpen } from '../punch/tcp-simultaneous-open.js';
 import type { PunchInstruction, SignedReachability, Transport } from '../rendezvous/client.js';
 import type { RendezvousError } from '../rendezvous/errors.js';
@@ -569,7 +569,8 @@ export class Peer extends EventEmitter {
       this.#sessions.add(session);
       checks.push(session);
       const punched: PunchResult = await session.result;
-      const technique = punched.type === 'host' ? 'udp-lan' : mode === 'punch' ? 'udp-hole-punch' : 'udp-reversal';
+      // A host candidate is only a LAN path when its address is private: a peer with no NAT signs its public address as host.
+      const technique = punched.type === 'host' && candidateTypeOf(punched.remote) === 'host' ? 'udp-lan' : mode === 'punch' ? 'udp-hole-punch' : 'udp-reversal';
       const path = udp.pathTo(punched.remote, technique);
       return { kind: 'udp', path, close: () => path.close() };
     });
