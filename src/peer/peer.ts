@@ -10,7 +10,7 @@ import { StunUdpClient } from '../stun/udp-client.js';
 import { formatAddress, parseAddress, type TransportAddress } from '../wire/index.js';
 import { UdpMux } from '../punch/udp-mux.js';
 import { UdpCheckSession, type PunchResult } from '../punch/udp-checks.js';
-import { candidateTypeOf } from '../punch/candidate.js';
+import { candidateTypeOf, checkCandidates } from '../punch/candidate.js';
 import { tcpSimultaneousOpen } from '../punch/tcp-simultaneous-open.js';
 import type { PunchInstruction, SignedReachability, Transport } from '../rendezvous/client.js';
 import type { RendezvousError } from '../rendezvous/errors.js';
@@ -548,14 +548,14 @@ export class Peer extends EventEmitter {
   /** TCP simultaneous open from L. */
   async #punchTcp(instruction: PunchInstruction, signal: AbortSignal): Promise<{ socket: Socket; technique: string }> {
     // Punch from the L whose mapping was signed (kept or short), even if its connection has closed since.
-    const signed = new Set(instruction.localTcpCandidates.map(formatAddress));
+    const signed = new Set(instruction.localTcpCandidates.map((c) => formatAddress(c.address)));
     const kept = this.#tcp;
     const tcp = (kept && signed.has(formatAddress(kept.mapped)) ? kept : undefined)
       ?? [...this.#shortTcp.values()].find((s) => signed.has(formatAddress(s.mapped)))
       ?? (kept?.alive ? kept : undefined);
     if (!tcp) throw new NatpunchError('ERR_TRANSPORT', 'TCP punching: this peer has no TCP mapping to punch from (no kept TCP connection, and no short one learnt for this session)');
     const punched = await tcpSimultaneousOpen({
-      localPort: tcp.localPort, localAddress: this.#bindAddress, remoteCandidates: instruction.remoteTcpCandidates,
+      localPort: tcp.localPort, localAddress: this.#bindAddress, remoteCandidates: instruction.remoteTcpCandidates.map((c) => c.address),
       role: instruction.role, startAt: instruction.startAt, signal,
       // Low-TTL priming where the native addon is there (measured once per mapping, cached).
       primeTtl: 'auto', publicAddress: tcp.mapped.address,
@@ -574,12 +574,13 @@ export class Peer extends EventEmitter {
     return this.#attempt('udp', signal, async (combined) => {
       const session = new UdpCheckSession({
         mux: this.#mux, session: instruction.session, key: instruction.key, role: instruction.role, startAt: instruction.startAt, signal: combined,
-        remoteCandidates: mode === 'answer' ? [] : instruction.remoteCandidates.map((address) => ({ type: candidateTypeOf(address), address })),
+        remoteCandidates: mode === 'answer' ? [] : checkCandidates(instruction.remoteCandidates),
       });
       this.#sessions.add(session);
       checks.push(session);
       const punched: PunchResult = await session.result;
-      const technique = punched.type === 'host' ? 'udp-lan' : mode === 'punch' ? 'udp-hole-punch' : 'udp-reversal';
+      // A host candidate is only a LAN path when its address is private: a peer with no NAT signs its public address as host.
+      const technique = punched.type === 'host' && candidateTypeOf(punched.remote) === 'host' ? 'udp-lan' : mode === 'punch' ? 'udp-hole-punch' : 'udp-reversal';
       const path = udp.pathTo(punched.remote, technique);
       return { kind: 'udp', path, close: () => path.close() };
     });
@@ -683,7 +684,7 @@ export class Peer extends EventEmitter {
     const check = new UdpCheckSession({
       mux: this.#mux, session: instruction.session, key: instruction.key, role: instruction.role, startAt: instruction.startAt,
       signal: this.#closing.signal, timeoutMs: RECOVER_PUNCH_TIMEOUT_MS,
-      remoteCandidates: instruction.remoteCandidates.map((address) => ({ type: candidateTypeOf(address), address })),
+      remoteCandidates: checkCandidates(instruction.remoteCandidates),
     });
     live.repunches.add(check);
     const release = (): void => { check.close(); live.repunches.delete(check); };

@@ -16,6 +16,7 @@ import { debuglog } from 'node:util';
 import { WebSocket, type RawData } from 'ws';
 import { AbortedError, NatpunchError, UsageError } from '../errors.js';
 import { type Identity, normalizePeerId } from '../identity/index.js';
+import { type CandidateTransport, type LocalCandidate, type SignalledCandidate, prioritise } from '../punch/candidate.js';
 import type { RetransmissionOptions } from '../stun/retransmission.js';
 import { StunUdpClient } from '../stun/udp-client.js';
 import {
@@ -23,12 +24,18 @@ import {
 } from '../wire/index.js';
 import { RendezvousError, RendezvousProtocolError, RendezvousVerifyError } from './errors.js';
 import {
-  type AcceptBody, type ChallengeMessage, type UpdatedMessage, type HelloMessage, type Reachability, type ReachableTransport, type IncomingMessage, type IntentBody, type MessageLimits, type PunchMessage, type RegisteredMessage, type Role,
-  type ClientMessage, type ErrorMessage, type ParsedMessage, type Signed, DEFAULT_MESSAGE_LIMITS, MAX_INTENT_LIFETIME_MS, PROTOCOL_VERSION,
-  SERVER_MESSAGE_TYPES, classify, encodeMessage, endpoint, parseMessage, unmappedIp, validateAcceptBody, validateIntentBody,
+  type AcceptBody, type AckMessage, type Capability, type ChallengeMessage, type UpdatedMessage, type HelloMessage, type Reachability,
+  type ReachableTransport, type IncomingMessage, type IntentBody, type MessageLimits, type PunchMessage, type RegisteredMessage, type Role,
+  type ClientMessage, type ErrorMessage, type ParsedMessage, type Signed, CAPABILITIES, DEFAULT_MESSAGE_LIMITS, MAX_INTENT_LIFETIME_MS,
+  SERVER_MESSAGE_TYPES, SUPPORTED_VERSIONS, candidateRecord, classify, encodeMessage, endpoint, fromCandidateRecord, knownCapabilities,
+  parseMessage, toCandidateRecord, unmappedIp, validateAcceptBody, validateIntentBody,
 } from './messages.js';
 import { ReplayCache } from './replay-cache.js';
+import { PendingRequests } from './requests.js';
 import { DOMAIN, bodyHash, openSigned, peekSigned, signObject } from './signed.js';
+import {
+  type TrickleCandidate, type TrickleLimits, type TrickledCandidates, DEFAULT_TRICKLE_LIMITS, TrickleSessions,
+} from './trickle.js';
 
 const debug = debuglog('natpunch:rendezvous');
 
@@ -48,14 +55,19 @@ export interface PunchInstruction {
   /** The other peer's id. */
   peer: string;
   role: Role;
-  /** ONLY the candidates inside the other peer's verified signed object. */
-  remoteCandidates: TransportAddress[];
-  /** The candidates this side signed. */
-  localCandidates: TransportAddress[];
+  /** ONLY the UDP candidates inside the other peer's verified signed object, typed by it. */
+  remoteCandidates: SignalledCandidate[];
+  /** The UDP candidates this side signed. */
+  localCandidates: SignalledCandidate[];
   /** ONLY the TCP candidates inside the other peer's verified signed object (empty if it offered none). */
-  remoteTcpCandidates: TransportAddress[];
+  remoteTcpCandidates: SignalledCandidate[];
   /** The TCP candidates this side signed. */
-  localTcpCandidates: TransportAddress[];
+  localTcpCandidates: SignalledCandidate[];
+  /**
+   * The known capabilities the other peer signed (e.g. 'trickle': it takes trickled candidates,
+   * and may send some: subscribe with `onCandidates(session, ...)`).
+   */
+  remoteCapabilities: Capability[];
   /** What the initiator's signed intent asked for: 'tcp', 'auto' (race UDP and TCP), else UDP. */
   transport: Transport;
   /** Where the other peer signed it is directly reachable (connection reversal: dial it, don't punch). */
@@ -95,14 +107,23 @@ export interface RendezvousClientOptions {
   stunServers?: string[];
   /** Whether to accept an intent from `fromPeerId` (default: accept all). */
   accept?: (fromPeerId: string) => boolean | Promise<boolean>;
-  /** The candidates to sign into intents and accepts (default: privateEndpoints + srflx). */
-  candidates?: () => string[] | Promise<string[]>;
   /**
-   * TCP candidates to sign into intents and accepts, all on one local port L (default: none);
-   * `transport` is the one the intent asks for, so a peer can skip work a UDP-only session
-   * does not need.
+   * The UDP candidates to sign into intents and accepts (default: privateEndpoints as host,
+   * srflx as srflx). An "ip:port" string is typed by what this peer knows of it: host when its
+   * IP is one of privateEndpoints', else srflx (a mapping STUN reported); give a LocalCandidate
+   * for any other type.
    */
-  tcpCandidates?: (transport: Transport) => string[] | Promise<string[]>;
+  candidates?: () => (string | LocalCandidate)[] | Promise<(string | LocalCandidate)[]>;
+  /**
+   * TCP candidates to sign into intents and accepts, all on one local port L (default: none),
+   * typed like `candidates`; `transport` is the one the intent asks for, so a peer can skip work
+   * a UDP-only session does not need.
+   */
+  tcpCandidates?: (transport: Transport) => (string | LocalCandidate)[] | Promise<(string | LocalCandidate)[]>;
+  /** The capabilities to ask for (default: all this code knows, CAPABILITIES); the server and the other peer must have them too. */
+  capabilities?: readonly Capability[];
+  /** Trickle allowance; keep the defaults, which the server shares. */
+  trickle?: Partial<TrickleLimits>;
   /** The port of this peer's reversal listener, signed into the registration so the server dials it back. */
   tcpListenPort?: number;
   /** Called with hello's token before anything else: the server's dial-back probes carry it. */
@@ -135,6 +156,14 @@ export interface RendezvousClientOptions {
   randomBytes?: (size: number) => Uint8Array;
 }
 
+export interface TrickleOptions {
+  /** No more candidates for this session will follow (RFC 8838 §8.2 end-of-candidates). */
+  end?: boolean;
+  signal?: AbortSignal;
+  /** How long to wait for the server's ack (default: the client's timeoutMs, 10 s). */
+  timeoutMs?: number;
+}
+
 export interface ConnectOptions {
   signal?: AbortSignal;
   /** How long to wait for the punch, and the intent's lifetime (default 15 s, at most 60 s). */
@@ -149,9 +178,9 @@ interface Initiated {
   target: string;
   intent: Signed;
   intentHash: string;
-  candidates: string[];
-  tcpCandidates: string[];
+  candidates: SignalledCandidate[];
   own: SignedReachability;
+  capabilities: Capability[];
   transport: Transport;
   resume: string | undefined;
   resolve(instruction: PunchInstruction): void;
@@ -163,23 +192,22 @@ interface Accepted {
   intent: Signed;
   accept: Signed;
   intentBody: IntentBody;
-  candidates: string[];
-  tcpCandidates: string[];
+  candidates: SignalledCandidate[];
   own: SignedReachability;
+  capabilities: Capability[];
   timer: NodeJS.Timeout;
 }
 
-/** The addresses one signed object carries, per transport. */
-interface SignedCandidates {
-  udp: string[];
-  tcp: string[];
+/** What one signed object (intent or accept) says about its signer. */
+interface SignedOffer {
+  candidates: SignalledCandidate[];
   reachable: ReachableTransport[];
   tcpListen: string[];
+  capabilities: Capability[];
 }
 
-interface Waiter {
-  type: 'hello' | 'registered' | 'challenge' | 'updated';
-  resolve(message: ParsedMessage): void;
+interface HelloWaiter {
+  resolve(message: HelloMessage): void;
   reject(error: Error): void;
 }
 
@@ -188,11 +216,14 @@ const MAX_CONNECT_TIMEOUT_MS = 60_000;
 
 export interface RendezvousClient {
   on(event: 'punch', listener: (instruction: PunchInstruction) => void): this;
+  /** Verified candidates the other peer of a punched session trickled (also per session: onCandidates). */
+  on(event: 'candidates', listener: (batch: TrickledCandidates) => void): this;
   /** A signed object or punch failed verification and was dropped. For logs and tests. */
   on(event: 'rejected', listener: (error: RendezvousVerifyError) => void): this;
   /** The connection to the server ended; `reason` says why when the server said so. */
   on(event: 'close', listener: (reason: RendezvousError) => void): this;
   once(event: 'punch', listener: (instruction: PunchInstruction) => void): this;
+  once(event: 'candidates', listener: (batch: TrickledCandidates) => void): this;
   once(event: 'rejected', listener: (error: RendezvousVerifyError) => void): this;
   once(event: 'close', listener: (reason: RendezvousError) => void): this;
 }
@@ -214,12 +245,17 @@ export class RendezvousClient extends EventEmitter {
   /** Incoming intents waiting on the accept policy: they count against maxPendingIncoming too. */
   #deciding = 0;
   #remoteAddress: string | undefined;
-  #waiter: Waiter | undefined;
+  #hello: HelloWaiter | undefined;
+  readonly #requests = new PendingRequests();
+  readonly #trickles: TrickleSessions;
+  /** Negotiated at registration. */
+  #version = 0;
+  #capabilities: Capability[] = [];
   #closeReason: RendezvousError | undefined;
   #livenessTimer: NodeJS.Timeout | undefined;
   #closeTimer: NodeJS.Timeout | undefined;
   #closed = false;
-  /** The update in flight: updates run one at a time (the waiter has one slot). */
+  /** The update in flight: the server keeps one challenge per socket, so concurrent calls share it. */
   #updating: Promise<string> | undefined;
 
   private constructor(options: RendezvousClientOptions) {
@@ -230,6 +266,7 @@ export class RendezvousClient extends EventEmitter {
     this.#now = options.now ?? Date.now;
     this.#randomBytes = options.randomBytes ?? ((size) => cryptoRandomBytes(size));
     this.#replay = options.replayCache ?? new ReplayCache({ now: this.#now });
+    this.#trickles = new TrickleSessions({ ...DEFAULT_TRICKLE_LIMITS, ...options.trickle }, this.#limits);
     this.#ws = new WebSocket(options.url, {
       maxPayload: this.#limits.maxMessageBytes, perMessageDeflate: false, handshakeTimeout: options.timeoutMs ?? 10_000,
     });
@@ -290,6 +327,11 @@ export class RendezvousClient extends EventEmitter {
     return this.#closed;
   }
 
+  /** The protocol version and capabilities negotiated with the server at registration. */
+  get negotiated(): { version: number; capabilities: Capability[] } {
+    return { version: this.#version, capabilities: [...this.#capabilities] };
+  }
+
   /**
    * Asks `target` for a session: sends a signed intent carrying this peer's candidates and
    * resolves with the punch instruction once the target's signed accept has been verified.
@@ -304,22 +346,29 @@ export class RendezvousClient extends EventEmitter {
     if (signal?.aborted) throw new AbortedError('rendezvous connect aborted', { cause: signal.reason });
     const timeoutMs = Math.min(options.timeoutMs ?? 15_000, MAX_CONNECT_TIMEOUT_MS);
     const session = this.#randomToken();
-    const candidates = await this.#localCandidates();
-    const tcpCandidates = await this.#localTcpCandidates(options.transport ?? 'udp');
+    const candidates = await this.#localCandidates(options.transport ?? 'udp');
     if (signal?.aborted) throw new AbortedError('rendezvous connect aborted', { cause: signal.reason });
-    const body: IntentBody = { from: this.peerId, to, nonce: this.#randomToken(), expires: this.#now() + timeoutMs, candidates, session };
-    // Optional fields only when used, so an intent from a UDP-only peer stays byte-for-byte the old message.
-    if (tcpCandidates.length) body.tcpCandidates = tcpCandidates;
+    const body: IntentBody = {
+      from: this.peerId, to, nonce: this.#randomToken(), expires: this.#now() + timeoutMs, candidates: candidates.map(toCandidateRecord), session,
+    };
+    // Optional fields only when used.
     if (options.transport === 'tcp' || options.transport === 'auto') body.transport = options.transport;
     if (options.resume !== undefined) body.resume = options.resume;
     const own = this.#ownReachability();
     if (own.reachable.length) body.reachable = own.reachable;
     if (own.tcpListen.length) body.tcpListen = own.tcpListen;
+    const capabilities = this.#capabilities;
+    if (capabilities.length) body.capabilities = capabilities;
     const intent = signObject(this.#options.identity, DOMAIN.intent, body);
     return new Promise<PunchInstruction>((resolve, reject) => {
+      // The id matches an error about this connect (refused at once: rate-limited, too-many-pending,
+      // peer-not-found...); the punch itself is matched by session.
+      const request = this.#requests.issue(undefined);
+      request.answer.catch((error: Error) => this.#initiated.get(session)?.reject(error));
       const finish = (): void => {
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
+        request.cancel();
         this.#initiated.delete(session);
       };
       const onAbort = (): void => {
@@ -332,13 +381,47 @@ export class RendezvousClient extends EventEmitter {
       }, timeoutMs);
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#initiated.set(session, {
-        target: to, intent, intentHash: bodyHash(intent), candidates, tcpCandidates, own, transport: body.transport ?? 'udp', resume: body.resume,
+        target: to, intent, intentHash: bodyHash(intent), candidates, own, capabilities, transport: body.transport ?? 'udp', resume: body.resume,
         resolve: (instruction) => { finish(); resolve(instruction); },
         reject: (error) => { finish(); reject(error); },
       });
       if (this.#closed) this.#initiated.get(session)!.reject(new RendezvousError('closed', 'rendezvous connect: the client is closed'));
-      else this.#send({ type: 'connect', intent });
+      else this.#send({ type: 'connect', id: request.id, intent });
     });
+  }
+
+  /**
+   * Sends candidates found after the intent/accept (a port mapping, a relay allocation, a
+   * prediction) to the other peer of a punched session, signed; resolves when the server has
+   * forwarded them. `end` says there will be no more (RFC 8838 §8.2).
+   * @throws RendezvousError: 'unknown-session' (no verified punch for it within the trickle
+   *   window), 'unsupported-capability' (the other peer did not sign 'trickle'), 'trickle-limit',
+   *   'timeout', or the server's refusal; UsageError (a candidate no peer may be aimed at); AbortedError
+   */
+  async trickle(session: string, candidates: readonly TrickleCandidate[], options: TrickleOptions = {}): Promise<void> {
+    if (this.#closed) throw new RendezvousError('closed', 'rendezvous trickle: the client is closed');
+    const signed = this.#trickles.sign(this.#options.identity, session, candidates, options.end ?? false);
+    const timeoutMs = options.timeoutMs ?? this.#options.timeoutMs ?? 10_000;
+    const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), ...(options.signal ? [options.signal] : [])]);
+    const request = this.#requests.issue<AckMessage>('ack', signal);
+    this.#send({ type: 'trickle', id: request.id, session, signed });
+    try {
+      await request.answer;
+    } catch (error) {
+      if (signal.aborted && !options.signal?.aborted) {
+        throw new RendezvousError('timeout', `rendezvous trickle: no answer from the server within ${timeoutMs} ms`, { ref: session, cause: error });
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Subscribes to the verified candidates the other peer trickles for `session` (one the punch
+   * was verified for): batches already received at once, then each new one, until the trickle
+   * window closes. Returns the unsubscribe function.
+   */
+  onCandidates(session: string, listener: (batch: TrickledCandidates) => void): () => void {
+    return this.#trickles.subscribe(session, listener);
   }
 
   /**
@@ -362,8 +445,7 @@ export class RendezvousClient extends EventEmitter {
     const timeoutMs = options.timeoutMs ?? this.#options.timeoutMs ?? 10_000;
     const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), ...(options.signal ? [options.signal] : [])]);
     try {
-      this.#send({ type: 'refresh' });
-      const challenge = await this.#next('challenge', signal) as ChallengeMessage;
+      const challenge = await this.#request<ChallengeMessage>({ type: 'refresh' }, 'challenge', signal);
       const stun = this.#options.stunClient ?? new StunUdpClient(this.#options.udpSocket);
       let srflx: string;
       try {
@@ -378,8 +460,7 @@ export class RendezvousClient extends EventEmitter {
         if (!this.#options.stunClient) stun.close();
       }
       const signed = signObject(this.#options.identity, DOMAIN.update, { peerId: this.peerId, nonce: challenge.nonce, srflx });
-      this.#send({ type: 'update', signed });
-      const updated = await this.#next('updated', signal) as UpdatedMessage;
+      const updated = await this.#request<UpdatedMessage>({ type: 'update', signed }, 'updated', signal);
       if (updated.srflx !== srflx) throw new RendezvousError('invalid', `updated.srflx: ${updated.srflx}, expected ${srflx}`);
       this.#srflx = srflx;
       this.#stunServer = server;
@@ -410,11 +491,13 @@ export class RendezvousClient extends EventEmitter {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#livenessTimer);
-    this.#waiter?.reject(reason);
-    this.#waiter = undefined;
+    this.#hello?.reject(reason);
+    this.#hello = undefined;
+    this.#requests.rejectAll(reason);
     for (const pending of [...this.#initiated.values()]) pending.reject(reason);
     for (const accepted of this.#accepted.values()) clearTimeout(accepted.timer);
     this.#accepted.clear();
+    this.#trickles.clear();
     // A shared cache outlives this connection: its nonces stay replays on the next one.
     if (!this.#options.replayCache) this.#replay.clear();
     this.emit('close', reason);
@@ -434,6 +517,19 @@ export class RendezvousClient extends EventEmitter {
     if (this.#ws.readyState === WebSocket.OPEN) this.#ws.send(encodeMessage(message));
   }
 
+  /**
+   * Sends `message` with a fresh id and resolves with the server's answer of type `expect`
+   * carrying that id; an error with that id rejects, as do close and abort.
+   */
+  #request<T extends RegisteredMessage | ChallengeMessage | UpdatedMessage | AckMessage>(
+    message: DistributiveOmit<ClientMessage, 'id'>, expect: T['type'], signal: AbortSignal,
+  ): Promise<T> {
+    if (this.#closed) return Promise.reject(this.#closeReason ?? new RendezvousError('closed', 'rendezvous: the connection closed'));
+    const request = this.#requests.issue<T>(expect, signal);
+    this.#send({ ...message, id: request.id } as ClientMessage);
+    return request.answer;
+  }
+
   #randomToken(): string {
     return Buffer.from(this.#randomBytes(16)).toString('base64url');
   }
@@ -448,8 +544,12 @@ export class RendezvousClient extends EventEmitter {
     const timer = setTimeout(() => controller.abort(new RendezvousError('timeout', `rendezvous: not registered within ${timeoutMs} ms`)), timeoutMs);
     try {
       const signal = controller.signal;
-      const hello = await this.#next('hello', signal) as HelloMessage;
+      const hello = await this.#nextHello(signal);
       this.#armLiveness();
+      // Version first: nothing else of a hello we cannot speak is to be acted on.
+      const version = negotiateVersion(hello);
+      const wanted = this.#options.capabilities ?? CAPABILITIES;
+      const capabilities = knownCapabilities(hello.capabilities).filter((c) => wanted.includes(c));
       this.#options.onHello?.(hello.token);
       this.#srflx = await this.#proveReflexive(hello, signal);
       const signed = signObject(this.#options.identity, DOMAIN.register, {
@@ -457,11 +557,16 @@ export class RendezvousClient extends EventEmitter {
         privateEndpoints: [...new Set(this.#options.privateEndpoints)].slice(0, this.#limits.maxCandidates),
         ...(this.#options.tcpListenPort ? { tcpListenPort: this.#options.tcpListenPort } : {}),
       });
-      this.#send({ type: 'register', signed });
-      const registered = await this.#next('registered', signal) as RegisteredMessage;
+      const registered = await this.#request<RegisteredMessage>({ type: 'register', version, capabilities, signed }, 'registered', signal);
       if (registered.peerId !== this.peerId) {
         throw new RendezvousError('invalid', `registered.peerId: ${registered.peerId}, expected ${this.peerId}`);
       }
+      if (registered.version !== version) {
+        throw new RendezvousError('unsupported-version', `registered.version: ${registered.version}, but this client registered with version ${version}`);
+      }
+      this.#version = version;
+      // Only what both asked for: a server cannot switch on a capability this client did not want.
+      this.#capabilities = knownCapabilities(registered.capabilities).filter((c) => capabilities.includes(c));
       this.#reachable = registered.reachable ?? null;
     } finally {
       clearTimeout(timer);
@@ -469,18 +574,17 @@ export class RendezvousClient extends EventEmitter {
     }
   }
 
-  /** The next message of `type`; an `error` without a ref rejects, as do close and abort. */
-  #next(type: Waiter['type'], signal: AbortSignal): Promise<ParsedMessage> {
+  /** The server's hello, the one message waited for that answers no request; close and abort reject. */
+  #nextHello(signal: AbortSignal): Promise<HelloMessage> {
     return new Promise((resolve, reject) => {
       if (this.#closed) return reject(this.#closeReason ?? new RendezvousError('closed', 'rendezvous: the connection closed'));
       const onAbort = (): void => {
-        this.#waiter = undefined;
+        this.#hello = undefined;
         reject(abortReason(signal));
       };
       if (signal.aborted) return onAbort();
       signal.addEventListener('abort', onAbort, { once: true });
-      this.#waiter = {
-        type,
+      this.#hello = {
         resolve: (message) => { signal.removeEventListener('abort', onAbort); resolve(message); },
         reject: (error) => { signal.removeEventListener('abort', onAbort); reject(error); },
       };
@@ -550,33 +654,35 @@ export class RendezvousClient extends EventEmitter {
       if (isBinary) throw new RendezvousProtocolError('invalid', 'message: expected a text frame');
       message = parseMessage(frameBytes(data), this.#limits);
     } catch (error) {
-      // A hello of another protocol version fails validation like any bad message, but it is an
-      // answer: registration cannot succeed with this server, so say so now rather than time out.
-      const version = this.#waiter?.type === 'hello' ? helloVersion(data, isBinary) : undefined;
-      if (version !== undefined) {
-        const waiter = this.#waiter!;
-        this.#waiter = undefined;
-        waiter.reject(new RendezvousError('unsupported-version', `hello.version: the server speaks ${JSON.stringify(version)}, this client speaks ${PROTOCOL_VERSION}`));
-        return;
-      }
       debug('client: dropping a message from the server: %s', (error as Error).message);
       return;
     }
     if (!SERVER_MESSAGE_TYPES.has(message.type)) return;
-    const waiter = this.#waiter;
-    if (waiter && (message.type === waiter.type || (message.type === 'error' && message.ref === undefined))) {
-      this.#waiter = undefined;
-      if (message.type === 'error') waiter.reject(new RendezvousError(message.code, `rendezvous server: ${message.message}`));
-      else if (message.type === 'hello' && message.version !== PROTOCOL_VERSION) waiter.reject(new RendezvousError('unsupported-version', `hello.version: ${message.version}, this client speaks ${PROTOCOL_VERSION}`));
-      else waiter.resolve(message);
-      return;
-    }
     switch (message.type) {
+      case 'hello': {
+        const waiter = this.#hello;
+        this.#hello = undefined;
+        waiter?.resolve(message);
+        return;
+      }
+      case 'registered':
+      case 'challenge':
+      case 'updated':
+      case 'ack':
+        if (!this.#requests.settle(message)) debug('client: dropping %s %d: no request in flight has that id and type', message.type, message.id);
+        return;
       case 'incoming':
         void this.#onIncoming(message).catch((error: unknown) => debug('incoming: %s', (error as Error).message));
         return;
       case 'punch':
         return this.#onPunch(message);
+      case 'candidates':
+        try {
+          this.emit('candidates', this.#trickles.receive(message));
+        } catch (error) {
+          this.emit('rejected', asVerifyError(error));
+        }
+        return;
       case 'error':
         return this.#onError(message);
       default:
@@ -585,6 +691,8 @@ export class RendezvousClient extends EventEmitter {
   }
 
   #onError(message: ErrorMessage): void {
+    // An error answering a request in flight goes to it (a connect's is matched by its id too).
+    if (message.id !== undefined && this.#requests.settle({ ...message, id: message.id })) return;
     const error = new RendezvousError(message.code, `rendezvous server: ${message.message}`, { ref: message.ref });
     const pending = message.ref === undefined ? undefined : this.#initiated.get(message.ref);
     if (pending) return pending.reject(error);
@@ -625,7 +733,7 @@ export class RendezvousClient extends EventEmitter {
     } catch (error) {
       const rejected = asVerifyError(error);
       this.emit('rejected', rejected);
-      if (session !== undefined) this.#send({ type: 'refuse', session, reason: `${rejected.reason}: ${rejected.message}`.slice(0, 1024) });
+      if (session !== undefined) this.#send({ type: 'refuse', id: this.#requests.nextId(), session, reason: `${rejected.reason}: ${rejected.message}`.slice(0, 1024) });
       return;
     }
     let allowed: boolean;
@@ -640,24 +748,24 @@ export class RendezvousClient extends EventEmitter {
     }
     if (this.#closed) return;
     if (!allowed) {
-      this.#send({ type: 'refuse', session, reason: 'refused' });
+      this.#send({ type: 'refuse', id: this.#requests.nextId(), session, reason: 'refused' });
       return;
     }
-    const candidates = await this.#localCandidates();
-    const tcpCandidates = await this.#localTcpCandidates(intent.transport ?? 'udp');
+    const candidates = await this.#localCandidates(intent.transport ?? 'udp');
     if (this.#closed || this.#accepted.has(session)) return;
-    const acceptBody: AcceptBody = { session, intentHash: bodyHash(message.intent), candidates, nonce: this.#randomToken() };
-    if (tcpCandidates.length) acceptBody.tcpCandidates = tcpCandidates;
+    const acceptBody: AcceptBody = { session, intentHash: bodyHash(message.intent), candidates: candidates.map(toCandidateRecord), nonce: this.#randomToken() };
     const own = this.#ownReachability();
     if (own.reachable.length) acceptBody.reachable = own.reachable;
     if (own.tcpListen.length) acceptBody.tcpListen = own.tcpListen;
+    const capabilities = this.#capabilities;
+    if (capabilities.length) acceptBody.capabilities = capabilities;
     const accept = signObject(this.#options.identity, DOMAIN.accept, acceptBody);
     const wait = Math.max(0, intent.expires + this.#clockTolerance - this.#now());
     this.#accepted.set(session, {
-      from: intent.from, intent: message.intent, accept, intentBody: intent, candidates, tcpCandidates, own,
+      from: intent.from, intent: message.intent, accept, intentBody: intent, candidates, own, capabilities,
       timer: setTimeout(() => this.#accepted.delete(session), wait),
     });
-    this.#send({ type: 'accept', accept });
+    this.#send({ type: 'accept', id: this.#requests.nextId(), accept });
   }
 
   #onPunch(message: PunchMessage): void {
@@ -698,7 +806,7 @@ export class RendezvousClient extends EventEmitter {
     if (accept.session !== message.session) throw new RendezvousVerifyError('mismatch', `punch.accept.body.session: ${accept.session}, expected ${message.session}`);
     if (accept.intentHash !== pending.intentHash) throw new RendezvousVerifyError('mismatch', 'punch.accept.body.intentHash: answers a different intent');
     return this.#instruction(message, pending.target, 'controlling', pending.transport,
-      signedCandidates(accept), { udp: pending.candidates, tcp: pending.tcpCandidates, ...pending.own }, pending.resume);
+      signedOffer(accept), { candidates: pending.candidates, ...pending.own, capabilities: pending.capabilities }, pending.resume);
   }
 
   /** The target verified the intent on arrival; the punch must carry exactly that intent and our accept. */
@@ -709,19 +817,27 @@ export class RendezvousClient extends EventEmitter {
     if (!sameSigned(message.accept, accepted.accept)) throw new RendezvousVerifyError('mismatch', 'punch.accept: not the accept this peer signed');
     const intent = accepted.intentBody;
     return this.#instruction(message, accepted.from, 'controlled', intent.transport ?? 'udp',
-      signedCandidates(intent), { udp: accepted.candidates, tcp: accepted.tcpCandidates, ...accepted.own }, intent.resume);
+      signedOffer(intent), { candidates: accepted.candidates, ...accepted.own, capabilities: accepted.capabilities }, intent.resume);
   }
 
-  #instruction(message: PunchMessage, peer: string, role: Role, transport: Transport, remote: SignedCandidates, local: SignedCandidates, resume: string | undefined): PunchInstruction {
+  /** The punch layer's instruction; the session is opened for trickling (both sides verified each other's offer). */
+  #instruction(
+    message: PunchMessage, peer: string, role: Role, transport: Transport, remote: SignedOffer, local: SignedOffer, resume: string | undefined,
+  ): PunchInstruction {
+    const of = (list: SignalledCandidate[], t: CandidateTransport): SignalledCandidate[] => list.filter((c) => c.transport === t);
+    this.#trickles.open(message.session, {
+      peer, receives: local.capabilities.includes('trickle'), sends: remote.capabilities.includes('trickle'), local: local.candidates,
+    });
     return {
       ...(resume !== undefined ? { resume } : {}),
       session: message.session,
       peer,
       role,
-      remoteCandidates: remote.udp.map((c) => parseAddress(c)),
-      localCandidates: local.udp.map((c) => parseAddress(c)),
-      remoteTcpCandidates: remote.tcp.map((c) => parseAddress(c)),
-      localTcpCandidates: local.tcp.map((c) => parseAddress(c)),
+      remoteCandidates: of(remote.candidates, 'udp'),
+      localCandidates: of(local.candidates, 'udp'),
+      remoteTcpCandidates: of(remote.candidates, 'tcp'),
+      localTcpCandidates: of(local.candidates, 'tcp'),
+      remoteCapabilities: remote.capabilities,
       remoteReachable: reachability(remote.reachable),
       localReachable: reachability(local.reachable),
       // Listener endpoints count only with a claim of TCP reachability beside them.
@@ -732,24 +848,37 @@ export class RendezvousClient extends EventEmitter {
     };
   }
 
-  async #localCandidates(): Promise<string[]> {
-    const given = this.#options.candidates
+  /**
+   * This peer's candidates for one intent or accept, typed and prioritised (punch/candidate.ts),
+   * at most maxCandidates per transport. UDP: the `candidates` option, or privateEndpoints (host)
+   * and the proven srflx; TCP: the `tcpCandidates` option.
+   */
+  async #localCandidates(transport: Transport): Promise<SignalledCandidate[]> {
+    const udp = this.#options.candidates
       ? await this.#options.candidates()
-      : [...this.#options.privateEndpoints, ...(this.#srflx ? [this.#srflx] : [])];
-    given.forEach((c, i) => checkEndpoint(c, `candidates[${i}]`));
-    return [...new Set(given)].slice(0, this.#limits.maxCandidates);
+      : [...this.#options.privateEndpoints, ...(this.#srflx ? [{ type: 'srflx' as const, address: parseAddress(this.#srflx) }] : [])];
+    const tcp = (await this.#options.tcpCandidates?.(transport)) ?? [];
+    const typed = [
+      ...prioritise(udp.map((c, i) => this.#typed(c, `candidates[${i}]`)), 'udp').slice(0, this.#limits.maxCandidates),
+      ...prioritise(tcp.map((c, i) => this.#typed(c, `tcpCandidates[${i}]`)), 'tcp').slice(0, this.#limits.maxCandidates),
+    ];
+    typed.forEach((c, i) => checkCandidate(c, `candidates[${i}]`));
+    return typed;
+  }
+
+  /** An "ip:port" string is this peer's own: host if its IP is one of privateEndpoints', else srflx. */
+  #typed(candidate: string | LocalCandidate, what: string): LocalCandidate {
+    if (typeof candidate !== 'string') return candidate;
+    checkEndpoint(candidate, what);
+    const address = parseAddress(candidate);
+    const hostIps = new Set(this.#options.privateEndpoints.map((e) => parseAddress(e).address));
+    return { type: hostIps.has(address.address) ? 'host' : 'srflx', address };
   }
 
   #ownReachability(): SignedReachability {
     const own = this.#options.reachability?.() ?? { reachable: [], tcpListen: [] };
     own.tcpListen.forEach((c, i) => checkEndpoint(c, `tcpListen[${i}]`));
     return { reachable: [...new Set(own.reachable)], tcpListen: [...new Set(own.tcpListen)].slice(0, this.#limits.maxCandidates) };
-  }
-
-  async #localTcpCandidates(transport: Transport): Promise<string[]> {
-    const given = (await this.#options.tcpCandidates?.(transport)) ?? [];
-    given.forEach((c, i) => checkEndpoint(c, `tcpCandidates[${i}]`));
-    return [...new Set(given)].slice(0, this.#limits.maxCandidates);
   }
 }
 
@@ -763,10 +892,39 @@ function checkEndpoint(text: string, what: string): void {
   }
 }
 
-/** The addresses and reachability claims of the other peer's verified intent or accept. */
-function signedCandidates(body: IntentBody | AcceptBody): SignedCandidates {
-  return { udp: body.candidates, tcp: body.tcpCandidates ?? [], reachable: body.reachable ?? [], tcpListen: body.tcpListen ?? [] };
+/** A candidate this peer is about to sign must pass the check the other peer will apply. */
+function checkCandidate(candidate: SignalledCandidate, what: string): void {
+  try {
+    candidateRecord(toCandidateRecord(candidate), what);
+  } catch (error) {
+    throw new UsageError(`rendezvous: ${(error as Error).message}`);
+  }
 }
+
+/** The candidates, reachability claims and capabilities of the other peer's verified intent or accept. */
+function signedOffer(body: IntentBody | AcceptBody): SignedOffer {
+  return {
+    candidates: body.candidates.map(fromCandidateRecord), reachable: body.reachable ?? [], tcpListen: body.tcpListen ?? [],
+    capabilities: knownCapabilities(body.capabilities),
+  };
+}
+
+/**
+ * The highest version both this client and the hello speak.
+ * @throws RendezvousError 'unsupported-version' when there is none
+ */
+export function negotiateVersion(hello: Pick<HelloMessage, 'version' | 'versions'>): number {
+  const offered = hello.versions ?? [hello.version];
+  const common = SUPPORTED_VERSIONS.filter((v) => offered.includes(v));
+  if (common.length === 0) {
+    throw new RendezvousError('unsupported-version',
+      `hello.versions: the server speaks version ${offered.join(', ')}, this client speaks ${SUPPORTED_VERSIONS.join(', ')}: upgrade the older side`);
+  }
+  return Math.max(...common);
+}
+
+/** Omit over each member of a union (plain Omit merges the union into one object type). */
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 function reachability(claims: readonly ReachableTransport[]): Reachability {
   return { udp: claims.includes('udp'), tcp: claims.includes('tcp') };
@@ -785,19 +943,6 @@ function asVerifyError(error: unknown): RendezvousVerifyError {
 
 function frameBytes(data: RawData): Buffer {
   return Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
-}
-
-/** The `version` of a frame that is a hello of another protocol version, else undefined. */
-function helloVersion(data: RawData, isBinary: boolean): unknown {
-  if (isBinary) return undefined;
-  try {
-    const json: unknown = JSON.parse(frameBytes(data).toString('utf8'));
-    if (typeof json !== 'object' || json === null) return undefined;
-    const { type, version } = json as Record<string, unknown>;
-    return type === 'hello' && version !== PROTOCOL_VERSION && version !== undefined ? version : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 function abortReason(signal: AbortSignal): Error {

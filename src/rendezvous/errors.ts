@@ -51,12 +51,20 @@ export type RendezvousErrorReason =
   | 'bad-intent'
   /** The server is shutting down. */
   | 'shutdown'
+  /**
+   * No protocol version in common: a `register` naming a version hello did not offer, or a
+   * `connect` to a peer registered with another version; on the client's side, a hello that
+   * offers none of this client's versions.
+   */
+  | 'unsupported-version'
+  /** A `trickle` from or to a peer that did not negotiate the 'trickle' capability. */
+  | 'unsupported-capability'
+  /** A `trickle` beyond the session's allowance (messages, candidates, or after end-of-candidates). */
+  | 'trickle-limit'
   /** (client side) The WebSocket closed, or the client was closed. */
   | 'closed'
   /** (client side) Not registered right now: the reconnecting client is between attempts. */
-  | 'disconnected'
-  /** (client side) The server's hello names another protocol version. */
-  | 'unsupported-version';
+  | 'disconnected';
 
 /** The other side (usually the server) answered with `error {code}`, or the session ended. */
 export class RendezvousError extends NatpunchError {

@@ -1,5 +1,6 @@
 export {
-  RendezvousClient, type ConnectOptions, type PunchInstruction, type RendezvousClientOptions, type SignedReachability, type Transport,
+  RendezvousClient, negotiateVersion,
+  type ConnectOptions, type PunchInstruction, type RendezvousClientOptions, type SignedReachability, type Transport, type TrickleOptions,
 } from './client.js';
 export { DEFAULT_DIAL_BACK_TIMEOUT_MS, dialBackTcp, dialBackUdp, type DialBackOptions } from './dial-back.js';
 export {
@@ -15,9 +16,14 @@ export {
   type DisconnectInfo, type ReconnectInfo, type ReconnectOptions, type ReconnectingClientOptions,
 } from './reconnecting-client.js';
 export { ReplayCache } from './replay-cache.js';
+export { MAX_REQUESTS_IN_FLIGHT, PendingRequests } from './requests.js';
 export {
   DEFAULT_RENDEZVOUS_LIMITS, RendezvousServer,
   type RendezvousLimits, type RendezvousServerOptions, type RendezvousServerStats,
 } from './server.js';
 export { DOMAIN, bodyHash, openSigned, peekSigned, signObject, type SignatureDomain } from './signed.js';
 export { TokenBucket } from './token-bucket.js';
+export {
+  DEFAULT_TRICKLE_LIMITS, MAX_TRICKLE_SESSIONS, TrickleSessions,
+  type TrickleCandidate, type TrickleLimits, type TrickledCandidates,
+} from './trickle.js';

@@ -1,22 +1,43 @@
 /**
- * Rendezvous protocol messages, version 1: JSON objects with a `type`, one per WebSocket text
+ * Rendezvous protocol messages, version 2: JSON objects with a `type`, one per WebSocket text
  * frame. Every message is validated on receipt, in both directions: the server does not trust
  * peers, and a peer does not trust the server. See docs/decisions/004-rendezvous-protocol.md.
  */
 import { isIPv4 } from 'node:net';
 import { isPeerId, PEER_ID_LENGTH } from '../identity/index.js';
+import { CANDIDATE_TYPES, type CandidateTransport, type CandidateType, type PortRange, type SignalledCandidate, MAX_PRIORITY, PREDICTION_BUDGET } from '../punch/candidate.js';
 import { formatAddress, ipFromBytes, ipToBytes, parseAddress, type TransportAddress } from '../wire/index.js';
 import { RendezvousProtocolError } from './errors.js';
 import {
-  type Check, array, base64, base64url, boolean, integer, invalid, isPlainObject, literal, nullable, object, optional, string,
+  type Check, array, base64, base64url, boolean, integer, invalid, invalidAs, isPlainObject, literal, nullable, object, optional, string,
 } from './schema.js';
 
-export const PROTOCOL_VERSION = 1;
+/**
+ * The highest protocol version this code speaks. Version 2: typed candidates, request ids,
+ * capabilities, trickled candidates (version 1, with "ip:port" candidates, is not spoken).
+ */
+export const PROTOCOL_VERSION = 2;
+/** Every protocol version this code speaks; hello and register negotiate the highest common one. */
+export const SUPPORTED_VERSIONS: readonly number[] = [2];
+
+/**
+ * Named optional behaviours, negotiated in hello/register and signed into intents/accepts
+ * (RFC 8838 §3 signals trickle support the same way, in the offer and the answer). Names this
+ * code does not know are ignored, so a newer peer or server can add some.
+ * - 'trickle': sends and receives candidates after the intent/accept (`trickle`/`candidates`).
+ */
+export type Capability = 'trickle';
+export const CAPABILITIES: readonly Capability[] = ['trickle'];
+
+/** The known capabilities among `names`, in CAPABILITIES order. */
+export function knownCapabilities(names: readonly string[] | undefined): Capability[] {
+  return CAPABILITIES.filter((c) => names?.includes(c));
+}
 
 export interface MessageLimits {
   /** Largest frame accepted, in bytes of UTF-8 (default 16 KiB). */
   maxMessageBytes: number;
-  /** Most candidates (or private endpoints) in one signed object (default 16). */
+  /** Most candidates per transport (or private endpoints) in one signed object (default 16). */
   maxCandidates: number;
 }
 
@@ -80,14 +101,13 @@ export interface IntentBody {
   nonce: string;
   /** Milliseconds since the epoch after which the intent is void. */
   expires: number;
-  /** The only addresses the target may send to. */
-  candidates: string[];
-  session: string;
   /**
-   * The initiator's TCP candidates: its TCP mapping and private IPs, all with the local port L
-   * of its kept STUN/TCP connection (absent from peers that do not punch TCP).
+   * The only addresses the target may send to, UDP and TCP in one list. TCP candidates are the
+   * initiator's TCP mapping and private IPs, all with the local port L of its kept (or short)
+   * STUN/TCP connection.
    */
-  tcpCandidates?: string[];
+  candidates: CandidateRecord[];
+  session: string;
   /**
    * The transport the initiator asks for: 'tcp' (simultaneous open or reversal), 'auto' (race
    * UDP and TCP, see docs/rendezvous-protocol.md); absent means UDP.
@@ -108,6 +128,8 @@ export interface IntentBody {
    * punch finds to that connection instead of opening a new one.
    */
   resume?: string;
+  /** The capabilities the initiator has for this session (e.g. 'trickle'); unknown names are ignored. */
+  capabilities?: string[];
 }
 
 /** What the target signs to accept an intent. */
@@ -115,19 +137,53 @@ export interface AcceptBody {
   session: string;
   /** base64 SHA-256 of the intent's body bytes: this accept answers that intent and no other. */
   intentHash: string;
-  /** The only addresses the initiator may send to. */
-  candidates: string[];
+  /** The only addresses the initiator may send to, UDP and TCP, as in IntentBody. */
+  candidates: CandidateRecord[];
   nonce: string;
-  /** The target's TCP candidates, as in IntentBody. */
-  tcpCandidates?: string[];
   /** As in IntentBody: where the target is directly reachable, and its reversal listener. */
   reachable?: ReachableTransport[];
   tcpListen?: string[];
+  /** As in IntentBody. */
+  capabilities?: string[];
+}
+
+/**
+ * A candidate as it travels, inside signed bodies only. The signer says what it is (`kind`),
+ * never the receiver's guess. @see RFC 8445 §5.1, RFC 8839 §5.1
+ */
+export interface CandidateRecord {
+  kind: CandidateType;
+  transport: CandidateTransport;
+  /** The IP in canonical text (as ipFromBytes writes it). */
+  address: string;
+  port: number;
+  /** RFC 8445 §5.1.2.1, component ID 1 (punch/candidate.ts computes it). */
+  priority: number;
+  /** Only and always on 'predicted': the ports to probe, `port` among them, at most PREDICTION_BUDGET.maxWindow. */
+  range?: PortRange;
+}
+
+/**
+ * Candidates found after the intent or accept (a port mapping, a relay allocation, a
+ * prediction), signed by the peer that sends them, for one session. @see RFC 8838 §8-9
+ */
+export interface TrickleBody {
+  session: string;
+  /** 1, 2, ...: the receiver drops a seq it has seen (a replay within the session). */
+  seq: number;
+  candidates: CandidateRecord[];
+  /** No more candidates from this peer for this session (RFC 8838 §8.2 end-of-candidates). */
+  end?: boolean;
 }
 
 export interface HelloMessage {
   type: 'hello';
-  version: typeof PROTOCOL_VERSION;
+  /** The highest version the server speaks (what version-1 clients compare with theirs). */
+  version: number;
+  /** Every version the server speaks; absent: only `version`. */
+  versions?: number[];
+  /** The capabilities the server offers; unknown names are ignored. */
+  capabilities?: string[];
   nonce: string;
   /** USERNAME the peer puts in a STUN Binding to the server, proving its server-reflexive address. */
   token: string;
@@ -136,13 +192,27 @@ export interface HelloMessage {
   serverTime: number;
 }
 
-export interface RegisterMessage {
+/** Every message a peer sends carries an `id`; the server's answer to it (or error about it) echoes it. */
+interface Request {
+  /** Chosen by the peer, unique among its requests in flight. */
+  id: number;
+}
+
+export interface RegisterMessage extends Request {
   type: 'register';
+  /** The version the peer chose: the highest one both it and hello's `versions` speak. */
+  version: number;
+  /** The capabilities the peer wants, among hello's; unknown names are ignored. */
+  capabilities: string[];
   signed: Signed;
 }
 
-export interface RegisteredMessage {
+export interface RegisteredMessage extends Request {
   type: 'registered';
+  /** The negotiated version (the register's). */
+  version: number;
+  /** The negotiated capabilities: offered by the server, asked for by the peer, known to the server. */
+  capabilities: string[];
   peerId: string;
   srflx: string | null;
   /** What the server's STUN port saw for this connection's token, proven or not (null: nothing). */
@@ -152,28 +222,28 @@ export interface RegisteredMessage {
 }
 
 /** Asks for a `challenge`: a fresh token to prove a new server-reflexive address with. */
-export interface RefreshMessage {
+export interface RefreshMessage extends Request {
   type: 'refresh';
 }
 
-export interface ChallengeMessage {
+export interface ChallengeMessage extends Request {
   type: 'challenge';
   nonce: string;
   /** USERNAME of the STUN Binding proving the new address, as hello's token. */
   token: string;
 }
 
-export interface UpdateMessage {
+export interface UpdateMessage extends Request {
   type: 'update';
   signed: Signed;
 }
 
-export interface UpdatedMessage {
+export interface UpdatedMessage extends Request {
   type: 'updated';
   srflx: string;
 }
 
-export interface ConnectMessage {
+export interface ConnectMessage extends Request {
   type: 'connect';
   intent: Signed;
 }
@@ -183,12 +253,12 @@ export interface IncomingMessage {
   intent: Signed;
 }
 
-export interface AcceptMessage {
+export interface AcceptMessage extends Request {
   type: 'accept';
   accept: Signed;
 }
 
-export interface RefuseMessage {
+export interface RefuseMessage extends Request {
   type: 'refuse';
   session: string;
   reason: string;
@@ -215,16 +285,39 @@ export interface ErrorMessage {
   type: 'error';
   code: string;
   message: string;
+  /** The request this error answers; absent: about the connection, not one request. */
+  id?: number;
   /** The session (or other id) this error is about. */
   ref?: string;
 }
 
-export type ClientMessage = RegisterMessage | ConnectMessage | AcceptMessage | RefuseMessage | RefreshMessage | UpdateMessage;
-export type ServerMessage = HelloMessage | RegisteredMessage | IncomingMessage | PunchMessage | ErrorMessage | ChallengeMessage | UpdatedMessage;
+/** Candidates a peer found after its intent or accept, for the other peer of `session`. */
+export interface TrickleMessage extends Request {
+  type: 'trickle';
+  session: string;
+  /** Signed<TrickleBody> by the sender, domain `natpunch/1 trickle`. */
+  signed: Signed;
+}
+
+/** A `trickle` forwarded to the other peer of the session. */
+export interface CandidatesMessage {
+  type: 'candidates';
+  session: string;
+  signed: Signed;
+}
+
+/** A request that has no other answer (`trickle`) was done. */
+export interface AckMessage extends Request {
+  type: 'ack';
+}
+
+export type ClientMessage = RegisterMessage | ConnectMessage | AcceptMessage | RefuseMessage | RefreshMessage | UpdateMessage | TrickleMessage;
+export type ServerMessage = HelloMessage | RegisteredMessage | IncomingMessage | PunchMessage | ErrorMessage | ChallengeMessage | UpdatedMessage
+  | CandidatesMessage | AckMessage;
 export type ParsedMessage = ClientMessage | ServerMessage;
 
-export const CLIENT_MESSAGE_TYPES: ReadonlySet<string> = new Set<ClientMessage['type']>(['register', 'connect', 'accept', 'refuse', 'refresh', 'update']);
-export const SERVER_MESSAGE_TYPES: ReadonlySet<string> = new Set<ServerMessage['type']>(['hello', 'registered', 'incoming', 'punch', 'error', 'challenge', 'updated']);
+export const CLIENT_MESSAGE_TYPES: ReadonlySet<string> = new Set<ClientMessage['type']>(['register', 'connect', 'accept', 'refuse', 'refresh', 'update', 'trickle']);
+export const SERVER_MESSAGE_TYPES: ReadonlySet<string> = new Set<ServerMessage['type']>(['hello', 'registered', 'incoming', 'punch', 'error', 'challenge', 'updated', 'candidates', 'ack']);
 
 /** Longest reason or message text carried. */
 const MAX_TEXT = 1024;
@@ -296,61 +389,151 @@ export function unmappedIp(ip: string): string | undefined {
   }
 }
 
+/** An IP a peer may be aimed at: canonical text (as ipFromBytes writes it), unicast, judged from its bytes. */
+export const unicastIp: Check<string> = (value, path) => {
+  const expected = 'a unicast IP address';
+  if (typeof value !== 'string' || value.length > 45) return invalid(path, expected, value);
+  let canonical: string;
+  try {
+    canonical = ipFromBytes(ipToBytes(value));
+  } catch {
+    return invalid(path, expected, value);
+  }
+  if (canonical !== value) invalid(path, `${expected} in canonical form ("${canonical}")`, value);
+  const kind = classify(value);
+  if (kind !== 'unicast') invalid(path, `${expected}, not ${kind}`, value);
+  return value;
+};
+
+const port = integer(1, 65_535);
+
+/**
+ * One typed candidate: kind and transport from their lists, a unicast IP, a port, a priority
+ * with component ID 1 (RFC 8445 §5.1.2.1: a positive integer below 2^31, low 8 bits 256 − 1),
+ * and a range on 'predicted' candidates only, holding the port and within the probing budget.
+ */
+export const candidateRecord: Check<CandidateRecord> = (value, path) => {
+  const c = object<CandidateRecord>({
+    kind: literal(...CANDIDATE_TYPES), transport: literal('udp', 'tcp'), address: unicastIp, port, priority: integer(1, MAX_PRIORITY),
+    range: optional(object<PortRange>({ first: port, last: port })),
+  })(value, path);
+  if (c.priority % 256 !== 255) invalid(`${path}.priority`, 'a priority of component 1 (RFC 8445 §5.1.2.1: low 8 bits 255)', c.priority);
+  if (c.kind !== 'predicted') {
+    if (c.range !== undefined) invalid(`${path}.range`, `no range on a ${c.kind} candidate (only predicted ones have one)`, c.range);
+    return c;
+  }
+  const range = c.range ?? invalid(`${path}.range`, 'the port range of a predicted candidate', undefined);
+  const size = range.last - range.first + 1;
+  if (range.first > c.port || c.port > range.last) invalidAs(`${path}.range`, `first <= port (${c.port}) <= last`, `${range.first}..${range.last}`);
+  if (size > PREDICTION_BUDGET.maxWindow) invalidAs(`${path}.range`, `at most ${PREDICTION_BUDGET.maxWindow} ports`, `${size} ports (${range.first}..${range.last})`);
+  return c;
+};
+
+/**
+ * A signed list of candidates, UDP and TCP together: at most `maxCandidates` per transport (the
+ * punch layer's budgets assume it), at most PREDICTION_BUDGET.maxCandidates predicted ones, each
+ * transport address once.
+ */
+function candidateList(limits: MessageLimits): Check<CandidateRecord[]> {
+  const list = array(candidateRecord, { max: 2 * limits.maxCandidates });
+  return (value, path) => {
+    const out = list(value, path);
+    const seen = new Set<string>();
+    const count = { udp: 0, tcp: 0, predicted: 0 };
+    out.forEach((c, i) => {
+      const key = `${c.transport} ${c.address} ${c.port}`;
+      if (seen.has(key)) invalidAs(`${path}[${i}]`, 'each transport address once', `${c.transport} ${c.address} port ${c.port} again`);
+      seen.add(key);
+      if (++count[c.transport] > limits.maxCandidates) invalidAs(path, `at most ${limits.maxCandidates} ${c.transport} candidates`, `${count[c.transport]} or more`);
+      if (c.kind === 'predicted' && ++count.predicted > PREDICTION_BUDGET.maxCandidates) {
+        invalidAs(path, `at most ${PREDICTION_BUDGET.maxCandidates} predicted candidates`, `${count.predicted} or more`);
+      }
+    });
+    return out;
+  };
+}
+
+/** The wire form of a candidate this peer signs. */
+export function toCandidateRecord(c: SignalledCandidate): CandidateRecord {
+  const record: CandidateRecord = { kind: c.type, transport: c.transport, address: c.address.address, port: c.address.port, priority: c.priority };
+  if (c.range) record.range = { first: c.range.first, last: c.range.last };
+  return record;
+}
+
+/** A validated wire candidate as the punch layer takes it. */
+export function fromCandidateRecord(r: CandidateRecord): SignalledCandidate {
+  const address: TransportAddress = { family: isIPv4(r.address) ? 4 : 6, address: r.address, port: r.port };
+  return { type: r.kind, transport: r.transport, address, priority: r.priority, ...(r.range ? { range: { ...r.range } } : {}) };
+}
+
+const capability = string({ min: 1, max: 32, pattern: /^[a-z0-9-]+$/, expected: 'a capability name of 1-32 characters a-z, 0-9, -' });
+const capabilities = array(capability, { max: 32 });
+const requestId = integer(1, Number.MAX_SAFE_INTEGER);
+const version = integer(1, 65_535);
+
 interface Schemas {
   signed: Check<Signed>;
   registerBody: Check<RegisterBody>;
   updateBody: Check<UpdateBody>;
   intentBody: Check<IntentBody>;
   acceptBody: Check<AcceptBody>;
+  trickleBody: Check<TrickleBody>;
   messages: Record<ParsedMessage['type'], Check<ParsedMessage>>;
 }
 
 function buildSchemas(limits: MessageLimits): Schemas {
   const unicast = endpoint();
-  const candidates = array(unicast, { max: limits.maxCandidates });
+  const endpoints = array(unicast, { max: limits.maxCandidates });
+  const candidates = candidateList(limits);
   const signed = object<Signed>({ body: base64({ min: 2, max: limits.maxMessageBytes }), sig: base64(64) });
   const timestamp = integer(0, Number.MAX_SAFE_INTEGER);
   const reachable = array(literal<ReachableTransport>('udp', 'tcp'), { max: 2 });
   const messages: { [K in ParsedMessage['type']]: Check<Extract<ParsedMessage, { type: K }>> } = {
     hello: object<HelloMessage>({
-      type: literal('hello'), version: literal(PROTOCOL_VERSION), nonce, token: nonce,
-      stun: array(endpoint({ allowUnspecified: true }), { max: limits.maxCandidates }), serverTime: timestamp,
+      type: literal('hello'), version, versions: optional(array(version, { min: 1, max: 16 })), capabilities: optional(capabilities),
+      nonce, token: nonce, stun: array(endpoint({ allowUnspecified: true }), { max: limits.maxCandidates }), serverTime: timestamp,
     }),
-    register: object<RegisterMessage>({ type: literal('register'), signed }),
+    register: object<RegisterMessage>({ type: literal('register'), id: requestId, version, capabilities, signed }),
     registered: object<RegisteredMessage>({
-      type: literal('registered'), peerId, srflx: nullable(unicast), observedSrflx: nullable(unicast),
+      type: literal('registered'), id: requestId, version, capabilities, peerId, srflx: nullable(unicast), observedSrflx: nullable(unicast),
       reachable: optional(object<Reachability>({ udp: boolean, tcp: boolean })),
     }),
-    connect: object<ConnectMessage>({ type: literal('connect'), intent: signed }),
+    connect: object<ConnectMessage>({ type: literal('connect'), id: requestId, intent: signed }),
     incoming: object<IncomingMessage>({ type: literal('incoming'), intent: signed }),
-    accept: object<AcceptMessage>({ type: literal('accept'), accept: signed }),
-    refuse: object<RefuseMessage>({ type: literal('refuse'), session: sessionId, reason: text }),
+    accept: object<AcceptMessage>({ type: literal('accept'), id: requestId, accept: signed }),
+    refuse: object<RefuseMessage>({ type: literal('refuse'), id: requestId, session: sessionId, reason: text }),
     punch: object<PunchMessage>({
       type: literal('punch'), session: sessionId, peer: peerId, role: literal('controlling', 'controlled'),
       intent: signed, accept: signed, key: base64(32), startInMs: integer(0, 60_000),
     }),
-    refresh: object<RefreshMessage>({ type: literal('refresh') }),
-    challenge: object<ChallengeMessage>({ type: literal('challenge'), nonce, token: nonce }),
-    update: object<UpdateMessage>({ type: literal('update'), signed }),
-    updated: object<UpdatedMessage>({ type: literal('updated'), srflx: unicast }),
-    error: object<ErrorMessage>({ type: literal('error'), code, message: text, ref: optional(string({ max: 128 })) }),
+    refresh: object<RefreshMessage>({ type: literal('refresh'), id: requestId }),
+    challenge: object<ChallengeMessage>({ type: literal('challenge'), id: requestId, nonce, token: nonce }),
+    update: object<UpdateMessage>({ type: literal('update'), id: requestId, signed }),
+    updated: object<UpdatedMessage>({ type: literal('updated'), id: requestId, srflx: unicast }),
+    error: object<ErrorMessage>({
+      type: literal('error'), code, message: text, id: optional(requestId), ref: optional(string({ max: 128 })),
+    }),
+    trickle: object<TrickleMessage>({ type: literal('trickle'), id: requestId, session: sessionId, signed }),
+    candidates: object<CandidatesMessage>({ type: literal('candidates'), session: sessionId, signed }),
+    ack: object<AckMessage>({ type: literal('ack'), id: requestId }),
   };
   return {
     signed,
     registerBody: object<RegisterBody>({
-      peerId, nonce, privateEndpoints: candidates, srflx: nullable(unicast), tcp: optional(nullable(unicast)),
-      tcpListenPort: optional(integer(1, 65_535)),
+      peerId, nonce, privateEndpoints: endpoints, srflx: nullable(unicast), tcp: optional(nullable(unicast)),
+      tcpListenPort: optional(port),
     }),
     updateBody: object<UpdateBody>({ peerId, nonce, srflx: unicast }),
     intentBody: object<IntentBody>({
       from: peerId, to: peerId, nonce, expires: timestamp, candidates, session: sessionId,
-      tcpCandidates: optional(candidates), transport: optional(literal('udp', 'tcp', 'auto')),
-      reachable: optional(reachable), tcpListen: optional(candidates), resume: optional(base64(16)),
+      transport: optional(literal('udp', 'tcp', 'auto')), reachable: optional(reachable), tcpListen: optional(endpoints),
+      resume: optional(base64(16)), capabilities: optional(capabilities),
     }),
     acceptBody: object<AcceptBody>({
-      session: sessionId, intentHash: base64(32), candidates, nonce, tcpCandidates: optional(candidates),
-      reachable: optional(reachable), tcpListen: optional(candidates),
+      session: sessionId, intentHash: base64(32), candidates, nonce, reachable: optional(reachable), tcpListen: optional(endpoints),
+      capabilities: optional(capabilities),
     }),
+    trickleBody: object<TrickleBody>({ session: sessionId, seq: integer(1, Number.MAX_SAFE_INTEGER), candidates, end: optional(literal(true)) }),
     messages,
   };
 }
@@ -382,21 +565,27 @@ export function validate(message: unknown, limits: MessageLimits = DEFAULT_MESSA
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
- * Parses one text frame: size limit, UTF-8, JSON, then `validate`.
- * @throws RendezvousProtocolError ('too-large', 'bad-json', 'unknown-type', 'invalid')
+ * One text frame's JSON, not yet validated: size limit, UTF-8, JSON.
+ * @throws RendezvousProtocolError ('too-large', 'bad-json')
  */
-export function parseMessage(frame: string | Uint8Array, limits: MessageLimits = DEFAULT_MESSAGE_LIMITS): ParsedMessage {
+export function parseFrame(frame: string | Uint8Array, limits: MessageLimits = DEFAULT_MESSAGE_LIMITS): unknown {
   const size = typeof frame === 'string' ? Buffer.byteLength(frame) : frame.byteLength;
   if (size > limits.maxMessageBytes) {
     throw new RendezvousProtocolError('too-large', `message: ${size} bytes, at most ${limits.maxMessageBytes}`);
   }
-  let json: unknown;
   try {
-    json = JSON.parse(typeof frame === 'string' ? frame : utf8.decode(frame));
+    return JSON.parse(typeof frame === 'string' ? frame : utf8.decode(frame));
   } catch (error) {
     throw new RendezvousProtocolError('bad-json', `message: not JSON (${(error as Error).message})`);
   }
-  return validate(json, limits);
+}
+
+/**
+ * Parses one text frame: `parseFrame`, then `validate`.
+ * @throws RendezvousProtocolError ('too-large', 'bad-json', 'unknown-type', 'invalid')
+ */
+export function parseMessage(frame: string | Uint8Array, limits: MessageLimits = DEFAULT_MESSAGE_LIMITS): ParsedMessage {
+  return validate(parseFrame(frame, limits), limits);
 }
 
 export function validateRegisterBody(value: unknown, limits: MessageLimits = DEFAULT_MESSAGE_LIMITS): RegisterBody {
@@ -413,6 +602,10 @@ export function validateIntentBody(value: unknown, limits: MessageLimits = DEFAU
 
 export function validateAcceptBody(value: unknown, limits: MessageLimits = DEFAULT_MESSAGE_LIMITS, path = 'accept.body'): AcceptBody {
   return schemas(limits).acceptBody(value, path);
+}
+
+export function validateTrickleBody(value: unknown, limits: MessageLimits = DEFAULT_MESSAGE_LIMITS, path = 'trickle.signed.body'): TrickleBody {
+  return schemas(limits).trickleBody(value, path);
 }
 
 /** One frame's text. */

@@ -19,10 +19,11 @@ import { EventEmitter } from 'node:events';
 import { debuglog } from 'node:util';
 import { AbortedError, NatpunchError } from '../errors.js';
 import type { TransportAddress } from '../wire/index.js';
-import { type ConnectOptions, type PunchInstruction, type RendezvousClientOptions, RendezvousClient } from './client.js';
+import { type ConnectOptions, type PunchInstruction, type RendezvousClientOptions, type TrickleOptions, RendezvousClient } from './client.js';
 import { RendezvousError, type RendezvousErrorReason, type RendezvousVerifyError } from './errors.js';
 import type { Reachability } from './messages.js';
 import { ReplayCache } from './replay-cache.js';
+import type { TrickleCandidate, TrickledCandidates } from './trickle.js';
 
 const debug = debuglog('natpunch:rendezvous');
 
@@ -115,11 +116,13 @@ export class Backoff {
 
 export interface ReconnectingRendezvousClient {
   on(event: 'punch', listener: (instruction: PunchInstruction) => void): this;
+  on(event: 'candidates', listener: (batch: TrickledCandidates) => void): this;
   on(event: 'rejected', listener: (error: RendezvousVerifyError) => void): this;
   /** The registration was lost (or an attempt at a new one refused for good: then `retryInMs` is null). */
   on(event: 'disconnected', listener: (reason: RendezvousError, info: DisconnectInfo) => void): this;
   on(event: 'reconnected', listener: (info: ReconnectInfo) => void): this;
   once(event: 'punch', listener: (instruction: PunchInstruction) => void): this;
+  once(event: 'candidates', listener: (batch: TrickledCandidates) => void): this;
   once(event: 'rejected', listener: (error: RendezvousVerifyError) => void): this;
   once(event: 'disconnected', listener: (reason: RendezvousError, info: DisconnectInfo) => void): this;
   once(event: 'reconnected', listener: (info: ReconnectInfo) => void): this;
@@ -206,6 +209,22 @@ export class ReconnectingRendezvousClient extends EventEmitter {
     return this.#live('update').updateSrflx(options);
   }
 
+  /**
+   * RendezvousClient.trickle through the live registration. Sessions belong to the connection
+   * they were punched on: after a reconnection the old ones are 'unknown-session'.
+   */
+  async trickle(session: string, candidates: readonly TrickleCandidate[], options: TrickleOptions = {}): Promise<void> {
+    return this.#live('trickle').trickle(session, candidates, options);
+  }
+
+  /**
+   * RendezvousClient.onCandidates on the live registration (the one the session's punch came
+   * from); while disconnected there is no session to hear from, and nothing is ever called.
+   */
+  onCandidates(session: string, listener: (batch: TrickledCandidates) => void): () => void {
+    return this.#client?.onCandidates(session, listener) ?? (() => undefined);
+  }
+
   /** Closes the live registration, or stops the backoff at once: no timer is left. */
   close(): void {
     if (this.#closed) return;
@@ -230,6 +249,7 @@ export class ReconnectingRendezvousClient extends EventEmitter {
   #adopt(client: RendezvousClient): void {
     this.#client = client;
     client.on('punch', (instruction) => this.emit('punch', instruction));
+    client.on('candidates', (batch) => this.emit('candidates', batch));
     client.on('rejected', (error) => this.emit('rejected', error));
     client.once('close', (reason) => this.#onClose(client, reason));
   }

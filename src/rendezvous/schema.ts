@@ -30,7 +30,12 @@ export function describe(value: unknown): string {
 }
 
 export function invalid(path: string, expected: string, got: unknown): never {
-  throw new RendezvousProtocolError('invalid', `${path}: expected ${expected}, got ${describe(got)}`);
+  return invalidAs(path, expected, describe(got));
+}
+
+/** As `invalid`, with what was got already put in words (`"8 ports (1..8)"`). */
+export function invalidAs(path: string, expected: string, got: string): never {
+  throw new RendezvousProtocolError('invalid', `${path}: expected ${expected}, got ${got}`);
 }
 
 export function string(options: { min?: number; max: number; pattern?: RegExp; expected?: string }): Check<string> {
@@ -57,7 +62,7 @@ export const boolean: Check<boolean> = (value, path) => {
   return value as boolean;
 };
 
-export function literal<T extends string | number>(...values: T[]): Check<T> {
+export function literal<T extends string | number | boolean>(...values: T[]): Check<T> {
   const expected = values.map((v) => JSON.stringify(v)).join(' or ');
   return (value, path) => {
     if (!values.includes(value as T)) invalid(path, expected, value);

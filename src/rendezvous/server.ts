@@ -6,7 +6,8 @@
  *
  * Every per-client structure is bounded and expires: sockets (maxConnections, per address,
  * hello timeout, idle timeout), registrations (maxPeers, live only with their socket), pending
- * sessions (per peer, overall, intent expiry), queued messages and the send buffer.
+ * sessions (per peer, overall, intent expiry), punched sessions open for trickled candidates
+ * (overall, per-session allowance and rate, trickle window), queued messages and the send buffer.
  * @see docs/decisions/004-rendezvous-protocol.md
  */
 import http from 'node:http';
@@ -20,9 +21,10 @@ import type { StunServer } from '../stun/server.js';
 import { formatAddress, parseAddress } from '../wire/index.js';
 import { type RendezvousErrorReason, RendezvousProtocolError, RendezvousVerifyError } from './errors.js';
 import {
-  type AcceptMessage, type ConnectMessage, type IntentBody, type MessageLimits, type ParsedMessage, type RefuseMessage,
-  type RegisterMessage, type ServerMessage, type Signed, type UpdateMessage, CLIENT_MESSAGE_TYPES, DEFAULT_MESSAGE_LIMITS, PROTOCOL_VERSION,
-  encodeMessage, parseMessage, validateAcceptBody, validateIntentBody, validateRegisterBody, validateUpdateBody,
+  type AcceptMessage, type Capability, type ClientMessage, type ConnectMessage, type IntentBody, type MessageLimits, type ParsedMessage,
+  type RefuseMessage, type RegisterMessage, type ServerMessage, type Signed, type TrickleMessage, type UpdateMessage, CAPABILITIES,
+  CLIENT_MESSAGE_TYPES, DEFAULT_MESSAGE_LIMITS, PROTOCOL_VERSION, SUPPORTED_VERSIONS, encodeMessage, knownCapabilities, parseFrame,
+  validate, validateAcceptBody, validateIntentBody, validateRegisterBody, validateTrickleBody, validateUpdateBody,
 } from './messages.js';
 import { type StartTimingOptions, RttEstimator, startDelays } from './punch-timing.js';
 import { ReflexiveObserver } from './reflexive-observer.js';
@@ -31,6 +33,7 @@ import { type Reachability, type RegisterBody, unmappedIp } from './messages.js'
 import { type Registry, InMemoryRegistry } from './registry.js';
 import { DOMAIN, bodyHash, openSigned, peekSigned } from './signed.js';
 import { TokenBucket } from './token-bucket.js';
+import { DEFAULT_TRICKLE_LIMITS } from './trickle.js';
 
 const debug = debuglog('natpunch:rendezvous');
 
@@ -66,6 +69,15 @@ export interface RendezvousLimits extends MessageLimits {
   maxQueuedMessages: number;
   /** Unsent bytes buffered for one socket before it counts as stalled and is dropped (default 1 MiB). */
   maxBufferedBytes: number;
+  /** How long after its punch a session forwards trickled candidates (default 30 s). */
+  trickleWindowMs: number;
+  /** `trickle` messages one peer may send per session (default 8). */
+  maxTrickleMessages: number;
+  /** Candidates one peer may trickle per session, all messages together (default 32). */
+  maxTrickleCandidates: number;
+  /** Token bucket per peer per session for `trickle`: sustained per second (default 2) and burst (default 4). */
+  trickleMessagesPerSecond: number;
+  trickleBurst: number;
 }
 
 export const DEFAULT_RENDEZVOUS_LIMITS: Readonly<RendezvousLimits> = Object.freeze({
@@ -86,6 +98,11 @@ export const DEFAULT_RENDEZVOUS_LIMITS: Readonly<RendezvousLimits> = Object.free
   clockToleranceMs: 30_000,
   maxQueuedMessages: 16,
   maxBufferedBytes: 1 << 20,
+  trickleWindowMs: DEFAULT_TRICKLE_LIMITS.windowMs,
+  maxTrickleMessages: DEFAULT_TRICKLE_LIMITS.maxMessages,
+  maxTrickleCandidates: DEFAULT_TRICKLE_LIMITS.maxCandidates,
+  trickleMessagesPerSecond: 2,
+  trickleBurst: 4,
 });
 
 export interface RendezvousServerOptions {
@@ -114,6 +131,8 @@ export interface RendezvousServerOptions {
   dialBack?: DialBackOptions;
   /** This node's name in registry records (default "local"). */
   nodeId?: string;
+  /** The capabilities offered in hello (default: all this code knows, CAPABILITIES; [] turns trickle off). */
+  capabilities?: readonly Capability[];
   now?: () => number;
   randomBytes?: (size: number) => Uint8Array;
 }
@@ -127,6 +146,10 @@ export interface RendezvousServerStats {
   rateLimited: number;
   punches: number;
   refused: number;
+  /** Punched sessions still open for trickled candidates. */
+  trickleSessions: number;
+  /** Trickle messages forwarded. */
+  trickled: number;
 }
 
 type ConnectionState = 'hello' | 'registered' | 'closed';
@@ -151,6 +174,11 @@ interface Connection {
   sessions: Set<string>;
   /** The outstanding `challenge` of a registered socket (at most one; a new `refresh` replaces it). */
   challenge: { nonce: string; token: string } | undefined;
+  /** Negotiated at registration (0 before). */
+  version: number;
+  capabilities: Capability[];
+  /** Punched sessions this socket takes part in, open for trickling. */
+  punched: Set<string>;
 }
 
 interface Session {
@@ -159,6 +187,23 @@ interface Session {
   target: Connection;
   intent: Signed;
   intentHash: string;
+  timer: NodeJS.Timeout;
+}
+
+/** What one peer of a punched session may still trickle. */
+interface TrickleAllowance {
+  messages: number;
+  candidates: number;
+  ended: boolean;
+  rate: TokenBucket;
+}
+
+/** A session after its punch: kept for trickled candidates until the window closes. */
+interface PunchedSession {
+  id: string;
+  initiator: Connection;
+  target: Connection;
+  allowance: Map<Connection, TrickleAllowance>;
   timer: NodeJS.Timeout;
 }
 
@@ -189,7 +234,9 @@ export class RendezvousServer {
   readonly #connections = new Map<string, Connection>();
   readonly #perAddress = new Map<string, number>();
   readonly #sessions = new Map<string, Session>();
-  readonly #counters = { messages: 0, errors: 0, rateLimited: 0, punches: 0, refused: 0 };
+  readonly #punched = new Map<string, PunchedSession>();
+  readonly #capabilities: Capability[];
+  readonly #counters = { messages: 0, errors: 0, rateLimited: 0, punches: 0, refused: 0, trickled: 0 };
   #http: http.Server | undefined;
   #ownsHttp = false;
   #pingTimer: NodeJS.Timeout;
@@ -207,6 +254,7 @@ export class RendezvousServer {
     this.#path = options.path ?? '/';
     this.#nodeId = options.nodeId ?? 'local';
     this.#dialBack = options.dialBack;
+    this.#capabilities = knownCapabilities(options.capabilities ?? CAPABILITIES);
     this.#now = options.now ?? Date.now;
     this.#randomBytes = options.randomBytes ?? ((size) => cryptoRandomBytes(size));
     // ws closes (1009) frames beyond maxPayload outright; frames between our own limit and that
@@ -258,7 +306,7 @@ export class RendezvousServer {
   get stats(): RendezvousServerStats {
     let peers = 0;
     for (const c of this.#connections.values()) if (c.state === 'registered') peers++;
-    return { connections: this.#connections.size, peers, sessions: this.#sessions.size, ...this.#counters };
+    return { connections: this.#connections.size, peers, sessions: this.#sessions.size, trickleSessions: this.#punched.size, ...this.#counters };
   }
 
   /** Drops every socket and timer. Resolves when the HTTP listener (if this server made it) has closed. */
@@ -272,6 +320,7 @@ export class RendezvousServer {
       connection.ws.terminate();
       this.#cleanUp(connection);
     }
+    for (const punched of [...this.#punched.values()]) this.#endPunched(punched);
     await new Promise<void>((resolve) => this.#wss.close(() => resolve()));
     if (this.#ownsHttp && this.#http) {
       const httpServer = this.#http;
@@ -328,6 +377,9 @@ export class RendezvousServer {
       helloTimer: undefined,
       sessions: new Set(),
       challenge: undefined,
+      version: 0,
+      capabilities: [],
+      punched: new Set(),
     };
     this.#connections.set(connection.id, connection);
     this.#perAddress.set(address, (this.#perAddress.get(address) ?? 0) + 1);
@@ -345,9 +397,10 @@ export class RendezvousServer {
       this.#send(connection, { type: 'error', code: 'registration-timeout', message: `no registration within ${this.#limits.helloTimeoutMs} ms of hello` });
       connection.ws.close(1008, 'registration timeout');
     }, this.#limits.helloTimeoutMs);
+    // `version` is the highest spoken: a version-1 client compares it with its own and says so.
     this.#send(connection, {
-      type: 'hello', version: PROTOCOL_VERSION, nonce: connection.nonce, token: connection.token,
-      stun: this.#stunAddresses, serverTime: this.#now(),
+      type: 'hello', version: PROTOCOL_VERSION, versions: [...SUPPORTED_VERSIONS], capabilities: [...this.#capabilities],
+      nonce: connection.nonce, token: connection.token, stun: this.#stunAddresses, serverTime: this.#now(),
     });
     this.#ping(connection);
   }
@@ -371,6 +424,11 @@ export class RendezvousServer {
       if (session.target === connection) {
         this.#send(session.initiator, { type: 'error', code: 'peer-not-found', message: `the target of session ${id} disconnected`, ref: id });
       }
+    }
+    // Trickling needs both peers: a punched session ends with either socket.
+    for (const id of [...connection.punched]) {
+      const punched = this.#punched.get(id);
+      if (punched) this.#endPunched(punched);
     }
     if (peerId) this.#registry.unregister(peerId, connection.id).catch((error: unknown) => debug('unregister %s: %s', peerId, String(error)));
   }
@@ -406,10 +464,13 @@ export class RendezvousServer {
     connection.ws.send(encodeMessage(message));
   }
 
-  /** Answers with `error`; a socket that keeps causing errors is closed (1008 Policy Violation). */
-  #refuse(connection: Connection, code: RendezvousErrorReason, message: string, ref?: string): void {
+  /**
+   * Answers with `error` (echoing the request's `id`, when the message had a valid one); a socket
+   * that keeps causing errors is closed (1008 Policy Violation).
+   */
+  #refuse(connection: Connection, code: RendezvousErrorReason, message: string, ref?: string, id?: number): void {
     this.#counters.errors++;
-    this.#send(connection, ref === undefined ? { type: 'error', code, message } : { type: 'error', code, message, ref });
+    this.#send(connection, { type: 'error', code, message, ...(id === undefined ? {} : { id }), ...(ref === undefined ? {} : { ref }) });
     if (!connection.errors.take() && connection.state !== 'closed') {
       debug('%s: too many protocol errors, closing', connection.id);
       connection.ws.close(1008, 'too many protocol errors');
@@ -419,53 +480,66 @@ export class RendezvousServer {
   #onFrame(connection: Connection, data: RawData, isBinary: boolean): void {
     if (gone(connection)) return;
     this.#counters.messages++;
-    if (!connection.messages.take()) {
-      this.#counters.rateLimited++;
-      this.#refuse(connection, 'rate-limited', `more than ${this.#limits.messagesPerSecond} messages per second; message dropped`);
-      return;
-    }
+    // Parsed before the token bucket is asked (bounded by maxMessageBytes), so that even a dropped
+    // request's error carries its id and the client can fail that request, not guess.
+    let json: unknown;
     let message: ParsedMessage;
     try {
       if (isBinary) throw new RendezvousProtocolError('invalid', 'message: expected a text frame, got a binary frame');
-      message = parseMessage(toBuffer(data), this.#limits);
+      json = parseFrame(toBuffer(data), this.#limits);
     } catch (error) {
       // Never a crash: an unexpected failure of the parser is still just a bad message.
       if (error instanceof RendezvousProtocolError) this.#refuse(connection, error.reason, error.message);
       else this.#refuse(connection, 'invalid', `message: could not be parsed (${(error as Error)?.message})`);
       return;
     }
+    const id = requestIdOf(json);
+    if (!connection.messages.take()) {
+      this.#counters.rateLimited++;
+      this.#refuse(connection, 'rate-limited', `more than ${this.#limits.messagesPerSecond} messages per second; message dropped`, undefined, id);
+      return;
+    }
+    try {
+      message = validate(json, this.#limits);
+    } catch (error) {
+      if (error instanceof RendezvousProtocolError) this.#refuse(connection, error.reason, error.message, undefined, id);
+      else this.#refuse(connection, 'invalid', `message: could not be validated (${(error as Error)?.message})`, undefined, id);
+      return;
+    }
     if (!CLIENT_MESSAGE_TYPES.has(message.type)) {
-      this.#refuse(connection, 'unknown-type', `message.type: "${message.type}" is sent by the server, not to it`);
+      this.#refuse(connection, 'unknown-type', `message.type: "${message.type}" is sent by the server, not to it`, undefined, id);
       return;
     }
     if (connection.state !== 'registered' && message.type !== 'register') {
-      this.#refuse(connection, 'not-registered', `${message.type}: register first`);
+      this.#refuse(connection, 'not-registered', `${message.type}: register first`, undefined, id);
       return;
     }
     if (connection.queued >= this.#limits.maxQueuedMessages) {
       this.#counters.rateLimited++;
-      this.#refuse(connection, 'rate-limited', `${connection.queued} messages still being handled; message dropped`);
+      this.#refuse(connection, 'rate-limited', `${connection.queued} messages still being handled; message dropped`, undefined, id);
       return;
     }
     connection.queued++;
+    const request = message as ClientMessage;
     // One socket's messages are handled in order: registration awaits the STUN proof and the registry.
     connection.queue = connection.queue
-      .then(() => this.#handle(connection, message))
+      .then(() => this.#handle(connection, request))
       .catch((error: unknown) => {
-        if (error instanceof Refusal) return this.#refuse(connection, error.code, error.message, error.ref);
-        if (error instanceof RendezvousProtocolError) return this.#refuse(connection, error.reason, error.message);
+        if (error instanceof Refusal) return this.#refuse(connection, error.code, error.message, error.ref, request.id);
+        if (error instanceof RendezvousProtocolError) return this.#refuse(connection, error.reason, error.message, undefined, request.id);
         if (error instanceof RendezvousVerifyError) {
-          return this.#refuse(connection, error.reason === 'bad-signature' || error.reason === 'wrong-peer' ? 'bad-signature' : 'invalid', error.message);
+          const code = error.reason === 'bad-signature' || error.reason === 'wrong-peer' ? 'bad-signature' : 'invalid';
+          return this.#refuse(connection, code, error.message, undefined, request.id);
         }
         debug('%s: handler failed: %s', connection.id, (error as Error)?.stack ?? String(error));
-        return this.#refuse(connection, 'invalid', 'internal error handling the message');
+        return this.#refuse(connection, 'invalid', 'internal error handling the message', undefined, request.id);
       })
       .finally(() => {
         connection.queued--;
       });
   }
 
-  async #handle(connection: Connection, message: ParsedMessage): Promise<void> {
+  async #handle(connection: Connection, message: ClientMessage): Promise<void> {
     if (connection.state === 'closed' || this.#closed) return;
     switch (message.type) {
       case 'register':
@@ -477,9 +551,11 @@ export class RendezvousServer {
       case 'refuse':
         return this.#refuseSession(connection, message);
       case 'refresh':
-        return this.#refresh(connection);
+        return this.#refresh(connection, message.id);
       case 'update':
         return this.#update(connection, message);
+      case 'trickle':
+        return this.#trickle(connection, message);
     }
   }
 
@@ -487,6 +563,11 @@ export class RendezvousServer {
 
   async #register(connection: Connection, message: RegisterMessage): Promise<void> {
     if (connection.state === 'registered') throw new Refusal('already-registered', `register: this socket is already registered as ${connection.peerId}`);
+    // 0. A version hello offered; the capabilities both sides know (unknown names are ignored).
+    if (!SUPPORTED_VERSIONS.includes(message.version)) {
+      throw new Refusal('unsupported-version', `register.version: ${message.version}, but this server speaks ${SUPPORTED_VERSIONS.join(', ')}`);
+    }
+    const capabilities = knownCapabilities(message.capabilities).filter((c) => this.#capabilities.includes(c));
     // 1. The body names the key to verify with; verify before believing anything else in it.
     const claimed = validateRegisterBody(peekSigned(message.signed), this.#limits);
     const body = validateRegisterBody(openSigned(message.signed, DOMAIN.register, claimed.peerId), this.#limits);
@@ -502,7 +583,7 @@ export class RendezvousServer {
     // 5. Capacity, then one live registration per peer id: the newer replaces the older.
     const existing = await this.#registry.lookup(body.peerId);
     if (!existing && (await this.#registry.size()) >= this.#limits.maxPeers) {
-      this.#refuse(connection, 'server-full', `register: the server holds ${this.#limits.maxPeers} peers; try another server or later`);
+      this.#refuse(connection, 'server-full', `register: the server holds ${this.#limits.maxPeers} peers; try another server or later`, undefined, message.id);
       connection.ws.close(1013, 'server full');
       return;
     }
@@ -524,11 +605,13 @@ export class RendezvousServer {
     }
     connection.state = 'registered';
     connection.peerId = body.peerId;
+    connection.version = message.version;
+    connection.capabilities = capabilities;
     clearTimeout(connection.helloTimer);
     this.observer.forget(connection.token);
     this.#send(connection, {
-      type: 'registered', peerId: body.peerId, srflx: body.srflx, observedSrflx: observed ? formatAddress(observed) : null,
-      ...(reachable ? { reachable } : {}),
+      type: 'registered', id: message.id, version: message.version, capabilities, peerId: body.peerId, srflx: body.srflx,
+      observedSrflx: observed ? formatAddress(observed) : null, ...(reachable ? { reachable } : {}),
     });
   }
 
@@ -571,12 +654,12 @@ export class RendezvousServer {
    * nonce, as in hello. One challenge per socket (a new one replaces it), expiring with the
    * observer's ttl; the token bucket bounds how often.
    */
-  async #refresh(connection: Connection): Promise<void> {
+  async #refresh(connection: Connection, id: number): Promise<void> {
     if (connection.challenge) this.observer.forget(connection.challenge.token);
     const token = (n: number): string => Buffer.from(this.#randomBytes(n)).toString('base64url');
     connection.challenge = { nonce: token(16), token: token(16) };
     this.observer.expect(connection.challenge.token);
-    this.#send(connection, { type: 'challenge', ...connection.challenge });
+    this.#send(connection, { type: 'challenge', id, ...connection.challenge });
   }
 
   /** The signed move of a registration to a new server-reflexive address, proven like `register` step 3. */
@@ -601,7 +684,7 @@ export class RendezvousServer {
     const record = await this.#registry.lookup(body.peerId);
     if (gone(connection) || record?.connectionId !== connection.id) return;
     await this.#registry.register({ ...record, srflx: body.srflx });
-    this.#send(connection, { type: 'updated', srflx: body.srflx });
+    this.#send(connection, { type: 'updated', id: message.id, srflx: body.srflx });
   }
 
   // --- connect --------------------------------------------------------------------------------
@@ -624,6 +707,10 @@ export class RendezvousServer {
     const target = record?.node === this.#nodeId ? this.#connections.get(record.connectionId) : undefined;
     if (gone(connection)) return;
     if (!target || target.state !== 'registered') throw new Refusal('peer-not-found', `connect: ${intent.to} is not registered with this server`, ref);
+    // Both peers read each other's signed bodies: only peers on one version can meet.
+    if (target.version !== connection.version) {
+      throw new Refusal('unsupported-version', `connect: ${intent.to} registered with protocol version ${target.version}, this peer with ${connection.version}`, ref);
+    }
     if (target.sessions.size >= this.#limits.maxPendingIntents) {
       throw new Refusal('too-many-pending', `connect: ${intent.to} has too many connection requests pending; try again later`, ref);
     }
@@ -684,6 +771,71 @@ export class RendezvousServer {
     this.#send(initiator, { ...common, peer: target.peerId!, role: 'controlling', startInMs: initiatorDelay });
     this.#send(target, { ...common, peer: initiator.peerId!, role: 'controlled', startInMs: targetDelay });
     this.#counters.punches++;
+    this.#keepPunched(session.id, initiator, target);
+  }
+
+  // --- trickle ----------------------------------------------------------------------------------
+
+  /**
+   * Keeps a punched session for trickled candidates until the window closes or either socket
+   * does. When maxSessions are kept already the session is not: its trickles get
+   * `unknown-session` (a lost optimisation, never a lost connection).
+   */
+  #keepPunched(id: string, initiator: Connection, target: Connection): void {
+    if (this.#punched.size >= this.#limits.maxSessions || gone(initiator) || gone(target)) return;
+    const allowance = (): TrickleAllowance => ({
+      messages: 0, candidates: 0, ended: false, rate: new TokenBucket(this.#limits.trickleMessagesPerSecond, this.#limits.trickleBurst),
+    });
+    const punched: PunchedSession = {
+      id, initiator, target, allowance: new Map([[initiator, allowance()], [target, allowance()]]),
+      timer: setTimeout(() => this.#endPunched(punched), this.#limits.trickleWindowMs),
+    };
+    this.#punched.set(id, punched);
+    initiator.punched.add(id);
+    target.punched.add(id);
+  }
+
+  #endPunched(punched: PunchedSession): void {
+    clearTimeout(punched.timer);
+    this.#punched.delete(punched.id);
+    punched.initiator.punched.delete(punched.id);
+    punched.target.punched.delete(punched.id);
+  }
+
+  /**
+   * Candidates one peer of a punched session found late, for the other peer only. The steps
+   * follow RFC 8838 §8-9 where they apply to a relaying server, cheapest checks first.
+   */
+  async #trickle(connection: Connection, message: TrickleMessage): Promise<void> {
+    const ref = message.session;
+    // 1. A session this socket was punched into, still within its trickle window.
+    const punched = this.#punched.get(ref);
+    const allowance = punched?.allowance.get(connection);
+    if (!punched || !allowance) throw new Refusal('unknown-session', `trickle: no punched session ${ref} of this peer within the last ${this.#limits.trickleWindowMs} ms`, ref);
+    const other = punched.initiator === connection ? punched.target : punched.initiator;
+    // 2. Both peers negotiated trickle.
+    if (!connection.capabilities.includes('trickle')) throw new Refusal('unsupported-capability', 'trickle: this peer did not negotiate the \'trickle\' capability', ref);
+    if (!other.capabilities.includes('trickle')) throw new Refusal('unsupported-capability', `trickle: ${other.peerId} did not negotiate the 'trickle' capability`, ref);
+    // 3. The session's rate, before spending a signature verification on it.
+    if (!allowance.rate.take()) {
+      this.#counters.rateLimited++;
+      throw new Refusal('rate-limited', `trickle: more than ${this.#limits.trickleMessagesPerSecond} per second for session ${ref}; message dropped`, ref);
+    }
+    // 4. Signed by this socket's peer, about this session (the receiver verifies again).
+    const body = validateTrickleBody(openSigned(message.signed, DOMAIN.trickle, connection.peerId!), this.#limits, 'trickle.signed.body');
+    if (body.session !== ref) throw new Refusal('invalid', `trickle.signed.body.session: ${body.session}, but the message is for ${ref}`, ref);
+    // 5. Within the allowance: messages, candidates, nothing after end-of-candidates.
+    if (allowance.ended) throw new Refusal('trickle-limit', `trickle: end-of-candidates was already sent for session ${ref}`, ref);
+    if (allowance.messages + 1 > this.#limits.maxTrickleMessages || allowance.candidates + body.candidates.length > this.#limits.maxTrickleCandidates) {
+      throw new Refusal('trickle-limit', `trickle: session ${ref} allows ${this.#limits.maxTrickleMessages} messages and ${this.#limits.maxTrickleCandidates} candidates per peer; ${allowance.messages} and ${allowance.candidates} used, ${body.candidates.length} more sent`, ref);
+    }
+    allowance.messages++;
+    allowance.candidates += body.candidates.length;
+    allowance.ended = body.end === true;
+    // 6. To the other peer of the session only, and done.
+    this.#send(other, { type: 'candidates', session: ref, signed: message.signed });
+    this.#send(connection, { type: 'ack', id: message.id });
+    this.#counters.trickled++;
   }
 
   async #refuseSession(connection: Connection, message: RefuseMessage): Promise<void> {
@@ -692,6 +844,13 @@ export class RendezvousServer {
     this.#counters.refused++;
     this.#send(session.initiator, { type: 'error', code: 'refused', message: message.reason || 'the peer refused', ref: session.id });
   }
+}
+
+/** The `id` of a frame's JSON when it is a valid request id (for answering even a message that fails validation). */
+function requestIdOf(json: unknown): number | undefined {
+  if (typeof json !== 'object' || json === null) return undefined;
+  const id = (json as Record<string, unknown>)['id'];
+  return typeof id === 'number' && Number.isSafeInteger(id) && id >= 1 ? id : undefined;
 }
 
 /** Whether the socket closed meanwhile (a function, so TypeScript does not narrow across awaits). */

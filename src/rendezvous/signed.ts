@@ -17,6 +17,8 @@ export const DOMAIN = Object.freeze({
   intent: 'natpunch/1 intent\n',
   accept: 'natpunch/1 accept\n',
   update: 'natpunch/1 update\n',
+  /** Candidates trickled for one session after the intent/accept (RFC 8838). */
+  trickle: 'natpunch/1 trickle\n',
 } as const);
 
 export type SignatureDomain = (typeof DOMAIN)[keyof typeof DOMAIN];

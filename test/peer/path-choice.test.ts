@@ -7,11 +7,13 @@ import type { RawPath } from '../../src/path/raw-path.js';
 
 const none = { udp: false, tcp: false };
 const address = { family: 4 as const, address: '192.0.2.1', port: 1 };
+const udp = { type: 'srflx' as const, transport: 'udp' as const, address, priority: 1 };
+const tcp = { ...udp, transport: 'tcp' as const };
 
 function instruction(overrides: Partial<PunchInstruction>): PunchInstruction {
   return {
-    session: 'AAAAAAAAAAAAAAAAAAAAAA', peer: 'x', role: 'controlling', remoteCandidates: [address], localCandidates: [address],
-    remoteTcpCandidates: [address], localTcpCandidates: [address], transport: 'auto', key: new Uint8Array(32), startAt: 0,
+    session: 'AAAAAAAAAAAAAAAAAAAAAA', peer: 'x', role: 'controlling', remoteCandidates: [udp], localCandidates: [udp],
+    remoteTcpCandidates: [tcp], localTcpCandidates: [tcp], remoteCapabilities: [], transport: 'auto', key: new Uint8Array(32), startAt: 0,
     remoteReachable: none, localReachable: none, remoteTcpListen: [], ...overrides,
   };
 }

@@ -8,10 +8,13 @@ import { randomBytes } from 'node:crypto';
 import { WebSocket } from 'ws';
 import { type Identity, generateIdentity } from '../../src/identity/index.js';
 import {
-  type RendezvousClientOptions, type RendezvousLimits, type ServerMessage, type StartTimingOptions,
-  DOMAIN, RendezvousClient, RendezvousServer, ReflexiveObserver, signObject,
+  type RendezvousClientOptions, type RendezvousLimits, type RendezvousServerOptions, type ServerMessage, type StartTimingOptions,
+  CAPABILITIES, DOMAIN, PROTOCOL_VERSION, RendezvousClient, RendezvousServer, ReflexiveObserver, signObject,
 } from '../../src/rendezvous/index.js';
+import { type CandidateTransport, type CandidateType, candidatePriority } from '../../src/punch/candidate.js';
+import type { CandidateRecord } from '../../src/rendezvous/index.js';
 import { StunServer } from '../../src/stun/server.js';
+import { parseAddress } from '../../src/wire/index.js';
 
 /** Closes everything a test opened, newest first. */
 export class Resources {
@@ -35,7 +38,10 @@ export interface Servers {
   url: string;
 }
 
-export async function startServers(resources: Resources, options: { limits?: Partial<RendezvousLimits>; timing?: StartTimingOptions; now?: () => number } = {}): Promise<Servers> {
+export async function startServers(
+  resources: Resources,
+  options: { limits?: Partial<RendezvousLimits>; timing?: StartTimingOptions; now?: () => number; capabilities?: RendezvousServerOptions['capabilities'] } = {},
+): Promise<Servers> {
   const observer = new ReflexiveObserver();
   const stun = resources.add(await StunServer.listen({ address: '127.0.0.1', port: 0, onBinding: observer.onBinding }), (s) => s.close());
   const server = resources.add(await RendezvousServer.listen({ host: '127.0.0.1', port: 0, stun, observer, ...options }), (s) => s.close());
@@ -68,10 +74,16 @@ export async function startPeer(resources: Resources, url: string, options: Part
   return { identity, socket, client, endpoint };
 }
 
-/** A WebSocket speaking the protocol by hand: every frame received is queued for `next`. */
+/**
+ * A WebSocket speaking the protocol by hand: every frame received is queued for `next`. `send`
+ * fills in what every version-2 request carries when a test leaves it out — an `id` (1, 2, ...)
+ * and, on `register`, this code's version and capabilities — unless `exact` is set.
+ */
 export class RawClient {
   readonly ws: WebSocket;
   readonly closed: Promise<number>;
+  /** The id the last request was sent with. */
+  lastId = 0;
   #queue: unknown[] = [];
   #waiting: ((message: unknown) => void) | undefined;
 
@@ -108,18 +120,32 @@ export class RawClient {
     });
   }
 
-  send(message: unknown): void {
-    this.ws.send(typeof message === 'string' ? message : JSON.stringify(message));
+  send(message: unknown, options: { exact?: boolean } = {}): void {
+    if (typeof message === 'string') return this.ws.send(message);
+    let out = message;
+    if (!options.exact && typeof message === 'object' && message !== null && !Array.isArray(message)) {
+      const m = message as Record<string, unknown>;
+      const filled: Record<string, unknown> = { id: ++this.lastId };
+      if (m['type'] === 'register') Object.assign(filled, { version: PROTOCOL_VERSION, capabilities: [...CAPABILITIES] });
+      out = { ...filled, ...m };
+    }
+    this.ws.send(JSON.stringify(out));
   }
 
   /** Sends and waits for the reply. */
-  async ask(message: unknown): Promise<ServerMessage & Record<string, unknown>> {
-    this.send(message);
+  async ask(message: unknown, options: { exact?: boolean } = {}): Promise<ServerMessage & Record<string, unknown>> {
+    this.send(message, options);
     return this.next();
   }
 }
 
 export const token = (): string => randomBytes(16).toString('base64url');
+
+/** A well-formed typed candidate for "ip:port" (host, UDP, top local preference unless told). */
+export function candidate(text: string, kind: CandidateType = 'host', transport: CandidateTransport = 'udp', localPreference = 65_535): CandidateRecord {
+  const { address, port } = parseAddress(text);
+  return { kind, transport, address, port, priority: candidatePriority(kind, localPreference) };
+}
 
 /** Opens a raw client and registers `identity` (no server-reflexive claim). Returns it after `registered`. */
 export async function registerRaw(resources: Resources, url: string, identity: Identity = generateIdentity()): Promise<{ raw: RawClient; identity: Identity }> {

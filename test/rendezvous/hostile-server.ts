@@ -1,8 +1,8 @@
 /**
- * A HOSTILE rendezvous server (test double). It speaks protocol version 1 well enough for real
- * clients to register and connect, but every signed object it passes on carries candidates the
- * real peers never signed: `forgedCandidates` (e.g. a victim address the lab counts packets to).
- * A correct peer must never send a packet to them.
+ * A HOSTILE rendezvous server (test double). It speaks protocol version 2 well enough for real
+ * clients to register, connect and trickle, but every signed object it passes on carries
+ * candidates the real peers never signed: `forgedCandidates` (e.g. a victim address the lab
+ * counts packets to), as UDP and TCP candidates. A correct peer must never send a packet to them.
  *
  * How it forges (`mode`), keeping the claimed signer so the forgery is about someone real:
  * - 'resign':   the body is rewritten and signed with the server's own key;
@@ -14,9 +14,11 @@
  * - B registered here and `forge: 'accept'`: B gets A's genuine intent, and when B's genuine
  *   accept comes back, A gets a punch with a forged accept (A must reject it);
  * - B not here (the lab's single-peer case): A at once gets a punch with a fabricated accept
- *   in B's name.
- * `forgeIncoming` and `forgePunch` push fabricated messages at a peer unprompted;
- * `replayIncoming` re-sends the last intent delivered to a peer.
+ *   in B's name;
+ * - `forge: 'none'`: everything is passed on honestly, trickled candidates included (for tests
+ *   that attack later, with `forgeCandidates`).
+ * `forgeIncoming`, `forgePunch` and `forgeCandidates` push fabricated messages at a peer
+ * unprompted; `replayIncoming` and `replayCandidates` re-send the last genuine ones.
  *
  * Run alone (e.g. in a lab namespace):
  *   node dist/test/rendezvous/hostile-server.js --serve --host IP --port N --forge IP:PORT[,IP:PORT] [--mode resign]
@@ -28,9 +30,11 @@ import { parseArgs } from 'node:util';
 import { WebSocket, WebSocketServer } from 'ws';
 import { type Identity, generateIdentity } from '../../src/identity/index.js';
 import {
-  type AcceptBody, type IntentBody, type ParsedMessage, type PunchMessage, type ServerMessage, type Signed,
-  DOMAIN, bodyHash, parseMessage, peekSigned, signObject,
+  type AcceptBody, type CandidateRecord, type IntentBody, type ParsedMessage, type PunchMessage, type ServerMessage, type Signed,
+  type TrickleBody, CAPABILITIES, DOMAIN, PROTOCOL_VERSION, SUPPORTED_VERSIONS, bodyHash, parseMessage, peekSigned, signObject,
 } from '../../src/rendezvous/index.js';
+import { candidatePriority } from '../../src/punch/candidate.js';
+import { parseAddress } from '../../src/wire/index.js';
 
 export type ForgeMode = 'resign' | 'tamper' | 'unsigned';
 
@@ -45,9 +49,11 @@ export interface HostileServerOptions {
    * intent honestly and keeps the target's accept (in `received`) without sending any punch,
    * so that a test can `deliver` punches of its own making.
    */
-  forge?: 'intent' | 'accept' | 'hold';
+  forge?: 'intent' | 'accept' | 'hold' | 'none';
   /** hello.stun (default: none, so peers register without a server-reflexive address). */
   stun?: string[];
+  /** Swallow every `trickle`: no forward, no ack (default false). */
+  dropTrickles?: boolean;
 }
 
 export interface Received {
@@ -59,6 +65,8 @@ interface Peer {
   ws: WebSocket;
   peerId: string | undefined;
   lastIncoming: Signed | undefined;
+  /** The last genuine `candidates` passed on to this peer. */
+  lastCandidates: { session: string; signed: Signed } | undefined;
 }
 
 interface Pending {
@@ -80,10 +88,19 @@ export class HostileRendezvousServer {
   readonly #wss = new WebSocketServer({ noServer: true });
   readonly #peers = new Set<Peer>();
   readonly #pending = new Map<string, Pending>();
+  /** Punched sessions: both peers, for passing trickled candidates on. */
+  readonly #punched = new Map<string, [Peer, Peer]>();
+  readonly #forged: CandidateRecord[];
   #watchers: (() => void)[] = [];
 
   private constructor(options: HostileServerOptions) {
-    this.#options = { mode: 'resign', forge: 'accept', stun: [], ...options };
+    this.#options = { mode: 'resign', forge: 'accept', stun: [], dropTrickles: false, ...options };
+    // Each forged address as a UDP and a TCP server-reflexive candidate, well-formed in every way.
+    this.#forged = options.forgedCandidates.flatMap((text, i) => {
+      const { address, port } = parseAddress(text);
+      const priority = candidatePriority('srflx', 65_535 - i);
+      return [{ kind: 'srflx', transport: 'udp', address, port, priority }, { kind: 'srflx', transport: 'tcp', address, port, priority }];
+    });
     this.#http = http.createServer((_q, r) => r.writeHead(426).end());
     this.#http.on('upgrade', (request, socket, head) => {
       this.#wss.handleUpgrade(request, socket, head, (ws) => this.#onConnection(ws));
@@ -137,7 +154,7 @@ export class HostileRendezvousServer {
     const session = b64url(16);
     const body: IntentBody = {
       from: options.claimFrom ?? generateIdentity().peerId, to: peerId, nonce: b64url(16),
-      expires: options.expires ?? Date.now() + 30_000, candidates: this.#options.forgedCandidates, session,
+      expires: options.expires ?? Date.now() + 30_000, candidates: this.#forged, session,
     };
     const intent = this.#sign(body, DOMAIN.intent, options.mode ?? this.#options.mode);
     this.#peer(peerId).lastIncoming = intent;
@@ -158,14 +175,32 @@ export class HostileRendezvousServer {
     const session = options.session ?? b64url(16);
     const claimPeer = options.claimPeer ?? generateIdentity().peerId;
     const intent = this.#sign({
-      from: claimPeer, to: peerId, nonce: b64url(16), expires: Date.now() + 30_000, candidates: this.#options.forgedCandidates, session,
+      from: claimPeer, to: peerId, nonce: b64url(16), expires: Date.now() + 30_000, candidates: this.#forged, session,
     } satisfies IntentBody, DOMAIN.intent, this.#options.mode);
     const accept = this.#sign({
-      session, intentHash: bodyHash(intent), candidates: this.#options.forgedCandidates, nonce: b64url(16),
+      session, intentHash: bodyHash(intent), candidates: this.#forged, nonce: b64url(16),
     } satisfies AcceptBody, DOMAIN.accept, this.#options.mode);
     this.deliver(peerId, this.#punch(session, claimPeer, options.role ?? 'controlled', intent, accept));
     this.forgeries++;
     return session;
+  }
+
+  /**
+   * Sends `peerId` trickled candidates for `session` naming the forged addresses, forged per
+   * `mode` (in the name of whoever the peer punched with: the signature is what must fail), with
+   * a fresh `seq` so that only the signature can refuse them.
+   */
+  forgeCandidates(peerId: string, session: string, options: { mode?: ForgeMode; seq?: number } = {}): void {
+    const body: TrickleBody = { session, seq: options.seq ?? 1_000, candidates: this.#forged };
+    this.deliver(peerId, { type: 'candidates', session, signed: this.#sign(body, DOMAIN.trickle, options.mode ?? this.#options.mode) });
+    this.forgeries++;
+  }
+
+  /** Re-sends the last genuine candidates passed on to `peerId` (a replay). */
+  replayCandidates(peerId: string): void {
+    const last = this.#peer(peerId).lastCandidates;
+    if (!last) throw new Error(`hostile server: no candidates were passed on to ${peerId}`);
+    this.deliver(peerId, { type: 'candidates', ...last });
   }
 
   async close(): Promise<void> {
@@ -182,7 +217,7 @@ export class HostileRendezvousServer {
   }
 
   #onConnection(ws: WebSocket): void {
-    const peer: Peer = { ws, peerId: undefined, lastIncoming: undefined };
+    const peer: Peer = { ws, peerId: undefined, lastIncoming: undefined, lastCandidates: undefined };
     this.#peers.add(peer);
     ws.on('close', () => this.#peers.delete(peer));
     ws.on('error', () => undefined);
@@ -197,7 +232,10 @@ export class HostileRendezvousServer {
       this.#handle(peer, message);
       for (const watcher of [...this.#watchers]) watcher();
     });
-    ws.send(JSON.stringify({ type: 'hello', version: 1, nonce: b64url(16), token: b64url(16), stun: this.#options.stun, serverTime: Date.now() }));
+    ws.send(JSON.stringify({
+      type: 'hello', version: PROTOCOL_VERSION, versions: SUPPORTED_VERSIONS, capabilities: CAPABILITIES,
+      nonce: b64url(16), token: b64url(16), stun: this.#options.stun, serverTime: Date.now(),
+    }));
   }
 
   #handle(peer: Peer, message: ParsedMessage): void {
@@ -205,7 +243,10 @@ export class HostileRendezvousServer {
       case 'register': {
         const body = peekSigned(message.signed) as { peerId: string; srflx: string | null };
         peer.peerId = body.peerId;
-        ws(peer, { type: 'registered', peerId: body.peerId, srflx: body.srflx, observedSrflx: body.srflx });
+        ws(peer, {
+          type: 'registered', id: message.id, version: message.version, capabilities: message.capabilities,
+          peerId: body.peerId, srflx: body.srflx, observedSrflx: body.srflx,
+        });
         return;
       }
       case 'connect': {
@@ -223,7 +264,7 @@ export class HostileRendezvousServer {
         } else {
           // Nobody to ask: fabricate the target's accept outright.
           const accept = this.#sign({
-            session: intent.session, intentHash: bodyHash(message.intent), candidates: this.#options.forgedCandidates, nonce: b64url(16),
+            session: intent.session, intentHash: bodyHash(message.intent), candidates: this.#forged, nonce: b64url(16),
           } satisfies AcceptBody, DOMAIN.accept, this.#options.mode);
           ws(peer, this.#punch(intent.session, intent.to, 'controlling', message.intent, accept));
           this.forgeries++;
@@ -235,10 +276,24 @@ export class HostileRendezvousServer {
         const pending = this.#pending.get(body.session);
         if (!pending || !peer.peerId || this.#options.forge === 'hold') return;
         const initiatorId = (peekSigned(pending.intent) as IntentBody).from;
-        ws(pending.initiator, this.#punch(body.session, peer.peerId, 'controlling', pending.intent, this.#forge(message.accept, DOMAIN.accept)));
-        this.forgeries++;
+        this.#punched.set(body.session, [pending.initiator, peer]);
+        if (this.#options.forge === 'none') {
+          ws(pending.initiator, this.#punch(body.session, peer.peerId, 'controlling', pending.intent, message.accept));
+        } else {
+          ws(pending.initiator, this.#punch(body.session, peer.peerId, 'controlling', pending.intent, this.#forge(message.accept, DOMAIN.accept)));
+          this.forgeries++;
+        }
         // The target gets the genuine objects: this double attacks the initiator here.
         ws(peer, this.#punch(body.session, initiatorId, 'controlled', pending.intent, message.accept));
+        return;
+      }
+      case 'trickle': {
+        // Passed on honestly: the attacks are forgeCandidates and replayCandidates.
+        const other = this.#punched.get(message.session)?.find((p) => p !== peer);
+        if (!other || this.#options.dropTrickles) return;
+        other.lastCandidates = { session: message.session, signed: message.signed };
+        ws(other, { type: 'candidates', session: message.session, signed: message.signed });
+        ws(peer, { type: 'ack', id: message.id });
         return;
       }
       default:
@@ -252,7 +307,7 @@ export class HostileRendezvousServer {
 
   /** A copy of `signed` whose body names the forged candidates, forged per mode. */
   #forge(signed: Signed, domain: (typeof DOMAIN)[keyof typeof DOMAIN]): Signed {
-    const body = { ...(peekSigned(signed) as Record<string, unknown>), candidates: this.#options.forgedCandidates };
+    const body = { ...(peekSigned(signed) as Record<string, unknown>), candidates: this.#forged };
     if (this.#options.mode !== 'tamper') return this.#sign(body, domain, this.#options.mode);
     return { body: Buffer.from(JSON.stringify(body)).toString('base64'), sig: signed.sig };
   }
@@ -281,7 +336,7 @@ if (process.argv.includes('--serve')) {
   }
   const server = await HostileRendezvousServer.listen({
     host: values.host!, port: Number(values.port), forgedCandidates: values.forge.split(','),
-    mode: values.mode as ForgeMode, forge: values.target as 'intent' | 'accept' | 'hold',
+    mode: values.mode as ForgeMode, forge: values.target as 'intent' | 'accept' | 'hold' | 'none',
   });
   process.stdout.write(`ready ${server.url}\n`);
   const stop = (): void => void server.close().then(() => process.exit(0));

@@ -1,18 +1,19 @@
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { performance } from 'node:perf_hooks';
 import { generateIdentity } from '../../src/identity/index.js';
 import {
-  type PunchInstruction, DOMAIN, RendezvousVerifyError, peekSigned, signObject,
+  type PunchInstruction, type TrickledCandidates, DOMAIN, RendezvousError, RendezvousVerifyError, peekSigned, signObject,
 } from '../../src/rendezvous/index.js';
 import { type ForgeMode, HostileRendezvousServer } from './hostile-server.js';
-import { type Peer, Resources, startPeer, token, udpSocket } from './helpers.js';
+import { type Peer, Resources, candidate, startPeer, token, udpSocket, until } from './helpers.js';
 
 const resources = new Resources();
 afterEach(() => resources.close());
 
 /** A hostile server whose forged candidate is a real UDP socket counting what reaches it. */
-async function hostile(options: { mode?: ForgeMode; forge?: 'intent' | 'accept' | 'hold' } = {}) {
+async function hostile(options: { mode?: ForgeMode; forge?: 'intent' | 'accept' | 'hold' | 'none'; dropTrickles?: boolean } = {}) {
   const victim = await udpSocket(resources);
   let packets = 0;
   victim.on('message', () => packets++);
@@ -108,7 +109,7 @@ test('an expired intent is refused by the target even when genuinely signed; sma
   const deliver = () => {
     const session = token();
     server.deliver(b.identity.peerId, { type: 'incoming', intent: signObject(someone, DOMAIN.intent, {
-      from: someone.peerId, to: b.identity.peerId, nonce: token(), expires: Date.now() + 5_000, candidates: ['127.0.0.1:9'], session,
+      from: someone.peerId, to: b.identity.peerId, nonce: token(), expires: Date.now() + 5_000, candidates: [candidate('127.0.0.1:9')], session,
     }) });
     return session;
   };
@@ -128,7 +129,7 @@ test('an intent addressed to another peer is refused', async () => {
   const seenByB = watch(b);
   const someone = generateIdentity();
   const intent = signObject(someone, DOMAIN.intent, {
-    from: someone.peerId, to: generateIdentity().peerId, nonce: token(), expires: Date.now() + 10_000, candidates: ['127.0.0.1:9'], session: token(),
+    from: someone.peerId, to: generateIdentity().peerId, nonce: token(), expires: Date.now() + 10_000, candidates: [candidate('127.0.0.1:9')], session: token(),
   });
   server.deliver(b.identity.peerId, { type: 'incoming', intent });
   await server.waitFor((r) => r.some((x) => x.message.type === 'refuse'));
@@ -191,9 +192,75 @@ test('a target holds at most maxPendingIncoming intents, counting those its poli
   for (let i = 0; i < 3; i++) {
     const someone = generateIdentity();
     server.deliver(b.identity.peerId, { type: 'incoming', intent: signObject(someone, DOMAIN.intent, {
-      from: someone.peerId, to: b.identity.peerId, nonce: token(), expires: Date.now() + 10_000, candidates: ['127.0.0.1:9'], session: token(),
+      from: someone.peerId, to: b.identity.peerId, nonce: token(), expires: Date.now() + 10_000, candidates: [candidate('127.0.0.1:9')], session: token(),
     }) });
   }
   await server.waitFor((r) => r.some((x) => x.message.type === 'refuse'));
   assert.deepEqual(seenByB.rejected.map((e) => e.reason), ['busy']);
+});
+
+/** A peer `a` with a genuine punched session with `b`, through a server that passes things on honestly until told otherwise. */
+async function punchedThroughHostile(mode: ForgeMode = 'resign', dropTrickles = false) {
+  const { server, packetsToVictim } = await hostile({ mode, forge: 'none', dropTrickles });
+  const a = await startPeer(resources, server.url);
+  const b = await startPeer(resources, server.url);
+  const punchedB = once(b.client, 'punch');
+  const instruction = await a.client.connect(b.identity.peerId);
+  await punchedB;
+  const heard: TrickledCandidates[] = [];
+  a.client.onCandidates(instruction.session, (batch) => heard.push(batch));
+  return { server, packetsToVictim, a, b, session: instruction.session, heard, seenByA: watch(a) };
+}
+
+for (const mode of ['resign', 'tamper', 'unsigned'] as const) {
+  test(`a trickled candidate forged by the server (${mode}) is refused by the peer: no event, nothing to send to`, async () => {
+    const { server, a, session, heard, seenByA, packetsToVictim } = await punchedThroughHostile(mode);
+    const events: TrickledCandidates[] = [];
+    a.client.on('candidates', (batch) => events.push(batch));
+    const rejected = once(a.client, 'rejected') as Promise<[RendezvousVerifyError]>;
+    server.forgeCandidates(a.identity.peerId, session, { mode });
+    const [error] = await rejected;
+    assert.equal(error.code, 'ERR_RENDEZVOUS_VERIFY');
+    assert.equal(error.reason, 'bad-signature');
+    assert.match(error.message, /^signed trickle: the signature does not verify with the key of /);
+    assert.deepEqual([events.length, heard.length], [0, 0]);
+    assert.equal(seenByA.rejected.length, 1);
+    assert.equal(packetsToVictim(), 0);
+  });
+}
+
+test('a genuine trickle passes a hostile server; replayed, it is refused as replayed', async () => {
+  const { server, a, b, session, heard } = await punchedThroughHostile();
+  const mapped = { type: 'mapped' as const, transport: 'udp' as const, address: { family: 4 as const, address: '198.51.100.20', port: 4000 } };
+  await b.client.trickle(session, [mapped]);
+  await until(() => heard.length === 1, 'a hears b\'s genuine trickle');
+  assert.equal(heard[0]!.peer, b.identity.peerId);
+  const rejected = once(a.client, 'rejected') as Promise<[RendezvousVerifyError]>;
+  server.replayCandidates(a.identity.peerId);
+  assert.equal((await rejected)[0].reason, 'replayed');
+  assert.equal(heard.length, 1);
+});
+
+test('candidates for a session the peer never punched are refused, even signed by a real peer', async () => {
+  const { server, a, b } = await punchedThroughHostile();
+  const session = token();
+  const rejected = once(a.client, 'rejected') as Promise<[RendezvousVerifyError]>;
+  // b's genuine key, but a session a never had with b.
+  server.deliver(a.identity.peerId, { type: 'candidates', session, signed: signObject(b.identity, DOMAIN.trickle, { session, seq: 1, candidates: [] }) });
+  const [error] = await rejected;
+  assert.equal(error.reason, 'mismatch');
+  assert.match(error.message, /^candidates\.session: .* is not a session punched within the last 30000 ms$/);
+});
+
+test('a trickle the server swallows fails with reason timeout, not a hang', async () => {
+  const { b, session } = await punchedThroughHostile('resign', true);
+  const mapped = { type: 'mapped' as const, transport: 'udp' as const, address: { family: 4 as const, address: '198.51.100.20', port: 4000 } };
+  const started = performance.now();
+  await assert.rejects(b.client.trickle(session, [mapped], { timeoutMs: 200 }), (e: unknown) => {
+    assert.ok(e instanceof RendezvousError, String(e));
+    assert.equal(e.reason, 'timeout');
+    assert.equal(e.message, 'rendezvous trickle: no answer from the server within 200 ms');
+    return true;
+  });
+  assert.ok(performance.now() - started < 2_000);
 });

@@ -9,7 +9,7 @@ import {
   type DisconnectInfo, type ReconnectInfo, Backoff, ReconnectingRendezvousClient, isPermanent,
 } from '../../src/rendezvous/reconnecting-client.js';
 import { HostileRendezvousServer } from './hostile-server.js';
-import { Resources, token, udpSocket } from './helpers.js';
+import { Resources, candidate, token, udpSocket } from './helpers.js';
 
 const resources = new Resources();
 afterEach(() => resources.close());
@@ -50,27 +50,33 @@ test('which reasons stop the reconnection and which are retried', () => {
   for (const [error, permanent] of table) assert.equal(isPermanent(error), permanent, String(error));
 });
 
-/** A WebSocket server on `port` whose hello speaks protocol version 2. */
-async function version2Server(port = 0): Promise<WebSocketServer> {
+/** A WebSocket server on `port` whose hello speaks only other protocol versions (default: version 1, as version-1 servers say it). */
+async function otherVersionServer(port = 0, versions: { version: number; versions?: readonly number[] } = { version: 1 }): Promise<WebSocketServer> {
   const wss = new WebSocketServer({ host: '127.0.0.1', port });
-  wss.on('connection', (ws) => ws.send(JSON.stringify({ type: 'hello', version: 2, nonce: token(), token: token(), stun: [], serverTime: Date.now() })));
+  wss.on('connection', (ws) => ws.send(JSON.stringify({ type: 'hello', ...versions, nonce: token(), token: token(), stun: [], serverTime: Date.now() })));
   await once(wss, 'listening');
   return resources.add(wss, (s) => new Promise((resolve) => { for (const c of s.clients) c.terminate(); s.close(() => resolve(undefined)); }));
 }
 
-test('a hello of another protocol version fails registration at once with reason unsupported-version', async () => {
-  const wss = await version2Server();
-  const socket = await udpSocket(resources);
-  const started = performance.now();
-  const error = await RendezvousClient.connect({
-    url: `ws://127.0.0.1:${(wss.address() as { port: number }).port}/`, identity: generateIdentity(), udpSocket: socket,
-    privateEndpoints: [`127.0.0.1:${socket.address().port}`],
-  }).then(() => undefined, (e: unknown) => e);
-  assert.ok(error instanceof RendezvousError, String(error));
-  assert.equal(error.reason, 'unsupported-version');
-  assert.match(error.message, /^hello\.version: the server speaks 2, this client speaks 1$/);
-  assert.ok(performance.now() - started < 5_000, 'not the 10 s registration timeout');
-});
+for (const [what, versions, spoken] of [
+  ['a version-1 hello', { version: 1 }, '1'],
+  ['a hello of only newer versions', { version: 4, versions: [3, 4] }, '3, 4'],
+] as const) {
+  test(`${what} fails registration at once with reason unsupported-version, naming both sides' versions`, async () => {
+    const wss = await otherVersionServer(0, versions);
+    const socket = await udpSocket(resources);
+    const started = performance.now();
+    const error = await RendezvousClient.connect({
+      url: `ws://127.0.0.1:${(wss.address() as { port: number }).port}/`, identity: generateIdentity(), udpSocket: socket,
+      privateEndpoints: [`127.0.0.1:${socket.address().port}`],
+    }).then(() => undefined, (e: unknown) => e);
+    assert.ok(error instanceof RendezvousError, String(error));
+    assert.equal(error.code, 'ERR_RENDEZVOUS');
+    assert.equal(error.reason, 'unsupported-version');
+    assert.equal(error.message, `hello.versions: the server speaks version ${spoken}, this client speaks 2: upgrade the older side`);
+    assert.ok(performance.now() - started < 5_000, 'not the 10 s registration timeout');
+  });
+}
 
 /** A client registered at a hostile (here: merely permissive) server that can be restarted on its port. */
 async function reconnecting(server: HostileRendezvousServer) {
@@ -90,7 +96,7 @@ test('after a reconnection an intent accepted on the earlier connection is still
   const someone = generateIdentity();
   const incoming = {
     type: 'incoming', intent: signObject(someone, DOMAIN.intent, {
-      from: someone.peerId, to: identity.peerId, nonce: token(), expires: Date.now() + 30_000, candidates: ['127.0.0.1:9'], session: token(),
+      from: someone.peerId, to: identity.peerId, nonce: token(), expires: Date.now() + 30_000, candidates: [candidate('127.0.0.1:9')], session: token(),
     }),
   };
   first.deliver(identity.peerId, incoming);
@@ -127,14 +133,14 @@ test('a server that comes back speaking another protocol version ends the reconn
   const dropped = once(client, 'disconnected');
   await first.close();
   await dropped;
-  await version2Server(port);
+  await otherVersionServer(port);
   await stopped;
   assert.deepEqual(reports.map(([reason, info]) => [reason.reason, info.retryInMs === null]), [['closed', false], ['unsupported-version', true]]);
   assert.equal(client.connected, false);
   await assert.rejects(client.connect(generateIdentity().peerId), (error: unknown) => {
     assert.ok(error instanceof RendezvousError);
     assert.equal(error.reason, 'disconnected');
-    assert.match(error.message, /\(unsupported-version: hello\.version: the server speaks 2, this client speaks 1\); not reconnecting$/);
+    assert.match(error.message, /\(unsupported-version: hello\.versions: the server speaks version 1, this client speaks 2: upgrade the older side\); not reconnecting$/);
     return true;
   });
 });

@@ -204,6 +204,6 @@ test('all per-client state goes when clients leave, and close() ends every clien
   const closed = once(a.client, 'close') as Promise<[RendezvousError]>;
   await server.close();
   assert.equal((await closed)[0].reason, 'shutdown');
-  assert.deepEqual({ ...server.stats, messages: 0, errors: 0 }, { connections: 0, peers: 0, sessions: 0, messages: 0, errors: 0, rateLimited: 0, punches: 0, refused: 0 });
+  assert.deepEqual({ ...server.stats, messages: 0, errors: 0 }, { connections: 0, peers: 0, sessions: 0, trickleSessions: 0, messages: 0, errors: 0, rateLimited: 0, punches: 0, refused: 0, trickled: 0 });
   assert.equal(observer.size, 0);
 });

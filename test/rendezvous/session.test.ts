@@ -7,7 +7,16 @@ import {
 } from '../../src/rendezvous/index.js';
 import { AttrType, username } from '../../src/wire/index.js';
 import { StunUdpClient } from '../../src/stun/udp-client.js';
-import { RawClient, Resources, registerRaw, startPeer, startServers, token, udpSocket } from './helpers.js';
+import { candidatePriority, type CandidateTransport, type CandidateType, type SignalledCandidate } from '../../src/punch/candidate.js';
+import { RawClient, Resources, candidate, registerRaw, startPeer, startServers, token, udpSocket } from './helpers.js';
+
+/** The typed candidate a peer signs for "ip:port" (IPv4 unless it has brackets). */
+function typed(text: string, type: CandidateType = 'host', transport: CandidateTransport = 'udp', localPreference = transport === 'udp' ? 65_535 : 32_767): SignalledCandidate {
+  const v6 = text.startsWith('[');
+  const address = v6 ? text.slice(1, text.indexOf(']')) : text.slice(0, text.lastIndexOf(':'));
+  const port = Number(text.slice(text.lastIndexOf(':') + 1));
+  return { type, transport, address: { family: v6 ? 6 : 4, address, port }, priority: candidatePriority(type, localPreference) };
+}
 
 const resources = new Resources();
 afterEach(() => resources.close());
@@ -33,8 +42,10 @@ test('two peers connect: both get a punch with the other side\'s signed candidat
   assert.equal(target.peer, a.identity.peerId);
   assert.equal(initiator.role, 'controlling');
   assert.equal(target.role, 'controlled');
-  assert.deepEqual(initiator.remoteCandidates, [{ family: 4, address: '127.0.0.1', port: b.socket.address().port }]);
-  assert.deepEqual(target.remoteCandidates, [{ family: 4, address: '127.0.0.1', port: a.socket.address().port }]);
+  // On loopback the srflx is the host candidate itself: signed once, as host.
+  assert.deepEqual(initiator.remoteCandidates, [typed(b.endpoint)]);
+  assert.deepEqual(target.remoteCandidates, [typed(a.endpoint)]);
+  assert.deepEqual(initiator.remoteCapabilities, ['trickle']);
   assert.deepEqual(initiator.localCandidates, target.remoteCandidates);
   assert.deepEqual(target.localCandidates, initiator.remoteCandidates);
   assert.equal(initiator.key.length, 32);
@@ -134,7 +145,9 @@ test('registered reports what the STUN port observed even when the peer claims n
   const { raw, hello, socket, identity } = await helloWithStunProof();
   const signed = signObject(identity, DOMAIN.register, { peerId: identity.peerId, nonce: hello['nonce'], privateEndpoints: [], srflx: null });
   const reply = await raw.ask({ type: 'register', signed });
-  assert.deepEqual(reply, { type: 'registered', peerId: identity.peerId, srflx: null, observedSrflx: `127.0.0.1:${socket.address().port}` });
+  assert.deepEqual(reply, {
+    type: 'registered', id: raw.lastId, version: 2, capabilities: ['trickle'], peerId: identity.peerId, srflx: null, observedSrflx: `127.0.0.1:${socket.address().port}`,
+  });
 });
 
 test('a registration must sign this connection\'s nonce and verify with the key in its peer id', async () => {
@@ -178,7 +191,7 @@ test('the server forwards only intents signed by the socket\'s own peer, for a l
   const { raw, identity } = await registerRaw(resources, url);
   const target = await startPeer(resources, url);
   const intent = (fields: Record<string, unknown>, signer = identity) => signObject(signer, DOMAIN.intent, {
-    from: identity.peerId, to: target.identity.peerId, nonce: token(), expires: Date.now() + 10_000, candidates: ['127.0.0.1:9'], session: token(), ...fields,
+    from: identity.peerId, to: target.identity.peerId, nonce: token(), expires: Date.now() + 10_000, candidates: [candidate('127.0.0.1:9')], session: token(), ...fields,
   });
   const cases: [string, unknown, string][] = [
     ['signed by someone else', intent({}, generateIdentity()), 'bad-signature'],
@@ -188,11 +201,12 @@ test('the server forwards only intents signed by the socket\'s own peer, for a l
     ['to itself', intent({ to: identity.peerId }), 'bad-intent'],
     ['expired longer ago than the clock tolerance', intent({ expires: Date.now() - 30_001 }), 'expired'],
     ['too far ahead', intent({ expires: Date.now() + 3_600_000 }), 'expired'],
-    ['with a multicast candidate', intent({ candidates: ['224.0.0.1:5000'] }), 'invalid'],
+    ['with a multicast candidate', intent({ candidates: [candidate('224.0.0.1:5000')] }), 'invalid'],
+    ['with version 1\'s "ip:port" candidates', intent({ candidates: ['127.0.0.1:9'] }), 'invalid'],
   ];
   for (const [what, signed, code] of cases) {
     const reply = await raw.ask({ type: 'connect', intent: signed });
-    assert.deepEqual([reply.type, reply['code']], ['error', code], what);
+    assert.deepEqual([reply.type, reply['code'], reply['id']], ['error', code, raw.lastId], `${what}: the error answers the request by its id`);
   }
 });
 
@@ -205,7 +219,7 @@ test('an accept must answer the forwarded intent and come from its target', asyn
   const intent = incoming['intent'] as { body: string; sig: string };
   const session = (peekSigned(intent) as { session: string }).session;
   const accept = (fields: Record<string, unknown>) => signObject(identity, DOMAIN.accept, {
-    session, intentHash: bodyHash(intent), candidates: ['127.0.0.1:9'], nonce: token(), ...fields,
+    session, intentHash: bodyHash(intent), candidates: [candidate('127.0.0.1:9')], nonce: token(), ...fields,
   });
   assert.equal((await raw.ask({ type: 'accept', accept: accept({ intentHash: bodyHash({ body: 'e30=', sig: '' }) }) }))['code'], 'bad-intent');
   assert.equal((await raw.ask({ type: 'accept', accept: accept({ session: token() }) }))['code'], 'unknown-session');
@@ -214,7 +228,7 @@ test('an accept must answer the forwarded intent and come from its target', asyn
   assert.equal(punch['role'], 'controlled');
   assert.deepEqual(openSigned(punch['intent'] as { body: string; sig: string }, DOMAIN.intent, a.identity.peerId), peekSigned(intent));
   const instruction = await result as PunchInstruction;
-  assert.deepEqual(instruction.remoteCandidates, [{ family: 4, address: '127.0.0.1', port: 9 }]);
+  assert.deepEqual(instruction.remoteCandidates, [typed('127.0.0.1:9')]);
 });
 
 test('a pending session ends with "peer-not-found" for the initiator when the target disconnects', async () => {
@@ -272,11 +286,15 @@ test('candidates come from the candidates option when given, deduplicated and ca
   const { url } = await startServers(resources);
   const many = Array.from({ length: 20 }, (_, i) => `10.0.0.${i + 1}:7000`);
   const a = await startPeer(resources, url, { privateEndpoints: [...many, many[0]!] });
-  const b = await startPeer(resources, url, { candidates: () => ['192.0.2.1:5', '192.0.2.1:5', '[2001:db8::1]:6'] });
+  const b = await startPeer(resources, url, {
+    candidates: () => ['192.0.2.1:5', '192.0.2.1:5', '[2001:db8::1]:6', { type: 'mapped', address: { family: 4, address: '198.51.100.9', port: 7 } }],
+  });
   const incoming = once(b.client, 'punch') as Promise<[PunchInstruction]>;
   const instruction = await a.client.connect(b.identity.peerId);
   assert.equal(instruction.localCandidates.length, 16);
-  assert.deepEqual(instruction.remoteCandidates, [{ family: 4, address: '192.0.2.1', port: 5 }, { family: 6, address: '2001:db8::1', port: 6 }]);
+  assert.deepEqual(instruction.localCandidates.slice(0, 2), [typed('10.0.0.1:7000'), typed('10.0.0.2:7000', 'host', 'udp', 65_534)], 'one local preference per host candidate');
+  // Strings are typed by what the peer knows: not one of its interfaces, so a mapping (srflx); objects say their type.
+  assert.deepEqual(instruction.remoteCandidates, [typed('192.0.2.1:5', 'srflx'), typed('[2001:db8::1]:6', 'srflx', 'udp', 65_534), typed('198.51.100.9:7', 'mapped')]);
   assert.equal((await incoming)[0].remoteCandidates.length, 16);
 });
 
@@ -316,12 +334,13 @@ test('TCP candidates and the requested transport reach both sides only from the 
   const [target] = await incoming;
   assert.equal(initiator.transport, 'tcp');
   assert.equal(target.transport, 'tcp', 'the target follows the transport the initiator signed');
-  assert.deepEqual(initiator.remoteTcpCandidates, [{ family: 4, address: '127.0.0.1', port: 40002 }]);
-  assert.deepEqual(target.remoteTcpCandidates, [{ family: 4, address: '127.0.0.1', port: 40001 }], 'deduplicated before signing');
+  assert.deepEqual(initiator.remoteTcpCandidates, [typed('127.0.0.1:40002', 'host', 'tcp')]);
+  assert.deepEqual(target.remoteTcpCandidates, [typed('127.0.0.1:40001', 'host', 'tcp')], 'deduplicated before signing');
+  assert.ok(target.remoteTcpCandidates[0]!.priority < target.remoteCandidates[0]!.priority, 'TCP ranks below UDP');
   assert.deepEqual(initiator.localTcpCandidates, target.remoteTcpCandidates);
   assert.deepEqual(target.localTcpCandidates, initiator.remoteTcpCandidates);
 
-  // A peer that offers no TCP candidates signs the old message shape; the other side sees none, over UDP.
+  // A peer that offers no TCP candidates signs UDP ones only; the other side sees none, over UDP.
   const c = await startPeer(resources, url);
   const incomingC = once(c.client, 'punch') as Promise<[PunchInstruction]>;
   const udp = await a.client.connect(c.identity.peerId);

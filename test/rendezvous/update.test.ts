@@ -57,13 +57,13 @@ function update(identity: Identity, nonce: unknown, srflx: string, domain: strin
 test('refresh, challenge, update and updated validate and survive encode -> parse', () => {
   const nonce = 'AAAAAAAAAAAAAAAAAAAAAA';
   const messages: ParsedMessage[] = [
-    { type: 'refresh' },
-    { type: 'challenge', nonce, token: nonce },
-    { type: 'update', signed: signObject(generateIdentity(), DOMAIN.update, {}) },
-    { type: 'updated', srflx: '198.51.100.2:4000' },
+    { type: 'refresh', id: 1 },
+    { type: 'challenge', id: 1, nonce, token: nonce },
+    { type: 'update', id: 2, signed: signObject(generateIdentity(), DOMAIN.update, {}) },
+    { type: 'updated', id: 2, srflx: '198.51.100.2:4000' },
   ];
   for (const message of messages) assert.deepEqual(parseMessage(encodeMessage(message)), message, message.type);
-  assert.throws(() => parseMessage('{"type":"updated","srflx":"0.0.0.0:4000"}'), /updated\.srflx/);
+  assert.throws(() => parseMessage('{"type":"updated","id":2,"srflx":"0.0.0.0:4000"}'), /updated\.srflx/);
 });
 
 test('a registered peer moves its registration to the address its new mapping proved', async () => {
@@ -73,7 +73,7 @@ test('a registered peer moves its registration to the address its new mapping pr
   const moved = await prove(await udpSocket(resources), challenge['token'] as string);
   assert.notEqual(moved, srflx);
   const updated = await raw.ask(update(identity, challenge['nonce'], moved));
-  assert.deepEqual(updated, { type: 'updated', srflx: moved });
+  assert.deepEqual(updated, { type: 'updated', id: raw.lastId, srflx: moved });
   assert.equal((await registry.lookup(identity.peerId))?.srflx, moved);
 });
 
