@@ -35,6 +35,8 @@ const debug = debuglog('natpunch:peer');
 
 /** Interval of STUN keepalives toward the rendezvous server's STUN endpoint (see constructor). */
 export const KEEPALIVE_MS = 15_000;
+/** How long a stale connection's side waits for the rendezvous server to answer a ping before registering again, ms. */
+const RECOVER_PROBE_MS = 1_500;
 /** A re-punch (intent, accept and checks) gives up after this long, ms. */
 const RECOVER_PUNCH_TIMEOUT_MS = 10_000;
 /** Backoff between recovery attempts while a connection stays stale: 0.5 s doubling to 30 s. */
@@ -603,6 +605,9 @@ export class Peer extends EventEmitter {
       for (let attempt = 0; stillStale(); attempt++) {
         // The outage that broke the path often broke the registration too (the same NAT forgot
         // the WebSocket's mapping): re-punching needs it back first.
+        // Is the registration really alive? After an address change its TCP connection is dead
+        // long before the server's pings would say so.
+        if (this.registered) await this.#rendezvous.probe(RECOVER_PROBE_MS).catch((error: Error) => debug('recover: rendezvous connection: %s', error.message));
         if (!this.registered) await this.#waitFor(manager, RECOVER_MAX_BACKOFF_MS, 'reconnected');
         if (!stillStale()) break;
         debug('connection to %s stale: recovering (attempt %d)', live.peer, attempt + 1);

@@ -503,6 +503,36 @@ export class RendezvousClient extends EventEmitter {
     this.emit('close', reason);
   }
 
+  /**
+   * Checks that the connection to the server still carries anything: a WebSocket ping that must
+   * be answered within `timeoutMs` (RFC 6455 §5.5.2). A peer whose network just changed cannot
+   * wait for the server's next ping (serverTimeoutMs) to learn that its registration is gone; on
+   * no answer the connection is closed ('timeout'), so a reconnecting client registers again.
+   */
+  probe(timeoutMs: number): Promise<void> {
+    if (this.#closed) return Promise.reject(this.#closeReason ?? new RendezvousError('closed', 'rendezvous probe: the connection closed'));
+    return new Promise((resolve, reject) => {
+      const done = (): void => { clearTimeout(timer); this.#ws.off('pong', onPong); this.off('close', onClose); };
+      const onPong = (): void => { done(); resolve(); };
+      const onClose = (reason: RendezvousError): void => { done(); reject(reason); };
+      const timer = setTimeout(() => {
+        done();
+        const reason = new RendezvousError('timeout', `no pong from the rendezvous server within ${timeoutMs} ms`);
+        this.#closeReason ??= reason;
+        this.#ws.terminate();
+        reject(reason);
+      }, timeoutMs);
+      this.#ws.on('pong', onPong);
+      this.once('close', onClose);
+      try {
+        this.#ws.ping();
+      } catch (error) {
+        done();
+        reject(new RendezvousError('closed', `rendezvous probe: ${(error as Error).message}`, { cause: error }));
+      }
+    });
+  }
+
   #armLiveness(): void {
     clearTimeout(this.#livenessTimer);
     if (this.#closed) return;

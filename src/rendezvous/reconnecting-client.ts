@@ -204,6 +204,11 @@ export class ReconnectingRendezvousClient extends EventEmitter {
     return this.#live('connect').connect(target, options);
   }
 
+  /** RendezvousClient.probe on the live registration: on no answer it is dropped and registered again. */
+  async probe(timeoutMs: number): Promise<void> {
+    return this.#live('probe').probe(timeoutMs);
+  }
+
   /** RendezvousClient.updateSrflx through the live registration (the same throws as connect()). */
   async updateSrflx(options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<string> {
     return this.#live('update').updateSrflx(options);

@@ -128,3 +128,25 @@ test('a connection that started on TCP (UDP blocked) moves to UDP when UDP is le
     assert.deepEqual(listenerPaths, ['direct-udp/upgrade', 'direct-tcp/failover'], run.listener.stderr());
   });
 });
+
+test('the connecting peer\'s LAN address changes mid-transfer (new address, new route): the connection follows, 16 MiB each way intact', { timeout: 240_000 }, async (t) => {
+  await inLab(t, { a: { kind: 'port-restricted' }, b: { kind: 'port-restricted' } }, async (lab, dir) => {
+    const host = lab.hosts['a1']!;
+    const shown = await host.exec(['sh', '-c', 'ip -o -4 addr show dev eth0; ip route show default']);
+    const cidr = /inet (\d+\.\d+\.\d+)\.(\d+)\/(\d+)/.exec(shown.stdout);
+    const gateway = /default via (\S+)/.exec(shown.stdout)?.[1];
+    assert.ok(cidr && gateway, `a1's address and route: ${shown.stdout}`);
+    const [, net, last, prefix] = cidr;
+    const renumbered = `${net}.${Number(last) + 100}`;
+    const run = await pacedTransfer(lab, dir);
+    await delay(3_000);
+    // What a new DHCP lease does: the new address first, the old one gone, the route again.
+    const changed = await host.exec(['sh', '-c',
+      `ip addr add ${renumbered}/${prefix} dev eth0 && ip addr del ${net}.${last}/${prefix} dev eth0 && ip route replace default via ${gateway}`]);
+    assert.equal(changed.code, 0, changed.stderr);
+    const moved = await run.listener.until((e) => e['event'] === 'path', 'a path event after the address change', 30_000)
+      .catch((error: Error) => { throw new Error(`${error.message}\nthe connector's stderr:\n${run.connector.stderr()}`); });
+    assert.match(String(moved['reason']), /^(rebinding|network-change)$/, JSON.stringify(moved));
+    await run.finished();
+  });
+});
