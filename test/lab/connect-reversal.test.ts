@@ -52,7 +52,7 @@ test('the "starts a flow" counter is live: a datagram the open peer sends first 
     await lab.routers.a!.addCounter('open-starts', `ip daddr != ${SERVER} meta l4proto { tcp, udp } ct direction original`);
     const target = lab.routers.b!.wanAddress;
     const probe = await lab.hosts.a1!.exec([process.execPath, '-e',
-      `const s=require('node:dgram').createSocket('udp4');s.send(Buffer.from('x'),4000,'${target}',()=>s.close())`]);
+      `const s=require('node:dgram').createSocket('udp4');s.send(Buffer.from('x'),4000,'${target}',()=>s.close())`], { timeoutMs: 20_000 });
     assert.equal(probe.code, 0, probe.stderr);
     assert.equal((await lab.routers.a!.counter('open-starts')).packets, 1);
   });

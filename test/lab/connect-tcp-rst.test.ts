@@ -1,6 +1,5 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -157,9 +156,7 @@ test('primeSyn: one SYN with TTL 2 leaves, dies at the core router after opening
     const primed = await lab.hosts['a1']!.exec([process.execPath, '--input-type=module', '-e', script, a1, far], { timeoutMs: 20_000 });
     assert.equal(primed.code, 0, primed.stderr);
     await capture.waitFor([/ICMP time exceeded/]);
-    const closed = once(tcpdump, 'close');
-    tcpdump.kill('SIGINT');
-    await closed;
+    await capture.interrupt();
     // With -v an ICMP error quotes the packet it is about, as a tab-indented header and its segment: not counted.
     const lines = capture.text.split('\n');
     const segments = lines.filter((line, i) => / > \d+\.\d+\.\d+\.\d+\.\d+: Flags \[/.test(line) && !lines[i - 1]?.startsWith('\t'));

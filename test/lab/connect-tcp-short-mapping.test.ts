@@ -8,6 +8,7 @@ import { withLab } from '../../src/lab/index.js';
 import { skipUnlessLab } from '../support/lab.js';
 import { CLI, waitForLine } from '../support/cli.js';
 import { SERVER_URL, startServe } from '../support/peers.js';
+import { exited } from '../support/wait.js';
 
 /**
  * Issue 4, "TCP mapping", Hopper's scheme: the server closes idle STUN/TCP connections after
@@ -36,13 +37,15 @@ test('--transport tcp, port-restricted × port-restricted, the server closing id
       // The kept connection closed while idle twice: the listener keeps none from now on.
       await waitForLine(listen, /cannot be held/, 30_000);
       const listenerConnected = waitForLine(listen, /"event":"(connected|error)"/, 60_000);
-      const exited = new Promise<number | null>((resolve) => listen.once('exit', resolve));
+      // listen --once exits once both directions have ended; 90 s is a net for a stalled transfer.
+      const listenExit = exited(listen, { timeoutMs: 90_000, seen: () => listenStderr });
+      for (const settled of [listenerConnected, listenExit]) settled.catch(() => undefined); // awaited below, unless connect failed first
       const connect = await lab.hosts['a1']!.exec(['sh', '-c',
         `${DEBUG} exec "${process.execPath}" "${CLI}" connect ${ready.id} --server ${SERVER_URL} --key ${file('key-c')} --json --transport tcp < ${file('in-c')} > ${file('out-c')}`], { timeoutMs: 120_000 });
       assert.equal(connect.code, 0, `connect failed: ${connect.stderr}`);
       const connector = JSON.parse(connect.stderr.split('\n').find((l) => l.includes('"event":"connected"')) ?? '{}') as Record<string, unknown>;
       const listener = JSON.parse(await listenerConnected) as Record<string, unknown>;
-      assert.equal(await exited, 0, `listen --once did not exit 0; its stderr:\n${listenStderr}`);
+      assert.equal(await listenExit, 0, `listen --once did not exit 0; its stderr:\n${listenStderr}`);
       assert.equal(connector['path'], 'direct-tcp', connect.stderr);
       assert.equal(listener['path'], 'direct-tcp', listenStderr);
       assert.equal(connector['technique'], 'tcp-simultaneous-open');

@@ -31,7 +31,7 @@ for (const mode of ['resign', 'tamper', 'unsigned'] as const) {
 
       // The counter is live: one datagram a1 really sends to the victim is counted.
       const probe = await lab.hosts.a1!.exec([process.execPath, '-e',
-        `const s=require('node:dgram').createSocket('udp4');s.send(Buffer.from('x'),4000,'${VICTIM}',()=>s.close())`]);
+        `const s=require('node:dgram').createSocket('udp4');s.send(Buffer.from('x'),4000,'${VICTIM}',()=>s.close())`], { timeoutMs: 20_000 });
       assert.equal(probe.code, 0, probe.stderr);
       assert.equal((await router.counter('to-victim')).packets, 1);
     });

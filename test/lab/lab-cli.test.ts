@@ -8,15 +8,20 @@ import { skipUnlessLab } from '../support/lab.js';
 
 const LAB_CLI = new URL('../../src/cli/lab.js', import.meta.url).href;
 
+/** `lab up` builds a whole lab in a few seconds; a command still running after this is hung. */
+const LAB_COMMAND_TIMEOUT_MS = 60_000;
+
 /**
  * Run labCommand in a child process (this process's stdout belongs to the test runner), the way
- * src/cli/main.ts does for `natpunch lab`, and collect its exit code and output.
+ * src/cli/main.ts does for `natpunch lab`, and collect its exit code and output. A hung command
+ * is killed after LAB_COMMAND_TIMEOUT_MS: its code is then null and its stderr says so.
  */
 function lab(...argv: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const script = `import { labCommand } from ${JSON.stringify(LAB_CLI)}; process.exitCode = await labCommand(process.argv.slice(1));`;
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--input-type=module', '-e', script, ...argv], (error, stdout, stderr) => {
-      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : null, stdout, stderr });
+    execFile(process.execPath, ['--input-type=module', '-e', script, ...argv], { timeout: LAB_COMMAND_TIMEOUT_MS, killSignal: 'SIGKILL' }, (error, stdout, stderr) => {
+      const killed = error?.killed === true ? `\n(natpunch lab ${argv.join(' ')}: killed, still running after ${LAB_COMMAND_TIMEOUT_MS} ms)` : '';
+      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : null, stdout, stderr: stderr + killed });
     });
   });
 }

@@ -22,6 +22,7 @@ import { probeArgv, type FloodResult, type PeerEvent, type PingResult, type TcpC
 import { SEQUENTIAL_PORT_BASE, SEQUENTIAL_PORT_COUNT } from '../../src/lab/nat-ruleset.js';
 import { SERVER_ADDRESSES } from '../../src/lab/topology.js';
 import { skipUnlessLab } from '../support/lab.js';
+import { exited, until } from '../support/wait.js';
 
 /**
  * The lab's own proof that each router is what it claims: plain UDP/TCP probes (not natpunch's
@@ -108,9 +109,9 @@ test('port-restricted (short UDP timeout) and eim-random-port routers behave as 
 
     await t.test('udpTimeoutSeconds is set in that router’s namespace only, and its UDP mappings expire by it', async () => {
       const keys = ['net.netfilter.nf_conntrack_udp_timeout', 'net.netfilter.nf_conntrack_udp_timeout_stream'];
-      const inA = await a.exec(['sysctl', '-n', ...keys]);
+      const inA = await a.exec(['sysctl', '-n', ...keys], { timeoutMs: 20_000 });
       assert.deepEqual(inA.stdout.trim().split('\n'), ['7', '7']);
-      const inB = await lab.routers.b!.exec(['sysctl', '-n', ...keys]);
+      const inB = await lab.routers.b!.exec(['sysctl', '-n', ...keys], { timeoutMs: 20_000 });
       assert.notDeepEqual(inB.stdout.trim().split('\n'), ['7', '7'], 'router b keeps the kernel defaults');
       await runProbe(lab.hosts.a1!, { mode: 'mapping', targets: [reflector.endpoints[0]] });
       const udp = (await a.conntrack()).filter((e) => e.proto === 'udp');
@@ -340,14 +341,13 @@ test('destroyPrefix deletes leftover namespaces and kills processes still inside
   execFileSync('ip', ['netns', 'add', `${prefix}-junk`]);
   const sleeper = spawn('ip', ['netns', 'exec', `${prefix}-junk`, 'sleep', '60'], { stdio: 'ignore' });
   try {
-    const exited = new Promise((resolve) => sleeper.once('exit', resolve));
+    const killed = exited(sleeper, { timeoutMs: 5000 });
+    killed.catch(() => undefined); // awaited below, unless an assertion fails first
     // The sleeper is inside once `ip netns pids` lists it.
-    for (let i = 0; i < 200 && execFileSync('ip', ['netns', 'pids', `${prefix}-junk`]).toString().trim() === ''; i++) {
-      await new Promise((resolve) => setImmediate(resolve));
-    }
+    await until(() => execFileSync('ip', ['netns', 'pids', `${prefix}-junk`]).toString().trim() !== '', `the sleeper inside ${prefix}-junk`, { timeoutMs: 5000 });
     await destroyPrefix(prefix);
     assertNoNamespaces(prefix);
-    await exited;
+    await killed;
     assert.equal(sleeper.signalCode, 'SIGKILL');
   } finally {
     sleeper.kill('SIGKILL');

@@ -11,6 +11,7 @@ import { CLI } from '../support/cli.js';
 import { SERVER_URL } from '../support/peers.js';
 import { ProcessOutput } from '../support/process.js';
 import { type RunningServe, startServe } from '../support/serve.js';
+import { exited } from '../support/wait.js';
 
 /**
  * Acceptance: `natpunch listen` outlives its rendezvous server. The listener sits behind a
@@ -24,12 +25,12 @@ import { type RunningServe, startServe } from '../support/serve.js';
 const BYTES = 64 << 10;
 const SERVE_EXTRA = ['--http-port', '8080'];
 
-/** SIGKILL to the process group of a lab process, resolved once it has exited. */
+/** SIGKILL to the process group of a lab process, resolved once it has exited (a few seconds at most). */
 async function kill(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const ended = exited(child, { timeoutMs: 5000 });
   process.kill(-child.pid!, 'SIGKILL');
-  await exited;
+  await ended;
 }
 
 /** Each `--json` event line of `output` matching `event`, parsed, in order. */
@@ -131,7 +132,7 @@ test('a listener whose NAT resets its WebSocket connection registers again from 
     // From now on the router answers that connection's packets with RST, as a NAT that lost its
     // state does: the listener's next pong (the server pings every 15 s) ends it. The server
     // still holds the old socket; the new registration of the same id replaces it there.
-    const rule = await router.exec(['nft', 'insert', 'rule', 'ip', 'natlab', 'forward', 'iifname', 'lan', 'ip', 'saddr', b1, 'tcp', 'sport', String(ws[0]!.sport), 'tcp', 'dport', '8080', 'reject', 'with', 'tcp', 'reset']);
+    const rule = await router.exec(['nft', 'insert', 'rule', 'ip', 'natlab', 'forward', 'iifname', 'lan', 'ip', 'saddr', b1, 'tcp', 'sport', String(ws[0]!.sport), 'tcp', 'dport', '8080', 'reject', 'with', 'tcp', 'reset'], { timeoutMs: 20_000 });
     assert.equal(rule.code, 0, rule.stderr);
     const [lost] = await s.listener.waitFor([/"event":"disconnected"/], 60_000);
     assert.equal((JSON.parse(lost!) as Record<string, unknown>)['reason'], 'closed', lost);

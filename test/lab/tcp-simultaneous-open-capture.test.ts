@@ -1,6 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import type { ChildProcess } from 'node:child_process';
 import { withLab, type Lab } from '../../src/lab/index.js';
 import { skipUnlessLab } from '../support/lab.js';
@@ -54,14 +53,9 @@ async function startCapture(lab: Lab, host: string, peerPublic: string): Promise
   return { child, output };
 }
 
-/** SIGINT makes tcpdump flush and exit; wait for it, so its last lines are read. */
-async function stopCapture(capture: { child: ChildProcess; output: ProcessOutput }): Promise<string> {
-  if (capture.child.exitCode === null && capture.child.signalCode === null) {
-    const closed = once(capture.child, 'close');
-    capture.child.kill('SIGINT');
-    await closed;
-  }
-  return capture.output.text;
+/** SIGINT makes tcpdump flush and exit; wait for it (bounded), so its last lines are read. */
+function stopCapture(capture: { child: ChildProcess; output: ProcessOutput }): Promise<string> {
+  return capture.output.interrupt();
 }
 
 test('a packet capture shows the simultaneous-open sequence: SYN out from L, SYN in to L, then SYN-ACK', { timeout: 180_000 }, async (t) => {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
-import { once } from 'node:events';
+import { once } from '../support/wait.js';
 import { StunServer } from '../../src/stun/server.js';
 import { type LifetimeProgress, lifetimeIdles, measureMappingLifetime } from '../../src/nat/lifetime.js';
 import {

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
-import { once } from 'node:events';
+import { once } from '../support/wait.js';
 import { describe, it, type TestContext } from 'node:test';
 import { InnerType } from '../../src/path/frame.js';
 import { AMPLIFICATION_FACTOR, MAX_VALIDATION_PROBES, VALIDATION_PROBE_MS } from '../../src/path/path-manager.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
+import { once } from '../support/wait.js';
 import { describe, it } from 'node:test';
 import { FrameKind, InnerType, encodeProbe } from '../../src/path/frame.js';
 import { BUSY_FAIL_MS, VALIDATION_PROBE_MS, type PathInfo, type PathManager } from '../../src/path/path-manager.js';

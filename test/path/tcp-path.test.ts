@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
+import { once } from '../support/wait.js';
 import { createServer, connect, type Socket } from 'node:net';
 import { describe, it, type TestContext } from 'node:test';
 import { TcpRawPath, TCP_PATH_PAYLOAD } from '../../src/path/tcp-path.js';

@@ -5,7 +5,7 @@
  * same peer's datagrams from a new address.
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import { once } from 'node:events';
+import { once } from '../support/wait.js';
 import type { TransportAddress } from '../../src/wire/index.js';
 
 export interface Forwarder {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
-import { once } from 'node:events';
+import { once, until } from '../support/wait.js';
 import { type KeepaliveState, MappingKeepalive, intervalFromLifetime } from '../../src/peer/keepalive.js';
 import { StunUdpClient } from '../../src/stun/udp-client.js';
 import { AttrType, MessageClass, Method, decodeMessage, encodeMessage, xorMappedAddress } from '../../src/wire/index.js';
@@ -59,16 +59,16 @@ test('a keepalive that sees the mapping moved caps the interval at half the idle
   try {
     assert.deepEqual(keepalive.state, { intervalMs: 400, lifetime: null, reason: 'default' });
     server.mappedPort = 40_001; // the mapping died since registration; the next keepalive makes a new one
-    const changed = new Promise<KeepaliveState>((resolve) => keepalive.on('change', resolve));
+    const changed = once(keepalive, 'change');
     keepalive.start();
-    const state = await changed;
+    const [state] = await changed as [KeepaliveState];
     assert.equal(state.reason, 'mapping-changed');
     assert.ok(state.intervalMs >= 190 && state.intervalMs <= 220, `interval ${state.intervalMs} ms, expected about half of 400`);
-    await new Promise<void>((resolve) => { const poll = setInterval(() => { if (moves.length) { clearInterval(poll); resolve(); } }, 5); });
+    await until(() => moves.length > 0, 'onMappingChanged to be called');
     assert.deepEqual(moves, ['127.0.0.1:40001']);
     // The next keepalives see the same mapping: no more moves, no more halving.
     const before = server.requests;
-    await new Promise<void>((resolve) => { const poll = setInterval(() => { if (server.requests >= before + 2) { clearInterval(poll); resolve(); } }, 5); });
+    await until(() => server.requests >= before + 2, 'two more keepalives', { seen: () => `${server.requests - before}` });
     assert.deepEqual(moves, ['127.0.0.1:40001']);
     assert.equal(keepalive.state.intervalMs, state.intervalMs);
   } finally {
@@ -92,7 +92,7 @@ test('a pinned keepalive keeps its interval when the mapping moves, but still mo
   try {
     server.mappedPort = 40_002;
     keepalive.start();
-    await new Promise<void>((resolve) => { const poll = setInterval(() => { if (registered.endsWith(':40002')) { clearInterval(poll); resolve(); } }, 5); });
+    await until(() => registered.endsWith(':40002'), 'the registration to move to :40002', { seen: () => registered });
     assert.deepEqual(keepalive.state, { intervalMs: 100, lifetime: null, reason: 'pinned' });
     assert.deepEqual(changes, []);
   } finally {

@@ -3,23 +3,19 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { NatpunchServer } from '../../src/server/natpunch-server.js';
 import { createPeer, generateIdentity, type Connection } from '../../src/index.js';
+import { readAll } from '../support/streams.js';
+import { once, until } from '../support/wait.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-async function readAll(stream: AsyncIterable<Buffer>): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk);
-  return Buffer.concat(chunks);
-}
-
 test('two peers on loopback connect three times in a row; each connection carries 1 MiB each way intact', { timeout: 120_000 }, async () => {
   const server = await NatpunchServer.listen({ address: '127.0.0.1', altAddress: '127.0.0.2', port: 0, altPort: 0, httpPort: 0 });
   const a = await createPeer({ server: server.rendezvousUrl!, identity: generateIdentity() });
   const b = await createPeer({ server: server.rendezvousUrl!, identity: generateIdentity() });
   try {
     for (let i = 0; i < 3; i++) {
-      const incoming = new Promise<Connection>((resolve) => b.once('connection', resolve));
+      const incoming = once(b, 'connection');
       const ca = await a.connect(b.peerId);
-      const cb = await incoming;
+      const [cb] = await incoming as [Connection];
       assert.equal(ca.remotePeerId, b.peerId);
       assert.equal(cb.remotePeerId, a.peerId);
       assert.equal(ca.path, 'direct-udp');
@@ -54,9 +50,7 @@ test('a peer keeps its mapping at the STUN server alive with periodic Binding re
   const peer = await createPeer({ server: server.rendezvousUrl!, identity: generateIdentity(), keepaliveMs: 50 });
   try {
     const before = server.stun.stats.requests;
-    await new Promise<void>((resolve) => {
-      const poll = setInterval(() => { if (server.stun.stats.requests >= before + 3) { clearInterval(poll); resolve(); } }, 20);
-    });
+    await until(() => server.stun.stats.requests >= before + 3, 'three keepalive Binding requests', { intervalMs: 20, seen: () => `${server.stun.stats.requests - before}` });
     assert.ok(server.stun.stats.requests >= before + 3);
   } finally {
     await peer.close();

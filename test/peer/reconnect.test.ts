@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { once } from 'node:events';
+import { once, onceMatching } from '../support/wait.js';
 import { fileURLToPath } from 'node:url';
 import { NatpunchServer } from '../../src/server/natpunch-server.js';
 import { createPeer, generateIdentity, type Connection, type Peer } from '../../src/index.js';
@@ -10,6 +10,7 @@ import type { KeepaliveInfo } from '../../src/peer/peer.js';
 import { RendezvousError } from '../../src/rendezvous/errors.js';
 import type { DisconnectInfo, ReconnectInfo } from '../../src/rendezvous/reconnecting-client.js';
 import { ProcessOutput } from '../support/process.js';
+import { readAll } from '../support/streams.js';
 
 /**
  * A peer keeps its registration: a rendezvous server that goes away and comes back on the same
@@ -20,12 +21,6 @@ import { ProcessOutput } from '../support/process.js';
 const CHILD = fileURLToPath(new URL('./reconnect-child.js', import.meta.url));
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-
-async function readAll(stream: AsyncIterable<Buffer>): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk);
-  return Buffer.concat(chunks);
-}
 
 /** A NatpunchServer on loopback that can be closed and started again on the same ports. */
 class RestartableServer {
@@ -138,14 +133,10 @@ test('a lifetime measurement that the outage cut short starts over after the rec
   try {
     // The measurement's probes go to the STUN server, which is gone: it ends without a result
     // (or, had its holders been set up, with every idle mapping looking dead: a 1 s keepalive).
-    const ended = new Promise<KeepaliveInfo>((resolve) => peer.on('keepalive', (info: KeepaliveInfo) => {
-      if (info.lifetime?.final) resolve(info);
-    }));
+    const ended = onceMatching<KeepaliveInfo>(peer, 'keepalive', (info) => info.lifetime?.final === true);
     await servers.stop();
     await ended;
-    const restarted = new Promise<KeepaliveInfo>((resolve) => peer.on('keepalive', (info: KeepaliveInfo) => {
-      if (!info.lifetime) resolve(info);
-    }));
+    const restarted = onceMatching<KeepaliveInfo>(peer, 'keepalive', (info) => !info.lifetime);
     const reconnected = nextEvent(peer, 'reconnected');
     await servers.restart();
     await reconnected;

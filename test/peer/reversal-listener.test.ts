@@ -2,7 +2,7 @@ import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { once } from 'node:events';
+import { once } from '../support/wait.js';
 import { NatpunchError } from '../../src/errors.js';
 import { UdpMux } from '../../src/punch/udp-mux.js';
 import { DialBackResponder } from '../../src/peer/reachability.js';

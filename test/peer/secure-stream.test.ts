@@ -1,10 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { once } from 'node:events';
+import { once } from '../support/wait.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { SecureStream } from '../../src/peer/secure-stream.js';
 import { generateIdentity } from '../../src/identity/index.js';
+import { readAll } from '../support/streams.js';
 
 async function tcpPair(): Promise<[net.Socket, net.Socket, () => void]> {
   const server = net.createServer();
@@ -17,12 +18,6 @@ async function tcpPair(): Promise<[net.Socket, net.Socket, () => void]> {
 }
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-
-async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
 
 test('a Noise-secured stream carries 1 MiB each way intact, and the raw bytes are ciphertext', async () => {
   const [a, b, close] = await tcpPair();

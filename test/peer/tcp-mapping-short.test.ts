@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { once } from 'node:events';
+import { once } from '../support/wait.js';
 import { StunServer } from '../../src/stun/server.js';
 import { learnShortTcpMapping } from '../../src/peer/tcp-mapping-short.js';
 import { NatpunchError } from '../../src/errors.js';

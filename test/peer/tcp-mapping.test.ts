@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
+import { once, until } from '../support/wait.js';
 import { StunServer } from '../../src/stun/server.js';
 import { IDLE_CLOSES_TO_ABANDON, TcpMapping } from '../../src/peer/tcp-mapping.js';
 import type { TransportAddress } from '../../src/wire/index.js';
@@ -32,7 +32,7 @@ test('while the server is away, reopening retries with growing delays and succee
   try {
     const closed = once(mapping, 'reopened');
     await server.close(); // a server restart: the connection ends, the first reconnects are refused
-    await new Promise<void>((resolve) => { const poll = setInterval(() => { if (!mapping.alive) { clearInterval(poll); resolve(); } }, 10); });
+    await until(() => !mapping.alive, 'the kept connection to die', { intervalMs: 10 });
     again = await StunServer.listen({ address: '127.0.0.1', port: address.port });
     const [reopened] = await closed as [{ localPort: number }];
     assert.equal(mapping.alive, true);
@@ -49,8 +49,9 @@ test('close() stops reopening, and reopen: false leaves a dead connection dead',
   try {
     let reopened = false;
     mapping.on('reopened', () => { reopened = true; });
-    await new Promise<void>((resolve) => { const poll = setInterval(() => { if (!mapping.alive) { clearInterval(poll); resolve(); } }, 10); });
-    // Longer than any reopen delay would be.
+    await until(() => !mapping.alive, 'the kept connection to die', { intervalMs: 10 });
+    // An observation window for something that must not happen, longer than any reopen delay
+    // would be (not a synchronisation: nothing is awaited).
     await new Promise((resolve) => setTimeout(resolve, 300));
     assert.equal(reopened, false);
     assert.equal(mapping.alive, false);
@@ -86,7 +87,8 @@ test('a connection that carried a keepalive before it closed does not count towa
     mapping.on('reopened', () => void mapping.keepalive().catch(() => undefined));
     await mapping.keepalive();
     let reopens = 0;
-    await new Promise<void>((resolve) => mapping.on('reopened', () => { reopens += 1; if (reopens === 3) resolve(); }));
+    mapping.on('reopened', () => { reopens += 1; });
+    await until(() => reopens >= 3, 'three reopens', { seen: () => `${reopens}, abandoned: ${mapping.abandoned}` });
     assert.equal(mapping.abandoned, false);
   } finally {
     mapping.close();

@@ -1,8 +1,8 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { once } from 'node:events';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { once, until } from '../support/wait.js';
+import { readAll } from '../support/streams.js';
 import { primingTtlFromTrace, tcpTtlAddon, ttlPrimingAvailable, type TcpTtlAddon, type TraceHop } from '../../src/punch/tcp-ttl.js';
 
 const expired = (ttl: number, offender: string): TraceHop => ({ ttl, type: 11, code: 0, offender });
@@ -61,11 +61,9 @@ test('the addon says which call failed where, with the errno name as code', (t) 
 });
 
 async function waitConnected(addon: TcpTtlAddon, fd: number): Promise<string> {
-  for (;;) {
-    const state = addon.connectState(fd);
-    if (state !== 'connecting') return state;
-    await sleep(10);
-  }
+  let state = addon.connectState(fd);
+  await until(() => (state = addon.connectState(fd)) !== 'connecting', `fd ${fd} to leave 'connecting'`, { intervalMs: 10, timeoutMs: 10_000 });
+  return state;
 }
 
 test('a primed connect becomes a socket Node adopts once connected; data flows both ways', { timeout: 30_000 }, async (t) => {
@@ -81,9 +79,7 @@ test('a primed connect becomes a socket Node adopts once connected; data flows b
     const socket = new net.Socket({ fd, readable: true, writable: true });
     assert.equal(socket.remotePort, port);
     socket.end('echo');
-    const chunks: Buffer[] = [];
-    for await (const chunk of socket) chunks.push(chunk as Buffer);
-    assert.equal(Buffer.concat(chunks).toString(), 'echo');
+    assert.equal((await readAll(socket, { timeoutMs: 10_000 })).toString(), 'echo');
   } finally {
     server.close();
   }

@@ -1,7 +1,7 @@
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
-import { once } from 'node:events';
+import { once, within } from '../support/wait.js';
 import { createBatchSender, udpBatchAddon, udpBatchAvailable, UdpBatchSender, type UdpBatchAddon } from '../../src/punch/udp-batch.js';
 import { UdpMux } from '../../src/punch/udp-mux.js';
 import { UdpPath } from '../../src/peer/udp-path.js';
@@ -30,12 +30,12 @@ function fdOf(socket: dgram.Socket): number {
 /** Resolves with the first `count` datagrams `socket` receives, in arrival order. */
 function receive(socket: dgram.Socket, count: number): Promise<Buffer[]> {
   const got: Buffer[] = [];
-  return new Promise((resolve) => {
+  return within(new Promise((resolve) => {
     socket.on('message', (message) => {
       got.push(message);
       if (got.length === count) resolve(got);
     });
-  });
+  }), `${count} datagrams`, { seen: () => `${got.length}` });
 }
 
 function datagrams(count: number, size = 1200, lastSize = size): Buffer[] {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { once } from '../support/wait.js';
 
 const dist = new URL('../../src/', import.meta.url).href;
 
@@ -34,8 +34,9 @@ async function runAlone(body: string): Promise<{ code: number | null; stdout: st
   let stderr = '';
   child.stdout.on('data', (d) => { stdout += d; });
   child.stderr.on('data', (d) => { stderr += d; });
+  // A child that hangs is killed at 20 s; its exit then comes at once, so 25 s bound the wait.
   const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-  const [code] = await once(child, 'exit') as [number | null];
+  const [code] = await once(child, 'exit', { timeoutMs: 25_000, seen: () => stderr }) as [number | null];
   clearTimeout(killer);
   return { code, stdout, stderr };
 }

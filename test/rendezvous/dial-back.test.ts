@@ -1,7 +1,7 @@
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
-import { once } from 'node:events';
+import { once } from '../support/wait.js';
 import { generateIdentity } from '../../src/identity/index.js';
 import { RendezvousClient, RendezvousServer, ReflexiveObserver, dialBackTcp, dialBackUdp } from '../../src/rendezvous/index.js';
 import { DEFAULT_DIAL_BACK_TIMEOUT_MS, MIN_DIAL_BACK_TIMEOUT_MS, dialBackTimeout } from '../../src/rendezvous/dial-back.js';

@@ -3,7 +3,7 @@
  * real clients on real UDP sockets, and a raw WebSocket client for speaking the protocol by hand.
  */
 import dgram from 'node:dgram';
-import { once } from 'node:events';
+import { once, until as untilWithin, within } from '../support/wait.js';
 import { randomBytes } from 'node:crypto';
 import { WebSocket } from 'ws';
 import { type Identity, generateIdentity } from '../../src/identity/index.js';
@@ -21,7 +21,8 @@ export class Resources {
   #closers: (() => unknown)[] = [];
 
   add<T>(thing: T, close: (thing: T) => unknown): T {
-    this.#closers.push(() => close(thing));
+    const name = (thing as object | null)?.constructor?.name ?? String(thing);
+    this.#closers.push(() => within(Promise.resolve(close(thing)), `closing a ${name}`));
     return thing;
   }
 
@@ -81,7 +82,7 @@ export async function startPeer(resources: Resources, url: string, options: Part
  */
 export class RawClient {
   readonly ws: WebSocket;
-  readonly closed: Promise<number>;
+  readonly #closed: Promise<number>;
   /** The id the last request was sent with. */
   lastId = 0;
   #queue: unknown[] = [];
@@ -89,7 +90,7 @@ export class RawClient {
 
   private constructor(ws: WebSocket) {
     this.ws = ws;
-    this.closed = new Promise((resolve) => ws.once('close', (code) => resolve(code)));
+    this.#closed = new Promise((resolve) => ws.once('close', (code) => resolve(code)));
     ws.on('error', () => undefined);
     ws.on('message', (data) => {
       const message: unknown = JSON.parse(String(data));
@@ -111,13 +112,18 @@ export class RawClient {
     return client;
   }
 
+  /** The close code, once the server has closed the connection (bounded from when it is asked for). */
+  get closed(): Promise<number> {
+    return within(this.#closed, 'the server closing the raw WebSocket');
+  }
+
   /** The next message (any type). */
   next(): Promise<ServerMessage & Record<string, unknown>> {
     const queued = this.#queue.shift();
     if (queued !== undefined) return Promise.resolve(queued as ServerMessage & Record<string, unknown>);
-    return new Promise((resolve) => {
+    return within(new Promise((resolve) => {
       this.#waiting = resolve as (message: unknown) => void;
-    });
+    }), 'the next message from the server to the raw WebSocket');
   }
 
   send(message: unknown, options: { exact?: boolean } = {}): void {
@@ -157,11 +163,7 @@ export async function registerRaw(resources: Resources, url: string, identity: I
   return { raw, identity };
 }
 
-/** Resolves once `condition()` holds, checking after every turn of the event loop (5 s at most). */
-export async function until(condition: () => boolean, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`until: ${what} did not hold within 5 s`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
+/** Resolves once `condition()` holds, checked every 2 ms (5 s at most). */
+export function until(condition: () => boolean, what = 'condition'): Promise<void> {
+  return untilWithin(condition, what, { timeoutMs: 5000, intervalMs: 2 });
 }

@@ -28,6 +28,7 @@ import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { WebSocket, WebSocketServer } from 'ws';
+import { within } from '../support/wait.js';
 import { type Identity, generateIdentity } from '../../src/identity/index.js';
 import {
   type AcceptBody, type CandidateRecord, type IntentBody, type ParsedMessage, type PunchMessage, type ServerMessage, type Signed,
@@ -129,7 +130,7 @@ export class HostileRendezvousServer {
 
   /** Resolves when `predicate` holds over `received` (checked on every message). */
   waitFor(predicate: (received: Received[]) => boolean): Promise<void> {
-    return new Promise((resolve) => {
+    return within(new Promise((resolve) => {
       const check = (): void => {
         if (!predicate(this.received)) return;
         this.#watchers = this.#watchers.filter((w) => w !== check);
@@ -137,7 +138,7 @@ export class HostileRendezvousServer {
       };
       this.#watchers.push(check);
       check();
-    });
+    }), 'the hostile server to receive what the test waits for', { seen: () => JSON.stringify(this.received.map((r) => r.message.type)) });
   }
 
   /** Sends any message to a registered peer. */
@@ -205,9 +206,9 @@ export class HostileRendezvousServer {
 
   async close(): Promise<void> {
     for (const peer of this.#peers) peer.ws.terminate();
-    await new Promise<void>((resolve) => this.#wss.close(() => resolve()));
+    await within(new Promise<void>((resolve) => this.#wss.close(() => resolve())), 'the hostile WebSocket server to close');
     this.#http.closeAllConnections();
-    await new Promise<void>((resolve) => this.#http.close(() => resolve()));
+    await within(new Promise<void>((resolve) => this.#http.close(() => resolve())), 'the hostile HTTP server to close');
   }
 
   #peer(peerId: string): Peer {

@@ -1,7 +1,7 @@
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
+import { once } from '../support/wait.js';
 import { generateIdentity } from '../../src/identity/index.js';
 import {
   type PunchInstruction, type TrickledCandidates, DOMAIN, RendezvousError, RendezvousVerifyError, peekSigned, signObject,

@@ -1,6 +1,6 @@
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
+import { once, within } from '../support/wait.js';
 import { WebSocketServer } from 'ws';
 import { AbortedError, UsageError } from '../../src/errors.js';
 import { generateIdentity } from '../../src/identity/index.js';
@@ -134,7 +134,7 @@ test('a server that comes back speaking another protocol version ends the reconn
   await first.close();
   await dropped;
   await otherVersionServer(port);
-  await stopped;
+  await within(stopped, "a 'disconnected' with retryInMs null", { seen: () => JSON.stringify(reports.map(([reason, info]) => [reason.reason, info.retryInMs])) });
   assert.deepEqual(reports.map(([reason, info]) => [reason.reason, info.retryInMs === null]), [['closed', false], ['unsupported-version', true]]);
   assert.equal(client.connected, false);
   await assert.rejects(client.connect(generateIdentity().peerId), (error: unknown) => {

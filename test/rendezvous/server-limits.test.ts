@@ -1,6 +1,6 @@
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
+import { once } from '../support/wait.js';
 import fc from 'fast-check';
 import { WebSocket } from 'ws';
 import { generateIdentity } from '../../src/identity/index.js';

@@ -1,6 +1,6 @@
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
+import { once } from '../support/wait.js';
 import { generateIdentity, InvalidPeerIdError } from '../../src/identity/index.js';
 import {
   type PunchInstruction, DOMAIN, RendezvousClient, RendezvousError, bodyHash, openSigned, peekSigned, signObject,

@@ -5,7 +5,7 @@
  */
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
+import { once } from '../support/wait.js';
 import { candidatePriority } from '../../src/punch/candidate.js';
 import {
   type PunchInstruction, type TrickledCandidates, DOMAIN, RendezvousError, bodyHash, peekSigned, signObject,

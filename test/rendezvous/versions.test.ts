@@ -5,7 +5,7 @@
  */
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
+import { once } from '../support/wait.js';
 import { generateIdentity } from '../../src/identity/index.js';
 import {
   type PunchInstruction, CAPABILITIES, DOMAIN, PROTOCOL_VERSION, RendezvousError, SUPPORTED_VERSIONS, negotiateVersion, signObject,

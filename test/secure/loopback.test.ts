@@ -3,7 +3,7 @@
  * with length-prefixed framing, and UDP datagrams.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
+import { once, within } from '../support/wait.js';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, connect, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
@@ -38,7 +38,7 @@ class FramedChannel {
 
   receive(): Promise<Uint8Array> {
     const message = this.#ready.shift();
-    return message ? Promise.resolve(message) : new Promise((resolve) => this.#waiting.push(resolve));
+    return message ? Promise.resolve(message) : within(new Promise((resolve) => this.#waiting.push(resolve)), 'the next handshake frame');
   }
 }
 
@@ -124,7 +124,7 @@ describe('over loopback sockets', () => {
         b.on('message', pump(b, responder));
       });
       a.send(initiator.write() as Uint8Array);
-      await done;
+      await within(done, 'the handshake over UDP to complete on both sides');
       a.removeAllListeners('message');
       b.removeAllListeners('message');
 
@@ -137,7 +137,7 @@ describe('over loopback sockets', () => {
         });
       });
       for (let i = 0; i < count; i++) a.send(initiator.session().datagram.seal(Buffer.from(`datagram ${i}`)));
-      await all;
+      await within(all, `${count} sealed datagrams`, { seen: () => `${received.length}` });
       assert.deepEqual(new Set(received), new Set(Array.from({ length: count }, (_, i) => `datagram ${i}`)));
     } finally {
       for (const socket of sockets) socket.close();

@@ -4,11 +4,13 @@
  * end that does not follow the peer's sealed close message is a truncation, not an end.
  */
 import assert from 'node:assert/strict';
-import { EventEmitter, once } from 'node:events';
+import { EventEmitter } from 'node:events';
+import { once } from '../support/wait.js';
 import { Duplex } from 'node:stream';
 import { describe, it } from 'node:test';
 import { generateIdentity } from '../../src/identity/identity.js';
 import { SecureStream } from '../../src/peer/secure-stream.js';
+import { readAll } from '../support/streams.js';
 
 const TIMEOUT = 20_000;
 
@@ -29,12 +31,6 @@ class Carrier extends Duplex {
   }
 
   override _read(): void {}
-}
-
-async function readAll(stream: Duplex): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
 }
 
 describe('SecureStream.establish', () => {

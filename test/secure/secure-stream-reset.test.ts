@@ -4,7 +4,7 @@
  * sees the UDP 5-tuple no longer ends the connection.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
+import { once } from '../support/wait.js';
 import { describe, it } from 'node:test';
 import { generateIdentity } from '../../src/identity/identity.js';
 import { SecureStream } from '../../src/peer/secure-stream.js';

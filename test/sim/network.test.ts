@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
+import { once } from '../support/wait.js';
 import type { RemoteInfo, Socket } from 'node:dgram';
 import { VirtualClock } from '../../src/sim/virtual-clock.js';
 import { Network, type Host } from '../../src/sim/network.js';

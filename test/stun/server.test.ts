@@ -1,7 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
-import { once } from 'node:events';
+import { once } from '../support/wait.js';
 import { randomBytes } from 'node:crypto';
 import { StunServer } from '../../src/stun/server.js';
 import { StunUdpClient } from '../../src/stun/udp-client.js';

@@ -26,15 +26,24 @@ export function skipUnlessNetns(t: TestContext): boolean {
   return true;
 }
 
-/** Runs tcp-punch-child.js `scenario` in `unshare -n` (the namespace dies with the process) and returns its JSON line. */
+/** The child's own waits are bounded by 20 s each; this is the net over all of them. */
+const CHILD_TIMEOUT_MS = 60_000;
+
+/**
+ * Runs tcp-punch-child.js `scenario` in `unshare -n` (the namespace dies with the process) and
+ * returns its JSON line. `unshare` and `sh` exec in place, so the child is node itself: killed
+ * (SIGKILL) after CHILD_TIMEOUT_MS, it takes its namespace with it.
+ */
 export function runInPrivateLoopback(scenario: 'punch' | 'peers'): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
-    execFile('unshare', ['-n', 'sh', '-c', `${SETUP} && exec "${process.execPath}" "${CHILD}" ${scenario}`], { timeout: 60_000 }, (error, stdout, stderr) => {
+    const argv = ['-n', 'sh', '-c', `${SETUP} && exec "${process.execPath}" "${CHILD}" ${scenario}`];
+    execFile('unshare', argv, { timeout: CHILD_TIMEOUT_MS, killSignal: 'SIGKILL' }, (error, stdout, stderr) => {
       const line = stdout.trim().split('\n').pop() ?? '';
       try {
         resolve(JSON.parse(line) as Record<string, unknown>);
       } catch {
-        reject(new Error(`${scenario} in a private namespace: ${error?.message ?? 'no JSON'}\n${stdout}\n${stderr}`));
+        const why = error?.killed === true ? `killed after ${CHILD_TIMEOUT_MS} ms without printing its JSON line` : error?.message ?? 'no JSON';
+        reject(new Error(`${scenario} in a private namespace: ${why}\nstdout: ${stdout}\nstderr: ${stderr}`));
       }
     });
   });

@@ -35,6 +35,7 @@ export async function transfer(lab: Lab, listenHost: string, connectHost: string
     const readyLine = await waitForLine(listen, /"event":"ready"/);
     const id = (JSON.parse(readyLine) as { id: string }).id;
     const listenerConnected = waitForLine(listen, /"event":"(connected|error)"/, 60_000);
+    listenerConnected.catch(() => undefined); // awaited below; a failed connect must not leave it unhandled
     let listenOutput = '';
     listen.stderr?.on('data', (chunk: Buffer) => { listenOutput += chunk.toString(); });
     const exited = new Promise<number | null>((resolve, reject) => {

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { TestContext } from 'node:test';
 import { findExecutable } from '../../src/lab/netns.js';
+import { exited } from './wait.js';
 
 /** Kept output per process: enough for any start-up banner and a useful failure message. */
 const MAX_KEPT_CHARS = 256 * 1024;
@@ -70,6 +71,15 @@ export class ProcessOutput {
     return this.#until('end', timeoutMs, () => (this.#exit === null ? undefined : this.#text));
   }
 
+  /**
+   * SIGINT (on which tcpdump flushes what it captured and exits), then resolve with the whole
+   * output once it has ended and its last lines are read; at once if it already has.
+   */
+  interrupt(timeoutMs = 10_000): Promise<string> {
+    if (this.#exit === null) this.child.kill('SIGINT');
+    return this.#until('end after SIGINT', timeoutMs, () => (this.#exit === null ? undefined : this.#text));
+  }
+
   /** Settle when `probe` returns a value (an Error rejects), re-asked on every output chunk and at exit. */
   #until<T>(what: string, timeoutMs: number, probe: () => T | Error | undefined): Promise<T> {
     return new Promise((resolve, reject) => {
@@ -100,15 +110,19 @@ export class ProcessOutput {
 
 /**
  * Stop a child (its whole process group when it leads one): SIGTERM, then SIGKILL if it is
- * still there after `graceMs`. Resolves once it has exited; harmless if it already has.
+ * still there after `graceMs`. Resolves once it has exited; harmless if it already has. Rejects
+ * if even SIGKILL has not ended it `graceMs` later (stuck in the kernel), rather than wait forever.
  */
 export async function stopProcess(child: ChildProcess, graceMs = 3000): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const ended = exited(child, { timeoutMs: 2 * graceMs });
   signalGroup(child, 'SIGTERM');
   const timer = setTimeout(() => signalGroup(child, 'SIGKILL'), graceMs);
-  await exited;
-  clearTimeout(timer);
+  try {
+    await ended;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {

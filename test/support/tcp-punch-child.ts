@@ -10,20 +10,16 @@ import { TcpMapping } from '../../src/peer/tcp-mapping.js';
 import { tcpSimultaneousOpen } from '../../src/punch/tcp-simultaneous-open.js';
 import { NatpunchServer } from '../../src/server/natpunch-server.js';
 import { createPeer, generateIdentity, type Connection } from '../../src/index.js';
+import { once, within } from './wait.js';
+import { readAll } from './streams.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-
-async function readAll(stream: AsyncIterable<Buffer>): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk);
-  return Buffer.concat(chunks);
-}
 
 /** Both ends write `bytes` and end; resolves with whether each side got the other's bytes intact. */
 async function exchange(a: Duplex, b: Duplex, bytes: number): Promise<{ aToB: boolean; bToA: boolean }> {
   const fromA = randomBytes(bytes);
   const fromB = randomBytes(bytes);
-  const [gotA, gotB] = [readAll(a), readAll(b)];
+  const [gotA, gotB] = [readAll(a, { timeoutMs: 20_000 }), readAll(b, { timeoutMs: 20_000 })];
   a.end(fromA);
   b.end(fromB);
   return { aToB: sha(await gotB) === sha(fromA), bToA: sha(await gotA) === sha(fromB) };
@@ -41,7 +37,7 @@ async function punch(): Promise<Record<string, unknown>> {
         .then((r) => { r.socket.write('hello'); return r; }),
       tcpSimultaneousOpen({ localPort: b.localPort, remoteCandidates: [a.mapped], role: 'controlled', startAt }),
     ]);
-    const first = await new Promise<Buffer>((resolve) => pb.socket.once('data', resolve));
+    const [first] = await once(pb.socket, 'data') as [Buffer];
     const result = {
       localPorts: [a.localPort, b.localPort], mapped: [a.mapped.port, b.mapped.port],
       sockets: [[pa.socket.localPort, pa.socket.remotePort], [pb.socket.localPort, pb.socket.remotePort]],
@@ -63,7 +59,7 @@ async function peers(): Promise<Record<string, unknown>> {
   try {
     const incoming = new Promise<Connection>((resolve, reject) => { b.once('connection', resolve); b.once('connection-error', reject); });
     const ca = await a.connect(b.peerId, { transport: 'tcp' });
-    const cb = await incoming;
+    const cb = await within(incoming, "the accepting peer's 'connection'");
     return {
       tcpPublicAddress: [a.tcpPublicAddress, b.tcpPublicAddress],
       path: [ca.path, cb.path], technique: [ca.technique, cb.technique], ids: [cb.remotePeerId === a.peerId, ca.remotePeerId === b.peerId],

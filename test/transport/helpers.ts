@@ -1,6 +1,6 @@
 /** Shared helpers for the transport tests: deterministic payloads, pumping and draining streams. */
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
+import { once, until as untilWithin, within } from '../support/wait.js';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -37,28 +37,26 @@ export async function writeAll(stream: Writable, data: Uint8Array, options: { ch
  * Collects everything until 'end'; rejects on 'error'. Uses 'data' events rather than
  * `for await`, whose iterator destroys the stream at the end, which would abort our write side.
  */
-export function readAll(stream: Readable): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
+export function readAll(stream: Readable, timeoutMs = 60_000): Promise<Buffer> {
+  let received = 0;
+  const all = new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = [];
-    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+    stream.on('data', (chunk: Buffer) => { chunks.push(chunk); received += chunk.length; });
     stream.once('end', () => resolve(Buffer.concat(chunks)));
     stream.once('error', reject);
   });
+  return within(all, `'end' of ${stream.constructor.name}`, { timeoutMs, seen: () => `${received} bytes` });
 }
 
 /** Resolves once the stream has emitted 'close' (at once if it already has). */
-export function closed(stream: Readable | Writable): Promise<void> {
-  if (stream.closed) return Promise.resolve();
-  return new Promise((resolve) => stream.once('close', () => resolve()));
+export async function closed(stream: Readable | Writable): Promise<void> {
+  if (stream.closed) return;
+  await once(stream, 'close');
 }
 
 /** Waits until `condition()` holds, checking after each turn of the event loop; fails after `timeoutMs`. */
-export async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const started = Date.now();
-  while (!condition()) {
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setImmediate(resolve));
-  }
+export function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  return untilWithin(condition, what, { timeoutMs, intervalMs: 0 });
 }
 
 /** Destroys the streams when the test ends, pass or fail, so a failed test leaves no timers running. */

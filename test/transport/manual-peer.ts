@@ -4,6 +4,7 @@
  */
 import type { DatagramPath } from '../../src/transport/datagram-path.js';
 import { type StreamPacket, decodePacket, encodePacket } from '../../src/transport/packet.js';
+import { within } from '../support/wait.js';
 
 export class ManualPeer {
   readonly sent: StreamPacket[] = [];
@@ -31,7 +32,7 @@ export class ManualPeer {
   /** Resolves once the stream has sent `count` packets in all. */
   waitForSent(count: number): Promise<void> {
     if (this.sent.length >= count) return Promise.resolve();
-    return new Promise((resolve) => this.#waiters.push({ count, resolve }));
+    return within(new Promise((resolve) => this.#waiters.push({ count, resolve })), `the stream to send ${count} packets`, { seen: () => `${this.sent.length}` });
   }
 
   deliver(packet: StreamPacket): void {

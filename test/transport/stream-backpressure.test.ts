@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
+import { once } from '../support/wait.js';
 import { describe, it } from 'node:test';
 import { createStream } from '../../src/transport/stream-connection.js';
 import { cleanUp, closed, pseudoRandomBytes, sha256, until } from './helpers.js';

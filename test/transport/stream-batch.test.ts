@@ -6,6 +6,7 @@ import { createStream } from '../../src/transport/stream-connection.js';
 import { decodePacket, PacketType } from '../../src/transport/packet.js';
 import { cleanUp, closed, framedPath, pseudoRandomBytes, readAll, sha256, until, writeAll } from './helpers.js';
 import { createLossyLink } from './lossy-link.js';
+import { once } from '../support/wait.js';
 
 const HEADROOM = 5;
 
@@ -64,9 +65,9 @@ describe('stream over a path with sendBatch', { timeout: 30_000 }, () => {
     };
     const a = createStream(path, { idleTimeout: 0, keepaliveInterval: 0 });
     cleanUp(t, a);
-    const failed = new Promise<unknown>((resolve) => a.once('error', resolve));
+    const failed = once(a, 'error');
     a.write(Buffer.alloc(20_000));
-    const error = await failed;
+    const [error] = await failed;
     assert.ok(error instanceof TransportError);
     assert.match(error.message, /path\.sendBatch failed: socket is closed/);
   });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
+import { once } from '../support/wait.js';
 import { describe, it } from 'node:test';
 import { StreamResetError, TransportError } from '../../src/transport/errors.js';
 import { PacketType, decodePacket, encodePacket } from '../../src/transport/packet.js';

@@ -2,7 +2,7 @@
  * Timer rules, driven by a fake clock and a hand-driven peer, so every deadline is exact.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
+import { once } from '../support/wait.js';
 import { describe, it } from 'node:test';
 import { StreamTimeoutError } from '../../src/transport/errors.js';
 import { PacketType, type StreamPacket } from '../../src/transport/packet.js';

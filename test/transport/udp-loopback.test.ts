@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { type Socket, createSocket } from 'node:dgram';
-import { once } from 'node:events';
+import { once } from '../support/wait.js';
 import { after, before, describe, it } from 'node:test';
 import { TransportError } from '../../src/transport/errors.js';
 import { createStream } from '../../src/transport/stream-connection.js';
