@@ -14,7 +14,7 @@
  * buffer and every RTT-based timer above would be measuring the queue.
  */
 import type { Socket } from 'node:net';
-import { isIPv6 } from 'node:net';
+import { isIPv4 } from 'node:net';
 import { TransportError } from '../transport/errors.js';
 import { formatAddress } from '../wire/index.js';
 import { unmappedIp } from '../rendezvous/messages.js';
@@ -54,7 +54,7 @@ export class TcpRawPath implements RawPath {
     this.technique = options.technique;
     this.#sendLimit = options.sendLimit ?? DEFAULT_TCP_SEND_LIMIT;
     const host = unmappedIp(socket.remoteAddress ?? '') ?? '0.0.0.0';
-    this.remote = formatAddress({ family: isIPv6(host) ? 6 : 4, address: host, port: socket.remotePort ?? 0 });
+    this.remote = formatAddress({ family: isIPv4(host) ? 4 : 6, address: host, port: socket.remotePort ?? 0 });
     socket.setNoDelay(true);
     socket.on('data', this.#onData);
     socket.on('error', (error) => this.#fail(error));

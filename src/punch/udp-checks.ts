@@ -11,21 +11,31 @@ import { type Candidate, type CandidateType, TYPE_PREFERENCE } from './candidate
 /**
  * Probing budget. Checks to one pair go out every CHECK_INTERVAL_MS (holes need a packet from
  * each side while the other side's is in flight, so the interval is kept constant rather than
- * backed off), new transmissions are paced PACING_MS apart overall (RFC 8445 §14.2 Ta, here
- * 20 ms: a few dozen packets per second at most), and punching gives up after timeoutMs. With 16
- * candidates at most (the rendezvous limit) plus MAX_PEER_REFLEXIVE, that bounds one session
- * to ~50 packets per second and ~500 in all: never a packet cannon.
+ * backed off). Each pair's first check, and a nomination's first, go out FIRST_CHECK_PACING_MS
+ * after the previous transmission: RFC 8445 §14.2's floor for Ta, so the first round reaches
+ * every candidate within a few ms instead of queueing behind one that will never answer (a
+ * private address of another network). Every other transmission is paced PACING_MS apart
+ * overall (a few dozen packets per second at most), and punching gives up after timeoutMs. With
+ * 16 candidates at most (the rendezvous limit) plus MAX_PEER_REFLEXIVE, that bounds one session
+ * to one first round of 20 checks within 100 ms, then ~50 packets per second and ~500 in all:
+ * never a packet cannon.
  */
 export const PACING_MS = 20;
+export const FIRST_CHECK_PACING_MS = 5;
 export const CHECK_INTERVAL_MS = 200;
 export const DEFAULT_PUNCH_TIMEOUT_MS = 10_000;
 export const MAX_PEER_REFLEXIVE = 4;
 /**
- * After the first pair works, how long the controlling side waits for a better one before
- * nominating: a few round trips of the first working pair (a LAN pair that works answers about
- * as fast), within these bounds.
+ * When the controlling side nominates (RFC 8445 §8.1.1 leaves the moment to the agent): as soon
+ * as no pair still waiting can beat the best one that succeeded. Only a pair of a higher type
+ * preference can (a host pair: a LAN path beside a path through the NATs), and only if its
+ * check might still come back: once its first check has been out `rtts` round trips of the
+ * succeeded pair, it has lost — a working LAN path is no longer than the path through the NATs,
+ * and checks go out in priority order, so its check left first. So a best-possible first
+ * success (nothing better waiting) is nominated at once. `max` bounds the wait after the first
+ * success whatever happens (a lost check is retried only after CHECK_INTERVAL_MS).
  */
-export const NOMINATION_WAIT_MS = { min: 20, max: 150, rtts: 3 };
+export const NOMINATION_WAIT_MS = { rtts: 1, max: 150 };
 
 export interface UdpPunchOptions {
   mux: UdpMux;
@@ -64,6 +74,8 @@ interface Pair {
   transactions: Map<string, { sentAt: number; nominate: boolean }>;
   rttMs: number;
   nominated: boolean;
+  /** When this pair's first check went out (undefined: not yet). */
+  firstSentAt: number | undefined;
 }
 
 /**
@@ -85,7 +97,9 @@ export class UdpCheckSession {
   #timer: unknown;
   #deadline: unknown;
   #firstSuccessAt: number | undefined;
-  #nominationWait: number = NOMINATION_WAIT_MS.max;
+  /** Clock time of the agreed start, and of the last check sent (pacing). */
+  readonly #startsAt: number;
+  #lastSentAt = -Infinity;
   #selected: Pair | undefined;
   #nominating: Pair | undefined;
   #done = false;
@@ -104,6 +118,7 @@ export class UdpCheckSession {
     this.#unsubscribe = options.mux.onStun((data, from) => this.#onStun(data, from));
     const wallNow = (options.wallClock ?? realWallClock)();
     const start = Math.max(0, (options.startAt ?? wallNow) - wallNow);
+    this.#startsAt = this.#clock.now() + start;
     this.#timer = this.#clock.setTimeout(() => this.#tick(), start);
     this.#deadline = this.#clock.setTimeout(() => this.#fail(new NatpunchError('ERR_TRANSPORT',
       `UDP punching: no working path to ${[...this.#pairs.values()].map((p) => formatAddress(p.candidate.address)).join(', ') || 'no candidates'} within ${options.timeoutMs ?? DEFAULT_PUNCH_TIMEOUT_MS} ms`)),
@@ -124,32 +139,69 @@ export class UdpCheckSession {
     const key = formatAddress(candidate.address);
     let pair = this.#pairs.get(key);
     if (!pair) {
-      pair = { candidate, state: 'waiting', nextSendAt: 0, transactions: new Map(), rttMs: 0, nominated: false };
+      pair = { candidate, state: 'waiting', nextSendAt: 0, transactions: new Map(), rttMs: 0, nominated: false, firstSentAt: undefined };
       this.#pairs.set(key, pair);
     }
     return pair;
   }
 
-  /** One paced transmission: the pair whose check is most overdue. */
+  /** One paced transmission: the pair whose check is most overdue; then the next tick is armed. */
   #tick(): void {
     this.#timer = undefined;
     if (this.#done && !this.#nominating) return;
     const now = this.#clock.now();
-    const due = (this.#nominating ? [this.#nominating] : [...this.#pairs.values()].filter((p) => p.state === 'waiting'))
-      .filter((p) => p.nextSendAt <= now)
-      .sort((a, b) => a.nextSendAt - b.nextSendAt)[0];
-    if (due) this.#sendCheck(due, due === this.#nominating);
-    if (this.#o.role === 'controlling' && !this.#nominating && this.#firstSuccessAt !== undefined && now - this.#firstSuccessAt >= this.#nominationWait) {
+    const nominateAt = this.#nominationAt();
+    if (nominateAt !== undefined && nominateAt <= now) {
       this.#nominating = this.#best();
-      this.#nominating!.nextSendAt = 0;
+      this.#nominating.nextSendAt = 0;
     }
-    this.#timer = this.#clock.setTimeout(() => this.#tick(), PACING_MS);
+    const due = this.#due();
+    if (due && due.at <= now) this.#sendCheck(due.pair, due.pair === this.#nominating);
+    this.#schedule();
+  }
+
+  /** Arms the tick for the next transmission or nomination, whichever comes first (never before the start). */
+  #schedule(): void {
+    if (this.#done && !this.#nominating) return;
+    const next = Math.min(this.#due()?.at ?? Infinity, this.#nominationAt() ?? Infinity);
+    if (next === Infinity) return;
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timer = this.#clock.setTimeout(() => this.#tick(), Math.max(0, Math.max(next, this.#startsAt) - this.#clock.now()));
+  }
+
+  /** The pair to send to next, and when pacing lets it go: a pair's first check (or a nomination's) after Ta, any other after PACING_MS. */
+  #due(): { pair: Pair; at: number } | undefined {
+    const pairs = this.#nominating ? [this.#nominating] : [...this.#pairs.values()].filter((p) => p.state === 'waiting');
+    let due: { pair: Pair; at: number } | undefined;
+    for (const pair of pairs) {
+      const first = pair.firstSentAt === undefined || (pair === this.#nominating && ![...pair.transactions.values()].some((t) => t.nominate));
+      const at = Math.max(pair.nextSendAt, this.#lastSentAt + (first ? FIRST_CHECK_PACING_MS : PACING_MS));
+      if (!due || at < due.at || (at === due.at && pair.nextSendAt < due.pair.nextSendAt)) due = { pair, at };
+    }
+    return due;
+  }
+
+  /** Controlling side: when to nominate the best succeeded pair (NOMINATION_WAIT_MS); undefined before a success or once nominating. */
+  #nominationAt(): number | undefined {
+    if (this.#o.role !== 'controlling' || this.#nominating || this.#done || this.#firstSuccessAt === undefined) return undefined;
+    const best = this.#best();
+    const latest = this.#firstSuccessAt + NOMINATION_WAIT_MS.max;
+    let at = this.#firstSuccessAt;
+    for (const pair of this.#pairs.values()) {
+      if (pair.state !== 'waiting' || TYPE_PREFERENCE[pair.candidate.type] <= TYPE_PREFERENCE[best.candidate.type]) continue;
+      if (pair.firstSentAt === undefined) return latest;
+      at = Math.max(at, pair.firstSentAt + NOMINATION_WAIT_MS.rtts * best.rttMs);
+    }
+    return Math.min(at, latest);
   }
 
   #sendCheck(pair: Pair, useCandidate: boolean): void {
     const transactionId = randomBytes(12);
-    pair.transactions.set(transactionId.toString('hex'), { sentAt: this.#clock.now(), nominate: useCandidate });
-    pair.nextSendAt = this.#clock.now() + CHECK_INTERVAL_MS;
+    const now = this.#clock.now();
+    pair.transactions.set(transactionId.toString('hex'), { sentAt: now, nominate: useCandidate });
+    pair.nextSendAt = now + CHECK_INTERVAL_MS;
+    pair.firstSentAt ??= now;
+    this.#lastSentAt = now;
     const attributes: Attribute[] = [{ type: AttrType.Username, value: this.#username }];
     if (useCandidate) attributes.push({ type: AttrType.UseCandidate, value: new Uint8Array(0) });
     this.#checksSent++;
@@ -194,7 +246,10 @@ export class UdpCheckSession {
     }
     if (!pair) return true;
     // Triggered check (RFC 8445 §7.3.1.4): answer a working inbound path with our own check now.
-    if (pair.state === 'waiting') pair.nextSendAt = 0;
+    if (pair.state === 'waiting') {
+      pair.nextSendAt = 0;
+      this.#schedule();
+    }
     if (getAttribute(message, AttrType.UseCandidate) !== undefined && this.#o.role === 'controlled') {
       pair.nominated = true;
       if (pair.state === 'succeeded') this.#select(pair);
@@ -212,14 +267,11 @@ export class UdpCheckSession {
     pair.rttMs = this.#clock.now() - sentAt;
     if (pair.state === 'waiting') {
       pair.state = 'succeeded';
-      if (this.#firstSuccessAt === undefined) {
-        this.#firstSuccessAt = this.#clock.now();
-        const { min, max, rtts } = NOMINATION_WAIT_MS;
-        this.#nominationWait = Math.min(max, Math.max(min, rtts * pair.rttMs));
-      }
+      this.#firstSuccessAt ??= this.#clock.now();
     }
     if (nominate && this.#nominating === pair) this.#select(pair);
     else if (pair.nominated && this.#o.role === 'controlled') this.#select(pair);
+    else this.#schedule();
     return true;
   }
 

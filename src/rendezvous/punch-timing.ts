@@ -27,10 +27,28 @@ export class RttEstimator {
   }
 }
 
+/**
+ * What the delays cannot fix, and so what no margin is for. Each side starts at its own
+ * arrival time plus its delay, so a margin common to both shifts both starts alike: it does not
+ * make them any closer. Nor can it absorb an error in the one-way estimates (a `punch` that takes
+ * longer than RTT/2 starts that side late by the difference, margin or not). It would only let
+ * the farther side finish processing the punch (verifying it, opening the check session: 5–10
+ * ms each side in the lab, bench/README.md) before its start, and both sides do the same
+ * processing. A start skew is also cheap: the early side's first checks reach a NAT that has not
+ * opened yet and are dropped (RFC 4787 §5 filtering), but its own NAT is open by then, so the
+ * late side's checks get through and are answered at once with a triggered check (RFC 8445
+ * §7.3.1.4): the connection comes the skew later, not lost. A margin, though, delays every
+ * punch. So the default margin is 0 (it used to be a flat 50 ms).
+ */
+export const DEFAULT_START_MARGIN_MS = 0;
+
 export interface StartTimingOptions {
-  /** Added to the larger one-way time: slack for jitter and for processing (default 50 ms). */
+  /** Added to the larger one-way time (default DEFAULT_START_MARGIN_MS). */
   marginMs?: number;
-  /** RTT assumed for a side not yet measured (default 200 ms). */
+  /**
+   * RTT assumed for a side not yet measured. Default: the other side's (with nothing known, no
+   * side is told to wait for the other); 0 when neither is measured (then the delays are equal).
+   */
   defaultRttMs?: number;
   /** Upper bound on any delay (default 5000 ms): a wildly wrong RTT must not stall a punch. */
   maxDelayMs?: number;
@@ -38,11 +56,10 @@ export interface StartTimingOptions {
 
 /** Delays (ms) to put in the two `punch` messages, for sides with smoothed RTTs `rttA` and `rttB`. */
 export function startDelays(rttA: number | undefined, rttB: number | undefined, options: StartTimingOptions = {}): [number, number] {
-  const margin = options.marginMs ?? 50;
-  const fallback = options.defaultRttMs ?? 200;
+  const margin = options.marginMs ?? DEFAULT_START_MARGIN_MS;
   const max = options.maxDelayMs ?? 5000;
-  const oneWayA = Math.min((rttA ?? fallback) / 2, max);
-  const oneWayB = Math.min((rttB ?? fallback) / 2, max);
+  const oneWayA = Math.min((rttA ?? options.defaultRttMs ?? rttB ?? 0) / 2, max);
+  const oneWayB = Math.min((rttB ?? options.defaultRttMs ?? rttA ?? 0) / 2, max);
   const at = Math.max(oneWayA, oneWayB) + margin;
   const delay = (oneWay: number): number => Math.max(0, Math.min(max, Math.round(at - oneWay)));
   return [delay(oneWayA), delay(oneWayB)];

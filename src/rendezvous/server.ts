@@ -768,8 +768,16 @@ export class RendezvousServer {
     const key = Buffer.from(this.#randomBytes(32)).toString('base64');
     const [initiatorDelay, targetDelay] = startDelays(initiator.rtt.srtt, target.rtt.srtt, this.#timing);
     const common = { type: 'punch', session: session.id, intent: session.intent, accept: message.accept, key } as const;
-    this.#send(initiator, { ...common, peer: target.peerId!, role: 'controlling', startInMs: initiatorDelay });
-    this.#send(target, { ...common, peer: initiator.peerId!, role: 'controlled', startInMs: targetDelay });
+    const punches = [
+      { to: initiator, delay: initiatorDelay, message: { ...common, peer: target.peerId!, role: 'controlling' as const } },
+      { to: target, delay: targetDelay, message: { ...common, peer: initiator.peerId!, role: 'controlled' as const } },
+    ].sort((a, b) => a.delay - b.delay);
+    // Sending a punch (serialising two signed bodies) takes ms: the one told to wait less goes
+    // first, and the other's delay counts from when it is sent.
+    const decided = performance.now();
+    for (const { to, delay, message } of punches) {
+      this.#send(to, { ...message, startInMs: Math.max(0, delay - Math.round(performance.now() - decided)) });
+    }
     this.#counters.punches++;
     this.#keepPunched(session.id, initiator, target);
   }

@@ -127,14 +127,14 @@ export async function timeToNomination(options: { rttMs: number; a?: NatKind; b?
   return outcome.nominationMs;
 }
 
-interface SimPeer {
+export interface SimPeer {
   socket: Socket;
   mux: UdpMux;
   candidates: Candidate[];
 }
 
 /** A peer's one socket, its srflx from STUN (none when UDP is blocked), and the candidates it would sign. */
-async function openPeer(lab: SimLab, name: string): Promise<SimPeer> {
+export async function openPeer(lab: SimLab, name: string): Promise<SimPeer> {
   const socket = lab.socketFactory(name)('udp4');
   socket.bind(0);
   await once(socket, 'listening');

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runUdpPunch, timeToNomination } from '../../src/sim/punch-scenario.js';
+import { FIRST_CHECK_PACING_MS } from '../../src/punch/udp-checks.js';
 
 /**
  * How long punching takes to nominate, in virtual time. Bounds are loose on purpose: at least
@@ -14,6 +15,14 @@ for (const rttMs of [50, 200]) {
     const ms = await timeToNomination({ rttMs });
     assert.ok(ms >= 1.5 * rttMs, `${ms} ms at ${rttMs} ms RTT`);
     assert.ok(ms <= 4 * rttMs + 250, `${ms} ms at ${rttMs} ms RTT`);
+  });
+}
+
+for (const rttMs of [50, 200]) {
+  test(`a best-possible first success is nominated at once: two round trips and the host check's Ta at ${rttMs} ms RTT`, async () => {
+    // Host check (b1's private address: never answers), Ta later the srflx check, one RTT to its
+    // success, which beats the host check that left first, then one RTT for the nomination.
+    assert.equal(await timeToNomination({ rttMs }), 2 * rttMs + FIRST_CHECK_PACING_MS);
   });
 }
 
