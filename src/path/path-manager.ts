@@ -204,6 +204,8 @@ export class PathManager extends EventEmitter {
   }
 
   #pendingReason: PathChangeReason | undefined;
+  /** When the active path was found dead (undefined while it is live): standbys must answer after it. */
+  #activeFailedAt: number | undefined;
 
   #track(raw: RawPath): PathState {
     const state = new PathState(raw, new SealedPath(raw, this.#session.datagram, (bytes) => { state.bytesSent += bytes; }), this.#clock.now());
@@ -415,8 +417,21 @@ export class PathManager extends EventEmitter {
   /** Applies the selection rule; moves the stream, reports it, or reports that nothing works. */
   #reselect(now: number): void {
     if (this.#closed) return;
-    const candidates = this.#paths.map((p) => ({ kind: p.raw.kind, rttMs: p.rttMs, usable: this.#live(p, now) }));
     const current = this.#paths.indexOf(this.#active);
+    const activeLive = this.#live(this.#active, now);
+    if (activeLive) this.#activeFailedAt = undefined;
+    else if (this.#activeFailedAt === undefined) {
+      // The active path just failed. What failed it (an address change, a NAT reboot) may have
+      // taken the standbys with it, and their consent can be seconds old: ask them now, and fail
+      // over only to one that answers after this moment.
+      this.#activeFailedAt = now;
+      for (const p of this.#paths) if (p !== this.#active && p.validated && !p.closed) this.#probe(p, false, now);
+    }
+    const failedAt = this.#activeFailedAt;
+    const candidates = this.#paths.map((p) => ({
+      kind: p.raw.kind, rttMs: p.rttMs,
+      usable: this.#live(p, now) && (failedAt === undefined || p === this.#active || p.lastAnsweredAt > failedAt),
+    }));
     let chosen = selectPath(candidates, candidates[current]?.usable ? current : -1, now - this.#lastChangeAt);
     // The peer moved: its frames come from a new address, proved to be its own, and no longer
     // from the old one. Follow at once rather than wait for the old path's consent to run out

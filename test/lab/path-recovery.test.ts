@@ -140,9 +140,10 @@ test('the connecting peer\'s LAN address changes mid-transfer (new address, new 
     const renumbered = `${net}.${Number(last) + 100}`;
     const run = await pacedTransfer(lab, dir);
     await delay(3_000);
-    // What a new DHCP lease does: the new address first, the old one gone, the route again.
+    // What a new DHCP lease does: the old address gone, the new one, the route again. (Deleting a
+    // primary address also deletes its secondaries, so the new one cannot be added first.)
     const changed = await host.exec(['sh', '-c',
-      `ip addr add ${renumbered}/${prefix} dev eth0 && ip addr del ${net}.${last}/${prefix} dev eth0 && ip route replace default via ${gateway}`]);
+      `ip addr del ${net}.${last}/${prefix} dev eth0 && ip addr add ${renumbered}/${prefix} dev eth0 && ip route replace default via ${gateway}`], { timeoutMs: 20_000 });
     assert.equal(changed.code, 0, changed.stderr);
     const moved = await run.listener.until((e) => e['event'] === 'path', 'a path event after the address change', 30_000)
       .catch((error: Error) => { throw new Error(`${error.message}\nthe connector's stderr:\n${run.connector.stderr()}`); });

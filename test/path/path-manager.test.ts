@@ -45,7 +45,7 @@ describe('the path manager', { timeout: 120_000 }, () => {
     assert.equal(ends.a.stream.stats.pathChanges, 1);
   });
 
-  it('fails over at once when the active raw path closes on its own', async (t) => {
+  it('fails over within a round trip when the active raw path closes on its own (the standby must answer after the failure)', async (t) => {
     const first = rawLink({ seed: 103, name: 'first', kind: 'direct-tcp' });
     const second = rawLink({ seed: 104, name: 'second', kind: 'relay' });
     const ends = await connectedManagers(t, first);
@@ -53,6 +53,8 @@ describe('the path manager', { timeout: 120_000 }, () => {
     ends.b.add(second.b);
     await bothValidated(ends, 2);
     first.a.kill(new Error('reset by peer'));
+    assert.deepEqual(ends.events.a, [], 'not before the standby has answered a fresh probe');
+    await until(() => ends.events.a.length > 0, 'the failover', 5_000);
     assert.deepEqual(ends.events.a.map(({ path, reason }) => ({ path, reason })), [{ path: 'relay', reason: 'failover' }]);
   });
 
