@@ -1,5 +1,4 @@
 import dgram from 'node:dgram';
-import type { Socket } from 'node:net';
 import os from 'node:os';
 import { once, EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
@@ -9,44 +8,26 @@ import { type Identity, loadOrCreateIdentity, defaultKeyFile, normalizePeerId } 
 import { StunUdpClient } from '../stun/udp-client.js';
 import { formatAddress, parseAddress, type TransportAddress } from '../wire/index.js';
 import { UdpMux } from '../punch/udp-mux.js';
-import { UdpCheckSession, type PunchResult } from '../punch/udp-checks.js';
-import { candidateTypeOf, checkCandidates } from '../punch/candidate.js';
-import { tcpSimultaneousOpen } from '../punch/tcp-simultaneous-open.js';
+import type { UdpCheckSession } from '../punch/udp-checks.js';
 import type { PunchInstruction, SignedReachability, Transport } from '../rendezvous/client.js';
 import type { RendezvousError } from '../rendezvous/errors.js';
 import {
   type DisconnectInfo, type ReconnectInfo, type ReconnectOptions, ReconnectingRendezvousClient,
 } from '../rendezvous/reconnecting-client.js';
 import { type Reachability, type ReachableTransport } from '../rendezvous/messages.js';
-import { PathHandshake } from '../path/handshake.js';
-import { PathManager } from '../path/path-manager.js';
-import { resumeTag } from '../path/resume.js';
-import { TcpRawPath } from '../path/tcp-path.js';
-import { UdpEndpoint } from '../path/udp-endpoint.js';
-import { Connection } from './connection.js';
 import { TcpMapping } from './tcp-mapping.js';
 import { learnShortTcpMapping, type ShortTcpMapping } from './tcp-mapping-short.js';
 import { type KeepaliveState, MappingKeepalive, STREAM_KEEPALIVE_MS } from './keepalive.js';
+import type { Connection } from './connection.js';
+import { Establisher } from './establish.js';
+import { Recovery } from './recovery.js';
 import { DialBackResponder } from './reachability.js';
-import { DEFAULT_REVERSAL_BUDGET_MS, ReversalListener, dialReversal } from './reversal-listener.js';
-import { type Attempt, type ReadyPath, type TcpMode, type UdpMode, AUTO_UDP_GRACE_MS, noDirectPath, planPaths, race } from './path-choice.js';
+import { ReversalListener } from './reversal-listener.js';
 
 const debug = debuglog('natpunch:peer');
 
 /** Interval of STUN keepalives toward the rendezvous server's STUN endpoint (see constructor). */
 export const KEEPALIVE_MS = 15_000;
-/** How long a stale connection's side waits for the rendezvous server to answer a ping before registering again, ms. */
-const RECOVER_PROBE_MS = 1_500;
-/** A re-punch (intent, accept and checks) gives up after this long, ms. */
-const RECOVER_PUNCH_TIMEOUT_MS = 10_000;
-/** Backoff between recovery attempts while a connection stays stale: 0.5 s doubling to 30 s. */
-const RECOVER_BACKOFF_MS = 500;
-const RECOVER_MAX_BACKOFF_MS = 30_000;
-/** A connection not on UDP looks for a UDP path after 5 s, then backing off to every 2 min. */
-const UPGRADE_FIRST_MS = 5_000;
-const UPGRADE_MAX_MS = 120_000;
-/** A re-punch's check session keeps answering the other side's late checks this long, ms. */
-const REPUNCH_LINGER_MS = 5_000;
 /** How long a short connection's L is remembered for the punch its signed mapping is for. */
 const SHORT_TCP_MAPPING_KEEP_MS = 60_000;
 
@@ -138,8 +119,8 @@ export class Peer extends EventEmitter {
   /** Short connections' mappings signed while no kept connection was alive, by mapped address: their L to punch from. */
   readonly #shortTcp = new Map<string, ShortTcpMapping>();
   #closed = false;
-  /** Open connections by their resume tag (src/path/resume.ts), for re-punches the peer asks for. */
-  readonly #byResume = new Map<string, LiveConnection>();
+  readonly #establisher: Establisher;
+  readonly #recovery: Recovery;
   /** Gracefully closed UDP streams still answering retransmissions (stream.settle()). */
   readonly #settling = new Set<Promise<void>>();
 
@@ -159,9 +140,20 @@ export class Peer extends EventEmitter {
     this.#mux = mux;
     this.#stun = stun;
     this.#rendezvous = rendezvous;
+    this.#establisher = new Establisher({
+      identity, mux, bindAddress: options.bindAddress, listener, closing: this.#closing.signal, sessions: this.#sessions,
+      tcpMappingFor: (signed) => {
+        const kept = this.#tcp;
+        return (kept && signed.has(formatAddress(kept.mapped)) ? kept : undefined)
+          ?? [...this.#shortTcp.values()].find((s) => signed.has(formatAddress(s.mapped)))
+          ?? (kept?.alive ? kept : undefined);
+      },
+      streamKeepaliveMs: () => this.#udpKeepalive?.streamKeepaliveMs(STREAM_KEEPALIVE_MS),
+    });
+    this.#recovery = new Recovery({ rendezvous, mux, closing: this.#closing.signal, events: this });
     rendezvous.on('punch', (instruction: PunchInstruction) => {
       if (instruction.resume !== undefined) {
-        this.#onResumePunch(instruction);
+        this.#recovery.onResumePunch(instruction);
         return;
       }
       const started = performance.now();
@@ -414,294 +406,24 @@ export class Peer extends EventEmitter {
    * manager then owns every path: the one the handshake ran on, and the race's loser when it
    * completes, as a standby. @see path-choice.ts, src/path/path-manager.ts
    */
+  /** Establish (establish.ts), then hand the connection to recovery and keep it until it has settled. */
   async #establish(instruction: PunchInstruction, started: number, signal?: AbortSignal): Promise<Connection> {
-    const plan = planPaths(instruction);
-    debug('session %s: transport %s, plan %o', instruction.session.slice(0, 8), instruction.transport, plan);
-    const attempts: Attempt[] = [];
-    // Every connection gets its share of the UDP socket, even one that starts on TCP: a re-punch
-    // may add a UDP path later, and the peer may rebind to it.
-    const udp = new UdpEndpoint(this.#mux, instruction.session);
-    const checks: UdpCheckSession[] = [];
-    if (plan.udp) attempts.push(this.#udpAttempt(instruction, plan.udp, udp, checks, signal));
-    if (plan.tcp) attempts.push(this.#tcpAttempt(instruction, plan.tcp, signal));
-    if (attempts.length === 0) {
-      throw new NatpunchError('ERR_TRANSPORT', `--transport ${instruction.transport}: no TCP technique: neither side is reachable over TCP, and ${instruction.localTcpCandidates.length ? 'the other peer' : 'this peer'} signed no TCP candidates to punch with`);
-    }
-    const initiator = instruction.role === 'controlling';
-    const handshake = new PathHandshake({
-      identity: this.identity, initiator, expectedPeerId: initiator ? instruction.peer : undefined,
-      context: new TextEncoder().encode(instruction.session), signal: signal ? AbortSignal.any([signal, this.#closing.signal]) : this.#closing.signal,
-    });
-    // Paths that complete after the first: standby paths, once there is a manager to hold them.
-    const ready: ReadyPath[] = [];
-    let manager: PathManager | undefined;
-    const onLatePath = (path: ReadyPath): void => {
-      ready.push(path);
-      if (manager) manager.add(path.path);
-      else if (!initiator) handshake.offer(path.path);
-    };
-    const release = (): void => {
-      handshake.close();
-      for (const attempt of attempts) attempt.abort();
-      for (const path of ready) path.close();
-      for (const check of checks) { check.close(); this.#sessions.delete(check); }
-      udp.close();
-    };
-    let connection: Connection;
-    try {
-      if (initiator) {
-        const first = await race(attempts, AUTO_UDP_GRACE_MS, { signal, onLatePath });
-        ready.push(first);
-        handshake.offer(first.path);
-      } else {
-        // The controlled side answers the handshake on whichever path the initiator chose; if
-        // every technique fails first, that is the error to report.
-        const failures = new Map<string, Error>();
-        for (const attempt of attempts) {
-          attempt.ready.then(onLatePath, (error: Error) => {
-            failures.set(attempt.kind, error);
-            if (failures.size === attempts.length) handshake.close(attempts.length === 1 ? error : noDirectPath(failures));
-          });
-        }
-      }
-      const result = await handshake.result;
-      if (result.session.remotePeerId !== normalizePeerId(instruction.peer)) {
-        throw new NatpunchError('ERR_NOISE', `the peer proved to be ${result.session.remotePeerId}, not ${instruction.peer} as the rendezvous said`);
-      }
-      let created: Connection | undefined;
-      manager = new PathManager({
-        session: result.session, first: result.path, firstRttMs: result.rttMs, udp,
-        createStream: (sealed) => (created = new Connection(sealed, result.session, {
-          // The direct path crosses the same NAT: PING within the mapping lifetime too.
-          keepaliveInterval: this.#udpKeepalive?.streamKeepaliveMs(STREAM_KEEPALIVE_MS),
-        })),
-      });
-      connection = created!;
-      connection.bindManager(manager);
-      for (const path of ready) if (path.path !== result.path) manager.add(path.path);
-    } catch (error) {
-      release();
-      throw error;
-    }
+    const { connection, manager, udp, release } = await this.#establisher.establish(instruction, signal);
     connection.ms = Math.round(performance.now() - started);
     this.#connections.add(connection);
-    const held = manager;
-    const live: LiveConnection = {
-      connection, manager, udp, peer: normalizePeerId(instruction.peer), role: instruction.role, transport: instruction.transport,
-      resume: resumeTag(connection.session), recovering: false, repunches: new Set(),
-    };
-    this.#byResume.set(live.resume, live);
-    // Re-punching finds UDP paths: not for a connection forced onto TCP.
-    if (live.transport !== 'tcp') {
-      manager.on('stale', () => void this.#recover(live));
-      if (live.transport === 'auto' && live.role === 'controlling' && manager.active.path !== 'direct-udp') void this.#upgrade(live);
-    }
+    this.#recovery.track(connection, manager, udp, instruction);
     connection.once('close', () => {
       this.#connections.delete(connection);
-      this.#byResume.delete(live.resume);
-      for (const check of live.repunches) check.close();
       // Like TCP's TIME-WAIT: keep the paths (and the other side's checks) answered until the
       // stream has settled, since our last ACK may still need repeating; close() waits for it.
       const settled = connection.settle().finally(() => {
         this.#settling.delete(settled);
-        held.close();
+        manager.close();
         release();
       });
       this.#settling.add(settled);
     });
     return connection;
-  }
-
-  /** A cancellable attempt: its own abort, plus the caller's signal and close(). */
-  #attempt(kind: Attempt['kind'], signal: AbortSignal | undefined, run: (signal: AbortSignal) => Promise<ReadyPath>): Attempt {
-    const controller = new AbortController();
-    const combined = AbortSignal.any([controller.signal, this.#closing.signal, ...(signal ? [signal] : [])]);
-    const ready = run(combined);
-    ready.catch(() => undefined);
-    return { kind, ready, abort: () => controller.abort() };
-  }
-
-  /** TCP: simultaneous open from L, or reversal (dial the other peer's listener / wait for it on ours). */
-  #tcpAttempt(instruction: PunchInstruction, mode: TcpMode, signal?: AbortSignal): Attempt {
-    return this.#attempt('tcp', signal, async (combined) => {
-      let socket: Socket;
-      let technique: string;
-      if (mode === 'simultaneous-open') {
-        ({ socket, technique } = await this.#punchTcp(instruction, combined));
-      } else if (mode === 'dial') {
-        const dialed = await dialReversal({
-          remoteCandidates: instruction.remoteTcpListen, session: instruction.session, localAddress: this.#bindAddress, startAt: instruction.startAt, signal: combined,
-        });
-        debug('TCP reversal: dialed %s', formatAddress(dialed.remote));
-        socket = dialed.socket;
-        technique = 'tcp-reversal';
-      } else {
-        if (!this.#listener) throw new NatpunchError('ERR_TRANSPORT', 'TCP reversal: this peer has no listener');
-        const timeoutMs = Math.max(0, instruction.startAt - Date.now()) + DEFAULT_REVERSAL_BUDGET_MS;
-        socket = await this.#listener.accept(instruction.session, { timeoutMs, signal: combined });
-        debug('TCP reversal: accepted %s:%d', socket.remoteAddress, socket.remotePort);
-        technique = 'tcp-reversal';
-      }
-      const path = new TcpRawPath(socket, { technique });
-      return { kind: 'tcp', path, close: () => { path.close(); socket.destroy(); } };
-    });
-  }
-
-  /** TCP simultaneous open from L. */
-  async #punchTcp(instruction: PunchInstruction, signal: AbortSignal): Promise<{ socket: Socket; technique: string }> {
-    // Punch from the L whose mapping was signed (kept or short), even if its connection has closed since.
-    const signed = new Set(instruction.localTcpCandidates.map((c) => formatAddress(c.address)));
-    const kept = this.#tcp;
-    const tcp = (kept && signed.has(formatAddress(kept.mapped)) ? kept : undefined)
-      ?? [...this.#shortTcp.values()].find((s) => signed.has(formatAddress(s.mapped)))
-      ?? (kept?.alive ? kept : undefined);
-    if (!tcp) throw new NatpunchError('ERR_TRANSPORT', 'TCP punching: this peer has no TCP mapping to punch from (no kept TCP connection, and no short one learnt for this session)');
-    const punched = await tcpSimultaneousOpen({
-      localPort: tcp.localPort, localAddress: this.#bindAddress, remoteCandidates: instruction.remoteTcpCandidates.map((c) => c.address),
-      role: instruction.role, startAt: instruction.startAt, signal,
-      // Low-TTL priming where the native addon is there (measured once per mapping, cached).
-      primeTtl: 'auto', publicAddress: tcp.mapped.address,
-    });
-    debug('TCP punched to %s after %d connects, priming %j', formatAddress(punched.remote), punched.attempts, punched.priming);
-    return { socket: punched.socket, technique: punched.primed ? 'tcp-ttl-primed' : 'tcp-simultaneous-open' };
-  }
-
-  /**
-   * UDP connectivity checks. 'answer' (this side is reachable, the other is not): no checks of
-   * our own, only answers and the triggered checks they cause — an empty candidate list does
-   * exactly that, since the other side's checks become peer-reflexive pairs (RFC 8445 §7.3.1.3).
-   * The check session stays open (answering late checks) until the connection has settled.
-   */
-  #udpAttempt(instruction: PunchInstruction, mode: UdpMode, udp: UdpEndpoint, checks: UdpCheckSession[], signal?: AbortSignal): Attempt {
-    return this.#attempt('udp', signal, async (combined) => {
-      const session = new UdpCheckSession({
-        mux: this.#mux, session: instruction.session, key: instruction.key, role: instruction.role, startAt: instruction.startAt, signal: combined,
-        remoteCandidates: mode === 'answer' ? [] : checkCandidates(instruction.remoteCandidates),
-      });
-      this.#sessions.add(session);
-      checks.push(session);
-      const punched: PunchResult = await session.result;
-      // A host candidate is only a LAN path when its address is private: a peer with no NAT signs its public address as host.
-      const technique = punched.type === 'host' && candidateTypeOf(punched.remote) === 'host' ? 'udp-lan' : mode === 'punch' ? 'udp-hole-punch' : 'udp-reversal';
-      const path = udp.pathTo(punched.remote, technique);
-      return { kind: 'udp', path, close: () => path.close() };
-    });
-  }
-
-  /**
-   * No path of `live` answers any more: the NAT dropped or moved a mapping, or an address
-   * changed. Prove this side's public address afresh (a new mapping is registered, so the next
-   * accept or intent signs it), and — the side that opened the connection — punch again through
-   * the rendezvous with a signed intent that names the connection (IntentBody.resume). What the
-   * punch finds becomes a path of the same connection; the stream moves to it. Retries with
-   * backoff while the connection stays stale, as a re-registration does.
-   */
-  async #recover(live: LiveConnection): Promise<void> {
-    if (live.recovering || this.#closed) return;
-    live.recovering = true;
-    const { manager, connection } = live;
-    const stillStale = (): boolean => manager.stale && !connection.destroyed && !this.#closed;
-    try {
-      for (let attempt = 0; stillStale(); attempt++) {
-        // The outage that broke the path often broke the registration too (the same NAT forgot
-        // the WebSocket's mapping): re-punching needs it back first.
-        // Is the registration really alive? After an address change its TCP connection is dead
-        // long before the server's pings would say so.
-        if (this.registered) await this.#rendezvous.probe(RECOVER_PROBE_MS).catch((error: Error) => debug('recover: rendezvous connection: %s', error.message));
-        if (!this.registered) await this.#waitFor(manager, RECOVER_MAX_BACKOFF_MS, 'reconnected');
-        if (!stillStale()) break;
-        debug('connection to %s stale: recovering (attempt %d)', live.peer, attempt + 1);
-        const before = this.#rendezvous.srflx;
-        const srflx = await this.#rendezvous.updateSrflx({ signal: this.#closing.signal })
-          .catch((error: Error) => { debug('recover: srflx not updated: %s', error.message); return before; });
-        if (srflx !== before) this.emit('srflx', srflx);
-        if (!stillStale()) break;
-        if (live.role === 'controlling') {
-          const signal = AbortSignal.any([this.#closing.signal, AbortSignal.timeout(RECOVER_PUNCH_TIMEOUT_MS)]);
-          const instruction = await this.#rendezvous.connect(live.peer, { transport: 'udp', resume: live.resume, signal })
-            .catch((error: Error) => { debug('recover: no re-punch intent: %s', error.message); return undefined; });
-          if (instruction) await this.#repunch(live, instruction, srflx !== before ? 'network-change' : undefined);
-        }
-        if (!stillStale()) break;
-        await this.#waitFor(manager, Math.min(RECOVER_MAX_BACKOFF_MS, RECOVER_BACKOFF_MS * 2 ** attempt), this.registered ? undefined : 'reconnected');
-      }
-    } finally {
-      live.recovering = false;
-    }
-  }
-
-  /**
-   * A connection that started on TCP (UDP was blocked, or lost the race) looks for a UDP path
-   * from time to time — the network may let UDP through now — and moves there when one proves
-   * itself ('path', reason 'upgrade'); the TCP path stays as the standby. The side that opened the
-   * connection does it, with a re-punch intent as in #recover, backing off from UPGRADE_FIRST_MS
-   * to UPGRADE_MAX_MS.
-   */
-  async #upgrade(live: LiveConnection): Promise<void> {
-    const { manager, connection } = live;
-    const wanted = (): boolean => manager.active.path !== 'direct-udp' && !connection.destroyed && !this.#closed;
-    for (let attempt = 0; wanted(); attempt++) {
-      await this.#waitFor(manager, Math.min(UPGRADE_MAX_MS, UPGRADE_FIRST_MS * 2 ** attempt), undefined, 'path');
-      if (!wanted() || live.recovering || !this.registered) continue;
-      debug('connection to %s on %s: looking for a UDP path (attempt %d)', live.peer, manager.active.path, attempt + 1);
-      // Where UDP was blocked at registration there is no server-reflexive address yet.
-      await this.#rendezvous.updateSrflx({ signal: this.#closing.signal }).catch((error: Error) => debug('upgrade: srflx: %s', error.message));
-      const signal = AbortSignal.any([this.#closing.signal, AbortSignal.timeout(RECOVER_PUNCH_TIMEOUT_MS)]);
-      const instruction = await this.#rendezvous.connect(live.peer, { transport: 'udp', resume: live.resume, signal })
-        .catch((error: Error) => { debug('upgrade: no re-punch intent: %s', error.message); return undefined; });
-      if (instruction) await this.#repunch(live, instruction);
-    }
-  }
-
-  /** Resolves after `ms`, or as soon as `manager` has a live path again, or this peer emits `event`, or on close. */
-  #waitFor(manager: PathManager, ms: number, event?: 'reconnected', managerEvent: 'live' | 'path' = 'live'): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        manager.off(managerEvent, done);
-        if (event) this.off(event, done);
-        this.#closing.signal.removeEventListener('abort', done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      manager.once(managerEvent, done);
-      if (event) this.once(event, done);
-      this.#closing.signal.addEventListener('abort', done, { once: true });
-    });
-  }
-
-  /** A re-punch intent from the peer of one of our connections (the target's side of #recover). */
-  #onResumePunch(instruction: PunchInstruction): void {
-    const live = this.#byResume.get(instruction.resume!);
-    if (!live || live.peer !== normalizePeerId(instruction.peer)) {
-      debug('re-punch for an unknown connection from %s: ignored', instruction.peer);
-      return;
-    }
-    void this.#repunch(live, instruction);
-  }
-
-  /**
-   * UDP checks for a re-punch session; the pair they nominate joins the connection as a path,
-   * sealed with the connection's keys under its connection id (the check session only opens the
-   * holes). The check session answers late checks for a while, then closes.
-   */
-  async #repunch(live: LiveConnection, instruction: PunchInstruction, reason?: 'network-change'): Promise<void> {
-    const check = new UdpCheckSession({
-      mux: this.#mux, session: instruction.session, key: instruction.key, role: instruction.role, startAt: instruction.startAt,
-      signal: this.#closing.signal, timeoutMs: RECOVER_PUNCH_TIMEOUT_MS,
-      remoteCandidates: checkCandidates(instruction.remoteCandidates),
-    });
-    live.repunches.add(check);
-    const release = (): void => { check.close(); live.repunches.delete(check); };
-    try {
-      const punched = await check.result;
-      debug('re-punch to %s found %s', live.peer, formatAddress(punched.remote));
-      live.manager.add(live.udp.pathTo(punched.remote, 'udp-hole-punch'), reason);
-      setTimeout(release, REPUNCH_LINGER_MS).unref();
-    } catch (error) {
-      debug('re-punch to %s failed: %s', live.peer, (error as Error).message);
-      release();
-    }
   }
 
   async close(): Promise<void> {
@@ -721,21 +443,6 @@ export class Peer extends EventEmitter {
     this.#mux.close();
     await new Promise<void>((resolve) => this.#socket.close(() => resolve()));
   }
-}
-
-/** An open connection, as the peer keeps it for recovery. */
-interface LiveConnection {
-  connection: Connection;
-  manager: PathManager;
-  udp: UdpEndpoint;
-  peer: string;
-  role: 'controlling' | 'controlled';
-  /** What the intent asked for: 'udp' and 'tcp' are kept to (no re-punch adds the other). */
-  transport: 'auto' | 'udp' | 'tcp';
-  resume: string;
-  recovering: boolean;
-  /** Check sessions of re-punches, closed with the connection. */
-  repunches: Set<UdpCheckSession>;
 }
 
 /** What `peer.keepalive` and the 'keepalive' event report. */

@@ -1,0 +1,208 @@
+/**
+ * Establishing a connection from a punch instruction: the techniques the plan names (UDP checks,
+ * TCP simultaneous open, connection reversal; both raced for 'auto'), the Noise handshake as
+ * datagrams on the path chosen, and the path manager that owns the connection from then on. The
+ * race's loser is kept as a standby path when it completes. @see path-choice.ts, src/path/
+ */
+import type { Socket } from 'node:net';
+import { debuglog } from 'node:util';
+import { NatpunchError } from '../errors.js';
+import { type Identity, normalizePeerId } from '../identity/index.js';
+import { formatAddress, type TransportAddress } from '../wire/index.js';
+import type { UdpMux } from '../punch/udp-mux.js';
+import { UdpCheckSession, type PunchResult } from '../punch/udp-checks.js';
+import { candidateTypeOf, checkCandidates } from '../punch/candidate.js';
+import { tcpSimultaneousOpen } from '../punch/tcp-simultaneous-open.js';
+import type { PunchInstruction } from '../rendezvous/client.js';
+import { PathHandshake } from '../path/handshake.js';
+import { PathManager } from '../path/path-manager.js';
+import { TcpRawPath } from '../path/tcp-path.js';
+import { UdpEndpoint } from '../path/udp-endpoint.js';
+import { Connection } from './connection.js';
+import { DEFAULT_REVERSAL_BUDGET_MS, type ReversalListener, dialReversal } from './reversal-listener.js';
+import { type Attempt, type ReadyPath, type TcpMode, type UdpMode, AUTO_UDP_GRACE_MS, noDirectPath, planPaths, race } from './path-choice.js';
+
+const debug = debuglog('natpunch:peer');
+
+/** What establishing needs from the peer. */
+export interface EstablishContext {
+  readonly identity: Identity;
+  readonly mux: UdpMux;
+  readonly bindAddress: string | undefined;
+  readonly listener: ReversalListener | undefined;
+  /** Aborted when the peer closes. */
+  readonly closing: AbortSignal;
+  /** Every live check session of the peer (closed with it). */
+  readonly sessions: Set<UdpCheckSession>;
+  /** The TCP mapping whose mapped address is among `signed` (kept or short), else the kept one if alive. */
+  tcpMappingFor(signed: ReadonlySet<string>): { localPort: number; mapped: TransportAddress } | undefined;
+  /** The stream's keepalive interval: the direct path crosses the same NAT as the STUN keepalive. */
+  streamKeepaliveMs(): number | undefined;
+}
+
+/** A connection just established, with what the peer releases once it has settled. */
+export interface Established {
+  connection: Connection;
+  manager: PathManager;
+  udp: UdpEndpoint;
+  release(): void;
+}
+
+export class Establisher {
+  readonly #c: EstablishContext;
+
+  constructor(context: EstablishContext) {
+    this.#c = context;
+  }
+
+  /**
+   * Follows the transport the initiator's signed intent asked for: runs the planned techniques
+   * (punching or connection reversal, one per transport; both raced for 'auto'), then the Noise
+   * handshake as datagrams over the chosen path (src/path/handshake.ts). The connection's path
+   * manager then owns every path: the one the handshake ran on, and the race's loser when it
+   * completes, as a standby.
+   */
+  async establish(instruction: PunchInstruction, signal?: AbortSignal): Promise<Established> {
+    const plan = planPaths(instruction);
+    debug('session %s: transport %s, plan %o', instruction.session.slice(0, 8), instruction.transport, plan);
+    const attempts: Attempt[] = [];
+    // Every connection gets its share of the UDP socket, even one that starts on TCP: a re-punch
+    // may add a UDP path later, and the peer may rebind to it.
+    const udp = new UdpEndpoint(this.#c.mux, instruction.session);
+    const checks: UdpCheckSession[] = [];
+    if (plan.udp) attempts.push(this.#udpAttempt(instruction, plan.udp, udp, checks, signal));
+    if (plan.tcp) attempts.push(this.#tcpAttempt(instruction, plan.tcp, signal));
+    if (attempts.length === 0) {
+      throw new NatpunchError('ERR_TRANSPORT', `--transport ${instruction.transport}: no TCP technique: neither side is reachable over TCP, and ${instruction.localTcpCandidates.length ? 'the other peer' : 'this peer'} signed no TCP candidates to punch with`);
+    }
+    const initiator = instruction.role === 'controlling';
+    const handshake = new PathHandshake({
+      identity: this.#c.identity, initiator, expectedPeerId: initiator ? instruction.peer : undefined,
+      context: new TextEncoder().encode(instruction.session), signal: signal ? AbortSignal.any([signal, this.#c.closing]) : this.#c.closing,
+    });
+    // Paths that complete after the first: standby paths, once there is a manager to hold them.
+    const ready: ReadyPath[] = [];
+    let manager: PathManager | undefined;
+    const onLatePath = (path: ReadyPath): void => {
+      ready.push(path);
+      if (manager) manager.add(path.path);
+      else if (!initiator) handshake.offer(path.path);
+    };
+    const release = (): void => {
+      handshake.close();
+      for (const attempt of attempts) attempt.abort();
+      for (const path of ready) path.close();
+      for (const check of checks) { check.close(); this.#c.sessions.delete(check); }
+      udp.close();
+    };
+    let connection: Connection;
+    try {
+      if (initiator) {
+        const first = await race(attempts, AUTO_UDP_GRACE_MS, { signal, onLatePath });
+        ready.push(first);
+        handshake.offer(first.path);
+      } else {
+        // The controlled side answers the handshake on whichever path the initiator chose; if
+        // every technique fails first, that is the error to report.
+        const failures = new Map<string, Error>();
+        for (const attempt of attempts) {
+          attempt.ready.then(onLatePath, (error: Error) => {
+            failures.set(attempt.kind, error);
+            if (failures.size === attempts.length) handshake.close(attempts.length === 1 ? error : noDirectPath(failures));
+          });
+        }
+      }
+      const result = await handshake.result;
+      if (result.session.remotePeerId !== normalizePeerId(instruction.peer)) {
+        throw new NatpunchError('ERR_NOISE', `the peer proved to be ${result.session.remotePeerId}, not ${instruction.peer} as the rendezvous said`);
+      }
+      let created: Connection | undefined;
+      manager = new PathManager({
+        session: result.session, first: result.path, firstRttMs: result.rttMs, udp,
+        createStream: (sealed) => (created = new Connection(sealed, result.session, {
+          // The direct path crosses the same NAT: PING within the mapping lifetime too.
+          keepaliveInterval: this.#c.streamKeepaliveMs(),
+        })),
+      });
+      connection = created!;
+      connection.bindManager(manager);
+      for (const path of ready) if (path.path !== result.path) manager.add(path.path);
+    } catch (error) {
+      release();
+      throw error;
+    }
+    return { connection, manager, udp, release };
+  }
+
+  /** A cancellable attempt: its own abort, plus the caller's signal and close(). */
+  #attempt(kind: Attempt['kind'], signal: AbortSignal | undefined, run: (signal: AbortSignal) => Promise<ReadyPath>): Attempt {
+    const controller = new AbortController();
+    const combined = AbortSignal.any([controller.signal, this.#c.closing, ...(signal ? [signal] : [])]);
+    const ready = run(combined);
+    ready.catch(() => undefined);
+    return { kind, ready, abort: () => controller.abort() };
+  }
+
+  /** TCP: simultaneous open from L, or reversal (dial the other peer's listener / wait for it on ours). */
+  #tcpAttempt(instruction: PunchInstruction, mode: TcpMode, signal?: AbortSignal): Attempt {
+    return this.#attempt('tcp', signal, async (combined) => {
+      let socket: Socket;
+      let technique: string;
+      if (mode === 'simultaneous-open') {
+        ({ socket, technique } = await this.#punchTcp(instruction, combined));
+      } else if (mode === 'dial') {
+        const dialed = await dialReversal({
+          remoteCandidates: instruction.remoteTcpListen, session: instruction.session, localAddress: this.#c.bindAddress, startAt: instruction.startAt, signal: combined,
+        });
+        debug('TCP reversal: dialed %s', formatAddress(dialed.remote));
+        socket = dialed.socket;
+        technique = 'tcp-reversal';
+      } else {
+        if (!this.#c.listener) throw new NatpunchError('ERR_TRANSPORT', 'TCP reversal: this peer has no listener');
+        const timeoutMs = Math.max(0, instruction.startAt - Date.now()) + DEFAULT_REVERSAL_BUDGET_MS;
+        socket = await this.#c.listener.accept(instruction.session, { timeoutMs, signal: combined });
+        debug('TCP reversal: accepted %s:%d', socket.remoteAddress, socket.remotePort);
+        technique = 'tcp-reversal';
+      }
+      const path = new TcpRawPath(socket, { technique });
+      return { kind: 'tcp', path, close: () => { path.close(); socket.destroy(); } };
+    });
+  }
+
+  /** TCP simultaneous open from L. */
+  async #punchTcp(instruction: PunchInstruction, signal: AbortSignal): Promise<{ socket: Socket; technique: string }> {
+    // Punch from the L whose mapping was signed (kept or short), even if its connection has closed since.
+    const tcp = this.#c.tcpMappingFor(new Set(instruction.localTcpCandidates.map((c) => formatAddress(c.address))));
+    if (!tcp) throw new NatpunchError('ERR_TRANSPORT', 'TCP punching: this peer has no TCP mapping to punch from (no kept TCP connection, and no short one learnt for this session)');
+    const punched = await tcpSimultaneousOpen({
+      localPort: tcp.localPort, localAddress: this.#c.bindAddress, remoteCandidates: instruction.remoteTcpCandidates.map((c) => c.address),
+      role: instruction.role, startAt: instruction.startAt, signal,
+      // Low-TTL priming where the native addon is there (measured once per mapping, cached).
+      primeTtl: 'auto', publicAddress: tcp.mapped.address,
+    });
+    debug('TCP punched to %s after %d connects, priming %j', formatAddress(punched.remote), punched.attempts, punched.priming);
+    return { socket: punched.socket, technique: punched.primed ? 'tcp-ttl-primed' : 'tcp-simultaneous-open' };
+  }
+
+  /**
+   * UDP connectivity checks. 'answer' (this side is reachable, the other is not): no checks of
+   * our own, only answers and the triggered checks they cause — an empty candidate list does
+   * exactly that, since the other side's checks become peer-reflexive pairs (RFC 8445 §7.3.1.3).
+   * The check session stays open (answering late checks) until the connection has settled.
+   */
+  #udpAttempt(instruction: PunchInstruction, mode: UdpMode, udp: UdpEndpoint, checks: UdpCheckSession[], signal?: AbortSignal): Attempt {
+    return this.#attempt('udp', signal, async (combined) => {
+      const session = new UdpCheckSession({
+        mux: this.#c.mux, session: instruction.session, key: instruction.key, role: instruction.role, startAt: instruction.startAt, signal: combined,
+        remoteCandidates: mode === 'answer' ? [] : checkCandidates(instruction.remoteCandidates),
+      });
+      this.#c.sessions.add(session);
+      checks.push(session);
+      const punched: PunchResult = await session.result;
+      // A host candidate is only a LAN path when its address is private: a peer with no NAT signs its public address as host.
+      const technique = punched.type === 'host' && candidateTypeOf(punched.remote) === 'host' ? 'udp-lan' : mode === 'punch' ? 'udp-hole-punch' : 'udp-reversal';
+      const path = udp.pathTo(punched.remote, technique);
+      return { kind: 'udp', path, close: () => path.close() };
+    });
+  }
+}
