@@ -44,6 +44,12 @@ export interface ChaChaPolyKey {
   sealInto(n: number, ad: Uint8Array, plaintext: Uint8Array, out: Uint8Array, offset: number): void;
   /** DECRYPT(k, n, ad, ciphertext || tag); NoiseError 'decrypt-failed' when the tag does not match. */
   open(n: number, ad: Uint8Array, sealed: Uint8Array): Uint8Array;
+  /**
+   * open() that may decrypt into `sealed`'s own bytes and return a view of them (the native one
+   * does; node:crypto returns a new array). Afterwards `sealed` holds plaintext, or zeros where
+   * it was forged: only for callers that own the buffer and do not read it again.
+   */
+  openInPlace(n: number, ad: Uint8Array, sealed: Uint8Array): Uint8Array;
   /** Forgets the key (natively: frees the context now rather than at garbage collection). Idempotent. */
   dispose(): void;
 }
@@ -93,9 +99,18 @@ class NativeChaChaPolyKey implements ChaChaPolyKey {
   }
 
   open(n: number, ad: Uint8Array, sealed: Uint8Array): Uint8Array {
+    return this.#open(n, ad, sealed, false);
+  }
+
+  openInPlace(n: number, ad: Uint8Array, sealed: Uint8Array): Uint8Array {
+    return this.#open(n, ad, sealed, true);
+  }
+
+  #open(n: number, ad: Uint8Array, sealed: Uint8Array, inPlace: boolean): Uint8Array {
     if (this.#handle === undefined) throw disposed();
     if (sealed.length < TAG_LENGTH) throw tooShort(sealed);
-    const plaintext = new Uint8Array(sealed.length - TAG_LENGTH);
+    // In place, the plaintext overwrites the ciphertext exactly (EVP allows that, not a partial overlap).
+    const plaintext = inPlace ? sealed.subarray(0, sealed.length - TAG_LENGTH) : new Uint8Array(sealed.length - TAG_LENGTH);
     if (!this.#addon.open(this.#handle, n, ad, sealed, plaintext, 0)) throw tagMismatch();
     return plaintext;
   }
@@ -125,6 +140,10 @@ class NodeChaChaPolyKey implements ChaChaPolyKey {
   open(n: number, ad: Uint8Array, sealed: Uint8Array): Uint8Array {
     if (this.#key === undefined) throw disposed();
     return aeadDecrypt(this.#key, noiseNonce(n, this.#nonce), ad, sealed);
+  }
+
+  openInPlace(n: number, ad: Uint8Array, sealed: Uint8Array): Uint8Array {
+    return this.open(n, ad, sealed);
   }
 
   dispose(): void {

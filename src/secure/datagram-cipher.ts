@@ -129,6 +129,21 @@ export class DatagramCipher {
    * Only an authentic packet moves the replay window.
    */
   open(packet: Uint8Array, ad: Uint8Array = EMPTY): Uint8Array {
+    return this.#open(packet, ad, false);
+  }
+
+  /**
+   * open() for a caller that owns `packet` and will not read it again (a datagram just
+   * received): natively the plaintext is decrypted into the packet's own bytes and returned as a
+   * view of them, which saves an allocation per datagram (~0.8 µs, decision 007). Afterwards the
+   * packet's bytes after the counter hold the plaintext, or zeros if it was forged; a refusal for
+   * any other reason leaves them untouched. The same errors as open().
+   */
+  openInPlace(packet: Uint8Array, ad: Uint8Array = EMPTY): Uint8Array {
+    return this.#open(packet, ad, true);
+  }
+
+  #open(packet: Uint8Array, ad: Uint8Array, inPlace: boolean): Uint8Array {
     if (packet.length < DATAGRAM_OVERHEAD) {
       throw new NoiseError(
         'malformed-message',
@@ -158,7 +173,8 @@ export class DatagramCipher {
     }
     let plaintext: Uint8Array;
     try {
-      plaintext = this.#receive.open(counter, ad, packet.subarray(COUNTER_LENGTH));
+      const sealed = packet.subarray(COUNTER_LENGTH);
+      plaintext = inPlace ? this.#receive.openInPlace(counter, ad, sealed) : this.#receive.open(counter, ad, sealed);
     } catch (error) {
       if (!(error instanceof NoiseError)) throw error;
       throw new NoiseError(error.reason, `datagram ${counter}: ${error.message}`, { cause: error });

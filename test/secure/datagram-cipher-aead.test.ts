@@ -80,6 +80,35 @@ describe('the datagram cipher, native and node:crypto', () => {
       assert.deepEqual(burst.sealBatch([], AD), []);
     });
 
+    it(`opens in place as open() does, refusing the same packets (${name(native)})`, () => {
+      const [a, b] = pair({ a: !native, b: native });
+      const [, copy] = pair({ a: native, b: native });
+      fc.assert(
+        fc.property(fc.uint8Array({ maxLength: 1500 }), fc.boolean(), (plaintext, forge) => {
+          const packet = a.seal(plaintext, AD);
+          if (forge) packet[packet.length - 1] ^= 0x80;
+          const expected = (() => {
+            try {
+              return copy.open(packet.slice(), AD);
+            } catch (error) {
+              return error as NoiseError;
+            }
+          })();
+          if (expected instanceof NoiseError) {
+            assertNoiseError(() => b.openInPlace(packet, AD), expected.reason);
+            if (native) assert.deepEqual(packet.subarray(8, packet.length - 16), new Uint8Array(plaintext.length), 'a forgery is zeroed');
+            return;
+          }
+          const opened = b.openInPlace(packet, AD);
+          assert.deepEqual(opened, plaintext);
+          assert.deepEqual(opened, expected);
+          if (native) assert.equal(opened.buffer, packet.buffer, 'a view of the packet');
+          assertNoiseError(() => b.openInPlace(packet, AD), 'replayed');
+        }),
+        { seed: 0x19b1, numRuns: 200 },
+      );
+    });
+
     it(`counts up to 2^53-2 and refuses beyond (${name(native)})`, () => {
       const [a, b] = pair({ a: native, b: native }, MAX_NONCE - 2);
       assertNoiseError(() => a.sealBatch([new Uint8Array(1), new Uint8Array(1), new Uint8Array(1)]), 'nonce-exhausted');
