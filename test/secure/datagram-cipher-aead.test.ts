@@ -96,13 +96,13 @@ describe('the datagram cipher, native and node:crypto', () => {
           })();
           if (expected instanceof NoiseError) {
             assertNoiseError(() => b.openInPlace(packet, AD), expected.reason);
-            if (native) assert.deepEqual(packet.subarray(8, packet.length - 16), new Uint8Array(plaintext.length), 'a forgery is zeroed');
+            if (b.implementation === 'native') assert.deepEqual(packet.subarray(8, packet.length - 16), new Uint8Array(plaintext.length), 'a forgery is zeroed');
             return;
           }
           const opened = b.openInPlace(packet, AD);
           assert.deepEqual(opened, plaintext);
           assert.deepEqual(opened, expected);
-          if (native) assert.equal(opened.buffer, packet.buffer, 'a view of the packet');
+          if (b.implementation === 'native') assert.equal(opened.buffer, packet.buffer, 'a view of the packet');
           assertNoiseError(() => b.openInPlace(packet, AD), 'replayed');
         }),
         { seed: 0x19b1, numRuns: 200 },
