@@ -17,6 +17,7 @@ const benchmarks: Record<string, () => Promise<{ benchmark: Benchmark }>> = {
   stun: () => import('./stun/index.js'),
   connect: () => import('./connect/index.js'),
   transport: () => import('./transport/index.js'),
+  secure: () => import('./secure/index.js'),
 };
 
 const usage = `usage: node dist/bench/run.js [NAME ...] [--duration-ms MS] [--warmup-ms MS] [--rounds N] [--profile]

@@ -25,11 +25,14 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund
 fi
 
-# Two small N-API addons built from source, each optional: TCP TTL priming (native/tcp-ttl,
-# docs/decisions/005-tcp-ttl-priming.md; without it TCP punching runs unprimed) and batched UDP
+# Three small N-API addons built from source, each optional: TCP TTL priming (native/tcp-ttl,
+# docs/decisions/005-tcp-ttl-priming.md; without it TCP punching runs unprimed), batched UDP
 # sends (native/udp-batch, docs/decisions/003-stream-transport.md; without it the stream sends
-# one datagram per system call). A failed build is reported in one line, never fatal. Offline,
-# node-gyp needs Node's headers: Debian's nodejs ships them in /usr/include/node.
+# one datagram per system call) and the datagram AEAD (native/aead,
+# docs/decisions/007-datagram-aead.md; without it datagrams are sealed with node:crypto, the
+# same bytes, slower). A failed build is reported in one line, never fatal. Offline, node-gyp
+# needs Node's headers: Debian's nodejs ships them in /usr/include/node (with Node's OpenSSL
+# headers in /usr/include/node/openssl, which native/aead compiles against).
 nodedir=$(npm config get nodedir 2>/dev/null || true)
 if { [ -z "$nodedir" ] || [ "$nodedir" = undefined ] || [ "$nodedir" = null ]; } && [ -f /usr/include/node/node_api.h ]; then
   export npm_config_nodedir=/usr
@@ -45,3 +48,4 @@ build_addon() { # directory, target name, what is lost without it
 }
 build_addon tcp-ttl tcp_ttl 'TCP TTL priming unavailable'
 build_addon udp-batch udp_batch 'batched UDP sends unavailable (streams send one datagram per system call)'
+build_addon aead aead 'native datagram AEAD unavailable (datagrams are sealed with node:crypto, the same bytes, slower)'

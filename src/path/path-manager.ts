@@ -224,7 +224,9 @@ export class PathManager extends EventEmitter {
       return undefined;
     }
     try {
-      return this.#session.datagram.open(frame.subarray(1), SEALED_AD);
+      // In place: a received frame is its own buffer (a node:dgram message, a TCP read) and is
+      // not read again after this; saves an allocation per datagram (decision 007).
+      return this.#session.datagram.openInPlace(frame.subarray(1), SEALED_AD);
     } catch (error) {
       if (!(error instanceof NoiseError)) throw error;
       this.dropped++;

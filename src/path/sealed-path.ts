@@ -29,15 +29,22 @@ export class SealedPath implements DatagramPath {
     const rawBatch = raw.sendBatch?.bind(raw);
     this.sendBatch = rawBatch && raw.sendWithHeadroom
       ? (buffers) => {
-        for (let i = 0; i < buffers.length; i++) buffers[i] = this.#seal(buffers[i]!);
-        rawBatch(buffers);
+        // One allocation for the burst's frames (DatagramCipher.sealBatch); the raw path hands
+        // them all to the kernel at once.
+        const frames = this.#cipher.sealBatch(buffers, SEALED_AD, this.#headroom);
+        for (const frame of frames) this.#frame(frame);
+        rawBatch(frames);
       }
       : undefined;
   }
 
   /** The frame for `datagram`, laid out for the raw path's sendWithHeadroom (or bare, without it). */
   #seal(datagram: Uint8Array): Uint8Array {
-    const frame = this.#cipher.seal(datagram, SEALED_AD, this.#headroom);
+    return this.#frame(this.#cipher.seal(datagram, SEALED_AD, this.#headroom));
+  }
+
+  /** A sealed packet as a SEALED frame: its kind byte, and counted as sent. */
+  #frame(frame: Uint8Array): Uint8Array {
     frame[this.#headroom - SEALED_HEADER_LENGTH] = FrameKind.Sealed;
     this.#onSend(frame.length);
     return frame;

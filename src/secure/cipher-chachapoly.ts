@@ -8,7 +8,7 @@ import { NoiseError } from './errors.js';
 export const KEY_LENGTH = 32;
 /** Poly1305 tag length. @see RFC 8439 §2.8 */
 export const TAG_LENGTH = 16;
-const NONCE_LENGTH = 12;
+export const NONCE_LENGTH = 12;
 
 /**
  * The largest counter natpunch will use. Noise reserves 2^64-1 and lets implementations stop
@@ -19,18 +19,25 @@ export const MAX_NONCE = Number.MAX_SAFE_INTEGER;
 
 /**
  * The 96-bit ChaChaPoly nonce for counter n: 32 bits of zeros followed by the little-endian
- * encoding of n (64 bits). `n = 'max'` gives 2^64-1, which only REKEY uses.
+ * encoding of n (64 bits). `n = 'max'` gives 2^64-1, which only REKEY uses. Written into
+ * `nonce` when given (a 12-byte array whose first 4 bytes are zero, reused across calls).
  * @see Noise rev 34 §12.3
  */
-export function noiseNonce(n: number | 'max'): Uint8Array {
-  const nonce = new Uint8Array(NONCE_LENGTH);
+export function noiseNonce(n: number | 'max', nonce = new Uint8Array(NONCE_LENGTH)): Uint8Array {
   if (n === 'max') {
     nonce.fill(0xff, 4);
     return nonce;
   }
-  const view = new DataView(nonce.buffer);
-  view.setUint32(4, n >>> 0, true);
-  view.setUint32(8, Math.floor(n / 2 ** 32), true);
+  const low = n >>> 0;
+  const high = Math.floor(n / 2 ** 32);
+  nonce[4] = low;
+  nonce[5] = low >>> 8;
+  nonce[6] = low >>> 16;
+  nonce[7] = low >>> 24;
+  nonce[8] = high;
+  nonce[9] = high >>> 8;
+  nonce[10] = high >>> 16;
+  nonce[11] = high >>> 24;
   return nonce;
 }
 
@@ -39,14 +46,26 @@ export function noiseNonce(n: number | 'max'): Uint8Array {
  * the caller (a frame's length prefix), so the ciphertext is copied once, into its final place.
  */
 export function aeadEncrypt(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, plaintext: Uint8Array, headroom = 0): Uint8Array {
+  const out = new Uint8Array(headroom + plaintext.length + TAG_LENGTH);
+  aeadEncryptInto(key, nonce, ad, plaintext, out, headroom);
+  return out;
+}
+
+/** aeadEncrypt into `out` at `offset` (plaintext.length + 16 bytes), for callers that lay out buffers themselves. */
+export function aeadEncryptInto(
+  key: Uint8Array,
+  nonce: Uint8Array,
+  ad: Uint8Array,
+  plaintext: Uint8Array,
+  out: Uint8Array,
+  offset: number,
+): void {
   const cipher = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: TAG_LENGTH });
   cipher.setAAD(ad, { plaintextLength: plaintext.length });
   const body = cipher.update(plaintext);
   cipher.final();
-  const out = new Uint8Array(headroom + body.length + TAG_LENGTH);
-  out.set(body, headroom);
-  out.set(cipher.getAuthTag(), headroom + body.length);
-  return out;
+  out.set(body, offset);
+  out.set(cipher.getAuthTag(), offset + body.length);
 }
 
 /**

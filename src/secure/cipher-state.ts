@@ -3,6 +3,7 @@
  * @see Noise rev 34 §5.1
  */
 import { decrypt, encrypt, KEY_LENGTH, MAX_NONCE, rekey } from './cipher-chachapoly.js';
+import { type ChaChaPolyKey, createChaChaPolyKey } from './chachapoly-key.js';
 import { NoiseError } from './errors.js';
 
 export class CipherState {
@@ -64,6 +65,16 @@ export class CipherState {
     const plaintext = decrypt(this.#key, this.#nonce, ad, ciphertext);
     this.#nonce++;
     return plaintext;
+  }
+
+  /**
+   * The key as a ChaChaPolyKey, for a caller that carries nonces itself and encrypts many
+   * messages with it (DatagramCipher); natively one OpenSSL context for all of them. The key is
+   * copied: a later rekey() here does not change it.
+   */
+  chaChaPolyKey(options: { native?: boolean } = {}): ChaChaPolyKey {
+    if (!this.#key) throw new NoiseError('invalid-state', 'CipherState: no key to hand over');
+    return createChaChaPolyKey(this.#key, options);
   }
 
   /** Rekey(): k = REKEY(k), n unchanged. @see Noise rev 34 §11.3 */

@@ -110,6 +110,20 @@ describe('cacophony Noise vectors for 25519_ChaChaPoly_SHA256', () => {
           `transport payload ${index}`,
         );
       });
+
+      // The same transport messages through ChaChaPolyKey (the datagram cipher's AEAD), natively
+      // where native/aead is built and with node:crypto: the nonce is the message's number in its direction.
+      for (const native of [true, false]) {
+        const keys = [initiator.split().send.chaChaPolyKey({ native }), responder.split().send.chaChaPolyKey({ native })];
+        const sent = [0, 0];
+        vector.messages.slice(handshakeLength).forEach((message, offset) => {
+          const from = initiator.pattern.oneWay || (handshakeLength + offset) % 2 === 0 ? 0 : 1;
+          const plaintext = bytes(message.payload);
+          const out = new Uint8Array(plaintext.length + 16);
+          keys[from]!.sealInto(sent[from]!++, new Uint8Array(0), plaintext, out, 0);
+          assert.equal(hex(out), message.ciphertext, `${keys[from]!.implementation} transport message ${handshakeLength + offset}`);
+        });
+      }
     });
   }
 });
