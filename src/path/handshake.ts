@@ -14,10 +14,14 @@
  * repeated message 1 with message 2 again: its SEALED data may already be flowing, and the
  * responder cannot open it until message 2 arrives. A TCP path loses nothing, and the same code
  * simply never repeats.
+ *
+ * A message that does not decrypt or verify is dropped, not fatal (anyone who sees the path can
+ * send one); the Noise state its read spoilt is rebuilt by replaying this side's transcript with
+ * the same key pairs. Only after MAX_DROPPED_MESSAGES such messages does the handshake give up.
  */
 import { AbortedError, NatpunchError } from '../errors.js';
 import type { Identity } from '../identity/index.js';
-import { NatpunchHandshake, type SecureSession } from '../secure/index.js';
+import { NatpunchHandshake, type SecureSession, generateKeyPair, type KeyPair } from '../secure/index.js';
 import { type Clock, systemClock } from '../transport/clock.js';
 import { FrameKind, HANDSHAKE_HEADER_LENGTH, encodeHandshakeFrame } from './frame.js';
 import type { RawPath } from './raw-path.js';
@@ -25,6 +29,8 @@ import type { RawPath } from './raw-path.js';
 export const HANDSHAKE_INITIAL_RTO_MS = 200;
 export const HANDSHAKE_MAX_RTO_MS = 2_000;
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 15_000;
+/** Handshake messages that fail to decrypt or verify, dropped before the handshake gives up. */
+export const MAX_DROPPED_MESSAGES = 16;
 /** Times a completed initiator answers a repeated message 1 with message 2 again. */
 const MAX_LATE_ANSWERS = 8;
 /** Replay window of the session's datagram cipher: the stream may have this many packets in flight and reordered. */
@@ -52,7 +58,13 @@ export interface HandshakeResult {
 
 export class PathHandshake {
   readonly result: Promise<HandshakeResult>;
-  readonly #noise: NatpunchHandshake;
+  #noise: NatpunchHandshake;
+  readonly #options: PathHandshakeOptions;
+  readonly #keys: { s: KeyPair; e: KeyPair };
+  /** What this side wrote and read so far, in order: replayed to rebuild the state after a forgery. */
+  readonly #transcript: Array<{ read: Uint8Array } | { wrote: Uint8Array }> = [];
+  #dropped = 0;
+  #lastRefused: Error | undefined;
   readonly #clock: Clock;
   readonly #initiator: boolean;
   #path: RawPath | undefined;
@@ -71,19 +83,42 @@ export class PathHandshake {
   readonly #signal: AbortSignal | undefined;
 
   constructor(options: PathHandshakeOptions) {
-    this.#noise = new NatpunchHandshake({
-      identity: options.identity, initiator: options.initiator, expectedPeerId: options.expectedPeerId,
-      prologue: options.context, datagram: { replayWindow: DATAGRAM_REPLAY_WINDOW },
-    });
+    this.#options = options;
+    this.#keys = { s: generateKeyPair(), e: generateKeyPair() };
+    this.#noise = this.#fresh();
     this.#clock = options.clock ?? systemClock;
     this.#initiator = options.initiator;
     this.result = new Promise((resolve, reject) => { this.#resolve = resolve; this.#reject = reject; });
     this.result.catch(() => undefined);
     const timeoutMs = options.timeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
-    this.#deadline = this.#clock.setTimeout(() => this.#fail(new NatpunchError('ERR_NOISE', `handshake: no answer within ${timeoutMs} ms`)), timeoutMs);
+    this.#deadline = this.#clock.setTimeout(() => {
+      const refused = this.#lastRefused;
+      // A genuine peer with the wrong identity looks like a forgery until the time is up: say so then.
+      this.#fail(refused
+        ? new NatpunchError('ERR_NOISE', `handshake: no valid answer within ${timeoutMs} ms; the last message was refused: ${refused.message}`, { cause: refused })
+        : new NatpunchError('ERR_NOISE', `handshake: no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
     this.#signal = options.signal;
     if (options.signal?.aborted) queueMicrotask(this.#onAbort);
     else options.signal?.addEventListener('abort', this.#onAbort, { once: true });
+  }
+
+  #fresh(): NatpunchHandshake {
+    const options = this.#options;
+    return new NatpunchHandshake({
+      identity: options.identity, initiator: options.initiator, expectedPeerId: options.expectedPeerId,
+      prologue: options.context, datagram: { replayWindow: DATAGRAM_REPLAY_WINDOW }, keys: this.#keys,
+    });
+  }
+
+  /** A Noise state equal to the one before the failed read: the same keys, the same messages again. */
+  #replay(): NatpunchHandshake {
+    const noise = this.#fresh();
+    for (const step of this.#transcript) {
+      if ('read' in step) noise.read(step.read);
+      else noise.write();
+    }
+    return noise;
   }
 
   /**
@@ -121,9 +156,21 @@ export class PathHandshake {
     try {
       this.#noise.read(message);
     } catch (error) {
-      this.#fail(error as Error);
+      // A message that does not decrypt or verify proves nothing about the peer: anyone who sees
+      // the path could have sent it. Drop it and keep waiting for the genuine one, as WireGuard
+      // drops an invalid handshake message; the failed read left the Noise state unusable, so
+      // rebuild it by replaying this side's transcript. Bounded, so forgeries cannot make the
+      // side spend its time on DH.
+      this.#lastRefused = error as Error;
+      if (++this.#dropped >= MAX_DROPPED_MESSAGES) {
+        this.#fail(new NatpunchError('ERR_NOISE', `handshake: ${this.#dropped} messages refused; the last: ${(error as Error).message}`, { cause: error }));
+        return;
+      }
+      if (!this.#initiator && index === 0) this.#path = undefined;
+      this.#noise = this.#replay();
       return;
     }
+    this.#transcript.push({ read: message });
     const rttMs = this.#repeated || !this.#last ? undefined : this.#clock.now() - sentAt;
     this.#sendNext();
     if (this.#noise.complete) this.#complete(rttMs);
@@ -140,6 +187,7 @@ export class PathHandshake {
       return;
     }
     if (!message) return;
+    this.#transcript.push({ wrote: message });
     const index = this.#initiator ? (this.#last ? 2 : 0) : 1;
     this.#last = encodeHandshakeFrame(index, message);
     this.#repeated = false;

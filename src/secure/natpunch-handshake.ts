@@ -18,7 +18,7 @@ import { UsageError } from '../errors.js';
 import type { Identity } from '../identity/identity.js';
 import { normalizePeerId } from '../identity/peer-id.js';
 import type { DatagramCipherOptions } from './datagram-cipher.js';
-import { generateKeyPair } from './dh-25519.js';
+import { generateKeyPair, type KeyPair } from './dh-25519.js';
 import { NoiseError } from './errors.js';
 import {
   createHandshakePayload,
@@ -41,6 +41,12 @@ export interface NatpunchHandshakeOptions {
   prologue?: Uint8Array;
   /** Options of the session's datagram cipher. */
   datagram?: DatagramCipherOptions;
+  /**
+   * This side's DH key pairs, for a caller that must rebuild the same handshake state (a
+   * datagram handshake that drops a forged message replays what it sent and read so far; with
+   * the same keys every message it writes comes out identical). Default: fresh pairs.
+   */
+  keys?: { s: KeyPair; e: KeyPair };
 }
 
 export class NatpunchHandshake {
@@ -71,7 +77,8 @@ export class NatpunchHandshake {
       protocolName: NATPUNCH_PROTOCOL_NAME,
       initiator: options.initiator,
       prologue,
-      s: generateKeyPair(),
+      s: options.keys?.s ?? generateKeyPair(),
+      ...(options.keys ? { e: options.keys.e } : {}),
     });
   }
 
