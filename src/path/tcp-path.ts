@@ -16,8 +16,7 @@
 import type { Socket } from 'node:net';
 import { isIPv4 } from 'node:net';
 import { TransportError } from '../transport/errors.js';
-import { formatAddress } from '../wire/index.js';
-import { unmappedIp } from '../rendezvous/messages.js';
+import { formatAddress, unmappedIp } from '../wire/index.js';
 import type { RawPath } from './raw-path.js';
 import type { FrameHandler } from './udp-endpoint.js';
 

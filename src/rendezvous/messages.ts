@@ -378,16 +378,7 @@ export function classify(ip: string): 'unspecified' | 'multicast' | 'broadcast' 
   return bytes[0] === 0xff ? 'multicast' : 'unicast';
 }
 
-/** "::ffff:1.2.3.4" -> "1.2.3.4"; other addresses in canonical form; undefined if not an IP. */
-export function unmappedIp(ip: string): string | undefined {
-  try {
-    const bytes = ipToBytes(ip);
-    const mapped = bytes.length === 16 && bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
-    return ipFromBytes(mapped ? bytes.subarray(12) : bytes);
-  } catch {
-    return undefined;
-  }
-}
+export { unmappedIp } from '../wire/index.js';
 
 /** An IP a peer may be aimed at: canonical text (as ipFromBytes writes it), unicast, judged from its bytes. */
 export const unicastIp: Check<string> = (value, path) => {

@@ -161,3 +161,14 @@ export function ipFromBytes(bytes: Uint8Array): string {
   }
   return out;
 }
+
+/** "::ffff:1.2.3.4" -> "1.2.3.4"; other addresses in canonical form; undefined if not an IP. */
+export function unmappedIp(ip: string): string | undefined {
+  try {
+    const bytes = ipToBytes(ip);
+    const mapped = bytes.length === 16 && bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
+    return ipFromBytes(mapped ? bytes.subarray(12) : bytes);
+  } catch {
+    return undefined;
+  }
+}
