@@ -69,15 +69,17 @@ export async function simConnect(options: { a: NatKind; b: NatKind; rttMs: numbe
     const controlling = index === 0;
     await wait(punchAfterMs);
     const udp = new UdpEndpoint(self.mux, session);
+    const handshake = new PathHandshake({
+      identity: identities[index], initiator: controlling, expectedPeerId: controlling ? identities[1].peerId : undefined,
+      context: new TextEncoder().encode(session), clock,
+    });
     const checks = new UdpCheckSession({
       mux: self.mux, session, key, role: controlling ? 'controlling' : 'controlled', clock, wallClock: clock.wallNow,
       startAt: clock.wallNow() + startInMs,
       // Reversal: the reachable side sends no checks of its own, only answers (src/peer/path-choice.ts).
       remoteCandidates: options.reversal && !controlling ? [] : other.candidates,
-    });
-    const handshake = new PathHandshake({
-      identity: identities[index], initiator: controlling, expectedPeerId: controlling ? identities[1].peerId : undefined,
-      context: new TextEncoder().encode(session), clock,
+      // As src/peer/establish.ts does for a UDP-only connect: message 0 leaves with the nomination.
+      onNominating: (remote) => handshake.offer(udp.pathTo(remote, 'udp-hole-punch')),
     });
     try {
       const punched = await checks.result;

@@ -64,6 +64,8 @@ export class PathHandshake {
   /** What this side wrote and read so far, in order: replayed to rebuild the state after a forgery. */
   readonly #transcript: Array<{ read: Uint8Array } | { wrote: Uint8Array }> = [];
   #dropped = 0;
+  /** Paths offered so far: offering one twice (early, then as the race's winner) is harmless. */
+  readonly #offered = new Set<RawPath>();
   #lastRefused: Error | undefined;
   readonly #clock: Clock;
   readonly #initiator: boolean;
@@ -126,6 +128,8 @@ export class PathHandshake {
    * every path offered and answers on the first that brings message 1.
    */
   offer(path: RawPath): void {
+    if (this.#offered.has(path)) return;
+    this.#offered.add(path);
     path.onDatagram((frame) => this.#onFrame(frame, path));
     if (this.#initiator && !this.#path && !this.#done) {
       this.#path = path;

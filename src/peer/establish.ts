@@ -11,13 +11,13 @@ import { type Identity, normalizePeerId } from '../identity/index.js';
 import { formatAddress, type TransportAddress } from '../wire/index.js';
 import type { UdpMux } from '../punch/udp-mux.js';
 import { UdpCheckSession, type PunchResult } from '../punch/udp-checks.js';
-import { candidateTypeOf, checkCandidates } from '../punch/candidate.js';
+import { type CandidateType, candidateTypeOf, checkCandidates } from '../punch/candidate.js';
 import { tcpSimultaneousOpen } from '../punch/tcp-simultaneous-open.js';
 import type { PunchInstruction } from '../rendezvous/client.js';
 import { PathHandshake } from '../path/handshake.js';
 import { PathManager } from '../path/path-manager.js';
 import { TcpRawPath } from '../path/tcp-path.js';
-import { UdpEndpoint } from '../path/udp-endpoint.js';
+import { UdpEndpoint, type UdpRawPath } from '../path/udp-endpoint.js';
 import { Connection } from './connection.js';
 import { DEFAULT_REVERSAL_BUDGET_MS, type ReversalListener, dialReversal } from './reversal-listener.js';
 import { type Attempt, type ReadyPath, type TcpMode, type UdpMode, AUTO_UDP_GRACE_MS, noDirectPath, planPaths, race } from './path-choice.js';
@@ -70,12 +70,16 @@ export class Establisher {
     // may add a UDP path later, and the peer may rebind to it.
     const udp = new UdpEndpoint(this.#c.mux, instruction.session);
     const checks: UdpCheckSession[] = [];
-    if (plan.udp) attempts.push(this.#udpAttempt(instruction, plan.udp, udp, checks, signal));
+    const initiator = instruction.role === 'controlling';
+    // With UDP the only technique, the initiator sends handshake message 0 together with its
+    // nominating check, not a round trip later: the nominated pair is the path whatever happens.
+    // (When TCP races too, the race decides the path, and the handshake waits for it.)
+    const early = initiator && !plan.tcp ? (path: UdpRawPath): void => handshake.offer(path) : undefined;
+    if (plan.udp) attempts.push(this.#udpAttempt(instruction, plan.udp, udp, checks, signal, early));
     if (plan.tcp) attempts.push(this.#tcpAttempt(instruction, plan.tcp, signal));
     if (attempts.length === 0) {
       throw new NatpunchError('ERR_TRANSPORT', `--transport ${instruction.transport}: no TCP technique: neither side is reachable over TCP, and ${instruction.localTcpCandidates.length ? 'the other peer' : 'this peer'} signed no TCP candidates to punch with`);
     }
-    const initiator = instruction.role === 'controlling';
     const handshake = new PathHandshake({
       identity: this.#c.identity, initiator, expectedPeerId: initiator ? instruction.peer : undefined,
       context: new TextEncoder().encode(instruction.session), signal: signal ? AbortSignal.any([signal, this.#c.closing]) : this.#c.closing,
@@ -190,18 +194,20 @@ export class Establisher {
    * exactly that, since the other side's checks become peer-reflexive pairs (RFC 8445 §7.3.1.3).
    * The check session stays open (answering late checks) until the connection has settled.
    */
-  #udpAttempt(instruction: PunchInstruction, mode: UdpMode, udp: UdpEndpoint, checks: UdpCheckSession[], signal?: AbortSignal): Attempt {
+  #udpAttempt(instruction: PunchInstruction, mode: UdpMode, udp: UdpEndpoint, checks: UdpCheckSession[], signal?: AbortSignal, early?: (path: UdpRawPath) => void): Attempt {
+    // A host candidate is only a LAN path when its address is private: a peer with no NAT signs its public address as host.
+    const techniqueOf = (type: CandidateType, remote: TransportAddress): string =>
+      type === 'host' && candidateTypeOf(remote) === 'host' ? 'udp-lan' : mode === 'punch' ? 'udp-hole-punch' : 'udp-reversal';
     return this.#attempt('udp', signal, async (combined) => {
       const session = new UdpCheckSession({
         mux: this.#c.mux, session: instruction.session, key: instruction.key, role: instruction.role, startAt: instruction.startAt, signal: combined,
         remoteCandidates: mode === 'answer' ? [] : checkCandidates(instruction.remoteCandidates),
+        onNominating: early && ((remote, type) => early(udp.pathTo(remote, techniqueOf(type, remote)))),
       });
       this.#c.sessions.add(session);
       checks.push(session);
       const punched: PunchResult = await session.result;
-      // A host candidate is only a LAN path when its address is private: a peer with no NAT signs its public address as host.
-      const technique = punched.type === 'host' && candidateTypeOf(punched.remote) === 'host' ? 'udp-lan' : mode === 'punch' ? 'udp-hole-punch' : 'udp-reversal';
-      const path = udp.pathTo(punched.remote, technique);
+      const path = udp.pathTo(punched.remote, techniqueOf(punched.type, punched.remote));
       return { kind: 'udp', path, close: () => path.close() };
     });
   }

@@ -51,6 +51,12 @@ export interface UdpPunchOptions {
   timeoutMs?: number;
   signal?: AbortSignal;
   /** Pacing, check intervals, RTTs and the deadline run on this (default: the real timers). */
+  /**
+   * Controlling side: called once, when it starts nominating a pair (before the nomination's
+   * answer), so the caller may send its first message on that pair at the same time instead of
+   * one round trip later. Nomination only fails if that pair stops answering.
+   */
+  onNominating?: (remote: TransportAddress, type: CandidateType) => void;
   clock?: Clock;
   /** What `startAt` is measured against (default `Date.now`). */
   wallClock?: WallClock;
@@ -93,6 +99,8 @@ export class UdpCheckSession {
   readonly #username: Uint8Array;
   readonly #clock: Clock;
   #checksSent = 0;
+  /** onNominating has been called. */
+  #announced = false;
   #prflx = 0;
   #timer: unknown;
   #deadline: unknown;
@@ -207,6 +215,11 @@ export class UdpCheckSession {
     this.#checksSent++;
     this.#o.mux.send(encodeMessage({ method: Method.Binding, messageClass: MessageClass.Request, transactionId, attributes },
       { integrity: { key: this.#o.key, algorithm: 'sha256' }, fingerprint: true }), pair.candidate.address);
+    // After the first nominating check has left, so what the caller sends arrives behind it.
+    if (useCandidate && !this.#announced) {
+      this.#announced = true;
+      this.#o.onNominating?.(pair.candidate.address, pair.candidate.type);
+    }
   }
 
   #best(): Pair {
