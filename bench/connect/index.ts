@@ -44,7 +44,8 @@ import { formatRatio, formatTable } from '../support/table.js';
 import { summariseProfile, type CpuProfile, type ProfileSummary } from '../support/cpu-profile.js';
 import { withLab, labSupport, type Lab, type Host } from '../../src/lab/index.js';
 import { waitForLine } from '../../src/cli/wait-for-line.js';
-import { UDP_PATH_HEADER_LENGTH, UDP_PATH_PAYLOAD } from '../../src/peer/udp-path.js';
+import { UDP_PATH_HEADER_LENGTH, UDP_PATH_PAYLOAD } from '../../src/path/udp-endpoint.js';
+import { SEALED_OVERHEAD } from '../../src/path/frame.js';
 import { DATA_OFFSET_LENGTH, HEADER_LENGTH } from '../../src/transport/packet.js';
 import { TARGET_RATIO, simConnects, type SimConnectResult } from './sim.js';
 
@@ -55,7 +56,7 @@ const CONNECTS = 10;
 /** The UDP payload natpunch puts in each datagram; iperf3 -l uses the same. */
 const DATAGRAM_SIZE = UDP_PATH_PAYLOAD;
 /** Stream bytes in a full natpunch datagram: the path's header and the stream's DATA header come off. */
-const STREAM_BYTES_PER_DATAGRAM = UDP_PATH_PAYLOAD - UDP_PATH_HEADER_LENGTH - HEADER_LENGTH - DATA_OFFSET_LENGTH;
+const STREAM_BYTES_PER_DATAGRAM = UDP_PATH_PAYLOAD - UDP_PATH_HEADER_LENGTH - SEALED_OVERHEAD - HEADER_LENGTH - DATA_OFFSET_LENGTH;
 const IPERF_PORT = 5201;
 const RECEIVER_CORE = 0;
 const SENDER_CORE = 1;

@@ -312,9 +312,11 @@ export class StreamConnection extends Duplex {
 
   /**
    * From now on, honour only RESETs that carry `receive` and put `send` in ours. The layer that
-   * authenticates the peer (src/peer/secure-stream.ts, after the Noise handshake) derives both
-   * from its session secret, so an attacker who sees the 5-tuple and connection id can no longer
-   * end the stream with a forged RESET. (@see RFC 9000 §10.3, stateless reset tokens.)
+   * authenticates the peer derives both from its session secret (SecureSession.resetTokens), so
+   * an attacker who sees the 5-tuple and connection id can no longer end the stream with a forged
+   * RESET (@see RFC 9000 §10.3, stateless reset tokens). Peer connections need no tokens: every
+   * datagram they carry is sealed (src/path/sealed-path.ts); this is for a stream over a
+   * plaintext path.
    */
   authenticateResets(tokens: { send: Uint8Array; receive: Uint8Array }): void {
     for (const [name, token] of Object.entries(tokens)) {

@@ -4,7 +4,7 @@ import dgram from 'node:dgram';
 import { once, within } from '../support/wait.js';
 import { createBatchSender, udpBatchAddon, udpBatchAvailable, UdpBatchSender, type UdpBatchAddon } from '../../src/punch/udp-batch.js';
 import { UdpMux } from '../../src/punch/udp-mux.js';
-import { UdpPath } from '../../src/peer/udp-path.js';
+import { UdpEndpoint } from '../../src/path/udp-endpoint.js';
 import { createStream } from '../../src/transport/stream-connection.js';
 import type { TransportAddress } from '../../src/wire/index.js';
 import { pseudoRandomBytes, readAll, sha256, writeAll } from '../transport/helpers.js';
@@ -140,7 +140,7 @@ describe('UdpBatchSender with a fake addon', () => {
 });
 
 describe('NATPUNCH_NO_NATIVE=1', () => {
-  it('turns batching off, with the reason: the mux sends one by one and UdpPath has no sendBatch', async (t) => {
+  it('turns batching off, with the reason: the mux sends one by one and the UDP path has no sendBatch', async (t) => {
     const before = process.env['NATPUNCH_NO_NATIVE'];
     process.env['NATPUNCH_NO_NATIVE'] = '1';
     try {
@@ -150,9 +150,10 @@ describe('NATPUNCH_NO_NATIVE=1', () => {
       const mux = new UdpMux(tx.socket);
       t.after(() => mux.close());
       assert.equal(mux.canBatch, false);
-      const path = new UdpPath(mux, { family: 4, address: '127.0.0.1', port: 9 }, 'session');
+      const endpoint = new UdpEndpoint(mux, 'session');
+      const path = endpoint.pathTo({ family: 4, address: '127.0.0.1', port: 9 }, 'test');
       assert.equal(path.sendBatch, undefined);
-      path.close();
+      endpoint.close();
     } finally {
       if (before === undefined) delete process.env['NATPUNCH_NO_NATIVE'];
       else process.env['NATPUNCH_NO_NATIVE'] = before;
@@ -221,7 +222,7 @@ describe('the native addon (native/udp-batch)', () => {
   });
 });
 
-describe('a stream over UdpPath on loopback', { timeout: 60_000 }, () => {
+describe('a stream over a UDP raw path (src/path/udp-endpoint.ts) on loopback', { timeout: 60_000 }, () => {
   for (const noNative of [false, true]) {
     it(`moves 4 MiB intact ${noNative ? 'with NATPUNCH_NO_NATIVE=1 (one send per datagram)' : 'with batched sends where the addon is built'}`, async (t) => {
       const before = process.env['NATPUNCH_NO_NATIVE'];
@@ -232,11 +233,13 @@ describe('a stream over UdpPath on loopback', { timeout: 60_000 }, () => {
         const muxA = new UdpMux(a.socket);
         const muxB = new UdpMux(b.socket);
         assert.equal(muxA.canBatch, !noNative && udpBatchAvailable().ok);
-        const pathA = new UdpPath(muxA, b.address, 'loopback');
-        const pathB = new UdpPath(muxB, a.address, 'loopback');
+        const endpointA = new UdpEndpoint(muxA, 'loopback');
+        const endpointB = new UdpEndpoint(muxB, 'loopback');
+        const pathA = endpointA.pathTo(b.address, 'test');
+        const pathB = endpointB.pathTo(a.address, 'test');
         const streamA = createStream(pathA);
         const streamB = createStream(pathB);
-        t.after(() => { streamA.destroy(); streamB.destroy(); pathA.close(); pathB.close(); muxA.close(); muxB.close(); });
+        t.after(() => { streamA.destroy(); streamB.destroy(); endpointA.close(); endpointB.close(); muxA.close(); muxB.close(); });
         const data = pseudoRandomBytes(4 << 20, 31);
         const [received] = await Promise.all([readAll(streamB), writeAll(streamA, data)]);
         assert.equal(sha256(received), sha256(data));
