@@ -19,3 +19,4 @@ export * from './error-code.js';
 export * from './unknown-attributes.js';
 export * from './text-attributes.js';
 export * from './password-algorithm.js';
+export * from './turn-attributes.js';

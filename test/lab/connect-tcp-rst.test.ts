@@ -98,10 +98,20 @@ async function connectBothRst(t: TestContext, env: { listen: NodeJS.ProcessEnv; 
   });
 }
 
-test('--transport tcp with NATPUNCH_NO_NATIVE=1, RST-on-SYN NATs on both sides: fails with ERR_TRANSPORT naming the refusals', { timeout: 180_000 }, async (t) => {
+test('--transport tcp with NATPUNCH_NO_NATIVE=1, RST-on-SYN NATs on both sides: fails with ERR_TRANSPORT naming the refusals (unless the first SYNs cross)', { timeout: 180_000 }, async (t) => {
   if (skipUnlessLab(t)) return;
-  const { code, connector } = await connectBothRst(t, { listen: NO_NATIVE, connect: NO_NATIVE });
-  assert.notEqual(code, 0, 'connect must fail: nothing opens either NAT for the other side');
+  const { code, connector, listener } = await connectBothRst(t, { listen: NO_NATIVE, connect: NO_NATIVE });
+  if (code === 0) {
+    // Two first SYNs that cross between the NATs (each leaves its NAT before the other's
+    // arrives) make a simultaneous open that no RST can stop; with punching scheduled to start
+    // at the same instant on a lab with no core delay this happens now and then. It is still
+    // plain simultaneous open on both sides, never anything that needs the addon.
+    console.log('# the first SYNs crossed between the NATs: simultaneous open without priming');
+    assert.equal(connector['path'], 'direct-tcp', JSON.stringify(connector));
+    assert.equal(connector['technique'], 'tcp-simultaneous-open');
+    assert.equal(listener?.['technique'], 'tcp-simultaneous-open');
+    return;
+  }
   assert.equal(connector['code'], 'ERR_TRANSPORT', JSON.stringify(connector));
   assert.match(connector['message'] ?? '', /TCP punching from port \d+: no connection within \d+ ms after \d+ connects to .*203\.0\.113\.20:\d+ \(ECONNREFUSED\); not primed: NATPUNCH_NO_NATIVE=1 turns the native addon off$/);
 });
