@@ -22,7 +22,7 @@ export {
   type RendezvousLimits, type RendezvousServerOptions, type RendezvousServerStats,
 } from './server.js';
 export { DOMAIN, bodyHash, openSigned, peekSigned, signObject, type SignatureDomain } from './signed.js';
-export { TokenBucket } from './token-bucket.js';
+export { TokenBucket } from '../token-bucket.js';
 export {
   DEFAULT_TRICKLE_LIMITS, MAX_TRICKLE_SESSIONS, TrickleSessions,
   type TrickleCandidate, type TrickleLimits, type TrickledCandidates,

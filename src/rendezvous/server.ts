@@ -32,7 +32,7 @@ import { type DialBackOptions, dialBackTcp, dialBackTimeout, dialBackUdp } from 
 import { type Reachability, type RegisterBody, unmappedIp } from './messages.js';
 import { type Registry, InMemoryRegistry } from './registry.js';
 import { DOMAIN, bodyHash, openSigned, peekSigned } from './signed.js';
-import { TokenBucket } from './token-bucket.js';
+import { TokenBucket } from '../token-bucket.js';
 import { DEFAULT_TRICKLE_LIMITS } from './trickle.js';
 
 const debug = debuglog('natpunch:rendezvous');

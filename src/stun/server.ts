@@ -1,5 +1,6 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
+import tls from 'node:tls';
 import { once } from 'node:events';
 import { debuglog } from 'node:util';
 import { type StunMessage, type TransportAddress, Method, MessageClass, decodeMessage, isRfc3489BindingRequest, isStunMessage, formatAddress } from '../wire/index.js';
@@ -25,12 +26,14 @@ export interface StunServerOptions {
   maxTcpConnections?: number;
   tcpIdleTimeoutMs?: number;
   /**
-   * Messages that are not Binding requests (TURN, later) go here first. Return true if handled;
-   * otherwise the server answers non-Binding requests with nothing (RFC 8489 §6.3: unknown
-   * methods in requests get 400, but an unauthenticated UDP 400 to a spoofable source is an
-   * amplification vector, so the server stays silent).
+   * A protocol sharing the ports (TURN): gets every message that is not a Binding request and
+   * every ChannelData message. Messages it does not take are dropped silently (RFC 8489 §6.3:
+   * unknown methods in requests get 400, but an unauthenticated UDP 400 to a spoofable source is
+   * an amplification vector, so the server stays silent).
    */
-  onMessage?: (message: StunMessage, from: TransportAddress, reply: (bytes: Uint8Array) => void) => boolean;
+  shared?: SharedPortHandler;
+  /** STUN (and TURN) over TLS on the primary address, port `tls.port` (default 5349). @see RFC 8489 §6.2.3 */
+  tls?: { cert: string | Buffer; key: string | Buffer; port?: number };
   /**
    * Observes every Binding request before it is answered (the rendezvous server learns which
    * source address sent which USERNAME token). Must not throw; exceptions are logged and ignored.
@@ -38,6 +41,22 @@ export interface StunServerOptions {
   onBinding?: (request: StunMessage, from: TransportAddress, transport: 'udp' | 'tcp') => void;
   /** Makes the UDP sockets (default `dgram.createSocket`; src/sim passes its own). */
   createUdpSocket?: (options: dgram.SocketOptions) => dgram.Socket;
+}
+
+/** A client as a protocol sharing the STUN ports sees it: its 5-tuple and a way to answer. */
+export interface StunClientSide {
+  readonly transport: 'udp' | 'tcp' | 'tls';
+  readonly local: TransportAddress;
+  readonly remote: TransportAddress;
+  send(bytes: Uint8Array | readonly Uint8Array[]): void;
+}
+
+export interface SharedPortHandler {
+  /** Returns false for a message it does not handle. */
+  handleMessage(message: StunMessage, client: StunClientSide): boolean;
+  handleChannelData(bytes: Uint8Array, client: StunClientSide): void;
+  /** A TCP or TLS client connection closed. */
+  clientClosed(client: StunClientSide): void;
 }
 
 export interface StunServerStats {
@@ -54,6 +73,7 @@ interface Endpoint {
   local: TransportAddress;
   udp: dgram.Socket;
   tcp?: net.Server;
+  tls?: tls.Server;
 }
 
 /**
@@ -92,6 +112,7 @@ export class StunServer {
     await Promise.all(this.#endpoints.map(async (e) => {
       await new Promise<void>((resolve) => e.udp.close(() => resolve())).catch(() => undefined);
       if (e.tcp?.listening) await new Promise<void>((resolve) => e.tcp!.close(() => resolve()));
+      if (e.tls?.listening) await new Promise<void>((resolve) => e.tls!.close(() => resolve()));
     }));
     this.#endpoints = [];
   }
@@ -123,11 +144,20 @@ export class StunServer {
     udp.on('message', (data, rinfo) => this.#onDatagram(endpoint, data, rinfo));
     udp.on('error', (error) => debug('udp %s: %s', formatAddress(endpoint.local), error.message));
     if (this.#options.tcp !== false) {
-      const tcp = net.createServer((socket) => this.#onConnection(endpoint, socket));
+      const tcp = net.createServer((socket) => this.#onConnection(endpoint, socket, 'tcp'));
       tcp.maxConnections = this.#options.maxTcpConnections;
       tcp.listen(bound.port, address);
       await once(tcp, 'listening');
       endpoint.tcp = tcp;
+    }
+    const secure = this.#options.tls;
+    if (secure && ip === 0 && port === 0) {
+      const server = tls.createServer({ cert: secure.cert, key: secure.key }, (socket) => this.#onConnection(endpoint, socket, 'tls'));
+      server.maxConnections = this.#options.maxTcpConnections;
+      server.on('tlsClientError', (error) => debug('tls: %s', error.message));
+      server.listen(secure.port ?? 5349, address);
+      await once(server, 'listening');
+      endpoint.tls = server;
     }
     return endpoint;
   }
@@ -137,7 +167,21 @@ export class StunServer {
     return this.#endpoints.find((x) => x.ip !== e.ip && x.port !== e.port);
   }
 
+  /** The TLS listening address, when STUN over TLS runs. */
+  get tlsAddress(): TransportAddress | undefined {
+    const server = this.#endpoints[0]?.tls;
+    const bound = server?.address();
+    if (!bound || typeof bound === 'string') return undefined;
+    return { family: bound.family === 'IPv6' ? 6 : 4, address: bound.address, port: bound.port };
+  }
+
   #onDatagram(endpoint: Endpoint, data: Buffer, rinfo: dgram.RemoteInfo): void {
+    const shared = this.#options.shared;
+    // ChannelData first: it is the relay's hot path (RFC 8656 §12: first two bits 0b01).
+    if (shared && (data[0]! & 0xc0) === 0x40) {
+      shared.handleChannelData(data, udpClient(endpoint, rinfo));
+      return;
+    }
     // Plain Binding requests (no attributes but SOFTWARE/FINGERPRINT) are answered straight from
     // the bytes, identical to the general path (test/stun/fast-binding.test.ts). They carry no
     // USERNAME, so onBinding observers (which key on it) lose nothing.
@@ -165,7 +209,7 @@ export class StunServer {
     }
     this.stats.requests++;
     this.#observeBinding(message, remote, 'udp');
-    if (this.#options.onMessage?.(message, remote, (bytes) => endpoint.udp.send(bytes, remote.port, remote.address))) return;
+    if (message.method !== Method.Binding && shared?.handleMessage(message, udpClient(endpoint, rinfo))) return;
     const reply = answerBinding(message, {
       local: endpoint.local, remote, transport: 'udp', other: this.#other(endpoint)?.local, software: this.#options.software,
     });
@@ -178,19 +222,31 @@ export class StunServer {
     from.udp.send(reply.bytes, reply.to.port, reply.to.address);
   }
 
-  #onConnection(endpoint: Endpoint, socket: net.Socket): void {
+  #onConnection(endpoint: Endpoint, socket: net.Socket, transport: 'tcp' | 'tls'): void {
     this.#connections.add(socket);
     this.stats.tcpConnections++;
-    const framer = new StreamFramer({ maxFrame: 2048 });
+    const shared = this.#options.shared;
+    // A TURN client's ChannelData may be up to 64 KiB; plain STUN needs no more than 2 KiB.
+    const framer = new StreamFramer({ maxFrame: shared ? 65_536 + 4 : 2048 });
+    const remote: TransportAddress = {
+      family: net.isIPv6(socket.remoteAddress ?? '') ? 6 : 4, address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0,
+    };
+    const client: StunClientSide = {
+      transport, local: endpoint.local, remote,
+      send: (bytes) => {
+        if (!Array.isArray(bytes)) return void socket.write(bytes as Uint8Array);
+        socket.cork();
+        for (const part of bytes) socket.write(part);
+        socket.uncork();
+      },
+    };
     socket.setTimeout(this.#options.tcpIdleTimeoutMs, () => socket.destroy());
     socket.on('error', () => socket.destroy());
     socket.on('close', () => {
       this.#connections.delete(socket);
       this.stats.tcpConnections--;
+      shared?.clientClosed(client);
     });
-    const remote: TransportAddress = {
-      family: net.isIPv6(socket.remoteAddress ?? '') ? 6 : 4, address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0,
-    };
     socket.on('data', (chunk) => {
       let frames: Uint8Array[];
       try {
@@ -203,6 +259,10 @@ export class StunServer {
         return;
       }
       for (const frame of frames) {
+        if (shared && (frame[0]! & 0xc0) === 0x40) {
+          shared.handleChannelData(frame, client);
+          continue;
+        }
         let message: StunMessage;
         try {
           message = decodeMessage(frame);
@@ -212,7 +272,7 @@ export class StunServer {
         }
         this.stats.requests++;
         this.#observeBinding(message, remote, 'tcp');
-        if (this.#options.onMessage?.(message, remote, (bytes) => socket.write(bytes))) continue;
+        if (message.method !== Method.Binding && shared?.handleMessage(message, client)) continue;
         const reply = answerBinding(message, { local: endpoint.local, remote, transport: 'tcp', other: this.#other(endpoint)?.local, software: this.#options.software });
         if (!reply) {
           this.stats.dropped++;
@@ -238,4 +298,13 @@ export class StunServer {
     if ((bytes[0]! & 0x01) && (bytes[1]! & 0x10)) this.stats.errors++;
     else this.stats.responses++;
   }
+}
+
+/** The sending side of one UDP client, made per datagram (the 5-tuple is the datagram's). */
+function udpClient(endpoint: Endpoint, rinfo: dgram.RemoteInfo): StunClientSide {
+  return {
+    transport: 'udp', local: endpoint.local,
+    remote: { family: rinfo.family === 'IPv6' ? 6 : 4, address: rinfo.address, port: rinfo.port },
+    send: (bytes) => endpoint.udp.send(bytes as Uint8Array | Uint8Array[], rinfo.port, rinfo.address),
+  };
 }

@@ -5,7 +5,7 @@
  * @see RFC 8656 §12.4, §12.5
  */
 
-import { MAX_CHANNEL, MIN_CHANNEL } from '../wire/index.js';
+import { MAX_CHANNEL, MAX_CHANNEL_RFC5766, MIN_CHANNEL } from '../wire/index.js';
 
 export const CHANNEL_DATA_HEADER = 4;
 
@@ -22,14 +22,14 @@ export interface ChannelData {
 
 /**
  * Reads a ChannelData message; `undefined` when it is not one a server or client may accept:
- * a channel outside 0x4000-0x4FFF or a length longer than the bytes (RFC 8656 §12.4 says to
- * discard those silently). Never throws.
+ * a channel outside 0x4000-0x7FFF (RFC 5766's range, see MAX_CHANNEL_RFC5766) or a length
+ * longer than the bytes (RFC 8656 §12.4 says to discard those silently). Never throws.
  */
 export function decodeChannelData(bytes: Uint8Array): ChannelData | undefined {
   if (!isChannelData(bytes)) return undefined;
   const channel = (bytes[0]! << 8) | bytes[1]!;
   const length = (bytes[2]! << 8) | bytes[3]!;
-  if (channel < MIN_CHANNEL || channel > MAX_CHANNEL) return undefined;
+  if (channel < MIN_CHANNEL || channel > MAX_CHANNEL_RFC5766) return undefined;
   if (CHANNEL_DATA_HEADER + length > bytes.length) return undefined;
   return { channel, data: bytes.subarray(CHANNEL_DATA_HEADER, CHANNEL_DATA_HEADER + length) };
 }

@@ -30,6 +30,13 @@ export const lifetime = {
 /** Channel numbers a client may bind: 0x4000 through 0x4FFF. @see RFC 8656 §12 */
 export const MIN_CHANNEL = 0x4000;
 export const MAX_CHANNEL = 0x4fff;
+/**
+ * RFC 5766 allowed 0x4000-0x7FFF, and clients still use the upper part (coturn's own test
+ * client picks 0x5382). RFC 8656 reserved 0x5000-0x7FFF only so that RFC 7983 demultiplexers
+ * sharing a port with DTLS-SRTP do not mistake them; a TURN server's port carries nothing else,
+ * so it accepts the old range. @see RFC 5766 §11, RFC 8656 §12, RFC 7983 §7
+ */
+export const MAX_CHANNEL_RFC5766 = 0x7fff;
 
 /** CHANNEL-NUMBER: 2 bytes of channel then 2 reserved (RFFU, sent zero, ignored). @see RFC 8656 §18.1 */
 export const channelNumber = {

@@ -1,6 +1,7 @@
 /**
- * A token bucket: `burst` tokens, refilled at `rate` per second. Rate-limits each socket's
- * messages, and counts protocol errors so that a socket that keeps misbehaving is closed.
+ * A token bucket: `burst` tokens, refilled at `rate` per second. Rate-limits each rendezvous
+ * socket's messages (and counts its protocol errors, so one that keeps misbehaving is closed),
+ * and each TURN allocation's bytes.
  */
 import { performance } from 'node:perf_hooks';
 
@@ -20,13 +21,13 @@ export class TokenBucket {
     this.#at = now();
   }
 
-  /** Takes one token if there is one. */
-  take(): boolean {
+  /** Takes `n` tokens (default one) if there are that many; otherwise takes none. */
+  take(n = 1): boolean {
     const now = this.#now();
     this.#tokens = Math.min(this.burst, this.#tokens + ((now - this.#at) / 1000) * this.rate);
     this.#at = now;
-    if (this.#tokens < 1) return false;
-    this.#tokens -= 1;
+    if (this.#tokens < n) return false;
+    this.#tokens -= n;
     return true;
   }
 }
