@@ -75,7 +75,8 @@ main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (error: unknown) => {
     if (NatpunchError.is(error)) {
-      process.stderr.write(`natpunch: ${error.message}\n`);
+      // Commands name themselves ("natpunch serve: …"); other errors get the program's name.
+      process.stderr.write(error.message.startsWith('natpunch ') ? `${error.message}\n` : `natpunch: ${error.message}\n`);
       process.exitCode = error.code === 'ERR_USAGE' ? 2 : 1;
     } else {
       process.stderr.write(`natpunch: unexpected failure: ${(error as Error)?.stack ?? String(error)}\n`);

@@ -2,11 +2,18 @@ import { UsageError } from '../errors.js';
 import { NatpunchServer } from '../server/natpunch-server.js';
 import { formatAddress } from '../wire/index.js';
 import { parseArgs } from 'node:util';
+import { isIP } from 'node:net';
+import { readFile } from 'node:fs/promises';
 import { usageErrors, integer } from './args.js';
+import { type RelayConfig, parseRelayUrl, parseTurnUsers } from '../server/relay-config.js';
+import { PeerAddressPolicy } from '../turn/peer-policy.js';
 import { createLogger, isLogLevel } from './log.js';
 
 export const serveUsage = `natpunch serve [--address IP] [--alt-address IP] [--port 3478] [--alt-port 3479]
-               [--http-port 8080] [--stun-tcp-idle-timeout MS] [--no-relay] [--redis URL] [--log-level info]`;
+               [--http-port 8080] [--stun-tcp-idle-timeout MS] [--no-relay] [--redis URL] [--log-level info]
+               [--turn-user USER:PASSWORD]... [--turn-secret SECRET] [--relay turn:HOST[:PORT]]...
+               [--relay-allow CIDR]... [--relay-deny CIDR]... [--relay-address IP] [--relay-bandwidth BYTES/S]
+               [--relay-user-quota 10] [--relay-total-quota 2000] [--tls-cert FILE --tls-key FILE] [--tls-port 5349]`;
 
 export async function serveCommand(argv: string[]): Promise<number> {
   const { values } = usageErrors('serve', () => parseArgs({ args: argv, strict: true, options: {
@@ -17,6 +24,18 @@ export async function serveCommand(argv: string[]): Promise<number> {
     'http-port': { type: 'string' },
     'stun-tcp-idle-timeout': { type: 'string' },
     'no-relay': { type: 'boolean', default: false },
+    'turn-user': { type: 'string', multiple: true },
+    'turn-secret': { type: 'string' },
+    relay: { type: 'string', multiple: true },
+    'relay-allow': { type: 'string', multiple: true },
+    'relay-deny': { type: 'string', multiple: true },
+    'relay-address': { type: 'string' },
+    'relay-bandwidth': { type: 'string' },
+    'relay-user-quota': { type: 'string' },
+    'relay-total-quota': { type: 'string' },
+    'tls-cert': { type: 'string' },
+    'tls-key': { type: 'string' },
+    'tls-port': { type: 'string' },
     redis: { type: 'string' },
     'log-level': { type: 'string', default: 'info' },
   } }));
@@ -32,7 +51,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
   // Closing idle STUN/TCP connections early stands in for servers and middleboxes that do (peers then learn TCP mappings from short connections).
   const stunTcpIdleTimeoutMs = integer('serve', 'stun-tcp-idle-timeout', values['stun-tcp-idle-timeout'], 30_000, 1, 3_600_000);
   if (values.redis) log.warn('--redis: the Redis registry is not implemented yet; using in-memory state');
-  const server = await NatpunchServer.listen({ address: values.address!, port, altAddress: values['alt-address'], altPort, httpPort, stunTcpIdleTimeoutMs });
+  const relay = relayConfig(values);
+  const tls = await tlsFiles(values['tls-cert'], values['tls-key'], integer('serve', 'tls-port', values['tls-port'], 5349));
+  const server = await NatpunchServer.listen({ address: values.address!, port, altAddress: values['alt-address'], altPort, httpPort, stunTcpIdleTimeoutMs, relay, ...(tls ? { tls } : {}) });
   const stun = server.stun;
   const shutdown = async (signal: string): Promise<void> => {
     log.info(`${signal}: shutting down`);
@@ -42,7 +63,53 @@ export async function serveCommand(argv: string[]): Promise<number> {
   process.once('SIGINT', () => void shutdown('SIGINT'));
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   const where = stun.addresses.map(formatAddress).join(' ');
-  log.info(`ready: STUN on udp+tcp ${where}${values['alt-address'] ? ' (RFC 5780 behaviour discovery on)' : ''}; rendezvous ${server.rendezvousUrl}`);
+  const tlsWhere = stun.tlsAddress ? `; STUN/TURN over TLS ${formatAddress(stun.tlsAddress)}` : '';
+  const relayWhat = server.turn ? `; TURN relay on the STUN ports, relaying from ${server.turn.relayAddress}` : '; no built-in relay';
+  const external = relay.external?.length ? `; peers also offered ${relay.external.join(' ')}` : '';
+  log.info(`ready: STUN on udp+tcp ${where}${values['alt-address'] ? ' (RFC 5780 behaviour discovery on)' : ''}${tlsWhere}${relayWhat}${external}; rendezvous ${server.rendezvousUrl}`);
   await new Promise(() => undefined);
   return 0;
+}
+
+type ServeValues = { [name: string]: string | boolean | string[] | undefined };
+
+function relayConfig(values: ServeValues): RelayConfig {
+  const list = (name: string): string[] => (values[name] as string[] | undefined) ?? [];
+  const secret = values['turn-secret'] as string | undefined;
+  if (secret !== undefined && secret.length < 8) throw new UsageError('natpunch serve: --turn-secret is shorter than 8 characters; use a long random string (e.g. openssl rand -base64 24)');
+  const external = list('relay').map(parseRelayUrl);
+  if (external.length > 0 && secret === undefined) throw new UsageError('natpunch serve: --relay needs --turn-secret, the REST secret the external TURN server shares (coturn: --use-auth-secret --static-auth-secret SECRET)');
+  const relayAddress = values['relay-address'] as string | undefined;
+  if (relayAddress !== undefined && !isIP(relayAddress)) throw new UsageError(`natpunch serve: --relay-address ${JSON.stringify(relayAddress)} is not an IP address`);
+  // Parse the address lists now: a typo is a usage error, not a failure after the ports are open.
+  try {
+    new PeerAddressPolicy({ allow: list('relay-allow'), deny: list('relay-deny') });
+  } catch (error) {
+    throw new UsageError(`natpunch serve: ${(error as Error).message}`);
+  }
+  return {
+    builtIn: values['no-relay'] !== true,
+    users: parseTurnUsers(list('turn-user')),
+    ...(secret !== undefined ? { secret } : {}),
+    external,
+    allow: list('relay-allow'),
+    deny: list('relay-deny'),
+    ...(relayAddress !== undefined ? { relayAddress } : {}),
+    bandwidth: integer('serve', 'relay-bandwidth', values['relay-bandwidth'] as string | undefined, 0, 0, 10_000_000_000),
+    userQuota: integer('serve', 'relay-user-quota', values['relay-user-quota'] as string | undefined, 10, 1, 1_000_000),
+    totalQuota: integer('serve', 'relay-total-quota', values['relay-total-quota'] as string | undefined, 2000, 1, 1_000_000),
+  };
+}
+
+async function tlsFiles(cert: string | undefined, key: string | undefined, port: number): Promise<{ cert: Buffer; key: Buffer; port: number } | undefined> {
+  if (cert === undefined && key === undefined) return undefined;
+  if (cert === undefined || key === undefined) throw new UsageError('natpunch serve: --tls-cert and --tls-key go together (a PEM certificate chain and its private key)');
+  const read = async (option: string, file: string): Promise<Buffer> => {
+    try {
+      return await readFile(file);
+    } catch (error) {
+      throw new UsageError(`natpunch serve: --${option} ${file}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
+    }
+  };
+  return { cert: await read('tls-cert', cert), key: await read('tls-key', key), port };
 }

@@ -219,6 +219,19 @@ export interface RegisteredMessage extends Request {
   observedSrflx: string | null;
   /** The server's dial-back result; absent from servers that do not dial back. */
   reachable?: Reachability;
+  /** TURN relays this peer may use, with credentials minted for it; absent when the server offers none. */
+  relays?: RelayOffer[];
+}
+
+/**
+ * A TURN server and credentials for it, in the shape WebRTC's RTCIceServer made familiar:
+ * `turn:HOST:PORT?transport=udp|tcp` and `turns:HOST:PORT?transport=tcp` URLs (RFC 7065).
+ * Credentials are the REST scheme's (src/turn/rest-credentials.ts): they expire on their own.
+ */
+export interface RelayOffer {
+  urls: string[];
+  username: string;
+  password: string;
 }
 
 /** Asks for a `challenge`: a fresh token to prove a new server-reflexive address with. */
@@ -457,6 +470,8 @@ export function fromCandidateRecord(r: CandidateRecord): SignalledCandidate {
   return { type: r.kind, transport: r.transport, address, priority: r.priority, ...(r.range ? { range: { ...r.range } } : {}) };
 }
 
+/** turn:/turns: URL of RFC 7065: host (IPv4, [IPv6] or a name), optional port, optional transport. */
+const relayUrl = string({ min: 6, max: 300, pattern: /^turns?:(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?(?:\?transport=(?:udp|tcp))?$/, expected: 'a turn: or turns: URL (RFC 7065)' });
 const capability = string({ min: 1, max: 32, pattern: /^[a-z0-9-]+$/, expected: 'a capability name of 1-32 characters a-z, 0-9, -' });
 const capabilities = array(capability, { max: 32 });
 const requestId = integer(1, Number.MAX_SAFE_INTEGER);
@@ -488,6 +503,7 @@ function buildSchemas(limits: MessageLimits): Schemas {
     registered: object<RegisteredMessage>({
       type: literal('registered'), id: requestId, version, capabilities, peerId, srflx: nullable(unicast), observedSrflx: nullable(unicast),
       reachable: optional(object<Reachability>({ udp: boolean, tcp: boolean })),
+      relays: optional(array(object<RelayOffer>({ urls: array(relayUrl, { min: 1, max: 8 }), username: text, password: text }), { max: 4 })),
     }),
     connect: object<ConnectMessage>({ type: literal('connect'), id: requestId, intent: signed }),
     incoming: object<IncomingMessage>({ type: literal('incoming'), intent: signed }),

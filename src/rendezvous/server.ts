@@ -29,7 +29,7 @@ import {
 import { type StartTimingOptions, RttEstimator, startDelays } from './punch-timing.js';
 import { ReflexiveObserver } from './reflexive-observer.js';
 import { type DialBackOptions, dialBackTcp, dialBackTimeout, dialBackUdp } from './dial-back.js';
-import { type Reachability, type RegisterBody, unmappedIp } from './messages.js';
+import { type Reachability, type RegisterBody, type RelayOffer, unmappedIp } from './messages.js';
 import { type Registry, InMemoryRegistry } from './registry.js';
 import { DOMAIN, bodyHash, openSigned, peekSigned } from './signed.js';
 import { TokenBucket } from '../token-bucket.js';
@@ -131,6 +131,8 @@ export interface RendezvousServerOptions {
   dialBack?: DialBackOptions;
   /** This node's name in registry records (default "local"). */
   nodeId?: string;
+  /** TURN relays (and credentials minted for the peer) to hand each peer in `registered`. */
+  relays?: (peerId: string) => RelayOffer[];
   /** The capabilities offered in hello (default: all this code knows, CAPABILITIES; [] turns trickle off). */
   capabilities?: readonly Capability[];
   now?: () => number;
@@ -224,6 +226,7 @@ export class RendezvousServer {
   readonly #registry: Registry;
   readonly #ownsRegistry: boolean;
   readonly #stunAddresses: string[];
+  readonly #relays: ((peerId: string) => RelayOffer[]) | undefined;
   readonly #timing: StartTimingOptions;
   readonly #path: string;
   readonly #nodeId: string;
@@ -250,6 +253,7 @@ export class RendezvousServer {
     this.observer = options.observer ?? new ReflexiveObserver();
     const primary = options.stun?.addresses[0];
     this.#stunAddresses = options.stunAddresses ?? (primary ? [formatAddress(primary)] : []);
+    this.#relays = options.relays;
     this.#timing = options.timing ?? {};
     this.#path = options.path ?? '/';
     this.#nodeId = options.nodeId ?? 'local';
@@ -603,6 +607,7 @@ export class RendezvousServer {
       older.peerId = undefined; // its registry entry now belongs to the newer socket
       this.#cleanUp(older);
     }
+    const relays = this.#relays?.(body.peerId);
     connection.state = 'registered';
     connection.peerId = body.peerId;
     connection.version = message.version;
@@ -612,6 +617,7 @@ export class RendezvousServer {
     this.#send(connection, {
       type: 'registered', id: message.id, version: message.version, capabilities, peerId: body.peerId, srflx: body.srflx,
       observedSrflx: observed ? formatAddress(observed) : null, ...(reachable ? { reachable } : {}),
+      ...(relays && relays.length > 0 ? { relays } : {}),
     });
   }
 

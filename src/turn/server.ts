@@ -100,6 +100,11 @@ export class TurnServer {
     this.#sweeper.unref();
   }
 
+  /** The IP relayed transport addresses are on. */
+  get relayAddress(): string {
+    return this.#options.relayAddress;
+  }
+
   get realm(): string {
     return this.#auth.realm;
   }

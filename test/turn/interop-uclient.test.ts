@@ -3,39 +3,47 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { StunServer } from '../../src/stun/server.js';
-import { TurnServer, type PeerPolicy } from '../../src/turn/server.js';
-import { skipUnlessInstalled } from '../support/process.js';
+import { spawn } from 'node:child_process';
+import { CLI } from '../support/cli.js';
+import { ProcessOutput, skipUnlessInstalled, stopProcess } from '../support/process.js';
 
 /**
  * Interop (issue 8): coturn's test client, turnutils_uclient 4.6.1, relays through natpunch's
- * TURN server on loopback: over UDP with channels (and RFC 5766 channel numbers above 0x4FFF,
+ * TURN server (`natpunch serve`) on loopback: over UDP with channels (and RFC 5766 channel numbers above 0x4FFF,
  * which it picks), with Send indications (-s), over TCP (-t), TLS (-S), several clients at once
  * (-m 4), EVEN-PORT reservations (its RTP/RTCP pairs), and REST credentials (-W). The echoing
  * peer is a plain UDP socket in this process.
  */
 
 const run = promisify(execFile);
-const USERS = new Map([['alice', 'wonderland']]);
-const SECRET = 'rest-secret';
-/** The relay reaches the echo peer on loopback, which a real server refuses by default (src/turn/peer-policy.ts). */
-const LOOPBACK_ALLOWED: PeerPolicy = { check: (ip) => (ip.startsWith('127.') ? { ok: true } : { ok: false, reason: `${ip} is not loopback` }) };
+const PEER_IP = '127.0.0.2';
+const SECRET = 'rest-secret-for-tests';
 
 interface Relay {
-  turn: TurnServer;
   port: number;
   tlsPort: number | undefined;
   peerPort: number;
   echoed: () => number;
+  stats: () => Promise<{ allocationsCreated: number; packetsRelayed: number; errors: Record<string, number> }>;
 }
 
+/**
+ * `natpunch serve` on 127.0.0.1 with a static user and a REST secret, allowed to relay to
+ * loopback (refused by default) — but not to its own address, so the echo peer sits on 127.0.0.2.
+ */
 async function startRelay(t: TestContext, tls?: { cert: string; key: string }): Promise<Relay> {
-  const turn = new TurnServer({ relayAddress: '127.0.0.1', realm: 'natpunch.test', users: USERS, secret: SECRET, policy: LOOPBACK_ALLOWED, userQuota: 100 });
-  const stun = await StunServer.listen({ address: '127.0.0.1', port: 0, shared: turn, ...(tls ? { tls: { ...tls, port: 0 } } : {}) });
+  const args = ['serve', '--address', '127.0.0.1', '--port', '0', '--http-port', '0', '--turn-user', 'alice:wonderland', '--turn-secret', SECRET,
+    '--relay-allow', '127.0.0.0/8', '--relay-user-quota', '100', ...(tls ? ['--tls-cert', tls.cert, '--tls-key', tls.key, '--tls-port', '0'] : [])];
+  const serve = new ProcessOutput(spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }), 'natpunch serve');
+  t.after(() => stopProcess(serve.child));
+  const [ready] = await serve.waitFor([/ready/]);
+  const port = Number(/STUN on udp\+tcp 127\.0\.0\.1:(\d+)/.exec(ready!)?.[1]);
+  const tlsPort = /over TLS 127\.0\.0\.1:(\d+)/.exec(ready!)?.[1];
+  const http = /rendezvous ws:\/\/(127\.0\.0\.1:\d+)\//.exec(ready!)?.[1];
   // uclient sends RTP to the peer port and RTCP to the port after it: two echoing sockets.
   const peers = await echoPair();
   let echoed = 0;
@@ -45,12 +53,13 @@ async function startRelay(t: TestContext, tls?: { cert: string; key: string }): 
       peer.send(data, rinfo.port, rinfo.address);
     });
   }
-  t.after(async () => {
+  t.after(() => {
     for (const peer of peers) peer.close();
-    await turn.close();
-    await stun.close();
   });
-  return { turn, port: stun.addresses[0]!.port, tlsPort: stun.tlsAddress?.port, peerPort: peers[0].address().port, echoed: () => echoed };
+  return {
+    port, tlsPort: tlsPort ? Number(tlsPort) : undefined, peerPort: peers[0].address().port, echoed: () => echoed,
+    stats: async () => ((await (await fetch(`http://${http}/healthz`)).json()) as { turn: Awaited<ReturnType<Relay['stats']>> }).turn,
+  };
 }
 
 /** Two UDP sockets on loopback at ports p and p + 1. */
@@ -65,7 +74,7 @@ async function echoPair(): Promise<[dgram.Socket, dgram.Socket]> {
 
 async function bound(port: number): Promise<dgram.Socket> {
   const socket = dgram.createSocket('udp4');
-  socket.bind(port, '127.0.0.1');
+  socket.bind(port, PEER_IP);
   try {
     await once(socket, 'listening');
   } catch (error) {
@@ -102,21 +111,22 @@ for (const { name, flags } of cases) {
   test(`turnutils_uclient through the TURN server, ${name}, 4 clients: every message relayed and echoed back`, { timeout: 120_000 }, async (t) => {
     if (skipUnlessInstalled(t, ['turnutils_uclient'], 'apt-get install -y coturn')) return;
     const relay = await startRelay(t);
-    const report = await uclient([...flags, '-u', 'alice', '-w', 'wonderland', '-e', '127.0.0.1', '-r', String(relay.peerPort), '-n', '50', '-m', '4', '-l', '180', '-p', String(relay.port), '127.0.0.1']);
+    const report = await uclient([...flags, '-u', 'alice', '-w', 'wonderland', '-e', PEER_IP, '-r', String(relay.peerPort), '-n', '50', '-m', '4', '-l', '180', '-p', String(relay.port), '127.0.0.1']);
     assert.equal(report.sent, 200, report.output);
     assert.equal(report.received, 200, report.output);
     assert.equal(report.lost, 0);
     // Every message crossed the relay twice (client → peer, peer → client) and the peer saw each one.
     assert.ok(relay.echoed() >= 200, `the peer echoed ${relay.echoed()}`);
-    assert.ok(relay.turn.stats.packetsRelayed >= 400, JSON.stringify(relay.turn.stats));
-    assert.ok(relay.turn.stats.allocationsCreated >= 4);
+    const stats = await relay.stats();
+    assert.ok(stats.packetsRelayed >= 400, JSON.stringify(stats));
+    assert.ok(stats.allocationsCreated >= 4);
   });
 }
 
 test('turnutils_uclient with REST credentials (-W secret): relayed', { timeout: 120_000 }, async (t) => {
   if (skipUnlessInstalled(t, ['turnutils_uclient'], 'apt-get install -y coturn')) return;
   const relay = await startRelay(t);
-  const report = await uclient(['-W', SECRET, '-u', 'bob', '-e', '127.0.0.1', '-r', String(relay.peerPort), '-n', '20', '-m', '2', '-p', String(relay.port), '127.0.0.1']);
+  const report = await uclient(['-W', SECRET, '-u', 'bob', '-e', PEER_IP, '-r', String(relay.peerPort), '-n', '20', '-m', '2', '-p', String(relay.port), '127.0.0.1']);
   assert.equal(report.received, report.sent);
   assert.equal(report.sent, 40);
 });
@@ -124,11 +134,12 @@ test('turnutils_uclient with REST credentials (-W secret): relayed', { timeout: 
 test('turnutils_uclient with a wrong password: no allocation, the server answered 401', { timeout: 120_000 }, async (t) => {
   if (skipUnlessInstalled(t, ['turnutils_uclient'], 'apt-get install -y coturn')) return;
   const relay = await startRelay(t);
-  const outcome = await run('turnutils_uclient', ['-u', 'alice', '-w', 'not-it', '-e', '127.0.0.1', '-r', String(relay.peerPort), '-n', '5', '-p', String(relay.port), '127.0.0.1'], { timeout: 60_000 }).then(
+  const outcome = await run('turnutils_uclient', ['-u', 'alice', '-w', 'not-it', '-e', PEER_IP, '-r', String(relay.peerPort), '-n', '5', '-p', String(relay.port), '127.0.0.1'], { timeout: 60_000 }).then(
     ({ stdout, stderr }) => stdout + stderr, (error: { stdout?: string; stderr?: string }) => `${error.stdout ?? ''}${error.stderr ?? ''}`);
   assert.match(outcome, /Cannot complete Allocation/);
-  assert.equal(relay.turn.stats.allocationsCreated, 0);
-  assert.ok((relay.turn.stats.errors[401] ?? 0) >= 2, JSON.stringify(relay.turn.stats.errors));
+  const stats = await relay.stats();
+  assert.equal(stats.allocationsCreated, 0);
+  assert.ok((stats.errors['401'] ?? 0) >= 2, JSON.stringify(stats.errors));
   assert.equal(relay.echoed(), 0);
 });
 
@@ -138,9 +149,9 @@ test('turnutils_uclient over TLS (-t -S; -S alone means DTLS): relayed', { timeo
   t.after(() => rm(dir, { recursive: true, force: true }));
   await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
     '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')]);
-  const relay = await startRelay(t, { cert: await readFile(join(dir, 'cert.pem'), 'utf8'), key: await readFile(join(dir, 'key.pem'), 'utf8') });
+  const relay = await startRelay(t, { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') });
   assert.ok(relay.tlsPort);
-  const report = await uclient(['-t', '-S', '-u', 'alice', '-w', 'wonderland', '-e', '127.0.0.1', '-r', String(relay.peerPort), '-n', '20', '-m', '2', '-p', String(relay.tlsPort), '127.0.0.1']);
+  const report = await uclient(['-t', '-S', '-u', 'alice', '-w', 'wonderland', '-e', PEER_IP, '-r', String(relay.peerPort), '-n', '20', '-m', '2', '-p', String(relay.tlsPort), '127.0.0.1']);
   assert.equal(report.sent, 40);
   assert.equal(report.received, 40);
 });
