@@ -222,6 +222,7 @@ export async function connectTcpTransport(server: TransportAddress, options: Str
  */
 export async function connectTlsTransport(server: TransportAddress, options: StreamConnectOptions & { tls?: tls.ConnectionOptions } = {}): Promise<TurnTransport> {
   const socket = await connectTcp(server, 'TLS', options);
-  const secure = tls.connect({ ...options.tls, socket });
+  // `host` names what the certificate must match unless `tls.servername` says otherwise.
+  const secure = tls.connect({ host: server.address, ...options.tls, socket });
   return streamTransport(await connected(secure, 'secureConnect', server, 'TLS', options), 'tls');
 }

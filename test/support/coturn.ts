@@ -9,7 +9,7 @@
  */
 
 import { createSocket } from 'node:dgram';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -174,6 +174,8 @@ export async function runNatDiscovery(host: Spawner, server: string, options: { 
 export interface TurnRelay {
   /** The TURN server's UDP and TCP address (same port). */
   address: { family: 4; address: string; port: number };
+  /** Where it listens for TLS, when started with a certificate. */
+  tlsAddress?: { family: 4; address: string; port: number };
   output: ProcessOutput;
   stop(): Promise<void>;
 }
@@ -205,11 +207,18 @@ async function freePort(): Promise<number> {
  * ("name:password") in realm natpunch.test, or `extra` options instead (e.g. the REST scheme).
  * Resolves once both listeners are open, which -v makes it print. The caller stops it.
  */
-export async function startTurnRelay(options: { users?: string[]; extra?: string[] } = {}): Promise<TurnRelay> {
+export async function startTurnRelay(options: { users?: string[]; extra?: string[]; tls?: { cert: string; key: string } } = {}): Promise<TurnRelay> {
   const dir = await mkdtemp(join(tmpdir(), 'natpunch-turnrelay-'));
   const port = await freePort();
+  const tlsPort = options.tls ? await freePort() : undefined;
+  let tlsArgs = ['--no-tls'];
+  if (options.tls) {
+    await writeFile(join(dir, 'cert.pem'), options.tls.cert);
+    await writeFile(join(dir, 'key.pem'), options.tls.key);
+    tlsArgs = [`--tls-listening-port=${tlsPort}`, '--cert', join(dir, 'cert.pem'), '--pkey', join(dir, 'key.pem')];
+  }
   const argv = [
-    'turnserver', '-n', '-v', '--no-cli', '--no-tls', '--no-dtls',
+    'turnserver', '-n', '-v', '--no-cli', ...tlsArgs, '--no-dtls',
     '--listening-ip=127.0.0.1', '--relay-ip=127.0.0.1', `--listening-port=${port}`, '--allow-loopback-peers',
     '--realm=natpunch.test', ...(options.users ?? []).flatMap((user) => [`--user=${user}`]),
     ...(options.users?.length ? ['--lt-cred-mech'] : []), ...(options.extra ?? []),
@@ -222,10 +231,17 @@ export async function startTurnRelay(options: { users?: string[]; extra?: string
   };
   try {
     const at = `127\\.0\\.0\\.1:${port}$`;
-    await output.waitFor([new RegExp(`UDP listener opened on:\\s*${at}`), new RegExp(`TCP listener opened on\\s*:\\s*${at}`)]);
+    const patterns = [new RegExp(`UDP listener opened on:\\s*${at}`), new RegExp(`TCP listener opened on\\s*:\\s*${at}`)];
+    if (tlsPort !== undefined) patterns.push(new RegExp(`TLS/TCP listener opened on\\s*:\\s*127\\.0\\.0\\.1:${tlsPort}$`));
+    await output.waitFor(patterns);
   } catch (error) {
     await stop();
     throw error;
   }
-  return { address: { family: 4, address: '127.0.0.1', port }, output, stop };
+  return {
+    address: { family: 4, address: '127.0.0.1', port },
+    ...(tlsPort === undefined ? {} : { tlsAddress: { family: 4 as const, address: '127.0.0.1', port: tlsPort } }),
+    output,
+    stop,
+  };
 }

@@ -2,11 +2,15 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
-  TurnClient, connectTcpTransport, openUdpTransport, restCredentials, udpTransport,
+  TurnClient, connectTcpTransport, connectTlsTransport, openUdpTransport, restCredentials, udpTransport,
   type TurnTransport,
 } from '../../src/turn/index.js';
-import { TurnError } from '../../src/errors.js';
+import { NatpunchError, TurnError } from '../../src/errors.js';
 import type { TransportAddress } from '../../src/wire/index.js';
 import { startTurnRelay, type TurnRelay } from '../support/coturn.js';
 import { skipUnlessInstalled } from '../support/process.js';
@@ -155,6 +159,51 @@ async function exchange(c: TurnClient, relayed: TransportAddress, peer: { socket
   assert.deepEqual(received.peer, peer.address);
   assert.deepEqual(received.data, Uint8Array.from(fromPeer));
 }
+
+/** A throwaway self-signed certificate for 127.0.0.1 (P-256), made with the openssl CLI. */
+function selfSignedCertificate(): { cert: string; key: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'natpunch-turn-tls-'));
+  try {
+    execFileSync('openssl', [
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+      '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
+      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+    ], { stdio: 'ignore' });
+    return { cert: readFileSync(join(dir, 'cert.pem'), 'utf8'), key: readFileSync(join(dir, 'key.pem'), 'utf8') };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('over TCP, the server going away closes the client with an error; later requests fail', TIMEOUT, async (t) => {
+  const server = await relay(t);
+  if (!server) return;
+  const c = await tcpClient(t, server);
+  await c.allocate(credentials);
+  const closed = new Promise<Error | undefined>((resolve) => c.once('close', resolve));
+  await server.stop();
+  const error = await closed;
+  assert.ok(NatpunchError.is(error) && error.code === 'ERR_TURN', String(error));
+  // A reset or an orderly close, as the kernel happens to report the killed server's socket.
+  assert.match(error.message, /^TURN over TCP: (the server closed the connection|read ECONNRESET)$/);
+  assert.equal(c.closed, true);
+  assert.equal(c.allocation, undefined);
+  await assert.rejects(c.createPermission(['127.0.0.1']), /closed/);
+});
+
+test('allocates over TLS, verifying the server certificate, and relays data to a UDP peer', TIMEOUT, async (t) => {
+  if (skipUnlessInstalled(t, ['openssl'], 'apt-get install -y openssl')) return;
+  const certificate = selfSignedCertificate();
+  const server = await relay(t, { users: [`${USER}:${PASSWORD}`], tls: certificate });
+  if (!server) return;
+  await assert.rejects(connectTlsTransport(server.tlsAddress!), /self-signed|self signed/, 'an unknown certificate is refused');
+  const c = client(t, await connectTlsTransport(server.tlsAddress!, { tls: { ca: certificate.cert } }));
+  assert.equal(c.transport.kind, 'tls');
+  const { relayed } = await c.allocate(credentials);
+  const peer = await peerSocket(t);
+  await c.bindChannel(peer.address);
+  await exchange(c, relayed, peer, [333, 5]);
+});
 
 test('exchanges data with a UDP peer by Send and Data indications', TIMEOUT, async (t) => {
   const server = await relay(t);
