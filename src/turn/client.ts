@@ -130,6 +130,11 @@ function turnErrorFrom(method: number, message: StunMessage, context = ''): Turn
   return new TurnError(status, reason, `TURN ${methodName(method)}${context}: ${status} ${phrase}${hint ? `: ${hint}` : ''}`);
 }
 
+/** The server answered no (retrying the same request is pointless), as opposed to no answer. */
+function refusedByServer(error: Error): boolean {
+  return error instanceof TurnError && error.status !== 0;
+}
+
 /** An address as a frozen TransportAddress, its family from the parsed text. */
 function peerAddress(ip: string, port: number): TransportAddress {
   const family = isIP(ip);
@@ -227,7 +232,7 @@ export class TurnClient extends EventEmitter {
         clock: this.#clock,
         run: () => this.refresh(),
         delayMs: allocationRefreshDelayMs,
-        isFatal: (error) => error instanceof TurnError && error.status !== 0,
+        isFatal: refusedByServer,
         onError: (error, final) => {
           this.emit('refreshError', error, 'allocation', final);
           if (final) this.#shutdown(new TurnError(0, 'allocation lost', `TURN: the allocation could not be refreshed: ${error.message}`, { cause: error }));
@@ -305,6 +310,7 @@ export class TurnClient extends EventEmitter {
         return PERMISSION_LIFETIME_S;
       },
       delayMs: () => PERMISSION_REFRESH_MS,
+      isFatal: refusedByServer,
       onError: (error, final) => this.emit('refreshError', error, 'permission', final),
     });
     this.#permissionRefresh.restart(PERMISSION_LIFETIME_S);
@@ -368,7 +374,7 @@ export class TurnClient extends EventEmitter {
         return CHANNEL_LIFETIME_S;
       },
       delayMs: () => CHANNEL_REFRESH_MS,
-      isFatal: (error) => error instanceof TurnError && error.status !== 0,
+      isFatal: refusedByServer,
       onError: (error, final) => {
         this.emit('refreshError', error, 'channel', final);
         if (final) this.#forgetChannel(channel, peer);
