@@ -24,6 +24,7 @@ export type ErrorCode =
   | 'ERR_TRANSPORT_RESET'
   | 'ERR_TRANSPORT_TIMEOUT'
   | 'ERR_RENDEZVOUS' | 'ERR_RENDEZVOUS_PROTOCOL' | 'ERR_RENDEZVOUS_VERIFY'
+  | 'ERR_TURN'
   | 'ERR_ABORTED';
 
 export class NatpunchError extends Error {
@@ -76,6 +77,22 @@ export class StunErrorResponseError extends NatpunchError {
   constructor(status: number, reason: string) {
     super('ERR_STUN_ERROR_RESPONSE', `STUN error response ${status} ${reason}`);
     this.name = 'StunErrorResponseError';
+    this.status = status;
+    this.reason = reason;
+  }
+}
+
+/**
+ * A TURN request failed: the server refused it (`status` is the STUN ERROR-CODE, e.g. 401, 437,
+ * 486, and `reason` its reason phrase) or it could not be made (`status` 0, `reason` says why).
+ * @see RFC 8656 §7.2, §7.3, §18
+ */
+export class TurnError extends NatpunchError {
+  readonly status: number;
+  readonly reason: string;
+  constructor(status: number, reason: string, message: string, options?: { cause?: unknown }) {
+    super('ERR_TURN', message, options);
+    this.name = 'TurnError';
     this.status = status;
     this.reason = reason;
   }

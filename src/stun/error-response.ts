@@ -7,7 +7,8 @@ export function errorFromResponse(message: StunMessage): StunErrorResponseError 
   if (!value) return new StunErrorResponseError(0, 'error response without ERROR-CODE');
   try {
     const { code, reason } = errorCode.decode(value);
-    return new StunErrorResponseError(code, reason);
+    // coturn 4.6 counts a C string's terminating NUL into some reason phrases.
+    return new StunErrorResponseError(code, reason.replace(/\0+$/, ''));
   } catch (error) {
     return new StunErrorResponseError(0, `malformed ERROR-CODE: ${(error as Error).message}`);
   }

@@ -8,11 +8,13 @@
  * parsers skip.
  */
 
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createSocket } from 'node:dgram';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EndpointDependence } from '../../src/lab/index.js';
-import { ProcessOutput, stopProcess, type Spawner } from './process.js';
+import { ProcessOutput, localHost, stopProcess, type Spawner } from './process.js';
 import { ENDPOINT_PATTERN as ENDPOINT } from './serve.js';
 
 /** One "RFC 5780 response N" block as coturn's clients print it. */
@@ -167,4 +169,79 @@ export async function runNatDiscovery(host: Spawner, server: string, options: { 
     await stopProcess(output.child);
   }
   return { ...parseNatDiscoveryOutput(output.text), text: output.text };
+}
+
+export interface TurnRelay {
+  /** The TURN server's UDP and TCP address (same port). */
+  address: { family: 4; address: string; port: number };
+  /** Where it listens for TLS, when started with a certificate. */
+  tlsAddress?: { family: 4; address: string; port: number };
+  output: ProcessOutput;
+  stop(): Promise<void>;
+}
+
+/** A port free for both UDP and TCP on 127.0.0.1 right now (the OS picks it). */
+async function freePort(): Promise<number> {
+  for (;;) {
+    const server = createServer();
+    const port = await new Promise<number>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port));
+    });
+    const udp = createSocket('udp4');
+    const udpFree = await new Promise<boolean>((resolve) => {
+      udp.once('error', () => resolve(false));
+      udp.bind(port, '127.0.0.1', () => resolve(true));
+    });
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    if (udpFree) {
+      await new Promise<void>((resolve) => udp.close(() => resolve()));
+      return port;
+    }
+  }
+}
+
+/**
+ * coturn's `turnserver` as a TURN relay on 127.0.0.1 (UDP and TCP on one free port, relaying
+ * on 127.0.0.1, loopback peers allowed), with the long-term credential mechanism for `users`
+ * ("name:password") in realm natpunch.test, or `extra` options instead (e.g. the REST scheme).
+ * Resolves once both listeners are open, which -v makes it print. The caller stops it.
+ */
+export async function startTurnRelay(options: { users?: string[]; extra?: string[]; tls?: { cert: string; key: string } } = {}): Promise<TurnRelay> {
+  const dir = await mkdtemp(join(tmpdir(), 'natpunch-turnrelay-'));
+  const port = await freePort();
+  const tlsPort = options.tls ? await freePort() : undefined;
+  let tlsArgs = ['--no-tls'];
+  if (options.tls) {
+    await writeFile(join(dir, 'cert.pem'), options.tls.cert);
+    await writeFile(join(dir, 'key.pem'), options.tls.key);
+    tlsArgs = [`--tls-listening-port=${tlsPort}`, '--cert', join(dir, 'cert.pem'), '--pkey', join(dir, 'key.pem')];
+  }
+  const argv = [
+    'turnserver', '-n', '-v', '--no-cli', ...tlsArgs, '--no-dtls',
+    '--listening-ip=127.0.0.1', '--relay-ip=127.0.0.1', `--listening-port=${port}`, '--allow-loopback-peers',
+    '--realm=natpunch.test', ...(options.users ?? []).flatMap((user) => [`--user=${user}`]),
+    ...(options.users?.length ? ['--lt-cred-mech'] : []), ...(options.extra ?? []),
+    '--log-file=stdout', '--simple-log', '--pidfile', join(dir, 'turnserver.pid'), '--db', join(dir, 'turndb'),
+  ];
+  const output = new ProcessOutput(localHost.spawn(argv), 'turnserver');
+  const stop = async (): Promise<void> => {
+    await stopProcess(output.child);
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    const at = `127\\.0\\.0\\.1:${port}$`;
+    const patterns = [new RegExp(`UDP listener opened on:\\s*${at}`), new RegExp(`TCP listener opened on\\s*:\\s*${at}`)];
+    if (tlsPort !== undefined) patterns.push(new RegExp(`TLS/TCP listener opened on\\s*:\\s*127\\.0\\.0\\.1:${tlsPort}$`));
+    await output.waitFor(patterns);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return {
+    address: { family: 4, address: '127.0.0.1', port },
+    ...(tlsPort === undefined ? {} : { tlsAddress: { family: 4 as const, address: '127.0.0.1', port: tlsPort } }),
+    output,
+    stop,
+  };
 }
