@@ -86,6 +86,8 @@ export class TurnServer {
   readonly #pending = new Set<string>();
   /** Pending 5-tuples whose TCP/TLS connection closed before the allocation was made. */
   readonly #gone = new Set<string>();
+  /** Live allocations by relayed port (all share the relay IP). */
+  readonly #byRelayedPort = new Map<number, Allocation>();
   readonly #reservations = new Map<string, { socket: dgram.Socket; timer: NodeJS.Timeout }>();
   readonly #sweeper: NodeJS.Timeout;
   readonly #relayFamily: 4 | 6;
@@ -146,7 +148,7 @@ export class TurnServer {
     const message = decodeChannelData(bytes);
     if (!allocation || !message) return void this.stats.packetsDropped++;
     const binding = allocation.channel(message.channel, this.#now());
-    if (!binding || !this.#spend(allocation, message.data.length)) return void this.stats.packetsDropped++;
+    if (!binding || !this.#reachable(binding.peer) || !this.#spend(allocation, message.data.length)) return void this.stats.packetsDropped++;
     allocation.bytesFromClient += message.data.length;
     this.#count(message.data.length);
     allocation.socket.send(message.data, binding.peer.port, binding.peer.address);
@@ -274,6 +276,7 @@ export class TurnServer {
     socket.on('message', (data, rinfo) => this.#fromPeer(allocation, data, rinfo));
     socket.on('error', (error) => debug('relay %s: %s', allocation.relayed.port, error.message));
     this.#allocations.set(key, allocation);
+    this.#byRelayedPort.set(allocation.relayed.port, allocation);
     this.stats.allocations = this.#allocations.size;
     this.stats.allocationsCreated++;
     const attributes: Attribute[] = [
@@ -379,7 +382,9 @@ export class TurnServer {
       } catch (error) {
         return { code: StunErrorCode.BadRequest, reason: `Bad Request: ${(error as Error).message}` };
       }
-      const refusal = this.#checkPeer(peer, allocation);
+      // A permission names an IP only (RFC 8656 §9.1: the port is ignored), so one for the relay IP is
+      // granted when asked for; what it lets through is only the live relayed ports (#reachable).
+      const refusal = this.#checkPeer(peer, allocation, peer.address === this.#options.relayAddress);
       if (refusal) return refusal;
       peers.push(peer);
     }
@@ -410,8 +415,13 @@ export class TurnServer {
   }
 
   /** A peer address this allocation may not reach: family mismatch (443) or the policy (403). */
-  #checkPeer(peer: TransportAddress, allocation: Allocation): Reply | undefined {
+  #checkPeer(peer: TransportAddress, allocation: Allocation, relayIp = false): Reply | undefined {
     if (peer.family !== allocation.relayed.family) return { code: StunErrorCode.PeerAddressFamilyMismatch, reason: 'Peer Address Family Mismatch' };
+    if (relayIp && this.#byRelayedPort.size > 0) return undefined;
+    // Another allocation of this server (two peers relaying to each other, each through its own
+    // allocation): the server's own address, which the policy refuses, is fine for exactly the
+    // relayed ports that are live — and only for them (see #reachable).
+    if (this.#isOwnRelayed(peer)) return undefined;
     const verdict = this.#options.policy.check(peer.address);
     if (!verdict.ok) return { code: StunErrorCode.Forbidden, reason: `Forbidden: ${verdict.reason}` };
     return undefined;
@@ -431,7 +441,7 @@ export class TurnServer {
     } catch {
       return void this.stats.packetsDropped++;
     }
-    if (!allocation.hasPermission(peer.address, this.#now()) || !this.#spend(allocation, data.length)) return void this.stats.packetsDropped++;
+    if (!allocation.hasPermission(peer.address, this.#now()) || !this.#reachable(peer) || !this.#spend(allocation, data.length)) return void this.stats.packetsDropped++;
     allocation.bytesFromClient += data.length;
     this.#count(data.length);
     allocation.socket.send(data, peer.port, peer.address);
@@ -464,6 +474,20 @@ export class TurnServer {
     }));
   }
 
+  #isOwnRelayed(peer: TransportAddress): boolean {
+    return peer.address === this.#options.relayAddress && this.#byRelayedPort.has(peer.port);
+  }
+
+  /**
+   * A permission covers an IP, every port (RFC 8656 §3.4). A permission for this server's own
+   * relay IP (installed to reach another allocation) must not open its other ports — a database
+   * on localhost, the rendezvous — so Send to the relay IP goes only to live relayed ports.
+   * (Channels are bound to one address and port, checked when bound.)
+   */
+  #reachable(peer: TransportAddress): boolean {
+    return peer.address !== this.#options.relayAddress || this.#byRelayedPort.has(peer.port);
+  }
+
   #spend(allocation: Allocation, bytes: number): boolean {
     return !allocation.bandwidth || allocation.bandwidth.take(bytes);
   }
@@ -492,6 +516,7 @@ export class TurnServer {
   #delete(allocation: Allocation): void {
     if (this.#allocations.get(allocation.key) !== allocation) return;
     this.#allocations.delete(allocation.key);
+    this.#byRelayedPort.delete(allocation.relayed.port);
     this.#release(allocation.username);
     this.stats.allocations = this.#allocations.size;
     allocation.close();

@@ -1,0 +1,160 @@
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { StunServer } from '../../src/stun/server.js';
+import {
+  PeerAddressPolicy, TurnClient, TurnServer, connectTcpTransport, openUdpTransport, restCredentials, type TurnServerOptions,
+} from '../../src/turn/index.js';
+import { TurnError } from '../../src/errors.js';
+import type { TransportAddress } from '../../src/wire/index.js';
+
+/**
+ * natpunch's TURN server against natpunch's TURN client, on loopback: two clients relaying to
+ * each other through their own allocations (the shape peers use), the peer-address policy and
+ * the server's own address, quotas, credentials. (coturn's client against this server:
+ * interop-uclient.test.ts; this client against coturn: client.test.ts.)
+ */
+
+const USERS = new Map([['alice', 'wonderland'], ['bob', 'builder']]);
+const SECRET = 'a-rest-secret';
+
+async function server(t: TestContext, options: Partial<TurnServerOptions> = {}): Promise<{ turn: TurnServer; address: TransportAddress }> {
+  const turn = new TurnServer({
+    relayAddress: '127.0.0.1', realm: 'natpunch.test', users: USERS, secret: SECRET,
+    policy: new PeerAddressPolicy({ allow: ['127.0.0.0/8'], serverAddresses: ['127.0.0.1'] }), ...options,
+  });
+  const stun = await StunServer.listen({ address: '127.0.0.1', port: 0, shared: turn });
+  t.after(async () => {
+    await turn.close();
+    await stun.close();
+  });
+  return { turn, address: stun.addresses[0]! };
+}
+
+function client(t: TestContext, transport: Awaited<ReturnType<typeof openUdpTransport>> | Awaited<ReturnType<typeof connectTcpTransport>>): TurnClient {
+  const c = new TurnClient(transport);
+  t.after(() => c.close());
+  return c;
+}
+
+function nextData(c: TurnClient): Promise<[TransportAddress, Uint8Array]> {
+  return new Promise((resolve) => c.once('data', (peer, data) => resolve([peer, Uint8Array.prototype.slice.call(data)])));
+}
+
+test('two clients (UDP and TCP) relay to each other through their own allocations on one server, on channels and by Send', { timeout: 60_000 }, async (t) => {
+  const { turn, address } = await server(t);
+  const a = client(t, await openUdpTransport(address, { localAddress: '127.0.0.1' }));
+  const b = client(t, await connectTcpTransport(address, { localAddress: '127.0.0.1' }));
+  const ra = await a.allocate({ username: 'alice', password: 'wonderland' });
+  const rb = await b.allocate({ username: 'bob', password: 'builder' });
+  assert.equal(turn.allocations.size, 2);
+  // The relay IP is the server's own address (refused as a peer by the policy) but another live allocation on it is not.
+  await a.createPermission([rb.relayed.address]);
+  await b.createPermission([ra.relayed.address]);
+  // Send indication first, then a channel, each way; odd sizes cover TCP padding.
+  for (const useChannel of [false, true]) {
+    if (useChannel) {
+      await a.bindChannel(rb.relayed);
+      await b.bindChannel(ra.relayed);
+    }
+    for (const size of [1, 333, 1200]) {
+      const ab = randomBytes(size);
+      const got = nextData(b);
+      a.send(rb.relayed, ab);
+      const [from, data] = await got;
+      assert.deepEqual(from, ra.relayed);
+      assert.deepEqual(Buffer.from(data), ab);
+      const ba = randomBytes(size);
+      const back = nextData(a);
+      b.send(ra.relayed, ba);
+      assert.deepEqual(Buffer.from((await back)[1]), ba);
+    }
+  }
+  assert.ok(turn.stats.packetsRelayed >= 24);
+});
+
+test('a permission for the relay IP opens its live relayed ports only, never another service on the server', { timeout: 60_000 }, async (t) => {
+  const { turn, address } = await server(t);
+  const service = dgram.createSocket('udp4');
+  service.bind(0, '127.0.0.1');
+  await once(service, 'listening');
+  t.after(() => service.close());
+  let leaked = 0;
+  service.on('message', () => leaked++);
+  const a = client(t, await openUdpTransport(address, { localAddress: '127.0.0.1' }));
+  const b = client(t, await openUdpTransport(address, { localAddress: '127.0.0.1' }));
+  const ra = await a.allocate({ username: 'alice', password: 'wonderland' });
+  const rb = await b.allocate({ username: 'bob', password: 'builder' });
+  await a.createPermission([rb.relayed.address]); // 127.0.0.1: the permission now covers the IP
+  await b.createPermission([ra.relayed.address]);
+  const target = { family: 4 as const, address: '127.0.0.1', port: service.address().port };
+  await assert.rejects(a.bindChannel(target), (e: TurnError) => e.status === 403 && /own address/.test(e.reason));
+  const before = turn.stats.packetsDropped;
+  a.send(target, Buffer.from('to the database'));
+  // And a datagram that is allowed, after it: once it has arrived, the refused one would have too.
+  const got = nextData(b);
+  a.send(rb.relayed, Buffer.from('to the peer'));
+  await got;
+  assert.equal(leaked, 0);
+  assert.equal(turn.stats.packetsDropped, before + 1);
+});
+
+test('the default policy refuses internal peers with 403 naming the range; --relay-allow opens one', { timeout: 60_000 }, async (t) => {
+  const { address } = await server(t, { policy: new PeerAddressPolicy({ allow: ['10.1.0.0/16'], serverAddresses: ['127.0.0.1'] }) });
+  const a = client(t, await openUdpTransport(address, { localAddress: '127.0.0.1' }));
+  await a.allocate({ username: 'alice', password: 'wonderland' });
+  for (const [ip, name] of [['127.0.0.2', 'loopback'], ['10.0.0.1', 'private'], ['192.168.1.1', 'private'], ['100.64.0.1', 'CGNAT|shared'], ['169.254.1.1', 'link-local'],
+    ['0.0.0.0', 'unspecified|this network'], ['224.0.0.1', 'multicast'], ['255.255.255.255', 'broadcast|reserved']] as const) {
+    await assert.rejects(a.createPermission([ip]), (e: TurnError) => e.status === 403 && new RegExp(name, 'i').test(e.reason), `${ip} must be refused as ${name}`);
+  }
+  // The server's own address: a channel to it names a port, which is no live relayed port.
+  await assert.rejects(a.bindChannel({ family: 4, address: '127.0.0.1', port: 9 }), (e: TurnError) => e.status === 403 && /own address/.test(e.reason));
+  await a.createPermission(['10.1.2.3']); // opened by --relay-allow
+  await a.createPermission(['203.0.113.7']); // public (TEST-NET-3, the lab's "internet")
+  // All or nothing: one refused address in a request installs none of them (RFC 8656 §9.2).
+  await assert.rejects(a.createPermission(['203.0.113.8', '10.0.0.1']), (e: TurnError) => e.status === 403);
+});
+
+test('quotas: per user and in all → 486; a freed allocation gives its slot back', { timeout: 60_000 }, async (t) => {
+  const { address } = await server(t, { userQuota: 2, totalQuota: 3 });
+  const clients = await Promise.all([0, 1, 2, 3, 4].map(async () => client(t, await openUdpTransport(address, { localAddress: '127.0.0.1' }))));
+  await clients[0]!.allocate({ username: 'alice', password: 'wonderland' });
+  await clients[1]!.allocate({ username: 'alice', password: 'wonderland' });
+  await assert.rejects(clients[2]!.allocate({ username: 'alice', password: 'wonderland' }), (e: TurnError) => e.status === 486 && /username/.test(e.reason));
+  await clients[3]!.allocate({ username: 'bob', password: 'builder' });
+  await assert.rejects(clients[4]!.allocate({ username: 'bob', password: 'builder' }), (e: TurnError) => e.status === 486 && /maximum/.test(e.reason));
+  await clients[0]!.close();
+  await clients[2]!.allocate({ username: 'alice', password: 'wonderland' });
+});
+
+test('credentials: a wrong password, an unknown user and an expired REST username → 401; a fresh REST one works', { timeout: 60_000 }, async (t) => {
+  const { address } = await server(t);
+  const attempt = async (username: string, password: string): Promise<void> => {
+    const c = client(t, await openUdpTransport(address, { localAddress: '127.0.0.1' }));
+    await c.allocate({ username, password });
+  };
+  await assert.rejects(attempt('alice', 'not-it'), (e: TurnError) => e.status === 401);
+  await assert.rejects(attempt('mallory', 'anything'), (e: TurnError) => e.status === 401);
+  const expired = restCredentials(SECRET, 'peer', 60, Date.now() - 3600_000);
+  await assert.rejects(attempt(expired.username, expired.password), (e: TurnError) => e.status === 401);
+  const forged = restCredentials('another-secret', 'peer', 600);
+  await assert.rejects(attempt(forged.username, forged.password), (e: TurnError) => e.status === 401);
+  const fresh = restCredentials(SECRET, 'peer', 600);
+  await attempt(fresh.username, fresh.password);
+});
+
+test('a TCP client that disconnects takes its allocation with it (RFC 8656 §3.1)', { timeout: 60_000 }, async (t) => {
+  const { turn, address } = await server(t);
+  const transport = await connectTcpTransport(address, { localAddress: '127.0.0.1' });
+  const c = new TurnClient(transport);
+  await c.allocate({ username: 'alice', password: 'wonderland' });
+  assert.equal(turn.allocations.size, 1);
+  const gone = new Promise<void>((resolve) => {
+    const poll = setInterval(() => { if (turn.allocations.size === 0) { clearInterval(poll); resolve(); } }, 5);
+  });
+  transport.close();
+  await gone;
+  await c.close();
+});
