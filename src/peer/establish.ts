@@ -11,7 +11,10 @@ import { type Identity, normalizePeerId } from '../identity/index.js';
 import { formatAddress, type TransportAddress } from '../wire/index.js';
 import type { UdpMux } from '../punch/udp-mux.js';
 import { UdpCheckSession, type PunchResult } from '../punch/udp-checks.js';
-import { type CandidateType, candidateTypeOf, checkCandidates } from '../punch/candidate.js';
+import { type CandidateType, type SignalledCandidate, candidateTypeOf, checkCandidates } from '../punch/candidate.js';
+import type { RelayOffer } from '../rendezvous/messages.js';
+import type { TrickleCandidate, TrickledCandidates } from '../rendezvous/trickle.js';
+import { openRelayPath } from './relay.js';
 import { tcpSimultaneousOpen } from '../punch/tcp-simultaneous-open.js';
 import type { PunchInstruction } from '../rendezvous/client.js';
 import { PathHandshake } from '../path/handshake.js';
@@ -38,6 +41,12 @@ export interface EstablishContext {
   tcpMappingFor(signed: ReadonlySet<string>): { localPort: number; mapped: TransportAddress } | undefined;
   /** The stream's keepalive interval: the direct path crosses the same NAT as the STUN keepalive. */
   streamKeepaliveMs(): number | undefined;
+  /** The relays the rendezvous offered this peer (empty: none). */
+  relays(): readonly RelayOffer[];
+  /** Sends candidates found after the intent/accept to the session's other peer (signed, trickled). */
+  trickle(session: string, candidates: readonly TrickleCandidate[]): Promise<void>;
+  /** The other peer's trickled candidates for a session: those received so far, then each new batch. */
+  onCandidates(session: string, listener: (batch: TrickledCandidates) => void): () => void;
 }
 
 /** A connection just established, with what the peer releases once it has settled. */
@@ -63,7 +72,7 @@ export class Establisher {
    * completes, as a standby.
    */
   async establish(instruction: PunchInstruction, signal?: AbortSignal): Promise<Established> {
-    const plan = planPaths(instruction);
+    const plan = planPaths(instruction, this.#c.relays().length > 0);
     debug('session %s: transport %s, plan %o', instruction.session.slice(0, 8), instruction.transport, plan);
     const attempts: Attempt[] = [];
     // Every connection gets its share of the UDP socket, even one that starts on TCP: a re-punch
@@ -77,6 +86,7 @@ export class Establisher {
     const early = initiator && !plan.tcp ? (path: UdpRawPath): void => handshake.offer(path) : undefined;
     if (plan.udp) attempts.push(this.#udpAttempt(instruction, plan.udp, udp, checks, signal, early));
     if (plan.tcp) attempts.push(this.#tcpAttempt(instruction, plan.tcp, signal));
+    if (plan.relay) attempts.push(this.#relayAttempt(instruction, signal));
     if (attempts.length === 0) {
       throw new NatpunchError('ERR_TRANSPORT', `--transport ${instruction.transport}: no TCP technique: neither side is reachable over TCP, and ${instruction.localTcpCandidates.length ? 'the other peer' : 'this peer'} signed no TCP candidates to punch with`);
     }
@@ -145,6 +155,28 @@ export class Establisher {
     const ready = run(combined);
     ready.catch(() => undefined);
     return { kind, ready, abort: () => controller.abort() };
+  }
+
+  /**
+   * The relay: allocate, trickle our relayed address, meet the other peer's (peer/relay.ts). Both
+   * sides run it whenever it is planned, so each finds the other's address.
+   */
+  #relayAttempt(instruction: PunchInstruction, signal?: AbortSignal): Attempt {
+    return this.#attempt('relay', signal, async (combined) => {
+      const path = await openRelayPath({
+        offers: this.#c.relays(), session: instruction.session, signal: combined,
+        ...(this.#c.bindAddress ? { localAddress: this.#c.bindAddress } : {}),
+        announce: (relayed) => this.#c.trickle(instruction.session, [{ type: 'relay', transport: 'udp', address: relayed }]),
+        remoteRelays: (listener) => {
+          const isRelay = (c: SignalledCandidate): boolean => c.type === 'relay' && c.transport === 'udp';
+          for (const c of instruction.remoteCandidates) if (isRelay(c)) listener(c);
+          return this.#c.onCandidates(instruction.session, (batch) => {
+            for (const c of batch.candidates) if (isRelay(c)) listener(c);
+          });
+        },
+      });
+      return { kind: 'relay', path, close: () => path.close() };
+    });
   }
 
   /** TCP: simultaneous open from L, or reversal (dial the other peer's listener / wait for it on ours). */

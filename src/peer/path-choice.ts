@@ -38,10 +38,16 @@ export type TcpMode = 'simultaneous-open' | 'dial' | 'accept';
 export interface PathPlan {
   udp?: UdpMode;
   tcp?: TcpMode;
+  /** Allocate on a relay and meet the other peer's relayed address (peer/relay.ts). */
+  relay?: boolean;
 }
 
-/** The techniques to run for `instruction`, from the signed claims alone. */
-export function planPaths(instruction: PunchInstruction): PathPlan {
+/**
+ * The techniques to run for `instruction`, from the signed claims alone. `relays`: whether this
+ * peer was offered a relay (with 'auto' the relay runs beside the direct techniques, as the
+ * fallback the race takes only when nothing direct is ready: see `race`).
+ */
+export function planPaths(instruction: PunchInstruction, relays = false): PathPlan {
   const local = instruction.localReachable;
   const remote = instruction.remoteReachable;
   const udp: UdpMode = local.udp && !remote.udp ? 'answer' : remote.udp && !local.udp ? 'dial' : 'punch';
@@ -55,13 +61,17 @@ export function planPaths(instruction: PunchInstruction): PathPlan {
     case 'tcp':
       return tcp ? { tcp } : {};
     case 'auto':
-      return tcp ? { udp, tcp } : { udp };
+      return { udp, ...(tcp ? { tcp } : {}), ...(relays ? { relay: true } : {}) };
+    case 'relay':
+      return { relay: true };
   }
 }
 
 /** A path one technique produced: frames both ways, not yet secured (src/path). */
+export type AttemptKind = 'udp' | 'tcp' | 'relay';
+
 export interface ReadyPath {
-  kind: 'udp' | 'tcp';
+  kind: AttemptKind;
   path: RawPath;
   /** Releases everything the attempt holds (for a loser nobody wants, or when the handshake fails). */
   close(): void;
@@ -69,7 +79,7 @@ export interface ReadyPath {
 
 /** One technique in flight. `abort` cancels it; a path it already produced is closed by the race. */
 export interface Attempt {
-  kind: 'udp' | 'tcp';
+  kind: AttemptKind;
   ready: Promise<ReadyPath>;
   abort(): void;
 }
@@ -84,9 +94,15 @@ export interface RaceOptions {
   onLatePath?: (path: ReadyPath) => void;
 }
 
+/** Preference among ready paths: UDP, then TCP, then the relay. */
+const RANK: Record<AttemptKind, number> = { udp: 0, tcp: 1, relay: 2 };
+
 /**
  * Runs the race described above. `graceMs` is AUTO_UDP_GRACE_MS for the controlling side and 0
  * for the controlled side (whose attempts resolve only when the controlling side's bytes came).
+ * UDP wins as soon as it is ready. A TCP or relay path that is ready first is held for `graceMs`
+ * while the attempts it would beat go on (UDP for TCP; UDP and TCP for the relay), then the best
+ * held path wins; the others become late paths.
  * @throws the only attempt's error, or ERR_TRANSPORT naming each attempt's failure
  */
 export function race(attempts: Attempt[], graceMs: number, options: RaceOptions = {}): Promise<ReadyPath> {
@@ -96,8 +112,9 @@ export function race(attempts: Attempt[], graceMs: number, options: RaceOptions 
     const failures = new Map<string, Error>();
     let done = false;
     let winnerChosen = false;
-    let held: { attempt: Attempt; path: ReadyPath } | undefined;
+    const held: Array<{ attempt: Attempt; path: ReadyPath }> = [];
     let graceTimer: NodeJS.Timeout | undefined;
+    const best = (): { attempt: Attempt; path: ReadyPath } | undefined => [...held].sort((a, b) => RANK[a.attempt.kind] - RANK[b.attempt.kind])[0];
     const settle = (winner: { attempt: Attempt; path: ReadyPath } | undefined, error?: Error): void => {
       if (done) return;
       done = true;
@@ -105,9 +122,10 @@ export function race(attempts: Attempt[], graceMs: number, options: RaceOptions 
       clearTimeout(graceTimer);
       signal?.removeEventListener('abort', onAbort);
       if (!(winner && onLatePath)) for (const attempt of attempts) if (attempt !== winner?.attempt) attempt.abort();
-      if (held && held !== winner) {
-        if (winner && onLatePath) onLatePath(held.path);
-        else held.path.close();
+      for (const other of held) {
+        if (other === winner) continue;
+        if (winner && onLatePath) onLatePath(other.path);
+        else other.path.close();
       }
       if (winner) resolve(winner.path);
       else reject(error);
@@ -115,17 +133,21 @@ export function race(attempts: Attempt[], graceMs: number, options: RaceOptions 
     const onAbort = (): void => settle(undefined, new AbortedError('connecting aborted', { cause: signal?.reason }));
     if (signal?.aborted) return onAbort();
     signal?.addEventListener('abort', onAbort, { once: true });
-    const pending = (): Attempt[] => attempts.filter((a) => !failures.has(a.kind) && a !== held?.attempt);
+    /** Attempts still running that would beat the best held path. */
+    const better = (): Attempt[] => {
+      const top = best();
+      return attempts.filter((a) => !failures.has(a.kind) && !held.some((h) => h.attempt === a) && (!top || RANK[a.kind] < RANK[top.attempt.kind]));
+    };
     for (const attempt of attempts) {
       attempt.ready.then((path) => {
         if (done) return onLatePath && winnerChosen ? onLatePath(path) : path.close();
-        if (attempt.kind === 'udp' || graceMs <= 0 || pending().length === 0) return settle({ attempt, path });
-        held = { attempt, path };
-        graceTimer = setTimeout(() => settle(held), graceMs);
+        held.push({ attempt, path });
+        if (attempt.kind === 'udp' || graceMs <= 0 || better().length === 0) return settle(best());
+        graceTimer ??= setTimeout(() => settle(best()), graceMs);
       }, (error: Error) => {
         if (done) return;
         failures.set(attempt.kind, error);
-        if (held && pending().length === 0) return settle(held);
+        if (held.length > 0 && better().length === 0) return settle(best());
         if (failures.size === attempts.length) {
           settle(undefined, noDirectPath(failures));
         }
@@ -137,5 +159,5 @@ export function race(attempts: Attempt[], graceMs: number, options: RaceOptions 
 /** The error when every technique failed, naming each one's failure. */
 export function noDirectPath(failures: ReadonlyMap<string, Error>): NatpunchError {
   return new NatpunchError('ERR_TRANSPORT',
-    `no direct path: ${[...failures].map(([kind, e]) => `${kind.toUpperCase()}: ${e.message}`).join('; ')}`, { cause: failures.get('udp') ?? failures.values().next().value });
+    `no ${failures.has('relay') ? 'path' : 'direct path'}: ${[...failures].map(([kind, e]) => `${kind.toUpperCase()}: ${e.message}`).join('; ')}`, { cause: failures.get('udp') ?? failures.values().next().value });
 }

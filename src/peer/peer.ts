@@ -65,8 +65,8 @@ export interface ConnectOptions {
   signal?: AbortSignal;
   /**
    * 'udp' or 'tcp' forces one transport (punching, or connection reversal when exactly one side
-   * is directly reachable); 'auto' (default) races both and prefers UDP (see path-choice.ts);
-   * 'relay' is not available yet.
+   * is directly reachable); 'auto' (default) races both and prefers UDP, with the relay as the
+   * fallback when the server offers one (see path-choice.ts); 'relay' uses the relay only.
    */
   transport?: 'auto' | 'udp' | 'tcp' | 'relay';
 }
@@ -149,6 +149,9 @@ export class Peer extends EventEmitter {
           ?? (kept?.alive ? kept : undefined);
       },
       streamKeepaliveMs: () => this.#udpKeepalive?.streamKeepaliveMs(STREAM_KEEPALIVE_MS),
+      relays: () => rendezvous.relays,
+      trickle: (session, candidates) => rendezvous.trickle(session, candidates),
+      onCandidates: (session, listener) => rendezvous.onCandidates(session, listener),
     });
     this.#recovery = new Recovery({ rendezvous, mux, closing: this.#closing.signal, events: this });
     rendezvous.on('punch', (instruction: PunchInstruction) => {
@@ -387,8 +390,8 @@ export class Peer extends EventEmitter {
   async connect(peerId: string, options: ConnectOptions = {}): Promise<Connection> {
     if (this.#closed) throw new NatpunchError('ERR_TRANSPORT', 'peer is closed');
     const transport = options.transport ?? 'auto';
-    if (transport === 'relay') {
-      throw new NatpunchError('ERR_TRANSPORT', `--transport ${transport} is not available yet; use udp, tcp or auto`);
+    if (transport === 'relay' && this.#rendezvous.relays.length === 0) {
+      throw new NatpunchError('ERR_TRANSPORT', '--transport relay: the rendezvous server offered no relay (natpunch serve runs one unless started with --no-relay)');
     }
     if (transport === 'tcp' && !this.#tcp) {
       throw new NatpunchError('ERR_TRANSPORT', '--transport tcp: this peer has no TCP mapping: STUN over TCP to the rendezvous server\'s STUN endpoint failed');

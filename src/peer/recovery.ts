@@ -43,7 +43,7 @@ interface LiveConnection {
   peer: string;
   role: 'controlling' | 'controlled';
   /** What the intent asked for: 'udp' and 'tcp' are kept to (no re-punch adds the other). */
-  transport: 'auto' | 'udp' | 'tcp';
+  transport: 'auto' | 'udp' | 'tcp' | 'relay';
   resume: string;
   recovering: boolean;
   /** Check sessions of re-punches, closed with the connection. */
@@ -78,7 +78,7 @@ export class Recovery {
       for (const check of live.repunches) check.close();
     });
     // Re-punching finds UDP paths: not for a connection forced onto TCP.
-    if (live.transport === 'tcp') return;
+    if (live.transport === 'tcp' || live.transport === 'relay') return;
     manager.on('stale', () => void this.#recover(live));
     if (live.transport === 'auto' && live.role === 'controlling' && manager.active.path !== 'direct-udp') void this.#upgrade(live);
   }

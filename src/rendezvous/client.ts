@@ -25,7 +25,7 @@ import {
 import { RendezvousError, RendezvousProtocolError, RendezvousVerifyError } from './errors.js';
 import {
   type AcceptBody, type AckMessage, type Capability, type ChallengeMessage, type UpdatedMessage, type HelloMessage, type Reachability,
-  type ReachableTransport, type IncomingMessage, type IntentBody, type MessageLimits, type PunchMessage, type RegisteredMessage, type Role,
+  type ReachableTransport, type IncomingMessage, type IntentBody, type MessageLimits, type PunchMessage, type RegisteredMessage, type RelayOffer, type Role,
   type ClientMessage, type ErrorMessage, type ParsedMessage, type Signed, CAPABILITIES, DEFAULT_MESSAGE_LIMITS, MAX_INTENT_LIFETIME_MS,
   SERVER_MESSAGE_TYPES, SUPPORTED_VERSIONS, candidateRecord, classify, encodeMessage, endpoint, fromCandidateRecord, knownCapabilities,
   parseMessage, toCandidateRecord, unmappedIp, validateAcceptBody, validateIntentBody,
@@ -39,7 +39,11 @@ import {
 
 const debug = debuglog('natpunch:rendezvous');
 
-export type Transport = 'udp' | 'tcp' | 'auto';
+/**
+ * What the initiator asks for: 'udp' or 'tcp' (punching or reversal on that transport), 'auto'
+ * (race them, the relay as a fallback when both peers have one), 'relay' (the relay only).
+ */
+export type Transport = 'udp' | 'tcp' | 'auto' | 'relay';
 
 /** What a peer signs about its own reachability into intents and accepts. */
 export interface SignedReachability {
@@ -242,6 +246,7 @@ export class RendezvousClient extends EventEmitter {
   #stunServer: TransportAddress | null = null;
   #helloStun: TransportAddress[] = [];
   #reachable: Reachability | null = null;
+  #relays: RelayOffer[] = [];
   /** Incoming intents waiting on the accept policy: they count against maxPendingIncoming too. */
   #deciding = 0;
   #remoteAddress: string | undefined;
@@ -319,6 +324,11 @@ export class RendezvousClient extends EventEmitter {
     return this.#reachable;
   }
 
+  /** The TURN relays (with credentials minted for this peer) from `registered`; empty when none. */
+  get relays(): readonly RelayOffer[] {
+    return this.#relays;
+  }
+
   get #clockTolerance(): number {
     return this.#options.clockToleranceMs ?? 30_000;
   }
@@ -352,7 +362,7 @@ export class RendezvousClient extends EventEmitter {
       from: this.peerId, to, nonce: this.#randomToken(), expires: this.#now() + timeoutMs, candidates: candidates.map(toCandidateRecord), session,
     };
     // Optional fields only when used.
-    if (options.transport === 'tcp' || options.transport === 'auto') body.transport = options.transport;
+    if (options.transport === 'tcp' || options.transport === 'auto' || options.transport === 'relay') body.transport = options.transport;
     if (options.resume !== undefined) body.resume = options.resume;
     const own = this.#ownReachability();
     if (own.reachable.length) body.reachable = own.reachable;
@@ -598,6 +608,7 @@ export class RendezvousClient extends EventEmitter {
       // Only what both asked for: a server cannot switch on a capability this client did not want.
       this.#capabilities = knownCapabilities(registered.capabilities).filter((c) => capabilities.includes(c));
       this.#reachable = registered.reachable ?? null;
+      this.#relays = registered.relays ?? [];
     } finally {
       clearTimeout(timer);
       this.#options.signal?.removeEventListener('abort', onAbort);

@@ -112,7 +112,7 @@ export interface IntentBody {
    * The transport the initiator asks for: 'tcp' (simultaneous open or reversal), 'auto' (race
    * UDP and TCP, see docs/rendezvous-protocol.md); absent means UDP.
    */
-  transport?: 'udp' | 'tcp' | 'auto';
+  transport?: 'udp' | 'tcp' | 'auto' | 'relay';
   /**
    * The transports over which the initiator is directly reachable (it saw the server's dial-back
    * and the server confirmed it). The other side then dials instead of punching: connection
@@ -533,7 +533,7 @@ function buildSchemas(limits: MessageLimits): Schemas {
     updateBody: object<UpdateBody>({ peerId, nonce, srflx: unicast }),
     intentBody: object<IntentBody>({
       from: peerId, to: peerId, nonce, expires: timestamp, candidates, session: sessionId,
-      transport: optional(literal('udp', 'tcp', 'auto')), reachable: optional(reachable), tcpListen: optional(endpoints),
+      transport: optional(literal('udp', 'tcp', 'auto', 'relay')), reachable: optional(reachable), tcpListen: optional(endpoints),
       resume: optional(base64(16)), capabilities: optional(capabilities),
     }),
     acceptBody: object<AcceptBody>({

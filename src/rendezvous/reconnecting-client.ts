@@ -21,7 +21,7 @@ import { AbortedError, NatpunchError } from '../errors.js';
 import type { TransportAddress } from '../wire/index.js';
 import { type ConnectOptions, type PunchInstruction, type RendezvousClientOptions, type TrickleOptions, RendezvousClient } from './client.js';
 import { RendezvousError, type RendezvousErrorReason, type RendezvousVerifyError } from './errors.js';
-import type { Reachability } from './messages.js';
+import type { Reachability, RelayOffer } from './messages.js';
 import { ReplayCache } from './replay-cache.js';
 import type { TrickleCandidate, TrickledCandidates } from './trickle.js';
 
@@ -137,6 +137,7 @@ export class ReconnectingRendezvousClient extends EventEmitter {
   /** Aborted by close(): ends a registration attempt in flight. */
   readonly #closing = new AbortController();
   #client: RendezvousClient | undefined;
+  #lastRelays: readonly RelayOffer[] = [];
   /** The last registration's results, kept while disconnected. */
   #last: LastRegistration;
   #registeredAt: number;
@@ -192,6 +193,12 @@ export class ReconnectingRendezvousClient extends EventEmitter {
   }
 
   /** The dial-back result of the live registration; null while disconnected (nobody dials a peer that is not registered). */
+  /** The relays the current registration was offered (the last one's while reconnecting). */
+  get relays(): readonly RelayOffer[] {
+    if (this.#client) this.#lastRelays = this.#client.relays;
+    return this.#lastRelays;
+  }
+
   get serverReachability(): Reachability | null {
     return this.#client?.serverReachability ?? null;
   }
