@@ -137,7 +137,8 @@ test('the requested transport and capabilities are optional signed fields; unkno
   assert.deepEqual(knownCapabilities(validateIntentBody(tcp).capabilities), ['trickle']);
   assert.deepEqual(knownCapabilities(undefined), []);
   assert.deepEqual(validateIntentBody(body), body, 'an intent without them stays valid');
-  assert.throws(() => validateIntentBody({ ...body, transport: 'relay' }), protocolError('invalid', /^intent\.body\.transport: expected/));
+  assert.equal(validateIntentBody({ ...body, transport: 'relay' }).transport, 'relay', 'a connection may ask for the relay');
+  assert.throws(() => validateIntentBody({ ...body, transport: 'carrier-pigeon' }), protocolError('invalid', /^intent\.body\.transport: expected/));
   assert.throws(() => validateIntentBody({ ...body, capabilities: ['x'.repeat(33)] }), protocolError('invalid', /^intent\.body\.capabilities\[0\]: expected a capability name of 1-32 characters/));
   const accept = { session: token, intentHash: Buffer.alloc(32).toString('base64'), candidates: [], nonce: token, capabilities: [] };
   assert.deepEqual(validateAcceptBody(accept), accept);
