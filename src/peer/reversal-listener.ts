@@ -16,6 +16,7 @@ import net from 'node:net';
 import { createHash } from 'node:crypto';
 import { debuglog } from 'node:util';
 import { setTimeout as delay } from 'node:timers/promises';
+import { deadline } from '../deadline.js';
 import { AbortedError, NatpunchError } from '../errors.js';
 import { DIAL_BACK_MAGIC, DIAL_BACK_OK, PREAMBLE_LENGTH, REVERSAL_MAGIC } from '../rendezvous/dial-back.js';
 import { type TransportAddress, formatAddress } from '../wire/index.js';
@@ -187,8 +188,8 @@ export async function dialReversal(options: DialReversalOptions): Promise<{ sock
     throw new AbortedError('TCP reversal aborted', { cause: signal?.reason });
   }
   const stop = new AbortController();
-  const deadline = AbortSignal.timeout(budgetMs);
-  const combined = AbortSignal.any([stop.signal, deadline, ...(signal ? [signal] : [])]);
+  const limit = deadline(budgetMs, stop.signal, signal);
+  const combined = limit.signal;
   const sockets: net.Socket[] = [];
   const connectTo = (remote: TransportAddress): Promise<{ socket: net.Socket; remote: TransportAddress }> => new Promise((resolve, reject) => {
     const socket = net.connect({ host: remote.address, port: remote.port, localAddress: options.localAddress, family: remote.family, allowHalfOpen: true });

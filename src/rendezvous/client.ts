@@ -12,6 +12,7 @@
 import type { Socket as UdpSocket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { randomBytes as cryptoRandomBytes } from 'node:crypto';
+import { deadline } from '../deadline.js';
 import { debuglog } from 'node:util';
 import { WebSocket, type RawData } from 'ws';
 import { AbortedError, NatpunchError, UsageError } from '../errors.js';
@@ -412,16 +413,18 @@ export class RendezvousClient extends EventEmitter {
     if (this.#closed) throw new RendezvousError('closed', 'rendezvous trickle: the client is closed');
     const signed = this.#trickles.sign(this.#options.identity, session, candidates, options.end ?? false);
     const timeoutMs = options.timeoutMs ?? this.#options.timeoutMs ?? 10_000;
-    const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), ...(options.signal ? [options.signal] : [])]);
-    const request = this.#requests.issue<AckMessage>('ack', signal);
+    const limit = deadline(timeoutMs, options.signal);
+    const request = this.#requests.issue<AckMessage>('ack', limit.signal);
     this.#send({ type: 'trickle', id: request.id, session, signed });
     try {
       await request.answer;
     } catch (error) {
-      if (signal.aborted && !options.signal?.aborted) {
+      if (limit.signal.aborted && !options.signal?.aborted) {
         throw new RendezvousError('timeout', `rendezvous trickle: no answer from the server within ${timeoutMs} ms`, { ref: session, cause: error });
       }
       throw error;
+    } finally {
+      limit.clear();
     }
   }
 
@@ -453,7 +456,8 @@ export class RendezvousClient extends EventEmitter {
     const server = this.#stunServer ?? this.#helloStun[0];
     if (!server) throw new RendezvousError('srflx-unproven', 'rendezvous update: the server named no STUN endpoint for this address family');
     const timeoutMs = options.timeoutMs ?? this.#options.timeoutMs ?? 10_000;
-    const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), ...(options.signal ? [options.signal] : [])]);
+    const limit = deadline(timeoutMs, options.signal);
+    const { signal } = limit;
     try {
       const challenge = await this.#request<ChallengeMessage>({ type: 'refresh' }, 'challenge', signal);
       const stun = this.#options.stunClient ?? new StunUdpClient(this.#options.udpSocket);
@@ -480,6 +484,8 @@ export class RendezvousClient extends EventEmitter {
         throw new RendezvousError('timeout', `rendezvous update: not done within ${timeoutMs} ms`, { cause: error });
       }
       throw error;
+    } finally {
+      limit.clear();
     }
   }
 
