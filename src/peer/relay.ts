@@ -9,6 +9,7 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { debuglog } from 'node:util';
+import { deadline } from '../deadline.js';
 import { AbortedError, NatpunchError } from '../errors.js';
 import type { SignalledCandidate } from '../punch/candidate.js';
 import type { RelayOffer } from '../rendezvous/messages.js';
@@ -24,6 +25,12 @@ const debug = debuglog('natpunch:relay');
  * (RFC 8489 §6.2.1: 0 and 500 ms) and their answers on any network a relay is any good on.
  */
 export const RELAY_UDP_TIMEOUT_MS = 1_500;
+/**
+ * How long a TCP or TLS connection and its Allocate may take: a firewall that drops SYNs would
+ * otherwise hold the attempt for the kernel's whole SYN retry budget (about two minutes).
+ * Three SYN transmissions (RFC 6298 §2: 1 s, then 2 s) and a TLS handshake fit in it.
+ */
+export const RELAY_STREAM_TIMEOUT_MS = 5_000;
 /** How long to wait for the other peer's relayed address once ours is sent (its Allocate, plus the trickle). */
 export const RELAY_CANDIDATE_TIMEOUT_MS = 10_000;
 
@@ -59,6 +66,7 @@ export interface OpenedRelay {
  */
 export async function allocateRelay(offers: readonly RelayOffer[], options: { signal?: AbortSignal; localAddress?: string } = {}): Promise<OpenedRelay> {
   const failures: string[] = [];
+  debug('allocating: %d offer(s): %s', offers.length, offers.map((o) => o.urls.join(' ')).join('; '));
   for (const offer of offers) {
     const urls = offer.urls.map(parseTurnUrl).filter((u): u is RelayUrl => u !== undefined);
     const order = [...urls.filter((u) => !u.secure && u.transport === 'udp'), ...urls.filter((u) => !u.secure && u.transport === 'tcp'), ...urls.filter((u) => u.secure)];
@@ -67,9 +75,11 @@ export async function allocateRelay(offers: readonly RelayOffer[], options: { si
       const technique = url.secure ? 'turn-tls' : url.transport === 'udp' ? 'turn-udp' : 'turn-tcp';
       const where = `${url.secure ? 'turns' : 'turn'}:${url.host}:${url.port} over ${technique.slice(5).toUpperCase()}`;
       let client: TurnClient | undefined;
+      const budgetMs = url.transport === 'udp' ? RELAY_UDP_TIMEOUT_MS : RELAY_STREAM_TIMEOUT_MS;
+      const limit = deadline(budgetMs, options.signal);
+      const attempt = limit.signal;
       try {
         const server = await resolve(url.host, url.port);
-        const attempt = AbortSignal.any([...(options.signal ? [options.signal] : []), ...(url.transport === 'udp' ? [AbortSignal.timeout(RELAY_UDP_TIMEOUT_MS)] : [])]);
         const transport = url.transport === 'udp' ? await openUdpTransport(server, { localAddress: options.localAddress })
           : url.secure ? await connectTlsTransport(server, { signal: attempt, localAddress: options.localAddress, tls: { servername: isIP(url.host) ? undefined : url.host, rejectUnauthorized: false } })
             : await connectTcpTransport(server, { signal: attempt, localAddress: options.localAddress });
@@ -81,9 +91,11 @@ export async function allocateRelay(offers: readonly RelayOffer[], options: { si
         void client?.close().catch(() => undefined);
         if (options.signal?.aborted) throw new AbortedError('relay allocation aborted', { cause: options.signal.reason });
         const reason = (error as Error).name === 'AbortError' || (error as Error).name === 'TimeoutError' || (error as { code?: string }).code === 'ERR_ABORTED'
-          ? `no answer within ${RELAY_UDP_TIMEOUT_MS} ms` : (error as Error).message;
+          ? `no answer within ${budgetMs} ms` : (error as Error).message;
         debug('relay %s: %s', where, reason);
         failures.push(`${where}: ${reason}`);
+      } finally {
+        limit.clear();
       }
     }
   }
@@ -118,14 +130,21 @@ export async function openRelayPath(options: RelayPathOptions): Promise<RelayRaw
     const remote = await new Promise<TransportAddress>((resolve, reject) => {
       const timer = setTimeout(() => done(new NatpunchError('ERR_TRANSPORT', `relay: the other peer sent no relayed address within ${RELAY_CANDIDATE_TIMEOUT_MS} ms of ours (it may have no relay: an older natpunch, or a server with --no-relay)`)), RELAY_CANDIDATE_TIMEOUT_MS);
       const onAbort = (): void => done(new AbortedError('relay aborted', { cause: signal.reason }));
-      const stop = options.remoteRelays((candidate) => done(undefined, candidate.address));
+      // remoteRelays() replays candidates already signed synchronously, so done() may run
+      // before it returns the unsubscribe function: remember that and unsubscribe after.
+      let settled = false;
+      let stop: (() => void) | undefined;
       function done(error?: Error, address?: TransportAddress): void {
+        if (settled) return;
+        settled = true;
         clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);
-        queueMicrotask(stop);
+        stop?.();
         if (error) reject(error);
         else resolve(address!);
       }
+      stop = options.remoteRelays((candidate) => done(undefined, candidate.address));
+      if (settled) return stop();
       if (signal.aborted) return onAbort();
       signal.addEventListener('abort', onAbort, { once: true });
     });
