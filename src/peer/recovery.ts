@@ -9,6 +9,7 @@
 import type { EventEmitter } from 'node:events';
 import { debuglog } from 'node:util';
 import { normalizePeerId } from '../identity/index.js';
+import { deadline } from '../deadline.js';
 import { formatAddress } from '../wire/index.js';
 import type { UdpMux } from '../punch/udp-mux.js';
 import { UdpCheckSession } from '../punch/udp-checks.js';
@@ -46,6 +47,8 @@ interface LiveConnection {
   transport: 'auto' | 'udp' | 'tcp' | 'relay';
   resume: string;
   recovering: boolean;
+  /** The upgrade loop (looking for a UDP path while on TCP or the relay) is running. */
+  upgrading: boolean;
   /** Check sessions of re-punches, closed with the connection. */
   repunches: Set<UdpCheckSession>;
 }
@@ -70,7 +73,7 @@ export class Recovery {
   track(connection: Connection, manager: PathManager, udp: UdpEndpoint, instruction: PunchInstruction): void {
     const live: LiveConnection = {
       connection, manager, udp, peer: normalizePeerId(instruction.peer), role: instruction.role, transport: instruction.transport,
-      resume: resumeTag(connection.session), recovering: false, repunches: new Set(),
+      resume: resumeTag(connection.session), recovering: false, upgrading: false, repunches: new Set(),
     };
     this.#connections.set(live.resume, live);
     connection.once('close', () => {
@@ -80,7 +83,12 @@ export class Recovery {
     // Re-punching finds UDP paths: not for a connection forced onto TCP.
     if (live.transport === 'tcp' || live.transport === 'relay') return;
     manager.on('stale', () => void this.#recover(live));
-    if (live.transport === 'auto' && live.role === 'controlling' && manager.active.path !== 'direct-udp') void this.#upgrade(live);
+    if (live.transport === 'auto' && live.role === 'controlling') {
+      // Started on TCP or the relay, or failed over to one since: look for UDP again.
+      const indirect = (): void => { if (manager.active.path !== 'direct-udp') void this.#upgrade(live); };
+      indirect();
+      manager.on('path', indirect);
+    }
   }
 
   /**
@@ -112,9 +120,10 @@ export class Recovery {
         if (srflx !== before) this.#events.emit('srflx', srflx);
         if (!stillStale()) break;
         if (live.role === 'controlling') {
-          const signal = AbortSignal.any([this.#closing, AbortSignal.timeout(RECOVER_PUNCH_TIMEOUT_MS)]);
-          const instruction = await this.#rendezvous.connect(live.peer, { transport: 'udp', resume: live.resume, signal })
-            .catch((error: Error) => { debug('recover: no re-punch intent: %s', error.message); return undefined; });
+          const limit = deadline(RECOVER_PUNCH_TIMEOUT_MS, this.#closing);
+          const instruction = await this.#rendezvous.connect(live.peer, { transport: 'udp', resume: live.resume, signal: limit.signal })
+            .catch((error: Error) => { debug('recover: no re-punch intent: %s', error.message); return undefined; })
+            .finally(limit.clear);
           if (instruction) await this.#repunch(live, instruction, srflx !== before ? 'network-change' : undefined);
         }
         if (!stillStale()) break;
@@ -133,6 +142,16 @@ export class Recovery {
    * to UPGRADE_MAX_MS.
    */
   async #upgrade(live: LiveConnection): Promise<void> {
+    if (live.upgrading) return;
+    live.upgrading = true;
+    try {
+      await this.#upgradeLoop(live);
+    } finally {
+      live.upgrading = false;
+    }
+  }
+
+  async #upgradeLoop(live: LiveConnection): Promise<void> {
     const { manager, connection } = live;
     const wanted = (): boolean => manager.active.path !== 'direct-udp' && !connection.destroyed && !this.#closing.aborted;
     for (let attempt = 0; wanted(); attempt++) {
@@ -141,9 +160,10 @@ export class Recovery {
       debug('connection to %s on %s: looking for a UDP path (attempt %d)', live.peer, manager.active.path, attempt + 1);
       // Where UDP was blocked at registration there is no server-reflexive address yet.
       await this.#rendezvous.updateSrflx({ signal: this.#closing }).catch((error: Error) => debug('upgrade: srflx: %s', error.message));
-      const signal = AbortSignal.any([this.#closing, AbortSignal.timeout(RECOVER_PUNCH_TIMEOUT_MS)]);
-      const instruction = await this.#rendezvous.connect(live.peer, { transport: 'udp', resume: live.resume, signal })
-        .catch((error: Error) => { debug('upgrade: no re-punch intent: %s', error.message); return undefined; });
+      const limit = deadline(RECOVER_PUNCH_TIMEOUT_MS, this.#closing);
+      const instruction = await this.#rendezvous.connect(live.peer, { transport: 'udp', resume: live.resume, signal: limit.signal })
+        .catch((error: Error) => { debug('upgrade: no re-punch intent: %s', error.message); return undefined; })
+        .finally(limit.clear);
       if (instruction) await this.#repunch(live, instruction);
     }
   }
