@@ -111,6 +111,12 @@ export interface Lab {
   readonly routers: Record<string, Router>;
   /** The core router namespace between the server and every router's WAN. */
   readonly internet: { netns: string };
+  /**
+   * Cuts (or restores) the core between two routers' WAN addresses, both ways, leaving their
+   * traffic to the server alone: a direct path between peers behind them dies, a relay through
+   * the server does not.
+   */
+  cut(a: string, b: string, cut: boolean): Promise<void>;
   /** What was built, for printing and for `natpunch lab status`. */
   describe(): LabDescription;
   /** Kill spawned processes and delete every namespace of this prefix. Idempotent. */
@@ -129,6 +135,8 @@ export interface LabDescription {
 const REBOOT_TABLE = 'natlab_reboot';
 /** The table that blocks forwarded UDP (Router.blockUdp). */
 const BLOCK_TABLE = 'natlab_block';
+/** The core's table that cuts two routers apart (Lab.cut). */
+const CUT_TABLE = 'natlab_cut';
 const REQUIRED_COMMANDS = ['ip', 'nft', 'conntrack', 'sysctl'] as const;
 let supportCache: { ok: true } | { ok: false; reason: string } | undefined;
 let labCounter = 0;
@@ -319,6 +327,16 @@ class RunningLab implements Lab {
 
   describe(): LabDescription {
     return describePlan(this.#plan);
+  }
+
+  async cut(a: string, b: string, cut: boolean): Promise<void> {
+    const [x, y] = [this.routers[a], this.routers[b]];
+    if (!x || !y) throw new LabError(`lab ${this.prefix}: cut ${a} ${b}: no such router (there are ${Object.keys(this.routers).join(', ')})`);
+    const table = `${CUT_TABLE}_${a}_${b}`.replace(/[^A-Za-z0-9_]/g, '_');
+    const ruleset = cut
+      ? `table ip ${table} {\n  chain forward { type filter hook forward priority -300; policy accept;\n    ip saddr ${x.wanAddress} ip daddr ${y.wanAddress} drop\n    ip saddr ${y.wanAddress} ip daddr ${x.wanAddress} drop\n  }\n}\n`
+      : `delete table ip ${table}\n`;
+    await mustRun(this.#processes, `lab ${this.prefix} core: ${cut ? 'cut' : 'restore'} ${a} <-> ${b}`, inNetns(this.internet.netns, ['nft', '-f', '-']), { input: ruleset });
   }
 
   down(): Promise<void> {

@@ -6,74 +6,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { withLab, type Lab } from '../../src/lab/index.js';
-import { skipUnlessLab } from '../support/lab.js';
-import { CLI } from '../support/cli.js';
-import { SERVER_URL, startServe } from '../support/peers.js';
-import { PACED_STREAM, pacedBytes, type SinkReport } from '../support/paced-stream.js';
-import { type EventChild, type JsonEvent, eventChild } from '../support/json-events.js';
-
-const BYTES = 16 << 20;
-const SECONDS = 10;
-/** The longest stall a user may see while the network changes. */
-const MAX_GAP_MS = 2_000;
-type LabOptions = Parameters<typeof withLab>[0];
-
-interface PacedRun {
-  listener: EventChild;
-  connector: EventChild;
-  /** Resolves when both have exited 0 with every byte intact; returns the sinks' reports. */
-  finished(): Promise<{ listener: SinkReport; connector: SinkReport }>;
-}
-
-/** listen in b1 and connect from a1, each piping a paced source through natpunch into a measuring sink. */
-async function pacedTransfer(lab: Lab, dir: string, connectArgs = '', seconds = SECONDS): Promise<PacedRun> {
-  const node = process.execPath;
-  const side = (who: 'l' | 'c', seed: number, command: string): string =>
-    `"${node}" "${PACED_STREAM}" source ${BYTES} ${seconds} ${seed} | ${command} | "${node}" "${PACED_STREAM}" sink ${join(dir, `sink-${who}.json`)}`;
-  const listener = eventChild(lab.hosts['b1']!.spawn(['sh', '-c',
-    side('l', 1, `"${node}" "${CLI}" listen --server ${SERVER_URL} --key ${join(dir, 'key-l')} --once --json`)]), 'listen');
-  const id = String((await listener.until((e) => e['event'] === 'ready', 'ready'))['id']);
-  const connector = eventChild(lab.hosts['a1']!.spawn(['sh', '-c',
-    side('c', 2, `"${node}" "${CLI}" connect ${id} --server ${SERVER_URL} --key ${join(dir, 'key-c')} --json ${connectArgs}`)]), 'connect');
-  await Promise.all([connector.until((e) => e['event'] === 'connected', 'connected'), listener.until((e) => e['event'] === 'connected', 'connected')]);
-  return {
-    listener, connector,
-    finished: async () => {
-      const [lc, cc] = await Promise.all([listener.exited(120_000), connector.exited(120_000)]);
-      assert.equal(cc, 0, `connect did not exit 0; its stderr:\n${connector.stderr()}`);
-      assert.equal(lc, 0, `listen did not exit 0; its stderr:\n${listener.stderr()}`);
-      const report = async (who: string): Promise<SinkReport> => JSON.parse(await readFile(join(dir, `sink-${who}.json`), 'utf8')) as SinkReport;
-      const [l, c] = [await report('l'), await report('c')];
-      const digest = (seed: number): string => createHash('sha256').update(pacedBytes(BYTES, seed)).digest('hex');
-      assert.equal(l.bytes, BYTES, 'bytes the listener received');
-      assert.equal(l.sha256, digest(2), 'connector -> listener bytes differ');
-      assert.equal(c.bytes, BYTES, 'bytes the connector received');
-      assert.equal(c.sha256, digest(1), 'listener -> connector bytes differ');
-      return { listener: l, connector: c };
-    },
-  };
-}
-
-async function inLab(t: Parameters<typeof skipUnlessLab>[0], routers: LabOptions, run: (lab: Lab, dir: string) => Promise<void>): Promise<void> {
-  if (skipUnlessLab(t)) return;
-  const dir = await mkdtemp(join(tmpdir(), 'natpunch-recovery-'));
-  try {
-    await withLab(routers, async (lab) => {
-      await startServe(lab);
-      await run(lab, dir);
-    });
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
-const pathEvents = (child: EventChild): JsonEvent[] => child.events.filter((e) => e['event'] === 'path');
+import { MAX_GAP_MS, inLab, pacedTransfer, pathEvents } from '../support/paced-transfer.js';
 
 test('conntrack -F in both NAT routers, three times mid-transfer: 16 MiB each way intact, no stall over 2 s', { timeout: 240_000 }, async (t) => {
   await inLab(t, { a: { kind: 'port-restricted' }, b: { kind: 'port-restricted' } }, async (lab, dir) => {
