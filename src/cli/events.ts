@@ -1,7 +1,7 @@
 import { finished } from 'node:stream/promises';
 import { NatpunchError } from '../errors.js';
 import type { Connection, KeepaliveInfo } from '../peer/peer.js';
-import type { PathInfo } from '../peer/connection.js';
+import type { PathInfo, StandbyInfo } from '../peer/connection.js';
 import type { RendezvousError } from '../rendezvous/errors.js';
 import type { DisconnectInfo, ReconnectInfo } from '../rendezvous/reconnecting-client.js';
 
@@ -29,7 +29,9 @@ export function eventSink(json: boolean): EventSink {
       ready: (id) => emit({ event: 'ready', id }),
       connected: (c) => {
         emit({ event: 'connected', peer: c.remotePeerId, path: c.path, technique: c.technique, remote: c.remote, ms: c.ms });
-        c.on('path', (p: PathInfo) => emit({ event: 'path', peer: c.remotePeerId, path: p.path, technique: p.technique, remote: p.remote, reason: p.reason, ...(p.rttMs !== undefined ? { rttMs: p.rttMs } : {}) }));
+        const fields = (p: StandbyInfo): Record<string, unknown> => ({ peer: c.remotePeerId, path: p.path, technique: p.technique, remote: p.remote, ...(p.rttMs !== undefined ? { rttMs: p.rttMs } : {}) });
+        c.on('path', (p: PathInfo) => emit({ event: 'path', ...fields(p), reason: p.reason }));
+        c.on('standby', (p: StandbyInfo) => emit({ event: 'standby', ...fields(p) }));
       },
       error: (e) => emit({ event: 'error', code: NatpunchError.is(e) ? e.code : 'ERR_UNEXPECTED', message: (e as Error)?.message ?? String(e) }),
       info: () => undefined,
@@ -48,6 +50,7 @@ export function eventSink(json: boolean): EventSink {
     connected: (c) => {
       say(`connected to ${c.remotePeerId} — ${c.path} via ${c.technique}, ${c.remote}, in ${c.ms} ms (end-to-end encrypted)`);
       c.on('path', (p: PathInfo) => say(`path changed (${p.reason}): now ${p.path} via ${p.technique}, ${p.remote}`));
+      c.on('standby', (p: StandbyInfo) => say(`standby path ready: ${p.path} via ${p.technique}, ${p.remote} (used if the current one fails)`));
     },
     error: (e) => say((e as Error)?.message ?? String(e)),
     info: say,

@@ -65,13 +65,18 @@ const MAX_NEW_SOURCES_PER_MINUTE = 16;
 export type PathChangeReason = 'upgrade' | 'rebinding' | 'failover' | 'network-change';
 
 /** What 'path' reports, and what the connection's path / technique / remote read. */
-export interface PathInfo {
+/** A validated path that does not carry the stream ('standby' event). */
+export interface StandbyInfo {
   path: PathKind;
   technique: string;
   remote: string;
-  reason: PathChangeReason;
-  /** Smoothed probe RTT of the new path, ms, where measured. */
+  /** Smoothed probe RTT of the path, ms, where measured. */
   rttMs?: number;
+}
+
+/** The path the stream moved to ('path' event), and why. */
+export interface PathInfo extends StandbyInfo {
+  reason: PathChangeReason;
 }
 
 export interface PathManagerOptions {
@@ -303,11 +308,15 @@ export class PathManager extends EventEmitter {
     state.sampleRtt(now - answered.sentAt);
     state.probesUnanswered = 0;
     state.lastAnsweredAt = now;
-    if (!state.validated) {
+    const fresh = !state.validated;
+    if (fresh) {
       state.validated = true;
       debug('path %s %s validated (rtt %s ms)', state.raw.kind, state.raw.remote, state.rttMs?.toFixed(1));
     }
     this.#reselect(now);
+    // A path that proved itself but does not carry the stream is a standby: what the connection
+    // falls back to (a relay beside a direct path) or upgrades to once the rule prefers it.
+    if (fresh && state !== this.#active && !this.#closed) this.emit('standby', this.#info(state));
   }
 
   // --- Probing -------------------------------------------------------------------------------
@@ -480,10 +489,14 @@ export class PathManager extends EventEmitter {
     this.#lastChangeAt = now;
     this.stream.setPath(next.sealed);
     debug('path %s %s -> %s %s (%s)', previous.raw.kind, previous.raw.remote, next.raw.kind, next.raw.remote, reason);
-    const info: PathInfo = { path: next.raw.kind, technique: next.raw.technique, remote: next.raw.remote, reason, ...(next.rttMs !== undefined ? { rttMs: Math.round(next.rttMs * 10) / 10 } : {}) };
-    this.emit('path', info);
+    this.emit('path', { ...this.#info(next), reason } satisfies PathInfo);
     // A rebinding replaces the address it came from: the old one is dead for good.
     if (reason === 'rebinding' && previous.raw.kind === 'direct-udp' && !this.#live(previous, now)) this.#drop(previous, 'rebound');
+  }
+
+  #info(state: PathState): StandbyInfo {
+    const { kind: path, technique, remote } = state.raw;
+    return { path, technique, remote, ...(state.rttMs !== undefined ? { rttMs: Math.round(state.rttMs * 10) / 10 } : {}) };
   }
 
   #onRawClosed(state: PathState, error?: Error): void {

@@ -4,13 +4,13 @@
  * plus what carries it now. The path may change under it — an upgrade, a NAT rebinding, a
  * failover — without a byte lost; each change is emitted as 'path' (PathInfo).
  */
-import type { PathInfo, PathManager } from '../path/path-manager.js';
+import type { PathInfo, PathManager, StandbyInfo } from '../path/path-manager.js';
 import type { PathKind } from '../path/raw-path.js';
 import type { SealedPath } from '../path/sealed-path.js';
 import type { SecureSession } from '../secure/index.js';
 import { StreamConnection, type StreamOptions } from '../transport/stream-connection.js';
 
-export type { PathInfo, PathChangeReason } from '../path/path-manager.js';
+export type { PathInfo, PathChangeReason, StandbyInfo } from '../path/path-manager.js';
 export type { PathKind } from '../path/raw-path.js';
 
 export class Connection extends StreamConnection {
@@ -31,6 +31,7 @@ export class Connection extends StreamConnection {
   bindManager(manager: PathManager): void {
     this.#manager = manager;
     manager.on('path', (info: PathInfo) => this.emit('path', info));
+    manager.on('standby', (info: StandbyInfo) => this.emit('standby', info));
   }
 
   get #active(): PathManager['active'] {

@@ -6,7 +6,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as delay } from 'node:timers/promises';
 import { withLab } from '../../src/lab/index.js';
 import { skipUnlessLab } from '../support/lab.js';
 import { startServe, transfer } from '../support/peers.js';
@@ -57,12 +56,14 @@ test('the direct path cut in the core mid-transfer: failover to the relay, the c
     const connected = run.connector.events.find((e) => e['event'] === 'connected')!;
     assert.equal(connected['path'], 'direct-udp', JSON.stringify(connected));
     // The relay joins as a standby once both allocations and the trickle are done.
-    await delay(3_000);
+    const standby = (e: Record<string, unknown>): boolean => e['event'] === 'standby' && e['path'] === 'relay';
+    await Promise.all([run.connector.until(standby, 'a standby relay path', 30_000), run.listener.until(standby, 'a standby relay path', 30_000)]);
     await lab.cut('a', 'b', true);
-    const failover = await run.connector.until((e) => e['event'] === 'path' && e['path'] === 'relay', 'failover to the relay', 20_000)
+    // The cut lasts until both sides have moved to the relay.
+    const onRelay = (e: Record<string, unknown>): boolean => e['event'] === 'path' && e['path'] === 'relay';
+    const [failover] = await Promise.all([run.connector.until(onRelay, 'failover to the relay', 20_000), run.listener.until(onRelay, 'failover to the relay', 20_000)])
       .catch((error: Error) => { throw new Error(`${error.message}\nthe listener's stderr:\n${run.listener.stderr()}`); });
     assert.equal(failover['reason'], 'failover');
-    await delay(2_000);
     await lab.cut('a', 'b', false);
     const back = await run.connector.until((e) => e['event'] === 'path' && e['path'] === 'direct-udp' && e !== connected, 'back to a direct path', 60_000);
     assert.match(String(back['reason']), /^(upgrade|rebinding)$/, JSON.stringify(back));

@@ -205,11 +205,14 @@ async function freePort(): Promise<number> {
  * coturn's `turnserver` as a TURN relay on 127.0.0.1 (UDP and TCP on one free port, relaying
  * on 127.0.0.1, loopback peers allowed), with the long-term credential mechanism for `users`
  * ("name:password") in realm natpunch.test, or `extra` options instead (e.g. the REST scheme).
- * Resolves once both listeners are open, which -v makes it print. The caller stops it.
+ * With `at`, it runs in that host (a lab namespace) on that address and port instead, listening
+ * and relaying there. Resolves once both listeners are open, which -v makes it print. The
+ * caller stops it.
  */
-export async function startTurnRelay(options: { users?: string[]; extra?: string[]; tls?: { cert: string; key: string } } = {}): Promise<TurnRelay> {
+export async function startTurnRelay(options: { users?: string[]; extra?: string[]; tls?: { cert: string; key: string }; at?: { host: Spawner; address: string; port: number } } = {}): Promise<TurnRelay> {
   const dir = await mkdtemp(join(tmpdir(), 'natpunch-turnrelay-'));
-  const port = await freePort();
+  const ip = options.at?.address ?? '127.0.0.1';
+  const port = options.at?.port ?? await freePort();
   const tlsPort = options.tls ? await freePort() : undefined;
   let tlsArgs = ['--no-tls'];
   if (options.tls) {
@@ -219,28 +222,29 @@ export async function startTurnRelay(options: { users?: string[]; extra?: string
   }
   const argv = [
     'turnserver', '-n', '-v', '--no-cli', ...tlsArgs, '--no-dtls',
-    '--listening-ip=127.0.0.1', '--relay-ip=127.0.0.1', `--listening-port=${port}`, '--allow-loopback-peers',
+    `--listening-ip=${ip}`, `--relay-ip=${ip}`, `--listening-port=${port}`, '--allow-loopback-peers',
     '--realm=natpunch.test', ...(options.users ?? []).flatMap((user) => [`--user=${user}`]),
     ...(options.users?.length ? ['--lt-cred-mech'] : []), ...(options.extra ?? []),
     '--log-file=stdout', '--simple-log', '--pidfile', join(dir, 'turnserver.pid'), '--db', join(dir, 'turndb'),
   ];
-  const output = new ProcessOutput(localHost.spawn(argv), 'turnserver');
+  const output = new ProcessOutput((options.at?.host ?? localHost).spawn(argv), 'turnserver');
   const stop = async (): Promise<void> => {
     await stopProcess(output.child);
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    const at = `127\\.0\\.0\\.1:${port}$`;
+    const ipPattern = ip.replace(/\./g, '\\.');
+    const at = `${ipPattern}:${port}$`;
     const patterns = [new RegExp(`UDP listener opened on:\\s*${at}`), new RegExp(`TCP listener opened on\\s*:\\s*${at}`)];
-    if (tlsPort !== undefined) patterns.push(new RegExp(`TLS/TCP listener opened on\\s*:\\s*127\\.0\\.0\\.1:${tlsPort}$`));
+    if (tlsPort !== undefined) patterns.push(new RegExp(`TLS/TCP listener opened on\\s*:\\s*${ipPattern}:${tlsPort}$`));
     await output.waitFor(patterns);
   } catch (error) {
     await stop();
     throw error;
   }
   return {
-    address: { family: 4, address: '127.0.0.1', port },
-    ...(tlsPort === undefined ? {} : { tlsAddress: { family: 4 as const, address: '127.0.0.1', port: tlsPort } }),
+    address: { family: 4, address: ip, port },
+    ...(tlsPort === undefined ? {} : { tlsAddress: { family: 4 as const, address: ip, port: tlsPort } }),
     output,
     stop,
   };
