@@ -11,17 +11,23 @@ import { type Candidate, type CandidateType, TYPE_PREFERENCE } from './candidate
 /**
  * Probing budget. Checks to one pair go out every CHECK_INTERVAL_MS (holes need a packet from
  * each side while the other side's is in flight, so the interval is kept constant rather than
- * backed off). Each pair's first check, and a nomination's first, go out FIRST_CHECK_PACING_MS
- * after the previous transmission: RFC 8445 §14.2's floor for Ta, so the first round reaches
- * every candidate within a few ms instead of queueing behind one that will never answer (a
- * private address of another network). Every other transmission is paced PACING_MS apart
- * overall (a few dozen packets per second at most), and punching gives up after timeoutMs. With
- * 16 candidates at most (the rendezvous limit) plus MAX_PEER_REFLEXIVE, that bounds one session
- * to one first round of 20 checks within 100 ms, then ~50 packets per second and ~500 in all:
- * never a packet cannon.
+ * backed off). The first FIRST_ROUND_BURST pairs' first checks leave together: a peer usually
+ * has a host and a server-reflexive candidate, the host one (checked first, by priority) is
+ * often a private address of another network that never answers, and every ms the working
+ * pair's check waits behind it is a ms on the time to connect. A nomination's first check (once
+ * per session) is not paced either. Every other pair's first check goes out
+ * FIRST_CHECK_PACING_MS after the previous transmission, RFC 8445 §14.2's floor for Ta, so the
+ * first round still reaches every candidate within a few dozen ms instead of queueing behind
+ * one that will never answer. Every other transmission is paced PACING_MS apart overall (a few
+ * dozen packets per second at most), and punching gives up after timeoutMs. With 16 candidates
+ * at most (the rendezvous limit) plus MAX_PEER_REFLEXIVE, that bounds one session to one first
+ * round of 20 checks within 100 ms, then ~50 packets per second and ~500 in all: never a packet
+ * cannon.
  */
 export const PACING_MS = 20;
 export const FIRST_CHECK_PACING_MS = 5;
+/** First checks sent back to back before Ta pacing starts: a handful of packets, no burst to speak of. */
+export const FIRST_ROUND_BURST = 3;
 export const CHECK_INTERVAL_MS = 200;
 export const DEFAULT_PUNCH_TIMEOUT_MS = 10_000;
 export const MAX_PEER_REFLEXIVE = 4;
@@ -108,6 +114,8 @@ export class UdpCheckSession {
   /** Clock time of the agreed start, and of the last check sent (pacing). */
   readonly #startsAt: number;
   #lastSentAt = -Infinity;
+  /** Pairs whose first check has gone out (the first FIRST_ROUND_BURST of them go back to back). */
+  #firstChecksSent = 0;
   #selected: Pair | undefined;
   #nominating: Pair | undefined;
   #done = false;
@@ -183,7 +191,9 @@ export class UdpCheckSession {
     let due: { pair: Pair; at: number } | undefined;
     for (const pair of pairs) {
       const first = pair.firstSentAt === undefined || (pair === this.#nominating && ![...pair.transactions.values()].some((t) => t.nominate));
-      const at = Math.max(pair.nextSendAt, this.#lastSentAt + (first ? FIRST_CHECK_PACING_MS : PACING_MS));
+      // A nomination goes at once: it happens once per session, and the connection waits for it.
+      const gap = !first ? PACING_MS : pair === this.#nominating || this.#firstChecksSent < FIRST_ROUND_BURST ? 0 : FIRST_CHECK_PACING_MS;
+      const at = Math.max(pair.nextSendAt, this.#lastSentAt + gap);
       if (!due || at < due.at || (at === due.at && pair.nextSendAt < due.pair.nextSendAt)) due = { pair, at };
     }
     return due;
@@ -208,7 +218,10 @@ export class UdpCheckSession {
     const now = this.#clock.now();
     pair.transactions.set(transactionId.toString('hex'), { sentAt: now, nominate: useCandidate });
     pair.nextSendAt = now + CHECK_INTERVAL_MS;
-    pair.firstSentAt ??= now;
+    if (pair.firstSentAt === undefined) {
+      pair.firstSentAt = now;
+      this.#firstChecksSent++;
+    }
     this.#lastSentAt = now;
     const attributes: Attribute[] = [{ type: AttrType.Username, value: this.#username }];
     if (useCandidate) attributes.push({ type: AttrType.UseCandidate, value: new Uint8Array(0) });
