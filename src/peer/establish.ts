@@ -91,7 +91,9 @@ export class Establisher {
       throw new NatpunchError('ERR_TRANSPORT', `--transport ${instruction.transport}: no TCP technique: neither side is reachable over TCP, and ${instruction.localTcpCandidates.length ? 'the other peer' : 'this peer'} signed no TCP candidates to punch with`);
     }
     const handshake = new PathHandshake({
-      identity: this.#c.identity, initiator, expectedPeerId: initiator ? instruction.peer : undefined,
+      // Both sides name the peer the rendezvous announced: a message 2 from anyone else is refused
+      // like a forgery, not accepted and failed afterwards.
+      identity: this.#c.identity, initiator, expectedPeerId: instruction.peer,
       context: new TextEncoder().encode(instruction.session), signal: signal ? AbortSignal.any([signal, this.#c.closing]) : this.#c.closing,
     });
     // Paths that complete after the first: standby paths, once there is a manager to hold them.

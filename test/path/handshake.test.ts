@@ -3,12 +3,12 @@ import { describe, it } from 'node:test';
 import { AbortedError, NatpunchError } from '../../src/errors.js';
 import { generateIdentity } from '../../src/identity/identity.js';
 import { FrameKind } from '../../src/path/frame.js';
-import { DEFAULT_HANDSHAKE_TIMEOUT_MS, HANDSHAKE_INITIAL_RTO_MS, HANDSHAKE_MAX_RTO_MS, MAX_DROPPED_MESSAGES } from '../../src/path/handshake.js';
+import { DEFAULT_HANDSHAKE_TIMEOUT_MS, HANDSHAKE_INITIAL_RTO_MS, HANDSHAKE_MAX_RTO_MS, MAX_DROPPED_MESSAGES, MAX_EXCHANGES, PathHandshake } from '../../src/path/handshake.js';
 import type { RawPath } from '../../src/path/raw-path.js';
 import { NoiseError } from '../../src/secure/errors.js';
 import { FakeClock } from '../transport/fake-clock.js';
 import { rawLink } from './links.js';
-import { alice, bob, drive, handshakes, settled } from './sessions.js';
+import { CONTEXT, alice, bob, drive, handshakes, settled } from './sessions.js';
 
 const text = (value: string): Uint8Array => new TextEncoder().encode(value);
 
@@ -164,22 +164,72 @@ describe('the handshake as datagrams (PathHandshake)', { timeout: 60_000 }, () =
     assert.equal(late.link.stats.aToB.sent, 0, 'the initiator used one path');
   });
 
-  it('ignores message 1 arriving on a second path once bound to the first', async () => {
+  it('answers a different message 0 on a second path too, and completes with the exchange whose message 2 verifies', async () => {
     const clock = new FakeClock();
     const first = rawLink({ seed: 12, name: 'first' });
     const second = rawLink({ seed: 13, name: 'second' });
-    const [initiator, responder] = handshakes({ clock });
-    const [other] = handshakes({ clock });
+    const carol = generateIdentity();
+    const responder = new PathHandshake({ identity: bob, initiator: false, expectedPeerId: alice.peerId, context: CONTEXT, clock });
+    // carol dials bob first on the second path: her message 0 proves nothing, so bob answers it.
+    const impostor = new PathHandshake({ identity: carol, initiator: true, expectedPeerId: bob.peerId, context: CONTEXT, clock });
+    const [initiator] = handshakes({ clock });
     responder.offer(first.b);
     responder.offer(second.b);
-    initiator.offer(first.a);
+    impostor.offer(second.a);
     await new Promise((resolve) => setImmediate(resolve));
-    other.offer(second.a);
-    const [atAlice, atBob] = await Promise.all([initiator.result, responder.result]);
+    initiator.offer(first.a);
+    const both = Promise.all([initiator.result, responder.result]);
+    await drive(clock, settled(both), { limitMs: 2_000 });
+    const [atAlice, atBob] = await both;
     assert.equal(atBob.path, first.b);
+    // Not carol: her message 2 was refused, as she is not the peer bob expects.
+    assert.equal(atBob.session.remotePeerId, alice.peerId);
     assertSessionsMatch(atAlice.session, atBob.session);
-    assert.equal(second.link.stats.bToA.sent, 0);
-    other.close();
+    assert.ok(second.link.stats.bToA.sent > 0, 'bob answered carol too');
+    impostor.close();
+  });
+
+  for (const order of ['before', 'after'] as const) {
+    it(`a forged message 0 ${order} the genuine one costs a round trip, not the handshake timeout`, async () => {
+      const clock = new FakeClock();
+      const { a, b } = rawLink({ seed: 19 });
+      const [initiator, responder] = handshakes({ clock });
+      responder.offer(b);
+      // A forger on the path (or spoofing alice's address) sends a message 0 of its own: an ephemeral key.
+      const forged = Uint8Array.of(FrameKind.Handshake, 0, ...new Uint8Array(32).fill(9));
+      if (order === 'before') b.inject(forged);
+      initiator.offer(a);
+      if (order === 'after') b.inject(forged);
+      const both = Promise.all([initiator.result, responder.result]);
+      const took = await drive(clock, settled(both), { limitMs: 5_000 });
+      const [atAlice, atBob] = await both;
+      assertSessionsMatch(atAlice.session, atBob.session);
+      assert.ok(took < 2_000, `${took} ms of fake time`);
+    });
+  }
+
+  it('refuses a message 0 carrying a low-order key (its answer cannot be written) and completes with the genuine one', async () => {
+    const clock = new FakeClock();
+    const { a, b } = rawLink({ seed: 23 });
+    const [initiator, responder] = handshakes({ clock });
+    responder.offer(b);
+    b.inject(Uint8Array.of(FrameKind.Handshake, 0, ...new Uint8Array(32)));
+    initiator.offer(a);
+    const both = Promise.all([initiator.result, responder.result]);
+    assert.ok(await drive(clock, settled(both), { limitMs: 5_000 }) < 1_000);
+    const [atAlice, atBob] = await both;
+    assertSessionsMatch(atAlice.session, atBob.session);
+  });
+
+  it(`a flood of different messages 0 ends the handshake after ${MAX_DROPPED_MESSAGES}, keeping at most ${MAX_EXCHANGES} exchanges`, async () => {
+    const clock = new FakeClock();
+    const { b, link } = rawLink({ seed: 22 });
+    const [, responder] = handshakes({ clock });
+    responder.offer(b);
+    for (let i = 0; i <= MAX_DROPPED_MESSAGES; i++) b.inject(Uint8Array.of(FrameKind.Handshake, 0, ...new Uint8Array(32).fill(i + 1)));
+    await drive(clock, settled(responder.result), { limitMs: 100 });
+    await assert.rejects(responder.result, /16 messages refused or superseded/);
+    assert.equal(link.stats.bToA.sent, MAX_DROPPED_MESSAGES, 'one answer per message 0 until it gave up');
   });
 
   it('ignores a forged message 2 on its path and completes with the genuine one', async () => {
