@@ -127,6 +127,9 @@ export async function openRelayPath(options: RelayPathOptions): Promise<RelayRaw
   const opened = await allocateRelay(options.offers, { signal, ...(options.localAddress ? { localAddress: options.localAddress } : {}) });
   try {
     const announced = options.announce(opened.relayed);
+    // Awaited below, after the other side's address; until then a failure (the rendezvous going
+    // away) must not surface as an unhandled rejection.
+    announced.catch(() => undefined);
     const remote = await new Promise<TransportAddress>((resolve, reject) => {
       const timer = setTimeout(() => done(new NatpunchError('ERR_TRANSPORT', `relay: the other peer sent no relayed address within ${RELAY_CANDIDATE_TIMEOUT_MS} ms of ours (it may have no relay: an older natpunch, or a server with --no-relay)`)), RELAY_CANDIDATE_TIMEOUT_MS);
       const onAbort = (): void => done(new AbortedError('relay aborted', { cause: signal.reason }));
