@@ -6,7 +6,7 @@
  *   node dist/bench/connect/peer.js sink   --server URL [--warmup-ms W]
  *     {"event":"ready","id":ID}, then, once the sender's stream ends,
  *     {"event":"received","bytes":N,"measuredBytes":M,"measuredMs":MS,"goodput":BYTES_PER_S,"load":{...},"connect":{...}}
- *   node dist/bench/connect/peer.js source --server URL --to ID --seconds S
+ *   node dist/bench/connect/peer.js source --server URL --to ID --seconds S [--transport auto|udp|tcp|relay]
  *     {"event":"connected",...}, then {"event":"sent","bytes":N,"ms":MS,"load":{...},"sends":"how the datagrams left"}
  *
  * Goodput is measured where the bytes arrive, from the first byte W ms after the first payload
@@ -24,6 +24,9 @@ import { createPeer, type Connection } from '../../src/index.js';
 import { generateIdentity } from '../../src/identity/index.js';
 import { GoodputMeter, LoadMark } from '../support/goodput-meter.js';
 import { udpBatchAvailable } from '../../src/punch/udp-batch.js';
+
+const TRANSPORTS = ['auto', 'udp', 'tcp', 'relay'] as const;
+type Transport = (typeof TRANSPORTS)[number];
 
 /** Bytes per write(): large enough that per-call overhead is noise, small enough to interleave with ACKs. */
 const CHUNK = 64 * 1024;
@@ -62,10 +65,10 @@ async function sink(server: string, warmupMs: number): Promise<void> {
 }
 
 /** Writes for `seconds` (the sink's warm-up included), then ends and waits for the sink's end. */
-async function source(server: string, to: string, seconds: number): Promise<void> {
+async function source(server: string, to: string, seconds: number, transport: Transport): Promise<void> {
   const peer = await createPeer({ server, identity: generateIdentity() });
   try {
-    const connection = await peer.connect(to);
+    const connection = await peer.connect(to, { transport });
     emit({ event: 'connected', ...describe(connection) });
     const data = randomBytes(CHUNK);
     const ended = new Promise<void>((resolve, reject) => {
@@ -107,7 +110,10 @@ async function source(server: string, to: string, seconds: number): Promise<void
 async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args: argv, allowPositionals: true, strict: true,
-    options: { server: { type: 'string' }, to: { type: 'string' }, seconds: { type: 'string' }, 'warmup-ms': { type: 'string', default: '0' } },
+    options: {
+      server: { type: 'string' }, to: { type: 'string' }, seconds: { type: 'string' }, 'warmup-ms': { type: 'string', default: '0' },
+      transport: { type: 'string', default: 'auto' },
+    },
   });
   const [mode] = positionals;
   if (!values.server) throw new Error('bench/connect/peer: --server URL is required');
@@ -119,7 +125,9 @@ async function main(argv: string[]): Promise<void> {
   if (mode === 'source') {
     const seconds = Number(values.seconds);
     if (!values.to || !Number.isFinite(seconds) || seconds <= 0) throw new Error(`bench/connect/peer source: need --to ID and --seconds S > 0, got ${values.to} and ${values.seconds}`);
-    return source(values.server, values.to, seconds);
+    const transport = values.transport as Transport;
+    if (!TRANSPORTS.includes(transport)) throw new Error(`bench/connect/peer source: --transport ${transport}: expected ${TRANSPORTS.join(', ')}`);
+    return source(values.server, values.to, seconds, transport);
   }
   throw new Error(`bench/connect/peer: mode ${mode}: expected sink or source`);
 }
