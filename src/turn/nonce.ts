@@ -10,6 +10,8 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /** How long a nonce stays good (RFC 8656 §7.1 suggests about an hour for TURN's long-lived allocations). */
 export const NONCE_LIFETIME_MS = 3600_000;
+/** Characters in a nonce (12 bytes, base64url). */
+export const NONCE_LENGTH = 16;
 
 export class NonceIssuer {
   readonly #key: Buffer;
@@ -22,23 +24,27 @@ export class NonceIssuer {
     this.#lifetimeMs = options.lifetimeMs ?? NONCE_LIFETIME_MS;
   }
 
-  /** A fresh nonce for a client at `ip`: 8 hex digits of expiry (seconds) then 16 of MAC. */
+  /**
+   * A fresh nonce for a client at `ip`: base64url of 4 bytes of expiry (Unix seconds) and 8 of
+   * MAC, 16 characters. Short on purpose: it rides in every 401 to an unauthenticated (and so
+   * spoofable) UDP request, where each byte is amplification (docs/decisions/008-relay.md).
+   */
   issue(ip: string): string {
-    const expiry = Math.floor((this.#now() + this.#lifetimeMs) / 1000).toString(16).padStart(8, '0');
-    return expiry + this.#mac(expiry, ip);
+    const expiry = Buffer.alloc(4);
+    expiry.writeUInt32BE(Math.floor((this.#now() + this.#lifetimeMs) / 1000));
+    return Buffer.concat([expiry, this.#mac(expiry, ip)]).toString('base64url');
   }
 
   /** 'valid', 'stale' (well-formed, ours, but expired) or 'invalid'. */
   check(nonce: string, ip: string): 'valid' | 'stale' | 'invalid' {
-    if (nonce.length !== 24 || !/^[0-9a-f]+$/.test(nonce)) return 'invalid';
-    const expiry = nonce.slice(0, 8);
-    const mac = Buffer.from(nonce.slice(8), 'utf8');
-    const expected = Buffer.from(this.#mac(expiry, ip), 'utf8');
-    if (!timingSafeEqual(mac, expected)) return 'invalid';
-    return parseInt(expiry, 16) * 1000 > this.#now() ? 'valid' : 'stale';
+    if (nonce.length !== NONCE_LENGTH || !/^[A-Za-z0-9_-]+$/.test(nonce)) return 'invalid';
+    const bytes = Buffer.from(nonce, 'base64url');
+    const expiry = bytes.subarray(0, 4);
+    if (!timingSafeEqual(bytes.subarray(4), this.#mac(expiry, ip))) return 'invalid';
+    return expiry.readUInt32BE() * 1000 > this.#now() ? 'valid' : 'stale';
   }
 
-  #mac(expiry: string, ip: string): string {
-    return createHmac('sha256', this.#key).update(`${expiry}|${ip}`).digest('hex').slice(0, 16);
+  #mac(expiry: Uint8Array, ip: string): Buffer {
+    return createHmac('sha256', this.#key).update(expiry).update(ip).digest().subarray(0, 8);
   }
 }

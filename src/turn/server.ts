@@ -501,14 +501,29 @@ export class TurnServer {
 
   #answer(request: StunMessage, client: TurnClientSide, reply: Reply, sign?: { key: Uint8Array; algorithm: 'sha1' | 'sha256' }): Uint8Array {
     const failed = 'code' in reply;
-    const attributes: Attribute[] = failed ? [{ type: AttrType.ErrorCode, value: errorCode.encode({ code: reply.code, reason: reply.reason.slice(0, 120) }) }, ...(reply.attributes ?? [])] : [...reply.attributes];
     if (failed) this.stats.errors[reply.code] = (this.stats.errors[reply.code] ?? 0) + 1;
-    // SOFTWARE only on authenticated answers: a 401 to a spoofed UDP source stays small.
-    if (sign && this.#options.software) attributes.push({ type: AttrType.Software, value: softwareCodec.encode(this.#options.software) });
-    const bytes = encodeMessage(
-      { method: request.method, messageClass: failed ? MessageClass.ErrorResponse : MessageClass.SuccessResponse, transactionId: request.transactionId, attributes },
-      { ...(sign ? { integrity: { key: sign.key, algorithm: sign.algorithm } } : {}), fingerprint: getAttribute(request, AttrType.Fingerprint) !== undefined },
-    );
+    const encode = (reason: string): Uint8Array => {
+      const attributes: Attribute[] = failed ? [{ type: AttrType.ErrorCode, value: errorCode.encode({ code: reply.code, reason }) }, ...(reply.attributes ?? [])] : [...reply.attributes];
+      // SOFTWARE only on authenticated answers: a 401 to a spoofed UDP source stays small.
+      if (sign && this.#options.software) attributes.push({ type: AttrType.Software, value: softwareCodec.encode(this.#options.software) });
+      return encodeMessage(
+        { method: request.method, messageClass: failed ? MessageClass.ErrorResponse : MessageClass.SuccessResponse, transactionId: request.transactionId, attributes },
+        { ...(sign ? { integrity: { key: sign.key, algorithm: sign.algorithm } } : {}), fingerprint: getAttribute(request, AttrType.Fingerprint) !== undefined },
+      );
+    };
+    const reason = failed ? reply.reason.slice(0, 120) : '';
+    let bytes: Uint8Array;
+    if (failed && !sign && client.transport === 'udp') {
+      // An unauthenticated UDP request may come from a spoofed source: the answer carries its
+      // essential attributes (ERROR-CODE, and REALM + NONCE for a challenge) and the reason
+      // phrase only as far as it keeps the answer no larger than the request (decision 001's
+      // rule, applied to TURN: docs/decisions/008-relay.md).
+      const bare = encode('');
+      const room = Math.floor((request.raw.length - bare.length) / 4) * 4;
+      bytes = room > 0 ? encode(reason.slice(0, room)) : bare;
+    } else {
+      bytes = encode(reason);
+    }
     client.send(bytes);
     return bytes;
   }

@@ -8,7 +8,7 @@ import {
   PeerAddressPolicy, TurnClient, TurnServer, connectTcpTransport, openUdpTransport, restCredentials, type TurnServerOptions,
 } from '../../src/turn/index.js';
 import { TurnError } from '../../src/errors.js';
-import type { TransportAddress } from '../../src/wire/index.js';
+import { type TransportAddress, AttrType, Method, MessageClass, decodeMessage, encodeMessage, errorCode, getAttribute } from '../../src/wire/index.js';
 
 /**
  * natpunch's TURN server against natpunch's TURN client, on loopback: two clients relaying to
@@ -157,4 +157,49 @@ test('a TCP client that disconnects takes its allocation with it (RFC 8656 §3.1
   transport.close();
   await gone;
   await c.close();
+});
+
+/** One raw datagram to the server; resolves with the answer, or undefined when none comes within `ms`. */
+async function exchange(t: TestContext, to: TransportAddress, request: Uint8Array, ms = 500): Promise<Uint8Array | undefined> {
+  const socket = dgram.createSocket('udp4');
+  t.after(() => socket.close());
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  socket.send(request, to.port, to.address);
+  const timer = AbortSignal.timeout(ms);
+  try {
+    const [answer] = await once(socket, 'message', { signal: timer }) as [Buffer];
+    return answer;
+  } catch {
+    return undefined;
+  }
+}
+
+test('answers to unauthenticated UDP requests are no larger than the request beyond their essential attributes (ERROR-CODE, REALM, NONCE)', { timeout: 60_000 }, async (t) => {
+  const { address } = await server(t);
+  const transaction = (): Uint8Array => randomBytes(12);
+  const requestedTransport = { type: AttrType.RequestedTransport, value: Uint8Array.of(17, 0, 0, 0) };
+  // The smallest Allocate (28 bytes), coturn's first Allocate sizes (56 and 60 bytes) and larger ones.
+  const sizes: Array<{ software: number; fingerprint: boolean }> = [
+    { software: 0, fingerprint: false }, { software: 0, fingerprint: true }, { software: 20, fingerprint: true },
+    { software: 40, fingerprint: false }, { software: 120, fingerprint: true },
+  ];
+  for (const { software, fingerprint } of sizes) {
+    const attributes = [requestedTransport, ...(software ? [{ type: AttrType.Software, value: new TextEncoder().encode('x'.repeat(software)) }] : [])];
+    const request = encodeMessage({ method: Method.Allocate, messageClass: MessageClass.Request, transactionId: transaction(), attributes }, { fingerprint });
+    const answer = await exchange(t, address, request);
+    assert.ok(answer, `no answer to a ${request.length}-byte Allocate`);
+    const message = decodeMessage(answer);
+    assert.equal(errorCode.decode(getAttribute(message, AttrType.ErrorCode)!).code, 401);
+    assert.ok(getAttribute(message, AttrType.Realm) && getAttribute(message, AttrType.Nonce), 'a challenge carries REALM and NONCE');
+    assert.equal(getAttribute(message, AttrType.Software), undefined, 'no SOFTWARE to an unauthenticated request');
+    // The essential answer: ERROR-CODE without its reason phrase, REALM, NONCE, FINGERPRINT if asked.
+    const minimum = 20 + 8 + 4 + Math.ceil('natpunch.test'.length / 4) * 4 + 4 + 16 + (fingerprint ? 8 : 0);
+    if (request.length < minimum) assert.equal(answer.length, minimum, 'nothing but the essential attributes');
+    assert.ok(answer.length <= Math.max(request.length, minimum), `${answer.length}-byte answer to a ${request.length}-byte request (essential ${minimum})`);
+    if (request.length >= minimum) assert.ok(answer.length <= request.length);
+  }
+  // A large request gets the reason phrase back (the room is there).
+  const large = encodeMessage({ method: Method.Allocate, messageClass: MessageClass.Request, transactionId: transaction(), attributes: [requestedTransport, { type: AttrType.Software, value: new TextEncoder().encode('y'.repeat(200)) }] });
+  const answer = await exchange(t, address, large);
+  assert.match(errorCode.decode(getAttribute(decodeMessage(answer!), AttrType.ErrorCode)!).reason, /Unauthenticated/);
 });
