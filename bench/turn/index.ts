@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import type { Benchmark, BenchmarkContext } from '../benchmark.js';
 import { BenchError, LOAD_CORE, compileC, freePort, pinned, runToEnd } from '../support/process.js';
 import { formatCount, formatRatio, formatTable } from '../support/table.js';
-import { PEER_ADDRESS, targets, type RelayTarget, type TargetContext } from './targets.js';
+import { collectProfile, cpuProfileFlags, printProfile, profileRecord } from '../support/cpu-profile.js';
+import { PEER_ADDRESS, natpunch, targets, type RelayTarget, type TargetContext } from './targets.js';
 
 /** Eight allocations (eight 5-tuples, eight relayed sockets), as a server sees several clients. */
 const FLOWS = 8;
@@ -54,8 +55,8 @@ export interface LoadResult {
   core1Busy: number;
 }
 
-/** Starts `target`, makes its flows, runs the load once per direction, stops it. */
-async function measure(target: RelayTarget, context: TargetContext, bench: BenchmarkContext): Promise<Record<Direction, LoadResult>> {
+/** Starts `target`, makes its flows, runs the load once per direction in `directions`, stops it. */
+async function measure(target: RelayTarget, context: TargetContext, bench: BenchmarkContext, directions: readonly Direction[] = DIRECTIONS): Promise<Record<Direction, LoadResult>> {
   const port = await freePort();
   const clientPorts: number[] = [];
   for (let k = 0; k < FLOWS; k++) clientPorts.push(await freePort());
@@ -64,7 +65,7 @@ async function measure(target: RelayTarget, context: TargetContext, bench: Bench
   try {
     const { warmupMs, durationMs } = bench.options;
     const results: Partial<Record<Direction, LoadResult>> = {};
-    for (const direction of DIRECTIONS) {
+    for (const direction of directions) {
       if (bench.signal.aborted) throw new BenchError('bench/turn: aborted');
       const { stdout } = await runToEnd(...pinned(LOAD_CORE, join(context.workDir, 'load'), [
         '--direction', direction, '--server', `127.0.0.1:${port}`, '--peer', `${PEER_ADDRESS}:${sinkPort}`,
@@ -90,7 +91,6 @@ const cpuOf = (r: LoadResult): number => r.serverUser + r.serverSys;
 async function run(bench: BenchmarkContext): Promise<Record<string, unknown>> {
   const workDir = await mkdtemp(join(tmpdir(), 'natpunch-bench-turn-'));
   try {
-    if (bench.options.profile) bench.log('--profile: not implemented for turn yet (see bench/README.md); measuring without');
     await Promise.all(['load', 'forward'].map((name) =>
       compileC(join(bench.root, 'bench', 'turn', `${name}.c`), join(workDir, name), bench.signal)));
     const context: TargetContext = { workDir, root: bench.root, signal: bench.signal };
@@ -157,6 +157,17 @@ async function run(bench: BenchmarkContext): Promise<Record<string, unknown>> {
         if (r.late > 0) process.stdout.write(`note: ${name} ${d}: ${r.late} datagrams arrived after ${r.stalls} window write-offs (the server paused for 50 ms or more)\n`);
       }
     }
+    const profiles: Record<string, unknown> = {};
+    for (const d of bench.options.profile ? DIRECTIONS : []) {
+      if (bench.signal.aborted) break;
+      // One server per direction, so each profile holds one direction's hot path.
+      bench.log(`profiling natpunch under the same load, ${d}`);
+      const dir = join(workDir, `cpu-profile-${d}`);
+      const load = (await measure(natpunch, { ...context, nodeFlags: cpuProfileFlags(dir) }, bench, [d]))[d];
+      const { summary, file } = await collectProfile(dir, bench.resultsDir, `turn-natpunch-${d}`, bench.root);
+      printProfile(summary, file, `${d}: ${formatCount(load.rate)} pkt/s while profiled`);
+      profiles[d] = { rateWhileProfiled: load.rate, ...profileRecord(summary, file) };
+    }
     return {
       benchmark: 'turn',
       date: new Date().toISOString(),
@@ -166,6 +177,7 @@ async function run(bench: BenchmarkContext): Promise<Record<string, unknown>> {
       best,
       rounds,
       ratios,
+      ...(bench.options.profile ? { profile: profiles } : {}),
     };
   } finally {
     await rm(workDir, { recursive: true, force: true });

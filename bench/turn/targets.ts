@@ -33,6 +33,8 @@ export interface TargetContext {
   workDir: string;
   root: string;
   signal: AbortSignal;
+  /** Extra `node` flags for natpunch (e.g. --cpu-prof). */
+  nodeFlags?: string[];
 }
 
 export interface RelayTarget {
@@ -147,11 +149,11 @@ export const coturn: RelayTarget = {
 export const natpunch: RelayTarget = {
   name: 'natpunch',
   description: 'natpunch serve --turn-user, --relay-allow 127.0.0.0/8 (built-in relay on the STUN port, relaying from 127.0.0.1)',
-  start: async (port, clientPorts, peer, { root, signal }) => {
+  start: async (port, clientPorts, peer, { root, signal, nodeFlags = [] }) => {
     const cli = join(root, 'dist', 'src', 'cli', 'main.js');
     const http = String(await freePort());
     return startTurn(() => startPinned('natpunch', SERVER_CORE, process.execPath, [
-      cli, 'serve', '--address', LOOPBACK, '--port', String(port), '--http-port', http,
+      ...nodeFlags, cli, 'serve', '--address', LOOPBACK, '--port', String(port), '--http-port', http,
       '--turn-user', `${TURN_USER}:${TURN_PASSWORD}`, '--relay-allow', '127.0.0.0/8',
     ]), port, clientPorts, peer, signal, /\bready\b/);
   },
