@@ -18,6 +18,7 @@ const benchmarks: Record<string, () => Promise<{ benchmark: Benchmark }>> = {
   connect: () => import('./connect/index.js'),
   transport: () => import('./transport/index.js'),
   secure: () => import('./secure/index.js'),
+  turn: () => import('./turn/index.js'),
 };
 
 const usage = `usage: node dist/bench/run.js [NAME ...] [--duration-ms MS] [--warmup-ms MS] [--rounds N] [--profile]

@@ -15,13 +15,13 @@
  *   drive; a server far below that rate is not limited by the generator.
  */
 
-import { mkdtemp, readdir, readFile, rm, copyFile, mkdir } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir, cpus, release } from 'node:os';
 import { join } from 'node:path';
 import type { Benchmark, BenchmarkContext } from '../benchmark.js';
 import { BenchError, compileC, freePort, pinned, runToEnd, type Server } from '../support/process.js';
 import { formatCount, formatRatio, formatTable } from '../support/table.js';
-import { summariseProfile, type CpuProfile, type ProfileSummary } from '../support/cpu-profile.js';
+import { collectProfile, cpuProfileFlags, printProfile, profileRecord, type ProfileSummary } from '../support/cpu-profile.js';
 import { LOAD_CORE, LOOPBACK, natpunch, targets, type Target, type TargetContext } from './targets.js';
 
 /**
@@ -70,31 +70,8 @@ async function measure(target: Target, context: TargetContext, bench: BenchmarkC
 
 async function profileNatpunch(context: TargetContext, bench: BenchmarkContext): Promise<{ summary: ProfileSummary; file: string; load: LoadResult }> {
   const dir = join(context.workDir, 'cpu-profile');
-  const load = await measure(natpunch, { ...context, nodeFlags: ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-interval', '250'] }, bench);
-  const [name] = (await readdir(dir)).filter((f) => f.endsWith('.cpuprofile'));
-  if (!name) throw new BenchError(`natpunch: no .cpuprofile in ${dir} after SIGTERM (node --cpu-prof writes it at exit)`);
-  await mkdir(bench.resultsDir, { recursive: true });
-  const file = join(bench.resultsDir, 'stun-natpunch.cpuprofile');
-  await copyFile(join(dir, name), file);
-  const profile = JSON.parse(await readFile(file, 'utf8')) as CpuProfile;
-  return { summary: summariseProfile(profile, bench.root), file, load };
-}
-
-function printProfile(summary: ProfileSummary, file: string, load: LoadResult): void {
-  // Shares of the time the thread was not waiting in the event loop: where the work went.
-  const { byOrigin } = summary;
-  const busy = summary.sampledMs - byOrigin.idle;
-  const pct = (ms: number): string => `${((100 * ms) / busy).toFixed(1)}%`;
-  process.stdout.write(`\nnatpunch CPU profile under load (${formatCount(load.rate)} req/s while profiled; ${file})\n`);
-  process.stdout.write(`of ${formatCount(busy)} ms busy (${formatCount(byOrigin.idle)} ms idle in the event loop): ` +
-    `natpunch JS ${pct(byOrigin.natpunch)}, node JS ${pct(byOrigin.node)}, V8 and native code ${pct(byOrigin.v8 + byOrigin.other)} ` +
-    `(syscalls show up as self time of the JS function that made them, e.g. doSend)\n`);
-  const top = (key: 'selfMs' | 'totalMs', n: number, keep: (name: string) => boolean): string[][] =>
-    [...summary.functions].filter((f) => keep(f.name)).sort((a, b) => b[key] - a[key]).slice(0, n)
-      .map((f) => [f.name, pct(f.selfMs), pct(f.totalMs)]);
-  process.stdout.write(formatTable(['top self time', 'self', 'total'], top('selfMs', 15, (name) => name !== '(idle)')) + '\n\n');
-  process.stdout.write(formatTable(['top inclusive time (JS)', 'self', 'total'],
-    top('totalMs', 15, (name) => !name.startsWith('('))) + '\n');
+  const load = await measure(natpunch, { ...context, nodeFlags: cpuProfileFlags(dir) }, bench);
+  return { ...await collectProfile(dir, bench.resultsDir, 'stun-natpunch', bench.root), load };
 }
 
 async function run(bench: BenchmarkContext): Promise<Record<string, unknown>> {
@@ -155,11 +132,8 @@ async function run(bench: BenchmarkContext): Promise<Record<string, unknown>> {
     if (bench.options.profile && !bench.signal.aborted) {
       bench.log('profiling natpunch under the same load');
       const { summary, file, load } = await profileNatpunch(context, bench);
-      printProfile(summary, file, load);
-      profile = {
-        file, rateWhileProfiled: load.rate, sampledMs: summary.sampledMs, byOrigin: summary.byOrigin,
-        top: [...summary.functions].sort((a, b) => b.selfMs - a.selfMs).slice(0, 25),
-      };
+      printProfile(summary, file, `${formatCount(load.rate)} req/s while profiled`);
+      profile = { rateWhileProfiled: load.rate, ...profileRecord(summary, file) };
     }
     return {
       benchmark: 'stun',

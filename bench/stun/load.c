@@ -27,10 +27,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "../support/load.h"
 
 #define MAX_SOCKETS 64
 #define MAX_WINDOW 4096
@@ -57,25 +57,11 @@ static int n_sockets = 4, window = 32;
 static uint64_t sent, valid, invalid, stale, timeouts, send_errors;
 static uint32_t rng_state = 0x9e3779b9u;
 
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static uint32_t xorshift32(void) {
   rng_state ^= rng_state << 13;
   rng_state ^= rng_state >> 17;
   rng_state ^= rng_state << 5;
   return rng_state;
-}
-
-static void put32(uint8_t *p, uint32_t v) {
-  p[0] = v >> 24; p[1] = v >> 16; p[2] = v >> 8; p[3] = v;
-}
-
-static uint32_t get32(const uint8_t *p) {
-  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
 
 /* A fresh Binding request for slot `index`: type 0x0001, length 0, cookie, new transaction id. */
@@ -101,11 +87,7 @@ static void flush(struct peer_socket *ps) {
       renew(s, ps->queue[done + i]);
       s->queued = 0;
       s->sent_ns = t;
-      iov[i].iov_base = s->request;
-      iov[i].iov_len = HEADER;
-      memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
-      msgs[i].msg_hdr.msg_iov = &iov[i];
-      msgs[i].msg_hdr.msg_iovlen = 1;
+      mmsg_entry(&msgs[i], &iov[i], s->request, HEADER, NULL, 0);
     }
     int m = sendmmsg(ps->fd, msgs, n, MSG_DONTWAIT);
     if (m < 0) m = 0;
@@ -133,13 +115,7 @@ static void drain(struct peer_socket *ps) {
   struct mmsghdr msgs[BATCH];
   struct iovec iov[BATCH];
   for (;;) {
-    for (int i = 0; i < BATCH; i++) {
-      iov[i].iov_base = buffers[i];
-      iov[i].iov_len = sizeof buffers[i];
-      memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
-      msgs[i].msg_hdr.msg_iov = &iov[i];
-      msgs[i].msg_hdr.msg_iovlen = 1;
-    }
+    for (int i = 0; i < BATCH; i++) mmsg_entry(&msgs[i], &iov[i], buffers[i], sizeof buffers[i], NULL, 0);
     int m = recvmmsg(ps->fd, msgs, BATCH, MSG_DONTWAIT, NULL);
     if (m <= 0) break;
     for (int i = 0; i < m; i++) {
@@ -172,51 +148,6 @@ static void reissue_late(uint64_t timeout_ns) {
   }
 }
 
-/* CPU seconds in user and system mode of process `pid`, all threads, from /proc/PID/stat. */
-static int process_cpu(long pid, double *user, double *sys) {
-  *user = *sys = 0;
-  if (pid <= 0) return 0;
-  char path[64], buf[2048];
-  snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-  FILE *f = fopen(path, "r");
-  if (!f) return 0;
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = 0;
-  char *p = strrchr(buf, ')'); /* the command name may contain spaces */
-  if (!p) return 0;
-  unsigned long utime = 0, stime = 0;
-  /* After ")": state(3) ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime(14) stime(15) */
-  if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2) return 0;
-  *user = (double)utime / (double)sysconf(_SC_CLK_TCK);
-  *sys = (double)stime / (double)sysconf(_SC_CLK_TCK);
-  return 1;
-}
-
-/* Busy and total jiffies of cpu `core` from /proc/stat. */
-static void core_times(int core, double *busy, double *total) {
-  char line[512], name[16];
-  snprintf(name, sizeof name, "cpu%d ", core);
-  *busy = *total = 0;
-  FILE *f = fopen("/proc/stat", "r");
-  if (!f) return;
-  while (fgets(line, sizeof line, f)) {
-    if (strncmp(line, name, strlen(name)) != 0) continue;
-    unsigned long long v[8] = {0};
-    sscanf(line + strlen(name), "%llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
-    for (int i = 0; i < 8; i++) *total += (double)v[i];
-    *busy = *total - (double)v[3] - (double)v[4]; /* minus idle and iowait */
-    break;
-  }
-  fclose(f);
-}
-
-static double self_cpu(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-}
-
 static void usage(const char *why) {
   fprintf(stderr, "load: %s\nusage: load --port P [--host 127.0.0.1] [--sockets 4] [--window 32] "
           "[--warmup-ms 3000] [--duration-ms 5000] [--timeout-ms 200] [--server-pid PID]\n", why);
@@ -226,7 +157,8 @@ static void usage(const char *why) {
 int main(int argc, char **argv) {
   const char *host = "127.0.0.1";
   int port = 0;
-  long warmup_ms = 3000, duration_ms = 5000, timeout_ms = 200, server_pid = 0;
+  struct load_timing timing = { .warmup_ms = 3000, .duration_ms = 5000, .timeout_ms = 200 };
+  int handled;
   for (int i = 1; i < argc; i++) {
     if (i + 1 >= argc) usage("every option takes a value");
     const char *k = argv[i], *v = argv[++i];
@@ -234,16 +166,12 @@ int main(int argc, char **argv) {
     else if (!strcmp(k, "--port")) port = atoi(v);
     else if (!strcmp(k, "--sockets")) n_sockets = atoi(v);
     else if (!strcmp(k, "--window")) window = atoi(v);
-    else if (!strcmp(k, "--warmup-ms")) warmup_ms = atol(v);
-    else if (!strcmp(k, "--duration-ms")) duration_ms = atol(v);
-    else if (!strcmp(k, "--timeout-ms")) timeout_ms = atol(v);
-    else if (!strcmp(k, "--server-pid")) server_pid = atol(v);
-    else usage("unknown option");
+    else if ((handled = timing_option(k, v, &timing)) < 0) usage("durations must be positive");
+    else if (!handled) usage("unknown option");
   }
   if (port <= 0 || port > 65535) usage("--port must be 1-65535");
   if (n_sockets < 1 || n_sockets > MAX_SOCKETS) usage("--sockets must be 1-64");
   if (window < 1 || window > MAX_WINDOW) usage("--window must be 1-4096");
-  if (duration_ms < 1 || warmup_ms < 0 || timeout_ms < 1) usage("durations must be positive");
 
   struct sockaddr_in server = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
   if (inet_pton(AF_INET, host, &server.sin_addr) != 1) usage("--host must be an IPv4 address");
@@ -274,12 +202,12 @@ int main(int argc, char **argv) {
   }
 
   const uint64_t start = now_ns();
-  const uint64_t measure_from = start + (uint64_t)warmup_ms * 1000000u;
-  const uint64_t measure_to = measure_from + (uint64_t)duration_ms * 1000000u;
-  const uint64_t timeout_ns = (uint64_t)timeout_ms * 1000000u;
+  const uint64_t measure_from = start + (uint64_t)timing.warmup_ms * 1000000u;
+  const uint64_t measure_to = measure_from + (uint64_t)timing.duration_ms * 1000000u;
+  const uint64_t timeout_ns = (uint64_t)timing.timeout_ms * 1000000u;
   uint64_t next_scan = start + timeout_ns / 2, t0 = 0, t1 = 0;
   uint64_t valid0 = 0, sent0 = 0, timeouts0 = 0, invalid0 = 0, stale0 = 0;
-  double cpu0 = 0, user0 = 0, sys0 = 0, busy0[2] = {0}, total0[2] = {0};
+  struct cpu_mark mark0, mark1;
   int measuring = 0;
   struct epoll_event events[MAX_SOCKETS];
   for (;;) {
@@ -295,9 +223,7 @@ int main(int argc, char **argv) {
       measuring = 1;
       t0 = t;
       valid0 = valid; sent0 = sent; timeouts0 = timeouts; invalid0 = invalid; stale0 = stale;
-      cpu0 = self_cpu();
-      process_cpu(server_pid, &user0, &sys0);
-      for (int c = 0; c < 2; c++) core_times(c, &busy0[c], &total0[c]);
+      cpu_mark(&mark0, timing.server_pid);
     }
     if (measuring && t >= measure_to) {
       t1 = t;
@@ -305,19 +231,14 @@ int main(int argc, char **argv) {
     }
   }
   const double seconds = (double)(t1 - t0) / 1e9;
-  const double cpu = self_cpu() - cpu0;
-  double user1, sys1;
-  const int known = process_cpu(server_pid, &user1, &sys1);
-  double busy1[2], total1[2];
-  for (int c = 0; c < 2; c++) core_times(c, &busy1[c], &total1[c]);
+  cpu_mark(&mark1, timing.server_pid);
   const uint64_t counted = valid - valid0;
   printf("{\"valid\":%llu,\"seconds\":%.6f,\"rate\":%.1f,\"sent\":%llu,\"timeouts\":%llu,\"stale\":%llu,\"invalid\":%llu,"
-         "\"sendErrors\":%llu,\"sockets\":%d,\"window\":%d,\"loadCpu\":%.3f,\"serverUser\":%.3f,\"serverSys\":%.3f,\"core0Busy\":%.3f,\"core1Busy\":%.3f}\n",
+         "\"sendErrors\":%llu,\"sockets\":%d,\"window\":%d,",
          (unsigned long long)counted, seconds, (double)counted / seconds, (unsigned long long)(sent - sent0),
          (unsigned long long)(timeouts - timeouts0), (unsigned long long)(stale - stale0),
-         (unsigned long long)(invalid - invalid0), (unsigned long long)send_errors, n_sockets, window, cpu / seconds,
-         known ? (user1 - user0) / seconds : -1.0, known ? (sys1 - sys0) / seconds : -1.0,
-         total1[0] > total0[0] ? (busy1[0] - busy0[0]) / (total1[0] - total0[0]) : -1.0,
-         total1[1] > total0[1] ? (busy1[1] - busy0[1]) / (total1[1] - total0[1]) : -1.0);
+         (unsigned long long)(invalid - invalid0), (unsigned long long)send_errors, n_sockets, window);
+  print_cpu_span(stdout, &mark0, &mark1, seconds);
+  printf("}\n");
   return 0;
 }

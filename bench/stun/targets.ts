@@ -9,11 +9,9 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { StunUdpClient } from '../../src/stun/udp-client.js';
 import { reflexiveAddress, formatAddress } from '../../src/wire/index.js';
-import { BenchError, Server, delay, freePort, startPinned } from '../support/process.js';
+import { BenchError, LOOPBACK, SERVER_CORE, Server, delay, freePort, startPinned, stopOnFailure } from '../support/process.js';
 
-export const SERVER_CORE = 0;
-export const LOAD_CORE = 1;
-export const LOOPBACK = '127.0.0.1';
+export { LOAD_CORE, LOOPBACK, SERVER_CORE } from '../support/process.js';
 
 export interface Target {
   name: 'echo' | 'node-echo' | 'coturn' | 'natpunch';
@@ -68,15 +66,12 @@ export async function probe(server: Server, port: number, reflexive: boolean, si
   }
 }
 
-async function ready(server: Server, port: number, reflexive: boolean, signal: AbortSignal, line?: RegExp): Promise<Server> {
-  try {
+function ready(server: Server, port: number, reflexive: boolean, signal: AbortSignal, line?: RegExp): Promise<Server> {
+  return stopOnFailure(server, async () => {
     if (line) await server.lineMatching(line, READY_MS);
     await probe(server, port, reflexive, signal);
     return server;
-  } catch (error) {
-    await server.stop();
-    throw error;
-  }
+  });
 }
 
 export const echo: Target = {

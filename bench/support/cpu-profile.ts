@@ -4,6 +4,11 @@
  * its hot path without opening DevTools.
  */
 
+import { copyFile, mkdir, readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BenchError } from './process.js';
+import { formatCount, formatTable } from './table.js';
+
 /** The parts of the .cpuprofile format (Chrome DevTools protocol `Profiler.Profile`) used here. */
 export interface CpuProfile {
   nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }[];
@@ -77,4 +82,45 @@ export function summariseProfile(profile: CpuProfile, root: string): ProfileSumm
   }
   const functions = [...costs.values()].filter((f) => f.name !== '(root)');
   return { sampledMs, byOrigin, functions };
+}
+
+/** `node` flags that make a server write a CPU profile into `dir` when it exits (SIGTERM included). */
+export function cpuProfileFlags(dir: string): string[] {
+  return ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-interval', '250'];
+}
+
+/**
+ * The profile `node --cpu-prof` wrote into `dir` (exactly one expected), copied to
+ * `resultsDir/<name>.cpuprofile` for DevTools, and its summary.
+ */
+export async function collectProfile(dir: string, resultsDir: string, name: string, root: string): Promise<{ summary: ProfileSummary; file: string }> {
+  const [written] = (await readdir(dir)).filter((f) => f.endsWith('.cpuprofile'));
+  if (!written) throw new BenchError(`${name}: no .cpuprofile in ${dir} after SIGTERM (node --cpu-prof writes it at exit)`);
+  await mkdir(resultsDir, { recursive: true });
+  const file = join(resultsDir, `${name}.cpuprofile`);
+  await copyFile(join(dir, written), file);
+  return { summary: summariseProfile(JSON.parse(await readFile(file, 'utf8')) as CpuProfile, root), file };
+}
+
+/** Where a server's busy time went, by origin and the top functions by self and inclusive time; `headline` says under what load. */
+export function printProfile(summary: ProfileSummary, file: string, headline: string): void {
+  // Shares of the time the thread was not waiting in the event loop: where the work went.
+  const { byOrigin } = summary;
+  const busy = summary.sampledMs - byOrigin.idle;
+  const pct = (ms: number): string => `${((100 * ms) / busy).toFixed(1)}%`;
+  process.stdout.write(`\nnatpunch CPU profile under load (${headline}; ${file})\n`);
+  process.stdout.write(`of ${formatCount(busy)} ms busy (${formatCount(byOrigin.idle)} ms idle in the event loop): ` +
+    `natpunch JS ${pct(byOrigin.natpunch)}, node JS ${pct(byOrigin.node)}, V8 and native code ${pct(byOrigin.v8 + byOrigin.other)} ` +
+    `(syscalls show up as self time of the JS function that made them, e.g. doSend)\n`);
+  const top = (key: 'selfMs' | 'totalMs', n: number, keep: (name: string) => boolean): string[][] =>
+    [...summary.functions].filter((f) => keep(f.name)).sort((a, b) => b[key] - a[key]).slice(0, n)
+      .map((f) => [f.name, pct(f.selfMs), pct(f.totalMs)]);
+  process.stdout.write(formatTable(['top self time', 'self', 'total'], top('selfMs', 15, (name) => name !== '(idle)')) + '\n\n');
+  process.stdout.write(formatTable(['top inclusive time (JS)', 'self', 'total'],
+    top('totalMs', 15, (name) => !name.startsWith('('))) + '\n');
+}
+
+/** What the results JSON keeps of a profile. */
+export function profileRecord(summary: ProfileSummary, file: string): Record<string, unknown> {
+  return { file, sampledMs: summary.sampledMs, byOrigin: summary.byOrigin, top: [...summary.functions].sort((a, b) => b.selfMs - a.selfMs).slice(0, 25) };
 }

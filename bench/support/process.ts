@@ -10,6 +10,11 @@ import { createInterface } from 'node:readline';
 import dgram from 'node:dgram';
 import net from 'node:net';
 
+/** Servers under test run pinned to this core, their load generators to the other (2-core VMs). */
+export const SERVER_CORE = 0;
+export const LOAD_CORE = 1;
+export const LOOPBACK = '127.0.0.1';
+
 /** A benchmark could not set up or finish a measurement (not a natpunch library error). */
 export class BenchError extends Error {
   readonly code = 'ERR_BENCH';
@@ -115,6 +120,16 @@ export class Server {
     await this.#exited;
     controller.abort();
     await forced;
+  }
+}
+
+/** Runs `work` for a server just started; if it fails, stops the server before rethrowing. */
+export async function stopOnFailure<T>(server: Server, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    await server.stop();
+    throw error;
   }
 }
 
