@@ -39,9 +39,9 @@ async function labDemo(kindA: NatKind, kindB: NatKind): Promise<number> {
     for (const [name, h] of Object.entries(d.hosts)) say(`  host ${name}  ${h.addresses.join(', ')} behind router ${h.router}`);
     say(`  (built in ${Date.now() - started} ms)`);
     say();
-    const serve = lab.server.spawn([process.execPath, CLI, 'serve', '--address', '198.51.100.10', '--alt-address', '198.51.100.11', '--http-port', '8080', '--no-relay']);
+    const serve = lab.server.spawn([process.execPath, CLI, 'serve', '--address', '198.51.100.10', '--alt-address', '198.51.100.11', '--http-port', '8080']);
     await waitForLine(serve, /ready/);
-    say('natpunch serve is up in the server host: STUN (RFC 5780) at 198.51.100.10 and .11, rendezvous ws://198.51.100.10:8080/');
+    say('natpunch serve is up in the server host: STUN (RFC 5780) and a TURN relay at 198.51.100.10 and .11, rendezvous ws://198.51.100.10:8080/');
     for (const host of ['a1', 'b1']) {
       const result = await lab.hosts[host]!.exec([process.execPath, CLI, 'check', '--stun', '198.51.100.10', '--json']);
       const r = JSON.parse(result.stdout || '{}') as Record<string, unknown>;
@@ -60,7 +60,7 @@ async function loopbackDemo(reason: string): Promise<number> {
   say('Running the same programs over loopback instead: no NAT in the way, so expect "open internet" and a LAN path.');
   say('Run as root on Linux (with nftables) to see real NATs.');
   say();
-  const serve = spawn(process.execPath, [CLI, 'serve', '--address', '127.0.0.1', '--alt-address', '127.0.0.2', '--port', '0', '--alt-port', '0', '--http-port', '0', '--no-relay'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const serve = spawn(process.execPath, [CLI, 'serve', '--address', '127.0.0.1', '--alt-address', '127.0.0.2', '--port', '0', '--alt-port', '0', '--http-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
   try {
     const line = await waitForLine(serve, /ready/);
     const port = /127\.0\.0\.1:(\d+)/.exec(line)?.[1];
@@ -90,13 +90,22 @@ async function peersDemo(runListener: (argv: string[]) => ChildProcess, runConne
     say(`${connectorName}: natpunch connect ${ready.id.slice(0, 12)}…`);
     const connector = runConnector([process.execPath, CLI, 'connect', ready.id, '--server', url, '--key', join(home, 'connector.key'), '--json']);
     connector.stdin!.end(`hello from ${connectorName}, behind another NAT\n`);
-    const [lOut, cOut, lCode, cCode] = await Promise.all([collect(listener.stdout!), collect(connector.stdout!), exitCode(listener), exitCode(connector), 
+    const connectorCode = exitCode(connector).then((code) => {
+      // A listener waits on after a failed attempt (--once counts connections, not attempts): stop it.
+      if (code !== 0 && listener.exitCode === null) listener.kill('SIGTERM');
+      return code;
+    });
+    const [lOut, cOut, lCode, cCode] = await Promise.all([collect(listener.stdout!), collect(connector.stdout!), exitCode(listener), connectorCode,
       waitForLine(connector, /"event":"(connected|error)"/).then((l) => tell(connectorName, l)).catch(() => undefined),
       waitForLine(listener, /"event":"(connected|error)"/).then((l) => tell(listenerName, l)).catch(() => undefined)]);
+    if (lCode !== 0 || cCode !== 0) {
+      say(`the peers did not connect (exit codes ${lCode}, ${cCode}); the errors above say why`);
+      return 1;
+    }
     say(`${connectorName} received: ${cOut.trim()}`);
     say(`${listenerName} received: ${lOut.trim()}`);
     say(`both directions ended cleanly in ${Date.now() - started} ms (exit codes ${lCode}, ${cCode})`);
-    return lCode === 0 && cCode === 0 ? 0 : 1;
+    return 0;
   } finally {
     await rm(home, { recursive: true, force: true });
   }
