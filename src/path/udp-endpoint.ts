@@ -25,6 +25,22 @@ export const UDP_PATH_PAYLOAD = 1200;
 /** Type byte + connection id. */
 export const UDP_PATH_HEADER_LENGTH = 5;
 const HEADER_LENGTH = UDP_PATH_HEADER_LENGTH;
+/**
+ * Frames kept while nothing listens for them yet, and for how long. The initiator sends its
+ * first handshake message right behind its nominating check, and the other side creates the
+ * path (and the handshake subscribes to it) only once that check is processed, a few turns of
+ * the event loop later: dropping the message would cost a 200 ms retransmission. QUIC buffers
+ * packets it cannot process yet for the same reason (RFC 9000 §5.2, §12.2). A few frames, for a
+ * short while, copied: nothing an attacker can grow.
+ */
+export const EARLY_FRAMES = 4;
+export const EARLY_FRAME_MS = 2_000;
+
+interface EarlyFrame {
+  key: string;
+  frame: Uint8Array;
+  at: number;
+}
 
 export type FrameHandler = (frame: Uint8Array) => void;
 
@@ -33,6 +49,8 @@ export class UdpEndpoint {
   readonly connectionId: Uint8Array;
   readonly #paths = new Map<string, UdpRawPath>();
   #unknown: ((frame: Uint8Array, from: TransportAddress) => void) | undefined;
+  /** Frames from sources with no path yet, while no one handles unknown sources. */
+  #early: EarlyFrame[] = [];
   readonly #unsubscribe: () => void;
 
   /** `session`: the rendezvous session id both sides share. */
@@ -44,16 +62,25 @@ export class UdpEndpoint {
       // Byte by byte: a subarray and equals() per datagram cost more than the comparison.
       if (data.length <= HEADER_LENGTH || data[1] !== id[0] || data[2] !== id[1] || data[3] !== id[2] || data[4] !== id[3]) return false;
       const frame = data.subarray(HEADER_LENGTH);
-      const path = this.#paths.get(formatAddress(from));
+      const key = formatAddress(from);
+      const path = this.#paths.get(key);
       if (path) path.deliver(frame);
-      else this.#unknown?.(frame, from);
+      else if (this.#unknown) this.#unknown(frame, from);
+      else this.#keep({ key, frame: frame.slice(), at: Date.now() });
       return true;
     });
+  }
+
+  /** Before anyone handles unknown sources (the handshake is not done): keep the frame for its path. */
+  #keep(early: EarlyFrame): void {
+    if (this.#early.length >= EARLY_FRAMES) this.#early.shift();
+    this.#early.push(early);
   }
 
   /** Frames from addresses with no path (a rebinding, or an attacker: the caller must authenticate them). */
   onUnknownSource(handler: (frame: Uint8Array, from: TransportAddress) => void): void {
     this.#unknown = handler;
+    this.#early = [];
   }
 
   /** The path to `remote`, created on first use. */
@@ -63,6 +90,9 @@ export class UdpEndpoint {
     if (!path) {
       path = new UdpRawPath(this.#mux, remote, this.connectionId, technique, () => this.#paths.delete(key));
       this.#paths.set(key, path);
+      const now = Date.now();
+      for (const early of this.#early) if (early.key === key && now - early.at < EARLY_FRAME_MS) path.deliver(early.frame);
+      this.#early = this.#early.filter((early) => early.key !== key);
     }
     return path;
   }
@@ -71,6 +101,7 @@ export class UdpEndpoint {
     this.#unsubscribe();
     for (const path of [...this.#paths.values()]) path.close();
     this.#unknown = undefined;
+    this.#early = [];
   }
 }
 
@@ -87,6 +118,8 @@ export class UdpRawPath implements RawPath {
   readonly #connectionId: Uint8Array;
   readonly #forget: () => void;
   #handlers: FrameHandler[] = [];
+  /** Frames that came before any handler (see EARLY_FRAMES). */
+  #early: EarlyFrame[] = [];
   #closeHandlers: Array<(error?: Error) => void> = [];
   #open = true;
   /**
@@ -133,13 +166,26 @@ export class UdpRawPath implements RawPath {
     buffer.set(this.#connectionId, 1);
   }
 
-  /** From UdpEndpoint: a frame from this path's remote. */
+  /** From UdpEndpoint: a frame from this path's remote (kept for a while if nobody listens yet). */
   deliver(frame: Uint8Array): void {
+    if (this.#handlers.length === 0) {
+      if (this.#early.length >= EARLY_FRAMES) this.#early.shift();
+      this.#early.push({ key: this.remote, frame: frame.slice(), at: Date.now() });
+      return;
+    }
     for (const handler of this.#handlers) handler(frame);
   }
 
   onDatagram(handler: FrameHandler): void {
     this.#handlers.push(handler);
+    if (this.#early.length === 0) return;
+    const early = this.#early;
+    this.#early = [];
+    // After the caller has finished subscribing (it may set up more state right after this call).
+    queueMicrotask(() => {
+      const now = Date.now();
+      for (const { frame, at } of early) if (now - at < EARLY_FRAME_MS) this.deliver(frame);
+    });
   }
 
   onClose(handler: (error?: Error) => void): void {
@@ -151,6 +197,7 @@ export class UdpRawPath implements RawPath {
     this.#open = false;
     this.#forget();
     this.#handlers = [];
+    this.#early = [];
     this.#closeHandlers = [];
   }
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { describe, it, type TestContext } from 'node:test';
-import { UDP_PATH_HEADER_LENGTH, UDP_PATH_PAYLOAD, UdpEndpoint } from '../../src/path/udp-endpoint.js';
+import { EARLY_FRAMES, UDP_PATH_HEADER_LENGTH, UDP_PATH_PAYLOAD, UdpEndpoint } from '../../src/path/udp-endpoint.js';
 import { DATA_PACKET_TYPE, UdpMux } from '../../src/punch/udp-mux.js';
 import type { TransportAddress } from '../../src/wire/index.js';
 
@@ -49,6 +49,33 @@ describe('a connection\'s share of the UDP socket (UdpEndpoint)', () => {
     assert.deepEqual(onPath, [[1, 2]]);
     assert.deepEqual(unknown, [{ frame: [3], from: OTHER }]);
     assert.deepEqual(theirsUnknown, [[4]]);
+  });
+
+  it(`keeps up to ${EARLY_FRAMES} frames that come before their path or its handler, and hands them over once both exist`, async (t) => {
+    const { mux, receive } = handFedMux(t);
+    const endpoint = new UdpEndpoint(mux, 'early');
+    // The handshake's first message, right behind the nominating check: no path to PEER yet.
+    for (let i = 1; i <= EARLY_FRAMES + 2; i++) receive(packet(endpoint.connectionId, i), PEER);
+    receive(packet(endpoint.connectionId, 99), OTHER);
+    const path = endpoint.pathTo(PEER, 'udp-hole-punch');
+    receive(packet(endpoint.connectionId, 50), PEER); // on the path, still before any handler
+    const got: number[][] = [];
+    path.onDatagram((frame) => got.push([...frame]));
+    assert.deepEqual(got, [], 'handed over after the subscriber has finished subscribing');
+    await new Promise<void>((resolve) => queueMicrotask(resolve));
+    // The endpoint kept the newest EARLY_FRAMES of all sources (4, 5, 6 and OTHER's 99), the path
+    // those from PEER and then the one that came before its handler.
+    assert.deepEqual(got, [[4], [5], [6], [50]]);
+    // Once someone handles unknown sources (the path manager), nothing more is kept.
+    const unknown: number[][] = [];
+    endpoint.onUnknownSource((frame) => unknown.push([...frame]));
+    receive(packet(endpoint.connectionId, 7), OTHER);
+    assert.deepEqual(unknown, [[7]]);
+    const other = endpoint.pathTo(OTHER, 'udp-hole-punch');
+    const late: number[][] = [];
+    other.onDatagram((frame) => late.push([...frame]));
+    await new Promise<void>((resolve) => queueMicrotask(resolve));
+    assert.deepEqual(late, [], 'the frame from OTHER kept earlier went with onUnknownSource');
   });
 
   it('gives the same path for the same address until it is closed', (t) => {
