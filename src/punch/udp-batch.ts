@@ -230,23 +230,28 @@ export class AddressedSender {
 
   /** Queues one datagram (the concatenation of `parts`) to address:port; the bytes are copied now. */
   send(parts: Uint8Array | readonly Uint8Array[], port: number, address: string): void {
-    const list = parts instanceof Uint8Array ? undefined : parts;
+    if (parts instanceof Uint8Array) return this.sendRange(parts, 0, parts.length, port, address);
     let length = 0;
-    if (list === undefined) length = (parts as Uint8Array).length;
-    else for (let i = 0; i < list.length; i++) length += list[i]!.length;
+    for (let i = 0; i < parts.length; i++) length += parts[i]!.length;
+    const at = this.#reserve(length, port, address);
+    if (at < 0) return void this.#sendAlone(Buffer.concat(parts), port, address);
+    for (let i = 0, to = at; i < parts.length; to += parts[i]!.length, i++) this.#slab.set(parts[i]!, to);
+  }
+
+  /** Queues bytes[start, end) as one datagram to address:port; copied now, no object made. */
+  sendRange(bytes: Uint8Array, start: number, end: number, port: number, address: string): void {
+    const at = this.#reserve(end - start, port, address);
+    if (at < 0) return void this.#sendAlone(Buffer.from(bytes.subarray(start, end)), port, address);
+    this.#slab.set(start === 0 && end === bytes.length ? bytes : bytes.subarray(start, end), at);
+  }
+
+  /** A record for `length` bytes to address:port; its offset in the slab, or -1: send it alone. */
+  #reserve(length: number, port: number, address: string): number {
     const words = this.#addon === undefined || this.#disabled ? undefined : this.#words(address);
-    if (words === undefined || length > SEND_SLAB_BYTES / 4) {
-      // Not for the slab (no addon, an address the addon does not take, a huge datagram):
-      // what was queued goes first, then this one as its own Buffer.
-      this.flush();
-      this.stats.fallback++;
-      this.#socket.send(list === undefined ? Buffer.from(parts as Uint8Array) : Buffer.concat(list), port, address);
-      return;
-    }
+    // Not for the slab (no addon, an address the addon does not take, a huge datagram).
+    if (words === undefined || length > SEND_SLAB_BYTES / 4) return -1;
     if (this.#count === SEND_RECORDS || this.#used + length > SEND_SLAB_BYTES) this.flush();
     const offset = this.#used;
-    if (list === undefined) this.#slab.set(parts as Uint8Array, offset);
-    else for (let i = 0, at = offset; i < list.length; at += list[i]!.length, i++) this.#slab.set(list[i]!, at);
     const m = this.#meta;
     const r = this.#count * RECORD_INTS;
     m[r] = offset;
@@ -264,6 +269,14 @@ export class AddressedSender {
       this.#scheduled = true;
       queueMicrotask(this.#flush);
     }
+    return offset;
+  }
+
+  /** What was queued goes first, then this datagram (already a copy) through node:dgram. */
+  #sendAlone(copy: Buffer, port: number, address: string): void {
+    this.flush();
+    this.stats.fallback++;
+    this.#socket.send(copy, port, address);
   }
 
   /** Sends what is queued now. */

@@ -26,12 +26,26 @@ export interface ChannelData {
  * longer than the bytes (RFC 8656 §12.4 says to discard those silently). Never throws.
  */
 export function decodeChannelData(bytes: Uint8Array): ChannelData | undefined {
-  if (!isChannelData(bytes)) return undefined;
+  const channel = acceptedChannel(bytes);
+  if (channel < 0) return undefined;
+  return { channel, data: bytes.subarray(CHANNEL_DATA_HEADER, CHANNEL_DATA_HEADER + channelDataLength(bytes)) };
+}
+
+/**
+ * decodeChannelData without the result object, for the relay's hot path: the channel number of
+ * a ChannelData message decodeChannelData accepts, else -1; the data is the next
+ * `channelDataLength(bytes)` bytes after the header.
+ */
+export function acceptedChannel(bytes: Uint8Array): number {
+  if (!isChannelData(bytes)) return -1;
   const channel = (bytes[0]! << 8) | bytes[1]!;
-  const length = (bytes[2]! << 8) | bytes[3]!;
-  if (channel < MIN_CHANNEL || channel > MAX_CHANNEL_RFC5766) return undefined;
-  if (CHANNEL_DATA_HEADER + length > bytes.length) return undefined;
-  return { channel, data: bytes.subarray(CHANNEL_DATA_HEADER, CHANNEL_DATA_HEADER + length) };
+  if (channel < MIN_CHANNEL || channel > MAX_CHANNEL_RFC5766) return -1;
+  return CHANNEL_DATA_HEADER + channelDataLength(bytes) > bytes.length ? -1 : channel;
+}
+
+/** The Length field of a ChannelData header. @see RFC 8656 §12.4 */
+export function channelDataLength(bytes: Uint8Array): number {
+  return (bytes[2]! << 8) | bytes[3]!;
 }
 
 /**
