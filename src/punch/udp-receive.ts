@@ -15,6 +15,8 @@
  *
  * Without the addon (not built, not Linux, NATPUNCH_NO_NATIVE=1, or `native: false`) the same
  * callback is fed from `socket.on('message')`, one datagram per batch, each its own Buffer.
+ * For measuring: NATPUNCH_NO_RECVMMSG=1 reads through node:dgram while sends stay batched, and
+ * NATPUNCH_NO_GRO=1 keeps recvmmsg without UDP GRO.
  * Other 'message' listeners on the socket keep working with the addon too: while any exist,
  * each datagram is also emitted to them as a copied Buffer with an `rinfo`, as node:dgram did.
  */
@@ -40,7 +42,7 @@ const RECORD_BYTES = RECORD_INTS * 4;
 export interface ReceiveOptions {
   /** Use the addon where it is available (default true); false: node:dgram's 'message'. */
   native?: boolean;
-  /** Ask for UDP GRO (default false): worth it where a peer sends bursts of one flow (the stream). */
+  /** Ask for UDP GRO (default false; NATPUNCH_NO_GRO=1 overrides): worth it where a peer sends bursts of one flow (the stream). */
   gro?: boolean;
   /**
    * Writable bytes kept free before every datagram in the slab, so a consumer can put a header
@@ -220,10 +222,11 @@ export class DatagramReceiver {
     this.#batch = new ReceivedBatch(Buffer.alloc(0), new Int32Array(RECORD_INTS), 0, dgramState(socket));
     socket.on('message', this.#onMessage);
     socket.once('close', this.#onClose);
-    const loaded = options.native === false ? undefined : options.addon ?? udpBatchAddon();
+    const off = options.native === false || (options.addon === undefined && process.env['NATPUNCH_NO_RECVMMSG'] === '1');
+    const loaded = off ? undefined : options.addon ?? udpBatchAddon();
     const addon = typeof loaded?.createReceiver === 'function' ? (loaded as UdpReceiveAddon) : undefined;
     if (addon === undefined) {
-      debug('batched receives unavailable: %s', options.native === false ? 'native: false' : (udpReceiveAvailable() as { reason?: string }).reason);
+      debug('batched receives unavailable: %s', off ? 'native: false or NATPUNCH_NO_RECVMMSG=1' : (udpReceiveAvailable() as { reason?: string }).reason);
       return;
     }
     const fd = socketFd(socket);
@@ -248,7 +251,7 @@ export class DatagramReceiver {
       debug('batched receives off: no fd or no recvStop on node:dgram\'s handle');
       return;
     }
-    if (options.gro === true) {
+    if (options.gro === true && process.env['NATPUNCH_NO_GRO'] !== '1') {
       const err = addon.enableGro(fd);
       this.#gro = err === 0;
       if (err !== 0) debug('UDP_GRO refused (errno %d): reading without it', -err);
