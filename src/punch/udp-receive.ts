@@ -47,7 +47,7 @@ export interface ReceiveOptions {
   /**
    * Writable bytes kept free before every datagram in the slab, so a consumer can put a header
    * in front (the TURN relay's ChannelData header) and send it on without copying. Default 0.
-   * Batches from node:dgram have none: check `ReceivedBatch.headroom`.
+   * Batches from node:dgram have none, nor do GRO batches: check `ReceivedBatch.headroom`.
    */
   headroom?: number;
   /** Largest datagram received whole without GRO (default 2048); longer ones are dropped and counted. */
@@ -256,9 +256,11 @@ export class DatagramReceiver {
       this.#gro = err === 0;
       if (err !== 0) debug('UDP_GRO refused (errno %d): reading without it', -err);
     }
-    const headroom = options.headroom ?? 0;
+    // A GRO read's later datagrams follow the one before them in the slot, with no room in
+    // front: headroom is for sockets without GRO (the relay's), so a GRO batch says it has none.
+    const headroom = this.#gro ? 0 : options.headroom ?? 0;
     const slots = this.#gro ? GRO_SLOTS : DEFAULT_SLOTS;
-    const slotSize = this.#gro ? GRO_SLOT_SIZE : (options.maxDatagram ?? DEFAULT_SLOT_SIZE) + headroom;
+    const slotSize = (this.#gro ? GRO_SLOT_SIZE : options.maxDatagram ?? DEFAULT_SLOT_SIZE) + headroom;
     const slab = Buffer.allocUnsafeSlow(slots * slotSize);
     const meta = new Int32Array(slots * (this.#gro ? GRO_SEGMENTS : 1) * RECORD_INTS);
     const batch = new ReceivedBatch(slab, meta, headroom, dgramState(this.#socket));
