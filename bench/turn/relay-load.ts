@@ -3,7 +3,7 @@
  * to the peer, the peer's echo back in, ChannelData out to the client — for `natpunch serve` or
  * coturn, pinned to core 0, with this process (clients and echoing peer) pinned to core 1.
  *
- *   node dist/bench/turn/relay-load.js [natpunch|coturn] [--tree DIR] [--seconds 5] [--clients 4] [--window 64] [--size 1000]
+ *   node dist/bench/turn/relay-load.js [natpunch|coturn] [--tree DIR] [--seconds 5] [--clients 4] [--window 64] [--size 1000] [--trace-gc]
  *
  * Each client allocates over UDP, binds a channel to the peer (127.0.0.2) and keeps `window`
  * messages of `size` bytes in flight (closed loop: a message echoed back is replaced by the
@@ -11,11 +11,14 @@
  * server's CPU (user + system, cores' worth, from /proc) and relayed datagrams per server
  * CPU-second, the figure least disturbed by other load. The clients and the peer read and send
  * through native/udp-batch where it is built (src/punch/udp-receive.ts, AddressedSender), so that
- * they are not the limit. Decision 009 reports the runs.
+ * they are not the limit. `--trace-gc` (natpunch only) runs the server with node's --trace-gc and
+ * adds the young-generation collections (scavenges) per 1000 relayed datagrams during the
+ * measured seconds: the garbage the relay's hot path makes. Decision 009 reports the runs.
  */
 import dgram from 'node:dgram';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { TurnClient } from '../../src/turn/client.js';
@@ -36,7 +39,9 @@ const seconds = Number(option('seconds', '5'));
 const clients = Number(option('clients', '4'));
 const window = Number(option('window', '64'));
 const size = Number(option('size', '1000'));
+const traceGc = args.includes('--trace-gc') && target === 'natpunch';
 const PEER_IP = '127.0.0.2';
+let scavenges = 0;
 
 /** user+system CPU seconds of a process, from /proc/PID/stat (fields 14, 15; proc(5)). */
 function cpuSeconds(pid: number): number {
@@ -48,9 +53,10 @@ async function startServer(port: number): Promise<{ pid: number; stop: () => voi
   const [command, argv] = target === 'coturn'
     ? pinned(0, 'turnserver', ['-n', '--no-cli', '--no-tls', '--no-dtls', '-L', '127.0.0.1', '--listening-port', String(port), '--relay-ip', '127.0.0.1',
       '--lt-cred-mech', '--user', 'alice:wonderland', '--realm', 'bench', '--allow-loopback-peers', '--cli-password', 'x', '--log-file', 'stdout', '--simple-log'])
-    : pinned(0, process.execPath, [join(tree, 'dist/src/cli/main.js'), 'serve', '--address', '127.0.0.1', '--port', String(port), '--http-port', String(await freePort()),
+    : pinned(0, process.execPath, [...(traceGc ? ['--trace-gc'] : []), join(tree, 'dist/src/cli/main.js'), 'serve', '--address', '127.0.0.1', '--port', String(port), '--http-port', String(await freePort()),
       '--turn-user', 'alice:wonderland', '--relay-allow', '127.0.0.0/8', '--log-level', 'warn']);
-  const child = spawn(command, argv, { stdio: 'ignore' });
+  const child = spawn(command, argv, { stdio: ['ignore', traceGc ? 'pipe' : 'ignore', 'ignore'] });
+  if (traceGc) createInterface({ input: child.stdout! }).on('line', (line) => { if (line.includes('Scavenge')) scavenges++; });
   await delay(target === 'coturn' ? 1500 : 2500);
   // taskset/nice exec the server in place, so the child's pid is the server's.
   return { pid: child.pid!, stop: () => child.kill('SIGTERM') };
@@ -123,6 +129,7 @@ async function main(): Promise<void> {
   await delay(1000); // warm-up
   measuring = true;
   const cpu0 = cpuSeconds(server.pid);
+  const scavenges0 = scavenges;
   const t0 = process.hrtime.bigint();
   await delay(seconds * 1000);
   measuring = false;
@@ -132,6 +139,7 @@ async function main(): Promise<void> {
   console.log(JSON.stringify({
     target, tree, clients, window, size, roundTripsPerSecond: Math.round(rate), relayedPerSecond: Math.round(2 * rate),
     serverCpu: Number((cpu / elapsed).toFixed(2)), relayedPerCpuSecond: Math.round((2 * roundTrips) / cpu),
+    ...(traceGc ? { scavengesPer1000Relayed: Number(((scavenges - scavenges0) / (2 * roundTrips) * 1000).toFixed(3)) } : {}),
   }));
   server.stop();
   process.exit(0);

@@ -64,7 +64,11 @@ export interface StunClientSide {
 export interface SharedPortHandler {
   /** Returns false for a message it does not handle. */
   handleMessage(message: StunMessage, client: StunClientSide): boolean;
-  handleChannelData(bytes: Uint8Array, client: StunClientSide): void;
+  /**
+   * The ChannelData message bytes[start, end) (a range, so a received batch is passed without a
+   * view object per datagram); the bytes are valid only during the call.
+   */
+  handleChannelData(bytes: Uint8Array, client: StunClientSide, start?: number, end?: number): void;
   /** A TCP or TLS client connection closed. */
   clientClosed(client: StunClientSide): void;
 }
@@ -205,7 +209,7 @@ export class StunServer {
     const port = batch.port(i);
     // ChannelData first: it is the relay's hot path (RFC 8656 §12: first two bits 0b01).
     if (shared && (slab[offset]! & 0xc0) === 0x40) {
-      shared.handleChannelData(batch.view(i), this.#udpClient(endpoint, address, port, batch.family(i)));
+      shared.handleChannelData(slab, this.#udpClient(endpoint, address, port, batch.family(i)), offset, offset + length);
       return;
     }
     // Plain Binding requests (no attributes but SOFTWARE/FINGERPRINT) are answered straight from

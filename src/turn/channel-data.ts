@@ -36,16 +36,16 @@ export function decodeChannelData(bytes: Uint8Array): ChannelData | undefined {
  * a ChannelData message decodeChannelData accepts, else -1; the data is the next
  * `channelDataLength(bytes)` bytes after the header.
  */
-export function acceptedChannel(bytes: Uint8Array): number {
-  if (!isChannelData(bytes)) return -1;
-  const channel = (bytes[0]! << 8) | bytes[1]!;
+export function acceptedChannel(bytes: Uint8Array, start = 0, end = bytes.length): number {
+  if (end - start < CHANNEL_DATA_HEADER || (bytes[start]! & 0xc0) !== 0x40) return -1; // isChannelData
+  const channel = (bytes[start]! << 8) | bytes[start + 1]!;
   if (channel < MIN_CHANNEL || channel > MAX_CHANNEL_RFC5766) return -1;
-  return CHANNEL_DATA_HEADER + channelDataLength(bytes) > bytes.length ? -1 : channel;
+  return start + CHANNEL_DATA_HEADER + channelDataLength(bytes, start) > end ? -1 : channel;
 }
 
-/** The Length field of a ChannelData header. @see RFC 8656 §12.4 */
-export function channelDataLength(bytes: Uint8Array): number {
-  return (bytes[2]! << 8) | bytes[3]!;
+/** The Length field of the ChannelData header at `start`. @see RFC 8656 §12.4 */
+export function channelDataLength(bytes: Uint8Array, start = 0): number {
+  return (bytes[start + 2]! << 8) | bytes[start + 3]!;
 }
 
 /**

@@ -146,18 +146,19 @@ export class TurnServer {
   }
 
   /** A ChannelData message from a client: relayed to the bound peer, or dropped. @see RFC 8656 §12.6 */
-  handleChannelData(bytes: Uint8Array, client: TurnClientSide): void {
-    // No object per message: `bytes` may be a view of a received batch, and the data is sent
-    // from it as a range (copied into the relay socket's send batch, so nothing keeps the view).
+  handleChannelData(bytes: Uint8Array, client: TurnClientSide, start = 0, end = bytes.length): void {
+    // No object per message: bytes[start, end) is a received batch's datagram (valid during this
+    // call), and the data is sent from it as a range, copied into the relay socket's send batch.
     const allocation = this.#allocations.get(fiveTupleKey(client));
-    const channel = acceptedChannel(bytes);
+    const channel = acceptedChannel(bytes, start, end);
     if (!allocation || channel < 0) return void this.stats.packetsDropped++;
-    const length = channelDataLength(bytes);
+    const length = channelDataLength(bytes, start);
     const binding = allocation.channel(channel, this.#now());
     if (!binding || !this.#reachable(binding.peer) || !this.#spend(allocation, length)) return void this.stats.packetsDropped++;
     allocation.bytesFromClient += length;
     this.#count(length);
-    allocation.sender.sendRange(bytes, CHANNEL_DATA_HEADER, CHANNEL_DATA_HEADER + length, binding.peer.port, binding.peer.address);
+    const data = start + CHANNEL_DATA_HEADER;
+    allocation.sender.sendRange(bytes, data, data + length, binding.peer.port, binding.peer.address);
   }
 
   /** The client's TCP or TLS connection closed: its allocation goes with it. @see RFC 8656 §3.1 */
