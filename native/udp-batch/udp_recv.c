@@ -71,6 +71,8 @@ struct receiver {
   int fd; /* the duplicate; -1 once closed */
   napi_ref slab_ref, meta_ref, callback_ref;
   napi_async_context async;
+  /* Holds a worker's teardown until the poll handle is closed (see async_cleanup). */
+  napi_async_cleanup_hook_handle cleanup;
   uint8_t *slab;
   int32_t *meta;
   size_t meta_records;
@@ -100,6 +102,9 @@ static void release(struct receiver *r) {
 static void on_closed(uv_handle_t *handle) {
   struct receiver *r = handle->data;
   r->close_done = true;
+  /* The handle is closed: a worker's teardown may go on (and unload this module). */
+  if (r->cleanup != NULL) napi_remove_async_cleanup_hook(r->cleanup);
+  r->cleanup = NULL;
   release(r);
 }
 
@@ -118,16 +123,21 @@ static void stop(struct receiver *r) {
   uv_close((uv_handle_t *)&r->poll, on_closed);
 }
 
-static void cleanup_hook(void *arg) {
-  stop(arg);
+/*
+ * The environment is going away (a worker ends) with the receiver still open. A synchronous
+ * cleanup hook is not enough: uv_close(3) finishes on a later loop turn, and a worker's loop
+ * makes that turn after its addons are unloaded, calling on_closed in unmapped code. An async
+ * cleanup hook holds the teardown until on_closed removes it (N-API 8).
+ */
+static void async_cleanup(napi_async_cleanup_hook_handle handle, void *arg) {
+  struct receiver *r = arg;
+  r->cleanup = handle;
+  stop(r);
 }
 
 static void finalize(napi_env env, void *data, void *hint) {
   struct receiver *r = data;
-  if (!r->closing) {
-    napi_remove_env_cleanup_hook(env, cleanup_hook, r);
-    stop(r);
-  }
+  stop(r);
   r->finalized = true;
   release(r);
 }
@@ -316,9 +326,8 @@ static napi_value create_receiver(napi_env env, napi_callback_info info) {
   napi_create_reference(env, argv[1], 1, &r->slab_ref);
   napi_create_reference(env, argv[2], 1, &r->meta_ref);
   napi_create_reference(env, argv[6], 1, &r->callback_ref);
-  napi_add_env_cleanup_hook(env, cleanup_hook, r);
+  napi_add_async_cleanup_hook(env, async_cleanup, r, &r->cleanup);
   if (napi_create_external(env, r, finalize, NULL, &handle) != napi_ok) {
-    napi_remove_env_cleanup_hook(env, cleanup_hook, r);
     stop(r);
     r->finalized = true;
     return throw_error(env, "udp-batch createReceiver: could not make the handle");
@@ -337,11 +346,7 @@ static napi_value close_receiver(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "udp-batch closeReceiver: expected a receiver handle");
     return NULL;
   }
-  struct receiver *r = data;
-  if (!r->closing) {
-    napi_remove_env_cleanup_hook(env, cleanup_hook, r);
-    stop(r);
-  }
+  stop(data);
   return NULL;
 }
 

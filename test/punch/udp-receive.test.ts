@@ -2,6 +2,7 @@ import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { readdirSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { once, within } from '../support/wait.js';
 import { receiveDatagrams, udpReceiveAvailable, type DatagramReceiver, type ReceivedBatch } from '../../src/punch/udp-receive.js';
 import { AddressedSender, udpBatchAddon } from '../../src/punch/udp-batch.js';
@@ -186,6 +187,30 @@ describe('the receiver in the addon', () => {
     }
     await new Promise((r) => setImmediate(r));
     assert.ok(fds() <= before + 2, `${fds()} fds open, ${before} before`);
+  });
+
+  it('lets a worker that still reads be terminated, three times over (its teardown waits for the poll handle to close)', async (t) => {
+    if (nativeSkip()) return t.skip(nativeSkip() as string);
+    const module = new URL('../../src/punch/udp-receive.js', import.meta.url).href;
+    const code = `
+      const dgram = require('node:dgram');
+      const { parentPort } = require('node:worker_threads');
+      import(${JSON.stringify(module)}).then(({ receiveDatagrams }) => {
+        const socket = dgram.createSocket('udp4');
+        socket.bind(0, '127.0.0.1', () => {
+          const receiver = receiveDatagrams(socket, (batch) => parentPort.postMessage({ got: batch.count }));
+          parentPort.postMessage({ port: socket.address().port, native: receiver.native });
+        });
+      });`;
+    const tx = await bound(t);
+    for (let round = 0; round < 3; round++) {
+      const worker = new Worker(code, { eval: true });
+      const [ready] = await once(worker, 'message') as [{ port: number; native: boolean }];
+      assert.equal(ready.native, true);
+      tx.send(Buffer.from('x'), ready.port, '127.0.0.1');
+      assert.deepEqual((await once(worker, 'message'))[0], { got: 1 });
+      assert.equal(await worker.terminate(), 1);
+    }
   });
 
   it('splits UDP GRO reads into their datagrams (sent with UDP GSO), bytes and order intact', async (t) => {
