@@ -27,8 +27,8 @@ fi
 
 # Three small N-API addons built from source, each optional: TCP TTL priming (native/tcp-ttl,
 # docs/decisions/005-tcp-ttl-priming.md; without it TCP punching runs unprimed), batched UDP
-# sends (native/udp-batch, docs/decisions/003-stream-transport.md; without it the stream sends
-# one datagram per system call) and the datagram AEAD (native/aead,
+# sends and receives (native/udp-batch, docs/decisions/003-stream-transport.md and 009; without it
+# sockets send and read one datagram per system call) and the datagram AEAD (native/aead,
 # docs/decisions/007-datagram-aead.md; without it datagrams are sealed with node:crypto, the
 # same bytes, slower). A failed build is reported in one line, never fatal. Offline, node-gyp
 # needs Node's headers: Debian's nodejs ships them in /usr/include/node (with Node's OpenSSL
@@ -39,7 +39,11 @@ if { [ -z "$nodedir" ] || [ "$nodedir" = undefined ] || [ "$nodedir" = null ]; }
 fi
 build_addon() { # directory, target name, what is lost without it
   local dir=$1 name=$2 without=$3
-  if [ ! -f "native/$dir/build/Release/$name.node" ] || [ "native/$dir/$name.c" -nt "native/$dir/build/Release/$name.node" ]; then
+  local out="native/$dir/build/Release/$name.node" stale=
+  for source in "native/$dir"/*.c "native/$dir"/*.h; do
+    if [ -f "$source" ] && [ "$source" -nt "$out" ]; then stale=1; fi
+  done
+  if [ ! -f "$out" ] || [ -n "$stale" ]; then
     if ! native_log=$(npm run --silent "build:native:$dir" 2>&1); then
       why=$(printf '%s\n' "$native_log" | grep -m 3 -iE 'error|not found|not ok' | tr '\n' ' ')
       echo "$without: native/$dir did not build (needs python3, make, a C compiler and Node's headers): ${why:-see npm run build:native:$dir}" >&2
@@ -47,5 +51,5 @@ build_addon() { # directory, target name, what is lost without it
   fi
 }
 build_addon tcp-ttl tcp_ttl 'TCP TTL priming unavailable'
-build_addon udp-batch udp_batch 'batched UDP sends unavailable (streams send one datagram per system call)'
+build_addon udp-batch udp_batch 'batched UDP sends and receives unavailable (sockets send and read one datagram per system call)'
 build_addon aead aead 'native datagram AEAD unavailable (datagrams are sealed with node:crypto, the same bytes, slower)'

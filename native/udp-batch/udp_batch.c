@@ -32,6 +32,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "udp_batch.h"
+
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103 /* linux/udp.h */
 #endif
@@ -182,6 +184,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "sendBatch", NULL, send_batch, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  udp_recv_register(env, exports);
   return exports;
 }
 

@@ -175,7 +175,9 @@ export class PathHandshake {
   #onFrame(frame: Uint8Array, path: RawPath): void {
     if (frame[0] !== FrameKind.Handshake || frame.length < HANDSHAKE_HEADER_LENGTH) return;
     const index = frame[1]!;
-    const message = frame.subarray(HANDSHAKE_HEADER_LENGTH);
+    // A copy: the frame may be a view of a receive batch (src/punch/udp-receive.ts), and the
+    // message is kept (the transcript, and the Noise state's view of the peer's keys).
+    const message = frame.slice(HANDSHAKE_HEADER_LENGTH);
     if (this.#done) {
       // Message 1 again: our message 2 was lost, and the responder cannot open our data without it.
       const { path: ours, last } = this.#current;

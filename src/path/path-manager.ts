@@ -229,8 +229,9 @@ export class PathManager extends EventEmitter {
       return undefined;
     }
     try {
-      // In place: a received frame is its own buffer (a node:dgram message, a TCP read) and is
-      // not read again after this; saves an allocation per datagram (decision 007).
+      // In place: a received frame is ours to overwrite (a view of the UDP receive batch, a
+      // node:dgram message, a TCP read) and is not read again after this; saves an allocation
+      // per datagram (decision 007). What outlives this call is copied where it is kept.
       return this.#session.datagram.openInPlace(frame.subarray(1), SEALED_AD);
     } catch (error) {
       if (!(error instanceof NoiseError)) throw error;
@@ -258,7 +259,8 @@ export class PathManager extends EventEmitter {
         if (inner.length >= 1 + CHALLENGE_LENGTH) this.#onResponse(state, inner.subarray(1, 1 + CHALLENGE_LENGTH), now);
         break;
       case InnerType.Punch:
-        this.emit('punch', inner.subarray(1));
+        // A copy: listeners may keep it, and `inner` is a view of a receive batch.
+        this.emit('punch', inner.slice(1));
         break;
       default:
         // A stream packet. Whichever path it came on, it is the same stream (the stream itself

@@ -61,8 +61,11 @@ export class UdpEndpoint {
     this.#unsubscribe = mux.onData((data, from) => {
       // Byte by byte: a subarray and equals() per datagram cost more than the comparison.
       if (data.length <= HEADER_LENGTH || data[1] !== id[0] || data[2] !== id[1] || data[3] !== id[2] || data[4] !== id[3]) return false;
+      // A view of the mux's received batch (valid until this returns): the path manager opens it
+      // in place, and what outlives the call is copied where it is kept (the stream's receive
+      // buffer, the handshake's transcript).
       const frame = data.subarray(HEADER_LENGTH);
-      const key = formatAddress(from);
+      const key = this.#key(from);
       const path = this.#paths.get(key);
       if (path) path.deliver(frame);
       else if (this.#unknown) this.#unknown(frame, from);
@@ -76,6 +79,15 @@ export class UdpEndpoint {
     if (this.#early.length >= EARLY_FRAMES) this.#early.shift();
     this.#early.push(early);
   }
+
+  /** formatAddress(from), made once per source object (the mux gives the same object per source). */
+  #key(from: TransportAddress): string {
+    let key = this.#keys.get(from);
+    if (key === undefined) this.#keys.set(from, (key = formatAddress(from)));
+    return key;
+  }
+
+  readonly #keys = new WeakMap<TransportAddress, string>();
 
   /** Frames from addresses with no path (a rebinding, or an attacker: the caller must authenticate them). */
   onUnknownSource(handler: (frame: Uint8Array, from: TransportAddress) => void): void {

@@ -11,8 +11,9 @@
  * NATPUNCH_NO_NATIVE=1) there is no batch sender and callers send datagram by datagram as before.
  */
 import type { Socket } from 'node:dgram';
+import { isIP } from 'node:net';
 import { debuglog } from 'node:util';
-import type { TransportAddress } from '../wire/index.js';
+import { ipToBytes, type TransportAddress } from '../wire/index.js';
 import { type AddonAvailability, addonAvailability, loadAddon } from '../native/load-addon.js';
 
 const debug = debuglog('natpunch:udp-batch');
@@ -25,7 +26,26 @@ export interface UdpBatchAddon {
    * `address` is not an IP address of the socket's family).
    */
   sendBatch(fd: number, ipv6Socket: boolean, address: string, port: number, buffers: readonly Uint8Array[], gso: boolean): number;
+  /**
+   * Sends records first..first+count-1 of `meta` (RECORD_INTS ints each: offset and length in
+   * `slab`, family, port, address bytes) with one sendmmsg(2), each to its own address; returns
+   * how many the kernel took, from the front, or -errno when none (udp_recv.c).
+   */
+  sendMany?(fd: number, ipv6Socket: boolean, slab: Uint8Array, meta: Int32Array, first: number, count: number): number;
+  /** Reads for `onBatch` from a duplicate of `fd` (src/punch/udp-receive.ts); throws a clear Error when it cannot. */
+  createReceiver?(fd: number, slab: Uint8Array, meta: Int32Array, slots: number, slotSize: number, headroom: number, onBatch: (count: number, truncated: number) => void): unknown;
+  closeReceiver?(handle: unknown): void;
+  /** setsockopt(UDP_GRO): 0, or -errno. */
+  enableGro?(fd: number): number;
 }
+/** The receive side of the addon (optional above: an addon built before it lacks them). */
+export type UdpReceiveAddon = Required<Pick<UdpBatchAddon, 'createReceiver' | 'closeReceiver' | 'enableGro'>>;
+
+/**
+ * Int32s per datagram record shared with udp_recv.c: offset, length, family, port, the address's
+ * 16 bytes, then (received records only) 48 bytes of its text.
+ */
+export const RECORD_INTS = 20;
 
 export type UdpBatchAvailability = AddonAvailability;
 
@@ -51,13 +71,19 @@ interface SocketState {
   handle?: { fd?: unknown } | null;
 }
 
+/** The fd of a bound, open node:dgram socket, read now (never cache it: see dgramState), else undefined. */
+export function socketFd(socket: Socket): number | undefined {
+  const fd = dgramState(socket)?.handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+}
+
 /**
  * node:dgram keeps its libuv handle in a private symbol-keyed state object (lib/dgram.js,
  * `kStateSymbol`, described 'state symbol'); `socket._handle` reads the same but is deprecated
  * (DEP0112) and warns. Read per batch, never cached: after close() the handle is null, and a
  * cached fd number could meanwhile belong to another file.
  */
-function stateOf(socket: Socket): SocketState | undefined {
+export function dgramState(socket: Socket): SocketState | undefined {
   const symbol = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol');
   return symbol === undefined ? undefined : ((socket as unknown as Record<symbol, SocketState>)[symbol]);
 }
@@ -93,7 +119,7 @@ export class UdpBatchSender {
     this.#socket = socket;
     this.#addon = addon;
     this.#gso = options.gso ?? true;
-    this.#state = stateOf(socket);
+    this.#state = dgramState(socket);
     if (this.#state === undefined) this.#disable('node:dgram has no state symbol (a Node version this module does not know)');
   }
 
@@ -156,4 +182,148 @@ export function createBatchSender(socket: Socket, options: BatchSenderOptions = 
     return undefined;
   }
   return new UdpBatchSender(socket, addon, { gso: options.gso ?? process.env['NATPUNCH_NO_GSO'] !== '1' });
+}
+
+/** Bytes of the outgoing slab and datagrams per sendmmsg(2) (udp_recv.c's MAX_SLOTS). */
+const SEND_SLAB_BYTES = 256 * 1024;
+const SEND_RECORDS = 256;
+/** Cached destination address bytes (family + 4 words), bounded. */
+const ADDRESS_CACHE = 4096;
+
+/**
+ * Datagrams to many destinations on one socket, copied into a reused slab as they are queued
+ * and sent together with one sendmmsg(2) at the end of the current JavaScript task (a
+ * microtask: after a whole received batch has been handled). Used where replies and relayed
+ * datagrams go to many addresses: the STUN server and the TURN relay.
+ *
+ * Copying is what makes it safe with received slabs: node:dgram keeps a reference to the bytes
+ * of a send it has to queue, so a view of a receive slab handed to `socket.send` could be
+ * overwritten by the next read before it leaves. A copy of a 1200-byte datagram costs less than
+ * node:dgram's send machinery per datagram, and the slab makes no garbage. Without the addon,
+ * or for what the kernel does not take (a full socket buffer), each datagram goes through
+ * `socket.send` as its own Buffer, in order.
+ */
+export class AddressedSender {
+  readonly #socket: Socket;
+  readonly #addon: Required<Pick<UdpBatchAddon, 'sendMany'>> | undefined;
+  readonly #slab = Buffer.allocUnsafeSlow(SEND_SLAB_BYTES);
+  /** Each queued record's address as given, for the fallback's socket.send. */
+  readonly #destinations: string[] = [];
+  readonly #meta = new Int32Array(SEND_RECORDS * RECORD_INTS);
+  /** Address text -> [family, 4 words of bytes]; a miss parses once. */
+  readonly #addresses = new Map<string, Int32Array>();
+  #ipv6Socket: boolean | undefined;
+  #count = 0;
+  #used = 0;
+  #scheduled = false;
+  #disabled = false;
+  readonly #flush = (): void => this.flush();
+  /** Datagrams sent through sendMany, and through socket.send. */
+  readonly stats = { batches: 0, batched: 0, fallback: 0 };
+
+  /** `native: false`: always node:dgram (as without the addon); `addon`: tests pass fakes. */
+  constructor(socket: Socket, options: { native?: boolean; addon?: UdpBatchAddon } = {}) {
+    this.#socket = socket;
+    const addon = options.native === false ? undefined : options.addon ?? udpBatchAddon();
+    this.#addon = typeof addon?.sendMany === 'function' ? (addon as Required<Pick<UdpBatchAddon, 'sendMany'>>) : undefined;
+  }
+
+  /** Queues one datagram (the concatenation of `parts`) to address:port; the bytes are copied now. */
+  send(parts: Uint8Array | readonly Uint8Array[], port: number, address: string): void {
+    if (parts instanceof Uint8Array) return this.sendRange(parts, 0, parts.length, port, address);
+    let length = 0;
+    for (let i = 0; i < parts.length; i++) length += parts[i]!.length;
+    const at = this.#reserve(length, port, address);
+    if (at < 0) return void this.#sendAlone(Buffer.concat(parts), port, address);
+    for (let i = 0, to = at; i < parts.length; to += parts[i]!.length, i++) this.#slab.set(parts[i]!, to);
+  }
+
+  /** Queues bytes[start, end) as one datagram to address:port; copied now, no object made. */
+  sendRange(bytes: Uint8Array, start: number, end: number, port: number, address: string): void {
+    const at = this.#reserve(end - start, port, address);
+    if (at < 0) return void this.#sendAlone(Buffer.from(bytes.subarray(start, end)), port, address);
+    this.#slab.set(start === 0 && end === bytes.length ? bytes : bytes.subarray(start, end), at);
+  }
+
+  /** A record for `length` bytes to address:port; its offset in the slab, or -1: send it alone. */
+  #reserve(length: number, port: number, address: string): number {
+    const words = this.#addon === undefined || this.#disabled ? undefined : this.#words(address);
+    // Not for the slab (no addon, an address the addon does not take, a huge datagram).
+    if (words === undefined || length > SEND_SLAB_BYTES / 4) return -1;
+    if (this.#count === SEND_RECORDS || this.#used + length > SEND_SLAB_BYTES) this.flush();
+    const offset = this.#used;
+    const m = this.#meta;
+    const r = this.#count * RECORD_INTS;
+    m[r] = offset;
+    m[r + 1] = length;
+    m[r + 2] = words[0]!;
+    m[r + 3] = port;
+    m[r + 4] = words[1]!;
+    m[r + 5] = words[2]!;
+    m[r + 6] = words[3]!;
+    m[r + 7] = words[4]!;
+    this.#destinations[this.#count] = address;
+    this.#count++;
+    this.#used += length;
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      queueMicrotask(this.#flush);
+    }
+    return offset;
+  }
+
+  /** What was queued goes first, then this datagram (already a copy) through node:dgram. */
+  #sendAlone(copy: Buffer, port: number, address: string): void {
+    this.flush();
+    this.stats.fallback++;
+    this.#socket.send(copy, port, address);
+  }
+
+  /** Sends what is queued now. */
+  flush(): void {
+    this.#scheduled = false;
+    const count = this.#count;
+    if (count === 0) return;
+    let sent = 0;
+    const fd = socketFd(this.#socket);
+    // Only while node:dgram has nothing queued: a batch must not overtake its sends.
+    if (fd !== undefined && this.#socket.getSendQueueCount() === 0) {
+      this.#ipv6Socket ??= this.#socket.address().family === 'IPv6';
+      while (sent < count) {
+        const result = this.#addon!.sendMany!(fd, this.#ipv6Socket, this.#slab, this.#meta, sent, count - sent);
+        if (result <= 0) {
+          if (FD_GONE.has(-result)) this.#disabled = true;
+          break;
+        }
+        sent += result;
+        this.stats.batches++;
+        this.stats.batched += result;
+      }
+    }
+    // The rest as node:dgram sends (it queues them when the socket buffer is full), each a copy.
+    // A closed socket throws here as socket.send always did.
+    const m = this.#meta;
+    this.#count = 0;
+    this.#used = 0;
+    for (let i = sent; i < count; i++) {
+      const r = i * RECORD_INTS;
+      this.stats.fallback++;
+      this.#socket.send(Buffer.from(this.#slab.subarray(m[r]!, m[r]! + m[r + 1]!)), m[r + 3]!, this.#destinations[i]!);
+    }
+  }
+
+  #words(address: string): Int32Array | undefined {
+    let words = this.#addresses.get(address);
+    if (words !== undefined) return words;
+    const family = isIP(address);
+    if (family === 0) return undefined; // a hostname or a scope id: node:dgram resolves those
+    if (this.#addresses.size >= ADDRESS_CACHE) this.#addresses.clear();
+    const bytes = new Uint8Array(16);
+    bytes.set(ipToBytes(address));
+    words = new Int32Array(5);
+    words[0] = family;
+    words.set(new Int32Array(bytes.buffer), 1);
+    this.#addresses.set(address, words);
+    return words;
+  }
 }

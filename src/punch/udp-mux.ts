@@ -1,6 +1,7 @@
-import type { Socket, RemoteInfo } from 'node:dgram';
+import type { Socket } from 'node:dgram';
 import type { TransportAddress } from '../wire/index.js';
 import { createBatchSender, type BatchSenderOptions, type UdpBatchSender } from './udp-batch.js';
+import { receiveDatagrams, type DatagramReceiver, type ReceivedBatch } from './udp-receive.js';
 
 /**
  * Demultiplexes the peer's one UDP socket. The NAT mapping belongs to the socket, so STUN to
@@ -10,28 +11,70 @@ import { createBatchSender, type BatchSenderOptions, type UdpBatchSender } from 
  */
 export const DATA_PACKET_TYPE = 0xf0;
 
+/**
+ * A datagram and its source. Data handlers get a view of the received batch, valid only until
+ * they return (src/punch/udp-receive.ts): whatever they keep, they copy. STUN handlers get a
+ * Buffer of their own (STUN is rare here, and transactions keep what they decode). `from` is
+ * the same object for every datagram from one source, and must not be changed.
+ */
 export type DatagramHandler = (data: Buffer, from: TransportAddress) => boolean;
+
+/** Sources remembered (#from); a flood of new ones resets the table, never grows it. */
+const MAX_SOURCES = 4096;
 
 export class UdpMux {
   readonly socket: Socket;
   #stun: DatagramHandler[] = [];
   #data: DatagramHandler[] = [];
-  #onMessage = (data: Buffer, rinfo: RemoteInfo): void => {
-    if (data.length === 0) return;
-    const from: TransportAddress = { family: rinfo.family === 'IPv6' ? 6 : 4, address: rinfo.address, port: rinfo.port };
-    const handlers = data[0]! < 4 ? this.#stun : data[0] === DATA_PACKET_TYPE ? this.#data : undefined;
-    if (!handlers) return;
-    for (const handler of handlers) if (handler(data, from)) return;
+  readonly #sources = new Map<string, Map<number, TransportAddress>>();
+  #sourceCount = 0;
+  readonly #onBatch = (batch: ReceivedBatch): void => {
+    for (let i = 0; i < batch.count; i++) {
+      if (batch.length(i) === 0) continue;
+      const type = batch.slab[batch.offset(i)]!;
+      const handlers = type < 4 ? this.#stun : type === DATA_PACKET_TYPE ? this.#data : undefined;
+      if (!handlers) continue;
+      const data = type < 4 ? batch.copy(i) : batch.view(i);
+      const from = this.#from(batch.address(i), batch.port(i), batch.family(i));
+      for (const handler of handlers) if (handler(data, from)) break;
+    }
   };
+  readonly #receiver: DatagramReceiver;
 
   /** Batched sends on the socket (src/punch/udp-batch.ts), or undefined without the addon. */
   readonly batchSender: UdpBatchSender | undefined;
 
-  /** `batch`: options for the batch sender (tests pass a fake addon), or false for none. */
+  /**
+   * `batch`: options for the batch sender (tests pass a fake addon), or false for none; false
+   * also reads through node:dgram instead of the addon's batches (decision 009), which ask the
+   * kernel for UDP GRO: a peer's stream arrives in bursts of one flow.
+   */
   constructor(socket: Socket, batch: BatchSenderOptions | false = {}) {
     this.socket = socket;
-    socket.on('message', this.#onMessage);
+    this.#receiver = receiveDatagrams(socket, this.#onBatch, { native: batch !== false, gro: true });
     this.batchSender = batch === false ? undefined : createBatchSender(socket, batch);
+  }
+
+  /** Whether the addon reads the socket in batches (false: node:dgram's 'message'). */
+  get batchedReceive(): boolean {
+    return this.#receiver.native;
+  }
+
+  /** The same object for the same source while it keeps sending: no object per datagram. */
+  #from(address: string, port: number, family: 4 | 6): TransportAddress {
+    let byPort = this.#sources.get(address);
+    let from = byPort?.get(port);
+    if (from !== undefined) return from;
+    if (this.#sourceCount >= MAX_SOURCES) {
+      this.#sources.clear();
+      this.#sourceCount = 0;
+      byPort = undefined;
+    }
+    if (byPort === undefined) this.#sources.set(address, (byPort = new Map()));
+    from = Object.freeze({ family, address, port });
+    byPort.set(port, from);
+    this.#sourceCount++;
+    return from;
   }
 
   /** Offer STUN-range datagrams to `handler` (in registration order) until one returns true. */
@@ -60,7 +103,8 @@ export class UdpMux {
     else for (const data of datagrams) this.socket.send(data, to.port, to.address);
   }
 
+  /** Stops reading for the handlers; node:dgram reads the socket again if it stays open. */
   close(): void {
-    this.socket.off('message', this.#onMessage);
+    this.#receiver.close();
   }
 }

@@ -7,6 +7,8 @@ import { type StunMessage, type TransportAddress, Method, MessageClass, decodeMe
 import { answerBinding } from './binding.js';
 import { answerBindingFast } from './fast-binding.js';
 import { StreamFramer } from './framing.js';
+import { receiveDatagrams, type ReceivedBatch } from '../punch/udp-receive.js';
+import { AddressedSender } from '../punch/udp-batch.js';
 
 const debug = debuglog('natpunch:stun');
 
@@ -39,6 +41,8 @@ export interface StunServerOptions {
    * source address sent which USERNAME token). Must not throw; exceptions are logged and ignored.
    */
   onBinding?: (request: StunMessage, from: TransportAddress, transport: 'udp' | 'tcp') => void;
+  /** Read and send UDP in batches through native/udp-batch where it is built (default true; decision 009). */
+  native?: boolean;
   /** Makes the UDP sockets (default `dgram.createSocket`; src/sim passes its own). */
   createUdpSocket?: (options: dgram.SocketOptions) => dgram.Socket;
 }
@@ -49,12 +53,22 @@ export interface StunClientSide {
   readonly local: TransportAddress;
   readonly remote: TransportAddress;
   send(bytes: Uint8Array | readonly Uint8Array[]): void;
+  /**
+   * Sends bytes[start, end) as one datagram, copied before it returns (UDP clients only): the
+   * relay writes a ChannelData header in front of a received datagram and sends it from the
+   * batch's own bytes, with no object per datagram.
+   */
+  sendRange?(bytes: Uint8Array, start: number, end: number): void;
 }
 
 export interface SharedPortHandler {
   /** Returns false for a message it does not handle. */
   handleMessage(message: StunMessage, client: StunClientSide): boolean;
-  handleChannelData(bytes: Uint8Array, client: StunClientSide): void;
+  /**
+   * The ChannelData message bytes[start, end) (a range, so a received batch is passed without a
+   * view object per datagram); the bytes are valid only during the call.
+   */
+  handleChannelData(bytes: Uint8Array, client: StunClientSide, start?: number, end?: number): void;
   /** A TCP or TLS client connection closed. */
   clientClosed(client: StunClientSide): void;
 }
@@ -72,6 +86,11 @@ interface Endpoint {
   port: 0 | 1;
   local: TransportAddress;
   udp: dgram.Socket;
+  /** Replies leave through here: one sendmmsg per received batch where the addon is built. */
+  sender: AddressedSender;
+  /** UDP clients by address and port, so ChannelData finds its client without an object per datagram. */
+  clients: Map<string, Map<number, StunClientSide>>;
+  clientCount: number;
   tcp?: net.Server;
   tls?: tls.Server;
 }
@@ -140,8 +159,12 @@ export class StunServer {
     udp.bind(portNumber, address);
     await once(udp, 'listening');
     const bound = udp.address();
-    const endpoint: Endpoint = { ip, port, udp, local: { family, address: bound.address, port: bound.port } };
-    udp.on('message', (data, rinfo) => this.#onDatagram(endpoint, data, rinfo));
+    const endpoint: Endpoint = {
+      ip, port, udp, local: { family, address: bound.address, port: bound.port },
+      sender: new AddressedSender(udp, { native: this.#options.native }), clients: new Map(), clientCount: 0,
+    };
+    // Many datagrams per read where native/udp-batch is built (decision 009); node:dgram's 'message' otherwise.
+    receiveDatagrams(udp, (batch) => { for (let i = 0; i < batch.count; i++) this.#onDatagram(endpoint, batch, i); }, { native: this.#options.native });
     udp.on('error', (error) => debug('udp %s: %s', formatAddress(endpoint.local), error.message));
     if (this.#options.tcp !== false) {
       const tcp = net.createServer((socket) => this.#onConnection(endpoint, socket, 'tcp'));
@@ -175,24 +198,35 @@ export class StunServer {
     return { family: bound.family === 'IPv6' ? 6 : 4, address: bound.address, port: bound.port };
   }
 
-  #onDatagram(endpoint: Endpoint, data: Buffer, rinfo: dgram.RemoteInfo): void {
+  /** Datagram `i` of `batch`: its bytes are the batch's (src/punch/udp-receive.ts), valid only until this returns. */
+  #onDatagram(endpoint: Endpoint, batch: ReceivedBatch, i: number): void {
     const shared = this.#options.shared;
+    const slab = batch.slab;
+    const offset = batch.offset(i);
+    const length = batch.length(i);
+    if (length === 0) return void this.stats.dropped++;
+    const address = batch.address(i);
+    const port = batch.port(i);
     // ChannelData first: it is the relay's hot path (RFC 8656 §12: first two bits 0b01).
-    if (shared && (data[0]! & 0xc0) === 0x40) {
-      shared.handleChannelData(data, udpClient(endpoint, rinfo));
+    if (shared && (slab[offset]! & 0xc0) === 0x40) {
+      shared.handleChannelData(slab, this.#udpClient(endpoint, address, port, batch.family(i)), offset, offset + length);
       return;
     }
     // Plain Binding requests (no attributes but SOFTWARE/FINGERPRINT) are answered straight from
     // the bytes, identical to the general path (test/stun/fast-binding.test.ts). They carry no
     // USERNAME, so onBinding observers (which key on it) lose nothing.
-    const remote: TransportAddress = { family: rinfo.family === 'IPv6' ? 6 : 4, address: rinfo.address, port: rinfo.port };
-    const fast = answerBindingFast(data, { local: endpoint.local, remote, transport: 'udp', other: this.#other(endpoint)?.local, software: this.#options.software });
+    const remote: TransportAddress = { family: batch.family(i), address, port };
+    const view = batch.view(i);
+    const fast = answerBindingFast(view, { local: endpoint.local, remote, transport: 'udp', other: this.#other(endpoint)?.local, software: this.#options.software });
     if (fast !== null) {
       this.stats.requests++;
       this.stats.responses++;
-      endpoint.udp.send(fast, rinfo.port, rinfo.address);
+      endpoint.sender.send(fast, port, address);
       return;
     }
+    // The general path may keep parts of the message past this call (a TURN Allocate awaits a
+    // relayed port, then reads its attributes): it gets a copy, not the batch's bytes.
+    const data = Buffer.from(view);
     // RFC 8489 §11: answer RFC 3489 clients too (Binding only, over UDP, where they ran).
     const classic = !isStunMessage(data) && isRfc3489BindingRequest(data);
     if (!classic && !isStunMessage(data)) {
@@ -204,12 +238,12 @@ export class StunServer {
       message = decodeMessage(data, { rfc3489: classic });
     } catch (error) {
       this.stats.dropped++;
-      debug('drop from %s:%d: %s', rinfo.address, rinfo.port, (error as Error).message);
+      debug('drop from %s:%d: %s', address, port, (error as Error).message);
       return;
     }
     this.stats.requests++;
     this.#observeBinding(message, remote, 'udp');
-    if (message.method !== Method.Binding && shared?.handleMessage(message, udpClient(endpoint, rinfo))) return;
+    if (message.method !== Method.Binding && shared?.handleMessage(message, this.#udpClient(endpoint, address, port, remote.family))) return;
     const reply = answerBinding(message, {
       local: endpoint.local, remote, transport: 'udp', other: this.#other(endpoint)?.local, software: this.#options.software,
     });
@@ -219,7 +253,34 @@ export class StunServer {
     }
     const from = this.#endpoints.find((x) => x.ip === (reply.changeIp ? 1 - endpoint.ip : endpoint.ip) && x.port === (reply.changePort ? 1 - endpoint.port : endpoint.port)) ?? endpoint;
     this.#count(reply.bytes);
-    from.udp.send(reply.bytes, reply.to.port, reply.to.address);
+    from.sender.send(reply.bytes, reply.to.port, reply.to.address);
+  }
+
+  /**
+   * The sending side of one UDP client (the 5-tuple is the datagram's), made once per client
+   * and kept while fewer than MAX_UDP_CLIENTS are known (then the table starts over): the relay's
+   * hot path makes no object per datagram. Sends are copied as queued (AddressedSender), so a
+   * caller may pass views of a received batch.
+   */
+  #udpClient(endpoint: Endpoint, address: string, port: number, family: 4 | 6): StunClientSide {
+    let byPort = endpoint.clients.get(address);
+    let client = byPort?.get(port);
+    if (client !== undefined) return client;
+    if (endpoint.clientCount >= MAX_UDP_CLIENTS) {
+      endpoint.clients.clear();
+      endpoint.clientCount = 0;
+      byPort = undefined;
+    }
+    if (byPort === undefined) endpoint.clients.set(address, (byPort = new Map()));
+    const sender = endpoint.sender;
+    client = {
+      transport: 'udp', local: endpoint.local, remote: { family, address, port },
+      send: (bytes) => sender.send(bytes, port, address),
+      sendRange: (bytes, start, end) => sender.sendRange(bytes, start, end, port, address),
+    };
+    byPort.set(port, client);
+    endpoint.clientCount++;
+    return client;
   }
 
   #onConnection(endpoint: Endpoint, socket: net.Socket, transport: 'tcp' | 'tls'): void {
@@ -300,11 +361,5 @@ export class StunServer {
   }
 }
 
-/** The sending side of one UDP client, made per datagram (the 5-tuple is the datagram's). */
-function udpClient(endpoint: Endpoint, rinfo: dgram.RemoteInfo): StunClientSide {
-  return {
-    transport: 'udp', local: endpoint.local,
-    remote: { family: rinfo.family === 'IPv6' ? 6 : 4, address: rinfo.address, port: rinfo.port },
-    send: (bytes) => endpoint.udp.send(bytes as Uint8Array | Uint8Array[], rinfo.port, rinfo.address),
-  };
-}
+/** UDP clients remembered per listening socket (#udpClient): a flood of new sources resets the table, never grows it. */
+const MAX_UDP_CLIENTS = 65_536;

@@ -9,6 +9,7 @@ import type dgram from 'node:dgram';
 import type { TransportAddress } from '../wire/index.js';
 import type { TokenBucket } from '../token-bucket.js';
 import type { TurnClientSide } from './five-tuple.js';
+import { AddressedSender } from '../punch/udp-batch.js';
 
 /** Permissions last 300 s unless refreshed. @see RFC 8656 §3.4 */
 export const PERMISSION_LIFETIME_MS = 300_000;
@@ -38,6 +39,8 @@ export class Allocation {
   readonly integrityKey: Uint8Array;
   readonly relayed: TransportAddress;
   readonly socket: dgram.Socket;
+  /** Datagrams to peers leave through here (copied as queued, one sendmmsg per batch where the addon is built). */
+  readonly sender: AddressedSender;
   readonly bandwidth: TokenBucket | undefined;
   expiresAt: number;
   /** Peer IP (not port: a permission covers every port of an IP) → expiry. */
@@ -50,13 +53,14 @@ export class Allocation {
   bytesToClient = 0;
   dropped = 0;
 
-  constructor(init: { key: string; client: TurnClientSide; username: string; integrityKey: Uint8Array; relayed: TransportAddress; socket: dgram.Socket; expiresAt: number; bandwidth?: TokenBucket }) {
+  constructor(init: { key: string; client: TurnClientSide; username: string; integrityKey: Uint8Array; relayed: TransportAddress; socket: dgram.Socket; expiresAt: number; bandwidth?: TokenBucket; native?: boolean }) {
     this.key = init.key;
     this.client = init.client;
     this.username = init.username;
     this.integrityKey = init.integrityKey;
     this.relayed = init.relayed;
     this.socket = init.socket;
+    this.sender = new AddressedSender(init.socket, { native: init.native });
     this.expiresAt = init.expiresAt;
     this.bandwidth = init.bandwidth;
   }
@@ -81,6 +85,18 @@ export class Allocation {
     const binding = this.channelByPeer.get(peer);
     return binding && binding.expiresAt > now ? binding : undefined;
   }
+
+  /** channelFor(peerKey(address, port)) without making the key while the same peer keeps sending. */
+  channelForAddress(address: string, port: number, now: number): ChannelBinding | undefined {
+    const last = this.#lastBinding;
+    const binding = last !== undefined && last.peer.port === port && last.peer.address === address && this.channelByPeer.get(last.peerKey) === last
+      ? last
+      : this.channelByPeer.get(peerKey({ family: 4, address, port }));
+    this.#lastBinding = binding;
+    return binding && binding.expiresAt > now ? binding : undefined;
+  }
+
+  #lastBinding: ChannelBinding | undefined;
 
   /**
    * Binds or refreshes `channel` to `peer`; `undefined` on success, or why not: the channel is

@@ -17,9 +17,23 @@ export interface TurnClientSide {
   readonly remote: TransportAddress;
   /** Sends one message (or the parts of one, gathered without copying) to the client. */
   send(bytes: Uint8Array | readonly Uint8Array[]): void;
+  /**
+   * UDP clients: sends bytes[start, end) as one datagram, copied before it returns, so the
+   * relay can send a received datagram from its batch with a header written in front of it.
+   */
+  sendRange?(bytes: Uint8Array, start: number, end: number): void;
 }
 
 /** The 5-tuple as a map key. */
+/** Keys already made, per client object: the relay's hot path looks its allocation up per datagram. */
+const keys = new WeakMap<object, string>();
+
 export function fiveTupleKey(client: Pick<TurnClientSide, 'transport' | 'local' | 'remote'>): string {
+  let key = keys.get(client);
+  if (key === undefined) keys.set(client, (key = makeKey(client)));
+  return key;
+}
+
+function makeKey(client: Pick<TurnClientSide, 'transport' | 'local' | 'remote'>): string {
   return `${client.transport}|${client.remote.address}|${client.remote.port}|${client.local.address}|${client.local.port}`;
 }

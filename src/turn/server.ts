@@ -19,9 +19,10 @@ import {
   MIN_CHANNEL, MAX_CHANNEL_RFC5766, software as softwareCodec, evenPort,
 } from '../wire/index.js';
 import { TokenBucket } from '../token-bucket.js';
-import { Allocation, peerKey } from './allocation.js';
+import { Allocation } from './allocation.js';
 import { LongTermAuth } from './auth.js';
-import { CHANNEL_DATA_HEADER, decodeChannelData } from './channel-data.js';
+import { CHANNEL_DATA_HEADER, acceptedChannel, channelDataLength } from './channel-data.js';
+import { receiveDatagrams, type ReceivedBatch } from '../punch/udp-receive.js';
 import { fiveTupleKey, type TurnClientSide } from './five-tuple.js';
 
 const debug = debuglog('natpunch:turn');
@@ -52,6 +53,8 @@ export interface TurnServerOptions {
   software?: string;
   /** Unix ms (default Date.now): lifetimes, permissions, nonces. */
   now?: () => number;
+  /** Read and send relayed datagrams in batches through native/udp-batch where it is built (default true; decision 009). */
+  native?: boolean;
   /** Makes relayed sockets (default dgram.createSocket). */
   createUdpSocket?: (options: dgram.SocketOptions) => dgram.Socket;
 }
@@ -143,15 +146,19 @@ export class TurnServer {
   }
 
   /** A ChannelData message from a client: relayed to the bound peer, or dropped. @see RFC 8656 §12.6 */
-  handleChannelData(bytes: Uint8Array, client: TurnClientSide): void {
+  handleChannelData(bytes: Uint8Array, client: TurnClientSide, start = 0, end = bytes.length): void {
+    // No object per message: bytes[start, end) is a received batch's datagram (valid during this
+    // call), and the data is sent from it as a range, copied into the relay socket's send batch.
     const allocation = this.#allocations.get(fiveTupleKey(client));
-    const message = decodeChannelData(bytes);
-    if (!allocation || !message) return void this.stats.packetsDropped++;
-    const binding = allocation.channel(message.channel, this.#now());
-    if (!binding || !this.#reachable(binding.peer) || !this.#spend(allocation, message.data.length)) return void this.stats.packetsDropped++;
-    allocation.bytesFromClient += message.data.length;
-    this.#count(message.data.length);
-    allocation.socket.send(message.data, binding.peer.port, binding.peer.address);
+    const channel = acceptedChannel(bytes, start, end);
+    if (!allocation || channel < 0) return void this.stats.packetsDropped++;
+    const length = channelDataLength(bytes, start);
+    const binding = allocation.channel(channel, this.#now());
+    if (!binding || !this.#reachable(binding.peer) || !this.#spend(allocation, length)) return void this.stats.packetsDropped++;
+    allocation.bytesFromClient += length;
+    this.#count(length);
+    const data = start + CHANNEL_DATA_HEADER;
+    allocation.sender.sendRange(bytes, data, data + length, binding.peer.port, binding.peer.address);
   }
 
   /** The client's TCP or TLS connection closed: its allocation goes with it. @see RFC 8656 §3.1 */
@@ -272,8 +279,10 @@ export class TurnServer {
       relayed: { family: this.#relayFamily, address: bound.address, port: bound.port },
       expiresAt: this.#now() + lifetimeS * 1000,
       ...(rate > 0 ? { bandwidth: new TokenBucket(rate, Math.max(rate / 4, 65_536)) } : {}),
+      native: this.#options.native,
     });
-    socket.on('message', (data, rinfo) => this.#fromPeer(allocation, data, rinfo));
+    // Batched reads (decision 009), each datagram with room for the ChannelData header in front.
+    receiveDatagrams(socket, (batch) => { for (let i = 0; i < batch.count; i++) this.#fromPeer(allocation, batch, i); }, { headroom: CHANNEL_DATA_HEADER, native: this.#options.native });
     socket.on('error', (error) => debug('relay %s: %s', allocation.relayed.port, error.message));
     this.#allocations.set(key, allocation);
     this.#byRelayedPort.set(allocation.relayed.port, allocation);
@@ -444,33 +453,46 @@ export class TurnServer {
     if (!allocation.hasPermission(peer.address, this.#now()) || !this.#reachable(peer) || !this.#spend(allocation, data.length)) return void this.stats.packetsDropped++;
     allocation.bytesFromClient += data.length;
     this.#count(data.length);
-    allocation.socket.send(data, peer.port, peer.address);
+    allocation.sender.send(data, peer.port, peer.address);
   }
 
   /** A datagram from a peer to the relayed address: to the client as ChannelData or a Data indication. @see RFC 8656 §10.3, §12.6 */
-  #fromPeer(allocation: Allocation, data: Buffer, rinfo: dgram.RemoteInfo): void {
+  #fromPeer(allocation: Allocation, batch: ReceivedBatch, i: number): void {
     const now = this.#now();
-    if (!allocation.hasPermission(rinfo.address, now) || !this.#spend(allocation, data.length)) {
+    const address = batch.address(i);
+    const length = batch.length(i);
+    if (!allocation.hasPermission(address, now) || !this.#spend(allocation, length)) {
       allocation.dropped++;
       return void this.stats.packetsDropped++;
     }
-    allocation.bytesToClient += data.length;
-    this.#count(data.length);
-    const binding = allocation.channelFor(peerKey({ family: 4, address: rinfo.address, port: rinfo.port }), now);
+    allocation.bytesToClient += length;
+    this.#count(length);
+    const port = batch.port(i);
+    const binding = allocation.channelForAddress(address, port, now);
+    const client = allocation.client;
     if (binding) {
-      // Header and data gathered by the socket, not copied; over TCP/TLS padded to 4 (§12.5).
-      const header = Buffer.allocUnsafe(CHANNEL_DATA_HEADER);
-      header.writeUInt16BE(binding.channel, 0);
-      header.writeUInt16BE(data.length, 2);
-      const pad = allocation.client.transport === 'udp' ? 0 : (4 - (data.length % 4)) % 4;
-      allocation.client.send(pad ? [header, data, PADDING[pad]!] : [header, data]);
+      const offset = batch.offset(i);
+      if (client.sendRange !== undefined && batch.headroom >= CHANNEL_DATA_HEADER) {
+        // UDP, no allocation: the header goes into the batch's headroom in front of the data and
+        // the message is copied into the client socket's send batch (RFC 8656 §12.5: no padding over UDP).
+        putHeader(batch.slab, offset - CHANNEL_DATA_HEADER, binding.channel, length);
+        client.sendRange(batch.slab, offset - CHANNEL_DATA_HEADER, offset + length);
+        return;
+      }
+      // TCP/TLS (padded to 4, §12.5), or a batch without headroom: a message of its own, since a
+      // stream write may keep its bytes after this returns.
+      const pad = client.transport === 'udp' ? 0 : (4 - (length % 4)) % 4;
+      const message = Buffer.alloc(CHANNEL_DATA_HEADER + length + pad);
+      putHeader(message, 0, binding.channel, length);
+      message.set(batch.view(i), CHANNEL_DATA_HEADER);
+      client.send(message);
       return;
     }
     const transactionId = new Uint8Array(12);
-    const peer: TransportAddress = { family: rinfo.family === 'IPv6' ? 6 : 4, address: rinfo.address, port: rinfo.port };
-    allocation.client.send(encodeMessage({
+    const peer: TransportAddress = { family: batch.family(i), address, port };
+    client.send(encodeMessage({
       method: Method.Data, messageClass: MessageClass.Indication, transactionId: crypto.getRandomValues(transactionId),
-      attributes: [{ type: AttrType.XorPeerAddress, value: xorPeerAddress.encode(peer, transactionId) }, { type: AttrType.Data, value: data }],
+      attributes: [{ type: AttrType.XorPeerAddress, value: xorPeerAddress.encode(peer, transactionId) }, { type: AttrType.Data, value: batch.view(i) }],
     }));
   }
 
@@ -552,7 +574,17 @@ export class TurnServer {
   }
 }
 
-const PADDING = [undefined, new Uint8Array(1), new Uint8Array(2), new Uint8Array(3)];
+/**
+ * A ChannelData header for a binding this server made: unlike writeChannelDataHeader (which
+ * holds senders to RFC 8656's 0x4000-0x4FFF), channels up to RFC 5766's 0x7FFF are bound here
+ * for older clients (MAX_CHANNEL_RFC5766), and the length is a datagram's. @see RFC 8656 §12.4
+ */
+function putHeader(out: Uint8Array, at: number, channel: number, length: number): void {
+  out[at] = channel >> 8;
+  out[at + 1] = channel & 0xff;
+  out[at + 2] = length >> 8;
+  out[at + 3] = length & 0xff;
+}
 
 function hex(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
