@@ -13,6 +13,7 @@
 import { TransportError } from '../transport/errors.js';
 import { formatAddress, type TransportAddress } from '../wire/index.js';
 import type { TurnClient } from '../turn/client.js';
+import { CHANNEL_DATA_HEADER, writeChannelDataHeader } from '../turn/channel-data.js';
 import type { RawPath } from './raw-path.js';
 import type { FrameHandler } from './udp-endpoint.js';
 import { UDP_PATH_HEADER_LENGTH, UDP_PATH_PAYLOAD } from './udp-endpoint.js';
@@ -37,6 +38,15 @@ export class RelayRawPath implements RawPath {
   #handlers: FrameHandler[] = [];
   #closeHandlers: Array<(error?: Error) => void> = [];
   #open = true;
+  /**
+   * Over UDP the stream leaves CHANNEL_DATA_HEADER bytes before each frame and the ChannelData
+   * header is written there: no copy per datagram, and bursts leave in one sendmmsg (as on a
+   * direct path). Over TCP/TLS ChannelData is padded to 4 bytes (RFC 8656 §12.5), so frames go
+   * through the client's send, which pads.
+   */
+  readonly headroom: number | undefined;
+  readonly sendWithHeadroom: ((buffer: Uint8Array) => void) | undefined;
+  readonly sendBatch: ((buffers: Uint8Array[]) => void) | undefined;
 
   constructor(client: TurnClient, peer: TransportAddress, options: { technique: string; relayed: TransportAddress }) {
     this.#client = client;
@@ -44,6 +54,10 @@ export class RelayRawPath implements RawPath {
     this.remote = formatAddress(peer);
     this.technique = options.technique;
     this.relayed = options.relayed;
+    const udp = client.transport.kind === 'udp';
+    this.headroom = udp ? CHANNEL_DATA_HEADER : undefined;
+    this.sendWithHeadroom = udp ? (buffer) => this.#sendFramed([buffer]) : undefined;
+    this.sendBatch = udp ? (buffers) => this.#sendFramed(buffers) : undefined;
     client.on('data', this.#onData);
     client.once('close', (error) => this.#fail(error ?? new TransportError(`relay path to ${this.remote}: the TURN client closed`)));
     client.on('refreshError', (error, _target, final) => {
@@ -65,6 +79,19 @@ export class RelayRawPath implements RawPath {
   send(frame: Uint8Array): void {
     if (!this.#open) return;
     this.#client.send(this.#peer, frame);
+  }
+
+  /** Buffers laid out as `headroom` bytes, then the frame: the header goes in front, on the bound channel. */
+  #sendFramed(buffers: Uint8Array[]): void {
+    if (!this.#open) return;
+    const channel = this.#client.channelFor(this.#peer);
+    if (channel === undefined) {
+      // No channel (not bound, or gone): a Send indication per frame, as send() does.
+      for (const buffer of buffers) this.#client.send(this.#peer, buffer.subarray(CHANNEL_DATA_HEADER));
+      return;
+    }
+    for (const buffer of buffers) writeChannelDataHeader(buffer, 0, channel, buffer.length - CHANNEL_DATA_HEADER);
+    this.#client.sendChannelData(buffers);
   }
 
   onDatagram(handler: FrameHandler): void {

@@ -12,6 +12,8 @@ import tls from 'node:tls';
 import { AbortedError, NatpunchError, TransactionTimeoutError } from '../errors.js';
 import { StreamFramer } from '../stun/framing.js';
 import { type TransportAddress, formatAddress } from '../wire/index.js';
+import { createBatchSender } from '../punch/udp-batch.js';
+import { receiveDatagrams } from '../punch/udp-receive.js';
 
 export interface TurnTransport {
   /** 'udp' datagrams, or a 'tcp' / 'tls' byte stream (ChannelData is then padded, RFC 8656 §12.5). */
@@ -33,6 +35,11 @@ export interface TurnTransport {
 export interface UdpTurnTransport extends TurnTransport {
   readonly kind: 'udp';
   readonly server: TransportAddress;
+  /**
+   * Sends several messages to the server in one system call (sendmmsg, native/udp-batch), in
+   * order; present only where the transport owns a socket the addon can batch on.
+   */
+  sendBatch?(messages: readonly Uint8Array[]): void;
   /**
    * Offer a datagram the owner received. Returns true when it came from the server's address
    * and was handed to the client (the owner then has nothing else to do with it), false
@@ -94,11 +101,20 @@ export async function openUdpTransport(server: TransportAddress, options: { loca
   // Errors on an unconnected UDP socket (ICMP unreachable) are per-datagram; they must not crash.
   socket.on('error', () => {});
   const inner = udpTransport(socket, server);
-  socket.on('message', (bytes, rinfo) => inner.feed(bytes, rinfo));
+  // Reads in batches where the addon runs (decision 009): a relayed stream brings tens of
+  // thousands of datagrams a second. The views are valid only during the call; the client
+  // decodes STUN into copies, and a relay path's frames are opened in place and copied by
+  // whatever keeps them, as on a direct path.
+  const receiver = receiveDatagrams(socket, (batch) => {
+    for (let i = 0; i < batch.count; i++) inner.feed(batch.view(i), { address: batch.address(i), port: batch.port(i) });
+  });
+  const batcher = createBatchSender(socket);
   return {
     ...inner,
+    ...(batcher ? { sendBatch: (messages: readonly Uint8Array[]) => batcher.send(messages, server) } : {}),
     close() {
       inner.close();
+      receiver.close();
       try {
         socket.close();
       } catch {

@@ -24,7 +24,7 @@ import {
   xorRelayedAddress,
 } from '../wire/index.js';
 import { decodeChannelData, encodeChannelData, isChannelData } from './channel-data.js';
-import type { TurnTransport } from './client-transport.js';
+import type { TurnTransport, UdpTurnTransport } from './client-transport.js';
 import { RefreshSchedule } from './refresh-schedule.js';
 
 const debug = debuglog('natpunch:turn');
@@ -407,6 +407,26 @@ export class TurnClient extends EventEmitter {
    * @throws UsageError before `allocate()`, or for more than 65535 bytes
    * @see RFC 8656 §11.1, §12.4, §12.5
    */
+  /**
+   * The channel bound to `peer`, for callers that frame ChannelData themselves (a relay path
+   * writing the header into room it left before each frame); undefined without one.
+   */
+  channelFor(peer: TransportAddress): number | undefined {
+    return this.#channelByPeer.get(peer.address)?.get(peer.port);
+  }
+
+  /**
+   * Sends whole ChannelData messages (header written by the caller, `channelFor`) as they are,
+   * in one system call where the UDP transport batches. Over TCP/TLS each is sent in turn, so
+   * the caller pads them (RFC 8656 §12.5). Dropped once the client is closed.
+   */
+  sendChannelData(messages: readonly Uint8Array[]): void {
+    if (this.#closed) return;
+    const transport = this.transport;
+    if (transport.kind === 'udp' && (transport as UdpTurnTransport).sendBatch && messages.length > 1) (transport as UdpTurnTransport).sendBatch!(messages);
+    else for (const message of messages) transport.send(message);
+  }
+
   send(peer: TransportAddress, data: Uint8Array): void {
     if (this.#closed) return;
     if (!this.#allocation) throw new UsageError('TURN send: no allocation; call allocate() first');
