@@ -90,7 +90,8 @@ export function udpTransport(socket: dgram.Socket, server: TransportAddress): Ud
  * the server's family) on an ephemeral port; `close()` closes the socket.
  */
 export async function openUdpTransport(server: TransportAddress, options: { localAddress?: string; localPort?: number } = {}): Promise<UdpTurnTransport> {
-  const socket = dgram.createSocket(server.family === 6 ? 'udp6' : 'udp4');
+  // 4 MiB as the peer's own socket: a relayed stream's bursts must not overflow the default 208 KiB.
+  const socket = dgram.createSocket({ type: server.family === 6 ? 'udp6' : 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject);
     socket.bind(options.localPort ?? 0, options.localAddress, () => {

@@ -32,6 +32,9 @@ export const DEFAULT_LIFETIME_S = 600;
 export const MAX_LIFETIME_S = 3600;
 
 /** Which peers a relay may reach (src/turn/peer-policy.ts). */
+
+/** SO_RCVBUF / SO_SNDBUF of each relayed socket (the kernel caps it at net.core.rmem_max / wmem_max). */
+const RELAY_SOCKET_BUFFER = 4 << 20;
 export interface PeerPolicy {
   check(ip: string): { ok: true } | { ok: false; reason: string };
 }
@@ -322,7 +325,9 @@ export class TurnServer {
   }
 
   async #bindPort(port: number): Promise<dgram.Socket | undefined> {
-    const socket = (this.#options.createUdpSocket ?? dgram.createSocket)({ type: this.#relayFamily === 6 ? 'udp6' : 'udp4' });
+    // Buffers as large as the client-facing socket's: a relayed stream arrives in bursts, and a
+    // datagram the default 208 KiB cannot hold is a loss the stream's congestion control pays for.
+    const socket = (this.#options.createUdpSocket ?? dgram.createSocket)({ type: this.#relayFamily === 6 ? 'udp6' : 'udp4', recvBufferSize: RELAY_SOCKET_BUFFER, sendBufferSize: RELAY_SOCKET_BUFFER });
     try {
       socket.bind(port, this.#options.relayAddress);
       await once(socket, 'listening');
