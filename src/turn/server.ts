@@ -161,6 +161,15 @@ export class TurnServer {
     allocation.bytesFromClient += length;
     this.#count(length);
     const data = start + CHANNEL_DATA_HEADER;
+    const local = binding.peer.address === this.#options.relayAddress ? this.#byRelayedPort.get(binding.peer.port) : undefined;
+    if (local) {
+      // Another allocation of this server (two peers meeting on one relay, the usual case): hand
+      // the data to it as if it had come through the kernel from our relayed address, saving a
+      // sendmmsg, a loopback delivery and a recvmmsg per datagram. Its permission and channel
+      // are checked the same way; the incoming header's 4 bytes take the outgoing header.
+      this.#toClient(local, bytes, data, length, CHANNEL_DATA_HEADER, this.#options.relayAddress!, allocation.relayed.port, allocation.relayed.family);
+      return;
+    }
     allocation.sender.sendRange(bytes, data, data + length, binding.peer.port, binding.peer.address);
   }
 
@@ -463,41 +472,46 @@ export class TurnServer {
 
   /** A datagram from a peer to the relayed address: to the client as ChannelData or a Data indication. @see RFC 8656 §10.3, §12.6 */
   #fromPeer(allocation: Allocation, batch: ReceivedBatch, i: number): void {
+    this.#toClient(allocation, batch.slab, batch.offset(i), batch.length(i), batch.headroom, batch.address(i), batch.port(i), batch.family(i));
+  }
+
+  /**
+   * Data from address:port for `allocation`'s client: bytes[offset, offset + length), with
+   * `headroom` writable bytes before it (valid during this call only).
+   */
+  #toClient(allocation: Allocation, bytes: Uint8Array, offset: number, length: number, headroom: number, address: string, port: number, family: 4 | 6): void {
     const now = this.#now();
-    const address = batch.address(i);
-    const length = batch.length(i);
     if (!allocation.hasPermission(address, now) || !this.#spend(allocation, length)) {
       allocation.dropped++;
       return void this.stats.packetsDropped++;
     }
     allocation.bytesToClient += length;
     this.#count(length);
-    const port = batch.port(i);
     const binding = allocation.channelForAddress(address, port, now);
     const client = allocation.client;
+    const data = bytes.subarray(offset, offset + length);
     if (binding) {
-      const offset = batch.offset(i);
-      if (client.sendRange !== undefined && batch.headroom >= CHANNEL_DATA_HEADER) {
-        // UDP, no allocation: the header goes into the batch's headroom in front of the data and
-        // the message is copied into the client socket's send batch (RFC 8656 §12.5: no padding over UDP).
-        putHeader(batch.slab, offset - CHANNEL_DATA_HEADER, binding.channel, length);
-        client.sendRange(batch.slab, offset - CHANNEL_DATA_HEADER, offset + length);
+      if (client.sendRange !== undefined && headroom >= CHANNEL_DATA_HEADER) {
+        // UDP, no allocation: the header goes into the headroom in front of the data and the
+        // message is copied into the client socket's send batch (RFC 8656 §12.5: no padding over UDP).
+        putHeader(bytes, offset - CHANNEL_DATA_HEADER, binding.channel, length);
+        client.sendRange(bytes, offset - CHANNEL_DATA_HEADER, offset + length);
         return;
       }
-      // TCP/TLS (padded to 4, §12.5), or a batch without headroom: a message of its own, since a
-      // stream write may keep its bytes after this returns.
+      // TCP/TLS (padded to 4, §12.5), or no headroom: a message of its own, since a stream write
+      // may keep its bytes after this returns.
       const pad = client.transport === 'udp' ? 0 : (4 - (length % 4)) % 4;
       const message = Buffer.alloc(CHANNEL_DATA_HEADER + length + pad);
       putHeader(message, 0, binding.channel, length);
-      message.set(batch.view(i), CHANNEL_DATA_HEADER);
+      message.set(data, CHANNEL_DATA_HEADER);
       client.send(message);
       return;
     }
     const transactionId = new Uint8Array(12);
-    const peer: TransportAddress = { family: batch.family(i), address, port };
+    const peer: TransportAddress = { family, address, port };
     client.send(encodeMessage({
       method: Method.Data, messageClass: MessageClass.Indication, transactionId: crypto.getRandomValues(transactionId),
-      attributes: [{ type: AttrType.XorPeerAddress, value: xorPeerAddress.encode(peer, transactionId) }, { type: AttrType.Data, value: batch.view(i) }],
+      attributes: [{ type: AttrType.XorPeerAddress, value: xorPeerAddress.encode(peer, transactionId) }, { type: AttrType.Data, value: data }],
     }));
   }
 
