@@ -75,6 +75,31 @@ test('two clients (UDP and TCP) relay to each other through their own allocation
   assert.ok(turn.stats.packetsRelayed >= 24);
 });
 
+test('between two allocations of one server (handed over without the kernel) the receiver\'s permission still rules: none, nothing arrives', { timeout: 60_000 }, async (t) => {
+  const { turn, address } = await server(t);
+  const a = client(t, await openUdpTransport(address, { localAddress: '127.0.0.1' }));
+  const b = client(t, await openUdpTransport(address, { localAddress: '127.0.0.1' }));
+  const ra = await a.allocate({ username: 'alice', password: 'wonderland' });
+  const rb = await b.allocate({ username: 'bob', password: 'builder' });
+  // a may send to b's relayed address, but b has no permission for the relay IP yet.
+  await a.bindChannel(rb.relayed);
+  const dropped = turn.stats.packetsDropped;
+  let delivered = 0;
+  b.on('data', () => { delivered++; });
+  a.send(rb.relayed, randomBytes(100));
+  // The drop is counted synchronously when the server handles the datagram: wait for that count.
+  while (turn.stats.packetsDropped === dropped) await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(delivered, 0);
+  // With the permission (a channel back to a's relayed address), the same send arrives.
+  await b.bindChannel(ra.relayed);
+  const got = nextData(b);
+  const data = randomBytes(100);
+  a.send(rb.relayed, data);
+  const [from, bytes] = await got;
+  assert.deepEqual(from, ra.relayed);
+  assert.deepEqual(Buffer.from(bytes), data);
+});
+
 test('a permission for the relay IP opens its live relayed ports only, never another service on the server', { timeout: 60_000 }, async (t) => {
   const { turn, address } = await server(t);
   const service = dgram.createSocket('udp4');
