@@ -479,9 +479,11 @@ export class PathManager extends EventEmitter {
     // after the old one stopped answering, is a rebinding (the peer's NAT moved it, and its frames
     // or a re-punch showed where); replaced by a path we already held, a failover. Our own
     // network changing is something only the owner knows (changeNetwork / add's reason).
+    // (A path of another kind learned from the peer's frames while the active one works, say UDP
+    // beside TCP because the other side's re-punch got through first, is an upgrade too.)
     const foundSince = next.createdAt > previous.lastAnsweredAt || next.raw.technique === 'rebinding';
     const reason: PathChangeReason = this.#pendingReason
-      ?? (previousUsable && next.raw.technique !== 'rebinding' ? 'upgrade'
+      ?? (previousUsable && (next.raw.technique !== 'rebinding' || next.raw.kind !== previous.raw.kind) ? 'upgrade'
         : foundSince && next.raw.kind === previous.raw.kind && next.raw.remote !== previous.raw.remote ? 'rebinding' : 'failover');
     this.#pendingReason = undefined;
     // A path left because it failed must answer again before it is chosen again: its consent
