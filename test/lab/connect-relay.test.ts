@@ -66,7 +66,10 @@ test('the direct path cut in the core mid-transfer: failover to the relay, the c
     assert.equal(failover['reason'], 'failover');
     await lab.cut('a', 'b', false);
     const back = await run.connector.until((e) => e['event'] === 'path' && e['path'] === 'direct-udp' && e !== connected, 'back to a direct path', 60_000);
-    assert.match(String(back['reason']), /^(upgrade|rebinding)$/, JSON.stringify(back));
+    // 'upgrade' while the relay still answers; 'failover' when the relay path itself looked
+    // stalled at that moment (on a 2-core machine the relay is a third busy process); the
+    // stall checks below are what the user sees.
+    assert.match(String(back['reason']), /^(upgrade|rebinding|failover)$/, JSON.stringify(back));
     const reports = await run.finished();
     assert.ok(reports.listener.maxGapMs <= MAX_GAP_MS, `the listener's longest stall: ${reports.listener.maxGapMs} ms`);
     assert.ok(reports.connector.maxGapMs <= MAX_GAP_MS, `the connector's longest stall: ${reports.connector.maxGapMs} ms`);
