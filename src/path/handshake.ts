@@ -200,7 +200,7 @@ export class PathHandshake {
   /** Responder: a message 0. A repetition is answered again; a different one opens an exchange. */
   #onFirst(path: RawPath, message: Uint8Array): void {
     for (const exchange of [this.#current, ...this.#others]) {
-      if (exchange.first && equal(exchange.first, message)) {
+      if (exchange.first && Buffer.compare(exchange.first, message) === 0) {
         // The initiator did not get our message 1: answer again at once.
         if (exchange.path === path && exchange.last) path.send(exchange.last);
         return;
@@ -320,8 +320,4 @@ export class PathHandshake {
     this.#fail(error);
     this.#current.last = undefined;
   }
-}
-
-function equal(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }
