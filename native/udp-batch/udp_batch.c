@@ -34,19 +34,8 @@
 
 #include "udp_batch.h"
 
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103 /* linux/udp.h */
-#endif
-
 /* Datagrams per call; a longer array is sent up to here and the count says so. */
 #define MAX_DATAGRAMS 256
-/*
- * Segments per GSO message: UDP_MAX_SEGMENTS is 64 up to Linux 6.8 (128 since). And the bytes
- * of one GSO message must fit one IP packet's length field before segmentation: 65535 minus
- * the IPv6 header (40) and UDP header (8), which is also below IPv4's limit (65507).
- */
-#define MAX_GSO_SEGMENTS 64
-#define MAX_GSO_BYTES (65535 - 40 - 8)
 
 union endpoint {
   struct sockaddr_in v4;
@@ -122,7 +111,7 @@ static napi_value send_batch(napi_env env, napi_callback_info info) {
   static _Thread_local struct iovec iov[MAX_DATAGRAMS];
   static _Thread_local struct mmsghdr msgs[MAX_DATAGRAMS];
   static _Thread_local uint32_t segments[MAX_DATAGRAMS]; /* datagrams carried by each message */
-  static _Thread_local char control[MAX_DATAGRAMS][CMSG_SPACE(sizeof(uint16_t))];
+  static _Thread_local char control[MAX_DATAGRAMS][GSO_CONTROL_SIZE];
   for (uint32_t i = 0; i < count; i++) {
     napi_value element;
     napi_typedarray_type type;
@@ -156,16 +145,7 @@ static napi_value send_batch(napi_env env, napi_callback_info info) {
     h->msg_namelen = to_len;
     h->msg_iov = &iov[i];
     h->msg_iovlen = n;
-    if (n > 1) {
-      h->msg_control = control[messages];
-      h->msg_controllen = CMSG_SPACE(sizeof(uint16_t));
-      struct cmsghdr *c = CMSG_FIRSTHDR(h);
-      c->cmsg_level = SOL_UDP;
-      c->cmsg_type = UDP_SEGMENT;
-      c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-      uint16_t segment_size = (uint16_t)size;
-      memcpy(CMSG_DATA(c), &segment_size, sizeof segment_size);
-    }
+    if (n > 1) set_udp_segment(h, control[messages], size);
     segments[messages++] = n;
     i += n;
   }

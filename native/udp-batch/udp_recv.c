@@ -28,10 +28,14 @@
  *   large, or its datagrams are lost.
  * closeReceiver(handle)
  *   Stops polling and closes the duplicate; the socket itself stays node:dgram's.
- * sendMany(fd, ipv6Socket, slab, meta, first, count) -> sent | -errno
+ * sendMany(fd, ipv6Socket, slab, meta, first, count, gso) -> sent | -errno
  *   Sends records first..first+count-1 of `meta` (each to its own address) with one
- *   sendmmsg(2), MSG_DONTWAIT; returns how many the kernel took, from the front, or -errno
- *   when it took none.
+ *   sendmmsg(2), MSG_DONTWAIT; returns how many datagrams the kernel took, from the front, or
+ *   -errno when it took none. With `gso`, a run of records to the same address whose bytes lie
+ *   back to back in the slab, of one size (the last may be shorter), goes as one UDP GSO
+ *   message (UDP_SEGMENT): a relay forwarding a burst from one client to one peer pays the IP
+ *   stack once per run instead of once per datagram. -EIO/-EINVAL then mean "no GSO here":
+ *   the caller sends again without it.
  */
 #define _GNU_SOURCE
 #define NAPI_VERSION 8
@@ -392,11 +396,16 @@ static int record_address(const int32_t *m, bool ipv6_socket, struct sockaddr_st
   return 0;
 }
 
+/* Whether records a and b name the same destination (family, port, address bytes). */
+static bool same_destination(const int32_t *a, const int32_t *b) {
+  return a[2] == b[2] && a[3] == b[3] && a[4] == b[4] && a[5] == b[5] && a[6] == b[6] && a[7] == b[7];
+}
+
 static napi_value send_many(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6], result;
+  size_t argc = 7;
+  napi_value argv[7], result;
   int32_t fd;
-  bool ipv6_socket;
+  bool ipv6_socket, gso = false;
   uint32_t first, count;
   void *slab, *meta;
   size_t slab_length, meta_length;
@@ -406,8 +415,9 @@ static napi_value send_many(napi_env env, napi_callback_info info) {
       !typed_array(env, argv[2], napi_uint8_array, &slab, &slab_length) ||
       !typed_array(env, argv[3], napi_int32_array, &meta, &meta_length) ||
       napi_get_value_uint32(env, argv[4], &first) != napi_ok ||
-      napi_get_value_uint32(env, argv[5], &count) != napi_ok) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "udp-batch sendMany: expected (fd: number >= 0, ipv6Socket: boolean, slab: Uint8Array, meta: Int32Array, first: number, count: number)");
+      napi_get_value_uint32(env, argv[5], &count) != napi_ok ||
+      (argc > 6 && napi_get_value_bool(env, argv[6], &gso) != napi_ok)) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "udp-batch sendMany: expected (fd: number >= 0, ipv6Socket: boolean, slab: Uint8Array, meta: Int32Array, first: number, count: number, gso?: boolean)");
     return NULL;
   }
   if (count > MAX_SLOTS) count = MAX_SLOTS;
@@ -415,34 +425,61 @@ static napi_value send_many(napi_env env, napi_callback_info info) {
   static _Thread_local struct mmsghdr msgs[MAX_SLOTS];
   static _Thread_local struct iovec iov[MAX_SLOTS];
   static _Thread_local struct sockaddr_storage to[MAX_SLOTS];
+  static _Thread_local uint32_t segments[MAX_SLOTS]; /* datagrams carried by each message */
+  static _Thread_local char control[MAX_SLOTS][GSO_CONTROL_SIZE];
+  const int32_t *records = (const int32_t *)meta + (size_t)first * RECORD_INTS;
   for (uint32_t i = 0; i < count; i++) {
-    const int32_t *m = (const int32_t *)meta + (size_t)(first + i) * RECORD_INTS;
-    socklen_t to_len;
+    const int32_t *m = records + (size_t)i * RECORD_INTS;
     if (m[0] < 0 || m[1] < 0 || (size_t)m[0] + (size_t)m[1] > slab_length) return throw_error(env, "udp-batch sendMany: a record's bytes lie outside the slab");
+  }
+  uint32_t messages = 0, taken = 0;
+  while (taken < count) {
+    const int32_t *m = records + (size_t)taken * RECORD_INTS;
+    socklen_t to_len;
     /* An address this socket cannot send to ends the batch there; the caller sends the rest its own way. */
-    if (record_address(m, ipv6_socket, &to[i], &to_len)) {
-      if (i == 0) {
+    if (record_address(m, ipv6_socket, &to[messages], &to_len)) {
+      if (taken == 0) {
         napi_create_int32(env, -EAFNOSUPPORT, &result);
         return result;
       }
-      count = i;
       break;
     }
-    iov[i].iov_base = (uint8_t *)slab + m[0];
-    iov[i].iov_len = (size_t)m[1];
-    memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
-    msgs[i].msg_hdr.msg_name = &to[i];
-    msgs[i].msg_hdr.msg_namelen = to_len;
-    msgs[i].msg_hdr.msg_iov = &iov[i];
-    msgs[i].msg_hdr.msg_iovlen = 1;
+    uint32_t n = 1;
+    size_t size = (size_t)m[1], total = size;
+    if (gso && size > 0) {
+      /* Same destination, the next bytes in the slab, equal size (a shorter one ends the run: udp(7)). */
+      while (taken + n < count && n < MAX_GSO_SEGMENTS) {
+        const int32_t *next = m + (size_t)n * RECORD_INTS;
+        const int32_t *last = next - RECORD_INTS;
+        if (!same_destination(m, next) || next[0] != last[0] + last[1] || next[1] <= 0 || (size_t)next[1] > size ||
+            total + (size_t)next[1] > MAX_GSO_BYTES) break;
+        total += (size_t)next[1];
+        n++;
+        if ((size_t)next[1] < size) break;
+      }
+    }
+    iov[messages].iov_base = (uint8_t *)slab + m[0];
+    iov[messages].iov_len = total;
+    struct msghdr *h = &msgs[messages].msg_hdr;
+    memset(h, 0, sizeof *h);
+    h->msg_name = &to[messages];
+    h->msg_namelen = to_len;
+    h->msg_iov = &iov[messages];
+    h->msg_iovlen = 1;
+    if (n > 1) set_udp_segment(h, control[messages], size);
+    segments[messages++] = n;
+    taken += n;
   }
-  int sent = 0;
-  if (count > 0) {
-    do sent = sendmmsg(fd, msgs, count, MSG_DONTWAIT);
-    while (sent < 0 && errno == EINTR);
-    if (sent < 0) sent = -errno;
+  int sent;
+  do sent = sendmmsg(fd, msgs, messages, MSG_DONTWAIT);
+  while (sent < 0 && errno == EINTR);
+  if (sent < 0) {
+    napi_create_int32(env, -errno, &result);
+    return result;
   }
-  napi_create_int32(env, sent, &result);
+  int32_t datagrams = 0;
+  for (int i = 0; i < sent; i++) datagrams += (int32_t)segments[i];
+  napi_create_int32(env, datagrams, &result);
   return result;
 }
 

@@ -29,9 +29,10 @@ export interface UdpBatchAddon {
   /**
    * Sends records first..first+count-1 of `meta` (RECORD_INTS ints each: offset and length in
    * `slab`, family, port, address bytes) with one sendmmsg(2), each to its own address; returns
-   * how many the kernel took, from the front, or -errno when none (udp_recv.c).
+   * how many datagrams the kernel took, from the front, or -errno when none (udp_recv.c). With
+   * `gso`, back-to-back records of one size to one address go as one UDP GSO message.
    */
-  sendMany?(fd: number, ipv6Socket: boolean, slab: Uint8Array, meta: Int32Array, first: number, count: number): number;
+  sendMany?(fd: number, ipv6Socket: boolean, slab: Uint8Array, meta: Int32Array, first: number, count: number, gso?: boolean): number;
   /** Reads for `onBatch` from a duplicate of `fd` (src/punch/udp-receive.ts); throws a clear Error when it cannot. */
   createReceiver?(fd: number, slab: Uint8Array, meta: Int32Array, slots: number, slotSize: number, headroom: number, onBatch: (count: number, truncated: number) => void): unknown;
   closeReceiver?(handle: unknown): void;
@@ -217,13 +218,24 @@ export class AddressedSender {
   #used = 0;
   #scheduled = false;
   #disabled = false;
+  /** UDP GSO for runs to one address; dropped after the kernel refused it once. */
+  #gso: boolean;
   readonly #flush = (): void => this.flush();
+  /** Whether UDP GSO is still tried. */
+  get gso(): boolean {
+    return this.#gso;
+  }
+
   /** Datagrams sent through sendMany, and through socket.send. */
   readonly stats = { batches: 0, batched: 0, fallback: 0 };
 
-  /** `native: false`: always node:dgram (as without the addon); `addon`: tests pass fakes. */
-  constructor(socket: Socket, options: { native?: boolean; addon?: UdpBatchAddon } = {}) {
+  /**
+   * `native: false`: always node:dgram (as without the addon); `addon`: tests pass fakes; `gso`
+   * (default true unless NATPUNCH_NO_GSO=1): coalesce runs of equal datagrams to one address.
+   */
+  constructor(socket: Socket, options: { native?: boolean; addon?: UdpBatchAddon; gso?: boolean } = {}) {
     this.#socket = socket;
+    this.#gso = options.gso ?? process.env['NATPUNCH_NO_GSO'] !== '1';
     const addon = options.native === false ? undefined : options.addon ?? udpBatchAddon();
     this.#addon = typeof addon?.sendMany === 'function' ? (addon as Required<Pick<UdpBatchAddon, 'sendMany'>>) : undefined;
   }
@@ -290,7 +302,12 @@ export class AddressedSender {
     if (fd !== undefined && this.#socket.getSendQueueCount() === 0) {
       this.#ipv6Socket ??= this.#socket.address().family === 'IPv6';
       while (sent < count) {
-        const result = this.#addon!.sendMany!(fd, this.#ipv6Socket, this.#slab, this.#meta, sent, count - sent);
+        let result = this.#addon!.sendMany!(fd, this.#ipv6Socket, this.#slab, this.#meta, sent, count - sent, this.#gso);
+        if (result < 0 && this.#gso && GSO_UNSUPPORTED.has(-result)) {
+          debug('UDP GSO refused (errno %d): addressed batches without it', -result);
+          this.#gso = false;
+          result = this.#addon!.sendMany!(fd, this.#ipv6Socket, this.#slab, this.#meta, sent, count - sent, false);
+        }
         if (result <= 0) {
           if (FD_GONE.has(-result)) this.#disabled = true;
           break;

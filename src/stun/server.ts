@@ -164,7 +164,8 @@ export class StunServer {
       sender: new AddressedSender(udp, { native: this.#options.native }), clients: new Map(), clientCount: 0,
     };
     // Many datagrams per read where native/udp-batch is built (decision 009); node:dgram's 'message' otherwise.
-    receiveDatagrams(udp, (batch) => { for (let i = 0; i < batch.count; i++) this.#onDatagram(endpoint, batch, i); }, { native: this.#options.native });
+    // GRO: a relay client's burst of ChannelData (sent with UDP GSO) arrives as one read, not one per datagram.
+    receiveDatagrams(udp, (batch) => { for (let i = 0; i < batch.count; i++) this.#onDatagram(endpoint, batch, i); }, { native: this.#options.native, gro: true });
     udp.on('error', (error) => debug('udp %s: %s', formatAddress(endpoint.local), error.message));
     if (this.#options.tcp !== false) {
       const tcp = net.createServer((socket) => this.#onConnection(endpoint, socket, 'tcp'));

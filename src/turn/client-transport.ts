@@ -105,10 +105,11 @@ export async function openUdpTransport(server: TransportAddress, options: { loca
   // Reads in batches where the addon runs (decision 009): a relayed stream brings tens of
   // thousands of datagrams a second. The views are valid only during the call; the client
   // decodes STUN into copies, and a relay path's frames are opened in place and copied by
-  // whatever keeps them, as on a direct path.
+  // whatever keeps them, as on a direct path. GRO: the server's runs of ChannelData to us (sent
+  // with UDP GSO) arrive as one read.
   const receiver = receiveDatagrams(socket, (batch) => {
     for (let i = 0; i < batch.count; i++) inner.feed(batch.view(i), { address: batch.address(i), port: batch.port(i) });
-  });
+  }, { gro: true });
   const batcher = createBatchSender(socket);
   return {
     ...inner,

@@ -258,4 +258,37 @@ describe('AddressedSender', () => {
       else assert.deepEqual(sender.stats, { batches: 0, batched: 0, fallback: 30 });
     });
   }
+  for (const gso of [true, false]) {
+    it(`keeps datagram boundaries and order in runs to one address, with${gso ? '' : 'out'} UDP GSO`, async (t) => {
+      if (nativeSkip()) return t.skip(nativeSkip() as string);
+      const tx = await bound(t);
+      const [a, b] = await Promise.all([bound(t), bound(t)]);
+      const got: Buffer[][] = [[], []];
+      a!.on('message', (m) => got[0]!.push(m));
+      b!.on('message', (m) => got[1]!.push(m));
+      const sender = new AddressedSender(tx, { gso });
+      // Runs GSO may coalesce (same address, equal size, back to back), each broken by a shorter
+      // datagram, a datagram to the other address, or a larger one; 150 of them: more than one
+      // GSO message (64 segments) in a run.
+      const expected: Buffer[][] = [[], []];
+      const queue = (to: 0 | 1, size: number, seq: number): void => {
+        const bytes = Buffer.alloc(size, seq & 0xff);
+        bytes.writeUInt32BE(seq, 0);
+        expected[to]!.push(bytes);
+        sender.send(bytes, [a!, b!][to]!.address().port, '127.0.0.1');
+      };
+      let seq = 0;
+      for (let i = 0; i < 150; i++) queue(0, 1200, seq++);
+      queue(0, 700, seq++);
+      queue(0, 1200, seq++);
+      queue(1, 1200, seq++);
+      queue(0, 1200, seq++);
+      for (let i = 0; i < 10; i++) queue(1, 400, seq++);
+      queue(1, 1000, seq++);
+      await until(`${seq} datagrams`, () => got[0]!.length + got[1]!.length === seq, () => `${got[0]!.length} + ${got[1]!.length}`);
+      assert.deepEqual(got, expected);
+      assert.equal(sender.stats.fallback, 0);
+      assert.equal(sender.stats.batched, seq);
+    });
+  }
 });
