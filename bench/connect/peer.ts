@@ -39,6 +39,12 @@ function describe(connection: Connection): Record<string, unknown> {
   return { peer: connection.remotePeerId, path: connection.path, technique: connection.technique, remote: connection.remote, ms: connection.ms };
 }
 
+/** The stream's loss and congestion counters: why a path ran slower than the CPUs allow. */
+function streamStats(connection: Connection): Record<string, number | undefined> {
+  const { packetsSent, packetsReceived, packetsLost, retransmits, tailLossProbes, retransmissionTimeouts, congestionEvents, cwnd, rtt, minRtt, datagramsDropped } = connection.stats;
+  return { packetsSent, packetsReceived, packetsLost, retransmits, tailLossProbes, retransmissionTimeouts, congestionEvents, cwnd, rtt, minRtt, datagramsDropped };
+}
+
 async function sink(server: string, warmupMs: number): Promise<void> {
   const peer = await createPeer({ server, identity: generateIdentity() });
   try {
@@ -56,7 +62,7 @@ async function sink(server: string, warmupMs: number): Promise<void> {
       connection.once('end', resolve);
       connection.once('error', reject);
     });
-    emit({ event: 'received', ...meter.report(), connect: describe(connection) });
+    emit({ event: 'received', ...meter.report(), connect: describe(connection), stream: streamStats(connection) });
     // Half-close back so the sender sees its stream end, then wait for our FIN to be delivered.
     await new Promise<void>((resolve) => connection.end(resolve));
   } finally {
@@ -101,7 +107,7 @@ async function source(server: string, to: string, seconds: number, transport: Tr
     const sends = !batching.ok ? `one sendmsg per datagram (${batching.reason})`
       : process.env['NATPUNCH_NO_GSO'] === '1' ? 'batched: sendmmsg without UDP GSO (NATPUNCH_NO_GSO=1)'
         : 'batched: sendmmsg + UDP GSO (native/udp-batch; NATPUNCH_NO_NATIVE=1 for one sendmsg per datagram)';
-    emit({ event: 'sent', bytes: sent, ms: performance.now() - started, load: writing, sends });
+    emit({ event: 'sent', bytes: sent, ms: performance.now() - started, load: writing, sends, stream: streamStats(connection) });
   } finally {
     await peer.close();
   }

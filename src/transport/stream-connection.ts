@@ -492,6 +492,8 @@ export class StreamConnection extends Duplex {
         this.#received.record(packet.packetNumber, now);
         // FIN, ACK-NOW and PING (a probe or keepalive) all want an answer without delay.
         if (packet.type === PacketType.Ping || packet.fin || packet.ackNow) this.#received.requestImmediate();
+        // A long batch (recvmmsg + GRO) is acknowledged as it goes, not only at its end.
+        else if (this.#received.overdue) this.#sendAck(now);
       }
     }
     if (!this.#closed) this.#scheduleFlush();
