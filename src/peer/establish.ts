@@ -251,8 +251,13 @@ export class Establisher {
    */
   #udpAttempt(instruction: PunchInstruction, mode: UdpMode, udp: UdpEndpoint, checks: UdpCheckSession[], signal?: AbortSignal, early?: (path: UdpRawPath) => void): Attempt {
     // A host candidate is only a LAN path when its address is private: a peer with no NAT signs its public address as host.
+    // Prediction: the pair came from the other side's predicted window, or this side signed one
+    // (its NAT maps per destination: the other side reached it through that window).
+    const predicted = instruction.localCandidates.some((c) => c.type === 'predicted');
     const techniqueOf = (type: CandidateType, remote: TransportAddress): string =>
-      type === 'host' && candidateTypeOf(remote) === 'host' ? 'udp-lan' : mode === 'punch' ? 'udp-hole-punch' : 'udp-reversal';
+      type === 'host' && candidateTypeOf(remote) === 'host' ? 'udp-lan'
+        : type === 'predicted' || (predicted && type !== 'host') ? 'udp-prediction'
+          : mode === 'punch' ? 'udp-hole-punch' : 'udp-reversal';
     return this.#attempt('udp', signal, async (combined) => {
       const session = new UdpCheckSession({
         mux: this.#c.mux, session: instruction.session, key: instruction.key, role: instruction.role, startAt: instruction.startAt, signal: combined,

@@ -77,8 +77,7 @@ export const MAX_PRIORITY = 2 ** 31 - 1;
  * candidates per signed object, so one offer can aim the other peer at 256 ports at most. A
  * sequential NAT (RFC 4787 §4.1; `natpunch check` reports the pattern) hands the next port to
  * whichever host asks next; the window absorbs other hosts' allocations during one punch. The
- * figure is a bound, not a measurement: no peer probes predicted candidates yet
- * (checkCandidates leaves them out), and the prober that does must measure its window in the lab.
+ * window a peer actually signs is smaller (port-prediction.ts PREDICTION_WINDOW: 16).
  */
 export const PREDICTION_BUDGET = Object.freeze({ maxWindow: 64, maxCandidates: 4 });
 
@@ -124,15 +123,26 @@ export function prioritise(
 }
 
 /**
- * The remote candidates UDP connectivity checks go to, highest priority first: UDP ones that
- * name one address. Predicted candidates are left out until a prober spends their window under
- * its own budget (udp-checks.ts budgets one address per candidate).
+ * The remote candidates UDP connectivity checks go to, highest priority first: UDP ones, a
+ * predicted candidate as one check target per port of its signed range (the other peer's NAT
+ * will map its next flows somewhere in it: port-prediction.ts). The range's size was bounded
+ * when the signed object was verified (PREDICTION_BUDGET), so this never probes more than the
+ * budget; each port is an ordinary pair of the check session, paced like every other.
  */
 export function checkCandidates(candidates: readonly SignalledCandidate[]): Candidate[] {
-  return candidates
-    .filter((c) => c.transport === 'udp' && c.type !== 'predicted')
-    .sort((a, b) => b.priority - a.priority)
-    .map((c) => ({ type: c.type, address: c.address }));
+  const out: Candidate[] = [];
+  for (const c of [...candidates].filter((c) => c.transport === 'udp').sort((a, b) => b.priority - a.priority)) {
+    if (c.type !== 'predicted' || c.range === undefined) {
+      out.push({ type: c.type, address: c.address });
+      continue;
+    }
+    // The guess first, then the rest of the window in order.
+    out.push({ type: 'predicted', address: c.address });
+    for (let port = c.range.first; port <= c.range.last; port++) {
+      if (port !== c.address.port) out.push({ type: 'predicted', address: { ...c.address, port } });
+    }
+  }
+  return out;
 }
 
 /**

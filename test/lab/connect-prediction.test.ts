@@ -1,0 +1,33 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { SEQUENTIAL_PORT_BASE, SEQUENTIAL_PORT_COUNT, withLab } from '../../src/lab/index.js';
+import { skipUnlessLab } from '../support/lab.js';
+import { startServe, transfer } from '../support/peers.js';
+
+/**
+ * Acceptance (issue 9, sequential-port prediction over UDP): a peer behind the lab's
+ * symmetric-seq NAT (a new port per flow, counting up from 40000, shared by the whole NAT)
+ * reaches a port-restricted peer directly. Without prediction the pair cannot connect direct
+ * (NATLAB-FACTS "Hole-punching facts": the port-restricted side never learns the port the
+ * symmetric side's flow toward it gets). With it, the symmetric side signs the window its next
+ * flows will take (src/punch/port-prediction.ts), the other side's checks open its NAT for that
+ * window, and the symmetric side's check comes in through it.
+ */
+for (const seqConnects of [true, false]) {
+  test(`symmetric-seq × port-restricted, --transport udp, the ${seqConnects ? 'symmetric-seq' : 'port-restricted'} peer connects: direct-udp by prediction, 1 MiB each way intact`, { timeout: 180_000 }, async (t) => {
+    if (skipUnlessLab(t)) return;
+    await withLab({ a: { kind: 'symmetric-seq' }, b: { kind: 'port-restricted' } }, async (lab) => {
+      await startServe(lab);
+      const [listenHost, connectHost] = seqConnects ? ['b1', 'a1'] : ['a1', 'b1'];
+      const { listener, connector } = await transfer(lab, listenHost, connectHost, 1 << 20, ['--transport', 'udp']);
+      assert.equal(connector.path, 'direct-udp', JSON.stringify(connector));
+      assert.equal(listener.path, 'direct-udp', JSON.stringify(listener));
+      assert.equal(connector.technique, 'udp-prediction', JSON.stringify(connector));
+      assert.equal(listener.technique, 'udp-prediction', JSON.stringify(listener));
+      // The port-restricted side reached the other at a port of its NAT's counter (40000–40999).
+      const portRestricted = seqConnects ? listener : connector;
+      const port = Number(String(portRestricted.remote).split(':')[1]);
+      assert.ok(port >= SEQUENTIAL_PORT_BASE && port < SEQUENTIAL_PORT_BASE + SEQUENTIAL_PORT_COUNT, JSON.stringify(portRestricted));
+    });
+  });
+}
