@@ -261,7 +261,10 @@ export class Establisher {
     return this.#attempt('udp', signal, async (combined) => {
       const session = new UdpCheckSession({
         mux: this.#c.mux, session: instruction.session, key: instruction.key, role: instruction.role, startAt: instruction.startAt, signal: combined,
-        remoteCandidates: mode === 'answer' ? [] : checkCandidates(instruction.remoteCandidates),
+        // Both sides predicting: the controlled one walks the other's window two ports per flow (candidate.ts).
+        remoteCandidates: mode === 'answer' ? [] : checkCandidates(instruction.remoteCandidates, {
+          stride: predicted && instruction.role === 'controlled' && instruction.remoteCandidates.some((c) => c.type === 'predicted') ? 2 : 1,
+        }),
         onNominating: early && ((remote, type) => early(udp.pathTo(remote, techniqueOf(type, remote)))),
       });
       this.#c.sessions.add(session);

@@ -31,3 +31,17 @@ for (const seqConnects of [true, false]) {
     });
   });
 }
+
+test('symmetric-seq × symmetric-seq, --transport udp: direct-udp by prediction on both sides, 1 MiB each way intact', { timeout: 180_000 }, async (t) => {
+  if (skipUnlessLab(t)) return;
+  await withLab({ a: { kind: 'symmetric-seq' }, b: { kind: 'symmetric-seq' } }, async (lab) => {
+    await startServe(lab);
+    const { listener, connector } = await transfer(lab, 'b1', 'a1', 1 << 20, ['--transport', 'udp']);
+    for (const side of [connector, listener]) {
+      assert.equal(side.path, 'direct-udp', JSON.stringify(side));
+      assert.equal(side.technique, 'udp-prediction', JSON.stringify(side));
+      const port = Number(String(side.remote).split(':')[1]);
+      assert.ok(port >= SEQUENTIAL_PORT_BASE && port < SEQUENTIAL_PORT_BASE + SEQUENTIAL_PORT_COUNT, JSON.stringify(side));
+    }
+  });
+});

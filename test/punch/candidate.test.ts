@@ -68,3 +68,13 @@ test('candidateTypeOf classifies an address nobody typed from its bytes, not its
   ];
   for (const [address, type] of table) assert.equal(candidateTypeOf(at(address, 1)), type, address);
 });
+
+test('checkCandidates with stride 2: every second port of a window first (the guess leading), then the rest', () => {
+  const window: SignalledCandidate = {
+    type: 'predicted', transport: 'udp', address: at('192.0.2.1', 100), priority: candidatePriority('predicted', 65_535), range: { first: 100, last: 105 },
+  };
+  assert.deepEqual(checkCandidates([window], { stride: 2 }).map((c) => c.address.port), [100, 102, 104, 101, 103, 105]);
+  // A counter that counts down: the guess is the top of the range, and the walk goes down.
+  assert.deepEqual(checkCandidates([{ ...window, address: at('192.0.2.1', 105) }], { stride: 2 }).map((c) => c.address.port), [105, 103, 101, 104, 102, 100]);
+});
+
