@@ -45,7 +45,7 @@ test('prioritise gives each candidate of one type its own local preference, UDP 
   assert.deepEqual(prioritise([{ type: 'predicted', address: at('198.51.100.2', 7), range: { first: 1, last: 9 } }], 'udp')[0]!.range, { first: 1, last: 9 });
 });
 
-test('checkCandidates: UDP ones, highest priority first; a predicted window as one target per port, the guess first', () => {
+test('checkCandidates: UDP ones, highest priority first; a predicted window as one target per port, nearest the guess first', () => {
   const c = (type: SignalledCandidate['type'], transport: 'udp' | 'tcp', port: number, localPreference: number): SignalledCandidate => ({
     type, transport, address: at('192.0.2.1', port), priority: candidatePriority(type, localPreference),
   });
@@ -54,7 +54,7 @@ test('checkCandidates: UDP ones, highest priority first; a predicted window as o
   const predicted = (port: number): Candidate => ({ type: 'predicted', address: at('192.0.2.1', port) });
   assert.deepEqual(checkCandidates(list), [
     { type: 'host', address: at('192.0.2.1', 4) }, { type: 'srflx', address: at('192.0.2.1', 1) },
-    predicted(7), predicted(5), predicted(6), predicted(8), predicted(9),
+    predicted(7), predicted(6), predicted(8), predicted(5), predicted(9),
     { type: 'relay', address: at('192.0.2.1', 2) },
   ]);
 });
