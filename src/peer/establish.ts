@@ -11,7 +11,7 @@ import { type Identity, normalizePeerId } from '../identity/index.js';
 import { formatAddress, type TransportAddress } from '../wire/index.js';
 import type { UdpMux } from '../punch/udp-mux.js';
 import { UdpCheckSession, type PunchResult } from '../punch/udp-checks.js';
-import { type CandidateType, type SignalledCandidate, candidateTypeOf, checkCandidates } from '../punch/candidate.js';
+import { type CandidateType, type SignalledCandidate, candidateTypeOf, checkCandidates, punchTargets } from '../punch/candidate.js';
 import type { RelayOffer } from '../rendezvous/messages.js';
 import type { TrickleCandidate, TrickledCandidates } from '../rendezvous/trickle.js';
 import { openRelayPath } from './relay.js';
@@ -233,14 +233,20 @@ export class Establisher {
     // Punch from the L whose mapping was signed (kept or short), even if its connection has closed since.
     const tcp = this.#c.tcpMappingFor(new Set(instruction.localTcpCandidates.map((c) => formatAddress(c.address))));
     if (!tcp) throw new NatpunchError('ERR_TRANSPORT', 'TCP punching: this peer has no TCP mapping to punch from (no kept TCP connection, and no short one learnt for this session)');
+    // A predicted window is one target per port (candidate.ts punchTargets), as for UDP checks.
+    const bothPredict = instruction.localTcpCandidates.some((c) => c.type === 'predicted') && instruction.remoteTcpCandidates.some((c) => c.type === 'predicted');
+    const targets = punchTargets(instruction.remoteTcpCandidates, 'tcp', { stride: bothPredict && instruction.role === 'controlled' ? 2 : 1 });
     const punched = await tcpSimultaneousOpen({
-      localPort: tcp.localPort, localAddress: this.#c.bindAddress, remoteCandidates: instruction.remoteTcpCandidates.map((c) => c.address),
+      localPort: tcp.localPort, localAddress: this.#c.bindAddress, remoteCandidates: targets.map((c) => c.address),
       role: instruction.role, startAt: instruction.startAt, signal,
       // Low-TTL priming where the native addon is there (measured once per mapping, cached).
       primeTtl: 'auto', publicAddress: tcp.mapped.address,
     });
     debug('TCP punched to %s after %d connects, priming %j', formatAddress(punched.remote), punched.attempts, punched.priming);
-    return { socket: punched.socket, technique: punched.primed ? 'tcp-ttl-primed' : 'tcp-simultaneous-open' };
+    // As for UDP: through the other side's window, or this side signed one the other came through.
+    const winner = targets.find((c) => c.address.port === punched.remote.port && c.address.address === punched.remote.address);
+    const predicted = winner?.type === 'predicted' || (instruction.localTcpCandidates.some((c) => c.type === 'predicted') && winner?.type !== 'host');
+    return { socket: punched.socket, technique: predicted ? 'tcp-prediction' : punched.primed ? 'tcp-ttl-primed' : 'tcp-simultaneous-open' };
   }
 
   /**

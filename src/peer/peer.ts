@@ -373,7 +373,12 @@ export class Peer extends EventEmitter {
         tcpCandidates: async (transport) => {
           const tcpNow = kept();
           const from = tcpNow?.alive ? tcpNow : peer ? await peer.#shortTcpMapping(transport) : undefined;
-          return from ? [...privateEndpoints(from.localPort, options.bindAddress), formatAddress(from.mapped)] : [];
+          if (!from) return [];
+          const own: (string | LocalCandidate)[] = [...privateEndpoints(from.localPort, options.bindAddress), formatAddress(from.mapped)];
+          // Behind a counting NAT the punch's connect from L is a new flow too: predicted like UDP's.
+          const server = rendezvous?.stunServer;
+          const predicted = server ? await predictor.candidate(server, from.mapped.address) : undefined;
+          return predicted ? [...own, predicted] : own;
         },
         // Every registration, the first and each after a reconnection: its dial-back carries its own token.
         tcpListenPort: listener?.port, onHello: (token) => responder.expect(token), reachability, reconnect: options.reconnect,

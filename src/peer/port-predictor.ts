@@ -14,7 +14,8 @@ import { debuglog } from 'node:util';
 import { deadline } from '../deadline.js';
 import { StunUdpClient } from '../stun/udp-client.js';
 import { reflexiveAddress, type TransportAddress } from '../wire/index.js';
-import type { LocalCandidate } from '../punch/candidate.js';
+import { performance } from 'node:perf_hooks';
+import type { LocalCandidate, PortRange } from '../punch/candidate.js';
 import { type AllocationPattern, CLASSIFY_SAMPLES, patternOf, predictWindow } from '../punch/port-prediction.js';
 
 const debug = debuglog('natpunch:prediction');
@@ -27,6 +28,8 @@ const debug = debuglog('natpunch:prediction');
  */
 export const SAMPLE_BUDGET_MS = 600;
 const SAMPLE_RETRANSMISSION = { rto: 250, rc: 2, rm: 1 };
+/** How long one sample answers for (one offer's UDP and TCP candidates). */
+const SAMPLE_REUSE_MS = 1_000;
 
 /** A fresh UDP socket, bound, for one sample; undefined if it cannot bind. */
 async function freshSocket(family: 4 | 6, bindAddress: string | undefined): Promise<dgram.Socket | undefined> {
@@ -70,6 +73,7 @@ export class PortPredictor {
   #pattern: AllocationPattern | undefined;
   readonly #bindAddress: string | undefined;
   #classifying: Promise<AllocationPattern> | undefined;
+  #last: { at: number; window: { port: number; range: PortRange } | undefined } | undefined;
   /** Aborts every sample in flight when the peer closes. */
   readonly #closed = new AbortController();
 
@@ -101,21 +105,29 @@ export class PortPredictor {
   }
 
   /**
-   * For a sequential NAT: the predicted candidate for the punching socket's next flows, at
-   * `publicIp` (the srflx address), from a fresh sample toward `server`; otherwise undefined.
+   * For a sequential NAT: the window this host's next flows will take, from a fresh sample
+   * toward `server`; otherwise undefined. One offer's UDP and TCP candidates ask one after the
+   * other, and the NAT's counter is the same for both (the lab's counts every flow), so a sample
+   * younger than SAMPLE_REUSE_MS answers both: a second sample would itself take a value.
    */
-  async candidate(server: TransportAddress, publicIp: string): Promise<LocalCandidate | undefined> {
+  async window(server: TransportAddress): Promise<{ port: number; range: PortRange } | undefined> {
     // A connect right after start-up waits for the classification (one round trip) rather than
     // sign an offer without the window it may need.
     const pattern = this.#pattern ?? await this.#classifying;
     if (pattern?.kind !== 'sequential') return undefined;
+    if (this.#last && performance.now() - this.#last.at < SAMPLE_REUSE_MS) return this.#last.window;
     const socket = await freshSocket(server.family, this.#bindAddress);
     const now = socket && await sample(socket, server, this.#closed.signal);
-    if (!now) return undefined;
-    const predicted = predictWindow(now.mapped, pattern.delta);
-    if (!predicted) return undefined;
-    debug('counter at %d (delta %d): predicting %d in %d..%d', now.mapped, pattern.delta, predicted.port, predicted.range.first, predicted.range.last);
-    return { type: 'predicted', address: { family: server.family, address: publicIp, port: predicted.port }, range: predicted.range };
+    const predicted = now ? predictWindow(now.mapped, pattern.delta) : undefined;
+    if (predicted) debug('counter at %d (delta %d): predicting %d in %d..%d', now!.mapped, pattern.delta, predicted.port, predicted.range.first, predicted.range.last);
+    this.#last = { at: performance.now(), window: predicted };
+    return predicted;
+  }
+
+  /** The predicted candidate of `transport` at `publicIp` (the srflx address of that transport), or undefined. */
+  async candidate(server: TransportAddress, publicIp: string): Promise<LocalCandidate | undefined> {
+    const predicted = await this.window(server);
+    return predicted && { type: 'predicted', address: { family: server.family, address: publicIp, port: predicted.port }, range: predicted.range };
   }
 
   /** Stops sampling (the peer is closing). */

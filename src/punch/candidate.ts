@@ -139,9 +139,14 @@ export function prioritise(
  * whatever those counts are, as long as they fit the window (port-prediction.ts).
  */
 export function checkCandidates(candidates: readonly SignalledCandidate[], options: { stride?: number } = {}): Candidate[] {
+  return punchTargets(candidates, 'udp', options);
+}
+
+/** checkCandidates for either transport: what TCP punching connects to is chosen the same way. */
+export function punchTargets(candidates: readonly SignalledCandidate[], transport: CandidateTransport, options: { stride?: number } = {}): Candidate[] {
   const stride = Math.max(1, Math.floor(options.stride ?? 1));
   const out: Candidate[] = [];
-  for (const c of [...candidates].filter((c) => c.transport === 'udp').sort((a, b) => b.priority - a.priority)) {
+  for (const c of [...candidates].filter((c) => c.transport === transport).sort((a, b) => b.priority - a.priority)) {
     if (c.type !== 'predicted' || c.range === undefined) {
       out.push({ type: c.type, address: c.address });
       continue;

@@ -45,3 +45,25 @@ test('symmetric-seq × symmetric-seq, --transport udp: direct-udp by prediction 
     }
   });
 });
+
+/**
+ * The same over TCP (`--transport tcp`): the connect from the kept connection's local port L is
+ * a new flow on a counting NAT too, so the symmetric side signs a predicted TCP window from the
+ * same sample, and the other side's simultaneous open connects to every port of it.
+ */
+for (const other of ['port-restricted', 'symmetric-seq'] as const) {
+  test(`symmetric-seq × ${other}, --transport tcp: direct-tcp by prediction, 1 MiB each way intact`, { timeout: 180_000 }, async (t) => {
+    if (skipUnlessLab(t)) return;
+    await withLab({ a: { kind: 'symmetric-seq' }, b: { kind: other } }, async (lab) => {
+      await startServe(lab);
+      const { listener, connector } = await transfer(lab, 'b1', 'a1', 1 << 20, ['--transport', 'tcp']);
+      for (const side of [connector, listener]) {
+        assert.equal(side.path, 'direct-tcp', JSON.stringify(side));
+        assert.equal(side.technique, 'tcp-prediction', JSON.stringify(side));
+      }
+      // b1's side of the connection is a port of a1's NAT counter.
+      const port = Number(String(listener.remote).split(':')[1]);
+      assert.ok(port >= SEQUENTIAL_PORT_BASE && port < SEQUENTIAL_PORT_BASE + SEQUENTIAL_PORT_COUNT, JSON.stringify(listener));
+    });
+  });
+}
