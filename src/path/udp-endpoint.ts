@@ -52,10 +52,16 @@ export class UdpEndpoint {
   /** Frames from sources with no path yet, while no one handles unknown sources. */
   #early: EarlyFrame[] = [];
   readonly #unsubscribe: () => void;
+  /** Called once the last path has closed, for an endpoint on a socket of its own (birthday probing). */
+  readonly #onIdle: (() => void) | undefined;
 
-  /** `session`: the rendezvous session id both sides share. */
-  constructor(mux: UdpMux, session: string) {
+  /**
+   * `session`: the rendezvous session id both sides share. `onIdle`: for an endpoint on a socket
+   * of its own, called when its last path closes, so the socket goes with the connection.
+   */
+  constructor(mux: UdpMux, session: string, options: { onIdle?: () => void } = {}) {
     this.#mux = mux;
+    this.#onIdle = options.onIdle;
     this.connectionId = createHash('sha256').update(session).digest().subarray(0, 4);
     const id = this.connectionId;
     this.#unsubscribe = mux.onData((data, from) => {
@@ -100,7 +106,10 @@ export class UdpEndpoint {
     const key = formatAddress(remote);
     let path = this.#paths.get(key);
     if (!path) {
-      path = new UdpRawPath(this.#mux, remote, this.connectionId, technique, () => this.#paths.delete(key));
+      path = new UdpRawPath(this.#mux, remote, this.connectionId, technique, () => {
+        this.#paths.delete(key);
+        if (this.#paths.size === 0 && this.#onIdle) this.close();
+      });
       this.#paths.set(key, path);
       const now = Date.now();
       for (const early of this.#early) if (early.key === key && now - early.at < EARLY_FRAME_MS) path.deliver(early.frame);
@@ -110,11 +119,16 @@ export class UdpEndpoint {
   }
 
   close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
     this.#unsubscribe();
     for (const path of [...this.#paths.values()]) path.close();
     this.#unknown = undefined;
     this.#early = [];
+    this.#onIdle?.();
   }
+
+  #closed = false;
 }
 
 /** Frames to and from one remote address over the shared socket. */

@@ -9,13 +9,14 @@ import { debuglog } from 'node:util';
 import { AbortedError, NatpunchError } from '../errors.js';
 import { type Identity, normalizePeerId } from '../identity/index.js';
 import { formatAddress, type TransportAddress } from '../wire/index.js';
-import type { UdpMux } from '../punch/udp-mux.js';
 import { UdpCheckSession, type PunchResult } from '../punch/udp-checks.js';
 import { type CandidateType, type SignalledCandidate, candidateTypeOf, checkCandidates, punchTargets } from '../punch/candidate.js';
 import type { RelayOffer } from '../rendezvous/messages.js';
 import type { TrickleCandidate, TrickledCandidates } from '../rendezvous/trickle.js';
 import { openRelayPath } from './relay.js';
 import { tcpSimultaneousOpen } from '../punch/tcp-simultaneous-open.js';
+import { birthdaySockets, birthdaySpray } from '../punch/birthday.js';
+import { UdpMux } from '../punch/udp-mux.js';
 import type { PunchInstruction } from '../rendezvous/client.js';
 import { PathHandshake } from '../path/handshake.js';
 import { PathManager } from '../path/path-manager.js';
@@ -264,6 +265,12 @@ export class Establisher {
       type === 'host' && candidateTypeOf(remote) === 'host' ? 'udp-lan'
         : type === 'predicted' || (predicted && type !== 'host') ? 'udp-prediction'
           : mode === 'punch' ? 'udp-hole-punch' : 'udp-reversal';
+    // Birthday probing beside the checks, when exactly one side's NAT maps every destination to a
+    // random port; on the easy side a pair that is not the hard side's signed srflx came from it.
+    const birthday = mode === 'punch' ? birthdaySide(instruction) : undefined;
+    const label = (type: CandidateType, remote: TransportAddress): string =>
+      birthday?.side === 'easy' && type !== 'host' && !(remote.port === birthday.to.port && remote.address === birthday.to.address)
+        ? 'udp-birthday' : techniqueOf(type, remote);
     return this.#attempt('udp', signal, async (combined) => {
       const session = new UdpCheckSession({
         mux: this.#c.mux, session: instruction.session, key: instruction.key, role: instruction.role, startAt: instruction.startAt, signal: combined,
@@ -271,13 +278,101 @@ export class Establisher {
         remoteCandidates: mode === 'answer' ? [] : checkCandidates(instruction.remoteCandidates, {
           stride: predicted && instruction.role === 'controlled' && instruction.remoteCandidates.some((c) => c.type === 'predicted') ? 2 : 1,
         }),
-        onNominating: early && ((remote, type) => early(udp.pathTo(remote, techniqueOf(type, remote)))),
+        onNominating: early && ((remote, type) => early(udp.pathTo(remote, label(type, remote)))),
       });
       this.#c.sessions.add(session);
       checks.push(session);
+      if (birthday?.side === 'hard') return this.#birthdayHard(instruction, session, birthday.to, checks, combined, (punched) => udp.pathTo(punched.remote, techniqueOf(punched.type, punched.remote)));
+      if (birthday?.side === 'easy') {
+        // Spray while the checks run; a hit shows up in them as a peer-reflexive pair.
+        const stop = new AbortController();
+        void birthdaySpray({
+          send: (data, to) => this.#c.mux.send(data, to), session: instruction.session, key: instruction.key,
+          address: birthday.to.address, family: birthday.to.family, signal: AbortSignal.any([combined, stop.signal]),
+        }).then((sent) => debug('birthday spray: %d probes', sent));
+        session.result.then(() => stop.abort(), () => stop.abort());
+      }
       const punched: PunchResult = await session.result;
-      const path = udp.pathTo(punched.remote, techniqueOf(punched.type, punched.remote));
+      const path = udp.pathTo(punched.remote, label(punched.type, punched.remote));
       return { kind: 'udp', path, close: () => path.close() };
     });
   }
+
+  /**
+   * The hard side of birthday probing (punch/birthday.ts): many sockets toward the easy side
+   * beside the ordinary checks; the socket a probe reaches gets a mux, an endpoint and a check
+   * session of its own, and the path on it lives, and closes, with the connection.
+   */
+  async #birthdayHard(
+    instruction: PunchInstruction, session: UdpCheckSession, to: TransportAddress, checks: UdpCheckSession[], signal: AbortSignal,
+    ordinary: (punched: PunchResult) => UdpRawPath,
+  ): Promise<ReadyPath> {
+    const stop = new AbortController();
+    const hit = birthdaySockets({
+      session: instruction.session, key: instruction.key, to, signal: AbortSignal.any([signal, stop.signal]),
+      ...(this.#c.bindAddress ? { bindAddress: this.#c.bindAddress } : {}),
+    });
+    hit.catch(() => undefined);
+    const first = await Promise.race([
+      session.result.then((punched) => ({ punched }), () => ({ checksFailed: true })),
+      hit.then((found) => ({ found }), () => ({ probingFailed: true })),
+    ]);
+    if ('probingFailed' in first || 'punched' in first) {
+      stop.abort();
+      const path = ordinary('punched' in first ? first.punched : await session.result);
+      return { kind: 'udp', path, close: () => path.close() };
+    }
+    // A socket was hit, or the ordinary checks gave up (their deadline) while the sockets may still be.
+    const found = 'found' in first ? first.found : await hit;
+    debug('birthday: a probe reached one of %d sockets, from %s', found.opened, formatAddress(found.from));
+    // Two check sessions must never nominate two pairs. Controlling: the ordinary one keeps the
+    // say if it already has a working pair (the other side's NAT let plain punching through);
+    // otherwise it stops, and the birthday pair is the one nominated. Controlled: both keep
+    // answering, and whichever pair the other side nominates is the one (its one session sees both).
+    if (instruction.role === 'controlling') {
+      if (session.succeeded) {
+        found.socket.close();
+        const path = ordinary(await session.result);
+        return { kind: 'udp', path, close: () => path.close() };
+      }
+      session.close();
+    }
+    const mux = new UdpMux(found.socket);
+    const endpoint = new UdpEndpoint(mux, instruction.session, { onIdle: () => { mux.close(); found.socket.close(); } });
+    const own = new UdpCheckSession({
+      mux, session: instruction.session, key: instruction.key, role: instruction.role, signal,
+      remoteCandidates: [{ type: 'prflx', address: found.from }],
+    });
+    this.#c.sessions.add(own);
+    checks.push(own);
+    const chosen = await Promise.race([
+      own.result.then((punched) => ({ birthday: punched })),
+      session.result.then((punched) => ({ punched }), () => own.result.then((birthday) => ({ birthday }))),
+    ]).catch((error: Error) => {
+      own.close();
+      endpoint.close();
+      throw error;
+    });
+    if ('punched' in chosen) {
+      own.close();
+      endpoint.close();
+      const path = ordinary(chosen.punched);
+      return { kind: 'udp', path, close: () => path.close() };
+    }
+    const path = endpoint.pathTo(chosen.birthday.remote, 'udp-birthday');
+    return { kind: 'udp', path, close: () => path.close() };
+  }
+}
+
+/**
+ * Which side of birthday probing this peer takes, if any: exactly one side signed a NAT that
+ * maps every destination to a random port (IntentBody.natMapping), and the other side signed a
+ * server-reflexive candidate to aim at. Both random: no probing (physics: the relay).
+ */
+function birthdaySide(instruction: PunchInstruction): { side: 'hard' | 'easy'; to: TransportAddress } | undefined {
+  const local = instruction.localNatMapping === 'random-per-destination';
+  const remote = instruction.remoteNatMapping === 'random-per-destination';
+  if (local === remote) return undefined;
+  const srflx = instruction.remoteCandidates.find((c) => c.type === 'srflx');
+  return srflx ? { side: local ? 'hard' : 'easy', to: srflx.address } : undefined;
 }

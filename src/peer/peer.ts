@@ -349,11 +349,12 @@ export class Peer extends EventEmitter {
       const reachable: ReachableTransport[] = [];
       if (found.udp) reachable.push('udp');
       if (found.tcp && listener) reachable.push('tcp');
-      if (!reachable.includes('tcp')) return { reachable, tcpListen: [] };
+      const nat = predictor.randomPerDestination ? { natMapping: 'random-per-destination' as const } : {};
+      if (!reachable.includes('tcp')) return { reachable, tcpListen: [], ...nat };
       const tcpNow = kept();
       const publicIps = [rendezvous?.srflx, tcpNow?.alive ? formatAddress(tcpNow.mapped) : null].filter((a): a is string => !!a).map((a) => parseAddress(a).address);
       const tcpListen = [...publicIps.map((ip) => formatAddress({ family: 4, address: ip, port: listener!.port })), ...privateEndpoints(listener!.port, options.bindAddress)];
-      return { reachable, tcpListen };
+      return { reachable, tcpListen, ...nat };
     };
     try {
       rendezvous = await ReconnectingRendezvousClient.connect({

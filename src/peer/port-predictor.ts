@@ -13,7 +13,7 @@ import { once } from 'node:events';
 import { debuglog } from 'node:util';
 import { deadline } from '../deadline.js';
 import { StunUdpClient } from '../stun/udp-client.js';
-import { reflexiveAddress, type TransportAddress } from '../wire/index.js';
+import { AttrType, getAttribute, otherAddress, reflexiveAddress, type TransportAddress } from '../wire/index.js';
 import { performance } from 'node:perf_hooks';
 import type { LocalCandidate, PortRange } from '../punch/candidate.js';
 import { type AllocationPattern, CLASSIFY_SAMPLES, patternOf, predictWindow } from '../punch/port-prediction.js';
@@ -69,16 +69,53 @@ function sample(socket: dgram.Socket, server: TransportAddress, signal: AbortSig
   });
 }
 
+/**
+ * Whether this NAT maps one socket to different ports toward different destinations (RFC 4787
+ * §4.1: address- or address-and-port-dependent mapping), as RFC 5780 §4.3 tests it: one socket,
+ * a Binding to the server, then one to the OTHER-ADDRESS that answer names. Undefined when the
+ * server names no other address or does not answer.
+ */
+async function mapsPerDestination(server: TransportAddress, bindAddress: string | undefined, signal: AbortSignal): Promise<boolean | undefined> {
+  const socket = await freshSocket(server.family, bindAddress);
+  if (!socket) return undefined;
+  const stun = new StunUdpClient(socket, { retransmission: SAMPLE_RETRANSMISSION });
+  const budget = deadline(2 * SAMPLE_BUDGET_MS, signal);
+  try {
+    const first = await stun.request(server, { signal: budget.signal });
+    const other = getAttribute(first.message, AttrType.OtherAddress);
+    const mapped = reflexiveAddress(first.message);
+    if (!other || !mapped) return undefined;
+    const second = reflexiveAddress((await stun.request(otherAddress.decode(other), { signal: budget.signal })).message);
+    return second ? second.port !== mapped.port || second.address !== mapped.address : undefined;
+  } catch (error) {
+    debug('mapping test toward %s:%d: %s', server.address, server.port, (error as Error).message);
+    return undefined;
+  } finally {
+    budget.clear();
+    stun.close();
+    socket.close();
+  }
+}
+
 export class PortPredictor {
   #pattern: AllocationPattern | undefined;
   readonly #bindAddress: string | undefined;
   #classifying: Promise<AllocationPattern> | undefined;
+  #randomPerDestination = false;
   #last: { at: number; window: { port: number; range: PortRange } | undefined } | undefined;
   /** Aborts every sample in flight when the peer closes. */
   readonly #closed = new AbortController();
 
   constructor(options: { bindAddress?: string } = {}) {
     this.#bindAddress = options.bindAddress;
+  }
+
+  /**
+   * This NAT picks a random port per destination (symmetric-random): known once classify() ran.
+   * Signed into offers (IntentBody.natMapping) so that the other side may try birthday probing.
+   */
+  get randomPerDestination(): boolean {
+    return this.#randomPerDestination;
   }
 
   /** What start-up found (undefined until it ran). */
@@ -98,6 +135,11 @@ export class PortPredictor {
       const answers = await Promise.all(sockets.map((socket) => socket && sample(socket, server, this.#closed.signal)));
       const samples = answers.filter((a): a is { local: number; mapped: number } => a !== undefined);
       this.#pattern = patternOf(samples);
+      // Neither preserved nor counted: random ports. Per destination too, it is the NAT birthday
+      // probing is for (the other side cannot aim at any one port).
+      if (this.#pattern.kind === 'other' && samples.length >= 3 && samples.some((s) => s.local !== s.mapped)) {
+        this.#randomPerDestination = await mapsPerDestination(server, this.#bindAddress, this.#closed.signal) === true;
+      }
       debug('port allocation toward %s:%d: %o from %o', server.address, server.port, this.#pattern, samples);
       return this.#pattern;
     })();

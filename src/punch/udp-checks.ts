@@ -326,6 +326,11 @@ export class UdpCheckSession {
     this.#reject(error);
   }
 
+  /** Some pair's check has been answered (a path works), whether or not one was selected yet. */
+  get succeeded(): boolean {
+    return this.#firstSuccessAt !== undefined;
+  }
+
   get selected(): TransportAddress | undefined {
     return this.#selected?.candidate.address;
   }

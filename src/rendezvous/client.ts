@@ -25,7 +25,7 @@ import {
 } from '../wire/index.js';
 import { RendezvousError, RendezvousProtocolError, RendezvousVerifyError } from './errors.js';
 import {
-  type AcceptBody, type AckMessage, type Capability, type ChallengeMessage, type UpdatedMessage, type HelloMessage, type Reachability,
+  type AcceptBody, type NatMapping, type AckMessage, type Capability, type ChallengeMessage, type UpdatedMessage, type HelloMessage, type Reachability,
   type ReachableTransport, type IncomingMessage, type IntentBody, type MessageLimits, type PunchMessage, type RegisteredMessage, type RelayOffer, type Role,
   type ClientMessage, type ErrorMessage, type ParsedMessage, type Signed, CAPABILITIES, DEFAULT_MESSAGE_LIMITS, MAX_INTENT_LIFETIME_MS,
   SERVER_MESSAGE_TYPES, SUPPORTED_VERSIONS, candidateRecord, classify, encodeMessage, endpoint, fromCandidateRecord, knownCapabilities,
@@ -52,6 +52,8 @@ export interface SignedReachability {
   reachable: ReachableTransport[];
   /** Its reversal listener endpoints (only meaningful with 'tcp' in `reachable`). */
   tcpListen: string[];
+  /** Its NAT maps every destination to a new random port (IntentBody.natMapping). */
+  natMapping?: NatMapping;
 }
 
 /** What both sides get when a session is agreed: everything the punch layer needs, all verified. */
@@ -79,6 +81,9 @@ export interface PunchInstruction {
   remoteReachable: Reachability;
   /** What this side signed about itself. */
   localReachable: Reachability;
+  /** What each side signed about its NAT's mapping (birthday probing: src/punch/birthday.ts). */
+  remoteNatMapping?: NatMapping;
+  localNatMapping?: NatMapping;
   /** ONLY the reversal listener endpoints inside the other peer's verified signed object. */
   remoteTcpListen: TransportAddress[];
   /** 32-byte key for MESSAGE-INTEGRITY on this session's connectivity checks. */
@@ -209,6 +214,7 @@ interface SignedOffer {
   reachable: ReachableTransport[];
   tcpListen: string[];
   capabilities: Capability[];
+  natMapping?: NatMapping;
 }
 
 interface HelloWaiter {
@@ -368,6 +374,7 @@ export class RendezvousClient extends EventEmitter {
     const own = this.#ownReachability();
     if (own.reachable.length) body.reachable = own.reachable;
     if (own.tcpListen.length) body.tcpListen = own.tcpListen;
+    if (own.natMapping) body.natMapping = own.natMapping;
     const capabilities = this.#capabilities;
     if (capabilities.length) body.capabilities = capabilities;
     const intent = signObject(this.#options.identity, DOMAIN.intent, body);
@@ -804,6 +811,7 @@ export class RendezvousClient extends EventEmitter {
     const own = this.#ownReachability();
     if (own.reachable.length) acceptBody.reachable = own.reachable;
     if (own.tcpListen.length) acceptBody.tcpListen = own.tcpListen;
+    if (own.natMapping) acceptBody.natMapping = own.natMapping;
     const capabilities = this.#capabilities;
     if (capabilities.length) acceptBody.capabilities = capabilities;
     const accept = signObject(this.#options.identity, DOMAIN.accept, acceptBody);
@@ -887,6 +895,8 @@ export class RendezvousClient extends EventEmitter {
       remoteCapabilities: remote.capabilities,
       remoteReachable: reachability(remote.reachable),
       localReachable: reachability(local.reachable),
+      ...(remote.natMapping ? { remoteNatMapping: remote.natMapping } : {}),
+      ...(local.natMapping ? { localNatMapping: local.natMapping } : {}),
       // Listener endpoints count only with a claim of TCP reachability beside them.
       remoteTcpListen: remote.reachable.includes('tcp') ? remote.tcpListen.map((c) => parseAddress(c)) : [],
       transport,
@@ -925,7 +935,10 @@ export class RendezvousClient extends EventEmitter {
   #ownReachability(): SignedReachability {
     const own = this.#options.reachability?.() ?? { reachable: [], tcpListen: [] };
     own.tcpListen.forEach((c, i) => checkEndpoint(c, `tcpListen[${i}]`));
-    return { reachable: [...new Set(own.reachable)], tcpListen: [...new Set(own.tcpListen)].slice(0, this.#limits.maxCandidates) };
+    return {
+      reachable: [...new Set(own.reachable)], tcpListen: [...new Set(own.tcpListen)].slice(0, this.#limits.maxCandidates),
+      ...(own.natMapping ? { natMapping: own.natMapping } : {}),
+    };
   }
 }
 
@@ -952,7 +965,7 @@ function checkCandidate(candidate: SignalledCandidate, what: string): void {
 function signedOffer(body: IntentBody | AcceptBody): SignedOffer {
   return {
     candidates: body.candidates.map(fromCandidateRecord), reachable: body.reachable ?? [], tcpListen: body.tcpListen ?? [],
-    capabilities: knownCapabilities(body.capabilities),
+    capabilities: knownCapabilities(body.capabilities), ...(body.natMapping ? { natMapping: body.natMapping } : {}),
   };
 }
 

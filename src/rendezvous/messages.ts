@@ -122,6 +122,13 @@ export interface IntentBody {
   /** The initiator's reversal listener endpoints (only with 'tcp' in `reachable`). */
   tcpListen?: string[];
   /**
+   * Set when the initiator's NAT maps each destination to a new random port (symmetric with
+   * random allocation): its mapping toward the target can be neither learnt nor predicted, so a
+   * target behind an endpoint-independent NAT may reach it by birthday probing
+   * (src/punch/birthday.ts). Absent: anything else, or not known.
+   */
+  natMapping?: NatMapping;
+  /**
    * Set when this session punches new paths for a connection that already exists (its paths
    * went silent: a NAT dropped or moved the mapping): base64 of a 16-byte tag both ends derive
    * from that connection's Noise session (src/path/resume.ts). The target then adds what the
@@ -145,7 +152,12 @@ export interface AcceptBody {
   tcpListen?: string[];
   /** As in IntentBody. */
   capabilities?: string[];
+  /** As in IntentBody. */
+  natMapping?: NatMapping;
 }
+
+/** What a peer signs about its NAT's mapping when it matters to the other side (IntentBody.natMapping). */
+export type NatMapping = 'random-per-destination';
 
 /**
  * A candidate as it travels, inside signed bodies only. The signer says what it is (`kind`),
@@ -534,11 +546,11 @@ function buildSchemas(limits: MessageLimits): Schemas {
     intentBody: object<IntentBody>({
       from: peerId, to: peerId, nonce, expires: timestamp, candidates, session: sessionId,
       transport: optional(literal('udp', 'tcp', 'auto', 'relay')), reachable: optional(reachable), tcpListen: optional(endpoints),
-      resume: optional(base64(16)), capabilities: optional(capabilities),
+      resume: optional(base64(16)), capabilities: optional(capabilities), natMapping: optional(literal('random-per-destination')),
     }),
     acceptBody: object<AcceptBody>({
       session: sessionId, intentHash: base64(32), candidates, nonce, reachable: optional(reachable), tcpListen: optional(endpoints),
-      capabilities: optional(capabilities),
+      capabilities: optional(capabilities), natMapping: optional(literal('random-per-destination')),
     }),
     trickleBody: object<TrickleBody>({ session: sessionId, seq: integer(1, Number.MAX_SAFE_INTEGER), candidates, end: optional(literal(true)) }),
     messages,
