@@ -173,7 +173,7 @@ function isPeer(lab: SimLab, side: PunchSide, otherHost: string, otherSocket: So
   const known = new Set(host.interfaceAddresses().map((address) => `${address}:${port}`));
   for (let router: Router | undefined = host.parent; router !== undefined; router = router.parent) {
     for (const m of router.nat?.mappings(lab.clock.now()) ?? []) {
-      if (known.has(endpointKey(m.internal))) known.add(endpointKey(m.external));
+      if (m.protocol === 'udp' && known.has(endpointKey(m.internal))) known.add(endpointKey(m.external));
     }
   }
   return known.has(formatAddress(side.result.remote));
