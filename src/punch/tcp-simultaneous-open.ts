@@ -32,6 +32,8 @@ import { NatpunchError, AbortedError } from '../errors.js';
 import { type TransportAddress, formatAddress } from '../wire/index.js';
 import { candidateTypeOf } from './candidate.js';
 import { measurePrimingTtl, tcpTtlAddon, ttlPrimingAvailable, type PrimingTtl, type TcpTtlAddon } from './tcp-ttl.js';
+import { type Clock, type WallClock, realClock, realWallClock } from '../clock.js';
+import { type TcpNet, realTcpNet } from '../tcp-net.js';
 
 /**
  * Retry budget. A NAT that answers an unsolicited SYN with RST (or an ICMP error) fails the
@@ -93,6 +95,14 @@ export interface TcpSimultaneousOpenOptions {
   primeWhen?: 'refused' | 'always';
   /** The own TCP mapping's public address (the kept connection's XOR-MAPPED-ADDRESS), for 'auto'. */
   publicAddress?: string;
+  /** Where plain connects are made (default node:net; the sim passes its own, src/sim). Primed connects always use the native addon. */
+  net?: TcpNet;
+  /** Retry and budget timers (default the real clock). */
+  clock?: Clock;
+  /** Reads `startAt` against this (default Date.now). */
+  wallClock?: WallClock;
+  /** Retry jitter in [0, 1) (default Math.random; the sim passes a seeded one). */
+  random?: () => number;
 }
 
 /** Whether connects were primed, with which TTL, or why not. */
@@ -134,6 +144,10 @@ async function resolvePriming(options: TcpSimultaneousOpenOptions): Promise<{ re
  */
 export function tcpSimultaneousOpen(options: TcpSimultaneousOpenOptions): Promise<TcpSimultaneousOpenResult> {
   const { localPort, role, signal } = options;
+  const tcpNet = options.net ?? realTcpNet;
+  const clock = options.clock ?? realClock;
+  const wallNow = options.wallClock ?? realWallClock;
+  const random = options.random ?? Math.random;
   const localAddress = options.localAddress ?? '0.0.0.0';
   const budgetMs = options.budgetMs ?? DEFAULT_TCP_PUNCH_BUDGET_MS;
   const remotes = [...new Map(options.remoteCandidates.map((c) => [formatAddress(c), c])).values()];
@@ -153,22 +167,22 @@ export function tcpSimultaneousOpen(options: TcpSimultaneousOpenOptions): Promis
     const primeTo = new Set<string>();
     const isPublic = (remote: TransportAddress): boolean => remote.family === 4 && candidateTypeOf(remote) === 'srflx';
     if (options.primeWhen === 'always') for (const remote of remotes) if (isPublic(remote)) primeTo.add(formatAddress(remote));
-    const timers = new Set<NodeJS.Timeout>();
+    const timers = new Set<unknown>();
     const lastErrors = new Map<string, string>();
     let attempts = 0;
     let done = false;
-    const startDelay = Math.max(0, (options.startAt ?? Date.now()) - Date.now());
-    const deadline = Date.now() + startDelay + budgetMs;
+    const startDelay = Math.max(0, (options.startAt ?? wallNow()) - wallNow());
+    const deadline = wallNow() + startDelay + budgetMs;
 
     const later = (fn: () => void, ms: number): void => {
-      const timer = setTimeout(() => { timers.delete(timer); fn(); }, ms);
+      const timer = clock.setTimeout(() => { timers.delete(timer); fn(); }, ms);
       timers.add(timer);
     };
     const finish = (error: Error | undefined, winner?: { socket: net.Socket; remote: TransportAddress }): void => {
       if (done) return;
       done = true;
       signal?.removeEventListener('abort', onAbort);
-      for (const timer of timers) clearTimeout(timer);
+      for (const timer of timers) clock.clearTimeout(timer);
       for (const fd of pendingFds) prime?.addon?.closeFd(fd);
       for (const socket of sockets) if (socket !== winner?.socket) socket.destroy();
       if (winner) {
@@ -183,8 +197,8 @@ export function tcpSimultaneousOpen(options: TcpSimultaneousOpenOptions): Promis
     const retryLater = (remote: TransportAddress, code: string): void => {
       lastErrors.set(formatAddress(remote), code);
       if (options.primeTtl !== undefined && isPublic(remote) && (code === 'ECONNREFUSED' || code === 'ECONNRESET')) primeTo.add(formatAddress(remote));
-      const delay = RETRY_DELAY_MS.min + Math.random() * (RETRY_DELAY_MS.max - RETRY_DELAY_MS.min);
-      if (RETRYABLE.has(code) && Date.now() + delay < deadline) later(() => attempt(remote), delay);
+      const delay = RETRY_DELAY_MS.min + random() * (RETRY_DELAY_MS.max - RETRY_DELAY_MS.min);
+      if (RETRYABLE.has(code) && wallNow() + delay < deadline) later(() => attempt(remote), delay);
     };
 
     /** A connected socket: the controlling side takes it, the controlled side waits for the first bytes. */
@@ -258,7 +272,7 @@ export function tcpSimultaneousOpen(options: TcpSimultaneousOpenOptions): Promis
       if (wantPrimed && prime?.addon && prime.report.used) return attemptPrimed(remote, prime.report.ttl, prime.addon);
       // allowHalfOpen: the secure stream above ends each direction on its own (a peer that has
       // sent everything half-closes while still receiving), so a FIN must not end our side too.
-      const socket = net.connect({ host: remote.address, port: remote.port, localAddress, localPort, family: remote.family, allowHalfOpen: true });
+      const socket = tcpNet.connect({ host: remote.address, port: remote.port, localAddress, localPort, family: remote.family, allowHalfOpen: true });
       sockets.add(socket);
       let connected = false;
       socket.once('connect', () => {
