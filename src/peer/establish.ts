@@ -24,6 +24,7 @@ import { UdpEndpoint, type UdpRawPath } from '../path/udp-endpoint.js';
 import { Connection } from './connection.js';
 import { DEFAULT_REVERSAL_BUDGET_MS, type ReversalListener, dialReversal } from './reversal-listener.js';
 import { type Attempt, type ReadyPath, type TcpMode, type UdpMode, AUTO_UDP_GRACE_MS, noDirectPath, planPaths, race } from './path-choice.js';
+import { type Clock, realClock } from '../clock.js';
 
 const debug = debuglog('natpunch:peer');
 
@@ -33,6 +34,37 @@ const debug = debuglog('natpunch:peer');
  * waits AUTO_UDP_GRACE_MS for UDP anyway once the relay is ready, so this costs it little.
  */
 export const RELAY_HEAD_START_MS = 250;
+
+/**
+ * When the relay starts beside the direct `attempts` (see establish()): once UDP is ready (when
+ * it runs: the path the race prefers), or every direct attempt has settled, or after
+ * RELAY_HEAD_START_MS; undefined when there is no direct attempt to wait for.
+ */
+export function relayHeadStart(attempts: readonly Attempt[], clock: Clock = realClock): Promise<unknown> | undefined {
+  const direct = attempts.map((a) => a.ready);
+  if (direct.length === 0) return undefined;
+  return Promise.race([
+    attempts.find((a) => a.kind === 'udp')?.ready ?? Promise.any(direct), Promise.allSettled(direct),
+    new Promise<void>((resolve) => {
+      const timer = clock.setTimeout(resolve, RELAY_HEAD_START_MS);
+      (timer as { unref?: () => void }).unref?.();
+    }),
+  ]).catch(() => undefined);
+}
+
+/**
+ * The technique a UDP path is reported with: a LAN path when both ends are private host
+ * candidates (a peer with no NAT signs its public address as host), else punching or reversal
+ * as the plan said.
+ */
+export function udpTechnique(mode: UdpMode, type: CandidateType, remote: TransportAddress): string {
+  return type === 'host' && candidateTypeOf(remote) === 'host' ? 'udp-lan' : mode === 'punch' ? 'udp-hole-punch' : 'udp-reversal';
+}
+
+/** The technique of a punched TCP connection. */
+export function tcpPunchTechnique(primed: boolean): string {
+  return primed ? 'tcp-ttl-primed' : 'tcp-simultaneous-open';
+}
 
 /** What establishing needs from the peer. */
 export interface EstablishContext {
@@ -99,12 +131,7 @@ export class Establisher {
       // take (measured in the lab: ~30 ms on a cone pair's ~50). It starts once a direct path is
       // ready (UDP when it runs: the path the race prefers), to become its standby, or all
       // failed, or after RELAY_HEAD_START_MS.
-      const direct = attempts.map((a) => a.ready);
-      const headStart = direct.length === 0 ? undefined : Promise.race([
-        attempts.find((a) => a.kind === 'udp')?.ready ?? Promise.any(direct), Promise.allSettled(direct),
-        new Promise((resolve) => setTimeout(resolve, RELAY_HEAD_START_MS).unref()),
-      ]).catch(() => undefined);
-      attempts.push(this.#relayAttempt(instruction, signal, headStart));
+      attempts.push(this.#relayAttempt(instruction, signal, relayHeadStart(attempts)));
     }
     if (attempts.length === 0) {
       throw new NatpunchError('ERR_TRANSPORT', `--transport ${instruction.transport}: no TCP technique: neither side is reachable over TCP, and ${instruction.localTcpCandidates.length ? 'the other peer' : 'this peer'} signed no TCP candidates to punch with`);
@@ -240,7 +267,7 @@ export class Establisher {
       primeTtl: 'auto', publicAddress: tcp.mapped.address,
     });
     debug('TCP punched to %s after %d connects, priming %j', formatAddress(punched.remote), punched.attempts, punched.priming);
-    return { socket: punched.socket, technique: punched.primed ? 'tcp-ttl-primed' : 'tcp-simultaneous-open' };
+    return { socket: punched.socket, technique: tcpPunchTechnique(punched.primed) };
   }
 
   /**
@@ -251,8 +278,7 @@ export class Establisher {
    */
   #udpAttempt(instruction: PunchInstruction, mode: UdpMode, udp: UdpEndpoint, checks: UdpCheckSession[], signal?: AbortSignal, early?: (path: UdpRawPath) => void): Attempt {
     // A host candidate is only a LAN path when its address is private: a peer with no NAT signs its public address as host.
-    const techniqueOf = (type: CandidateType, remote: TransportAddress): string =>
-      type === 'host' && candidateTypeOf(remote) === 'host' ? 'udp-lan' : mode === 'punch' ? 'udp-hole-punch' : 'udp-reversal';
+    const techniqueOf = (type: CandidateType, remote: TransportAddress): string => udpTechnique(mode, type, remote);
     return this.#attempt('udp', signal, async (combined) => {
       const session = new UdpCheckSession({
         mux: this.#c.mux, session: instruction.session, key: instruction.key, role: instruction.role, startAt: instruction.startAt, signal: combined,
