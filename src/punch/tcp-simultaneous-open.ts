@@ -31,7 +31,7 @@ import net from 'node:net';
 import { NatpunchError, AbortedError } from '../errors.js';
 import { type TransportAddress, formatAddress } from '../wire/index.js';
 import { candidateTypeOf } from './candidate.js';
-import { measurePrimingTtl, tcpTtlAddon, ttlPrimingAvailable, type PrimingTtl, type TcpTtlAddon } from './tcp-ttl.js';
+import { type PrimingTtl, type TcpTtlAddon, type TtlPriming, nativeTtlPriming } from './tcp-ttl.js';
 import { type Clock, type WallClock, realClock, realWallClock } from '../clock.js';
 import { type TcpNet, realTcpNet } from '../tcp-net.js';
 
@@ -103,6 +103,8 @@ export interface TcpSimultaneousOpenOptions {
   wallClock?: WallClock;
   /** Retry jitter in [0, 1) (default Math.random; the sim passes a seeded one). */
   random?: () => number;
+  /** Priming's addon, measurement and fd adoption (default native/tcp-ttl and node:net). */
+  ttlPriming?: TtlPriming;
 }
 
 /** Whether connects were primed, with which TTL, or why not. */
@@ -124,13 +126,14 @@ export interface TcpSimultaneousOpenResult {
 async function resolvePriming(options: TcpSimultaneousOpenOptions): Promise<{ report: PrimingReport; addon?: TcpTtlAddon } | undefined> {
   const { primeTtl } = options;
   if (primeTtl === undefined) return undefined;
-  const available = ttlPrimingAvailable();
-  const addon = tcpTtlAddon();
+  const priming = options.ttlPriming ?? nativeTtlPriming;
+  const available = priming.available();
+  const addon = priming.addon();
   if (!available.ok || !addon) return { report: { used: false, reason: available.ok ? 'the native addon did not load' : available.reason } };
   let measured: PrimingTtl;
   if (primeTtl === 'auto') {
     if (options.publicAddress === undefined) return { report: { used: false, reason: 'no public address of the TCP mapping to measure the hops to' } };
-    measured = await measurePrimingTtl(options.publicAddress, options.localAddress ?? '0.0.0.0');
+    measured = await priming.measure(options.publicAddress, options.localAddress ?? '0.0.0.0');
   } else measured = { ttl: primeTtl, hops: primeTtl - 1 };
   return measured.ttl === null ? { report: { used: false, reason: measured.reason } } : { report: { used: true, ttl: measured.ttl }, addon };
 }
@@ -228,13 +231,13 @@ export function tcpSimultaneousOpen(options: TcpSimultaneousOpenOptions): Promis
         return retryLater(remote, (error as NodeJS.ErrnoException).code ?? (error as Error).message);
       }
       pendingFds.add(fd);
-      const primedAt = Date.now();
+      const primedAt = wallNow();
       let quiet = true;
       const poll = (): void => {
         if (done) return;
         let state: string;
         try {
-          if (quiet && Date.now() - primedAt >= PRIME_QUIET_MS) {
+          if (quiet && wallNow() - primedAt >= PRIME_QUIET_MS) {
             addon.endQuiet(fd);
             quiet = false;
           }
@@ -249,7 +252,7 @@ export function tcpSimultaneousOpen(options: TcpSimultaneousOpenOptions): Promis
           return retryLater(remote, state);
         }
         if (quiet) addon.endQuiet(fd);
-        const socket = new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
+        const socket = (options.ttlPriming ?? nativeTtlPriming).adopt(fd, { allowHalfOpen: true });
         sockets.add(socket);
         primedSockets.add(socket);
         socket.once('error', () => { sockets.delete(socket); socket.destroy(); });

@@ -24,8 +24,9 @@
  * start time are handed over directly), the Noise handshake and path manager (the controlling
  * side writes a few bytes on the chosen path instead), and the relay: whenever planned it is
  * ready RELAY_SERVER_ROUND_TRIPS server round trips after its head start, as 'turn-udp' when
- * both peers reach the server over UDP, else 'turn-tcp'. Low-TTL priming is not run (its
- * native addon works on real fds): a TCP punch here is always 'tcp-simultaneous-open'.
+ * both peers reach the server over UDP, else 'turn-tcp'. Low-TTL priming runs the real punching
+ * code on the sim's port of the addon (src/sim/tcp-ttl.ts), whose hop trace is read from the
+ * topology.
  */
 import type net from 'node:net';
 import { randomBytes } from 'node:crypto';
@@ -34,6 +35,7 @@ import { SERVER_ADDRESSES } from '../lab/topology.js';
 import { type SignalledCandidate, type LocalCandidate, checkCandidates, prioritise } from '../punch/candidate.js';
 import { UdpCheckSession } from '../punch/udp-checks.js';
 import { tcpSimultaneousOpen } from '../punch/tcp-simultaneous-open.js';
+import type { TtlPriming } from '../punch/tcp-ttl.js';
 import { StunTcpClient } from '../stun/tcp-client.js';
 import { StunServer } from '../stun/server.js';
 import { dialBackTcp, dialBackTimeout, dialBackUdp } from '../rendezvous/dial-back.js';
@@ -49,6 +51,7 @@ import { SimError } from '../errors.js';
 import { Prng } from './prng.js';
 import { type SimPeer, openPeer, routerOptions } from './punch-scenario.js';
 import { type SimLab, type SimRouterOptions, STUN_PORT, createSimLab } from './topology.js';
+import { simTtlPriming } from './tcp-ttl.js';
 
 /** How far ahead the rendezvous schedules the start (any value works in the sim). */
 const START_IN_MS = 100;
@@ -67,6 +70,14 @@ export interface ConnectScenario {
   seed?: number | string;
   /** Round trip between a1 and b1 (each client to the server: half of it). Default 0. */
   rttMs?: number;
+  /**
+   * How much later than the connector the listener starts punching (default 0). Each side's
+   * start is its own receipt of the punch message plus the same delay (rendezvous/client.ts), so
+   * in the lab the two differ by scheduling noise, which decides whether two first SYNs cross.
+   */
+  startSkewMs?: number;
+  /** Sides that cannot prime, as with NATPUNCH_NO_NATIVE=1 (default: both can). */
+  noNative?: 'connector' | 'listener' | 'both';
 }
 
 /** One side's "connected" event, or its error. */
@@ -121,7 +132,7 @@ export async function runConnect(scenario: ConnectScenario): Promise<ConnectOutc
   const startAt = clock.wallNow() + START_IN_MS;
   const startedAt = clock.now() + START_IN_MS;
   const instruction = (self: Registered, other: Registered, role: 'controlling' | 'controlled'): PunchInstruction => ({
-    session, peer: other.name, role, transport, key, startAt,
+    session, peer: other.name, role, transport, key, startAt: startAt + (role === 'controlled' ? scenario.startSkewMs ?? 0 : 0),
     remoteCandidates: other.udpCandidates, localCandidates: self.udpCandidates,
     remoteTcpCandidates: other.tcpCandidates, localTcpCandidates: self.tcpCandidates,
     remoteCapabilities: [], remoteReachable: other.reachable, localReachable: self.reachable,
@@ -130,8 +141,9 @@ export async function runConnect(scenario: ConnectScenario): Promise<ConnectOutc
   });
   const relayTechnique = a.srflx && b.srflx ? 'turn-udp' : 'turn-tcp';
   const stop = new AbortController();
-  const connector = establishing(lab, a, instruction(a, b, 'controlling'), stop.signal, prng.derive('a1'), relayTechnique, rttMs / 2);
-  const listener = establishing(lab, b, instruction(b, a, 'controlled'), stop.signal, prng.derive('b1'), relayTechnique, rttMs / 2);
+  const native = (side: 'connector' | 'listener'): boolean => scenario.noNative !== side && scenario.noNative !== 'both';
+  const connector = establishing(lab, a, instruction(a, b, 'controlling'), stop.signal, prng.derive('a1'), relayTechnique, rttMs / 2, native('connector'));
+  const listener = establishing(lab, b, instruction(b, a, 'controlled'), stop.signal, prng.derive('b1'), relayTechnique, rttMs / 2, native('listener'));
 
   const sides: ConnectSide[] = [];
   const at: number[] = [];
@@ -219,12 +231,20 @@ function close(peer: Registered): void {
   peer.udp.socket.close();
 }
 
+/** A side without the addon (the lab's NATPUNCH_NO_NATIVE=1). */
+const NO_NATIVE: TtlPriming = {
+  available: () => ({ ok: false, reason: 'this sim peer runs without the native addon (as NATPUNCH_NO_NATIVE=1)' }),
+  addon: () => undefined,
+  measure: () => Promise.resolve({ ttl: null, reason: 'no addon' }),
+  adopt: () => { throw new SimError('no addon: nothing to adopt'); },
+};
+
 type SimReadyPath = ReadyPath & { technique: string; remote: string; send(): void };
 type SimAttempt = Attempt & { ready: Promise<SimReadyPath> };
 
 /** The attempts establish() would start for `instruction` (src/peer/establish.ts), on sim sockets. */
 function establishing(
-  lab: SimLab, self: Registered, instruction: PunchInstruction, signal: AbortSignal, prng: Prng, relayTechnique: string, serverRttMs: number,
+  lab: SimLab, self: Registered, instruction: PunchInstruction, signal: AbortSignal, prng: Prng, relayTechnique: string, serverRttMs: number, native: boolean,
 ): { plan: PathPlan; attempts: SimAttempt[] } {
   const { clock } = lab;
   const net = lab.tcpNet(self.name);
@@ -268,6 +288,8 @@ function establishing(
           localPort: self.kept.socket.localPort!, remoteCandidates: instruction.remoteTcpCandidates.map((c) => c.address),
           role: instruction.role, startAt: instruction.startAt, signal: combined,
           net, clock, wallClock: clock.wallNow, random: () => prng.next(),
+          // As establish.ts: low-TTL priming where the addon is there, measured once per mapping.
+          primeTtl: 'auto', publicAddress: self.mapped.address, ttlPriming: native ? simTtlPriming(lab.hosts[self.name]!) : NO_NATIVE,
         });
         return tcpPath(punched.socket, tcpPunchTechnique(punched.primed));
       }

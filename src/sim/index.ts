@@ -14,4 +14,6 @@ export { TcpStack } from './tcp-stack.js';
 export { TcpConntrack, type FlowState, type FlowView, type TcpVerdict } from './tcp-conntrack.js';
 export { type TcpHeader, type TcpFlags, DEFAULT_TTL } from './tcp-segment.js';
 export { createSimLab, startSimStunServer, STUN_PORT, type SimLab, type SimLabOptions, type SimRouterOptions } from './topology.js';
+export { simTtlPriming } from './tcp-ttl.js';
+export { runConnect, RELAY_SERVER_ROUND_TRIPS, type ConnectScenario, type ConnectOutcome, type ConnectSide, type PathKind } from './connect-scenario.js';
 export { runUdpPunch, timeToNomination, type UdpPunchScenario, type UdpPunchOutcome, type PunchSide } from './punch-scenario.js';

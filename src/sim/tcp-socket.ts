@@ -75,6 +75,8 @@ export class SimTcpSocket extends Duplex implements TcpEndpoint {
   #idleTimer: unknown;
   /** For passive connections: told once the handshake completes. */
   #onEstablished: (() => void) | undefined;
+  /** IP_MINTTL: segments that arrive with a lower TTL are ignored (a primed socket's quiet time: 255). */
+  minTtl = 0;
 
   constructor(stack: TcpStack, options: SimTcpSocketOptions = {}) {
     super({ allowHalfOpen: options.allowHalfOpen ?? false });
@@ -160,6 +162,7 @@ export class SimTcpSocket extends Duplex implements TcpEndpoint {
 
   /** @internal A segment on this connection's 4-tuple (RFC 9293 §3.10.7). */
   segment(d: Datagram): void {
+    if ((d.ttl ?? 255) < this.minTtl) return;
     const h = d.tcp!;
     switch (this.#state) {
       case 'syn-sent': return this.#inSynSent(h);

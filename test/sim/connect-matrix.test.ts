@@ -2,8 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NAT_KINDS, type NatKind } from '../../src/lab/nat-kind.js';
 import type { RouterOptions } from '../../src/lab/topology.js';
-import type { Transport } from '../../src/rendezvous/client.js';
-import { type ConnectOutcome, type PathKind, runConnect } from '../../src/sim/connect-scenario.js';
+import { type ConnectOutcome, type ConnectScenario, type ConnectSide, type PathKind, runConnect } from '../../src/sim/connect-scenario.js';
 
 /**
  * `natpunch connect --transport auto` between a client behind NAT kind X and one behind kind Y,
@@ -114,29 +113,83 @@ for (const [x, y] of pairs) {
 
 /**
  * The lab's tests that force a transport or set a router option, as they are written there
- * (a1 connects, b1 listens).
+ * (a1 connects, b1 listens), each with the lab's own assertions.
  */
-const forced: { a: RouterOptions; b: RouterOptions; transport: Transport; path: PathKind; technique: string | RegExp; source: string }[] = [
-  ...(['port-restricted', 'full-cone', 'eim-random-port'] as const).map((kind) => ({
-    a: { kind }, b: { kind: 'port-restricted' as const }, transport: 'tcp' as const, path: 'direct-tcp' as const, technique: 'tcp-simultaneous-open', source: 'connect-tcp',
+interface LabCase {
+  name: string;
+  source: string;
+  scenario: Omit<ConnectScenario, 'seed'>;
+  expect(outcome: ConnectOutcome): void;
+}
+
+const techniqueOf = (side: ConnectSide): string | undefined => ('technique' in side ? side.technique : undefined);
+const both = (path: PathKind, technique: string | RegExp) => (o: ConnectOutcome): void => check(o, { path, technique }, 'both sides');
+const rst: RouterOptions = { kind: 'port-restricted', tcpUnsolicited: 'rst' };
+const drop: RouterOptions = { kind: 'port-restricted' };
+/**
+ * The lab has no core delay and starts the two punches a little apart (each side's start is its
+ * own receipt of the punch message plus the same delay): first SYNs that do not cross. The sim
+ * says so with rttMs 0 and a start skew; with the default (equal starts, 40 ms RTT) they cross.
+ */
+const labTiming = { rttMs: 0, startSkewMs: 3 };
+
+const labCases: LabCase[] = [
+  ...(['port-restricted', 'full-cone', 'eim-random-port'] as const).map((kind): LabCase => ({
+    name: `${kind} × port-restricted, --transport tcp: direct-tcp by simultaneous open`, source: 'connect-tcp',
+    scenario: { a: kind, b: 'port-restricted', transport: 'tcp' },
+    expect: (o) => { both('direct-tcp', /^tcp-/)(o); assert.equal(techniqueOf(o.connector), 'tcp-simultaneous-open'); },
   })),
-  ...[true, false].flatMap((openConnects) => {
-    const [a, b]: RouterOptions[] = openConnects ? [{ kind: 'open' }, { kind: 'port-restricted' }] : [{ kind: 'port-restricted' }, { kind: 'open' }];
+  ...[true, false].flatMap((openConnects): LabCase[] => {
+    const [a, b]: NatKind[] = openConnects ? ['open', 'port-restricted'] : ['port-restricted', 'open'];
+    const who = openConnects ? 'the open peer connects' : 'the NATed peer connects';
     return [
-      { a: a!, b: b!, transport: 'udp' as const, path: 'direct-udp' as const, technique: 'udp-reversal', source: 'connect-reversal' },
-      { a: a!, b: b!, transport: 'tcp' as const, path: 'direct-tcp' as const, technique: 'tcp-reversal', source: 'connect-reversal' },
+      { name: `open × port-restricted, --transport udp, ${who}: udp-reversal`, source: 'connect-reversal', scenario: { a: a!, b: b!, transport: 'udp' }, expect: both('direct-udp', 'udp-reversal') },
+      { name: `open × port-restricted, --transport tcp, ${who}: tcp-reversal`, source: 'connect-reversal', scenario: { a: a!, b: b!, transport: 'tcp' }, expect: both('direct-tcp', 'tcp-reversal') },
     ];
   }),
-  { a: { kind: 'udp-blocked' }, b: { kind: 'udp-blocked' }, transport: 'relay', path: 'relay', technique: 'turn-tcp', source: 'connect-relay' },
-  // NATPUNCH_NO_NATIVE=1 (the sim does not prime either): by retries alone, unprimed.
-  { a: { kind: 'port-restricted', tcpUnsolicited: 'rst' }, b: { kind: 'port-restricted' }, transport: 'tcp', path: 'direct-tcp', technique: 'tcp-simultaneous-open', source: 'connect-tcp-rst' },
+  {
+    name: 'udp-blocked × udp-blocked, --transport relay: each peer reaches the relay over TCP', source: 'connect-relay',
+    scenario: { a: 'udp-blocked', b: 'udp-blocked', transport: 'relay' }, expect: both('relay', 'turn-tcp'),
+  },
+  {
+    name: '--transport tcp, RST-on-SYN port-restricted × port-restricted: direct-tcp', source: 'connect-tcp-rst',
+    scenario: { a: rst, b: drop, transport: 'tcp', ...labTiming }, expect: both('direct-tcp', /^tcp-/),
+  },
+  {
+    name: '--transport tcp, RST-on-SYN NATs on both sides: direct-tcp by low-TTL priming', source: 'connect-tcp-rst',
+    scenario: { a: rst, b: rst, transport: 'tcp', ...labTiming },
+    expect: (o) => { both('direct-tcp', /^tcp-/)(o); assert.equal(techniqueOf(o.connector), 'tcp-ttl-primed', JSON.stringify(o)); },
+  },
+  {
+    name: '--transport tcp without the addon, one RST-on-SYN NAT: direct-tcp by retries alone, unprimed', source: 'connect-tcp-rst',
+    scenario: { a: rst, b: drop, transport: 'tcp', noNative: 'both', ...labTiming }, expect: both('direct-tcp', 'tcp-simultaneous-open'),
+  },
+  {
+    name: '--transport tcp without the addon, RST-on-SYN NATs on both sides: ERR_TRANSPORT naming the refusals', source: 'connect-tcp-rst',
+    scenario: { a: rst, b: rst, transport: 'tcp', noNative: 'both', ...labTiming },
+    expect: (o) => {
+      assert.ok('error' in o.connector, JSON.stringify(o));
+      assert.match(o.connector.error, /^TCP punching from port \d+: no connection within \d+ ms after \d+ connects to .*203\.0\.113\.20:\d+ \(ECONNREFUSED\); not primed: /);
+    },
+  },
+  {
+    name: '--transport tcp without the addon, RST-on-SYN NATs on both sides, first SYNs that cross: plain simultaneous open', source: 'connect-tcp-rst (its other branch)',
+    scenario: { a: rst, b: rst, transport: 'tcp', noNative: 'both', rttMs: 40 }, expect: both('direct-tcp', 'tcp-simultaneous-open'),
+  },
+  ...(['listener', 'connector'] as const).map((primer): LabCase => ({
+    name: `--transport tcp, RST-on-SYN NATs on both sides, only the ${primer} can prime: direct-tcp`, source: 'connect-tcp-rst',
+    scenario: { a: rst, b: rst, transport: 'tcp', noNative: primer === 'listener' ? 'connector' : 'listener', ...labTiming },
+    expect: (o) => {
+      both('direct-tcp', /^tcp-/)(o);
+      const plain = primer === 'connector' ? o.listener : o.connector;
+      assert.equal(techniqueOf(plain), 'tcp-simultaneous-open', JSON.stringify(o));
+    },
+  })),
 ];
 
-for (const c of forced) {
-  const name = (r: RouterOptions): string => `${r.kind}${r.tcpUnsolicited === 'rst' ? ' (RST on SYN)' : ''}`;
-  test(`${name(c.a)} connects to ${name(c.b)}, --transport ${c.transport}: ${c.path} by ${String(c.technique)} [lab: ${c.source}]`, async () => {
-    const outcome = await runConnect({ a: c.a, b: c.b, transport: c.transport, rttMs: 40, seed: `${name(c.a)}/${name(c.b)}/${c.transport}` });
-    check(outcome, c, `--transport ${c.transport}`);
+for (const c of labCases) {
+  test(`${c.name} [lab: ${c.source}]`, async () => {
+    c.expect(await runConnect({ ...c.scenario, rttMs: c.scenario.rttMs ?? 40, seed: c.name }));
   });
 }
 

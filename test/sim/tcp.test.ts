@@ -4,6 +4,7 @@ import type net from 'node:net';
 import { once } from 'node:events';
 import { createSimLab, type SimLab, type SimRouterOptions } from '../../src/sim/topology.js';
 import type { NatKind } from '../../src/lab/nat-kind.js';
+import { simTtlPriming } from '../../src/sim/tcp-ttl.js';
 
 /**
  * TCP in the sim: a host's stack (RFC 9293 handshake, simultaneous open, RST for a closed
@@ -169,4 +170,14 @@ test('a SYN with a low TTL opens the own NAT\'s flow and dies in the core, befor
   assert.deepEqual(l.routers.a!.tcp!.flows(l.clock.now()).map((f) => f.state), ['syn-sent']);
   assert.deepEqual(l.routers.b!.tcp!.flows(l.clock.now()), []);
   socket.destroy();
+});
+
+test('priming on sim sockets: the TTL is measured from the path as in the lab (one NAT -> 2, a home NAT behind a carrier NAT -> 3; no NAT: none)', async () => {
+  const l = createSimLab({ a: { kind: 'port-restricted' }, b: { kind: 'port-restricted', carrier: 'port-restricted' }, seed: 'ttl' });
+  const measure = (host: string, publicAddress: string): Promise<unknown> => l.clock.run(simTtlPriming(l.hosts[host]!).measure(publicAddress, '0.0.0.0'));
+  assert.deepEqual(await measure('a1', l.routers.a!.wanAddress!), { ttl: 2, hops: 1 });
+  assert.deepEqual(await measure('b1', l.routers['carrier-b']!.wanAddress!), { ttl: 3, hops: 2 });
+  const open = createSimLab({ a: { kind: 'open' }, seed: 'ttl' });
+  const own = open.hosts.a1!.addresses[0]!;
+  assert.equal((await open.clock.run(simTtlPriming(open.hosts.a1!).measure(own, '0.0.0.0'))).ttl, null);
 });
