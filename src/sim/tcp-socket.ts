@@ -14,11 +14,14 @@
  * after 1 s, doubling (RFC 6298 §2.1, §5.7), up to Linux's tcp_syn_retries (6) and
  * tcp_synack_retries (5); then ETIMEDOUT.
  *
- * Simplified, and said so in docs/sim.md: data segments are delivered in order (out-of-order
- * ones wait for the gap) but never retransmitted, so a lost data segment stalls the stream; no
- * windows, MSS or congestion control (one write is one segment); a closed connection lingers
- * quietly (absorbing the peer's late segments, as TIME-WAIT does) instead of walking the FIN
- * states.
+ * Data and FIN are acknowledged segment by segment and retransmitted after an RTO (RFC 6298:
+ * 3 × the handshake's round trip, at least Linux's 200 ms, doubling, up to tcp_retries2), all
+ * that is unacknowledged at once; out-of-order segments wait for the gap.
+ *
+ * Simplified, and said so in docs/sim.md: no windows, MSS, SACK, fast retransmit or congestion
+ * control (one write is one segment, sent at once); a closed connection lingers for TIME-WAIT's
+ * 60 s (absorbing the peer's late segments, retransmitting what it still owes) instead of
+ * walking the FIN states.
  */
 import { Duplex } from 'node:stream';
 import { EventEmitter } from 'node:events';
@@ -38,6 +41,10 @@ const SYN_RETRIES = 6;
 const SYNACK_RETRIES = 5;
 /** How long a closed connection absorbs its peer's late segments (Linux's TIME-WAIT, 60 s). */
 const LINGER_MS = 60_000;
+/** Linux's TCP_RTO_MIN and TCP_RTO_MAX, and net.ipv4.tcp_retries2 (data retransmissions before ETIMEDOUT). */
+const MIN_RTO_MS = 200;
+const MAX_RTO_MS = 120_000;
+const DATA_RETRIES = 15;
 
 type State = 'closed' | 'syn-sent' | 'syn-received' | 'established' | 'lingering';
 
@@ -77,6 +84,13 @@ export class SimTcpSocket extends Duplex implements TcpEndpoint {
   #onEstablished: (() => void) | undefined;
   /** IP_MINTTL: segments that arrive with a lower TTL are ignored (a primed socket's quiet time: 255). */
   minTtl = 0;
+  /** Sent and not yet acknowledged, oldest first: retransmitted after an RTO (RFC 6298 §5). */
+  readonly #unacked: Array<{ seq: number; payload: Buffer; fin: boolean }> = [];
+  #rtoMs = INITIAL_RTO_MS;
+  #retransmitTimer: unknown;
+  #dataRetries = 0;
+  /** When the handshake's first SYN (or SYN-ACK) left, for the first RTT sample. */
+  #handshakeAt = 0;
 
   constructor(stack: TcpStack, options: SimTcpSocketOptions = {}) {
     super({ allowHalfOpen: options.allowHalfOpen ?? false });
@@ -168,7 +182,11 @@ export class SimTcpSocket extends Duplex implements TcpEndpoint {
       case 'syn-sent': return this.#inSynSent(h);
       case 'syn-received': return this.#inSynReceived(h, d.payload);
       case 'established': return this.#inEstablished(h, d.payload);
-      default: return; // lingering: absorbed
+      case 'lingering':
+        // Absorbed, but what we still owe the peer (data, our FIN) is retransmitted until acknowledged.
+        if (d.tcp!.ack) this.#acknowledged(d.tcp!.ackNumber);
+        return;
+      default: return;
     }
   }
 
@@ -219,16 +237,60 @@ export class SimTcpSocket extends Duplex implements TcpEndpoint {
       this.#send({ ack: true, seq: this.#sndNxt, ackNumber: this.#rcvNxt });
       return;
     }
-    const length = segmentLength(h, payload.length);
-    if (length === 0) return;
+    if (h.ack) this.#acknowledged(h.ackNumber);
+    if (segmentLength(h, payload.length) === 0) return;
     const ahead = (h.seq - this.#rcvNxt) | 0;
     if (ahead > 0) this.#outOfOrder.set(h.seq, { payload, fin: h.fin === true });
-    if (ahead !== 0) return;
-    this.#accept(payload, h.fin === true);
-    for (let next = this.#outOfOrder.get(this.#rcvNxt); next !== undefined; next = this.#outOfOrder.get(this.#rcvNxt)) {
-      this.#outOfOrder.delete(this.#rcvNxt);
-      this.#accept(next.payload, next.fin);
+    if (ahead === 0) {
+      this.#accept(payload, h.fin === true);
+      for (let next = this.#outOfOrder.get(this.#rcvNxt); next !== undefined; next = this.#outOfOrder.get(this.#rcvNxt)) {
+        this.#outOfOrder.delete(this.#rcvNxt);
+        this.#accept(next.payload, next.fin);
+      }
     }
+    // Every segment that carries data is acknowledged, duplicates and early ones too (RFC 9293 §3.10.7.4, "eighth").
+    this.#send({ ack: true, seq: this.#sndNxt, ackNumber: this.#rcvNxt });
+  }
+
+  /** The peer has everything before `ackNumber`: forget it, and time what is left. */
+  #acknowledged(ackNumber: number): void {
+    let progressed = false;
+    while (this.#unacked.length > 0) {
+      const first = this.#unacked[0]!;
+      const end = seqAdd(first.seq, first.payload.length + (first.fin ? 1 : 0));
+      if (((end - ackNumber) | 0) > 0) break;
+      this.#unacked.shift();
+      progressed = true;
+    }
+    if (!progressed) return;
+    this.#dataRetries = 0;
+    this.#clock().clearTimeout(this.#retransmitTimer);
+    this.#retransmitTimer = undefined;
+    if (this.#unacked.length > 0) this.#armRetransmit();
+  }
+
+  /** Sends data or our FIN, and keeps it until acknowledged. */
+  #sendData(payload: Buffer, fin: boolean): void {
+    const seq = this.#sndNxt;
+    this.#unacked.push({ seq, payload, fin });
+    this.#send({ ack: true, ...(fin ? { fin: true } : {}), seq, ackNumber: this.#rcvNxt }, payload);
+    this.#sndNxt = seqAdd(seq, payload.length + (fin ? 1 : 0));
+    if (this.#retransmitTimer === undefined) this.#armRetransmit();
+  }
+
+  /** RFC 6298 §5: after an RTO without progress, everything unacknowledged again, and the RTO doubled. */
+  #armRetransmit(): void {
+    const rto = Math.min(MAX_RTO_MS, this.#rtoMs * 2 ** this.#dataRetries);
+    this.#retransmitTimer = this.#clock().setTimeout(() => {
+      this.#retransmitTimer = undefined;
+      if (this.#unacked.length === 0) return;
+      if (++this.#dataRetries > DATA_RETRIES) {
+        if (this.#state === 'established') this.#fail('ETIMEDOUT', -110, 'read');
+        return;
+      }
+      for (const u of this.#unacked) this.#send({ ack: true, ...(u.fin ? { fin: true } : {}), seq: u.seq, ackNumber: this.#rcvNxt }, u.payload);
+      this.#armRetransmit();
+    }, rto);
   }
 
   #accept(payload: Buffer, fin: boolean): void {
@@ -241,6 +303,8 @@ export class SimTcpSocket extends Duplex implements TcpEndpoint {
 
   #establish(): void {
     this.#clock().clearTimeout(this.#handshakeTimer);
+    // RFC 6298 §2.2: the first RTT sample R gives RTO = R + 4·R/2 (none from a retransmitted handshake: Karn).
+    if (this.#retransmissions === 0) this.#rtoMs = Math.max(MIN_RTO_MS, 3 * (this.#clock().now() - this.#handshakeAt));
     this.#state = 'established';
     this.#touch();
     if (this.#active) {
@@ -253,7 +317,9 @@ export class SimTcpSocket extends Duplex implements TcpEndpoint {
   }
 
   #armHandshake(retries: number): void {
+    this.#clock().clearTimeout(this.#handshakeTimer);
     this.#retransmissions = 0;
+    this.#handshakeAt = this.#clock().now();
     const arm = (rto: number): void => {
       this.#handshakeTimer = this.#clock().setTimeout(() => {
         if (this.#state !== 'syn-sent' && this.#state !== 'syn-received') return;
@@ -291,8 +357,7 @@ export class SimTcpSocket extends Duplex implements TcpEndpoint {
       return;
     }
     this.#touch();
-    this.#send({ ack: true, seq: this.#sndNxt, ackNumber: this.#rcvNxt }, Buffer.from(chunk));
-    this.#sndNxt = seqAdd(this.#sndNxt, chunk.length);
+    this.#sendData(Buffer.from(chunk), false);
     callback();
   }
 
@@ -308,8 +373,7 @@ export class SimTcpSocket extends Duplex implements TcpEndpoint {
   #sendFin(): void {
     if (this.#finSent) return;
     this.#finSent = true;
-    this.#send({ fin: true, ack: true, seq: this.#sndNxt, ackNumber: this.#rcvNxt });
-    this.#sndNxt = seqAdd(this.#sndNxt, 1);
+    this.#sendData(Buffer.alloc(0), true);
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
@@ -325,8 +389,12 @@ export class SimTcpSocket extends Duplex implements TcpEndpoint {
         else this.#sendFin();
         this.#state = 'lingering';
         const [local, remote] = [this.#local, this.#remote];
-        clock.setTimeout(() => this.#stack.disconnect(this, local, remote), LINGER_MS);
+        clock.setTimeout(() => {
+          clock.clearTimeout(this.#retransmitTimer);
+          this.#stack.disconnect(this, local, remote);
+        }, LINGER_MS);
       } else {
+        clock.clearTimeout(this.#retransmitTimer);
         // In SYN-SENT close() sends nothing; after a reset there is nothing to tell.
         this.#state = 'closed';
         this.#stack.disconnect(this, this.#local, this.#remote);
