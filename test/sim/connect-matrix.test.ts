@@ -112,6 +112,38 @@ for (const [x, y] of pairs) {
 }
 
 /**
+ * One transport forced, every pair (the lab forces transports for a few pairs only: those are
+ * checked below as the lab writes them). Derived as above, one technique at a time:
+ *  - `--transport udp`: direct-udp exactly where UDP connects (rule 1), else an error;
+ *  - `--transport tcp`: tcp-reversal when exactly one side is open (rule 2); else simultaneous
+ *    open where neither side is symmetric (rule 3; two open hosts too: each SYN meets the other
+ *    side's connecting socket); else an error, since nothing else is tried.
+ */
+function forcedExpectation(x: NatKind, y: NatKind, transport: 'udp' | 'tcp'): { path: PathKind; technique: string } | undefined {
+  if (transport === 'udp') {
+    if (!udpConnects(x, y)) return undefined;
+    return { path: 'direct-udp', technique: udpReachable(x) !== udpReachable(y) ? 'udp-reversal' : 'udp-hole-punch' };
+  }
+  if (tcpReachable(x) !== tcpReachable(y)) return { path: 'direct-tcp', technique: 'tcp-reversal' };
+  if (!symmetric.has(x) && !symmetric.has(y)) return { path: 'direct-tcp', technique: 'tcp-simultaneous-open' };
+  return undefined;
+}
+
+for (const transport of ['udp', 'tcp'] as const) {
+  test(`--transport ${transport}, all 45 pairs, either side connecting: the one technique's verdict, or an error`, async () => {
+    for (const [x, y] of pairs) {
+      const want = forcedExpectation(x, y, transport);
+      for (const [a, b] of x === y ? [[x, y]] : [[x, y], [y, x]]) {
+        const outcome = await runConnect({ a: a!, b: b!, transport, rttMs: 40, seed: `${a}/${b}/${transport}` });
+        const label = `${a} connects to ${b}, --transport ${transport}`;
+        if (want) check(outcome, want, label);
+        else for (const side of [outcome.connector, outcome.listener]) assert.ok('error' in side, `${label}: ${JSON.stringify(outcome)}`);
+      }
+    }
+  });
+}
+
+/**
  * The lab's tests that force a transport or set a router option, as they are written there
  * (a1 connects, b1 listens), each with the lab's own assertions.
  */
