@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import dgram from 'node:dgram';
 import net from 'node:net';
+import { readFileSync } from 'node:fs';
 
 /** Servers under test run pinned to this core, their load generators to the other (2-core VMs). */
 export const SERVER_CORE = 0;
@@ -185,4 +186,12 @@ export async function freePort(address = '127.0.0.1'): Promise<number> {
     }
   }
   throw new BenchError(`no port on ${address} free for both UDP and TCP after 20 attempts`);
+}
+
+/** CPU seconds a process (all its threads) spent in user and in system mode: /proc/PID/stat fields 14 and 15 (proc(5)), in clock ticks of 1/100 s. */
+export function processCpu(pid: number): { user: number; system: number } {
+  // The command name (field 2) may hold spaces and parentheses: count fields from its last ')'.
+  const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
 }

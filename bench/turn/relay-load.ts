@@ -17,7 +17,6 @@
  */
 import dgram from 'node:dgram';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { once } from 'node:events';
 import { join } from 'node:path';
@@ -26,7 +25,7 @@ import { udpTransport } from '../../src/turn/client-transport.js';
 import { CHANNEL_DATA_HEADER, writeChannelDataHeader } from '../../src/turn/channel-data.js';
 import { receiveDatagrams } from '../../src/punch/udp-receive.js';
 import { AddressedSender } from '../../src/punch/udp-batch.js';
-import { delay, freePort, pinned } from '../support/process.js';
+import { delay, freePort, pinned, processCpu } from '../support/process.js';
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: string): string => {
@@ -43,10 +42,10 @@ const traceGc = args.includes('--trace-gc') && target === 'natpunch';
 const PEER_IP = '127.0.0.2';
 let scavenges = 0;
 
-/** user+system CPU seconds of a process, from /proc/PID/stat (fields 14, 15; proc(5)). */
+/** user+system CPU seconds of a process. */
 function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  const { user, system } = processCpu(pid);
+  return user + system;
 }
 
 async function startServer(port: number): Promise<{ pid: number; stop: () => void }> {

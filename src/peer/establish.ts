@@ -11,7 +11,7 @@ import { type Identity, normalizePeerId } from '../identity/index.js';
 import { formatAddress, type TransportAddress } from '../wire/index.js';
 import type { UdpMux } from '../punch/udp-mux.js';
 import { UdpCheckSession, type PunchResult } from '../punch/udp-checks.js';
-import { type CandidateType, type SignalledCandidate, candidateTypeOf, checkCandidates } from '../punch/candidate.js';
+import { type Candidate, type CandidateType, type SignalledCandidate, candidateTypeOf, checkCandidates, punchTargets } from '../punch/candidate.js';
 import type { RelayOffer } from '../rendezvous/messages.js';
 import type { TrickleCandidate, TrickledCandidates } from '../rendezvous/trickle.js';
 import { openRelayPath } from './relay.js';
@@ -54,16 +54,42 @@ export function relayHeadStart(attempts: readonly Attempt[], clock: Clock = real
 
 /**
  * The technique a UDP path is reported with: a LAN path when both ends are private host
- * candidates (a peer with no NAT signs its public address as host), else punching or reversal
- * as the plan said.
+ * candidates (a peer with no NAT signs its public address as host); prediction when the pair
+ * came from the other side's predicted window, or this side signed one (its NAT maps per
+ * destination: the other side reached it through that window); else punching or reversal as
+ * the plan said.
  */
-export function udpTechnique(mode: UdpMode, type: CandidateType, remote: TransportAddress): string {
-  return type === 'host' && candidateTypeOf(remote) === 'host' ? 'udp-lan' : mode === 'punch' ? 'udp-hole-punch' : 'udp-reversal';
+export function udpTechnique(instruction: PunchInstruction, mode: UdpMode, type: CandidateType, remote: TransportAddress): string {
+  const predicted = instruction.localCandidates.some((c) => c.type === 'predicted');
+  return type === 'host' && candidateTypeOf(remote) === 'host' ? 'udp-lan'
+    : type === 'predicted' || (predicted && type !== 'host') ? 'udp-prediction'
+      : mode === 'punch' ? 'udp-hole-punch' : 'udp-reversal';
 }
 
-/** The technique of a punched TCP connection. */
-export function tcpPunchTechnique(primed: boolean): string {
-  return primed ? 'tcp-ttl-primed' : 'tcp-simultaneous-open';
+/** What the UDP checks go to: none when answering; both sides predicting, the controlled one walks the other's window two ports per flow (candidate.ts). */
+export function udpCheckTargets(instruction: PunchInstruction, mode: UdpMode): Candidate[] {
+  if (mode === 'answer') return [];
+  const predicted = instruction.localCandidates.some((c) => c.type === 'predicted');
+  return checkCandidates(instruction.remoteCandidates, {
+    stride: predicted && instruction.role === 'controlled' && instruction.remoteCandidates.some((c) => c.type === 'predicted') ? 2 : 1,
+  });
+}
+
+/** What TCP punching connects to: a predicted window is one target per port (candidate.ts punchTargets), as for UDP checks. */
+export function tcpPunchTargets(instruction: PunchInstruction): Candidate[] {
+  const bothPredict = instruction.localTcpCandidates.some((c) => c.type === 'predicted') && instruction.remoteTcpCandidates.some((c) => c.type === 'predicted');
+  return punchTargets(instruction.remoteTcpCandidates, 'tcp', { stride: bothPredict && instruction.role === 'controlled' ? 2 : 1 });
+}
+
+/**
+ * The technique of a punched TCP connection to `remote`: as for UDP, prediction when it came
+ * through the other side's window, or this side signed one the other came through; else primed
+ * or plain simultaneous open.
+ */
+export function tcpPunchTechnique(instruction: PunchInstruction, targets: readonly Candidate[], remote: TransportAddress, primed: boolean): string {
+  const winner = targets.find((c) => c.address.port === remote.port && c.address.address === remote.address);
+  const predicted = winner?.type === 'predicted' || (instruction.localTcpCandidates.some((c) => c.type === 'predicted') && winner?.type !== 'host');
+  return predicted ? 'tcp-prediction' : primed ? 'tcp-ttl-primed' : 'tcp-simultaneous-open';
 }
 
 /** What establishing needs from the peer. */
@@ -260,14 +286,15 @@ export class Establisher {
     // Punch from the L whose mapping was signed (kept or short), even if its connection has closed since.
     const tcp = this.#c.tcpMappingFor(new Set(instruction.localTcpCandidates.map((c) => formatAddress(c.address))));
     if (!tcp) throw new NatpunchError('ERR_TRANSPORT', 'TCP punching: this peer has no TCP mapping to punch from (no kept TCP connection, and no short one learnt for this session)');
+    const targets = tcpPunchTargets(instruction);
     const punched = await tcpSimultaneousOpen({
-      localPort: tcp.localPort, localAddress: this.#c.bindAddress, remoteCandidates: instruction.remoteTcpCandidates.map((c) => c.address),
+      localPort: tcp.localPort, localAddress: this.#c.bindAddress, remoteCandidates: targets.map((c) => c.address),
       role: instruction.role, startAt: instruction.startAt, signal,
       // Low-TTL priming where the native addon is there (measured once per mapping, cached).
       primeTtl: 'auto', publicAddress: tcp.mapped.address,
     });
     debug('TCP punched to %s after %d connects, priming %j', formatAddress(punched.remote), punched.attempts, punched.priming);
-    return { socket: punched.socket, technique: tcpPunchTechnique(punched.primed) };
+    return { socket: punched.socket, technique: tcpPunchTechnique(instruction, targets, punched.remote, punched.primed) };
   }
 
   /**
@@ -277,12 +304,11 @@ export class Establisher {
    * The check session stays open (answering late checks) until the connection has settled.
    */
   #udpAttempt(instruction: PunchInstruction, mode: UdpMode, udp: UdpEndpoint, checks: UdpCheckSession[], signal?: AbortSignal, early?: (path: UdpRawPath) => void): Attempt {
-    // A host candidate is only a LAN path when its address is private: a peer with no NAT signs its public address as host.
-    const techniqueOf = (type: CandidateType, remote: TransportAddress): string => udpTechnique(mode, type, remote);
+    const techniqueOf = (type: CandidateType, remote: TransportAddress): string => udpTechnique(instruction, mode, type, remote);
     return this.#attempt('udp', signal, async (combined) => {
       const session = new UdpCheckSession({
         mux: this.#c.mux, session: instruction.session, key: instruction.key, role: instruction.role, startAt: instruction.startAt, signal: combined,
-        remoteCandidates: mode === 'answer' ? [] : checkCandidates(instruction.remoteCandidates),
+        remoteCandidates: udpCheckTargets(instruction, mode),
         onNominating: early && ((remote, type) => early(udp.pathTo(remote, techniqueOf(type, remote)))),
       });
       this.#c.sessions.add(session);

@@ -23,6 +23,8 @@ import { Establisher } from './establish.js';
 import { Recovery } from './recovery.js';
 import { DialBackResponder } from './reachability.js';
 import { ReversalListener } from './reversal-listener.js';
+import { PortPredictor } from './port-predictor.js';
+import type { LocalCandidate } from '../punch/candidate.js';
 
 const debug = debuglog('natpunch:peer');
 
@@ -91,6 +93,7 @@ export class Peer extends EventEmitter {
   readonly #socket: dgram.Socket;
   readonly #mux: UdpMux;
   readonly #stun: StunUdpClient;
+  #predictor: PortPredictor | undefined;
   readonly #rendezvous: ReconnectingRendezvousClient;
   readonly #sessions = new Set<UdpCheckSession>();
   readonly #connections = new Set<Connection>();
@@ -336,6 +339,7 @@ export class Peer extends EventEmitter {
     /** The kept TCP connection: the one learnt below, then the peer's (replaced after a reconnection). */
     const kept = (): TcpMapping | undefined => (peer ? peer.#tcp : tcp);
     const responder = new DialBackResponder(mux);
+    const predictor = new PortPredictor({ bindAddress: options.bindAddress });
     // The reversal listener (an ephemeral port, not L): without it this peer is just never TCP-reachable.
     const listener = await ReversalListener.listen(responder, options.bindAddress)
       .catch((error: Error) => { debug('no reversal listener: %s', error.message); return undefined; });
@@ -355,12 +359,26 @@ export class Peer extends EventEmitter {
       rendezvous = await ReconnectingRendezvousClient.connect({
         url: options.server, identity, udpSocket: socket, stunClient: stun, privateEndpoints: privateEndpoints(port, options.bindAddress),
         accept: options.accept, signal: options.signal,
+        // UDP candidates: host, the proven srflx, and behind a NAT that counts its ports, the
+        // window the punching socket's next flows will take (port-predictor.ts).
+        candidates: async () => {
+          const srflx = rendezvous?.srflx;
+          const server = rendezvous?.stunServer;
+          const own: (string | LocalCandidate)[] = [...privateEndpoints(port, options.bindAddress), ...(srflx ? [srflx] : [])];
+          const predicted = srflx && server ? await predictor.candidate(server, parseAddress(srflx).address) : undefined;
+          return predicted ? [...own, predicted] : own;
+        },
         // TCP candidates: the kept connection's mapping and this host's addresses, all on its port L;
         // with no kept connection alive, a short connection's (Hopper's scheme, tcp-mapping-short.ts).
         tcpCandidates: async (transport) => {
           const tcpNow = kept();
           const from = tcpNow?.alive ? tcpNow : peer ? await peer.#shortTcpMapping(transport) : undefined;
-          return from ? [...privateEndpoints(from.localPort, options.bindAddress), formatAddress(from.mapped)] : [];
+          if (!from) return [];
+          const own: (string | LocalCandidate)[] = [...privateEndpoints(from.localPort, options.bindAddress), formatAddress(from.mapped)];
+          // Behind a counting NAT the punch's connect from L is a new flow too: predicted like UDP's.
+          const server = rendezvous?.stunServer;
+          const predicted = server ? await predictor.candidate(server, from.mapped.address) : undefined;
+          return predicted ? [...own, predicted] : own;
         },
         // Every registration, the first and each after a reconnection: its dial-back carries its own token.
         tcpListenPort: listener?.port, onHello: (token) => responder.expect(token), reachability, reconnect: options.reconnect,
@@ -373,8 +391,13 @@ export class Peer extends EventEmitter {
       }
       debug('reachable: %o', responder.reachability(rendezvous.serverReachability));
       peer = new Peer(identity, socket, mux, stun, rendezvous, options, tcp, responder, listener);
+      peer.#predictor = predictor;
+      // In the background: nothing waits on it; until it is done, offers carry no prediction.
+      const udpStunServer = rendezvous.stunServer;
+      if (udpStunServer) void predictor.classify(udpStunServer);
       return peer;
     } catch (error) {
+      predictor.close();
       rendezvous?.close();
       tcp?.close();
       listener?.close();
@@ -442,6 +465,7 @@ export class Peer extends EventEmitter {
     await Promise.all(this.#settling);
     for (const s of this.#sessions) s.close();
     this.#rendezvous.close();
+    this.#predictor?.close();
     this.#stun.close();
     this.#mux.close();
     await new Promise<void>((resolve) => this.#socket.close(() => resolve()));

@@ -77,8 +77,7 @@ export const MAX_PRIORITY = 2 ** 31 - 1;
  * candidates per signed object, so one offer can aim the other peer at 256 ports at most. A
  * sequential NAT (RFC 4787 §4.1; `natpunch check` reports the pattern) hands the next port to
  * whichever host asks next; the window absorbs other hosts' allocations during one punch. The
- * figure is a bound, not a measurement: no peer probes predicted candidates yet
- * (checkCandidates leaves them out), and the prober that does must measure its window in the lab.
+ * window a peer actually signs is smaller (port-prediction.ts PREDICTION_WINDOW: 16).
  */
 export const PREDICTION_BUDGET = Object.freeze({ maxWindow: 64, maxCandidates: 4 });
 
@@ -124,15 +123,43 @@ export function prioritise(
 }
 
 /**
- * The remote candidates UDP connectivity checks go to, highest priority first: UDP ones that
- * name one address. Predicted candidates are left out until a prober spends their window under
- * its own budget (udp-checks.ts budgets one address per candidate).
+ * The remote candidates UDP connectivity checks go to, highest priority first: UDP ones, a
+ * predicted candidate as one check target per port of its signed range (the other peer's NAT
+ * will map its next flows somewhere in it: port-prediction.ts), nearest the guess first. The
+ * range's size was bounded when the signed object was verified (PREDICTION_BUDGET), so this
+ * never probes more than the budget; each port is an ordinary pair of the check session, paced
+ * like every other.
+ *
+ * `stride` (default 1) takes every stride-th port of a window first, then the rest. When both
+ * sides predict (symmetric-seq × symmetric-seq), each check to a new port is also a new flow on
+ * this side's own counting NAT, so a pair only opens where this side's k-th window flow meets
+ * the other side's flow to it. With both walking their windows one port per flow, that needs
+ * the two sides' flows before their windows (checks to host and srflx candidates) to cancel out,
+ * which they never do; one side walking two ports per flow meets the other's walk at some k
+ * whatever those counts are, as long as they fit the window (port-prediction.ts).
  */
-export function checkCandidates(candidates: readonly SignalledCandidate[]): Candidate[] {
-  return candidates
-    .filter((c) => c.transport === 'udp' && c.type !== 'predicted')
-    .sort((a, b) => b.priority - a.priority)
-    .map((c) => ({ type: c.type, address: c.address }));
+export function checkCandidates(candidates: readonly SignalledCandidate[], options: { stride?: number } = {}): Candidate[] {
+  return punchTargets(candidates, 'udp', options);
+}
+
+/** checkCandidates for either transport: what TCP punching connects to is chosen the same way. */
+export function punchTargets(candidates: readonly SignalledCandidate[], transport: CandidateTransport, options: { stride?: number } = {}): Candidate[] {
+  const stride = Math.max(1, Math.floor(options.stride ?? 1));
+  const out: Candidate[] = [];
+  for (const c of [...candidates].filter((c) => c.transport === transport).sort((a, b) => b.priority - a.priority)) {
+    if (c.type !== 'predicted' || c.range === undefined) {
+      out.push({ type: c.type, address: c.address });
+      continue;
+    }
+    const guess = c.address.port;
+    const ports: number[] = [];
+    for (let port = c.range.first; port <= c.range.last; port++) ports.push(port);
+    // Stable: equally far on both sides of a guess in the middle, the lower port first.
+    ports.sort((a, b) => Math.abs(a - guess) - Math.abs(b - guess));
+    const ordered = [...ports.filter((_, i) => i % stride === 0), ...ports.filter((_, i) => i % stride !== 0)];
+    for (const port of ordered) out.push({ type: 'predicted', address: { ...c.address, port } });
+  }
+  return out;
 }
 
 /**

@@ -22,7 +22,9 @@ import { type Candidate, type CandidateType, TYPE_PREFERENCE } from './candidate
  * dozen packets per second at most), and punching gives up after timeoutMs. With 16 candidates
  * at most (the rendezvous limit) plus MAX_PEER_REFLEXIVE, that bounds one session to one first
  * round of 20 checks within 100 ms, then ~50 packets per second and ~500 in all: never a packet
- * cannon.
+ * cannon. A predicted window (candidate.ts checkCandidates: one pair per port, 16 as signed by
+ * natpunch, at most 4 × 64 by the signed budget) adds pairs but not rate: every transmission
+ * still waits its PACING_MS, so the whole session stays at ~50 packets per second.
  */
 export const PACING_MS = 20;
 export const FIRST_CHECK_PACING_MS = 5;

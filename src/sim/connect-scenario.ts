@@ -32,7 +32,7 @@ import type net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { NatKind } from '../lab/nat-kind.js';
 import { SERVER_ADDRESSES } from '../lab/topology.js';
-import { type SignalledCandidate, type LocalCandidate, checkCandidates, prioritise } from '../punch/candidate.js';
+import { type SignalledCandidate, type LocalCandidate, prioritise } from '../punch/candidate.js';
 import { UdpCheckSession } from '../punch/udp-checks.js';
 import { tcpSimultaneousOpen } from '../punch/tcp-simultaneous-open.js';
 import type { TtlPriming } from '../punch/tcp-ttl.js';
@@ -44,7 +44,8 @@ import type { Reachability } from '../rendezvous/messages.js';
 import { DialBackResponder } from '../peer/reachability.js';
 import { DEFAULT_REVERSAL_BUDGET_MS, ReversalListener, dialReversal } from '../peer/reversal-listener.js';
 import { type Attempt, type AttemptKind, type PathPlan, type ReadyPath, AUTO_UDP_GRACE_MS, planPaths, race } from '../peer/path-choice.js';
-import { relayHeadStart, tcpPunchTechnique, udpTechnique } from '../peer/establish.js';
+import { relayHeadStart, tcpPunchTargets, tcpPunchTechnique, udpCheckTargets, udpTechnique } from '../peer/establish.js';
+import { PortPredictor } from '../peer/port-predictor.js';
 import { type TransportAddress, formatAddress, reflexiveAddress } from '../wire/index.js';
 import { sleep } from '../clock.js';
 import { SimError } from '../errors.js';
@@ -53,6 +54,8 @@ import { type SimPeer, openPeer, routerOptions } from './punch-scenario.js';
 import { type SimLab, type SimRouterOptions, STUN_PORT, createSimLab } from './topology.js';
 import { simTtlPriming } from './tcp-ttl.js';
 
+/** The STUN server the rendezvous names (its primary address and port). */
+const STUN_SERVER: TransportAddress = { family: 4, address: SERVER_ADDRESSES[0], port: STUN_PORT };
 /** How far ahead the rendezvous schedules the start (any value works in the sim). */
 const START_IN_MS = 100;
 /** The modelled relay: Allocate (401, then success) and ChannelBind, one server round trip each. */
@@ -106,10 +109,15 @@ interface Registered {
   mapped: TransportAddress;
   listener: ReversalListener;
   responder: DialBackResponder;
+  predictor: PortPredictor;
   reachable: Reachability;
-  udpCandidates: SignalledCandidate[];
-  tcpCandidates: SignalledCandidate[];
   tcpListen: TransportAddress[];
+}
+
+/** What a peer signs in its intent or accept. */
+interface Offer {
+  udp: SignalledCandidate[];
+  tcp: SignalledCandidate[];
 }
 
 /** Runs one connect; never throws for a failed connection (that is an outcome), only for a broken setup. */
@@ -123,7 +131,10 @@ export async function runConnect(scenario: ConnectScenario): Promise<ConnectOutc
     address: SERVER_ADDRESSES[0], altAddress: SERVER_ADDRESSES[1], port: STUN_PORT,
     createUdpSocket: lab.socketFactory('server'), net: lab.tcpNet('server'),
   }));
-  const [a, b] = await clock.run(Promise.all(['a1', 'b1'].map((name) => register(lab, name, rttMs / 2))));
+  const [a, b] = await clock.run(Promise.all(['a1', 'b1'].map((name) => register(lab, name, rttMs / 2)))) as [Registered, Registered];
+  // The intent, then the accept: each samples its NAT's counter when it is signed.
+  const offers = new Map<Registered, Offer>();
+  for (const peer of [a, b]) offers.set(peer, await clock.run(offer(lab, peer)));
   const transport = scenario.transport ?? 'auto';
   const prng = new Prng(seed);
   const keyPrng = prng.derive('session-key');
@@ -133,8 +144,8 @@ export async function runConnect(scenario: ConnectScenario): Promise<ConnectOutc
   const startedAt = clock.now() + START_IN_MS;
   const instruction = (self: Registered, other: Registered, role: 'controlling' | 'controlled'): PunchInstruction => ({
     session, peer: other.name, role, transport, key, startAt: startAt + (role === 'controlled' ? scenario.startSkewMs ?? 0 : 0),
-    remoteCandidates: other.udpCandidates, localCandidates: self.udpCandidates,
-    remoteTcpCandidates: other.tcpCandidates, localTcpCandidates: self.tcpCandidates,
+    remoteCandidates: offers.get(other)!.udp, localCandidates: offers.get(self)!.udp,
+    remoteTcpCandidates: offers.get(other)!.tcp, localTcpCandidates: offers.get(self)!.tcp,
     remoteCapabilities: [], remoteReachable: other.reachable, localReachable: self.reachable,
     // Listener endpoints count only with a claim of TCP reachability beside them (rendezvous/client.ts).
     remoteTcpListen: other.reachable.tcp ? other.tcpListen : [],
@@ -193,10 +204,9 @@ async function register(lab: SimLab, name: string, serverRttMs: number): Promise
   const udp = await openPeer(lab, name);
   const srflx = udp.srflx;
   const net = lab.tcpNet(name);
-  const kept = await StunTcpClient.connect({ family: 4, address: SERVER_ADDRESSES[0], port: STUN_PORT }, { net, clock });
+  const kept = await StunTcpClient.connect(STUN_SERVER, { net, clock });
   const mapped = reflexiveAddress(await kept.request());
   if (mapped === undefined) throw new SimError(`sim connect: ${name}'s STUN over TCP answer carried no mapped address`);
-  const localPort = kept.socket.localPort!;
   const responder = new DialBackResponder(udp.mux);
   const listener = await ReversalListener.listen(responder, undefined, { net, clock });
   // The server's dial-back (src/rendezvous/server.ts #dialBackPeer): from its alternate address,
@@ -209,21 +219,43 @@ async function register(lab: SimLab, name: string, serverRttMs: number): Promise
     dialBackTcp({ family: 4, address: mapped.address, port: listener.port }, token, options),
   ]);
   const reachable = responder.reachability({ udp: udpReached, tcp: tcpReached });
-  const hostAddresses = lab.hosts[name]!.interfaceAddresses();
-  // As the rendezvous client types them: a candidate on one of the host's own addresses is a host candidate.
-  const typed = (addresses: TransportAddress[]): LocalCandidate[] => addresses.map((address) => ({ type: hostAddresses.includes(address.address) ? 'host' : 'srflx', address }));
-  const port = udp.socket.address().port;
-  const onHost = (p: number): TransportAddress[] => hostAddresses.map((address) => ({ family: 4, address, port: p }));
+  // After registering, in the background (peer.ts): does this NAT count its ports?
+  const predictor = new PortPredictor({ createSocket: lab.socketFactory(name), clock });
+  void predictor.classify(STUN_SERVER);
   const publicIps = [...new Set([srflx?.address, mapped.address].filter((x): x is string => x !== undefined))];
+  const onListener = onHost(lab, name, listener.port);
   return {
-    name, udp, srflx, kept, mapped, listener, responder, reachable,
-    udpCandidates: prioritise(typed([...onHost(port), ...(srflx ? [srflx] : [])]), 'udp'),
-    tcpCandidates: prioritise(typed([...onHost(localPort), mapped]), 'tcp'),
-    tcpListen: reachable.tcp ? [...publicIps.map((address) => ({ family: 4 as const, address, port: listener.port })), ...onHost(listener.port)] : [],
+    name, udp, srflx, kept, mapped, listener, responder, predictor, reachable,
+    tcpListen: reachable.tcp ? [...publicIps.map((address) => ({ family: 4 as const, address, port: listener.port })), ...onListener] : [],
+  };
+}
+
+/** The host's addresses on `port` (what privateEndpoints gives peer.ts). */
+function onHost(lab: SimLab, name: string, port: number): TransportAddress[] {
+  return lab.hosts[name]!.interfaceAddresses().map((address) => ({ family: 4, address, port }));
+}
+
+/**
+ * The candidates a peer signs (peer.ts, rendezvous/client.ts): host and srflx for UDP, host and
+ * the kept mapping on L for TCP, each with the predicted window behind a counting NAT (one
+ * sample answers both), typed and prioritised as the rendezvous client does.
+ */
+async function offer(lab: SimLab, peer: Registered): Promise<Offer> {
+  const hostAddresses = lab.hosts[peer.name]!.interfaceAddresses();
+  // A candidate on one of the host's own addresses is a host candidate (rendezvous/client.ts #typed).
+  const typed = (addresses: TransportAddress[]): LocalCandidate[] => addresses.map((address) => ({ type: hostAddresses.includes(address.address) ? 'host' : 'srflx', address }));
+  const udp: LocalCandidate[] = typed([...onHost(lab, peer.name, peer.udp.socket.address().port), ...(peer.srflx ? [peer.srflx] : [])]);
+  const predictedUdp = peer.srflx ? await peer.predictor.candidate(STUN_SERVER, peer.srflx.address) : undefined;
+  const tcp: LocalCandidate[] = typed([...onHost(lab, peer.name, peer.kept.socket.localPort!), peer.mapped]);
+  const predictedTcp = await peer.predictor.candidate(STUN_SERVER, peer.mapped.address);
+  return {
+    udp: prioritise([...udp, ...(predictedUdp ? [predictedUdp] : [])], 'udp'),
+    tcp: prioritise([...tcp, ...(predictedTcp ? [predictedTcp] : [])], 'tcp'),
   };
 }
 
 function close(peer: Registered): void {
+  peer.predictor.close();
   peer.listener.close();
   peer.kept.socket.destroy();
   peer.responder.close();
@@ -267,13 +299,13 @@ function establishing(
     attempts.push(attempt('udp', async (combined) => {
       const session = new UdpCheckSession({
         mux: self.udp.mux, session: instruction.session, key: instruction.key, role: instruction.role, startAt: instruction.startAt, signal: combined,
-        remoteCandidates: mode === 'answer' ? [] : checkCandidates(instruction.remoteCandidates), clock, wallClock: clock.wallNow,
+        remoteCandidates: udpCheckTargets(instruction, mode), clock, wallClock: clock.wallNow,
       });
       try {
         const punched = await session.result;
         // The session keeps answering until the connection is done with it.
         signal.addEventListener('abort', () => session.close(), { once: true });
-        return { technique: udpTechnique(mode, punched.type, punched.remote), remote: formatAddress(punched.remote), send: () => undefined, close: () => session.close() };
+        return { technique: udpTechnique(instruction, mode, punched.type, punched.remote), remote: formatAddress(punched.remote), send: () => undefined, close: () => session.close() };
       } catch (error) {
         session.close();
         throw error;
@@ -284,14 +316,15 @@ function establishing(
     const mode = plan.tcp;
     attempts.push(attempt('tcp', async (combined) => {
       if (mode === 'simultaneous-open') {
+        const targets = tcpPunchTargets(instruction);
         const punched = await tcpSimultaneousOpen({
-          localPort: self.kept.socket.localPort!, remoteCandidates: instruction.remoteTcpCandidates.map((c) => c.address),
+          localPort: self.kept.socket.localPort!, remoteCandidates: targets.map((c) => c.address),
           role: instruction.role, startAt: instruction.startAt, signal: combined,
           net, clock, wallClock: clock.wallNow, random: () => prng.next(),
           // As establish.ts: low-TTL priming where the addon is there, measured once per mapping.
           primeTtl: 'auto', publicAddress: self.mapped.address, ttlPriming: native ? simTtlPriming(lab.hosts[self.name]!) : NO_NATIVE,
         });
-        return tcpPath(punched.socket, tcpPunchTechnique(punched.primed));
+        return tcpPath(punched.socket, tcpPunchTechnique(instruction, targets, punched.remote, punched.primed));
       }
       if (mode === 'dial') {
         const dialed = await dialReversal({

@@ -51,6 +51,8 @@ export interface UdpTurnTransport extends TurnTransport {
 /** Canonical form of what `rinfo.address` says, so `::ffff:127.0.0.1` and `127.0.0.1` compare equal. */
 function sameEndpoint(a: { address: string; port: number }, b: TransportAddress): boolean {
   if (a.port !== b.port) return false;
+  // The usual case, per relayed datagram: the same text. No string is made for it.
+  if (a.address === b.address) return true;
   const strip = (s: string): string => (s.startsWith('::ffff:') && net.isIPv4(s.slice(7)) ? s.slice(7) : s).toLowerCase();
   return strip(a.address) === strip(b.address);
 }

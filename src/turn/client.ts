@@ -23,7 +23,7 @@ import {
   requestedTransport, TRANSPORT_UDP, username as usernameCodec, xorMappedAddress, xorPeerAddress,
   xorRelayedAddress,
 } from '../wire/index.js';
-import { decodeChannelData, encodeChannelData, isChannelData } from './channel-data.js';
+import { CHANNEL_DATA_HEADER, acceptedChannel, channelDataLength, encodeChannelData, isChannelData } from './channel-data.js';
 import type { TurnTransport, UdpTurnTransport } from './client-transport.js';
 import { RefreshSchedule } from './refresh-schedule.js';
 
@@ -654,10 +654,11 @@ export class TurnClient extends EventEmitter {
   }
 
   /** @see RFC 8656 §12.6 */
+  /** Per relayed datagram: no decoded object, one view of the data. */
   #receiveChannelData(bytes: Uint8Array): void {
-    const decoded = decodeChannelData(bytes);
-    if (!decoded) return;
-    const peer = this.#peerByChannel.get(decoded.channel);
-    if (peer) this.emit('data', peer, decoded.data);
+    const channel = acceptedChannel(bytes);
+    if (channel < 0) return;
+    const peer = this.#peerByChannel.get(channel);
+    if (peer) this.emit('data', peer, bytes.subarray(CHANNEL_DATA_HEADER, CHANNEL_DATA_HEADER + channelDataLength(bytes)));
   }
 }

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  type SignalledCandidate, CANDIDATE_TYPES, MAX_PRIORITY, TYPE_PREFERENCE, candidatePriority, candidateTypeOf, checkCandidates, prioritise,
+  type Candidate, type SignalledCandidate, CANDIDATE_TYPES, MAX_PRIORITY, TYPE_PREFERENCE, candidatePriority, candidateTypeOf, checkCandidates, prioritise,
 } from '../../src/punch/candidate.js';
 
 const at = (address: string, port: number) => ({ family: (address.includes(':') ? 6 : 4) as 4 | 6, address, port });
@@ -45,14 +45,17 @@ test('prioritise gives each candidate of one type its own local preference, UDP 
   assert.deepEqual(prioritise([{ type: 'predicted', address: at('198.51.100.2', 7), range: { first: 1, last: 9 } }], 'udp')[0]!.range, { first: 1, last: 9 });
 });
 
-test('checkCandidates: UDP ones naming one address, highest priority first; predicted windows wait for their prober', () => {
+test('checkCandidates: UDP ones, highest priority first; a predicted window as one target per port, nearest the guess first', () => {
   const c = (type: SignalledCandidate['type'], transport: 'udp' | 'tcp', port: number, localPreference: number): SignalledCandidate => ({
     type, transport, address: at('192.0.2.1', port), priority: candidatePriority(type, localPreference),
   });
   const list = [c('srflx', 'udp', 1, 65_535), c('relay', 'udp', 2, 65_535), c('host', 'tcp', 3, 65_535), c('host', 'udp', 4, 1),
-    { ...c('predicted', 'udp', 5, 65_535), range: { first: 5, last: 9 } }];
+    { ...c('predicted', 'udp', 7, 65_535), range: { first: 5, last: 9 } }, { ...c('predicted', 'tcp', 7, 65_535), range: { first: 5, last: 9 } }];
+  const predicted = (port: number): Candidate => ({ type: 'predicted', address: at('192.0.2.1', port) });
   assert.deepEqual(checkCandidates(list), [
-    { type: 'host', address: at('192.0.2.1', 4) }, { type: 'srflx', address: at('192.0.2.1', 1) }, { type: 'relay', address: at('192.0.2.1', 2) },
+    { type: 'host', address: at('192.0.2.1', 4) }, { type: 'srflx', address: at('192.0.2.1', 1) },
+    predicted(7), predicted(6), predicted(8), predicted(5), predicted(9),
+    { type: 'relay', address: at('192.0.2.1', 2) },
   ]);
 });
 
@@ -65,3 +68,13 @@ test('candidateTypeOf classifies an address nobody typed from its bytes, not its
   ];
   for (const [address, type] of table) assert.equal(candidateTypeOf(at(address, 1)), type, address);
 });
+
+test('checkCandidates with stride 2: every second port of a window first (the guess leading), then the rest', () => {
+  const window: SignalledCandidate = {
+    type: 'predicted', transport: 'udp', address: at('192.0.2.1', 100), priority: candidatePriority('predicted', 65_535), range: { first: 100, last: 105 },
+  };
+  assert.deepEqual(checkCandidates([window], { stride: 2 }).map((c) => c.address.port), [100, 102, 104, 101, 103, 105]);
+  // A counter that counts down: the guess is the top of the range, and the walk goes down.
+  assert.deepEqual(checkCandidates([{ ...window, address: at('192.0.2.1', 105) }], { stride: 2 }).map((c) => c.address.port), [105, 103, 101, 104, 102, 100]);
+});
+

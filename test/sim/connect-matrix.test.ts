@@ -2,12 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NAT_KINDS, type NatKind } from '../../src/lab/nat-kind.js';
 import type { RouterOptions } from '../../src/lab/topology.js';
+import { SEQUENTIAL_PORT_BASE, SEQUENTIAL_PORT_COUNT } from '../../src/lab/nat-ruleset.js';
 import { type ConnectOutcome, type ConnectScenario, type ConnectSide, type PathKind, runConnect } from '../../src/sim/connect-scenario.js';
 
 /**
  * `natpunch connect --transport auto` between a client behind NAT kind X and one behind kind Y,
  * for every unordered pair of the lab's nine kinds (45), with either side connecting: the path
- * and technique both sides report (their "connected" event), from the sim's runConnect.
+ * and technique each side reports (its "connected" event), from the sim's runConnect.
  *
  * How each expectation is derived (never from the sim's own output):
  *
@@ -20,39 +21,86 @@ import { type ConnectOutcome, type ConnectScenario, type ConnectSide, type PathK
  *    dial-back to the listener connects only with no NAT in the way (lab: connect-reversal,
  *    `--transport tcp`, open × port-restricted: tcp-reversal).
  *
+ * Prediction (src/punch/port-prediction.ts): only a NAT that hands out ports from a counter is
+ * predicted, i.e. symmetric-seq (natTruth: portAllocation 'sequential'); its peer signs the
+ * window its next flows take, over UDP and TCP, and the other side aims at every port of it
+ * (lab: connect-prediction, symmetric-seq × port-restricted and × symmetric-seq, over UDP and
+ * over TCP). Toward any side that aims at the window (every kind but symmetric-random, whose
+ * own flows toward the window leave from ports nobody signed), symmetric-seq then behaves like
+ * an endpoint-independent side.
+ *
  * The path `auto` ends on (src/peer/path-choice.ts race: UDP as soon as it is ready; TCP after a
  * 1 s grace for UDP; the relay only when neither is ready by then):
- *  1. direct-udp whenever UDP connects. When it does is the UDP punching verdict of
- *     test/sim/punch-matrix.test.ts (NATLAB-FACTS "Hole-punching facts", test/lab/connect-udp,
- *     RFC 4787 for the rest): not with UDP blocked, not symmetric × symmetric, and a symmetric
- *     side only with a full cone, restricted cone or open host. Reversal changes nothing there:
- *     the reachable side filters endpoint-independently, and its answers come back from the
- *     endpoint the dialer sent to. Technique: udp-reversal when exactly one side is reachable
- *     over UDP, else udp-hole-punch.
+ *  1. direct-udp whenever UDP connects: not with UDP blocked (facts), not with
+ *     symmetric-random unless the other side is a full cone, restricted cone or open host
+ *     (facts: full/restricted cone × symmetric works, port-restricted × symmetric random and
+ *     symmetric × symmetric fail; RFC 4787 §4.1/§5 for the rest, as test/sim/punch-matrix
+ *     derives it), and everywhere else (facts: every cone × cone pair; lab: connect-udp's easy
+ *     pairs; symmetric-seq by prediction, above). Reversal changes nothing there: the reachable
+ *     side filters endpoint-independently, and its answers come back from where the dialer sent.
+ *     One exception, from counting: symmetric-seq × symmetric-seq. Each side's TCP punch opens
+ *     a flow to every port of the other side's TCP window at the start (tcpSimultaneousOpen
+ *     connects to all targets at once: 16 window ports, plus a host candidate and the mapping),
+ *     and every flow takes the NAT's next counter value (NATLAB-FACTS: the counter is shared by
+ *     every flow, TCP included). Those 18 flows use up the 16 values the UDP window promised, so
+ *     the UDP checks leave from ports the other side never aims at: UDP does not connect under
+ *     `auto` (it does under `--transport udp`, lab: connect-prediction), and TCP does (rule 3).
  *  2. else direct-tcp by tcp-reversal when exactly one side is reachable over TCP (open);
- *  3. else direct-tcp by tcp-simultaneous-open when neither side is symmetric: TCP punching
- *     from L needs the punching SYN to leave from the kept connection's mapping, which every
- *     lab kind but the symmetric ones reuses for TCP (the `int2ext` map in nat-ruleset.ts covers
- *     TCP; udp-blocked is a port-restricted NAT for TCP), and NATLAB-FACTS: "TCP simultaneous
- *     open through two Linux NATs works" (lab: connect-auto, udp-blocked × port-restricted,
- *     either side connecting: direct-tcp, tcp-*);
+ *  3. else direct-tcp by TCP punching when neither side is symmetric-random: the punching SYN
+ *     leaves from the kept connection's mapping on every endpoint-independent kind (the
+ *     `int2ext` map in nat-ruleset.ts covers TCP; udp-blocked is a port-restricted NAT for TCP),
+ *     from the predicted window on symmetric-seq, and NATLAB-FACTS: "TCP simultaneous open
+ *     through two Linux NATs works" (lab: connect-auto, udp-blocked × port-restricted: direct-tcp);
  *  4. else the relay: turn-udp when both reach the server over UDP, else turn-tcp (lab:
  *     connect-relay, symmetric-random × symmetric-random: relay, turn-udp).
+ *
+ * Each side's technique is establish.ts's naming rule applied to the pair it ends on:
+ *  - UDP: the side that only answers (reachable, facing an unreachable one) has no candidates
+ *    of its own, so its pair is peer-reflexive; otherwise its pair is the other's host candidate
+ *    when the other has no NAT (open and firewall hosts sign their public address as host,
+ *    rendezvous/client.ts), a port of the other's predicted window when the other predicts,
+ *    peer-reflexive when the other is symmetric-random, else the other's srflx. Then
+ *    udp-prediction if the pair is predicted, or this side predicts and the pair is not a host
+ *    candidate; else udp-hole-punch when both punch, udp-reversal when one answers.
+ *  - TCP punching: the connection completes to the other's window when it predicts, to its host
+ *    candidate when it has no NAT, else to its mapping; tcp-prediction by the same rule as UDP,
+ *    else tcp-simultaneous-open (nothing in the 45 pairs sends a RST, so nothing primes).
  */
 
-interface Expected { path: PathKind; technique: string; source: string }
+type Techniques = [forX: string, forY: string];
+interface Expected { path: PathKind; techniques: Techniques; source: string }
 
-const symmetric = new Set<NatKind>(['symmetric-random', 'symmetric-seq']);
 const udpReachable = (k: NatKind): boolean => k === 'full-cone' || k === 'open';
 const tcpReachable = (k: NatKind): boolean => k === 'open';
+const predicts = (k: NatKind): boolean => k === 'symmetric-seq';
+const signsHost = (k: NatKind): boolean => k === 'open' || k === 'symmetric-firewall';
 
-/** The UDP punching verdict of test/sim/punch-matrix.test.ts (its sources: facts, lab, RFC 4787). */
 function udpConnects(x: NatKind, y: NatKind): boolean {
   if (x === 'udp-blocked' || y === 'udp-blocked') return false;
-  if (symmetric.has(x) && symmetric.has(y)) return false;
-  if (!symmetric.has(x) && !symmetric.has(y)) return true;
-  const other = symmetric.has(x) ? y : x;
-  return other === 'full-cone' || other === 'restricted-cone' || other === 'open';
+  if (x === 'symmetric-random' || y === 'symmetric-random') {
+    const other = x === 'symmetric-random' ? y : x;
+    return other === 'full-cone' || other === 'restricted-cone' || other === 'open';
+  }
+  return true;
+}
+
+function tcpPunchConnects(x: NatKind, y: NatKind): boolean {
+  return x !== 'symmetric-random' && y !== 'symmetric-random';
+}
+
+/** What `self` reports for a direct UDP path to `other` (establish.ts udpTechnique). */
+function udpTechnique(self: NatKind, other: NatKind): string {
+  const answers = udpReachable(self) && !udpReachable(other);
+  const punch = udpReachable(self) === udpReachable(other);
+  const pair = answers ? 'prflx' : signsHost(other) ? 'host' : predicts(other) ? 'predicted' : other === 'symmetric-random' ? 'prflx' : 'srflx';
+  if (pair === 'predicted' || (predicts(self) && pair !== 'host')) return 'udp-prediction';
+  return punch ? 'udp-hole-punch' : 'udp-reversal';
+}
+
+/** What `self` reports for a punched TCP path to `other` (establish.ts tcpPunchTechnique). */
+function tcpTechnique(self: NatKind, other: NatKind): string {
+  const winner = predicts(other) ? 'predicted' : signsHost(other) ? 'host' : 'srflx';
+  return winner === 'predicted' || (predicts(self) && winner !== 'host') ? 'tcp-prediction' : 'tcp-simultaneous-open';
 }
 
 /** Where the lab itself has a verdict for this pair under `--transport auto`. */
@@ -65,27 +113,30 @@ function labSource(x: NatKind, y: NatKind): string | undefined {
   if (is('symmetric-random', 'symmetric-random')) return 'lab: connect-relay';
   const easy = new Set<NatKind>(['full-cone', 'restricted-cone', 'port-restricted', 'eim-random-port', 'symmetric-firewall', 'open']);
   if ((easy.has(x) && easy.has(y)) || is('full-cone', 'symmetric-random') || is('restricted-cone', 'symmetric-random')) return 'lab: connect-udp (path only)';
+  if (is('symmetric-seq', 'port-restricted')) return 'lab: connect-prediction (--transport udp and tcp)';
+  if (is('symmetric-seq', 'symmetric-seq')) return 'counting: the TCP punch uses up the UDP window; lab: connect-prediction (--transport tcp)';
   return undefined;
 }
 
 function expected(x: NatKind, y: NatKind): Expected {
   const lab = labSource(x, y);
-  if (udpConnects(x, y)) {
-    const reversal = udpReachable(x) !== udpReachable(y);
-    return { path: 'direct-udp', technique: reversal ? 'udp-reversal' : 'udp-hole-punch', source: lab ?? 'facts / rfc: UDP punching verdict' };
-  }
-  if (tcpReachable(x) !== tcpReachable(y)) return { path: 'direct-tcp', technique: 'tcp-reversal', source: lab ?? 'rfc: one side TCP-reachable' };
-  if (!symmetric.has(x) && !symmetric.has(y)) return { path: 'direct-tcp', technique: 'tcp-simultaneous-open', source: lab ?? 'facts: TCP simultaneous open through two Linux NATs' };
+  const tcpEatsTheWindow = predicts(x) && predicts(y);
+  if (udpConnects(x, y) && !tcpEatsTheWindow) return { path: 'direct-udp', techniques: [udpTechnique(x, y), udpTechnique(y, x)], source: lab ?? 'facts / rfc: UDP verdict' };
+  if (tcpReachable(x) !== tcpReachable(y)) return { path: 'direct-tcp', techniques: ['tcp-reversal', 'tcp-reversal'], source: lab ?? 'rfc: one side TCP-reachable' };
+  if (tcpPunchConnects(x, y)) return { path: 'direct-tcp', techniques: [tcpTechnique(x, y), tcpTechnique(y, x)], source: lab ?? 'facts: TCP simultaneous open through two Linux NATs' };
   const udpToServer = x !== 'udp-blocked' && y !== 'udp-blocked';
-  return { path: 'relay', technique: udpToServer ? 'turn-udp' : 'turn-tcp', source: lab ?? 'rfc: a symmetric side, no direct technique' };
+  const relay = udpToServer ? 'turn-udp' : 'turn-tcp';
+  return { path: 'relay', techniques: [relay, relay], source: lab ?? 'rfc: symmetric-random, no direct technique' };
 }
 
-function check(outcome: ConnectOutcome, want: { path: PathKind; technique: string | RegExp }, label: string): void {
-  for (const side of [outcome.connector, outcome.listener]) {
+function check(outcome: ConnectOutcome, want: { path: PathKind; techniques: [string | RegExp, string | RegExp] }, label: string): void {
+  const sides = [outcome.connector, outcome.listener];
+  for (const [i, side] of sides.entries()) {
     assert.ok(!('error' in side), `${label}: ${JSON.stringify(outcome)}`);
     assert.equal(side.path, want.path, `${label}: ${JSON.stringify(outcome)}`);
-    if (typeof want.technique === 'string') assert.equal(side.technique, want.technique, `${label}: ${JSON.stringify(outcome)}`);
-    else assert.match(side.technique, want.technique, `${label}: ${JSON.stringify(outcome)}`);
+    const technique = want.techniques[i]!;
+    if (typeof technique === 'string') assert.equal(side.technique, technique, `${label}, ${i === 0 ? 'connector' : 'listener'}: ${JSON.stringify(outcome)}`);
+    else assert.match(side.technique, technique, `${label}: ${JSON.stringify(outcome)}`);
   }
   assert.ok(outcome.timeToPathMs !== null && outcome.timeToPathMs < 10_000, `${label}: time to path ${outcome.timeToPathMs}`);
 }
@@ -102,11 +153,12 @@ const rows: string[] = [];
 
 for (const [x, y] of pairs) {
   const want = expected(x, y);
-  test(`${x} × ${y}, --transport auto: ${want.path} by ${want.technique}, whichever side connects [${want.source}]`, async () => {
-    for (const [a, b] of x === y ? [[x, y]] : [[x, y], [y, x]]) {
-      const outcome = await runConnect({ a: a!, b: b!, transport: 'auto', rttMs: 40, seed: `${a}/${b}` });
-      check(outcome, want, `${a} connects to ${b}`);
-      rows.push(`${a} → ${b}: ${want.path} ${want.technique}, ${outcome.timeToPathMs} ms`);
+  const techniques = want.techniques[0] === want.techniques[1] ? want.techniques[0] : `${want.techniques[0]} / ${want.techniques[1]}`;
+  test(`${x} × ${y}, --transport auto: ${want.path} by ${techniques}, whichever side connects [${want.source}]`, async () => {
+    for (const [a, b, techniques] of x === y ? [[x, y, want.techniques]] as const : [[x, y, want.techniques], [y, x, [want.techniques[1], want.techniques[0]]]] as const) {
+      const outcome = await runConnect({ a, b, transport: 'auto', rttMs: 40, seed: `${a}/${b}` });
+      check(outcome, { path: want.path, techniques: [...techniques] as [string, string] }, `${a} connects to ${b}`);
+      rows.push(`${a} → ${b}: ${want.path} ${techniques.join(' / ')}, ${outcome.timeToPathMs} ms`);
     }
   });
 }
@@ -115,26 +167,22 @@ for (const [x, y] of pairs) {
  * One transport forced, every pair (the lab forces transports for a few pairs only: those are
  * checked below as the lab writes them). Derived as above, one technique at a time:
  *  - `--transport udp`: direct-udp exactly where UDP connects (rule 1), else an error;
- *  - `--transport tcp`: tcp-reversal when exactly one side is open (rule 2); else simultaneous
- *    open where neither side is symmetric (rule 3; two open hosts too: each SYN meets the other
- *    side's connecting socket); else an error, since nothing else is tried.
+ *  - `--transport tcp`: tcp-reversal when exactly one side is open (rule 2); else TCP punching
+ *    where neither side is symmetric-random (rule 3; two open hosts too: each SYN meets the
+ *    other side's connecting socket); else an error, since nothing else is tried.
  */
-function forcedExpectation(x: NatKind, y: NatKind, transport: 'udp' | 'tcp'): { path: PathKind; technique: string } | undefined {
-  if (transport === 'udp') {
-    if (!udpConnects(x, y)) return undefined;
-    return { path: 'direct-udp', technique: udpReachable(x) !== udpReachable(y) ? 'udp-reversal' : 'udp-hole-punch' };
-  }
-  if (tcpReachable(x) !== tcpReachable(y)) return { path: 'direct-tcp', technique: 'tcp-reversal' };
-  if (!symmetric.has(x) && !symmetric.has(y)) return { path: 'direct-tcp', technique: 'tcp-simultaneous-open' };
-  return undefined;
+function forcedExpectation(x: NatKind, y: NatKind, transport: 'udp' | 'tcp'): { path: PathKind; techniques: Techniques } | undefined {
+  if (transport === 'udp') return udpConnects(x, y) ? { path: 'direct-udp', techniques: [udpTechnique(x, y), udpTechnique(y, x)] } : undefined;
+  if (tcpReachable(x) !== tcpReachable(y)) return { path: 'direct-tcp', techniques: ['tcp-reversal', 'tcp-reversal'] };
+  return tcpPunchConnects(x, y) ? { path: 'direct-tcp', techniques: [tcpTechnique(x, y), tcpTechnique(y, x)] } : undefined;
 }
 
 for (const transport of ['udp', 'tcp'] as const) {
   test(`--transport ${transport}, all 45 pairs, either side connecting: the one technique's verdict, or an error`, async () => {
     for (const [x, y] of pairs) {
-      const want = forcedExpectation(x, y, transport);
-      for (const [a, b] of x === y ? [[x, y]] : [[x, y], [y, x]]) {
-        const outcome = await runConnect({ a: a!, b: b!, transport, rttMs: 40, seed: `${a}/${b}/${transport}` });
+      for (const [a, b] of x === y ? [[x, y]] as const : [[x, y], [y, x]] as const) {
+        const want = forcedExpectation(a, b, transport);
+        const outcome = await runConnect({ a, b, transport, rttMs: 40, seed: `${a}/${b}/${transport}` });
         const label = `${a} connects to ${b}, --transport ${transport}`;
         if (want) check(outcome, want, label);
         else for (const side of [outcome.connector, outcome.listener]) assert.ok('error' in side, `${label}: ${JSON.stringify(outcome)}`);
@@ -155,7 +203,12 @@ interface LabCase {
 }
 
 const techniqueOf = (side: ConnectSide): string | undefined => ('technique' in side ? side.technique : undefined);
-const both = (path: PathKind, technique: string | RegExp) => (o: ConnectOutcome): void => check(o, { path, technique }, 'both sides');
+const both = (path: PathKind, technique: string | RegExp) => (o: ConnectOutcome): void => check(o, { path, techniques: [technique, technique] }, 'both sides');
+/** The remote a side reports is a port of the symmetric-seq NAT's counter (40000–40999). */
+function inCounter(side: ConnectSide): void {
+  const port = 'remote' in side ? Number(side.remote.split(':')[1]) : NaN;
+  assert.ok(port >= SEQUENTIAL_PORT_BASE && port < SEQUENTIAL_PORT_BASE + SEQUENTIAL_PORT_COUNT, JSON.stringify(side));
+}
 const rst: RouterOptions = { kind: 'port-restricted', tcpUnsolicited: 'rst' };
 const drop: RouterOptions = { kind: 'port-restricted' };
 /**
@@ -179,6 +232,25 @@ const labCases: LabCase[] = [
       { name: `open × port-restricted, --transport tcp, ${who}: tcp-reversal`, source: 'connect-reversal', scenario: { a: a!, b: b!, transport: 'tcp' }, expect: both('direct-tcp', 'tcp-reversal') },
     ];
   }),
+  ...[true, false].map((seqConnects): LabCase => ({
+    name: `symmetric-seq × port-restricted, --transport udp, the ${seqConnects ? 'symmetric-seq' : 'port-restricted'} peer connects: direct-udp by prediction`, source: 'connect-prediction',
+    scenario: seqConnects ? { a: 'symmetric-seq', b: 'port-restricted', transport: 'udp' } : { a: 'port-restricted', b: 'symmetric-seq', transport: 'udp' },
+    expect: (o) => {
+      both('direct-udp', 'udp-prediction')(o);
+      // The port-restricted side reached the other at a port of its NAT's counter.
+      inCounter(seqConnects ? o.listener : o.connector);
+    },
+  })),
+  {
+    name: 'symmetric-seq × symmetric-seq, --transport udp: direct-udp by prediction on both sides', source: 'connect-prediction',
+    scenario: { a: 'symmetric-seq', b: 'symmetric-seq', transport: 'udp' },
+    expect: (o) => { both('direct-udp', 'udp-prediction')(o); inCounter(o.connector); inCounter(o.listener); },
+  },
+  ...(['port-restricted', 'symmetric-seq'] as const).map((other): LabCase => ({
+    name: `symmetric-seq × ${other}, --transport tcp: direct-tcp by prediction`, source: 'connect-prediction',
+    scenario: { a: 'symmetric-seq', b: other, transport: 'tcp' },
+    expect: (o) => { both('direct-tcp', 'tcp-prediction')(o); inCounter(o.listener); },
+  })),
   {
     name: 'udp-blocked × udp-blocked, --transport relay: each peer reaches the relay over TCP', source: 'connect-relay',
     scenario: { a: 'udp-blocked', b: 'udp-blocked', transport: 'relay' }, expect: both('relay', 'turn-tcp'),

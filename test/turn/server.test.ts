@@ -20,12 +20,12 @@ import { type TransportAddress, AttrType, Method, MessageClass, decodeMessage, e
 const USERS = new Map([['alice', 'wonderland'], ['bob', 'builder']]);
 const SECRET = 'a-rest-secret';
 
-async function server(t: TestContext, options: Partial<TurnServerOptions> = {}): Promise<{ turn: TurnServer; address: TransportAddress }> {
+async function server(t: TestContext, options: Partial<TurnServerOptions> = {}, listen = '127.0.0.1'): Promise<{ turn: TurnServer; address: TransportAddress }> {
   const turn = new TurnServer({
     relayAddress: '127.0.0.1', realm: 'natpunch.test', users: USERS, secret: SECRET,
     policy: new PeerAddressPolicy({ allow: ['127.0.0.0/8'], serverAddresses: ['127.0.0.1'] }), ...options,
   });
-  const stun = await StunServer.listen({ address: '127.0.0.1', port: 0, shared: turn });
+  const stun = await StunServer.listen({ address: listen, port: 0, shared: turn });
   t.after(async () => {
     await turn.close();
     await stun.close();
@@ -227,4 +227,53 @@ test('answers to unauthenticated UDP requests are no larger than the request bey
   const large = encodeMessage({ method: Method.Allocate, messageClass: MessageClass.Request, transactionId: transaction(), attributes: [requestedTransport, { type: AttrType.Software, value: new TextEncoder().encode('y'.repeat(200)) }] });
   const answer = await exchange(t, address, large);
   assert.match(errorCode.decode(getAttribute(decodeMessage(answer!), AttrType.ErrorCode)!).reason, /Unauthenticated/);
+});
+
+test('IPv6: clients over UDP and TCP to [::1] get IPv6 relayed addresses, receive from an IPv6 peer and relay to each other', { timeout: 60_000 }, async (t) => {
+  const { turn, address } = await server(t, {
+    // IPv6 loopback has one address, so the peer shares the server's: the "never the server's
+    // own address" rule (tested in IPv4 above) is left out here, or no peer could exist.
+    relayAddress: '::1', policy: new PeerAddressPolicy({ allow: ['::1/128'], serverAddresses: [] }),
+  }, '::1');
+  assert.equal(address.family, 6);
+  const peer = dgram.createSocket('udp6');
+  peer.bind(0, '::1');
+  await once(peer, 'listening');
+  t.after(() => peer.close());
+  const peerAddress: TransportAddress = { family: 6, address: '::1', port: peer.address().port };
+  const a = client(t, await openUdpTransport(address, { localAddress: '::1' }));
+  const b = client(t, await connectTcpTransport(address, { localAddress: '::1' }));
+  const ra = await a.allocate({ username: 'alice', password: 'wonderland' });
+  const rb = await b.allocate({ username: 'bob', password: 'builder' });
+  assert.equal(ra.relayed.family, 6);
+  assert.equal(ra.relayed.address, '::1');
+  assert.equal(rb.relayed.family, 6);
+  assert.equal(ra.mapped.family, 6);
+  assert.equal(ra.mapped.address, '::1');
+  // Into a's relayed socket through the kernel from a plain IPv6 peer, on to a as ChannelData.
+  // (The other way cannot be shown here: a relay sends nothing to its own address but its
+  // relayed ports, and IPv6 loopback has no second address for the peer.)
+  await a.bindChannel(peerAddress);
+  const back = nextData(a);
+  peer.send(Buffer.from('over v6'), ra.relayed.port, '::1');
+  const [backFrom, backData] = await back;
+  assert.deepEqual(backFrom, peerAddress);
+  assert.equal(Buffer.from(backData).toString(), 'over v6');
+  // Between the two allocations (the server hands it over), UDP client to TCP client and back.
+  await a.createPermission([rb.relayed.address]);
+  await b.createPermission([ra.relayed.address]);
+  await a.bindChannel(rb.relayed);
+  await b.bindChannel(ra.relayed);
+  const got = nextData(b);
+  const payload = randomBytes(1200);
+  a.send(rb.relayed, payload);
+  const [gotFrom, gotData] = await got;
+  assert.deepEqual(gotFrom, ra.relayed);
+  assert.deepEqual(Buffer.from(gotData), payload);
+  const reply = nextData(a);
+  b.send(ra.relayed, Buffer.from('reply'));
+  assert.deepEqual((await reply)[0], rb.relayed);
+  // The policy still rules in IPv6: an IPv4-mapped loopback is refused.
+  await assert.rejects(a.bindChannel({ family: 6, address: '::ffff:127.0.0.1', port: 9 }), (e: TurnError) => e.status === 403);
+  assert.equal(turn.allocations.size, 2);
 });
