@@ -1,7 +1,8 @@
 /**
  * One `natpunch connect` in the sim, as far as choosing a path goes: which path (direct-udp,
  * direct-tcp, relay) and technique each side ends on, and when. Client a1 connects (the
- * initiator: controlling), b1 listens, as `transfer(lab, 'b1', 'a1')` sets up the lab tests.
+ * initiator: controlling), b1 listens, as `transfer(lab, 'b1', 'a1')` sets up the lab tests
+ * (or any two clients, `between`).
  *
  * Real code, on sim sockets and the virtual clock:
  * - the server: natpunch's StunServer on both addresses, UDP and TCP;
@@ -81,6 +82,8 @@ export interface ConnectScenario {
   startSkewMs?: number;
   /** Sides that cannot prime, as with NATPUNCH_NO_NATIVE=1 (default: both can). */
   noNative?: 'connector' | 'listener' | 'both';
+  /** The connecting and the listening host (default a1 and b1; a1 and a2 with `a: { clients: 2 }`). */
+  between?: readonly [string, string];
 }
 
 /** One side's "connected" event, or its error. */
@@ -131,7 +134,7 @@ export async function runConnect(scenario: ConnectScenario): Promise<ConnectOutc
     address: SERVER_ADDRESSES[0], altAddress: SERVER_ADDRESSES[1], port: STUN_PORT,
     createUdpSocket: lab.socketFactory('server'), net: lab.tcpNet('server'),
   }));
-  const [a, b] = await clock.run(Promise.all(['a1', 'b1'].map((name) => register(lab, name, rttMs / 2)))) as [Registered, Registered];
+  const [a, b] = await clock.run(Promise.all((scenario.between ?? ['a1', 'b1']).map((name) => register(lab, name, rttMs / 2)))) as [Registered, Registered];
   // The intent, then the accept: each samples its NAT's counter when it is signed.
   const offers = new Map<Registered, Offer>();
   for (const peer of [a, b]) offers.set(peer, await clock.run(offer(lab, peer)));
@@ -153,13 +156,12 @@ export async function runConnect(scenario: ConnectScenario): Promise<ConnectOutc
   const relayTechnique = a.srflx && b.srflx ? 'turn-udp' : 'turn-tcp';
   const stop = new AbortController();
   const native = (side: 'connector' | 'listener'): boolean => scenario.noNative !== side && scenario.noNative !== 'both';
-  const connector = establishing(lab, a, instruction(a, b, 'controlling'), stop.signal, prng.derive('a1'), relayTechnique, rttMs / 2, native('connector'));
-  const listener = establishing(lab, b, instruction(b, a, 'controlled'), stop.signal, prng.derive('b1'), relayTechnique, rttMs / 2, native('listener'));
+  const connector = establishing(lab, a, instruction(a, b, 'controlling'), stop.signal, prng.derive(a.name), relayTechnique, rttMs / 2, native('connector'));
+  const listener = establishing(lab, b, instruction(b, a, 'controlled'), stop.signal, prng.derive(b.name), relayTechnique, rttMs / 2, native('listener'));
 
   const sides: ConnectSide[] = [];
-  const at: number[] = [];
   const settle = (i: number, path: Promise<SimReadyPath>): Promise<void> => path.then(
-    (p) => { at[i] = clock.now() - startedAt; sides[i] = { path: pathKind(p.kind), technique: p.technique, remote: p.remote, ms: at[i]! }; },
+    (p) => { sides[i] = { path: pathKind(p.kind), technique: p.technique, remote: p.remote, ms: clock.now() - startedAt }; },
     (error: Error) => { sides[i] = { error: error.message }; },
   );
   const chosen = (race(connector.attempts, AUTO_UDP_GRACE_MS, { clock, onLatePath: (late) => late.close() }) as Promise<SimReadyPath>)

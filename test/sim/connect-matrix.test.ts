@@ -252,6 +252,19 @@ const labCases: LabCase[] = [
     expect: (o) => { both('direct-tcp', 'tcp-prediction')(o); inCounter(o.listener); },
   })),
   {
+    name: 'port-restricted behind a port-restricted carrier NAT × port-restricted: direct-udp', source: 'connect-udp',
+    scenario: { a: { kind: 'port-restricted', carrier: 'port-restricted' }, b: 'port-restricted' }, expect: both('direct-udp', /^udp-/),
+  },
+  {
+    name: '10% loss on one NAT\'s WAN link: direct-udp', source: 'connect-udp',
+    scenario: { a: { kind: 'port-restricted', lossPercent: 10 }, b: 'full-cone' }, expect: both('direct-udp', /^udp-/),
+  },
+  ...[false, true].map((hairpin): LabCase => ({
+    name: `two clients behind the same port-restricted NAT (hairpin ${hairpin ? 'on' : 'off'}) connect directly, over their private endpoints`, source: 'connect-udp',
+    scenario: { a: { kind: 'port-restricted', hairpin, clients: 2 }, b: 'full-cone', between: ['a1', 'a2'] },
+    expect: (o) => { both('direct-udp', /^udp-/)(o); assert.match('remote' in o.connector ? o.connector.remote : '', /^10\./, JSON.stringify(o)); },
+  })),
+  {
     name: 'udp-blocked × udp-blocked, --transport relay: each peer reaches the relay over TCP', source: 'connect-relay',
     scenario: { a: 'udp-blocked', b: 'udp-blocked', transport: 'relay' }, expect: both('relay', 'turn-tcp'),
   },
