@@ -54,6 +54,7 @@ import { Prng } from './prng.js';
 import { type SimPeer, openPeer, routerOptions } from './punch-scenario.js';
 import { type SimLab, type SimRouterOptions, STUN_PORT, createSimLab } from './topology.js';
 import { simTtlPriming } from './tcp-ttl.js';
+import type { TraceEvent } from './network.js';
 
 /** The STUN server the rendezvous names (its primary address and port). */
 const STUN_SERVER: TransportAddress = { family: 4, address: SERVER_ADDRESSES[0], port: STUN_PORT };
@@ -84,6 +85,8 @@ export interface ConnectScenario {
   noNative?: 'connector' | 'listener' | 'both';
   /** The connecting and the listening host (default a1 and b1; a1 and a2 with `a: { clients: 2 }`). */
   between?: readonly [string, string];
+  /** Every hop of every packet (Network.trace), from the start. */
+  trace?: (event: TraceEvent) => void;
 }
 
 /** One side's "connected" event, or its error. */
@@ -130,6 +133,7 @@ export async function runConnect(scenario: ConnectScenario): Promise<ConnectOutc
   const seed = scenario.seed ?? 1;
   const lab = createSimLab({ a: routerOptions(scenario.a, rttMs), b: routerOptions(scenario.b, rttMs), seed });
   const { clock } = lab;
+  lab.network.trace = scenario.trace;
   const server = await clock.run(StunServer.listen({
     address: SERVER_ADDRESSES[0], altAddress: SERVER_ADDRESSES[1], port: STUN_PORT,
     createUdpSocket: lab.socketFactory('server'), net: lab.tcpNet('server'),

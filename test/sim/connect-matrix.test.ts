@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { NAT_KINDS, type NatKind } from '../../src/lab/nat-kind.js';
 import type { RouterOptions } from '../../src/lab/topology.js';
 import { SEQUENTIAL_PORT_BASE, SEQUENTIAL_PORT_COUNT } from '../../src/lab/nat-ruleset.js';
+import { SERVER_ADDRESSES } from '../../src/lab/topology.js';
+import type { TraceEvent } from '../../src/sim/network.js';
 import { type ConnectOutcome, type ConnectScenario, type ConnectSide, type PathKind, runConnect } from '../../src/sim/connect-scenario.js';
 
 /**
@@ -209,6 +211,24 @@ function inCounter(side: ConnectSide): void {
   const port = 'remote' in side ? Number(side.remote.split(':')[1]) : NaN;
   assert.ok(port >= SEQUENTIAL_PORT_BASE && port < SEQUENTIAL_PORT_BASE + SEQUENTIAL_PORT_COUNT, JSON.stringify(side));
 }
+/**
+ * The lab counts, on `host`'s router, packets that start a conntrack flow (ct direction original)
+ * toward anything but the server. Here: a datagram `host` sends to an endpoint that has sent it
+ * nothing yet on that port, or a SYN without ACK.
+ */
+function flowsStartedBy(host: string, starts: string[], only?: 'udp' | 'tcp'): (event: TraceEvent) => void {
+  const heard = new Set<string>();
+  const server = new Set<string>(SERVER_ADDRESSES);
+  return (e) => {
+    const d = e.datagram;
+    if (e.node !== host || server.has(d.src.address) || server.has(d.dst.address)) return;
+    if (only !== undefined && (d.tcp ? 'tcp' : 'udp') !== only) return;
+    if (e.event === 'deliver') heard.add(`${d.dst.port}<${d.src.address}:${d.src.port}`);
+    if (e.event !== 'send') return;
+    const starting = d.tcp ? d.tcp.syn === true && !d.tcp.ack : !heard.has(`${d.src.port}<${d.dst.address}:${d.dst.port}`);
+    if (starting) starts.push(`${d.tcp ? 'tcp' : 'udp'} ${d.src.port} > ${d.dst.address}:${d.dst.port}`);
+  };
+}
 const rst: RouterOptions = { kind: 'port-restricted', tcpUnsolicited: 'rst' };
 const drop: RouterOptions = { kind: 'port-restricted' };
 /**
@@ -224,14 +244,6 @@ const labCases: LabCase[] = [
     scenario: { a: kind, b: 'port-restricted', transport: 'tcp' },
     expect: (o) => { both('direct-tcp', /^tcp-/)(o); assert.equal(techniqueOf(o.connector), 'tcp-simultaneous-open'); },
   })),
-  ...[true, false].flatMap((openConnects): LabCase[] => {
-    const [a, b]: NatKind[] = openConnects ? ['open', 'port-restricted'] : ['port-restricted', 'open'];
-    const who = openConnects ? 'the open peer connects' : 'the NATed peer connects';
-    return [
-      { name: `open × port-restricted, --transport udp, ${who}: udp-reversal`, source: 'connect-reversal', scenario: { a: a!, b: b!, transport: 'udp' }, expect: both('direct-udp', 'udp-reversal') },
-      { name: `open × port-restricted, --transport tcp, ${who}: tcp-reversal`, source: 'connect-reversal', scenario: { a: a!, b: b!, transport: 'tcp' }, expect: both('direct-tcp', 'tcp-reversal') },
-    ];
-  }),
   ...[true, false].map((seqConnects): LabCase => ({
     name: `symmetric-seq × port-restricted, --transport udp, the ${seqConnects ? 'symmetric-seq' : 'port-restricted'} peer connects: direct-udp by prediction`, source: 'connect-prediction',
     scenario: seqConnects ? { a: 'symmetric-seq', b: 'port-restricted', transport: 'udp' } : { a: 'port-restricted', b: 'symmetric-seq', transport: 'udp' },
@@ -264,6 +276,34 @@ const labCases: LabCase[] = [
     scenario: { a: { kind: 'port-restricted', hairpin, clients: 2 }, b: 'full-cone', between: ['a1', 'a2'] },
     expect: (o) => { both('direct-udp', /^udp-/)(o); assert.match('remote' in o.connector ? o.connector.remote : '', /^10\./, JSON.stringify(o)); },
   })),
+  ...[true, false].flatMap((openConnects) => (['auto', 'udp', 'tcp'] as const).map((transport): LabCase => {
+    const starts: string[] = [];
+    return {
+      name: `open × port-restricted, --transport ${transport}, the ${openConnects ? 'open' : 'NATed'} peer connects: ${transport === 'tcp' ? 'tcp' : 'udp'}-reversal, and the open peer starts no flow toward the other`,
+      source: 'connect-reversal',
+      scenario: { a: 'open', b: 'port-restricted', transport, between: openConnects ? ['a1', 'b1'] : ['b1', 'a1'], trace: flowsStartedBy('a1', starts) },
+      expect: (o) => {
+        both(transport === 'tcp' ? 'direct-tcp' : 'direct-udp', transport === 'tcp' ? 'tcp-reversal' : 'udp-reversal')(o);
+        assert.deepEqual(starts, [], 'the open peer sent a packet that started a flow (a check or SYN of its own)');
+      },
+    };
+  })),
+  (() => {
+    const starts: string[] = [];
+    return {
+      name: 'the "starts a flow" count is live: the NATed peer, which dials, is seen starting flows', source: 'connect-reversal',
+      scenario: { a: 'open', b: 'port-restricted', trace: flowsStartedBy('b1', starts) },
+      expect: () => { assert.ok(starts.some((x) => x.startsWith('udp')) && starts.some((x) => x.startsWith('tcp')), JSON.stringify(starts)); },
+    };
+  })(),
+  (() => {
+    const starts: string[] = [];
+    return {
+      name: 'full-cone × port-restricted, default (auto): udp-reversal, and the full-cone peer starts no UDP flow', source: 'connect-reversal',
+      scenario: { a: 'full-cone', b: 'port-restricted', between: ['b1', 'a1'] as const, trace: flowsStartedBy('a1', starts, 'udp') },
+      expect: (o: ConnectOutcome) => { both('direct-udp', 'udp-reversal')(o); assert.deepEqual(starts, []); },
+    };
+  })(),
   {
     name: 'udp-blocked × udp-blocked, --transport relay: each peer reaches the relay over TCP', source: 'connect-relay',
     scenario: { a: 'udp-blocked', b: 'udp-blocked', transport: 'relay' }, expect: both('relay', 'turn-tcp'),
