@@ -87,6 +87,12 @@ export interface ConnectScenario {
   between?: readonly [string, string];
   /** Every hop of every packet (Network.trace), from the start. */
   trace?: (event: TraceEvent) => void;
+  /**
+   * Close each peer's STUN/TCP connection once its offer is signed, so both punch from L after
+   * their connection to the server has closed (what the lab's connect-tcp-short-mapping ends
+   * up doing; learning the short connection's mapping itself is not modelled).
+   */
+  closeKept?: boolean;
 }
 
 /** One side's "connected" event, or its error. */
@@ -142,6 +148,7 @@ export async function runConnect(scenario: ConnectScenario): Promise<ConnectOutc
   // The intent, then the accept: each samples its NAT's counter when it is signed.
   const offers = new Map<Registered, Offer>();
   for (const peer of [a, b]) offers.set(peer, await clock.run(offer(lab, peer)));
+  if (scenario.closeKept) for (const peer of [a, b]) peer.kept.close();
   const transport = scenario.transport ?? 'auto';
   const prng = new Prng(seed);
   const keyPrng = prng.derive('session-key');

@@ -305,6 +305,10 @@ const labCases: LabCase[] = [
     };
   })(),
   {
+    name: '--transport tcp, port-restricted × port-restricted, both punching from L after their connection to the server has closed: direct-tcp', source: 'connect-tcp-short-mapping (its last step)',
+    scenario: { a: 'port-restricted', b: 'port-restricted', transport: 'tcp', closeKept: true }, expect: both('direct-tcp', 'tcp-simultaneous-open'),
+  },
+  {
     name: 'udp-blocked × udp-blocked, --transport relay: each peer reaches the relay over TCP', source: 'connect-relay',
     scenario: { a: 'udp-blocked', b: 'udp-blocked', transport: 'relay' }, expect: both('relay', 'turn-tcp'),
   },
