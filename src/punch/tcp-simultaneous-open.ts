@@ -95,7 +95,7 @@ export interface TcpSimultaneousOpenOptions {
   primeWhen?: 'refused' | 'always';
   /** The own TCP mapping's public address (the kept connection's XOR-MAPPED-ADDRESS), for 'auto'. */
   publicAddress?: string;
-  /** Where plain connects are made (default node:net; the sim passes its own, src/sim). Primed connects always use the native addon. */
+  /** Where plain connects are made (default node:net; the sim passes its own, src/sim). Primed connects go through `ttlPriming`'s addon. */
   net?: TcpNet;
   /** Retry and budget timers (default the real clock). */
   clock?: Clock;
