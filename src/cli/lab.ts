@@ -8,6 +8,8 @@ import { createLab, destroyPrefix, isNatKind, labSupport, NAT_KINDS, type LabDes
 import { LAB_RUN_DIR } from '../lab/miniupnpd.js';
 import { listNamespaces } from '../lab/netns.js';
 import { validatePrefix } from '../lab/topology.js';
+import { matrixPairs, runMatrix } from '../lab/matrix.js';
+import { formatGrid, formatHtml, pairLine } from '../lab/matrix-report.js';
 import { integer, usageErrors } from './args.js';
 
 export const labUsage = `natpunch lab up --a KIND [--b KIND] [--hairpin] [--carrier KIND] [--b-carrier KIND] [--clients 1|2]
@@ -15,6 +17,8 @@ export const labUsage = `natpunch lab up --a KIND [--b KIND] [--hairpin] [--carr
 natpunch lab status [--prefix P] [--json]
 natpunch lab exec HOST [--prefix P] -- COMMAND [ARG...]     HOST: server, a1, a2, b1, b2, a, b, carrier-a, carrier-b, inet
 natpunch lab down [--prefix P | --all]
+natpunch lab matrix [--kinds KIND,KIND,...] [--transport auto|udp|tcp|relay] [--bytes N] [--html FILE] [--json]
+                every unordered pair of the kinds (default all nine: 45 pairs, ~5 s each): path, technique, time
 KIND: ${NAT_KINDS.join(', ')}`;
 
 /** The prefix `natpunch lab` uses when none is given (tests use pid-based ones, so no clash). */
@@ -227,6 +231,57 @@ async function exec(argv: string[]): Promise<number> {
   });
 }
 
+const TRANSPORTS = ['auto', 'udp', 'tcp', 'relay'] as const;
+
+async function matrix(argv: string[]): Promise<number> {
+  const { values } = usageErrors('lab matrix', () =>
+    parseArgs({
+      args: argv, strict: true, options: {
+        kinds: { type: 'string' }, transport: { type: 'string', default: 'auto' }, bytes: { type: 'string' }, html: { type: 'string' },
+        json: { type: 'boolean', default: false },
+      },
+    }),
+  );
+  const kinds = values.kinds === undefined ? [...NAT_KINDS] : values.kinds.split(',').map((k) => k.trim()).filter((k) => k !== '');
+  const unknown = kinds.filter((k) => !isNatKind(k));
+  if (unknown.length > 0 || kinds.length === 0) {
+    throw new UsageError(`natpunch lab matrix: --kinds ${JSON.stringify(values.kinds)}: ${unknown.length ? `unknown kind ${unknown.map((k) => JSON.stringify(k)).join(', ')}` : 'no kinds'}; choose among ${NAT_KINDS.join(', ')}`);
+  }
+  const transport = values.transport as (typeof TRANSPORTS)[number];
+  if (!TRANSPORTS.includes(transport)) throw new UsageError(`natpunch lab matrix: --transport ${JSON.stringify(values.transport)}: expected one of ${TRANSPORTS.join(', ')}`);
+  const bytes = integer('lab matrix', 'bytes', values.bytes, 64 * 1024, 0, 64 << 20);
+  const natKinds = [...new Set(kinds)] as NatKind[];
+  const controller = new AbortController();
+  const stop = (): void => controller.abort(new Error('interrupted'));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  const total = matrixPairs(natKinds).length;
+  if (!values.json) say(`natpunch lab matrix: ${total} pair${total === 1 ? '' : 's'} of ${natKinds.join(', ')}, --transport ${transport}; each pair gets a lab of its own (Ctrl-C stops after the current one)`);
+  const date = new Date().toISOString();
+  try {
+    const results = await runMatrix({
+      kinds: natKinds, transport, bytes, signal: controller.signal,
+      onResult: (result, index) => {
+        if (values.json) say(JSON.stringify({ event: 'pair', ...result }));
+        else say(`[${String(index).padStart(2)}/${total}] ${pairLine(result)}`);
+      },
+    });
+    if (values.html !== undefined) writeFileSync(values.html, formatHtml(natKinds, results, { transport, date }));
+    const failed = results.filter((r) => !r.ok).length;
+    if (values.json) say(JSON.stringify({ event: 'matrix', pairs: results.length, failed, ...(values.html !== undefined ? { html: values.html } : {}) }));
+    else {
+      say();
+      say(formatGrid(natKinds, results));
+      if (values.html !== undefined) say(`HTML: ${values.html}`);
+      if (results.length < total) say(`stopped after ${results.length} of ${total} pairs`);
+    }
+    return failed > 0 || results.length < total ? 1 : 0;
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+}
+
 async function down(argv: string[]): Promise<number> {
   const { values } = usageErrors('lab down', () =>
     parseArgs({ args: argv, strict: true, options: { prefix: { type: 'string' }, all: { type: 'boolean', default: false } } }),
@@ -252,6 +307,7 @@ export async function labCommand(argv: string[]): Promise<number> {
       case 'up':
       case 'status':
       case 'exec':
+      case 'matrix':
       case 'down': {
         const support = labSupport();
         if (!support.ok) {
@@ -261,6 +317,7 @@ export async function labCommand(argv: string[]): Promise<number> {
         if (sub === 'up') return await up(rest);
         if (sub === 'status') return await status(rest);
         if (sub === 'exec') return await exec(rest);
+        if (sub === 'matrix') return await matrix(rest);
         return await down(rest);
       }
       case undefined:
@@ -269,7 +326,7 @@ export async function labCommand(argv: string[]): Promise<number> {
         process.stdout.write(`usage:\n${labUsage}\n`);
         return sub === undefined ? 2 : 0;
       default:
-        throw new UsageError(`natpunch lab: unknown subcommand ${JSON.stringify(sub)}; use up, status, exec or down.\nusage:\n${labUsage}`);
+        throw new UsageError(`natpunch lab: unknown subcommand ${JSON.stringify(sub)}; use up, status, exec, matrix or down.\nusage:\n${labUsage}`);
     }
   } catch (error) {
     if (!NatpunchError.is(error)) throw error;

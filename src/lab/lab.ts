@@ -314,6 +314,8 @@ class RunningLab implements Lab {
   readonly #plan: LabPlan;
   readonly #processes: ProcessSet;
   #down: Promise<void> | undefined;
+  /** Run once when the lab goes down (e.g. removing its listener from the caller's signal). */
+  onDown: (() => void) | undefined;
 
   constructor(plan: LabPlan, processes: ProcessSet) {
     this.#plan = plan;
@@ -341,6 +343,7 @@ class RunningLab implements Lab {
 
   down(): Promise<void> {
     this.#down ??= (async () => {
+      this.onDown?.();
       await this.#processes.killAll();
       for (const router of this.#plan.routers) removeMiniupnpdFiles(router.netns);
       await destroyPrefix(this.prefix);
@@ -474,8 +477,11 @@ export async function createLab(options: LabOptions): Promise<Lab> {
   }
   if (options.persistent) releaseFromExitCleanup(prefix);
   if (options.signal !== undefined) {
+    const signal = options.signal;
     const onAbort = (): void => void lab.down();
-    options.signal.addEventListener('abort', onAbort, { once: true });
+    signal.addEventListener('abort', onAbort, { once: true });
+    // A long-lived signal (one per `natpunch lab matrix` run) must not collect a listener per lab.
+    lab.onDown = () => signal.removeEventListener('abort', onAbort);
   }
   return lab;
 }

@@ -35,7 +35,7 @@ test('natpunch lab without a subcommand prints usage and exits 2', async () => {
 test('an unknown lab subcommand is a usage error naming the ones that exist', async () => {
   const result = await lab('start');
   assert.equal(result.code, 2, result.stderr);
-  assert.match(result.stderr, /unknown subcommand "start"; use up, status, exec or down/);
+  assert.match(result.stderr, /unknown subcommand "start"; use up, status, exec, matrix or down/);
 });
 
 test('lab up without --a, or with an unknown kind, exits 2 and says what to give', async (t) => {
