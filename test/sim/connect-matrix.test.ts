@@ -56,6 +56,12 @@ import { type ConnectOutcome, type ConnectScenario, type ConnectSide, type PathK
  *  4. else the relay: turn-udp when both reach the server over UDP, else turn-tcp (lab:
  *     connect-relay, symmetric-random × symmetric-random: relay, turn-udp).
  *
+ * The lab's own matrix agrees on the path of every pair: `natpunch lab matrix` (test/lab/
+ * lab-matrix.test.ts; the README records a full run: 45 of 45 connect, the 6 through the relay
+ * being symmetric-random against port-restricted, eim-random-port, symmetric-firewall,
+ * symmetric-seq, udp-blocked and itself), and for symmetric-seq × symmetric-seq it allows either
+ * direct path by prediction.
+ *
  * Each side's technique is establish.ts's naming rule applied to the pair it ends on:
  *  - UDP: the side that only answers (reachable, facing an unreachable one) has no candidates
  *    of its own, so its pair is peer-reflexive; otherwise its pair is the other's host candidate
@@ -112,11 +118,15 @@ function labSource(x: NatKind, y: NatKind): string | undefined {
   if (is('udp-blocked', 'port-restricted')) return 'lab: connect-auto';
   if (is('port-restricted', 'port-restricted')) return 'lab: connect-auto, connect-udp';
   if (is('open', 'port-restricted') || is('full-cone', 'port-restricted')) return 'lab: connect-reversal';
-  if (is('symmetric-random', 'symmetric-random')) return 'lab: connect-relay';
+  if (is('symmetric-random', 'symmetric-random')) return 'lab: connect-relay, lab-matrix';
   const easy = new Set<NatKind>(['full-cone', 'restricted-cone', 'port-restricted', 'eim-random-port', 'symmetric-firewall', 'open']);
   if ((easy.has(x) && easy.has(y)) || is('full-cone', 'symmetric-random') || is('restricted-cone', 'symmetric-random')) return 'lab: connect-udp (path only)';
-  if (is('symmetric-seq', 'port-restricted')) return 'lab: connect-prediction (--transport udp and tcp)';
-  if (is('symmetric-seq', 'symmetric-seq')) return 'counting: the TCP punch uses up the UDP window; lab: connect-prediction (--transport tcp)';
+  if (is('symmetric-seq', 'port-restricted')) return 'lab: connect-prediction (--transport udp and tcp), lab-matrix';
+  if (is('symmetric-seq', 'symmetric-seq')) return 'lab: lab-matrix (a direct path by prediction, either one); counting: the TCP punch uses up the UDP window';
+  if (is('port-restricted', 'symmetric-random') || is('symmetric-seq', 'symmetric-random')) return 'lab: lab-matrix';
+  // The README records a full `natpunch lab matrix` run: the relay for symmetric-random against
+  // port-restricted, eim-random-port, symmetric-firewall, symmetric-seq, udp-blocked and itself.
+  if (pair.has('symmetric-random') && (pair.has('eim-random-port') || pair.has('symmetric-firewall') || pair.has('udp-blocked'))) return 'lab: lab-matrix full run (README)';
   return undefined;
 }
 
@@ -148,6 +158,12 @@ for (let i = 0; i < NAT_KINDS.length; i++) for (let j = i; j < NAT_KINDS.length;
 
 test('the matrix covers all 45 unordered pairs of the nine lab kinds', () => {
   assert.equal(pairs.length, 45);
+});
+
+test('the derived expectations agree with the lab matrix\'s full run (README): 39 pairs direct, the relay for symmetric-random against six kinds', () => {
+  const relay = pairs.filter(([x, y]) => expected(x, y).path === 'relay').map(([x, y]) => (x === 'symmetric-random' ? y : x)).sort();
+  assert.deepEqual(relay, ['eim-random-port', 'port-restricted', 'symmetric-firewall', 'symmetric-random', 'symmetric-seq', 'udp-blocked']);
+  assert.equal(pairs.length - relay.length, 39);
 });
 
 const started = performance.now();
