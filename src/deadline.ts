@@ -7,15 +7,22 @@
  * blocked UDP that waited out the whole RFC 8489 retransmission budget). `clear()` stops the
  * timer once the guarded work is done, so nothing lingers either.
  */
+import { type Clock, realClock } from './clock.js';
+
 export interface Deadline {
   readonly signal: AbortSignal;
   clear(): void;
 }
 
 export function deadline(ms: number, ...signals: (AbortSignal | undefined)[]): Deadline {
+  return deadlineOn(realClock, ms, ...signals);
+}
+
+/** `deadline` with its timer on `clock` (the sim's virtual clock, src/sim). */
+export function deadlineOn(clock: Clock, ms: number, ...signals: (AbortSignal | undefined)[]): Deadline {
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(new DOMException(`no answer within ${ms} ms`, 'TimeoutError')), ms);
+  const timer = clock.setTimeout(() => controller.abort(new DOMException(`no answer within ${ms} ms`, 'TimeoutError')), ms);
   const signal = AbortSignal.any([controller.signal, ...signals.filter((s): s is AbortSignal => s !== undefined)]);
-  signal.addEventListener('abort', () => clearTimeout(timer), { once: true });
-  return { signal, clear: () => clearTimeout(timer) };
+  signal.addEventListener('abort', () => clock.clearTimeout(timer), { once: true });
+  return { signal, clear: () => clock.clearTimeout(timer) };
 }

@@ -10,7 +10,7 @@ import { AbortedError, NatpunchError } from '../errors.js';
 import { type Identity, normalizePeerId } from '../identity/index.js';
 import { formatAddress, type TransportAddress } from '../wire/index.js';
 import { UdpCheckSession, type PunchResult } from '../punch/udp-checks.js';
-import { type CandidateType, type SignalledCandidate, candidateTypeOf, checkCandidates, punchTargets } from '../punch/candidate.js';
+import { type Candidate, type CandidateType, type SignalledCandidate, candidateTypeOf, checkCandidates, punchTargets } from '../punch/candidate.js';
 import type { RelayOffer } from '../rendezvous/messages.js';
 import type { TrickleCandidate, TrickledCandidates } from '../rendezvous/trickle.js';
 import { openRelayPath } from './relay.js';
@@ -25,6 +25,7 @@ import { UdpEndpoint, type UdpRawPath } from '../path/udp-endpoint.js';
 import { Connection } from './connection.js';
 import { DEFAULT_REVERSAL_BUDGET_MS, type ReversalListener, dialReversal } from './reversal-listener.js';
 import { type Attempt, type ReadyPath, type TcpMode, type UdpMode, AUTO_UDP_GRACE_MS, noDirectPath, planPaths, race } from './path-choice.js';
+import { type Clock, realClock } from '../clock.js';
 
 const debug = debuglog('natpunch:peer');
 
@@ -34,6 +35,63 @@ const debug = debuglog('natpunch:peer');
  * waits AUTO_UDP_GRACE_MS for UDP anyway once the relay is ready, so this costs it little.
  */
 export const RELAY_HEAD_START_MS = 250;
+
+/**
+ * When the relay starts beside the direct `attempts` (see establish()): once UDP is ready (when
+ * it runs: the path the race prefers), or every direct attempt has settled, or after
+ * RELAY_HEAD_START_MS; undefined when there is no direct attempt to wait for.
+ */
+export function relayHeadStart(attempts: readonly Attempt[], clock: Clock = realClock): Promise<unknown> | undefined {
+  const direct = attempts.map((a) => a.ready);
+  if (direct.length === 0) return undefined;
+  return Promise.race([
+    attempts.find((a) => a.kind === 'udp')?.ready ?? Promise.any(direct), Promise.allSettled(direct),
+    new Promise<void>((resolve) => {
+      const timer = clock.setTimeout(resolve, RELAY_HEAD_START_MS);
+      (timer as { unref?: () => void }).unref?.();
+    }),
+  ]).catch(() => undefined);
+}
+
+/**
+ * The technique a UDP path is reported with: a LAN path when both ends are private host
+ * candidates (a peer with no NAT signs its public address as host); prediction when the pair
+ * came from the other side's predicted window, or this side signed one (its NAT maps per
+ * destination: the other side reached it through that window); else punching or reversal as
+ * the plan said.
+ */
+export function udpTechnique(instruction: PunchInstruction, mode: UdpMode, type: CandidateType, remote: TransportAddress): string {
+  const predicted = instruction.localCandidates.some((c) => c.type === 'predicted');
+  return type === 'host' && candidateTypeOf(remote) === 'host' ? 'udp-lan'
+    : type === 'predicted' || (predicted && type !== 'host') ? 'udp-prediction'
+      : mode === 'punch' ? 'udp-hole-punch' : 'udp-reversal';
+}
+
+/** What the UDP checks go to: none when answering; both sides predicting, the controlled one walks the other's window two ports per flow (candidate.ts). */
+export function udpCheckTargets(instruction: PunchInstruction, mode: UdpMode): Candidate[] {
+  if (mode === 'answer') return [];
+  const predicted = instruction.localCandidates.some((c) => c.type === 'predicted');
+  return checkCandidates(instruction.remoteCandidates, {
+    stride: predicted && instruction.role === 'controlled' && instruction.remoteCandidates.some((c) => c.type === 'predicted') ? 2 : 1,
+  });
+}
+
+/** What TCP punching connects to: a predicted window is one target per port (candidate.ts punchTargets), as for UDP checks. */
+export function tcpPunchTargets(instruction: PunchInstruction): Candidate[] {
+  const bothPredict = instruction.localTcpCandidates.some((c) => c.type === 'predicted') && instruction.remoteTcpCandidates.some((c) => c.type === 'predicted');
+  return punchTargets(instruction.remoteTcpCandidates, 'tcp', { stride: bothPredict && instruction.role === 'controlled' ? 2 : 1 });
+}
+
+/**
+ * The technique of a punched TCP connection to `remote`: as for UDP, prediction when it came
+ * through the other side's window, or this side signed one the other came through; else primed
+ * or plain simultaneous open.
+ */
+export function tcpPunchTechnique(instruction: PunchInstruction, targets: readonly Candidate[], remote: TransportAddress, primed: boolean): string {
+  const winner = targets.find((c) => c.address.port === remote.port && c.address.address === remote.address);
+  const predicted = winner?.type === 'predicted' || (instruction.localTcpCandidates.some((c) => c.type === 'predicted') && winner?.type !== 'host');
+  return predicted ? 'tcp-prediction' : primed ? 'tcp-ttl-primed' : 'tcp-simultaneous-open';
+}
 
 /** What establishing needs from the peer. */
 export interface EstablishContext {
@@ -100,12 +158,7 @@ export class Establisher {
       // take (measured in the lab: ~30 ms on a cone pair's ~50). It starts once a direct path is
       // ready (UDP when it runs: the path the race prefers), to become its standby, or all
       // failed, or after RELAY_HEAD_START_MS.
-      const direct = attempts.map((a) => a.ready);
-      const headStart = direct.length === 0 ? undefined : Promise.race([
-        attempts.find((a) => a.kind === 'udp')?.ready ?? Promise.any(direct), Promise.allSettled(direct),
-        new Promise((resolve) => setTimeout(resolve, RELAY_HEAD_START_MS).unref()),
-      ]).catch(() => undefined);
-      attempts.push(this.#relayAttempt(instruction, signal, headStart));
+      attempts.push(this.#relayAttempt(instruction, signal, relayHeadStart(attempts)));
     }
     if (attempts.length === 0) {
       throw new NatpunchError('ERR_TRANSPORT', `--transport ${instruction.transport}: no TCP technique: neither side is reachable over TCP, and ${instruction.localTcpCandidates.length ? 'the other peer' : 'this peer'} signed no TCP candidates to punch with`);
@@ -234,9 +287,7 @@ export class Establisher {
     // Punch from the L whose mapping was signed (kept or short), even if its connection has closed since.
     const tcp = this.#c.tcpMappingFor(new Set(instruction.localTcpCandidates.map((c) => formatAddress(c.address))));
     if (!tcp) throw new NatpunchError('ERR_TRANSPORT', 'TCP punching: this peer has no TCP mapping to punch from (no kept TCP connection, and no short one learnt for this session)');
-    // A predicted window is one target per port (candidate.ts punchTargets), as for UDP checks.
-    const bothPredict = instruction.localTcpCandidates.some((c) => c.type === 'predicted') && instruction.remoteTcpCandidates.some((c) => c.type === 'predicted');
-    const targets = punchTargets(instruction.remoteTcpCandidates, 'tcp', { stride: bothPredict && instruction.role === 'controlled' ? 2 : 1 });
+    const targets = tcpPunchTargets(instruction);
     const punched = await tcpSimultaneousOpen({
       localPort: tcp.localPort, localAddress: this.#c.bindAddress, remoteCandidates: targets.map((c) => c.address),
       role: instruction.role, startAt: instruction.startAt, signal,
@@ -244,10 +295,7 @@ export class Establisher {
       primeTtl: 'auto', publicAddress: tcp.mapped.address,
     });
     debug('TCP punched to %s after %d connects, priming %j', formatAddress(punched.remote), punched.attempts, punched.priming);
-    // As for UDP: through the other side's window, or this side signed one the other came through.
-    const winner = targets.find((c) => c.address.port === punched.remote.port && c.address.address === punched.remote.address);
-    const predicted = winner?.type === 'predicted' || (instruction.localTcpCandidates.some((c) => c.type === 'predicted') && winner?.type !== 'host');
-    return { socket: punched.socket, technique: predicted ? 'tcp-prediction' : punched.primed ? 'tcp-ttl-primed' : 'tcp-simultaneous-open' };
+    return { socket: punched.socket, technique: tcpPunchTechnique(instruction, targets, punched.remote, punched.primed) };
   }
 
   /**
@@ -257,27 +305,18 @@ export class Establisher {
    * The check session stays open (answering late checks) until the connection has settled.
    */
   #udpAttempt(instruction: PunchInstruction, mode: UdpMode, udp: UdpEndpoint, checks: UdpCheckSession[], signal?: AbortSignal, early?: (path: UdpRawPath) => void): Attempt {
-    // A host candidate is only a LAN path when its address is private: a peer with no NAT signs its public address as host.
-    // Prediction: the pair came from the other side's predicted window, or this side signed one
-    // (its NAT maps per destination: the other side reached it through that window).
-    const predicted = instruction.localCandidates.some((c) => c.type === 'predicted');
-    const techniqueOf = (type: CandidateType, remote: TransportAddress): string =>
-      type === 'host' && candidateTypeOf(remote) === 'host' ? 'udp-lan'
-        : type === 'predicted' || (predicted && type !== 'host') ? 'udp-prediction'
-          : mode === 'punch' ? 'udp-hole-punch' : 'udp-reversal';
+    const techniqueOf = (type: CandidateType, remote: TransportAddress): string => udpTechnique(instruction, mode, type, remote);
     // Birthday probing beside the checks, when exactly one side's NAT maps every destination to a
-    // random port; on the easy side a pair that is not the hard side's signed srflx came from it.
+    // random port. On the easy side, a pair at a port the spray probed came from it.
     const birthday = mode === 'punch' ? birthdaySide(instruction) : undefined;
+    const sprayed = new Set<number>();
     const label = (type: CandidateType, remote: TransportAddress): string =>
-      birthday?.side === 'easy' && type !== 'host' && !(remote.port === birthday.to.port && remote.address === birthday.to.address)
+      birthday?.side === 'easy' && type !== 'host' && remote.address === birthday.to.address && sprayed.has(remote.port)
         ? 'udp-birthday' : techniqueOf(type, remote);
     return this.#attempt('udp', signal, async (combined) => {
       const session = new UdpCheckSession({
         mux: this.#c.mux, session: instruction.session, key: instruction.key, role: instruction.role, startAt: instruction.startAt, signal: combined,
-        // Both sides predicting: the controlled one walks the other's window two ports per flow (candidate.ts).
-        remoteCandidates: mode === 'answer' ? [] : checkCandidates(instruction.remoteCandidates, {
-          stride: predicted && instruction.role === 'controlled' && instruction.remoteCandidates.some((c) => c.type === 'predicted') ? 2 : 1,
-        }),
+        remoteCandidates: udpCheckTargets(instruction, mode),
         onNominating: early && ((remote, type) => early(udp.pathTo(remote, label(type, remote)))),
       });
       this.#c.sessions.add(session);
@@ -287,7 +326,7 @@ export class Establisher {
         // Spray while the checks run; a hit shows up in them as a peer-reflexive pair.
         const stop = new AbortController();
         void birthdaySpray({
-          send: (data, to) => this.#c.mux.send(data, to), session: instruction.session, key: instruction.key,
+          send: (data, to) => this.#c.mux.send(data, to), session: instruction.session, key: instruction.key, sprayed,
           address: birthday.to.address, family: birthday.to.family, signal: AbortSignal.any([combined, stop.signal]),
         }).then((sent) => debug('birthday spray: %d probes', sent));
         session.result.then(() => stop.abort(), () => stop.abort());

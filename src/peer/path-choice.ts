@@ -23,6 +23,7 @@
 import type { RawPath } from '../path/raw-path.js';
 import { AbortedError, NatpunchError } from '../errors.js';
 import type { PunchInstruction } from '../rendezvous/client.js';
+import { type Clock, realClock } from '../clock.js';
 
 /**
  * How long a controlling peer that has a TCP path waits for UDP to complete too. UDP checks
@@ -92,6 +93,8 @@ export interface RaceOptions {
    * standby paths (a TCP path to fail over to, a UDP path to upgrade to).
    */
   onLatePath?: (path: ReadyPath) => void;
+  /** The grace timer's clock (default the real one; the sim passes its virtual clock). */
+  clock?: Clock;
 }
 
 /** Preference among ready paths: UDP, then TCP, then the relay. */
@@ -108,18 +111,19 @@ const RANK: Record<AttemptKind, number> = { udp: 0, tcp: 1, relay: 2 };
 export function race(attempts: Attempt[], graceMs: number, options: RaceOptions = {}): Promise<ReadyPath> {
   if (attempts.length === 1) return attempts[0]!.ready;
   const { signal, onLatePath } = options;
+  const clock = options.clock ?? realClock;
   return new Promise((resolve, reject) => {
     const failures = new Map<string, Error>();
     let done = false;
     let winnerChosen = false;
     const held: Array<{ attempt: Attempt; path: ReadyPath }> = [];
-    let graceTimer: NodeJS.Timeout | undefined;
+    let graceTimer: unknown;
     const best = (): { attempt: Attempt; path: ReadyPath } | undefined => [...held].sort((a, b) => RANK[a.attempt.kind] - RANK[b.attempt.kind])[0];
     const settle = (winner: { attempt: Attempt; path: ReadyPath } | undefined, error?: Error): void => {
       if (done) return;
       done = true;
       winnerChosen = winner !== undefined;
-      clearTimeout(graceTimer);
+      clock.clearTimeout(graceTimer);
       signal?.removeEventListener('abort', onAbort);
       if (!(winner && onLatePath)) for (const attempt of attempts) if (attempt !== winner?.attempt) attempt.abort();
       for (const other of held) {
@@ -143,7 +147,7 @@ export function race(attempts: Attempt[], graceMs: number, options: RaceOptions 
         if (done) return onLatePath && winnerChosen ? onLatePath(path) : path.close();
         held.push({ attempt, path });
         if (attempt.kind === 'udp' || graceMs <= 0 || better().length === 0) return settle(best());
-        graceTimer ??= setTimeout(() => settle(best()), graceMs);
+        graceTimer ??= clock.setTimeout(() => settle(best()), graceMs);
       }, (error: Error) => {
         if (done) return;
         failures.set(attempt.kind, error);

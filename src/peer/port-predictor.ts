@@ -11,10 +11,10 @@
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { debuglog } from 'node:util';
-import { deadline } from '../deadline.js';
+import { deadlineOn } from '../deadline.js';
+import { type Clock, realClock } from '../clock.js';
 import { StunUdpClient } from '../stun/udp-client.js';
 import { AttrType, getAttribute, otherAddress, reflexiveAddress, type TransportAddress } from '../wire/index.js';
-import { performance } from 'node:perf_hooks';
 import type { LocalCandidate, PortRange } from '../punch/candidate.js';
 import { type AllocationPattern, CLASSIFY_SAMPLES, patternOf, predictWindow } from '../punch/port-prediction.js';
 
@@ -32,8 +32,8 @@ const SAMPLE_RETRANSMISSION = { rto: 250, rc: 2, rm: 1 };
 const SAMPLE_REUSE_MS = 1_000;
 
 /** A fresh UDP socket, bound, for one sample; undefined if it cannot bind. */
-async function freshSocket(family: 4 | 6, bindAddress: string | undefined): Promise<dgram.Socket | undefined> {
-  const socket = dgram.createSocket(family === 6 ? 'udp6' : 'udp4');
+async function freshSocket(family: 4 | 6, bindAddress: string | undefined, createSocket: (type: 'udp4' | 'udp6') => dgram.Socket): Promise<dgram.Socket | undefined> {
+  const socket = createSocket(family === 6 ? 'udp6' : 'udp4');
   socket.on('error', () => {});
   try {
     socket.bind(0, bindAddress);
@@ -50,9 +50,9 @@ async function freshSocket(family: 4 | 6, bindAddress: string | undefined): Prom
  * One Binding from `socket` (sent before this returns its promise, so samples started one after
  * another leave in that order): the local and mapped port, or undefined. Closes the socket.
  */
-function sample(socket: dgram.Socket, server: TransportAddress, signal: AbortSignal): Promise<{ local: number; mapped: number } | undefined> {
-  const stun = new StunUdpClient(socket, { retransmission: SAMPLE_RETRANSMISSION });
-  const budget = deadline(SAMPLE_BUDGET_MS, signal);
+function sample(socket: dgram.Socket, server: TransportAddress, signal: AbortSignal, clock: Clock): Promise<{ local: number; mapped: number } | undefined> {
+  const stun = new StunUdpClient(socket, { retransmission: SAMPLE_RETRANSMISSION, clock });
+  const budget = deadlineOn(clock, SAMPLE_BUDGET_MS, signal);
   return stun.request(server, { signal: budget.signal }).then(
     (response) => {
       const mapped = reflexiveAddress(response.message);
@@ -75,11 +75,13 @@ function sample(socket: dgram.Socket, server: TransportAddress, signal: AbortSig
  * a Binding to the server, then one to the OTHER-ADDRESS that answer names. Undefined when the
  * server names no other address or does not answer.
  */
-async function mapsPerDestination(server: TransportAddress, bindAddress: string | undefined, signal: AbortSignal): Promise<boolean | undefined> {
-  const socket = await freshSocket(server.family, bindAddress);
+async function mapsPerDestination(
+  server: TransportAddress, bindAddress: string | undefined, signal: AbortSignal, createSocket: (type: 'udp4' | 'udp6') => dgram.Socket, clock: Clock,
+): Promise<boolean | undefined> {
+  const socket = await freshSocket(server.family, bindAddress, createSocket);
   if (!socket) return undefined;
-  const stun = new StunUdpClient(socket, { retransmission: SAMPLE_RETRANSMISSION });
-  const budget = deadline(2 * SAMPLE_BUDGET_MS, signal);
+  const stun = new StunUdpClient(socket, { retransmission: SAMPLE_RETRANSMISSION, clock });
+  const budget = deadlineOn(clock, 2 * SAMPLE_BUDGET_MS, signal);
   try {
     const first = await stun.request(server, { signal: budget.signal });
     const other = getAttribute(first.message, AttrType.OtherAddress);
@@ -100,14 +102,19 @@ async function mapsPerDestination(server: TransportAddress, bindAddress: string 
 export class PortPredictor {
   #pattern: AllocationPattern | undefined;
   readonly #bindAddress: string | undefined;
+  readonly #createSocket: (type: 'udp4' | 'udp6') => dgram.Socket;
+  readonly #clock: Clock;
   #classifying: Promise<AllocationPattern> | undefined;
   #randomPerDestination = false;
   #last: { at: number; window: { port: number; range: PortRange } | undefined } | undefined;
   /** Aborts every sample in flight when the peer closes. */
   readonly #closed = new AbortController();
 
-  constructor(options: { bindAddress?: string } = {}) {
+  /** `createSocket` and `clock` default to node:dgram and real time (src/sim passes its own). */
+  constructor(options: { bindAddress?: string; createSocket?: (type: 'udp4' | 'udp6') => dgram.Socket; clock?: Clock } = {}) {
     this.#bindAddress = options.bindAddress;
+    this.#createSocket = options.createSocket ?? ((type) => dgram.createSocket(type));
+    this.#clock = options.clock ?? realClock;
   }
 
   /**
@@ -131,14 +138,14 @@ export class PortPredictor {
    */
   classify(server: TransportAddress): Promise<AllocationPattern> {
     this.#classifying ??= (async () => {
-      const sockets = await Promise.all(Array.from({ length: CLASSIFY_SAMPLES }, () => freshSocket(server.family, this.#bindAddress)));
-      const answers = await Promise.all(sockets.map((socket) => socket && sample(socket, server, this.#closed.signal)));
+      const sockets = await Promise.all(Array.from({ length: CLASSIFY_SAMPLES }, () => freshSocket(server.family, this.#bindAddress, this.#createSocket)));
+      const answers = await Promise.all(sockets.map((socket) => socket && sample(socket, server, this.#closed.signal, this.#clock)));
       const samples = answers.filter((a): a is { local: number; mapped: number } => a !== undefined);
       this.#pattern = patternOf(samples);
       // Neither preserved nor counted: random ports. Per destination too, it is the NAT birthday
       // probing is for (the other side cannot aim at any one port).
       if (this.#pattern.kind === 'other' && samples.length >= 3 && samples.some((s) => s.local !== s.mapped)) {
-        this.#randomPerDestination = await mapsPerDestination(server, this.#bindAddress, this.#closed.signal) === true;
+        this.#randomPerDestination = await mapsPerDestination(server, this.#bindAddress, this.#closed.signal, this.#createSocket, this.#clock) === true;
       }
       debug('port allocation toward %s:%d: %o from %o', server.address, server.port, this.#pattern, samples);
       return this.#pattern;
@@ -157,12 +164,12 @@ export class PortPredictor {
     // sign an offer without the window it may need.
     const pattern = this.#pattern ?? await this.#classifying;
     if (pattern?.kind !== 'sequential') return undefined;
-    if (this.#last && performance.now() - this.#last.at < SAMPLE_REUSE_MS) return this.#last.window;
-    const socket = await freshSocket(server.family, this.#bindAddress);
-    const now = socket && await sample(socket, server, this.#closed.signal);
+    if (this.#last && this.#clock.now() - this.#last.at < SAMPLE_REUSE_MS) return this.#last.window;
+    const socket = await freshSocket(server.family, this.#bindAddress, this.#createSocket);
+    const now = socket && await sample(socket, server, this.#closed.signal, this.#clock);
     const predicted = now ? predictWindow(now.mapped, pattern.delta) : undefined;
     if (predicted) debug('counter at %d (delta %d): predicting %d in %d..%d', now!.mapped, pattern.delta, predicted.port, predicted.range.first, predicted.range.last);
-    this.#last = { at: performance.now(), window: predicted };
+    this.#last = { at: this.#clock.now(), window: predicted };
     return predicted;
   }
 

@@ -15,8 +15,9 @@
 import net from 'node:net';
 import { createHash } from 'node:crypto';
 import { debuglog } from 'node:util';
-import { setTimeout as delay } from 'node:timers/promises';
-import { deadline } from '../deadline.js';
+import { type Clock, type WallClock, realClock, realWallClock, sleep } from '../clock.js';
+import { deadlineOn } from '../deadline.js';
+import { type TcpNet, realTcpNet } from '../tcp-net.js';
 import { AbortedError, NatpunchError } from '../errors.js';
 import { DIAL_BACK_MAGIC, DIAL_BACK_OK, PREAMBLE_LENGTH, REVERSAL_MAGIC } from '../rendezvous/dial-back.js';
 import { type TransportAddress, formatAddress } from '../wire/index.js';
@@ -40,29 +41,37 @@ interface Waiter {
   resolve(socket: net.Socket): void;
 }
 
+/** The world a listener runs in (default: node:net and real timers; the sim passes its own). */
+export interface ReversalListenerOptions {
+  net?: TcpNet;
+  clock?: Clock;
+}
+
 export class ReversalListener {
   readonly #server: net.Server;
   readonly #responder: DialBackResponder;
+  readonly #clock: Clock;
   readonly #waiters = new Map<string, Waiter>();
   /** Reversal connections that arrived before their session's punch message did. */
   readonly #early = new Map<string, net.Socket>();
   #unclaimed = 0;
 
-  private constructor(server: net.Server, responder: DialBackResponder) {
+  private constructor(server: net.Server, responder: DialBackResponder, clock: Clock) {
     this.#server = server;
     this.#responder = responder;
+    this.#clock = clock;
     server.on('connection', (socket) => this.#onConnection(socket));
     server.on('error', (error) => debug('listener: %s', error.message));
   }
 
-  static async listen(responder: DialBackResponder, bindAddress?: string): Promise<ReversalListener> {
+  static async listen(responder: DialBackResponder, bindAddress?: string, options: ReversalListenerOptions = {}): Promise<ReversalListener> {
     // allowHalfOpen: as for punched sockets, the secure stream ends each direction on its own.
-    const server = net.createServer({ allowHalfOpen: true, noDelay: true });
+    const server = (options.net ?? realTcpNet).createServer({ allowHalfOpen: true, noDelay: true });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(0, bindAddress ?? '0.0.0.0', () => { server.off('error', reject); resolve(); });
     });
-    return new ReversalListener(server, responder);
+    return new ReversalListener(server, responder, options.clock ?? realClock);
   }
 
   get port(): number {
@@ -85,12 +94,12 @@ export class ReversalListener {
     }
     return new Promise((resolve, reject) => {
       const stop = (): void => {
-        clearTimeout(timer);
+        this.#clock.clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
         this.#waiters.delete(tag);
       };
       const onAbort = (): void => { stop(); reject(new AbortedError('TCP reversal aborted', { cause: signal?.reason })); };
-      const timer = setTimeout(() => {
+      const timer = this.#clock.setTimeout(() => {
         stop();
         reject(new NatpunchError('ERR_TRANSPORT', `TCP reversal: the other peer did not connect to port ${this.port} within ${timeoutMs} ms`));
       }, timeoutMs);
@@ -169,6 +178,12 @@ export interface DialReversalOptions {
   startAt?: number;
   budgetMs?: number;
   signal?: AbortSignal;
+  /** Where the connects are made (default node:net; the sim passes its own). */
+  net?: TcpNet;
+  /** Start and budget timers (default the real clock). */
+  clock?: Clock;
+  /** Reads `startAt` against this (default Date.now). */
+  wallClock?: WallClock;
 }
 
 /**
@@ -182,17 +197,19 @@ export async function dialReversal(options: DialReversalOptions): Promise<{ sock
   const remotes = [...new Map(options.remoteCandidates.map((c) => [formatAddress(c), c])).values()];
   if (remotes.length === 0) throw new NatpunchError('ERR_TRANSPORT', 'TCP reversal: the other peer signed no listener endpoints');
   const budgetMs = options.budgetMs ?? DEFAULT_REVERSAL_BUDGET_MS;
+  const clock = options.clock ?? realClock;
+  const wallNow = options.wallClock ?? realWallClock;
   try {
-    await delay(Math.max(0, (options.startAt ?? Date.now()) - Date.now()), undefined, { signal });
+    await sleep(clock, Math.max(0, (options.startAt ?? wallNow()) - wallNow()), signal);
   } catch {
     throw new AbortedError('TCP reversal aborted', { cause: signal?.reason });
   }
   const stop = new AbortController();
-  const limit = deadline(budgetMs, stop.signal, signal);
+  const limit = deadlineOn(clock, budgetMs, stop.signal, signal);
   const combined = limit.signal;
   const sockets: net.Socket[] = [];
   const connectTo = (remote: TransportAddress): Promise<{ socket: net.Socket; remote: TransportAddress }> => new Promise((resolve, reject) => {
-    const socket = net.connect({ host: remote.address, port: remote.port, localAddress: options.localAddress, family: remote.family, allowHalfOpen: true });
+    const socket = (options.net ?? realTcpNet).connect({ host: remote.address, port: remote.port, localAddress: options.localAddress, family: remote.family, allowHalfOpen: true });
     sockets.push(socket);
     const onAbort = (): void => { socket.destroy(); reject(new Error(`${formatAddress(remote)}: no answer`)); };
     combined.addEventListener('abort', onAbort, { once: true });

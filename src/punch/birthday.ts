@@ -62,6 +62,8 @@ export interface SprayOptions {
   family: 4 | 6;
   signal: AbortSignal;
   probes?: number;
+  /** Filled with every port probed (so the caller can tell a pair the spray opened). */
+  sprayed?: Set<number>;
 }
 
 /**
@@ -70,8 +72,8 @@ export interface SprayOptions {
  */
 export async function birthdaySpray(options: SprayOptions): Promise<number> {
   const username = usernameCodec.encode(options.session);
-  const probes = Math.min(options.probes ?? SPRAY_PROBES, LAST_PORT - FIRST_PORT + 1);
-  const tried = new Set<number>();
+  const probes = Math.min(options.probes ?? SPRAY_PROBES, LAST_PORT - FIRST_PORT + 1 - (options.sprayed?.size ?? 0));
+  const tried = options.sprayed ?? new Set<number>();
   let sent = 0;
   while (sent < probes && !options.signal.aborted) {
     let port: number;

@@ -31,7 +31,9 @@ import net from 'node:net';
 import { NatpunchError, AbortedError } from '../errors.js';
 import { type TransportAddress, formatAddress } from '../wire/index.js';
 import { candidateTypeOf } from './candidate.js';
-import { measurePrimingTtl, tcpTtlAddon, ttlPrimingAvailable, type PrimingTtl, type TcpTtlAddon } from './tcp-ttl.js';
+import { type PrimingTtl, type TcpTtlAddon, type TtlPriming, nativeTtlPriming } from './tcp-ttl.js';
+import { type Clock, type WallClock, realClock, realWallClock } from '../clock.js';
+import { type TcpNet, realTcpNet } from '../tcp-net.js';
 
 /**
  * Retry budget. A NAT that answers an unsolicited SYN with RST (or an ICMP error) fails the
@@ -93,6 +95,16 @@ export interface TcpSimultaneousOpenOptions {
   primeWhen?: 'refused' | 'always';
   /** The own TCP mapping's public address (the kept connection's XOR-MAPPED-ADDRESS), for 'auto'. */
   publicAddress?: string;
+  /** Where plain connects are made (default node:net; the sim passes its own, src/sim). Primed connects go through `ttlPriming`'s addon. */
+  net?: TcpNet;
+  /** Retry and budget timers (default the real clock). */
+  clock?: Clock;
+  /** Reads `startAt` against this (default Date.now). */
+  wallClock?: WallClock;
+  /** Retry jitter in [0, 1) (default Math.random; the sim passes a seeded one). */
+  random?: () => number;
+  /** Priming's addon, measurement and fd adoption (default native/tcp-ttl and node:net). */
+  ttlPriming?: TtlPriming;
 }
 
 /** Whether connects were primed, with which TTL, or why not. */
@@ -114,13 +126,14 @@ export interface TcpSimultaneousOpenResult {
 async function resolvePriming(options: TcpSimultaneousOpenOptions): Promise<{ report: PrimingReport; addon?: TcpTtlAddon } | undefined> {
   const { primeTtl } = options;
   if (primeTtl === undefined) return undefined;
-  const available = ttlPrimingAvailable();
-  const addon = tcpTtlAddon();
+  const priming = options.ttlPriming ?? nativeTtlPriming;
+  const available = priming.available();
+  const addon = priming.addon();
   if (!available.ok || !addon) return { report: { used: false, reason: available.ok ? 'the native addon did not load' : available.reason } };
   let measured: PrimingTtl;
   if (primeTtl === 'auto') {
     if (options.publicAddress === undefined) return { report: { used: false, reason: 'no public address of the TCP mapping to measure the hops to' } };
-    measured = await measurePrimingTtl(options.publicAddress, options.localAddress ?? '0.0.0.0');
+    measured = await priming.measure(options.publicAddress, options.localAddress ?? '0.0.0.0');
   } else measured = { ttl: primeTtl, hops: primeTtl - 1 };
   return measured.ttl === null ? { report: { used: false, reason: measured.reason } } : { report: { used: true, ttl: measured.ttl }, addon };
 }
@@ -134,6 +147,10 @@ async function resolvePriming(options: TcpSimultaneousOpenOptions): Promise<{ re
  */
 export function tcpSimultaneousOpen(options: TcpSimultaneousOpenOptions): Promise<TcpSimultaneousOpenResult> {
   const { localPort, role, signal } = options;
+  const tcpNet = options.net ?? realTcpNet;
+  const clock = options.clock ?? realClock;
+  const wallNow = options.wallClock ?? realWallClock;
+  const random = options.random ?? Math.random;
   const localAddress = options.localAddress ?? '0.0.0.0';
   const budgetMs = options.budgetMs ?? DEFAULT_TCP_PUNCH_BUDGET_MS;
   const remotes = [...new Map(options.remoteCandidates.map((c) => [formatAddress(c), c])).values()];
@@ -153,22 +170,22 @@ export function tcpSimultaneousOpen(options: TcpSimultaneousOpenOptions): Promis
     const primeTo = new Set<string>();
     const isPublic = (remote: TransportAddress): boolean => remote.family === 4 && candidateTypeOf(remote) === 'srflx';
     if (options.primeWhen === 'always') for (const remote of remotes) if (isPublic(remote)) primeTo.add(formatAddress(remote));
-    const timers = new Set<NodeJS.Timeout>();
+    const timers = new Set<unknown>();
     const lastErrors = new Map<string, string>();
     let attempts = 0;
     let done = false;
-    const startDelay = Math.max(0, (options.startAt ?? Date.now()) - Date.now());
-    const deadline = Date.now() + startDelay + budgetMs;
+    const startDelay = Math.max(0, (options.startAt ?? wallNow()) - wallNow());
+    const deadline = wallNow() + startDelay + budgetMs;
 
     const later = (fn: () => void, ms: number): void => {
-      const timer = setTimeout(() => { timers.delete(timer); fn(); }, ms);
+      const timer = clock.setTimeout(() => { timers.delete(timer); fn(); }, ms);
       timers.add(timer);
     };
     const finish = (error: Error | undefined, winner?: { socket: net.Socket; remote: TransportAddress }): void => {
       if (done) return;
       done = true;
       signal?.removeEventListener('abort', onAbort);
-      for (const timer of timers) clearTimeout(timer);
+      for (const timer of timers) clock.clearTimeout(timer);
       for (const fd of pendingFds) prime?.addon?.closeFd(fd);
       for (const socket of sockets) if (socket !== winner?.socket) socket.destroy();
       if (winner) {
@@ -183,8 +200,8 @@ export function tcpSimultaneousOpen(options: TcpSimultaneousOpenOptions): Promis
     const retryLater = (remote: TransportAddress, code: string): void => {
       lastErrors.set(formatAddress(remote), code);
       if (options.primeTtl !== undefined && isPublic(remote) && (code === 'ECONNREFUSED' || code === 'ECONNRESET')) primeTo.add(formatAddress(remote));
-      const delay = RETRY_DELAY_MS.min + Math.random() * (RETRY_DELAY_MS.max - RETRY_DELAY_MS.min);
-      if (RETRYABLE.has(code) && Date.now() + delay < deadline) later(() => attempt(remote), delay);
+      const delay = RETRY_DELAY_MS.min + random() * (RETRY_DELAY_MS.max - RETRY_DELAY_MS.min);
+      if (RETRYABLE.has(code) && wallNow() + delay < deadline) later(() => attempt(remote), delay);
     };
 
     /** A connected socket: the controlling side takes it, the controlled side waits for the first bytes. */
@@ -214,13 +231,13 @@ export function tcpSimultaneousOpen(options: TcpSimultaneousOpenOptions): Promis
         return retryLater(remote, (error as NodeJS.ErrnoException).code ?? (error as Error).message);
       }
       pendingFds.add(fd);
-      const primedAt = Date.now();
+      const primedAt = wallNow();
       let quiet = true;
       const poll = (): void => {
         if (done) return;
         let state: string;
         try {
-          if (quiet && Date.now() - primedAt >= PRIME_QUIET_MS) {
+          if (quiet && wallNow() - primedAt >= PRIME_QUIET_MS) {
             addon.endQuiet(fd);
             quiet = false;
           }
@@ -235,7 +252,7 @@ export function tcpSimultaneousOpen(options: TcpSimultaneousOpenOptions): Promis
           return retryLater(remote, state);
         }
         if (quiet) addon.endQuiet(fd);
-        const socket = new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
+        const socket = (options.ttlPriming ?? nativeTtlPriming).adopt(fd, { allowHalfOpen: true });
         sockets.add(socket);
         primedSockets.add(socket);
         socket.once('error', () => { sockets.delete(socket); socket.destroy(); });
@@ -258,7 +275,7 @@ export function tcpSimultaneousOpen(options: TcpSimultaneousOpenOptions): Promis
       if (wantPrimed && prime?.addon && prime.report.used) return attemptPrimed(remote, prime.report.ttl, prime.addon);
       // allowHalfOpen: the secure stream above ends each direction on its own (a peer that has
       // sent everything half-closes while still receiving), so a FIN must not end our side too.
-      const socket = net.connect({ host: remote.address, port: remote.port, localAddress, localPort, family: remote.family, allowHalfOpen: true });
+      const socket = tcpNet.connect({ host: remote.address, port: remote.port, localAddress, localPort, family: remote.family, allowHalfOpen: true });
       sockets.add(socket);
       let connected = false;
       socket.once('connect', () => {

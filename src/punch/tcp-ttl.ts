@@ -11,6 +11,7 @@
  *   Firewalls", IMC 2005, §4 (STUNT: a SYN with a TTL too small to reach the far NAT opens the
  *   own NAT without provoking the far NAT's RST)
  */
+import net from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { debuglog } from 'node:util';
 import { type AddonAvailability, addonAvailability, loadAddon } from '../native/load-addon.js';
@@ -123,3 +124,23 @@ export function measurePrimingTtl(publicAddress: string, localAddress = '0.0.0.0
   measured.set(key, result);
   return result;
 }
+
+/**
+ * Everything priming needs from outside: whether it can run, the addon, the TTL measurement,
+ * and adopting a connected fd as a node:net Socket. Injected so the sim can prime on its own
+ * sockets (src/sim/tcp-ttl.ts); the default is native/tcp-ttl, measurePrimingTtl and node:net.
+ */
+export interface TtlPriming {
+  available(): TtlPrimingAvailability;
+  addon(): TcpTtlAddon | undefined;
+  measure(publicAddress: string, localAddress: string): Promise<PrimingTtl>;
+  /** The socket for a primed connect that has connected (what `new net.Socket({ fd })` does). */
+  adopt(fd: number, options: { allowHalfOpen: boolean }): net.Socket;
+}
+
+export const nativeTtlPriming: TtlPriming = {
+  available: ttlPrimingAvailable,
+  addon: tcpTtlAddon,
+  measure: measurePrimingTtl,
+  adopt: (fd, options) => new net.Socket({ fd, allowHalfOpen: options.allowHalfOpen, readable: true, writable: true }),
+};

@@ -21,6 +21,8 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
+import { type Clock, realClock } from '../clock.js';
+import { type TcpNet, realTcpNet } from '../tcp-net.js';
 import {
   type TransportAddress, AttrType, Method, MessageClass, decodeMessage, encodeMessage, isStunMessage, username,
 } from '../wire/index.js';
@@ -39,6 +41,12 @@ export interface DialBackOptions {
   localAddress: string;
   /** Give up after this long (default DEFAULT_DIAL_BACK_TIMEOUT_MS); the server uses dialBackTimeout() up to this. */
   timeoutMs?: number;
+  /** Makes the UDP probe's socket (default dgram.createSocket; src/sim passes its own). */
+  createSocket?: (type: 'udp4' | 'udp6') => dgram.Socket;
+  /** Makes the TCP probe's connection (default node:net). */
+  net?: TcpNet;
+  /** The probes' timers (default the real clock). */
+  clock?: Clock;
 }
 
 /**
@@ -68,19 +76,20 @@ export function dialBackPreamble(token: string): Buffer {
 export function dialBackUdp(target: TransportAddress, token: string, options: DialBackOptions): Promise<boolean> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_DIAL_BACK_TIMEOUT_MS;
   if (target.family !== (net.isIPv6(options.localAddress) ? 6 : 4)) return Promise.resolve(false);
+  const clock = options.clock ?? realClock;
   return new Promise((resolve) => {
-    const socket = dgram.createSocket(target.family === 6 ? 'udp6' : 'udp4');
+    const socket = (options.createSocket ?? dgram.createSocket)(target.family === 6 ? 'udp6' : 'udp4');
     const transactionId = randomBytes(12);
     const request = encodeMessage({
       method: Method.Binding, messageClass: MessageClass.Request, transactionId,
       attributes: [{ type: AttrType.Username, value: username.encode(token) }],
     }, { fingerprint: true });
-    const timers: NodeJS.Timeout[] = [];
+    const timers: unknown[] = [];
     let done = false;
     const finish = (reachable: boolean): void => {
       if (done) return;
       done = true;
-      for (const timer of timers) clearTimeout(timer);
+      for (const timer of timers) clock.clearTimeout(timer);
       socket.close();
       resolve(reachable);
     };
@@ -97,7 +106,7 @@ export function dialBackUdp(target: TransportAddress, token: string, options: Di
     socket.bind(0, options.localAddress, () => {
       const send = (): void => { if (!done) socket.send(request, target.port, target.address); };
       send();
-      timers.push(setTimeout(send, timeoutMs / 4), setTimeout(send, timeoutMs / 2), setTimeout(() => finish(false), timeoutMs));
+      timers.push(clock.setTimeout(send, timeoutMs / 4), clock.setTimeout(send, timeoutMs / 2), clock.setTimeout(() => finish(false), timeoutMs));
     });
   });
 }
@@ -108,18 +117,19 @@ export function dialBackUdp(target: TransportAddress, token: string, options: Di
  */
 export function dialBackTcp(target: TransportAddress, token: string, options: DialBackOptions): Promise<boolean> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_DIAL_BACK_TIMEOUT_MS;
+  const clock = options.clock ?? realClock;
   return new Promise((resolve) => {
-    const socket = net.connect({ host: target.address, port: target.port, localAddress: options.localAddress, family: target.family });
+    const socket = (options.net ?? realTcpNet).connect({ host: target.address, port: target.port, localAddress: options.localAddress, family: target.family });
     let received = Buffer.alloc(0);
     let done = false;
     const finish = (reachable: boolean): void => {
       if (done) return;
       done = true;
-      clearTimeout(timer);
+      clock.clearTimeout(timer);
       socket.destroy();
       resolve(reachable);
     };
-    const timer = setTimeout(() => finish(false), timeoutMs);
+    const timer = clock.setTimeout(() => finish(false), timeoutMs);
     socket.on('error', () => finish(false));
     socket.on('close', () => finish(false));
     socket.on('connect', () => socket.write(dialBackPreamble(token)));

@@ -1,7 +1,8 @@
 /**
  * A NAT's UDP state machine in RFC 4787's terms: mappings, filtering, port assignment,
  * refresh and hairpinning. Pure state: it decides what becomes of a packet and never sends
- * one (src/sim/network.ts moves the packets).
+ * one (src/sim/network.ts moves the packets). TCP uses its mappings and port assignment too
+ * (`protocol: 'tcp'`); TCP's filtering is per connection, in src/sim/tcp-conntrack.ts.
  *
  * @see RFC 4787 §4.1 (mapping), §4.2.1 (port assignment), §4.3 (mapping refresh), §5 (filtering), §6 (hairpinning)
  */
@@ -52,7 +53,15 @@ export interface Endpoint {
   port: number;
 }
 
+/**
+ * The transport a mapping is for. UDP and TCP mappings live in separate tables, as Linux keeps
+ * them (a port held for UDP is free for TCP); a sequential allocator's counter is shared by both,
+ * as the lab's `numgen` counts every new flow (NATLAB-FACTS).
+ */
+export type Protocol = 'udp' | 'tcp';
+
 export interface MappingView {
+  protocol: Protocol;
   internal: Endpoint;
   external: Endpoint;
   /** Who may send in: remote keys ("ip" or "ip:port", by filtering), empty for endpoint-independent filtering. */
@@ -62,6 +71,7 @@ export interface MappingView {
 
 interface Mapping {
   key: string;
+  protocol: Protocol;
   internal: Endpoint;
   external: Endpoint;
   expiresAt: number;
@@ -73,6 +83,11 @@ const MAX_PORT_TRIES = 1000;
 
 export function endpointKey(e: Endpoint): string {
   return `${e.address}:${e.port}`;
+}
+
+/** A table key for an endpoint of `protocol` (UDP's keys are plain "ip:port", as before TCP existed). */
+function externalKey(e: Endpoint, protocol: Protocol): string {
+  return protocol === 'udp' ? endpointKey(e) : `tcp/${endpointKey(e)}`;
 }
 
 export class Nat {
@@ -98,16 +113,16 @@ export class Nat {
    * from (creating or refreshing the mapping and opening the filter toward `remote`), or
    * undefined when the NAT drops it.
    */
-  outbound(internal: Endpoint, remote: Endpoint, now: number): Endpoint | undefined {
+  outbound(internal: Endpoint, remote: Endpoint, now: number, protocol: Protocol = 'udp'): Endpoint | undefined {
     const b = this.behaviour;
-    if (b.blockUdp) return undefined;
-    const key = this.#mappingKey(internal, remote);
+    if (b.blockUdp && protocol === 'udp') return undefined;
+    const key = this.#mappingKey(internal, remote, protocol);
     let mapping = this.#live(this.#byKey.get(key), now);
     if (mapping === undefined) {
-      const external = b.translate ? { address: this.externalAddress, port: this.#assignPort(internal.port, now) } : { ...internal };
-      mapping = { key, internal: { ...internal }, external, expiresAt: 0, permissions: new Map() };
+      const external = b.translate ? { address: this.externalAddress, port: this.#assignPort(internal.port, now, protocol) } : { ...internal };
+      mapping = { key, protocol, internal: { ...internal }, external, expiresAt: 0, permissions: new Map() };
       this.#byKey.set(key, mapping);
-      this.#byExternal.set(endpointKey(external), mapping);
+      this.#byExternal.set(externalKey(external, protocol), mapping);
     }
     // RFC 4787 REQ-6: outbound traffic refreshes the mapping, and the filter opens toward
     // where it went (§5), for as long as the mapping lives.
@@ -124,7 +139,7 @@ export class Nat {
   inbound(remote: Endpoint, external: Endpoint, now: number): Endpoint | undefined {
     const b = this.behaviour;
     if (b.blockUdp) return undefined;
-    const mapping = this.#live(this.#byExternal.get(endpointKey(external)), now);
+    const mapping = this.#live(this.#byExternal.get(externalKey(external, 'udp')), now);
     if (mapping === undefined) return undefined;
     const permission = this.#permissionKey(remote);
     if (permission !== undefined) {
@@ -146,7 +161,7 @@ export class Nat {
    */
   hairpin(internal: Endpoint, external: Endpoint, now: number): { from: Endpoint; to: Endpoint } | undefined {
     if (!this.behaviour.hairpin || this.behaviour.blockUdp) return undefined;
-    const target = this.#live(this.#byExternal.get(endpointKey(external)), now);
+    const target = this.#live(this.#byExternal.get(externalKey(external, 'udp')), now);
     if (target === undefined) return undefined;
     const from = this.outbound(internal, external, now);
     return from && { from, to: { ...target.internal } };
@@ -167,7 +182,7 @@ export class Nat {
   /** The live mappings at `now`, for tests and traces. */
   mappings(now: number): MappingView[] {
     return [...this.#byKey.values()].filter((m) => m.expiresAt > now).map((m) => ({
-      internal: { ...m.internal }, external: { ...m.external }, expiresAt: m.expiresAt,
+      protocol: m.protocol, internal: { ...m.internal }, external: { ...m.external }, expiresAt: m.expiresAt,
       permissions: [...m.permissions].filter(([, until]) => until > now).map(([k]) => k),
     }));
   }
@@ -175,15 +190,16 @@ export class Nat {
   #live(mapping: Mapping | undefined, now: number): Mapping | undefined {
     if (mapping === undefined || mapping.expiresAt > now) return mapping;
     this.#byKey.delete(mapping.key);
-    this.#byExternal.delete(endpointKey(mapping.external));
+    this.#byExternal.delete(externalKey(mapping.external, mapping.protocol));
     return undefined;
   }
 
-  #mappingKey(internal: Endpoint, remote: Endpoint): string {
+  #mappingKey(internal: Endpoint, remote: Endpoint, protocol: Protocol): string {
+    const local = externalKey(internal, protocol);
     switch (this.behaviour.mapping) {
-      case 'endpoint-independent': return endpointKey(internal);
-      case 'address-dependent': return `${endpointKey(internal)}>${remote.address}`;
-      case 'address-and-port-dependent': return `${endpointKey(internal)}>${endpointKey(remote)}`;
+      case 'endpoint-independent': return local;
+      case 'address-dependent': return `${local}>${remote.address}`;
+      case 'address-and-port-dependent': return `${local}>${endpointKey(remote)}`;
     }
   }
 
@@ -196,18 +212,18 @@ export class Nat {
   }
 
   /** Whether an external port is free: no live mapping holds it (RFC 4787 REQ-3: no port overloading). */
-  #free(port: number, now: number): boolean {
-    return this.#live(this.#byExternal.get(`${this.externalAddress}:${port}`), now) === undefined;
+  #free(port: number, now: number, protocol: Protocol): boolean {
+    return this.#live(this.#byExternal.get(externalKey({ address: this.externalAddress, port }, protocol)), now) === undefined;
   }
 
-  #assignPort(internalPort: number, now: number): number {
+  #assignPort(internalPort: number, now: number, protocol: Protocol): number {
     const a = this.behaviour.portAssignment;
-    if (a.kind === 'preserving' && this.#free(internalPort, now)) return internalPort;
+    if (a.kind === 'preserving' && this.#free(internalPort, now, protocol)) return internalPort;
     for (let i = 0; i < MAX_PORT_TRIES; i++) {
       const port = a.kind === 'sequential'
         ? a.base + ((this.#sequence++ * a.delta) % a.count + a.count) % a.count
         : a.kind === 'random' ? this.#prng.int(a.min, a.max) : this.#prng.int(1024, 65535);
-      if (this.#free(port, now)) return port;
+      if (this.#free(port, now, protocol)) return port;
     }
     throw new SimError(`nat ${this.externalAddress}: no free external port after ${MAX_PORT_TRIES} tries`);
   }

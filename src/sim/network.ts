@@ -2,8 +2,11 @@
  * The in-process network: a tree of routers with hosts at the leaves, as pion's vnet builds
  * it. The root router is "the internet"; a router below it may carry a NAT (src/sim/nat.ts)
  * between its upstream side and the nodes below it; each node hangs off its router by a Link
- * (latency, jitter, loss). Only UDP datagrams exist, and only between sim sockets
- * (src/sim/socket.ts): nothing here touches a real socket.
+ * (latency, jitter, loss). UDP datagrams and TCP segments exist, only between sim sockets
+ * (src/sim/socket.ts, src/sim/tcp-socket.ts): nothing here touches a real socket. A TCP
+ * segment goes through the NAT's conntrack (src/sim/tcp-conntrack.ts) instead of its UDP
+ * filter, and carries an IP TTL that each router decrements (so a low-TTL SYN can die in the
+ * core, as priming needs); UDP datagrams carry none.
  *
  * Forwarding at a router, for a datagram from below:
  * 1. the destination is below this router (another host on the LAN): straight down, untranslated;
@@ -18,14 +21,22 @@ import { Nat, type NatBehaviour, type Endpoint, endpointKey } from './nat.js';
 import { Prng } from './prng.js';
 import type { VirtualClock } from './virtual-clock.js';
 import type { SimUdpSocket } from './socket.js';
+import { TcpConntrack } from './tcp-conntrack.js';
+import { TcpStack } from './tcp-stack.js';
+import type { TcpHeader } from './tcp-segment.js';
 
+/** A UDP datagram, or a TCP segment when `tcp` is set. */
 export interface Datagram {
   src: Endpoint;
   dst: Endpoint;
   payload: Buffer;
+  /** The TCP header: this is a segment, not a datagram. */
+  tcp?: TcpHeader;
+  /** IP TTL, decremented by each router (TCP segments only; a datagram without one never expires). */
+  ttl?: number;
 }
 
-export type DropReason = 'loss' | 'no-route' | 'filtered' | 'udp-blocked' | 'no-hairpin' | 'no-socket';
+export type DropReason = 'loss' | 'no-route' | 'filtered' | 'udp-blocked' | 'no-hairpin' | 'no-socket' | 'ttl-expired';
 
 /** What `Network.trace` is told: every hop's decision, for debugging a scenario. */
 export interface TraceEvent {
@@ -51,7 +62,7 @@ export class Network {
   /** The root router: no NAT, no upstream. */
   readonly internet: Router;
   readonly stats: Record<DropReason | 'sent' | 'delivered', number> = {
-    sent: 0, delivered: 0, loss: 0, 'no-route': 0, filtered: 0, 'udp-blocked': 0, 'no-hairpin': 0, 'no-socket': 0,
+    sent: 0, delivered: 0, loss: 0, 'no-route': 0, filtered: 0, 'udp-blocked': 0, 'no-hairpin': 0, 'no-socket': 0, 'ttl-expired': 0,
   };
   /** Set to observe every hop. */
   trace: ((event: TraceEvent) => void) | undefined;
@@ -65,11 +76,17 @@ export class Network {
   }
 
   /** A router below `parent` (default: the internet) with `wanAddress` upstream and, optionally, a NAT. */
-  addRouter(options: { name: string; parent?: Router; wanAddress: string; nat?: NatBehaviour; link?: LinkOptions }): Router {
+  /**
+   * A router below `parent` (default: the internet) with `wanAddress` upstream and, optionally, a
+   * NAT; `tcpUnsolicited` is what its NAT does with an unsolicited TCP segment (default 'drop',
+   * as the lab's RouterOptions).
+   */
+  addRouter(options: { name: string; parent?: Router; wanAddress: string; nat?: NatBehaviour; link?: LinkOptions; tcpUnsolicited?: 'drop' | 'rst' }): Router {
     const parent = options.parent ?? this.internet;
     const link = new Link(options.link ?? {}, this.prng.derive(`link/${this.#claim(options.name)}`));
     const nat = options.nat && new Nat(options.nat, { externalAddress: options.wanAddress, prng: this.prng.derive(`nat/${options.name}`) });
-    const router = new Router(this, options.name, parent, link, nat, options.wanAddress);
+    const tcp = nat && new TcpConntrack(nat, { unsolicited: options.tcpUnsolicited ?? 'drop' });
+    const router = new Router(this, options.name, parent, link, nat, options.wanAddress, tcp);
     parent.attach(router);
     return router;
   }
@@ -122,6 +139,8 @@ export class Router {
     readonly uplink: Link | undefined,
     readonly nat: Nat | undefined,
     readonly wanAddress?: string,
+    /** The NAT's TCP connection tracking (present whenever `nat` is). */
+    readonly tcp?: TcpConntrack,
   ) {}
 
   /** @internal */
@@ -138,14 +157,22 @@ export class Router {
   /** Forget every NAT mapping, as a reboot does (NATLAB-FACTS: `conntrack -F` plus flushing the maps). */
   reboot(): void {
     this.nat?.flush();
+    this.tcp?.flush();
   }
 
   /** @internal A datagram arriving from a node below. */
-  fromBelow(child: Node, d: Datagram): void {
+  fromBelow(child: Node, arriving: Datagram): void {
     const now = this.network.clock.now();
+    const d = this.#hop(arriving);
+    if (d === undefined) return;
     const sibling = this.#childReaching(d.dst.address);
     if (sibling !== undefined && sibling !== child) {
       this.#down(sibling, d);
+      return;
+    }
+    if (d.tcp && this.nat?.ownsAddress(d.dst.address)) {
+      // TCP hairpinning is not modelled (docs/sim.md).
+      this.network.emit(this.name, 'drop', d, 'no-hairpin');
       return;
     }
     if (this.nat?.ownsAddress(d.dst.address)) {
@@ -165,7 +192,15 @@ export class Router {
       return;
     }
     let out = d;
-    if (this.nat) {
+    if (d.tcp && this.tcp) {
+      const verdict = this.tcp.outbound(d, now);
+      if (verdict.action !== 'forward') {
+        this.network.emit(this.name, 'drop', d, verdict.action === 'drop' ? verdict.reason : 'filtered');
+        return;
+      }
+      out = verdict.datagram;
+      if (this.nat!.behaviour.translate) this.network.emit(this.name, 'translate', out);
+    } else if (this.nat) {
       const src = this.nat.outbound(d.src, d.dst, now);
       if (src === undefined) {
         this.network.emit(this.name, 'drop', d, 'udp-blocked');
@@ -174,14 +209,28 @@ export class Router {
       out = { ...d, src };
       if (this.nat.behaviour.translate) this.network.emit(this.name, 'translate', out);
     }
-    const parent = this.parent;
-    this.network.carry(this.uplink, this.name, out, (x) => parent.fromBelow(this, x));
+    this.#up(out);
   }
 
   /** @internal A datagram arriving from upstream. */
-  fromAbove(d: Datagram): void {
+  fromAbove(arriving: Datagram): void {
+    const d = this.#hop(arriving);
+    if (d === undefined) return;
     let inside = d;
-    if (this.nat) {
+    if (d.tcp && this.tcp) {
+      const verdict = this.tcp.inbound(d, this.network.clock.now());
+      if (verdict.action !== 'forward') {
+        this.network.emit(this.name, 'drop', d, verdict.action === 'drop' ? verdict.reason : 'filtered');
+        if (verdict.action === 'reject') {
+          // `reject with tcp reset`: the router answers from the address the segment was for.
+          this.network.emit(this.name, 'send', verdict.reset);
+          this.#up(verdict.reset);
+        }
+        return;
+      }
+      inside = verdict.datagram;
+      if (this.nat!.behaviour.translate) this.network.emit(this.name, 'translate', inside);
+    } else if (this.nat) {
       const internal = this.nat.inbound(d.src, d.dst, this.network.clock.now());
       if (internal === undefined) {
         this.network.emit(this.name, 'drop', d, this.nat.behaviour.blockUdp ? 'udp-blocked' : 'filtered');
@@ -198,6 +247,26 @@ export class Router {
     this.#down(target, inside);
   }
 
+  /** Up to the parent router (the root has none: dropped). */
+  #up(d: Datagram): void {
+    const parent = this.parent;
+    if (parent === undefined || this.uplink === undefined) {
+      this.network.emit(this.name, 'drop', d, 'no-route');
+      return;
+    }
+    this.network.carry(this.uplink, this.name, d, (x) => parent.fromBelow(this, x));
+  }
+
+  /** Forwarding costs one TTL: a segment that arrives with TTL 1 dies here (no ICMP is modelled). */
+  #hop(d: Datagram): Datagram | undefined {
+    if (d.ttl === undefined) return d;
+    if (d.ttl <= 1) {
+      this.network.emit(this.name, 'drop', d, 'ttl-expired');
+      return undefined;
+    }
+    return { ...d, ttl: d.ttl - 1 };
+  }
+
   #childReaching(address: string): Node | undefined {
     return this.children.find((c) => c.reaches(address));
   }
@@ -210,6 +279,8 @@ export class Router {
 
 export class Host {
   readonly addresses: readonly string[];
+  /** The host's TCP: its sockets, listeners, and RSTs for closed ports. */
+  readonly tcp: TcpStack;
   /** Bound sockets by "address:port" (address 0.0.0.0 for a wildcard bind). */
   readonly #sockets = new Map<string, SimUdpSocket>();
   readonly #prng: Prng;
@@ -225,6 +296,7 @@ export class Host {
   ) {
     this.addresses = [...addresses];
     this.#prng = prng;
+    this.tcp = new TcpStack(this, prng.derive('tcp'));
   }
 
   reaches(address: string): boolean {
@@ -261,7 +333,12 @@ export class Host {
   /** @internal A datagram from a socket of this host. */
   send(local: Endpoint, dst: Endpoint, payload: Buffer): void {
     const src = { address: local.address === '0.0.0.0' ? this.addresses[0]! : local.address, port: local.port };
-    const d: Datagram = { src, dst: { ...dst }, payload };
+    this.transmit({ src, dst: { ...dst }, payload });
+  }
+
+  /** @internal A datagram or segment from this host, its source address already chosen. */
+  transmit(d: Datagram): void {
+    const dst = d.dst;
     this.network.emit(this.name, 'send', d);
     if (this.reaches(dst.address)) {
       this.network.clock.setTimeout(() => this.fromAbove(d), 0);
@@ -272,6 +349,10 @@ export class Host {
 
   /** @internal A datagram for this host. */
   fromAbove(d: Datagram): void {
+    if (d.tcp) {
+      this.tcp.receive(d);
+      return;
+    }
     const socket = this.#sockets.get(endpointKey(d.dst)) ?? this.#sockets.get(`0.0.0.0:${d.dst.port}`);
     if (socket === undefined) {
       this.network.emit(this.name, 'drop', d, 'no-socket');

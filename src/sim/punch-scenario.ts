@@ -65,7 +65,8 @@ export interface UdpPunchOutcome {
   wallMs: number;
 }
 
-function routerOptions(side: NatKind | SimRouterOptions, rttMs: number): SimRouterOptions {
+/** A side's router options with its WAN latency: a quarter of the client-to-client round trip, unless set. */
+export function routerOptions(side: NatKind | SimRouterOptions, rttMs: number): SimRouterOptions {
   const options = typeof side === 'string' ? { kind: side } : side;
   return { ...options, wan: { ...options.wan, latencyMs: options.wan?.latencyMs ?? rttMs / 4 } };
 }
@@ -131,6 +132,8 @@ export interface SimPeer {
   socket: Socket;
   mux: UdpMux;
   candidates: Candidate[];
+  /** The server-reflexive address STUN reported (none when UDP is blocked). */
+  srflx?: TransportAddress;
 }
 
 /** A peer's one socket, its srflx from STUN (none when UDP is blocked), and the candidates it would sign. */
@@ -154,7 +157,7 @@ export async function openPeer(lab: SimLab, name: string): Promise<SimPeer> {
     const address = parseEndpoint(text);
     return { type: candidateTypeOf(address), address };
   });
-  return { socket, mux: new UdpMux(socket, false), candidates };
+  return { socket, mux: new UdpMux(socket, false), candidates, ...(srflx ? { srflx } : {}) };
 }
 
 function parseEndpoint(text: string): TransportAddress {
@@ -173,7 +176,7 @@ function isPeer(lab: SimLab, side: PunchSide, otherHost: string, otherSocket: So
   const known = new Set(host.interfaceAddresses().map((address) => `${address}:${port}`));
   for (let router: Router | undefined = host.parent; router !== undefined; router = router.parent) {
     for (const m of router.nat?.mappings(lab.clock.now()) ?? []) {
-      if (known.has(endpointKey(m.internal))) known.add(endpointKey(m.external));
+      if (m.protocol === 'udp' && known.has(endpointKey(m.internal))) known.add(endpointKey(m.external));
     }
   }
   return known.has(formatAddress(side.result.remote));

@@ -36,17 +36,7 @@ export class SimUdpSocket extends EventEmitter {
   bind(...args: unknown[]): this {
     if (this.#closed) throw notRunning();
     if (this.#local !== undefined) throw Object.assign(new Error('Socket is already bound'), { code: 'ERR_SOCKET_ALREADY_BOUND' });
-    let port = 0;
-    let address = '0.0.0.0';
-    const callback = typeof args[args.length - 1] === 'function' ? args.pop() as () => void : undefined;
-    if (typeof args[0] === 'object' && args[0] !== null) {
-      const options = args[0] as { port?: number; address?: string };
-      port = options.port ?? 0;
-      address = options.address ?? address;
-    } else {
-      if (typeof args[0] === 'number') port = args[0];
-      if (typeof args[1] === 'string') address = args[1];
-    }
+    const { port, address, callback } = portArguments(args, 'address');
     if (callback) this.once('listening', callback);
     try {
       this.#local = this.host.bind(this, address, port);
@@ -118,6 +108,19 @@ export function createSimSocket(host: Host, type: SocketType | SocketOptions = '
   const kind = typeof type === 'string' ? type : type.type;
   if (kind !== 'udp4') throw new SimError(`sim socket: ${kind} is not modelled (the sim, like the lab, is IPv4 only)`);
   return new SimUdpSocket(host) as unknown as Socket;
+}
+
+/**
+ * The arguments of dgram's bind() and net's listen(): (port?, address?, callback?) or
+ * ({ port, [addressKey] }, callback?); port 0 and address 0.0.0.0 by default.
+ */
+export function portArguments(args: unknown[], addressKey: 'address' | 'host'): { port: number; address: string; callback?: () => void } {
+  const callback = typeof args[args.length - 1] === 'function' ? args.pop() as () => void : undefined;
+  if (typeof args[0] === 'object' && args[0] !== null) {
+    const options = args[0] as Record<string, unknown>;
+    return { port: (options['port'] as number | undefined) ?? 0, address: (options[addressKey] as string | undefined) ?? '0.0.0.0', callback };
+  }
+  return { port: typeof args[0] === 'number' ? args[0] : 0, address: typeof args[1] === 'string' ? args[1] : '0.0.0.0', callback };
 }
 
 function toBuffer(message: Message): Buffer {

@@ -6,7 +6,8 @@
  * hosts instead of namespaces and nftables.
  *
  * What the lab cannot do and the sim adds: latency and jitter on each WAN link (the lab has
- * no netem). What the sim leaves out: TCP (tcpUnsolicited), miniupnpd.
+ * no netem). What the sim leaves out: miniupnpd. `tcpUnsolicited` is the router's answer to an
+ * unsolicited TCP segment, as in the lab (src/sim/tcp-conntrack.ts).
  */
 import { type RouterOptions, SERVER_ADDRESSES, planLab } from '../lab/topology.js';
 import { StunServer } from '../stun/server.js';
@@ -16,6 +17,8 @@ import type { LinkOptions } from './link.js';
 import { natPreset } from './nat-presets.js';
 import { Network, type Host, type Router } from './network.js';
 import { createSimSocket } from './socket.js';
+import { createSimTcpNet } from './tcp-socket.js';
+import type { TcpNet } from '../tcp-net.js';
 import { VirtualClock } from './virtual-clock.js';
 
 export interface SimRouterOptions extends RouterOptions {
@@ -44,6 +47,8 @@ export interface SimLab {
   readonly hosts: Readonly<Record<string, Host>>;
   /** A socket factory for host `name` (server included), for the `createSocket` options of checkNat and StunServer. */
   socketFactory(name: string): (type?: SocketType | SocketOptions) => Socket;
+  /** node:net on host `name` (server included), for the `net` options of the TCP code. */
+  tcpNet(name: string): TcpNet;
 }
 
 /** Builds the lab's topology in a fresh sim network. */
@@ -76,6 +81,7 @@ export function createSimLab(options: SimLabOptions): SimLab {
         ...(r.options.udpTimeoutSeconds !== null ? { mappingTimeoutMs: r.options.udpTimeoutSeconds * 1000 } : {}),
       }),
       link,
+      tcpUnsolicited: r.options.tcpUnsolicited,
     });
     routers[r.name] = router;
     byNetns.set(r.netns, router);
@@ -87,13 +93,18 @@ export function createSimLab(options: SimLabOptions): SimLab {
     hosts[h.name] = network.addHost({ name: h.name, parent: router, addresses: h.addresses });
   }
   const all: Record<string, Host> = { ...hosts, server };
+  const hostNamed = (name: string): Host => {
+    const host = all[name];
+    if (host === undefined) throw new SimError(`sim lab: no host ${JSON.stringify(name)}, expected one of ${Object.keys(all).join(', ')}`);
+    return host;
+  };
   return {
     clock, network, server, routers, hosts,
     socketFactory(name) {
-      const host = all[name];
-      if (host === undefined) throw new SimError(`sim lab: no host ${JSON.stringify(name)}, expected one of ${Object.keys(all).join(', ')}`);
+      const host = hostNamed(name);
       return (type) => createSimSocket(host, type);
     },
+    tcpNet: (name) => createSimTcpNet(hostNamed(name)),
   };
 }
 

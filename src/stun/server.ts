@@ -1,4 +1,5 @@
 import dgram from 'node:dgram';
+import { type TcpNet, realTcpNet } from '../tcp-net.js';
 import net from 'node:net';
 import tls from 'node:tls';
 import { once } from 'node:events';
@@ -45,6 +46,8 @@ export interface StunServerOptions {
   native?: boolean;
   /** Makes the UDP sockets (default `dgram.createSocket`; src/sim passes its own). */
   createUdpSocket?: (options: dgram.SocketOptions) => dgram.Socket;
+  /** Makes the TCP listeners (default node:net; src/sim passes its own). */
+  net?: TcpNet;
 }
 
 /** A client as a protocol sharing the STUN ports sees it: its 5-tuple and a way to answer. */
@@ -168,7 +171,7 @@ export class StunServer {
     receiveDatagrams(udp, (batch) => { for (let i = 0; i < batch.count; i++) this.#onDatagram(endpoint, batch, i); }, { native: this.#options.native, gro: true });
     udp.on('error', (error) => debug('udp %s: %s', formatAddress(endpoint.local), error.message));
     if (this.#options.tcp !== false) {
-      const tcp = net.createServer((socket) => this.#onConnection(endpoint, socket, 'tcp'));
+      const tcp = (this.#options.net ?? realTcpNet).createServer({}, (socket) => this.#onConnection(endpoint, socket, 'tcp'));
       tcp.maxConnections = this.#options.maxTcpConnections;
       tcp.listen(bound.port, address);
       await once(tcp, 'listening');

@@ -7,6 +7,8 @@ import {
 } from '../wire/index.js';
 import { StreamFramer } from './framing.js';
 import type { RequestOptions } from './udp-client.js';
+import { type Clock, realClock } from '../clock.js';
+import { type TcpNet, realTcpNet } from '../tcp-net.js';
 
 /** RFC 8489 §6.2.2: a transaction over TCP fails after Ti = 39.5 s without a response. */
 export const TCP_TRANSACTION_TIMEOUT = 39_500;
@@ -22,9 +24,11 @@ export class StunTcpClient {
   #framer = new StreamFramer();
   #pending = new Map<string, { resolve(m: StunMessage): void; reject(e: Error): void; key?: Uint8Array }>();
   #error: Error | undefined;
+  readonly #clock: Clock;
 
-  private constructor(socket: net.Socket) {
+  private constructor(socket: net.Socket, clock: Clock) {
     this.socket = socket;
+    this.#clock = clock;
     socket.on('data', (chunk) => {
       let frames: Uint8Array[];
       try {
@@ -40,20 +44,24 @@ export class StunTcpClient {
     socket.on('close', () => this.#fail(new NatpunchError('ERR_STUN_CLOSED', 'STUN over TCP: connection closed')));
   }
 
-  /** Connect to a STUN server over TCP. `localPort` pins the local port (libuv sets SO_REUSEADDR before bind). */
-  static connect(to: TransportAddress, options: { localAddress?: string; localPort?: number; signal?: AbortSignal; timeoutMs?: number } = {}): Promise<StunTcpClient> {
+  /**
+   * Connect to a STUN server over TCP. `localPort` pins the local port (libuv sets SO_REUSEADDR
+   * before bind). `net` and `clock` default to node:net and real timers (the sim passes its own).
+   */
+  static connect(to: TransportAddress, options: { localAddress?: string; localPort?: number; signal?: AbortSignal; timeoutMs?: number; net?: TcpNet; clock?: Clock } = {}): Promise<StunTcpClient> {
+    const clock = options.clock ?? realClock;
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: to.address, port: to.port, localAddress: options.localAddress, localPort: options.localPort });
-      const timer = setTimeout(() => done(new TransactionTimeoutError(`STUN over TCP: connect to ${formatAddress(to)} timed out`)), options.timeoutMs ?? TCP_TRANSACTION_TIMEOUT);
+      const socket = (options.net ?? realTcpNet).connect({ host: to.address, port: to.port, localAddress: options.localAddress, localPort: options.localPort });
+      const timer = clock.setTimeout(() => done(new TransactionTimeoutError(`STUN over TCP: connect to ${formatAddress(to)} timed out`)), options.timeoutMs ?? TCP_TRANSACTION_TIMEOUT);
       const onAbort = (): void => done(new AbortedError('STUN over TCP: connect aborted'));
       const done = (error?: Error): void => {
-        clearTimeout(timer);
+        clock.clearTimeout(timer);
         options.signal?.removeEventListener('abort', onAbort);
         socket.off('error', done);
         if (error) {
           socket.destroy();
           reject(error instanceof NatpunchError ? error : new NatpunchError('ERR_STUN_CLOSED', `STUN over TCP: connect to ${formatAddress(to)}: ${error.message}`, { cause: error }));
-        } else resolve(new StunTcpClient(socket));
+        } else resolve(new StunTcpClient(socket, clock));
       };
       socket.once('connect', () => done());
       socket.once('error', done);
@@ -71,12 +79,12 @@ export class StunTcpClient {
     );
     return new Promise((resolve, reject) => {
       const finish = (): void => {
-        clearTimeout(timer);
+        this.#clock.clearTimeout(timer);
         this.#pending.delete(id);
         options.signal?.removeEventListener('abort', onAbort);
       };
       const onAbort = (): void => { finish(); reject(new AbortedError('STUN request aborted')); };
-      const timer = setTimeout(() => {
+      const timer = this.#clock.setTimeout(() => {
         finish();
         reject(new TransactionTimeoutError(`STUN over TCP: no response in ${options.timeoutMs ?? TCP_TRANSACTION_TIMEOUT} ms`));
       }, options.timeoutMs ?? TCP_TRANSACTION_TIMEOUT);

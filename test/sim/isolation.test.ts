@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
+import net from 'node:net';
+import { runConnect } from '../../src/sim/connect-scenario.js';
 import { checkNat } from '../../src/nat/check.js';
 import { runUdpPunch } from '../../src/sim/punch-scenario.js';
 import { createSimLab, startSimStunServer } from '../../src/sim/topology.js';
@@ -25,6 +27,25 @@ test('a check and a punch in the sim open no real UDP socket', async () => {
     assert.equal((await runUdpPunch({ a: 'full-cone', b: 'symmetric-seq', rttMs: 40 })).connected, true);
   } finally {
     dgram.createSocket = real;
+  }
+  assert.equal(opened, 0);
+});
+
+test('a whole connect in the sim (UDP, TCP punching, reversal, priming) opens no real socket of either kind', async () => {
+  const real = { createSocket: dgram.createSocket, connect: net.connect, createServer: net.createServer };
+  let opened = 0;
+  dgram.createSocket = ((...args: Parameters<typeof real.createSocket>) => { opened++; return real.createSocket(...args); }) as typeof real.createSocket;
+  net.connect = ((...args: Parameters<typeof real.connect>) => { opened++; return real.connect(...args); }) as typeof real.connect;
+  net.createServer = ((...args: Parameters<typeof real.createServer>) => { opened++; return real.createServer(...args); }) as typeof real.createServer;
+  try {
+    const rst = { kind: 'port-restricted', tcpUnsolicited: 'rst' } as const;
+    const primed = await runConnect({ a: rst, b: rst, transport: 'tcp', rttMs: 0, startSkewMs: 3 });
+    assert.equal('technique' in primed.connector && primed.connector.technique, 'tcp-ttl-primed');
+    const reversal = await runConnect({ a: 'udp-blocked', b: 'open', rttMs: 40 });
+    assert.equal('technique' in reversal.connector && reversal.connector.technique, 'tcp-reversal');
+  } finally {
+    Object.assign(dgram, { createSocket: real.createSocket });
+    Object.assign(net, { connect: real.connect, createServer: real.createServer });
   }
   assert.equal(opened, 0);
 });
