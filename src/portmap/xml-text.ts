@@ -8,10 +8,14 @@
 
 import { PortMapDecodeError } from '../errors.js';
 
-/** Every element `name` (any prefix) in `xml`, its inner text raw (nested markup kept). */
+/**
+ * Every element `name` (any prefix) in `xml`, its inner text raw (nested markup kept); an empty
+ * element written `<u:AddPortMappingResponse xmlns:u="..."/>` (as miniupnpd does) has ''.
+ */
 export function elements(xml: string, name: string): string[] {
-  const pattern = new RegExp(`<(?:[A-Za-z_][\\w.-]*:)?${name}(?:\\s[^>]*)?>([\\s\\S]*?)</(?:[A-Za-z_][\\w.-]*:)?${name}\\s*>`, 'g');
-  return [...xml.matchAll(pattern)].map((m) => m[1]!);
+  const prefix = '(?:[A-Za-z_][\\w.-]*:)?';
+  const pattern = new RegExp(`<${prefix}${name}(?:\\s[^>]*?)?(?:/>|>([\\s\\S]*?)</${prefix}${name}\\s*>)`, 'g');
+  return [...xml.matchAll(pattern)].map((m) => m[1] ?? '');
 }
 
 /** The decoded text of the first element `name`, or undefined when there is none. */
