@@ -6,7 +6,7 @@
  */
 
 import { EventEmitter } from 'node:events';
-import { PortMapError, NatpunchError } from '../errors.js';
+import { PortMapError } from '../errors.js';
 import { type Clock, realClock } from '../clock.js';
 import { deadline } from '../deadline.js';
 import { RefreshSchedule } from '../turn/refresh-schedule.js';
@@ -152,8 +152,6 @@ export class PortMapping extends EventEmitter<PortMappingEvents> implements Port
 function asPortMapError(error: Error, final: boolean, mapping: PortMapping): PortMapError {
   if (error instanceof PortMapError && !final) return error;
   const what = `${mapping.method} mapping ${mapping.protocol.toUpperCase()} ${mapping.externalAddress}:${mapping.externalPort}`;
-  const message = final
-    ? `${what}: renewal failed and the mapping has expired or is about to (${error.message}); map the port again`
-    : `${what}: renewal failed (${error.message}); retrying while the mapping lives`;
-  return new PortMapError(final ? 'lost' : NatpunchError.is(error) && error instanceof PortMapError ? error.reason : 'no-gateway', message, { method: mapping.method, cause: error });
+  if (final) return new PortMapError('lost', `${what}: renewal failed and the mapping has expired or is about to (${error.message}); map the port again`, { method: mapping.method, cause: error });
+  return new PortMapError('no-gateway', `${what}: renewal failed (${error.message}); retrying while the mapping lives`, { method: mapping.method, cause: error });
 }
