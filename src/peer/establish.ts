@@ -251,8 +251,9 @@ export class Establisher {
    */
   #udpAttempt(instruction: PunchInstruction, mode: UdpMode, udp: UdpEndpoint, checks: UdpCheckSession[], signal?: AbortSignal, early?: (path: UdpRawPath) => void): Attempt {
     // A host candidate is only a LAN path when its address is private: a peer with no NAT signs its public address as host.
+    // A pair on the other side's port mapping went through a hole its NAT was asked to open.
     const techniqueOf = (type: CandidateType, remote: TransportAddress): string =>
-      type === 'host' && candidateTypeOf(remote) === 'host' ? 'udp-lan' : mode === 'punch' ? 'udp-hole-punch' : 'udp-reversal';
+      type === 'host' && candidateTypeOf(remote) === 'host' ? 'udp-lan' : type === 'mapped' ? 'udp-port-mapping' : mode === 'punch' ? 'udp-hole-punch' : 'udp-reversal';
     return this.#attempt('udp', signal, async (combined) => {
       const session = new UdpCheckSession({
         mux: this.#c.mux, session: instruction.session, key: instruction.key, role: instruction.role, startAt: instruction.startAt, signal: combined,
