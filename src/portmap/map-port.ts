@@ -122,10 +122,10 @@ export async function mapPort(options: MapPortOptions): Promise<PortMapping> {
   const pcpFamily = methods.includes('pcp') || methods.includes('nat-pmp')
     ? attempt(methods.includes('pcp') ? 'pcp' : 'nat-pmp', async () => {
       const socket = await GatewaySocket.open(gateway, options.gatewayPort ?? NAT_PMP_PORT, { clock, ...(options.createSocket ? { createSocket: options.createSocket } : {}) });
-      const budget = { budgetMs: timeoutMs };
-      const natPmp = (): MappingDriver => new NatPmpDriver(new NatPmpClient(socket, { clock, schedule: budget }), target);
+      // The RFCs' own schedules; `signal` (the budget here, renewal and deletion limits later) cuts them.
+      const natPmp = (): MappingDriver => new NatPmpDriver(new NatPmpClient(socket, { clock }), target);
       if (!methods.includes('pcp')) return natPmp();
-      const pcp = new PcpDriver(new PcpClient(socket, { clock, schedule: { ...budget, ...(options.pcpIrtMs ? { irtMs: options.pcpIrtMs } : {}) } }), target);
+      const pcp = new PcpDriver(new PcpClient(socket, { clock, ...(options.pcpIrtMs ? { schedule: { irtMs: options.pcpIrtMs } } : {}) }), target);
       return methods.includes('nat-pmp') ? new PcpWithNatPmpFallback(pcp, natPmp) : pcp;
     })
     : undefined;

@@ -38,6 +38,9 @@ export interface MappingDriver {
   close(): void;
 }
 
+/** The least a renewal may take, even for a mapping about to expire. */
+export const RENEW_MIN_BUDGET_MS = 2_000;
+
 /** How long close() spends deleting the mapping before giving up (it then expires on its own). */
 export const DELETE_BUDGET_MS = 3_000;
 
@@ -103,10 +106,19 @@ export class PortMapping extends EventEmitter<PortMappingEvents> implements Port
     return this.#closed !== undefined;
   }
 
-  /** Renew now (the schedule does this by itself before expiry). */
+  /**
+   * Renew now (the schedule does this by itself before expiry). One attempt retransmits on its
+   * protocol's schedule until the mapping would expire (at least RENEW_MIN_BUDGET_MS) or `signal`.
+   */
   async renew(signal?: AbortSignal): Promise<Grant> {
     if (this.#closed) throw new PortMapError('lost', `${this.#describe()}: closed`, { method: this.method });
-    const grant = await this.#driver.map(this.#requestedLifetime, signal);
+    const limit = deadline(Math.max(RENEW_MIN_BUDGET_MS, this.expiresAt - this.#clock.now()), signal);
+    let grant: Grant;
+    try {
+      grant = await this.#driver.map(this.#requestedLifetime, limit.signal);
+    } finally {
+      limit.clear();
+    }
     const changed = grant.externalAddress !== this.externalAddress || grant.externalPort !== this.externalPort;
     this.externalAddress = grant.externalAddress;
     this.externalPort = grant.externalPort;
