@@ -46,10 +46,14 @@ async function redirects(router: Router): Promise<ReturnType<typeof parseMiniupn
 }
 
 /** One protocol, one transport: map, deliver through the mapping, delete. */
-async function mapDeliverDelete(lab: Lab, client: Host, method: string, protocol: 'udp' | 'tcp', internalPort: number, methods: readonly string[] = [method]): Promise<void> {
+interface Scenario { methods?: readonly string[]; lifetimeSeconds?: number; renewals?: number }
+
+async function mapDeliverDelete(lab: Lab, client: Host, method: string, protocol: 'udp' | 'tcp', internalPort: number, scenario: Scenario = {}): Promise<void> {
   const router = lab.routers.a!;
   const clientIp = client.addresses[0]!;
-  const child = new ProcessOutput(client.spawn([process.execPath, CHILD, JSON.stringify({ protocol, internalPort, methods })]), `portmap child (${methods.join('+')} ${protocol}) in ${client.name}`);
+  const methods = scenario.methods ?? [method];
+  const lifetimeSeconds = scenario.lifetimeSeconds ?? 120;
+  const child = new ProcessOutput(client.spawn([process.execPath, CHILD, JSON.stringify({ protocol, internalPort, methods, lifetimeSeconds, renewals: scenario.renewals ?? 0 })]), `portmap child (${methods.join('+')} ${protocol}) in ${client.name}`);
   let send: ProcessOutput | undefined;
   try {
     const [mappedLine] = await child.waitFor([/"event":"(mapped|error)"/], 30_000);
@@ -60,7 +64,16 @@ async function mapDeliverDelete(lab: Lab, client: Host, method: string, protocol
     assert.equal(mapped.gateway, router.lanAddress, 'the default route\'s gateway, read from /proc/net/route in the LAN host');
     assert.equal(mapped.externalAddress, router.wanAddress);
     assert.ok(mapped.externalPort >= 1024 && mapped.externalPort <= 65535, mappedLine);
-    assert.ok(mapped.lifetimeSeconds > 0 && mapped.lifetimeSeconds <= 120, mappedLine);
+    assert.ok(mapped.lifetimeSeconds > 0 && mapped.lifetimeSeconds <= lifetimeSeconds, mappedLine);
+
+    if (scenario.renewals) {
+      // Renewed before expiry, again and again: the last renewal comes after the first grant
+      // would have expired, and the mapping still carries traffic below.
+      await child.waitFor([new RegExp(`"event":"renewed","n":${scenario.renewals}\\b`)], 30_000);
+      const renewals = child.text.split('\n').filter((l) => l.includes('"event":"renewed"')).map((l) => JSON.parse(l) as { externalPort: number; lifetimeSeconds: number });
+      assert.equal(renewals.length, scenario.renewals, child.text);
+      for (const r of renewals) assert.equal(r.externalPort, mapped.externalPort, 'a renewal keeps the external port');
+    }
 
     const upper = protocol.toUpperCase();
     const listed = await redirects(router);
@@ -94,7 +107,7 @@ test('our PCP, NAT-PMP and UPnP-IGD clients each map a UDP and a TCP port on min
   await withLab({ a: { kind: 'port-restricted', miniupnpd: true } }, async (lab) => {
     const serve = await startServe(lab.server, PRIMARY, ALTERNATE, ['--no-relay']);
     try {
-      const miniupnpd = await lab.routers.a!.startMiniupnpd({ stunHost: PRIMARY, stunPort: 3478 });
+      const miniupnpd = await lab.routers.a!.startMiniupnpd({ stunHost: PRIMARY, stunPort: 3478, minLifetimeSeconds: 2 });
       try {
         for (const { method, port } of METHODS) {
           for (const [i, protocol] of (['udp', 'tcp'] as const).entries()) {
@@ -104,9 +117,14 @@ test('our PCP, NAT-PMP and UPnP-IGD clients each map a UDP and a TCP port on min
         // All three allowed (mapPort's default): PCP answers within UPnP's head start and wins,
         // and UPnP never adds a second mapping (the check after close finds no redirect at all).
         await t.test('all methods: PCP wins, nothing else is left mapped', async () => {
-          await mapDeliverDelete(lab, lab.hosts.a1!, 'pcp', 'udp', 44000, ['pcp', 'nat-pmp', 'upnp-igd']);
+          await mapDeliverDelete(lab, lab.hosts.a1!, 'pcp', 'udp', 44000, { methods: ['pcp', 'nat-pmp', 'upnp-igd'] });
           assert.deepEqual(await redirects(lab.routers.a!), [], 'a mapping from a protocol that lost the race was left behind');
         });
+        // A 4 s lifetime, renewed at about half of it: two renewals span past the first expiry.
+        for (const { method, port } of METHODS) {
+          await t.test(`${method}: a 4 s mapping is renewed before it expires and keeps working`, () =>
+            mapDeliverDelete(lab, lab.hosts.a1!, method, 'udp', port + 10, { lifetimeSeconds: 4, renewals: 2 }));
+        }
       } catch (error) {
         throw new Error(`${(error as Error).message}\nminiupnpd's log:\n${miniupnpd.log().split('\n').slice(-40).join('\n')}`, { cause: error });
       } finally {

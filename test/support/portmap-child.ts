@@ -4,14 +4,15 @@
  * deletes the mapping. One JSON line per step on stdout:
  *   {"event":"mapped",...PortMappingInfo}  {"event":"received","from":"ip:port","data":"..."}
  *   {"event":"closed"}  or  {"event":"error","code":...,"reason":...,"message":...}
- * argv[2]: JSON {protocol, internalPort, methods, lifetimeSeconds?}
+ * With `renewals`, it first waits for that many renewals ({"event":"renewed",...} each).
+ * argv[2]: JSON {protocol, internalPort, methods, lifetimeSeconds?, renewals?}
  */
 import { createSocket } from 'node:dgram';
 import { createServer, type AddressInfo } from 'node:net';
 import { mapPort, type PortMapMethod } from '../../src/portmap/index.js';
 import { NatpunchError, PortMapError } from '../../src/errors.js';
 
-interface Args { protocol: 'udp' | 'tcp'; internalPort: number; methods: PortMapMethod[]; lifetimeSeconds?: number }
+interface Args { protocol: 'udp' | 'tcp'; internalPort: number; methods: PortMapMethod[]; lifetimeSeconds?: number; renewals?: number }
 const args = JSON.parse(process.argv[2]!) as Args;
 const print = (event: Record<string, unknown>): void => { process.stdout.write(`${JSON.stringify(event)}\n`); };
 
@@ -42,6 +43,13 @@ async function main(): Promise<void> {
   try {
     const mapping = await mapPort({ protocol: args.protocol, internalPort: args.internalPort, methods: args.methods, lifetimeSeconds: args.lifetimeSeconds ?? 120, timeoutMs: 15_000 });
     print({ event: 'mapped', ...mapping.info() });
+    for (let i = 0; i < (args.renewals ?? 0); i++) {
+      const [grant] = await new Promise<[unknown]>((resolve, reject) => {
+        mapping.once('renewed', (g) => resolve([g]));
+        mapping.once('renew-failed', (error, final) => { if (final) reject(error); });
+      });
+      print({ event: 'renewed', n: i + 1, ...(grant as object) });
+    }
     print({ event: 'received', ...(await listener.received) });
     await mapping.close();
     print({ event: 'closed' });
