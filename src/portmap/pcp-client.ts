@@ -121,7 +121,7 @@ function advice(code: number): string {
   switch (code) {
     case PcpResultCode.NotAuthorized: return '; port mapping is turned off on the router, or this host or port is not allowed';
     case PcpResultCode.NetworkFailure: return '; the router has no external address yet: try again later';
-    case PcpResultCode.NoResources: case PcpResultCode.UserExQuota: return '; the router has no mapping to spare: close others or try later';
+    case PcpResultCode.NoResources: case PcpResultCode.UserExQuota: return '; the router has no mapping to spare, or (miniupnpd) refuses to forward at all because it found a NAT in front of it: check its log, close other mappings or try later';
     case PcpResultCode.AddressMismatch: return '; the request left through another NAT than the one it names (a NAT between this host and the gateway?)';
     case PcpResultCode.CannotProvideExternal: return '; the suggested external address or port is not available';
     default: return '';

@@ -11,7 +11,7 @@ import { ProcessOutput, skipUnlessInstalled, stopProcess } from '../support/proc
 import { parseMiniupnpdRedirects } from '../support/miniupnp.js';
 
 /**
- * A peer behind a port-restricted NAT running miniupnpd, listening with --port-mapping, and a peer
+ * A peer behind a port-restricted (or symmetric-random) NAT running miniupnpd, listening with --port-mapping, and a peer
  * behind symmetric-random: punching alone fails for this pair (NATLAB-FACTS: port-restricted ×
  * symmetric random needs birthday probing), and the relay is off. The listener's gateway maps
  * its UDP port and it signs the mapping as a `mapped` candidate. The mapping also makes it
@@ -29,11 +29,12 @@ interface Event { event: string; [key: string]: unknown }
 const events = (text: string, name: string): Event[] =>
   text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Event).filter((e) => e.event === name);
 
-test('port-restricted with miniupnpd × symmetric-random: the mapped candidate connects direct-udp, and close deletes the mapping', { timeout: 240_000 }, async (t) => {
+// The second pair is issue 9's acceptance case: symmetric-random on both sides, one with port mapping.
+for (const kind of ['port-restricted', 'symmetric-random'] as const) test(`${kind} with miniupnpd × symmetric-random: the mapped candidate connects direct-udp, and close deletes the mapping`, { timeout: 240_000 }, async (t) => {
   if (skipUnlessLab(t) || skipUnlessInstalled(t, ['miniupnpd'], 'apt-get install -y miniupnpd-nftables')) return;
   const dir = await mkdtemp(join(tmpdir(), 'natpunch-portmap-'));
   try {
-    await withLab({ a: { kind: 'port-restricted', miniupnpd: true }, b: { kind: 'symmetric-random' } }, async (lab) => {
+    await withLab({ a: { kind, miniupnpd: true }, b: { kind: 'symmetric-random' } }, async (lab) => {
       const router = lab.routers.a!;
       const serve = await startServe(lab.server, PRIMARY, ALTERNATE, ['--http-port', '8080', '--no-relay']);
       let listen: ProcessOutput | undefined;
@@ -72,7 +73,7 @@ test('port-restricted with miniupnpd × symmetric-random: the mapped candidate c
           const [plainReady] = await listen.waitFor([/"event":"ready"/], 30_000);
           assert.doesNotMatch(listen.text, /port-mapping/);
           const plain = await lab.hosts.b1!.exec(natpunch('connect', String((JSON.parse(plainReady!) as Event).id), '--server', SERVER_URL, '--key', join(dir, 'c.key'), '--transport', 'udp', '--json'), { timeoutMs: 90_000 });
-          assert.equal(plain.code, 1, `without a port mapping, port-restricted × symmetric-random should not connect directly: ${plain.stderr}`);
+          assert.equal(plain.code, 1, `without a port mapping, ${kind} × symmetric-random should not connect directly: ${plain.stderr}`);
         } finally {
           await miniupnpd.stop();
         }
