@@ -19,9 +19,14 @@ const debug = debuglog('natpunch:portmap');
 /** What a peer spends on asking at start-up: a LAN gateway answers PCP/NAT-PMP in milliseconds. */
 export const PEER_PORT_MAPPING_BUDGET_MS = 2_000;
 
+/** After a mapping was lost (its renewals failed until it expired), ask again this much later. */
+export const PEER_PORT_MAPPING_RETRY_MS = 30_000;
+
 export interface PeerPortMappingOptions {
   /** Budget for making the mapping at start-up (default 2 s). */
   timeoutMs?: number;
+  /** Wait before asking again after a mapping was lost (default 30 s). */
+  retryAfterLossMs?: number;
   lifetimeSeconds?: number;
   gateway?: string;
   methods?: MapPortOptions['methods'];
@@ -36,7 +41,11 @@ export interface PeerPortMappingEvents {
 
 export class PeerPortMapping extends EventEmitter<PeerPortMappingEvents> {
   readonly #closing = new AbortController();
+  readonly #internalPort: number;
+  readonly #options: PeerPortMappingOptions;
+  readonly #map: typeof mapPort;
   #mapping: PortMapping | undefined;
+  #retry: NodeJS.Timeout | undefined;
   /** Why there is no mapping, when asking failed or it was lost. */
   error: PortMapError | undefined;
   /** Settles (never rejects) once the start-up attempt is over. */
@@ -44,37 +53,53 @@ export class PeerPortMapping extends EventEmitter<PeerPortMappingEvents> {
 
   constructor(internalPort: number, options: PeerPortMappingOptions = {}, map: typeof mapPort = mapPort) {
     super();
-    this.settled = map({
-      protocol: 'udp', internalPort, signal: this.#closing.signal,
+    this.#internalPort = internalPort;
+    this.#options = options;
+    this.#map = map;
+    this.settled = this.#ask();
+  }
+
+  /** One mapPort attempt; never rejects. */
+  #ask(): Promise<void> {
+    const options = this.#options;
+    return this.#map({
+      protocol: 'udp', internalPort: this.#internalPort, signal: this.#closing.signal,
       timeoutMs: options.timeoutMs ?? PEER_PORT_MAPPING_BUDGET_MS,
       ...(options.lifetimeSeconds ? { lifetimeSeconds: options.lifetimeSeconds } : {}),
       ...(options.gateway ? { gateway: options.gateway } : {}),
       ...(options.methods ? { methods: options.methods } : {}),
-    }).then((mapping) => {
-      if (this.#closing.signal.aborted) {
-        void mapping.close().catch(() => undefined);
-        return;
-      }
-      this.#mapping = mapping;
-      debug('UDP %d mapped to %s:%d by %s for %d s', internalPort, mapping.externalAddress, mapping.externalPort, mapping.method, mapping.lifetimeSeconds);
-      mapping.on('changed', () => {
-        debug('mapping moved to %s:%d', mapping.externalAddress, mapping.externalPort);
-        this.emit('mapped', mapping.info());
-      });
-      mapping.on('renew-failed', (error, final) => {
-        debug('renewal failed%s: %s', final ? ' for good' : '', error.message);
-        if (!final) return;
-        this.#mapping = undefined;
-        this.error = error;
-        this.emit('failed', error);
-      });
-      this.emit('mapped', mapping.info());
-    }, (error: Error) => {
+    }).then((mapping) => this.#hold(mapping), (error: Error) => {
       if (this.#closing.signal.aborted) return;
       debug('no port mapping: %s', error.message);
       this.error = error instanceof PortMapError ? error : new PortMapError('no-gateway', `port mapping: ${error.message}`, { cause: error });
       this.emit('failed', this.error);
     });
+  }
+
+  #hold(mapping: PortMapping): void {
+    if (this.#closing.signal.aborted) {
+      void mapping.close().catch(() => undefined);
+      return;
+    }
+    this.#mapping = mapping;
+    this.error = undefined;
+    debug('UDP %d mapped to %s:%d by %s for %d s', this.#internalPort, mapping.externalAddress, mapping.externalPort, mapping.method, mapping.lifetimeSeconds);
+    mapping.on('changed', () => {
+      debug('mapping moved to %s:%d', mapping.externalAddress, mapping.externalPort);
+      this.emit('mapped', mapping.info());
+    });
+    mapping.on('renew-failed', (error, final) => {
+      debug('renewal failed%s: %s', final ? ' for good' : '', error.message);
+      if (!final) return;
+      this.#mapping = undefined;
+      this.error = error;
+      this.emit('failed', error);
+      // The gateway did map for us once (a reboot, a DHCP change on its WAN): ask again, once,
+      // after a pause. A gateway that never mapped is not asked again.
+      this.#retry = setTimeout(() => void this.#ask(), this.#options.retryAfterLossMs ?? PEER_PORT_MAPPING_RETRY_MS);
+      this.#retry.unref();
+    });
+    this.emit('mapped', mapping.info());
   }
 
   /** The live mapping, or null. */
@@ -91,6 +116,7 @@ export class PeerPortMapping extends EventEmitter<PeerPortMappingEvents> {
   /** Stop asking, and delete a mapping held (bounded by portmap's DELETE_BUDGET_MS). */
   async close(): Promise<void> {
     this.#closing.abort();
+    clearTimeout(this.#retry);
     const mapping = this.#mapping;
     this.#mapping = undefined;
     if (mapping) await mapping.close().catch((error: Error) => debug('%s', error.message));

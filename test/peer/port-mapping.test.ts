@@ -57,3 +57,34 @@ test('a mapping that arrives after the peer closed is deleted at once', async ()
   assert.deepEqual(calls, ['unmap', 'close']);
   assert.equal(peerMapping.info, null);
 });
+
+test('a mapping lost for good (renewals failed until expiry) is asked for again, and the new one is signed', async (t) => {
+  const clock = new FakeClock();
+  const failing: MappingDriver = {
+    method: 'nat-pmp', gateway: '10.0.1.1',
+    map: async () => { throw new PortMapError('no-gateway', 'NAT-PMP map: no answer'); },
+    unmap: async () => undefined,
+    renewDelayMs: (l) => l * 500,
+    close: () => undefined,
+  };
+  const first = new PortMapping(failing, { externalAddress: '203.0.113.10', externalPort: 40001, lifetimeSeconds: 8 }, { protocol: 'udp', internalPort: 40000, requestedLifetimeSeconds: 8, clock });
+  const calls: string[] = [];
+  const answers = [first, fakeMapping(calls)];
+  let asked = 0;
+  const peerMapping = new PeerPortMapping(40000, { retryAfterLossMs: 10 }, async () => { asked++; return answers.shift()!; });
+  // The retry timer is unref'd (a peer's socket keeps the process alive); stand in for the socket.
+  const alive = setInterval(() => undefined, 1000);
+  t.after(() => clearInterval(alive));
+  await peerMapping.settled;
+  assert.equal(peerMapping.candidate()?.address.port, 40001);
+  const failed = new Promise<PortMapError>((resolve) => peerMapping.once('failed', resolve));
+  const again = new Promise((resolve) => peerMapping.once('mapped', resolve));
+  clock.advance(4_000); // the renewal at half of 8 s fails with 4 s left: lost
+  assert.equal((await failed).reason, 'lost');
+  assert.equal(peerMapping.candidate(), undefined, 'a lost mapping is not signed');
+  await again;
+  assert.equal(asked, 2);
+  assert.equal(peerMapping.candidate()?.address.address, '203.0.113.10');
+  await peerMapping.close();
+  assert.deepEqual(calls, ['unmap', 'close']);
+});

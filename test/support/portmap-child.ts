@@ -8,7 +8,7 @@
  * argv[2]: JSON {protocol, internalPort, methods, lifetimeSeconds?, renewals?}
  */
 import { createSocket } from 'node:dgram';
-import { createServer, type AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
 import { mapPort, type PortMapMethod } from '../../src/portmap/index.js';
 import { NatpunchError, PortMapError } from '../../src/errors.js';
 
@@ -34,7 +34,6 @@ async function listen(): Promise<{ received: Promise<{ from: string; data: strin
       socket.on('end', () => { resolve({ from: `${socket.remoteAddress}:${socket.remotePort}`, data }); socket.end(); });
     });
   });
-  void (server.address() as AddressInfo);
   return { received, close: () => server.close() };
 }
 
