@@ -86,3 +86,47 @@ for (const kind of ['port-restricted', 'symmetric-random'] as const) test(`${kin
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+/**
+ * Double NAT: router a sits behind a carrier NAT. miniupnpd's STUN check finds the NAT in front
+ * of it and refuses to forward (it would report the carrier's public address, so the address
+ * alone cannot tell). The listener reports the refusal, then connects as if it had never asked.
+ */
+test('behind a carrier NAT, miniupnpd refuses: the peer reports port-mapping-failed and still connects by punching', { timeout: 240_000 }, async (t) => {
+  if (skipUnlessLab(t) || skipUnlessInstalled(t, ['miniupnpd'], 'apt-get install -y miniupnpd-nftables')) return;
+  const dir = await mkdtemp(join(tmpdir(), 'natpunch-portmap-'));
+  try {
+    await withLab({ a: { kind: 'port-restricted', carrier: 'port-restricted', miniupnpd: true }, b: { kind: 'port-restricted' } }, async (lab) => {
+      const serve = await startServe(lab.server, PRIMARY, ALTERNATE, ['--http-port', '8080', '--no-relay']);
+      let listen: ProcessOutput | undefined;
+      try {
+        const miniupnpd = await lab.routers.a!.startMiniupnpd({ stunHost: PRIMARY, stunPort: 3478 });
+        try {
+          assert.match(miniupnpd.log(), /Port forwarding is now disabled/);
+          listen = new ProcessOutput(lab.hosts.a1!.spawn(['sh', '-c', `echo from-listener | exec ${natpunch('listen', '--server', SERVER_URL, '--key', join(dir, 'l.key'), '--once', '--port-mapping', '--json').map((a) => `'${a}'`).join(' ')}`]), 'natpunch listen --port-mapping in a1');
+          const [failedLine, readyLine] = await listen.waitFor([/"event":"port-mapping(-failed)?"/, /"event":"ready"/], 30_000);
+          const failed = JSON.parse(failedLine!) as Event;
+          assert.equal(failed.event, 'port-mapping-failed', failedLine);
+          assert.equal(failed.reason, 'refused', failedLine);
+          assert.match(String(failed.message), /NO_RESOURCES.*found a NAT in front of it/);
+          const id = String((JSON.parse(readyLine!) as Event).id);
+          const connect = await lab.hosts.b1!.exec(natpunch('connect', id, '--server', SERVER_URL, '--key', join(dir, 'c.key'), '--transport', 'udp', '--json'), { timeoutMs: 90_000 });
+          assert.equal(connect.code, 0, `connect failed: ${connect.stderr}`);
+          assert.match(connect.stdout, /from-listener/);
+          const [connected] = events(connect.stderr, 'connected');
+          assert.equal(connected?.path, 'direct-udp', connect.stderr);
+          assert.equal(connected?.technique, 'udp-hole-punch', connect.stderr);
+          await listen.ended(60_000);
+          assert.equal(listen.exit, 'exit 0', listen.text);
+        } finally {
+          await miniupnpd.stop();
+        }
+      } finally {
+        if (listen) await stopProcess(listen.child);
+        await serve.stop();
+      }
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
