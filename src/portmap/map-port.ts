@@ -148,7 +148,9 @@ export async function mapPort(options: MapPortOptions): Promise<PortMapping> {
     return await Promise.any([pcpFamily, upnp].filter((p): p is Promise<PortMapping> => p !== undefined));
   } catch (error) {
     if (options.signal?.aborted) throw new AbortedError(`${what}: aborted`, { cause: options.signal.reason });
-    const attempts = (error as AggregateError).errors.filter((e): e is PortMapError => e instanceof PortMapError);
+    // Anything else (a socket error the clients did not foresee) still names its protocol's failure.
+    const attempts = (error as AggregateError).errors.filter((e) => !(e instanceof AbortedError)).map((e: unknown) =>
+      e instanceof PortMapError ? e : new PortMapError('no-gateway', `${what}: ${(e as Error)?.message ?? String(e)}`, { cause: e }));
     throw combined(what, attempts);
   } finally {
     limit.clear();
