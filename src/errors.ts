@@ -25,6 +25,7 @@ export type ErrorCode =
   | 'ERR_TRANSPORT_TIMEOUT'
   | 'ERR_RENDEZVOUS' | 'ERR_RENDEZVOUS_PROTOCOL' | 'ERR_RENDEZVOUS_VERIFY'
   | 'ERR_TURN'
+  | 'ERR_PORTMAP' | 'ERR_PORTMAP_DECODE'
   | 'ERR_ABORTED';
 
 export class NatpunchError extends Error {
@@ -95,6 +96,53 @@ export class TurnError extends NatpunchError {
     this.name = 'TurnError';
     this.status = status;
     this.reason = reason;
+  }
+}
+
+/** A NAT-PMP, PCP or UPnP-IGD message could not be decoded. `offset` is where in the bytes, if known. */
+export class PortMapDecodeError extends NatpunchError {
+  readonly offset: number | undefined;
+  constructor(message: string, offset?: number) {
+    super('ERR_PORTMAP_DECODE', message);
+    this.name = 'PortMapDecodeError';
+    this.offset = offset;
+  }
+}
+
+/**
+ * Why a port mapping could not be made or kept (src/portmap). Never fatal to a peer: it only
+ * loses one candidate.
+ * - `no-gateway`: no default route, or nothing answered on any port-mapping protocol;
+ * - `double-nat`: a gateway mapped the port, but its external address is itself private (another
+ *   NAT sits in front of it), so the mapping reaches nobody outside; `externalAddress` names it;
+ * - `refused`: a gateway answered and said no (`status` is its result or UPnP error code);
+ * - `unsupported`: a gateway answered that it does not speak the protocol (PCP UNSUPP_VERSION);
+ * - `timeout`: the time budget ran out before any protocol answered;
+ * - `lost`: a mapping could not be renewed before it expired.
+ * @see RFC 6886 §3.5, RFC 6887 §7.4
+ */
+export type PortMapFailure = 'no-gateway' | 'double-nat' | 'refused' | 'unsupported' | 'timeout' | 'lost';
+
+export class PortMapError extends NatpunchError {
+  readonly reason: PortMapFailure;
+  /** The protocol that failed ('pcp' | 'nat-pmp' | 'upnp-igd'), or undefined for all of them. */
+  readonly method: string | undefined;
+  /** The gateway's result code (NAT-PMP/PCP) or UPnP errorCode, 0 when none. */
+  readonly status: number;
+  /** With `double-nat`: the private external address the gateway reported. */
+  readonly externalAddress: string | undefined;
+  /** With several protocols tried: each one's own failure. */
+  readonly attempts: readonly PortMapError[];
+  constructor(reason: PortMapFailure, message: string, options: {
+    method?: string; status?: number; externalAddress?: string; attempts?: readonly PortMapError[]; cause?: unknown;
+  } = {}) {
+    super('ERR_PORTMAP', message, { cause: options.cause });
+    this.name = 'PortMapError';
+    this.reason = reason;
+    this.method = options.method;
+    this.status = options.status ?? 0;
+    this.externalAddress = options.externalAddress;
+    this.attempts = options.attempts ?? [];
   }
 }
 

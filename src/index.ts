@@ -16,3 +16,4 @@ export {
 export { NatpunchHandshake, NoiseError, DatagramCipher, type SecureSession, type NoiseFailure } from './secure/index.js';
 export type { TransportAddress } from './wire/index.js';
 export { RendezvousError, type RendezvousErrorReason, type DisconnectInfo, type ReconnectInfo, type ReconnectOptions } from './rendezvous/index.js';
+export { mapPort, PortMapping, type MapPortOptions, type PortMapMethod, type PortMappingInfo } from './portmap/index.js';

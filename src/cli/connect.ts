@@ -5,12 +5,12 @@ import { isPeerId } from '../identity/index.js';
 import { usageErrors } from './args.js';
 import { eventSink, pipeStdio } from './events.js';
 
-export const connectUsage = 'natpunch connect PEER_ID --server URL [--key FILE] [--transport auto|udp|tcp|relay] [--json]';
+export const connectUsage = 'natpunch connect PEER_ID --server URL [--key FILE] [--transport auto|udp|tcp|relay] [--port-mapping] [--json]';
 const transports = ['auto', 'udp', 'tcp', 'relay'] as const;
 
 export async function connectCommand(argv: string[]): Promise<number> {
   const { values, positionals } = usageErrors('connect', () => parseArgs({ args: argv, strict: true, allowPositionals: true, options: {
-    server: { type: 'string' }, key: { type: 'string' }, transport: { type: 'string', default: 'auto' }, json: { type: 'boolean', default: false },
+    server: { type: 'string' }, key: { type: 'string' }, transport: { type: 'string', default: 'auto' }, 'port-mapping': { type: 'boolean', default: false }, json: { type: 'boolean', default: false },
   } }));
   const [peerId, ...extra] = positionals;
   if (!peerId || extra.length) throw new UsageError(`natpunch connect: give exactly one PEER_ID (the other side prints it with 'natpunch listen' or 'natpunch id').\nusage: ${connectUsage}`);
@@ -19,7 +19,7 @@ export async function connectCommand(argv: string[]): Promise<number> {
   const transport = values.transport as (typeof transports)[number];
   if (!transports.includes(transport)) throw new UsageError(`natpunch connect: --transport ${values.transport}: expected auto, udp, tcp or relay`);
   const events = eventSink(values.json!);
-  const peer = await createPeer({ server: values.server, keyFile: values.key });
+  const peer = await createPeer({ server: values.server, keyFile: values.key, portMapping: values['port-mapping']! });
   try {
     const connection = await peer.connect(peerId, { transport });
     events.connected(connection);

@@ -1,5 +1,6 @@
 import { finished } from 'node:stream/promises';
-import { NatpunchError } from '../errors.js';
+import { NatpunchError, type PortMapError } from '../errors.js';
+import type { PortMappingInfo } from '../portmap/index.js';
 import type { Connection, KeepaliveInfo } from '../peer/peer.js';
 import type { PathInfo, StandbyInfo } from '../peer/connection.js';
 import type { RendezvousError } from '../rendezvous/errors.js';
@@ -20,6 +21,10 @@ export interface EventSink {
   disconnected(reason: RendezvousError, info: DisconnectInfo): void;
   /** Registered again after a disconnection (listen). */
   reconnected(info: ReconnectInfo): void;
+  /** The gateway mapped the peer's UDP port (--port-mapping), or it moved on renewal. */
+  portMapping(info: PortMappingInfo): void;
+  /** --port-mapping found no usable mapping, or lost it: the peer goes on without it. */
+  portMappingFailed(error: PortMapError): void;
 }
 
 export function eventSink(json: boolean): EventSink {
@@ -42,6 +47,8 @@ export function eventSink(json: boolean): EventSink {
       tcpMapping: (mapped) => emit({ event: 'tcp-mapping', mapped }),
       disconnected: (reason, info) => emit({ event: 'disconnected', reason: reason.reason, message: reason.message, retryInMs: info.retryInMs }),
       reconnected: (info) => emit({ event: 'reconnected', srflx: info.srflx, attempts: info.attempts, downMs: info.downMs }),
+      portMapping: (m) => emit({ event: 'port-mapping', method: m.method, external: `${m.externalAddress}:${m.externalPort}`, internalPort: m.internalPort, gateway: m.gateway, lifetimeSeconds: m.lifetimeSeconds }),
+      portMappingFailed: (e) => emit({ event: 'port-mapping-failed', reason: e.reason, message: e.message }),
     };
   }
   const say = (text: string): void => { process.stderr.write(`natpunch: ${text}\n`); };
@@ -70,6 +77,8 @@ export function eventSink(json: boolean): EventSink {
     disconnected: (reason, info) => say(`lost the rendezvous server (${reason.message}); ${info.retryInMs === null
       ? 'not reconnecting: peers cannot reach this one any more'
       : `registering again in ${(info.retryInMs / 1000).toFixed(1)} s (connections already open go on)`}`),
+    portMapping: (m) => say(`the router forwards ${m.externalAddress}:${m.externalPort} to this peer's UDP port ${m.internalPort} (${m.method}, renewed every ${Math.round(m.lifetimeSeconds / 2)} s)`),
+    portMappingFailed: (e) => say(`no port mapping (${e.reason}): ${e.message}`),
     reconnected: (info) => say(`registered again at the rendezvous server after ${(info.downMs / 1000).toFixed(1)} s (${info.attempts} attempt${info.attempts === 1 ? '' : 's'})${info.srflx ? `; public address ${info.srflx}` : ''}`),
   };
 }

@@ -1,24 +1,30 @@
 import { parseArgs } from 'node:util';
-import { UsageError } from '../errors.js';
+import { UsageError, type PortMapError } from '../errors.js';
+import type { PortMappingInfo } from '../portmap/index.js';
 import { createPeer, type Connection, type KeepaliveInfo } from '../peer/peer.js';
 import type { RendezvousError } from '../rendezvous/errors.js';
 import type { DisconnectInfo, ReconnectInfo } from '../rendezvous/reconnecting-client.js';
 import { usageErrors } from './args.js';
 import { eventSink, pipeStdio } from './events.js';
 
-export const listenUsage = 'natpunch listen --server URL [--key FILE] [--once] [--json]';
+export const listenUsage = 'natpunch listen --server URL [--key FILE] [--once] [--port-mapping] [--json]';
 
 export async function listenCommand(argv: string[]): Promise<number> {
   const { values } = usageErrors('listen', () => parseArgs({ args: argv, strict: true, options: {
-    server: { type: 'string' }, key: { type: 'string' }, once: { type: 'boolean', default: false }, json: { type: 'boolean', default: false },
+    server: { type: 'string' }, key: { type: 'string' }, once: { type: 'boolean', default: false }, 'port-mapping': { type: 'boolean', default: false }, json: { type: 'boolean', default: false },
   } }));
   if (!values.server) throw new UsageError(`natpunch listen: --server URL is required (the rendezvous server, e.g. ws://HOST:8080/).\nusage: ${listenUsage}`);
   const events = eventSink(values.json!);
   // Connections are served one at a time: stdin/stdout can belong to only one of them.
   const queue: Connection[] = [];
   let wake: (() => void) | undefined;
-  const peer = await createPeer({ server: values.server, keyFile: values.key, keepaliveMs: pinnedKeepaliveMs() });
+  const peer = await createPeer({ server: values.server, keyFile: values.key, keepaliveMs: pinnedKeepaliveMs(), portMapping: values['port-mapping']! });
   peer.on('connection-error', (error: Error) => events.error(error));
+  // Before ready: the mapping (or its failure) is settled by then, within its 2 s budget.
+  if (peer.portMapping) events.portMapping(peer.portMapping);
+  else if (peer.portMappingError) events.portMappingFailed(peer.portMappingError);
+  peer.on('port-mapping', (info: PortMappingInfo) => events.portMapping(info));
+  peer.on('port-mapping-failed', (error: PortMapError) => events.portMappingFailed(error));
   events.ready(peer.peerId);
   // The keepalive is sized to the measured mapping lifetime: each change is an event.
   peer.on('keepalive', (info: KeepaliveInfo) => events.keepalive(info));

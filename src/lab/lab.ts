@@ -78,6 +78,8 @@ export interface Router {
   readonly wanAddress: string;
   /** Its LAN, as a CIDR. */
   readonly lanNetwork: string;
+  /** Its own address on the LAN: its clients' default gateway. */
+  readonly lanAddress: string;
   exec(argv: string[], options?: ExecOptions): Promise<ExecResult>;
   /** The router's connection-tracking table: every mapping the NAT holds. */
   conntrack(): Promise<ConntrackEntry[]>;
@@ -209,6 +211,7 @@ class LabRouter extends LabHost implements Router {
   readonly kind: NatKind;
   readonly wanAddress: string;
   readonly lanNetwork: string;
+  readonly lanAddress: string;
   readonly #plan: RouterPlan;
   #miniupnpdPrepared = false;
 
@@ -218,6 +221,7 @@ class LabRouter extends LabHost implements Router {
     this.kind = plan.kind;
     this.wanAddress = plan.wanAddress;
     this.lanNetwork = plan.lanNetwork;
+    this.lanAddress = plan.lanAddress;
   }
 
   get #where(): string {

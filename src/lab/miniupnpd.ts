@@ -27,6 +27,8 @@ const LOG_LINES = 500;
 export interface MiniupnpdOptions {
   stunHost?: string;
   stunPort?: number;
+  /** PCP's shortest granted lifetime (miniupnpd's min_lifetime, default 120 s): lower it to watch renewals. */
+  minLifetimeSeconds?: number;
 }
 
 export interface MiniupnpdHandle {
@@ -99,6 +101,7 @@ export function miniupnpdConfig(router: { lanNetwork: string }, files: Miniupnpd
     'uuid=3d3cec3a-8cf0-11e0-98ee-001a6bd2d07b',
     'system_uptime=yes',
     'clean_ruleset_interval=600',
+    ...(options.minLifetimeSeconds !== undefined ? [`min_lifetime=${options.minLifetimeSeconds}`] : []),
     `allow 1024-65535 ${router.lanNetwork} 1024-65535`,
     'deny 0-65535 0.0.0.0/0 0-65535',
     '',

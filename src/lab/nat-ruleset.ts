@@ -165,7 +165,10 @@ export function natRuleset(router: RouterPlan): string {
     }
     out += chain('prerouting', 'type nat hook prerouting priority dstnat', prerouting);
     out += chain('source-nat', null, sourceNatRules(router));
-    const postrouting = ['oifname "wan" jump source-nat'];
+    // Only forwarded traffic is translated, as on a real router: the router's own sockets already
+    // send from the WAN address, and a symmetric NAT kind must not randomise their ports
+    // (miniupnpd's STUN check runs from them, and would find "a symmetric NAT" in front of it).
+    const postrouting = [`oifname "wan" ip saddr != ${router.wanAddress} jump source-nat`];
     // The looped-back packet must carry the sender's public mapping. @see RFC 4787 §6 REQ-9
     // (One kernel limit: a socket sending to its own mapping is seen from another port, because
     // conntrack refuses an entry whose reply tuple would equal its original tuple.)

@@ -62,9 +62,11 @@ export function relayHeadStart(attempts: readonly Attempt[], clock: Clock = real
  */
 export function udpTechnique(instruction: PunchInstruction, mode: UdpMode, type: CandidateType, remote: TransportAddress): string {
   const predicted = instruction.localCandidates.some((c) => c.type === 'predicted');
+  // A pair on the other side's port mapping went through a hole its NAT was asked to open.
   return type === 'host' && candidateTypeOf(remote) === 'host' ? 'udp-lan'
-    : type === 'predicted' || (predicted && type !== 'host') ? 'udp-prediction'
-      : mode === 'punch' ? 'udp-hole-punch' : 'udp-reversal';
+    : type === 'mapped' ? 'udp-port-mapping'
+      : type === 'predicted' || (predicted && type !== 'host') ? 'udp-prediction'
+        : mode === 'punch' ? 'udp-hole-punch' : 'udp-reversal';
 }
 
 /** What the UDP checks go to: none when answering; both sides predicting, the controlled one walks the other's window two ports per flow (candidate.ts). */

@@ -25,6 +25,9 @@ import { DialBackResponder } from './reachability.js';
 import { ReversalListener } from './reversal-listener.js';
 import { PortPredictor } from './port-predictor.js';
 import type { LocalCandidate } from '../punch/candidate.js';
+import { PeerPortMapping, type PeerPortMappingOptions } from './port-mapping.js';
+import type { PortMappingInfo } from '../portmap/index.js';
+import type { PortMapError } from '../errors.js';
 
 const debug = debuglog('natpunch:peer');
 
@@ -61,6 +64,13 @@ export interface PeerOptions {
   reconnect?: ReconnectOptions | false;
   /** Aborts creating the peer (the first registration). */
   signal?: AbortSignal;
+  /**
+   * Ask the gateway (PCP, NAT-PMP, UPnP-IGD) to forward the UDP socket's port, and sign the
+   * mapping as a `mapped` candidate (docs/portmap.md). Runs beside registration; creating the
+   * peer waits for it at most its budget (default 2 s). Off by default: a library should not
+   * change a router's configuration unasked (`natpunch listen/connect --port-mapping`).
+   */
+  portMapping?: boolean | PeerPortMappingOptions;
 }
 
 export interface ConnectOptions {
@@ -87,6 +97,10 @@ export { Connection } from './connection.js';
  * not touched. While disconnected, connect() fails at once with RendezvousError reason
  * 'disconnected' (ERR_RENDEZVOUS). A permanent refusal ('replaced', 'bad-signature',
  * 'unsupported-version', ...) ends the attempts: 'disconnected' with retryInMs null.
+ *
+ * With `portMapping`, it also emits 'port-mapping' (PortMappingInfo) when the gateway mapped its
+ * UDP port (and again when a renewal moved it) and 'port-mapping-failed' (PortMapError) when
+ * that failed or the mapping was lost; neither affects anything else.
  */
 export class Peer extends EventEmitter {
   readonly identity: Identity;
@@ -126,13 +140,18 @@ export class Peer extends EventEmitter {
   readonly #recovery: Recovery;
   /** Gracefully closed UDP streams still answering retransmissions (stream.settle()). */
   readonly #settling = new Set<Promise<void>>();
+  readonly #portMapping: PeerPortMapping | undefined;
 
   private constructor(
     identity: Identity, socket: dgram.Socket, mux: UdpMux, stun: StunUdpClient, rendezvous: ReconnectingRendezvousClient, options: PeerOptions,
     tcp: TcpMapping | undefined, responder: DialBackResponder, listener: ReversalListener | undefined,
+    portMapping: PeerPortMapping | undefined,
   ) {
     super();
     this.#options = options;
+    this.#portMapping = portMapping;
+    portMapping?.on('mapped', (info) => this.emit('port-mapping', info));
+    portMapping?.on('failed', (error) => this.emit('port-mapping-failed', error));
     this.#tcp = tcp;
     this.#tcpServer = tcp ? rendezvous.tcpStunServer : null;
     this.#responder = responder;
@@ -311,6 +330,16 @@ export class Peer extends EventEmitter {
     return this.#rendezvous.srflx;
   }
 
+  /** The port mapping this peer holds and signs as a `mapped` candidate, or null (none asked for, or none made). */
+  get portMapping(): PortMappingInfo | null {
+    return this.#portMapping?.info ?? null;
+  }
+
+  /** Why `portMapping` is null when it was asked for: the start-up attempt failed, or the mapping was lost. */
+  get portMappingError(): PortMapError | null {
+    return this.#portMapping && !this.#portMapping.info ? this.#portMapping.error ?? null : null;
+  }
+
   /** Whether this peer is registered at the rendezvous server now (false between 'disconnected' and 'reconnected'). */
   get registered(): boolean {
     return this.#rendezvous.connected;
@@ -333,6 +362,8 @@ export class Peer extends EventEmitter {
     const stun = new StunUdpClient(socket, { listen: false });
     mux.onStun((data, from) => stun.handle(data, { address: from.address, port: from.port, family: from.family === 6 ? 'IPv6' : 'IPv4', size: data.length }));
     const port = socket.address().port;
+    // Beside registration, not before it: a gateway that never answers costs nothing here.
+    const portMapping = options.portMapping ? new PeerPortMapping(port, options.portMapping === true ? {} : options.portMapping) : undefined;
     let tcp: TcpMapping | undefined;
     let rendezvous: ReconnectingRendezvousClient | undefined;
     let peer: Peer | undefined;
@@ -360,12 +391,18 @@ export class Peer extends EventEmitter {
       rendezvous = await ReconnectingRendezvousClient.connect({
         url: options.server, identity, udpSocket: socket, stunClient: stun, privateEndpoints: privateEndpoints(port, options.bindAddress),
         accept: options.accept, signal: options.signal,
-        // UDP candidates: host, the proven srflx, and behind a NAT that counts its ports, the
-        // window the punching socket's next flows will take (port-predictor.ts).
+        // UDP candidates: host, a port mapping if one was made (before srflx: on a port-preserving
+        // NAT they are one endpoint, and prioritise() keeps the first type it sees for it, the one
+        // the NAT promised), the proven srflx, and behind a NAT that counts its ports the window
+        // the punching socket's next flows will take (port-predictor.ts). Read per intent and
+        // accept, so a mapping made after registration counts.
         candidates: async () => {
           const srflx = rendezvous?.srflx;
           const server = rendezvous?.stunServer;
-          const own: (string | LocalCandidate)[] = [...privateEndpoints(port, options.bindAddress), ...(srflx ? [srflx] : [])];
+          const mapped = portMapping?.candidate();
+          const own: (string | LocalCandidate)[] = [
+            ...privateEndpoints(port, options.bindAddress), ...(mapped ? [mapped] : []), ...(srflx ? [{ type: 'srflx' as const, address: parseAddress(srflx) }] : []),
+          ];
           const predicted = srflx && server ? await predictor.candidate(server, parseAddress(srflx).address) : undefined;
           return predicted ? [...own, predicted] : own;
         },
@@ -391,7 +428,11 @@ export class Peer extends EventEmitter {
           .catch((error: Error) => { debug('no TCP mapping: %s', error.message); return undefined; });
       }
       debug('reachable: %o', responder.reachability(rendezvous.serverReachability));
-      peer = new Peer(identity, socket, mux, stun, rendezvous, options, tcp, responder, listener);
+      // What is left of the mapping's budget (it started before registration), so the first
+      // intents and accepts already carry it.
+      await portMapping?.settled;
+      peer = new Peer(identity, socket, mux, stun, rendezvous, options, tcp, responder, listener, portMapping);
+      if (portMapping?.info) debug('port mapping: %o', portMapping.info);
       peer.#predictor = predictor;
       // In the background: nothing waits on it; until it is done, offers carry no prediction.
       const udpStunServer = rendezvous.stunServer;
@@ -399,6 +440,7 @@ export class Peer extends EventEmitter {
       return peer;
     } catch (error) {
       predictor.close();
+      await portMapping?.close();
       rendezvous?.close();
       tcp?.close();
       listener?.close();
@@ -467,6 +509,8 @@ export class Peer extends EventEmitter {
     for (const s of this.#sessions) s.close();
     this.#rendezvous.close();
     this.#predictor?.close();
+    // Deleted while the socket still exists: the mapping points at its port.
+    await this.#portMapping?.close();
     this.#stun.close();
     this.#mux.close();
     await new Promise<void>((resolve) => this.#socket.close(() => resolve()));
