@@ -15,7 +15,7 @@ import type { RelayOffer } from '../rendezvous/messages.js';
 import type { TrickleCandidate, TrickledCandidates } from '../rendezvous/trickle.js';
 import { openRelayPath } from './relay.js';
 import { tcpSimultaneousOpen } from '../punch/tcp-simultaneous-open.js';
-import { birthdaySockets, birthdaySpray } from '../punch/birthday.js';
+import { BIRTHDAY_AFTER_MS, BIRTHDAY_MIN_INTERVAL_MS, BirthdayGate, birthdaySockets, birthdaySpray } from '../punch/birthday.js';
 import { UdpMux } from '../punch/udp-mux.js';
 import type { PunchInstruction } from '../rendezvous/client.js';
 import { PathHandshake } from '../path/handshake.js';
@@ -127,6 +127,8 @@ export interface Established {
 
 export class Establisher {
   readonly #c: EstablishContext;
+  /** One birthday punch at a time for the whole peer, spaced out (punch/birthday.ts). */
+  readonly #birthdays = new BirthdayGate();
 
   constructor(context: EstablishContext) {
     this.#c = context;
@@ -310,7 +312,10 @@ export class Establisher {
     const techniqueOf = (type: CandidateType, remote: TransportAddress): string => udpTechnique(instruction, mode, type, remote);
     // Birthday probing beside the checks, when exactly one side's NAT maps every destination to a
     // random port. On the easy side, a pair at a port the spray probed came from it.
-    const birthday = mode === 'punch' ? birthdaySide(instruction) : undefined;
+    const side = mode === 'punch' ? birthdaySide(instruction) : undefined;
+    const release = side ? this.#birthdays.tryAcquire() : undefined;
+    if (side && !release) debug('birthday probing skipped: this peer ran one less than %d ms ago, or runs one now', BIRTHDAY_MIN_INTERVAL_MS);
+    const birthday = release ? side : undefined;
     const sprayed = new Set<number>();
     const label = (type: CandidateType, remote: TransportAddress): string =>
       birthday?.side === 'easy' && type !== 'host' && remote.address === birthday.to.address && sprayed.has(remote.port)
@@ -323,15 +328,19 @@ export class Establisher {
       });
       this.#c.sessions.add(session);
       checks.push(session);
-      if (birthday?.side === 'hard') return this.#birthdayHard(instruction, session, birthday.to, checks, combined, (punched) => udp.pathTo(punched.remote, techniqueOf(punched.type, punched.remote)));
+      if (birthday?.side === 'hard') return this.#birthdayHard(instruction, session, birthday.to, checks, combined, release!, (punched) => udp.pathTo(punched.remote, techniqueOf(punched.type, punched.remote)));
       if (birthday?.side === 'easy') {
-        // Spray while the checks run; a hit shows up in them as a peer-reflexive pair.
+        // Spray while the checks run, once they had their chance alone; a hit shows up in them as
+        // a peer-reflexive pair.
         const stop = new AbortController();
-        void birthdaySpray({
-          send: (data, to) => this.#c.mux.send(data, to), session: instruction.session, key: instruction.key, sprayed,
-          address: birthday.to.address, family: birthday.to.family, signal: AbortSignal.any([combined, stop.signal]),
-        }).then((sent) => debug('birthday spray: %d probes', sent));
+        const spraying = AbortSignal.any([combined, stop.signal]);
         session.result.then(() => stop.abort(), () => stop.abort());
+        void birthdayDue(instruction, spraying)
+          .then(() => (spraying.aborted ? 0 : birthdaySpray({
+            send: (data, to) => this.#c.mux.send(data, to), session: instruction.session, key: instruction.key, sprayed,
+            address: birthday.to.address, family: birthday.to.family, signal: spraying,
+          })))
+          .then((sent) => debug('birthday spray: %d probes', sent)).finally(release);
       }
       const punched: PunchResult = await session.result;
       const path = udp.pathTo(punched.remote, label(punched.type, punched.remote));
@@ -346,14 +355,25 @@ export class Establisher {
    */
   async #birthdayHard(
     instruction: PunchInstruction, session: UdpCheckSession, to: TransportAddress, checks: UdpCheckSession[], signal: AbortSignal,
-    ordinary: (punched: PunchResult) => UdpRawPath,
+    release: () => void, ordinary: (punched: PunchResult) => UdpRawPath,
   ): Promise<ReadyPath> {
+    // The ordinary checks go first, alone (BIRTHDAY_AFTER_MS): no sockets if they are enough.
+    const early = await Promise.race([
+      session.result.then((punched) => ({ punched }), () => ({ checksFailed: true })),
+      birthdayDue(instruction, signal).then(() => ({ due: true })),
+    ]);
+    if ('punched' in early || signal.aborted) {
+      release();
+      if (!('punched' in early)) throw new AbortedError('birthday probing aborted', { cause: signal.reason });
+      const path = ordinary(early.punched);
+      return { kind: 'udp', path, close: () => path.close() };
+    }
     const stop = new AbortController();
     const hit = birthdaySockets({
       session: instruction.session, key: instruction.key, to, signal: AbortSignal.any([signal, stop.signal]),
       ...(this.#c.bindAddress ? { bindAddress: this.#c.bindAddress } : {}),
     });
-    hit.catch(() => undefined);
+    hit.then(release, release);
     const first = await Promise.race([
       session.result.then((punched) => ({ punched }), () => ({ checksFailed: true })),
       hit.then((found) => ({ found }), () => ({ probingFailed: true })),
@@ -405,15 +425,36 @@ export class Establisher {
   }
 }
 
+/** Resolves BIRTHDAY_AFTER_MS after the punch's start (now, when it has none), or when `signal` aborts. */
+function birthdayDue(instruction: PunchInstruction, signal: AbortSignal): Promise<void> {
+  const ms = (instruction.startAt ?? Date.now()) + BIRTHDAY_AFTER_MS - Date.now();
+  return new Promise((resolve) => {
+    if (signal.aborted || ms <= 0) return resolve();
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+  });
+}
+
 /**
  * Which side of birthday probing this peer takes, if any: exactly one side signed a NAT that
  * maps every destination to a random port (IntentBody.natMapping), and the other side signed a
- * server-reflexive candidate to aim at. Both random: no probing (physics: the relay).
+ * public address to aim at: its server-reflexive candidate, or, for a host with no NAT (a
+ * stateful firewall in front of a public address), its host candidate on a public address —
+ * such a host filters like a port-restricted NAT and its port never changes, which is all the
+ * probing needs. Both random: no probing (physics: the relay).
  */
-function birthdaySide(instruction: PunchInstruction): { side: 'hard' | 'easy'; to: TransportAddress } | undefined {
+export function birthdaySide(instruction: PunchInstruction): { side: 'hard' | 'easy'; to: TransportAddress } | undefined {
   const local = instruction.localNatMapping === 'random-per-destination';
   const remote = instruction.remoteNatMapping === 'random-per-destination';
   if (local === remote) return undefined;
-  const srflx = instruction.remoteCandidates.find((c) => c.type === 'srflx');
-  return srflx ? { side: local ? 'hard' : 'easy', to: srflx.address } : undefined;
+  // The side that aims needs the other's public address: the easy side sprays the hard side's
+  // srflx address; the hard side opens its sockets toward the easy side's public endpoint.
+  const target = instruction.remoteCandidates.find((c) => c.type === 'srflx')
+    ?? instruction.remoteCandidates.find((c) => c.type === 'host' && candidateTypeOf(c.address) === 'srflx');
+  return target ? { side: local ? 'hard' : 'easy', to: target.address } : undefined;
 }

@@ -23,13 +23,14 @@
  * sends at most SPRAY_PROBES datagrams, SPRAY_PACING_MS apart (250 per second, ~8 s at most), only
  * to the address the other peer signed as its own; the hard side sends HARD_SOCKETS datagrams
  * and the same again twice (HARD_RESEND_MS), each to the one srflx the easy side signed. A
- * peer runs one birthday punch at a time (establish.ts); everything stops when the attempt
- * settles or is aborted.
+ * peer runs one birthday punch at a time, BIRTHDAY_MIN_INTERVAL_MS apart at least (BirthdayGate);
+ * everything stops when the attempt settles or is aborted.
  */
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { randomBytes, randomInt } from 'node:crypto';
 import { AbortedError, NatpunchError } from '../errors.js';
+import { type Clock, realClock } from '../clock.js';
 import {
   type TransportAddress, AttrType, Method, MessageClass, decodeMessage, encodeMessage, getAttribute, isStunMessage,
   username as usernameCodec, verifyIntegrity, xorMappedAddress,
@@ -42,6 +43,59 @@ export const HARD_RESEND_MS = [1_000, 3_000] as const;
 /** Probes the easy side sends at most, and their pacing. */
 export const SPRAY_PROBES = 2_048;
 export const SPRAY_PACING_MS = 4;
+/**
+ * How long the hard side keeps its sockets open for a probe: the whole spray (SPRAY_PROBES ×
+ * SPRAY_PACING_MS ≈ 8.2 s, since the two sides start together, at the rendezvous's startAt)
+ * and 2 s for a late start and the round trip. Then it gives up: 256 sockets are not held open
+ * on the chance that something still comes.
+ */
+export const HARD_LIFETIME_MS = SPRAY_PROBES * SPRAY_PACING_MS + 2_000;
+/**
+ * How long after the punch starts (the rendezvous's `startAt`) birthday probing waits for the
+ * ordinary checks: two of their 200 ms rounds and a round trip. Against a NAT that filters by
+ * address only (restricted cone) plain punching succeeds, and 256 sockets or 2,048 probes would
+ * be spent for nothing (measured in the lab: ordinary checks complete in 80–150 ms there); the
+ * probing is only for the pairs where nothing cheaper works.
+ */
+export const BIRTHDAY_AFTER_MS = 500;
+
+/**
+ * The least time between the starts of two birthday punches of one peer. A punch is a burst
+ * (≤ 8 s of spray, or 768 datagrams from the hard side); repeated back to back, as recovery's
+ * re-punches would (src/peer/recovery.ts: every 5 s at first), it would be a standing port scan.
+ * 30 s keeps a peer's long-run average under 70 probes per second even if something asked for
+ * birthday punches without end; a punch refused by it runs the ordinary checks alone.
+ */
+export const BIRTHDAY_MIN_INTERVAL_MS = 30_000;
+
+/**
+ * One birthday punch at a time per peer, and starts at least BIRTHDAY_MIN_INTERVAL_MS apart
+ * (issue 9: "never look like a port scan").
+ */
+export class BirthdayGate {
+  readonly #clock: Clock;
+  #busy = false;
+  #lastStart = -Infinity;
+
+  constructor(clock: Clock = realClock) {
+    this.#clock = clock;
+  }
+
+  /** A release function when a punch may start now, else undefined (one is running, or one started too recently). */
+  tryAcquire(): (() => void) | undefined {
+    const now = this.#clock.now();
+    if (this.#busy || now - this.#lastStart < BIRTHDAY_MIN_INTERVAL_MS) return undefined;
+    this.#busy = true;
+    this.#lastStart = now;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#busy = false;
+    };
+  }
+}
+
 /** Ports a NAT allocates from (Linux: 1024–65535). */
 const FIRST_PORT = 1024;
 const LAST_PORT = 65_535;
@@ -98,6 +152,8 @@ export interface HardSideOptions {
   bindAddress?: string;
   signal: AbortSignal;
   sockets?: number;
+  /** Default HARD_LIFETIME_MS. */
+  lifetimeMs?: number;
 }
 
 /** The socket the easy side's probe reached, still open and unread, and where the probe came from. */
@@ -112,7 +168,8 @@ export interface BirthdayHit {
  * The hard side: opens `sockets` sockets, sends a check from each to `to` (again at
  * HARD_RESEND_MS), and resolves with the first socket on which a verified check of this session
  * arrives from `to` (answered, and its 'message' listener removed, so the caller can hand it to
- * a UdpMux). Every other socket is closed. Rejects when `signal` aborts.
+ * a UdpMux). Every other socket is closed. Rejects when `signal` aborts, or when nothing came
+ * within `lifetimeMs`.
  */
 export async function birthdaySockets(options: HardSideOptions): Promise<BirthdayHit> {
   const username = usernameCodec.encode(options.session);
@@ -182,5 +239,12 @@ export async function birthdaySockets(options: HardSideOptions): Promise<Birthda
     }
     sendAll();
     for (const at of HARD_RESEND_MS) timers.push(setTimeout(sendAll, at));
+    timers.push(setTimeout(() => {
+      if (done) return;
+      done = true;
+      options.signal.removeEventListener('abort', onAbort);
+      closeAll();
+      reject(new NatpunchError('ERR_TRANSPORT', `birthday probing: no probe reached any of ${count} sockets in ${HARD_LIFETIME_MS} ms`));
+    }, options.lifetimeMs ?? HARD_LIFETIME_MS));
   });
 }
