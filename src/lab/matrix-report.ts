@@ -22,7 +22,8 @@ function find(results: readonly PairResult[], a: NatKind, b: NatKind): PairResul
 export function pairLine(result: PairResult): string {
   const pair = `${result.a} × ${result.b}`.padEnd(38);
   if (!result.ok && result.path === undefined) return `${pair} FAILED      ${result.error ?? ''}`;
-  const what = `${(result.path ?? '').padEnd(11)} ${(result.technique ?? '').padEnd(22)} ${String(result.ms ?? '').padStart(6)} ms`;
+  const upgrade = result.startPath ? `  (started on the ${result.startPath}; direct after ${result.directMs} ms)` : '';
+  const what = `${(result.path ?? '').padEnd(11)} ${(result.technique ?? '').padEnd(22)} ${String(result.ms ?? '').padStart(6)} ms${upgrade}`;
   return result.ok ? `${pair} ${what}` : `${pair} ${what}  FAILED after connecting: ${result.error ?? ''}`;
 }
 
@@ -33,12 +34,13 @@ export function formatGrid(kinds: readonly NatKind[], results: readonly PairResu
   const rows = kinds.map((a, i) => `${a.padEnd(width)}  ${kinds.map((b, j) => (j < i ? '' : letter(find(results, a, b))).padStart(2)).join(' ')}   ${i + 1}`);
   const count = (test: (r: PairResult) => boolean): number => results.filter(test).length;
   const direct = count((r) => r.ok && r.path !== 'relay');
+  const upgraded = count((r) => r.ok && r.path !== 'relay' && r.startPath !== undefined);
   const relayed = count((r) => r.ok && r.path === 'relay');
   const failed = count((r) => !r.ok);
   return [
     header, ...rows, '',
-    `U direct-udp, T direct-tcp, R relay, ${FAILED} failed. Columns are numbered as the rows.`,
-    `${results.length} pairs: ${direct} direct, ${relayed} through the relay, ${failed} failed.`,
+    `U direct-udp, T direct-tcp, R relay, ${FAILED} failed (the path each connection ended on). Columns are numbered as the rows.`,
+    `${results.length} pairs: ${direct} direct${upgraded ? ` (${upgraded} of them after starting on the relay)` : ''}, ${relayed} through the relay, ${failed} failed.`,
   ].join('\n');
 }
 
@@ -51,8 +53,9 @@ export function formatHtml(kinds: readonly NatKind[], results: readonly PairResu
     const r = find(results, a, b);
     if (!r) return '<td></td>';
     const colour = r.ok ? COLOUR[r.path ?? ''] ?? '#eee' : '#f4c2c2';
-    const body = r.ok ? `${escape(r.path ?? '')}<br><small>${escape(r.technique ?? '')}<br>${r.ms ?? ''} ms</small>` : `failed<br><small>${escape(r.error ?? '')}</small>`;
-    return `<td style="background:${colour}" title="${escape(`${r.a} × ${r.b}: ${r.ok ? `${r.path} by ${r.technique} in ${r.ms} ms` : r.error ?? 'failed'}`)}">${body}</td>`;
+    const upgrade = r.startPath ? `; started on the ${r.startPath}, direct after ${r.directMs} ms` : '';
+    const body = r.ok ? `${escape(r.path ?? '')}<br><small>${escape(r.technique ?? '')}<br>${r.ms ?? ''} ms${r.startPath ? `<br>direct at ${r.directMs} ms` : ''}</small>` : `failed<br><small>${escape(r.error ?? '')}</small>`;
+    return `<td style="background:${colour}" title="${escape(`${r.a} × ${r.b}: ${r.ok ? `${r.path} by ${r.technique} in ${r.ms} ms${upgrade}` : r.error ?? 'failed'}`)}">${body}</td>`;
   };
   const rows = kinds.map((a) => `<tr><th>${escape(a)}</th>${kinds.map((b) => cell(a, b)).join('')}</tr>`).join('\n');
   return `<!doctype html>
@@ -61,7 +64,7 @@ export function formatHtml(kinds: readonly NatKind[], results: readonly PairResu
 </head><body>
 <h1>natpunch NAT matrix</h1>
 <p>Each cell: <code>natpunch connect --transport ${escape(meta.transport)}</code> behind the row's NAT to <code>natpunch listen</code> behind the column's, in the kernel NAT lab, ${escape(meta.date)}.
-Green: direct UDP; blue: direct TCP; orange: relay; red: failed.</p>
+Green: direct UDP; blue: direct TCP; orange: relay; red: failed (the path each connection ended on; one that started on the relay says when it went direct).</p>
 <table><tr><th></th>${kinds.map((k) => `<th>${escape(k)}</th>`).join('')}</tr>
 ${rows}
 </table></body></html>

@@ -31,6 +31,11 @@ export interface MatrixOptions {
   bytes?: number;
   /** One pair's connect and transfer, at most (default 45 s: a failed direct attempt, then the relay). */
   pairTimeoutMs?: number;
+  /**
+   * How long a connection that started on the relay is held open for an upgrade to a direct path
+   * (default UPGRADE_WAIT_MS) before the payload is sent.
+   */
+  upgradeWaitMs?: number;
   /** Called as each pair finishes (progress). */
   onResult?: (result: PairResult, index: number, total: number) => void;
   signal?: AbortSignal;
@@ -40,16 +45,31 @@ export interface PairResult {
   a: NatKind;
   b: NatKind;
   ok: boolean;
-  /** What carried the connection: 'direct-udp', 'direct-tcp' or 'relay' (as the connector reported it). */
+  /**
+   * What carried the connection in the end: 'direct-udp', 'direct-tcp' or 'relay' (as the
+   * connector reported it: its `connected` event, or the `path` event of an upgrade).
+   */
   path?: string;
   technique?: string;
   /** The connector's own time from connect() to the secure stream, ms. */
   ms?: number;
+  /** The path it started on, when that was the relay and it moved to a direct path later. */
+  startPath?: string;
+  /** Time from connect() to a direct path: `ms` when it started direct, else when the upgrade came. */
+  directMs?: number;
   /** Wall time of the whole pair: lab up, server, both peers, transfer, lab down. */
   wallMs: number;
   /** Why it failed, in the CLI's own words where it said any. */
   error?: string;
 }
+
+/**
+ * The default of MatrixOptions.upgradeWaitMs. `--transport auto` may start on the relay while a
+ * slow direct technique is still at work — birthday probing runs up to ~8 s (punch/birthday.ts)
+ * — and moves the stream when that succeeds. 15 s covers it, and the first re-punch of the
+ * upgrade loop (peer/recovery.ts, 5 s after connecting) with its own 10 s limit in part.
+ */
+export const UPGRADE_WAIT_MS = 15_000;
 
 /** Every unordered pair of `kinds` (i <= j), in order. */
 export function matrixPairs(kinds: readonly NatKind[]): [NatKind, NatKind][] {
@@ -90,6 +110,13 @@ function collect(child: ChildProcess): Promise<Buffer> {
 
 const sha = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
 
+/** A `path` event (CLI --json) that names a direct path. */
+const DIRECT_PATH_EVENT = /"event":"path".*"path":"direct-/;
+
+function sleep(ms: number): Promise<undefined> {
+  return new Promise((resolve) => setTimeout(() => resolve(undefined), ms).unref());
+}
+
 /** The JSON "connected" or "error" event on a CLI's stderr, whichever comes first. */
 async function outcome(child: ChildProcess, timeoutMs: number): Promise<Record<string, unknown>> {
   return JSON.parse(await waitForLine(child, /"event":"(connected|error)"/, timeoutMs)) as Record<string, unknown>;
@@ -121,13 +148,31 @@ async function runPair(a: NatKind, b: NatKind, options: MatrixOptions): Promise<
       const connect = lab.hosts.a1!.spawn([process.execPath, CLI, 'connect', ready.id!, '--server', SERVER_URL, '--key', join(keys, 'connect.key'), '--transport', transport, '--json']);
       const connectOut = collect(connect);
       const connectErr = lines(connect, 'stderr');
-      connect.stdin!.end(fromConnector);
+      // A direct path the connection moves to (the connector's `path` events), from the start.
+      const upgraded = waitForLine(connect, DIRECT_PATH_EVENT, timeoutMs + (options.upgradeWaitMs ?? UPGRADE_WAIT_MS))
+        .then((line) => ({ event: JSON.parse(line) as Record<string, unknown>, at: performance.now() }));
+      upgraded.catch(() => undefined);
       const event: Record<string, unknown> = await outcome(connect, timeoutMs).catch((error: Error) => ({ event: 'error', message: `${error.message} ${connectErr()}` }));
       if (event.event !== 'connected') {
+        connect.stdin!.end();
         listen.kill('SIGTERM');
         return { a, b, ok: false, wallMs: wallMs(), error: String(event.message ?? JSON.stringify(event)) };
       }
-      const result = { a, b, path: String(event.path), technique: String(event.technique), ms: Number(event.ms) };
+      const connectedAt = performance.now();
+      let result: Omit<PairResult, 'ok' | 'wallMs'> = { a, b, path: String(event.path), technique: String(event.technique), ms: Number(event.ms) };
+      if (result.path === 'relay') {
+        // Hold the connection open (its stdin) until it moves to a direct path, or the wait is over.
+        const upgrade = await Promise.race([upgraded, sleep(options.upgradeWaitMs ?? UPGRADE_WAIT_MS)]).catch(() => undefined);
+        if (upgrade) {
+          result = {
+            ...result, startPath: 'relay', path: String(upgrade.event.path), technique: String(upgrade.event.technique),
+            directMs: Math.round(result.ms! + Math.max(0, upgrade.at - connectedAt)),
+          };
+        }
+      } else {
+        result.directMs = result.ms;
+      }
+      connect.stdin!.end(fromConnector);
       const [gotByConnector, gotByListener, connectCode, listenCode] = await Promise.all([connectOut, listenOut, exited(connect), exited(listen)]);
       if (connectCode !== 0 || listenCode !== 0) {
         return { ...result, ok: false, wallMs: wallMs(), error: `connected, then exited ${connectCode} (connect) and ${listenCode} (listen): ${connectErr()} ${listenErr()}`.trim() };

@@ -9,8 +9,8 @@ import { CLI } from '../support/cli.js';
 
 /**
  * `natpunch lab matrix` (issue 9, "the matrix as a feature"), on a reduced set as CI runs it:
- * three kinds whose pairs exercise plain punching, prediction on one side and on both, and the
- * relay. Each pair is the real CLI in a lab of its own, so the expectations are the lab's own
+ * three kinds whose pairs exercise plain punching, prediction on one side and on both, birthday
+ * probing, and the relay. Each pair is the real CLI in a lab of its own, so the expectations are the lab's own
  * facts (test/lab/connect-*.test.ts), not the matrix's output read back.
  */
 test('natpunch lab matrix --kinds port-restricted,symmetric-seq,symmetric-random --json --html: every pair connects, each the way the lab tests say', { timeout: 300_000 }, async (t) => {
@@ -30,8 +30,15 @@ test('natpunch lab matrix --kinds port-restricted,symmetric-seq,symmetric-random
     // Both sides predict under --transport auto: UDP's and TCP's flows share the counter, and either may win.
     assert.match(String(of('symmetric-seq', 'symmetric-seq').path), /^direct-/);
     assert.match(String(of('symmetric-seq', 'symmetric-seq').technique), /-prediction$/);
-    for (const [a, b] of [['port-restricted', 'symmetric-random'], ['symmetric-seq', 'symmetric-random'], ['symmetric-random', 'symmetric-random']]) {
+    // Birthday probing (connect-birthday) races the relay: the connection may start on either,
+    // and one that starts on the relay moves to the direct path when the probing succeeds.
+    const birthday = of('port-restricted', 'symmetric-random');
+    assert.deepEqual([birthday.path, birthday.technique], ['direct-udp', 'udp-birthday'], JSON.stringify(birthday));
+    assert.ok(birthday.startPath === undefined || birthday.startPath === 'relay', JSON.stringify(birthday));
+    assert.ok(Number(birthday.directMs) >= Number(birthday.ms), JSON.stringify(birthday));
+    for (const [a, b] of [['symmetric-seq', 'symmetric-random'], ['symmetric-random', 'symmetric-random']]) {
       assert.equal(of(a!, b!).path, 'relay', JSON.stringify(of(a!, b!)));
+      assert.equal(of(a!, b!).directMs, undefined);
     }
     assert.deepEqual(events.at(-1), { event: 'matrix', pairs: 6, failed: 0, html });
     const page = await readFile(html, 'utf8');
