@@ -32,9 +32,13 @@ test('natpunch lab matrix --kinds port-restricted,symmetric-seq,symmetric-random
     assert.match(String(of('symmetric-seq', 'symmetric-seq').technique), /-prediction$/);
     // Birthday probing (connect-birthday) races the relay: the connection may start on either,
     // and one that starts on the relay moves to the direct path when the probing succeeds.
+    // After a relayed start, the connector may learn the direct path from the other side's
+    // authenticated data on it before its own checks complete: the path manager then names the
+    // path 'rebinding' (src/path/path-manager.ts).
     const birthday = of('port-restricted', 'symmetric-random');
-    assert.deepEqual([birthday.path, birthday.technique], ['direct-udp', 'udp-birthday'], JSON.stringify(birthday));
-    assert.ok(birthday.startPath === undefined || birthday.startPath === 'relay', JSON.stringify(birthday));
+    assert.equal(birthday.path, 'direct-udp', JSON.stringify(birthday));
+    if (birthday.startPath === undefined) assert.equal(birthday.technique, 'udp-birthday', JSON.stringify(birthday));
+    else assert.match(String(birthday.technique), /^(udp-birthday|rebinding)$/, JSON.stringify(birthday));
     assert.ok(Number(birthday.directMs) >= Number(birthday.ms), JSON.stringify(birthday));
     for (const [a, b] of [['symmetric-seq', 'symmetric-random'], ['symmetric-random', 'symmetric-random']]) {
       assert.equal(of(a!, b!).path, 'relay', JSON.stringify(of(a!, b!)));
