@@ -559,7 +559,7 @@ function acceptPolicy(options: PeerOptions, refused: (peerId: string, reason: st
   const allowed = allowPredicate(options.allow);
   return async (peerId) => {
     if (!(await allowed(peerId))) {
-      refused(peerId, NOT_ALLOWED);
+      refused(peerId, 'not on the allow-list');
       return NOT_ALLOWED;
     }
     return (await options.accept?.(peerId)) ?? true;
