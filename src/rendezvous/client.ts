@@ -268,6 +268,8 @@ export class RendezvousClient extends EventEmitter {
   #version = 0;
   #capabilities: Capability[] = [];
   #closeReason: RendezvousError | undefined;
+  /** The WebSocket upgrade succeeded (a failure after it is a broken connection, not an unreachable server). */
+  #opened = false;
   #livenessTimer: NodeJS.Timeout | undefined;
   #closeTimer: NodeJS.Timeout | undefined;
   #closed = false;
@@ -287,15 +289,14 @@ export class RendezvousClient extends EventEmitter {
     this.#ws = new WebSocket(options.url, {
       maxPayload: this.#limits.maxMessageBytes, perMessageDeflate: false, handshakeTimeout: options.timeoutMs ?? 10_000,
     });
-    let opened = false;
     this.#ws.on('upgrade', (response) => {
-      opened = true;
+      this.#opened = true;
       this.#remoteAddress = response.socket.remoteAddress;
     });
     this.#ws.on('error', (error) => {
       debug('client %s: %s', this.peerId.slice(0, 8), error.message);
       // The first error is the cause of the close that follows (ws closes with 1006 after it).
-      this.#closeReason ??= connectFailure(options.url, error, opened);
+      this.#closeReason ??= connectFailure(options.url, error, this.#opened);
     });
     this.#ws.on('ping', () => this.#armLiveness());
     this.#ws.on('message', (data, isBinary) => this.#onFrame(data, isBinary));
@@ -605,7 +606,9 @@ export class RendezvousClient extends EventEmitter {
     const controller = new AbortController();
     const onAbort = (): void => controller.abort(this.#options.signal?.reason);
     this.#options.signal?.addEventListener('abort', onAbort, { once: true });
-    const timer = setTimeout(() => controller.abort(new RendezvousError('timeout', `rendezvous: not registered within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(() => controller.abort(this.#opened
+      ? new RendezvousError('timeout', `the rendezvous server ${this.#options.url} did not register this peer within ${timeoutMs} ms`)
+      : connectFailure(this.#options.url, new Error('Opening handshake has timed out'), false)), timeoutMs);
     try {
       const signal = controller.signal;
       const hello = await this.#nextHello(signal);
