@@ -108,6 +108,9 @@ export { Connection } from './connection.js';
  * 'disconnected' (ERR_RENDEZVOUS). A permanent refusal ('replaced', 'bad-signature',
  * 'unsupported-version', ...) ends the attempts: 'disconnected' with retryInMs null.
  *
+ * With `allow`, an initiator not on the list is refused (it gets ERR_REFUSED) before anything is
+ * sent toward it, and the peer emits 'refused' (RefusedInfo: { peerId, reason }).
+ *
  * With `portMapping`, it also emits 'port-mapping' (PortMappingInfo) when the gateway mapped its
  * UDP port (and again when a renewal moved it) and 'port-mapping-failed' (PortMapError) when
  * that failed or the mapping was lost; neither affects anything else.
