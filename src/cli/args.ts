@@ -102,12 +102,30 @@ export function usageLine(spec: CommandSpec): string {
     const word = flag.type === 'string' ? `--${name} ${flag.value ?? 'VALUE'}` : `--${name}`;
     parts.push(flag.required ? word : `[${word}]${flag.multiple ? '...' : ''}`);
   }
-  return parts.join(' ');
+  return wrap(parts, USAGE_WIDTH, ' '.repeat(`natpunch ${spec.name} `.length));
+}
+
+/** Usage lines longer than this are wrapped, continuation lines indented under the first flag. */
+const USAGE_WIDTH = 110;
+
+function wrap(words: readonly string[], width: number, indent: string): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of words) {
+    if (line !== '' && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = indent + word;
+    } else {
+      line = line === '' ? word : `${line} ${word}`;
+    }
+  }
+  lines.push(line);
+  return lines.join('\n');
 }
 
 /** The whole `--help` text: usage, summary, every flag with its meaning, default and example. */
 export function helpText(spec: CommandSpec): string {
-  const lines = [`usage: ${usageLine(spec)}`, '', spec.summary, '', 'flags:'];
+  const lines = [`usage: ${usageLine(spec).replace(/\n/g, '\n       ')}`, '', spec.summary, '', 'flags:'];
   for (const [name, flag] of Object.entries(spec.flags)) {
     const head = flag.type === 'string' ? `--${name} ${flag.value ?? 'VALUE'}` : `--${name}`;
     lines.push(`  ${head}${flag.multiple ? ' (repeatable)' : ''}${flag.required ? ' (required)' : ''}`);
