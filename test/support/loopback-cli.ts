@@ -3,7 +3,7 @@
  * ephemeral ports, and `listen`/`connect` children whose stdin the test feeds and whose stdout
  * it counts, with their --json events.
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,23 +37,28 @@ export interface CliChild extends EventChild {
   feedForever(): void;
 }
 
-/** Start the CLI with piped stdio and its --json events parsed; killed (group) after the test. */
+/** Start the CLI with piped stdio and its --json events parsed; killed after the test. */
 export function startCli(t: TestContext, name: string, args: readonly string[]): CliChild {
   const [node, ...rest] = natpunch(...args);
-  const child = spawn(node!, rest, { stdio: ['pipe', 'pipe', 'pipe'] });
+  return cliChild(t, spawn(node!, rest, { stdio: ['pipe', 'pipe', 'pipe'] }), name);
+}
+
+/** A CLI child started elsewhere (a lab host) with piped stdio: events, stdout counted, stdin fed on demand. */
+export function cliChild(t: TestContext, child: ChildProcess, name: string): CliChild {
   t.after(() => stopProcess(child));
   let received = 0;
-  child.stdout.on('data', (chunk: Buffer) => { received += chunk.length; });
-  child.stdin.on('error', () => undefined); // EPIPE once it exits
+  child.stdout!.on('data', (chunk: Buffer) => { received += chunk.length; });
+  child.stdin!.on('error', () => undefined); // EPIPE once it exits
   const events = eventChild(child, name);
   const chunk = Buffer.alloc(64 * 1024);
+  const stdin = child.stdin!;
   return {
     ...events,
     received: () => received,
     feedForever: () => {
       const write = (): void => {
-        while (child.exitCode === null && !child.stdin.destroyed && child.stdin.write(chunk));
-        if (child.exitCode === null && !child.stdin.destroyed) child.stdin.once('drain', write);
+        while (child.exitCode === null && !stdin.destroyed && stdin.write(chunk));
+        if (child.exitCode === null && !stdin.destroyed) stdin.once('drain', write);
       };
       write();
     },
