@@ -26,8 +26,11 @@ export function errorEvent(error: unknown): { event: 'error'; code: string; mess
  * ("natpunch serve: …"), so a prefix is never doubled.
  */
 export function errorLine(error: unknown, withStack = false): string {
-  const text = NatpunchError.is(error) ? messageOf(error) : `unexpected failure: ${messageOf(error)}`;
-  const line = /^natpunch\b/.test(text) ? text : `natpunch: ${text}`;
+  const message = messageOf(error);
+  // "natpunch serve: …" already names where; an unexpected error says so after that name.
+  const named = /^(natpunch(?: [\w-]+)*): ([^]*)$/.exec(message);
+  const [where, what] = named ? [named[1]!, named[2]!] : ['natpunch', message];
+  const line = `${where}: ${NatpunchError.is(error) ? '' : 'unexpected failure: '}${what}`;
   const stack = withStack && error instanceof Error && error.stack ? `\n${error.stack}` : '';
   return line + stack;
 }
