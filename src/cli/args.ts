@@ -52,6 +52,7 @@ export const keyFlag: Flag = {
 
 export const jsonFlag: Flag = {
   type: 'boolean', help: 'one JSON event per line on stderr instead of text (ready, connected, path, error, closed, ...)',
+  example: '--json 2> events.jsonl',
 };
 
 export const serverFlag: Flag = {
@@ -130,14 +131,19 @@ export function helpText(spec: CommandSpec): string {
     const head = flag.type === 'string' ? `--${name} ${flag.value ?? 'VALUE'}` : `--${name}`;
     lines.push(`  ${head}${flag.multiple ? ' (repeatable)' : ''}${flag.required ? ' (required)' : ''}`);
     lines.push(`      ${flag.help}`);
-    const fallback = flag.defaultText ?? (typeof flag.default === 'string' ? flag.default : undefined);
-    if (fallback !== undefined) lines.push(`      default: ${fallback}`);
+    if (fallback(flag) !== undefined) lines.push(`      default: ${fallback(flag)}`);
     if (flag.example) lines.push(`      e.g. ${flag.example}`);
   }
   if (spec.notes?.length) lines.push('', ...spec.notes);
   if (spec.examples?.length) lines.push('', 'examples:', ...spec.examples.map((e) => `  ${e}`));
   lines.push('', 'Exit codes: 0 ok, 1 runtime failure, 2 usage error.');
   return lines.join('\n');
+}
+
+/** The default as help shows it: its text, its value, "off" for a switch, "none" for an optional value (nothing for a required one). */
+export function fallback(flag: Flag): string | undefined {
+  if (flag.required) return undefined;
+  return flag.defaultText ?? (typeof flag.default === 'string' ? flag.default : flag.type === 'boolean' ? 'off' : 'none');
 }
 
 export function integer(command: string, name: string, value: string | undefined, fallback: number, min = 0, max = 65535): number {

@@ -16,8 +16,8 @@ export const checkSpec: CommandSpec = {
       type: 'string', value: 'HOST[:PORT]', required: true, help: 'the STUN server to ask; PORT defaults to 3478',
       example: '--stun stun.example.net:3478',
     },
-    json: { type: 'boolean', help: 'print one JSON object (mappedAddress, natted, mapping, filtering, rfc3489, portAllocation, hairpin, ...)' },
-    lifetime: { type: 'boolean', help: 'also measure how long the NAT keeps an idle UDP mapping (RFC 5780 §4.6; takes up to --lifetime-max)' },
+    json: { type: 'boolean', help: 'print one JSON object (mappedAddress, natted, mapping, filtering, rfc3489, portAllocation, hairpin, ...)', example: '--json | jq .rfc3489' },
+    lifetime: { type: 'boolean', help: 'also measure how long the NAT keeps an idle UDP mapping (RFC 5780 §4.6; takes up to --lifetime-max)', example: '--lifetime' },
     'lifetime-max': {
       type: 'string', value: 'SECONDS', defaultText: '120', help: 'the longest idle time the lifetime test tries (2 to 3600); implies --lifetime',
       example: '--lifetime-max 300',

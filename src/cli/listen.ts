@@ -16,9 +16,9 @@ export const listenSpec: CommandSpec = {
   flags: {
     server: serverFlag,
     key: keyFlag,
-    once: { type: 'boolean', help: 'serve one connection, then exit: 0 when it ended cleanly, 1 when it (or the attempt to make it) failed' },
+    once: { type: 'boolean', help: 'serve one connection, then exit: 0 when it ended cleanly, 1 when it (or the attempt to make it) failed', example: '--once > received.bin' },
     allow: {
-      type: 'string', value: 'PEER_ID', multiple: true,
+      type: 'string', value: 'PEER_ID', multiple: true, defaultText: 'none: any peer that knows this id may connect',
       help: 'accept only this peer (repeat for several); anyone else is refused before a packet is sent toward it, and told so (ERR_REFUSED)',
       example: '--allow ah4ytbnkeoro34qprv2gqnc5vebpxztoiyafb4bpvnjm4uqycouu6bdq',
     },

@@ -9,7 +9,8 @@ import { exitCodeFor } from './report-error.js';
 
 export const portMappingFlag: Flag = {
   type: 'boolean',
-  help: 'ask the router (PCP, NAT-PMP or UPnP-IGD) to forward this peer\'s UDP port, for a direct path through NATs that need one; off by default',
+  help: 'ask the router (PCP, NAT-PMP or UPnP-IGD) to forward this peer\'s UDP port, for a direct path through NATs that need one',
+  example: '--port-mapping',
 };
 
 /** --server, present and a ws:// or wss:// URL, or a UsageError naming the command. */

@@ -18,12 +18,12 @@ export const serveSpec: CommandSpec = {
     + 'Logs a line containing "ready" once every listener is up.',
   flags: {
     address: { type: 'string', value: 'IP', default: '0.0.0.0', help: 'the address every listener binds to (STUN, TURN, HTTP)', example: '--address 203.0.113.7' },
-    'alt-address': { type: 'string', value: 'IP', help: 'a second address of this host: turns on RFC 5780 behaviour discovery (natpunch check needs it)', example: '--alt-address 203.0.113.8' },
+    'alt-address': { type: 'string', value: 'IP', help: 'a second address of this host: turns on RFC 5780 behaviour discovery (natpunch check needs it)', defaultText: 'none: no RFC 5780 tests', example: '--alt-address 203.0.113.8' },
     port: stunPort('STUN and TURN port, UDP and TCP (0: any free port)', '3478', '--port 3478'),
     'alt-port': stunPort('the second STUN port for RFC 5780 (with --alt-address)', '3479', '--alt-port 3479'),
     'http-port': { type: 'string', value: 'PORT', default: '8080', help: 'rendezvous WebSocket and HTTP (dashboard, /metrics, /healthz)', example: '--http-port 80' },
     'stun-tcp-idle-timeout': { type: 'string', value: 'MS', default: '30000', help: 'close a STUN/TCP connection idle this long, ms', example: '--stun-tcp-idle-timeout 60000' },
-    'no-relay': { type: 'boolean', help: 'run no TURN relay (peers that cannot connect directly then fail)' },
+    'no-relay': { type: 'boolean', help: 'run no TURN relay (peers that cannot connect directly then fail)', example: '--no-relay' },
     'turn-user': { type: 'string', value: 'USER:PASSWORD', multiple: true, help: 'a long-term TURN user (RFC 8656 §9.2)', example: '--turn-user alice:s3cret' },
     'turn-secret': { type: 'string', value: 'SECRET', help: 'the TURN REST secret (coturn --static-auth-secret): credentials minted for each registered peer', example: '--turn-secret "$(openssl rand -base64 24)"' },
     relay: { type: 'string', value: 'turn:HOST[:PORT]', multiple: true, help: 'offer peers an external TURN server too (needs --turn-secret)', example: '--relay turn:relay.example.net:3478' },
@@ -36,7 +36,7 @@ export const serveSpec: CommandSpec = {
     'tls-cert': { type: 'string', value: 'FILE', help: 'PEM certificate chain for STUN/TURN over TLS (with --tls-key)', example: '--tls-cert /etc/natpunch/cert.pem' },
     'tls-key': { type: 'string', value: 'FILE', help: 'its private key (PEM)', example: '--tls-key /etc/natpunch/key.pem' },
     'tls-port': { type: 'string', value: 'PORT', default: '5349', help: 'the TLS port', example: '--tls-port 443' },
-    redis: { type: 'string', value: 'URL', help: 'share the registry across nodes through Redis (not implemented yet: state stays in memory)', example: '--redis redis://127.0.0.1:6379' },
+    redis: { type: 'string', value: 'URL', help: 'share the registry across nodes through Redis (not implemented yet: state stays in memory)', defaultText: 'none: in memory', example: '--redis redis://127.0.0.1:6379' },
     'log-level': { type: 'string', value: 'LEVEL', default: 'info', help: 'error, warn, info or debug (debug also prints stack traces of failures)', example: '--log-level debug' },
   },
   examples: [

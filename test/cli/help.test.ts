@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runCli } from '../support/cli.js';
-import { type CommandSpec, parseCommand } from '../../src/cli/args.js';
+import { type CommandSpec, fallback, parseCommand } from '../../src/cli/args.js';
 import { checkSpec } from '../../src/cli/check.js';
 import { connectSpec } from '../../src/cli/connect.js';
 import { demoSpec } from '../../src/cli/demo.js';
@@ -20,9 +20,9 @@ for (const spec of specs) {
       const head = flag.type === 'string' ? `  --${name} ${flag.value}` : `  --${name}`;
       assert.ok(help.stdout.includes(`\n${head}`), `--${name} missing from the help:\n${help.stdout}`);
       assert.ok(help.stdout.includes(flag.help), `--${name}'s meaning missing`);
-      const fallback = flag.defaultText ?? (typeof flag.default === 'string' ? flag.default : undefined);
-      if (fallback !== undefined) assert.ok(help.stdout.includes(`default: ${fallback}`), `--${name}'s default missing`);
-      if (flag.example) assert.ok(help.stdout.includes(`e.g. ${flag.example}`), `--${name}'s example missing`);
+      const shown = fallback(flag);
+      if (!flag.required) assert.ok(shown !== undefined && help.stdout.includes(`default: ${shown}`), `--${name}'s default missing`);
+      assert.ok(flag.example && help.stdout.includes(`e.g. ${flag.example}`), `--${name}'s example missing`);
       // And the parser accepts it: the help is made from the same table, so they cannot drift.
       const { values } = parseCommand(spec, [`--${name}${flag.type === 'string' ? '=x' : ''}`, ...(spec.positionals ? ['POSITIONAL'] : [])]);
       assert.ok(values[name] !== undefined, `--${name} not parsed`);
