@@ -1,8 +1,8 @@
 import { UsageError } from '../errors.js';
 import { isPeerId } from '../identity/index.js';
 import { type CommandSpec, jsonFlag, keyFlag, parseCommand, serverFlag, usageLine } from './args.js';
-import { eventSink, pipeStdio } from './events.js';
-import { checkServer, portMappingFlag, withPeer } from './peer-flags.js';
+import { eventSink } from './events.js';
+import { Reported, checkServer, portMappingFlag, serveConnection, withPeer } from './peer-flags.js';
 
 const transports = ['auto', 'udp', 'tcp', 'relay'] as const;
 
@@ -47,11 +47,8 @@ export async function connectCommand(argv: string[]): Promise<number> {
   return withPeer(events, { server, keyFile: values['key'] as string | undefined, portMapping: values['port-mapping'] === true }, async (peer, signal) => {
     const connection = await peer.connect(peerId, { transport, signal });
     events.connected(connection);
-    try {
-      await pipeStdio(connection, signal);
-    } finally {
-      events.closed(connection);
-    }
+    const failure = await serveConnection(events, connection, signal);
+    if (failure !== undefined) throw new Reported(failure);
     return 0;
   });
 }

@@ -6,8 +6,8 @@ import { normalizePeerId } from '../identity/index.js';
 import type { RendezvousError } from '../rendezvous/errors.js';
 import type { DisconnectInfo, ReconnectInfo } from '../rendezvous/reconnecting-client.js';
 import { type CommandSpec, jsonFlag, keyFlag, parseCommand, serverFlag, usageLine } from './args.js';
-import { eventSink, pipeStdio } from './events.js';
-import { checkServer, portMappingFlag, withPeer } from './peer-flags.js';
+import { eventSink } from './events.js';
+import { Reported, checkServer, portMappingFlag, serveConnection, withPeer } from './peer-flags.js';
 
 export const listenSpec: CommandSpec = {
   name: 'listen',
@@ -125,15 +125,8 @@ async function serve(peer: Peer, events: ReturnType<typeof eventSink>, once: boo
     if (queue.length === 0) return 1;
     const connection = queue.shift()!;
     events.connected(connection);
-    try {
-      await pipeStdio(connection, signal);
-    } catch (error) {
-      if (signal.aborted) throw error;
-      events.error(error);
-      if (once) return 1;
-    } finally {
-      events.closed(connection);
-    }
+    const failure = await serveConnection(events, connection, signal);
+    if (failure !== undefined && (signal.aborted || once)) throw new Reported(failure);
     if (once) return 0;
   }
 }

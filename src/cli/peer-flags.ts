@@ -1,9 +1,9 @@
 /** Flags, checks and the run shared by the commands that run a peer (listen, connect). */
 import { UsageError } from '../errors.js';
 import { parseServerUrl } from '../rendezvous/server-url.js';
-import { createPeer, type Peer, type PeerOptions } from '../peer/peer.js';
+import { createPeer, type Connection, type Peer, type PeerOptions } from '../peer/peer.js';
 import type { Flag } from './args.js';
-import type { EventSink } from './events.js';
+import { type EventSink, pipeStdio } from './events.js';
 import { interrupts } from './interrupts.js';
 import { exitCodeFor } from './report-error.js';
 
@@ -24,6 +24,30 @@ export function checkServer(command: string, server: string | undefined, usage: 
   return server;
 }
 
+/** A failure already reported (an error event, then the connection's closed summary). */
+export class Reported extends Error {
+  constructor(readonly error: unknown) {
+    super('reported');
+  }
+}
+
+/**
+ * Pipe stdin/stdout through `connection` until both directions end; then report how it ended:
+ * an error event if it failed (the interrupt, if that was the cause), then the closed summary, in
+ * that order. Resolves with the failure, or undefined when it ended cleanly.
+ */
+export async function serveConnection(events: EventSink, connection: Connection, signal: AbortSignal): Promise<unknown> {
+  let failure: unknown;
+  try {
+    await pipeStdio(connection, signal);
+  } catch (error) {
+    failure = error;
+    events.error(signal.aborted ? signal.reason : error);
+  }
+  events.closed(connection);
+  return failure;
+}
+
 /**
  * Run a command around a peer: created with the interrupt signal (Ctrl-C during registration
  * stops it too), closed at the end whatever happened. A failure is reported once as an error
@@ -37,8 +61,8 @@ export async function withPeer(events: EventSink, options: Omit<PeerOptions, 'si
     return await body(peer, stop.signal);
   } catch (error) {
     // Interrupted: say so, whatever the operation under way made of the abort.
-    events.error(stop.exitCode !== undefined ? stop.signal.reason : error);
-    return stop.exitCode ?? exitCodeFor(error);
+    if (!(error instanceof Reported)) events.error(stop.exitCode !== undefined ? stop.signal.reason : error);
+    return stop.exitCode ?? exitCodeFor(error instanceof Reported ? error.error : error);
   } finally {
     await peer?.close();
     stop.dispose();

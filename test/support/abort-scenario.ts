@@ -45,9 +45,11 @@ export async function abortMidTransfer(c: AbortCase, startListen: () => CliChild
   assert.match(String(error?.['message']), /peer aborted the connection.*incomplete/);
   assert.equal(await interrupted.exited(10_000), c.code, interrupted.stderr());
   assert.equal(interrupted.events.find((e) => e['event'] === 'error')?.['code'], 'ERR_ABORTED');
-  // Both end with the summary: what each side moved before the abort.
+  // Both end with the error, then the summary: what each side moved before the abort.
   for (const side of [interrupted, other]) {
-    const closed = side.events.find((e) => e['event'] === 'closed');
-    assert.ok(closed && typeof closed['sent'] === 'number' && typeof closed['received'] === 'number', side.stderr());
+    const events = side.events.map((e) => e['event']);
+    assert.deepEqual(events.slice(-2), ['error', 'closed'], side.stderr());
+    const closed = side.events.at(-1)!;
+    assert.ok(typeof closed['sent'] === 'number' && typeof closed['received'] === 'number', side.stderr());
   }
 }
