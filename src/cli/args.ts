@@ -124,9 +124,14 @@ function wrap(words: readonly string[], width: number, indent: string): string {
   return lines.join('\n');
 }
 
+/** `usage: natpunch …`, continuation lines indented under the first flag. */
+export function usageText(spec: CommandSpec): string {
+  return `usage: ${usageLine(spec).replace(/\n/g, '\n       ')}`;
+}
+
 /** The whole `--help` text: usage, summary, every flag with its meaning, default and example. */
 export function helpText(spec: CommandSpec): string {
-  const lines = [`usage: ${usageLine(spec).replace(/\n/g, '\n       ')}`, '', spec.summary, '', 'flags:'];
+  const lines = [usageText(spec), '', spec.summary, '', 'flags:'];
   for (const [name, flag] of Object.entries(spec.flags)) {
     const head = flag.type === 'string' ? `--${name} ${flag.value ?? 'VALUE'}` : `--${name}`;
     lines.push(`  ${head}${flag.multiple ? ' (repeatable)' : ''}${flag.required ? ' (required)' : ''}`);

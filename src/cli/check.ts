@@ -5,7 +5,7 @@ import { checkNat } from '../nat/check.js';
 import { explainReport } from '../nat/explain.js';
 import { stunOverTcp } from '../nat/stun-over-tcp.js';
 import { formatAddress, parseAddress, type TransportAddress } from '../wire/index.js';
-import { type CommandSpec, integer, parseCommand, usageLine } from './args.js';
+import { type CommandSpec, integer, parseCommand, usageLine, usageText } from './args.js';
 
 export const checkSpec: CommandSpec = {
   name: 'check',
@@ -38,7 +38,7 @@ const TCP_PROBE_MS = 3000;
 export async function checkCommand(argv: string[]): Promise<number> {
   const { values } = parseCommand(checkSpec, argv);
   const stun = values['stun'] as string | undefined;
-  if (!stun) throw new UsageError(`natpunch check: --stun HOST[:PORT] is required (the STUN server to ask).\nusage: ${checkUsage}`);
+  if (!stun) throw new UsageError(`natpunch check: --stun HOST[:PORT] is required (the STUN server to ask).\n${usageText(checkSpec)}`);
   const lifetimeText = values['lifetime-max'] as string | undefined;
   const lifetimeMax = integer('check', 'lifetime-max', lifetimeText, 120, 2, 3600);
   const server = await resolve(stun);

@@ -1,6 +1,6 @@
 import { UsageError } from '../errors.js';
 import { isPeerId } from '../identity/index.js';
-import { type CommandSpec, jsonFlag, keyFlag, parseCommand, serverFlag, usageLine } from './args.js';
+import { type CommandSpec, jsonFlag, keyFlag, parseCommand, serverFlag, usageLine, usageText } from './args.js';
 import { eventSink } from './events.js';
 import { Reported, checkServer, portMappingFlag, serveConnection, withPeer } from './peer-flags.js';
 
@@ -38,9 +38,9 @@ export const connectUsage = usageLine(connectSpec);
 export async function connectCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommand(connectSpec, argv);
   const [peerId, ...extra] = positionals;
-  if (!peerId || extra.length) throw new UsageError(`natpunch connect: give exactly one PEER_ID (the other side prints it with 'natpunch listen' or 'natpunch id').\nusage: ${connectUsage}`);
+  if (!peerId || extra.length) throw new UsageError(`natpunch connect: give exactly one PEER_ID (the other side prints it with 'natpunch listen' or 'natpunch id').\n${usageText(connectSpec)}`);
   if (!isPeerId(peerId)) throw new UsageError(`natpunch connect: ${JSON.stringify(peerId)} is not a peer id (check for a typo: ids carry a checksum)`);
-  const server = checkServer('connect', values['server'] as string | undefined, connectUsage);
+  const server = checkServer('connect', values['server'] as string | undefined, usageText(connectSpec));
   const transport = values['transport'] as (typeof transports)[number];
   if (!transports.includes(transport)) throw new UsageError(`natpunch connect: --transport ${JSON.stringify(transport)}: expected auto, udp, tcp or relay`);
   const events = eventSink(values['json'] === true);

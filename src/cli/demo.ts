@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type CommandSpec, parseCommand, usageLine } from './args.js';
-import { withLab, labSupport, isNatKind, type NatKind, type Lab } from '../lab/index.js';
+import { withLab, labSupport, isNatKind, NAT_KINDS, type NatKind, type Lab } from '../lab/index.js';
 import { UsageError } from '../errors.js';
 import { waitForLine } from './wait-for-line.js';
 
@@ -27,7 +27,7 @@ const CLI = fileURLToPath(new URL('./main.js', import.meta.url));
  */
 export async function demoCommand(argv: string[]): Promise<number> {
   const { values } = parseCommand(demoSpec, argv);
-  for (const k of [values['a'], values['b']]) if (typeof k !== 'string' || !isNatKind(k)) throw new UsageError(`natpunch demo: unknown NAT kind ${JSON.stringify(k)}`);
+  for (const k of [values['a'], values['b']]) if (typeof k !== 'string' || !isNatKind(k)) throw new UsageError(`natpunch demo: unknown NAT kind ${JSON.stringify(k)}; choose one of ${NAT_KINDS.join(', ')}`);
   const support = labSupport();
   if (!support.ok) return loopbackDemo(support.reason);
   return labDemo(values['a'] as NatKind, values['b'] as NatKind);

@@ -5,7 +5,7 @@ import { readAllowFile } from '../peer/allow-list.js';
 import { normalizePeerId } from '../identity/index.js';
 import type { RendezvousError } from '../rendezvous/errors.js';
 import type { DisconnectInfo, ReconnectInfo } from '../rendezvous/reconnecting-client.js';
-import { type CommandSpec, jsonFlag, keyFlag, parseCommand, serverFlag, usageLine } from './args.js';
+import { type CommandSpec, jsonFlag, keyFlag, parseCommand, serverFlag, usageLine, usageText } from './args.js';
 import { eventSink } from './events.js';
 import { Reported, checkServer, portMappingFlag, serveConnection, withPeer } from './peer-flags.js';
 
@@ -47,7 +47,7 @@ export const listenUsage = usageLine(listenSpec);
 
 export async function listenCommand(argv: string[]): Promise<number> {
   const { values } = parseCommand(listenSpec, argv);
-  const server = checkServer('listen', values['server'] as string | undefined, listenUsage);
+  const server = checkServer('listen', values['server'] as string | undefined, usageText(listenSpec));
   const once = values['once'] === true;
   const allow = await allowList(values['allow'] as string[] | undefined, values['allow-file'] as string | undefined);
   const events = eventSink(values['json'] === true);

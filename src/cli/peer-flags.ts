@@ -13,9 +13,9 @@ export const portMappingFlag: Flag = {
   example: '--port-mapping',
 };
 
-/** --server, present and a ws:// or wss:// URL, or a UsageError naming the command. */
+/** --server, present and a ws:// or wss:// URL, or a UsageError naming the command (`usage`: its usageText). */
 export function checkServer(command: string, server: string | undefined, usage: string): string {
-  if (!server) throw new UsageError(`natpunch ${command}: --server URL is required (the rendezvous server, e.g. ws://HOST:8080/).\nusage: ${usage}`);
+  if (!server) throw new UsageError(`natpunch ${command}: --server URL is required (the rendezvous server, e.g. ws://HOST:8080/).\n${usage}`);
   try {
     parseServerUrl(server);
   } catch (error) {
