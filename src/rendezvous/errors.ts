@@ -61,7 +61,7 @@ export type RendezvousErrorReason =
   | 'unsupported-capability'
   /** A `trickle` beyond the session's allowance (messages, candidates, or after end-of-candidates). */
   | 'trickle-limit'
-  /** (client side) The WebSocket to the server could not be opened, or broke: the message names the URL and the cause. */
+  /** (client side) The WebSocket to the server could not be opened: the message names the URL and the cause. */
   | 'unreachable'
   /** (client side) The WebSocket closed, or the client was closed. */
   | 'closed'

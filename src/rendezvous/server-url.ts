@@ -39,7 +39,8 @@ export function connectFailure(url: string, error: Error & { code?: string }, op
   const message = opened
     ? `the connection to the rendezvous server ${url} failed: ${cause}`
     : `cannot reach the rendezvous server ${url}: ${cause}`;
-  return new RendezvousError('unreachable', message, { cause: error });
+  // A connection that broke after the upgrade is 'closed', as when the server just goes away.
+  return new RendezvousError(opened ? 'closed' : 'unreachable', message, { cause: error });
 }
 
 function describeCause(url: string, error: Error & { code?: string }): string {
