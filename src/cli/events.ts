@@ -40,10 +40,10 @@ export interface EventSink {
 const connectedAt = new WeakMap<Connection, number>();
 
 /** What the closed event and the summary line report. */
-function closedFields(c: Connection): { peer: string; sent: number; received: number; path: string; ms: number } {
+function closedFields(c: Connection): { peer: string; sent: number; received: number; path: string; durationMs: number } {
   const started = connectedAt.get(c) ?? performance.now();
   const { bytesSent, bytesReceived } = c.stats;
-  return { peer: c.remotePeerId, sent: bytesSent, received: bytesReceived, path: pathOf(c), ms: Math.round(performance.now() - started) };
+  return { peer: c.remotePeerId, sent: bytesSent, received: bytesReceived, path: pathOf(c), durationMs: Math.round(performance.now() - started) };
 }
 
 /** The connection's last path (its manager may be gone once it closed). */
@@ -87,7 +87,7 @@ export function eventSink(json: boolean): EventSink {
     ready: (id) => say(`listening as ${id}\n  (on the other machine: natpunch connect ${id} --server URL)`),
     closed: (c) => {
       const f = closedFields(c);
-      say(`closed: sent ${bytes(f.sent)}, received ${bytes(f.received)} over ${f.path} in ${(f.ms / 1000).toFixed(1)} s`);
+      say(`closed: sent ${bytes(f.sent)}, received ${bytes(f.received)} over ${f.path} in ${(f.durationMs / 1000).toFixed(1)} s`);
     },
     refused: (peer, reason) => say(`refused a connection from ${peer}: ${reason}`),
     connected: (c) => {
