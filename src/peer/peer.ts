@@ -482,6 +482,10 @@ export class Peer extends EventEmitter {
       if (error instanceof RendezvousError && error.reason === 'refused') {
         throw new RefusedError(target, error.message.replace(/^rendezvous server: /, ''), { cause: error });
       }
+      if (error instanceof RendezvousError && error.reason === 'peer-not-found') {
+        throw new RendezvousError('peer-not-found', `peer ${target} is not registered at the rendezvous server ${this.#options.server}: `
+          + 'start natpunch listen with the same --server on the other machine first, and check the id', { ref: error.ref, cause: error });
+      }
       throw error;
     });
     return this.#establish(instruction, started, options.signal);

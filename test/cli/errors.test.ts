@@ -85,6 +85,14 @@ test('every way of not reaching the rendezvous server names the URL and the caus
   assert.match(mute.stderr, /cannot reach the rendezvous server ws:\/\/127\.0\.0\.1:\d+\/: no WebSocket answer in time: something listens there but it is not a rendezvous server/);
 });
 
+test('connect to a peer that is not listening says so and what to do', async (t) => {
+  const server = await loopbackServer(t);
+  const dir = await scratch(t);
+  const result = await runCli('connect', PEER, '--server', server, '--key', join(dir, 'key'));
+  assert.equal(result.code, 1);
+  assert.equal(result.stderr, `natpunch: peer ${PEER} is not registered at the rendezvous server ${server}: start natpunch listen with the same --server on the other machine first, and check the id\n`);
+});
+
 test('serve on a port in use, or an address the host lacks, or a name: one line, no stack', async (t) => {
   const busy = createServer();
   busy.listen(0, '127.0.0.1');
