@@ -30,7 +30,7 @@ fi
 # sends and receives (native/udp-batch, docs/decisions/003-stream-transport.md and 009; without it
 # sockets send and read one datagram per system call) and the datagram AEAD (native/aead,
 # docs/decisions/007-datagram-aead.md; without it datagrams are sealed with node:crypto, the
-# same bytes, slower). A failed build is reported in one line, never fatal. Offline, node-gyp
+# same bytes, slower). A failed build is reported with its cause, never fatal. Offline, node-gyp
 # needs Node's headers: Debian's nodejs ships them in /usr/include/node (with Node's OpenSSL
 # headers in /usr/include/node/openssl, which native/aead compiles against).
 nodedir=$(npm config get nodedir 2>/dev/null || true)
