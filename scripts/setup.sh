@@ -30,26 +30,25 @@ fi
 # sends and receives (native/udp-batch, docs/decisions/003-stream-transport.md and 009; without it
 # sockets send and read one datagram per system call) and the datagram AEAD (native/aead,
 # docs/decisions/007-datagram-aead.md; without it datagrams are sealed with node:crypto, the
-# same bytes, slower). A failed build is reported in one line, never fatal. Offline, node-gyp
+# same bytes, slower). A failed build is reported with its cause, never fatal. Offline, node-gyp
 # needs Node's headers: Debian's nodejs ships them in /usr/include/node (with Node's OpenSSL
 # headers in /usr/include/node/openssl, which native/aead compiles against).
 nodedir=$(npm config get nodedir 2>/dev/null || true)
 if { [ -z "$nodedir" ] || [ "$nodedir" = undefined ] || [ "$nodedir" = null ]; } && [ -f /usr/include/node/node_api.h ]; then
   export npm_config_nodedir=/usr
 fi
-build_addon() { # directory, target name, what is lost without it
-  local dir=$1 name=$2 without=$3
+# Each is rebuilt when missing or older than its sources; scripts/build-native.mjs gives the
+# real cause of a failure (node-gyp's own last lines), and says so when a build works.
+build_addon() { # directory, target name
+  local dir=$1 name=$2
   local out="native/$dir/build/Release/$name.node" stale=
   for source in "native/$dir"/*.c "native/$dir"/*.h; do
     if [ -f "$source" ] && [ "$source" -nt "$out" ]; then stale=1; fi
   done
   if [ ! -f "$out" ] || [ -n "$stale" ]; then
-    if ! native_log=$(npm run --silent "build:native:$dir" 2>&1); then
-      why=$(printf '%s\n' "$native_log" | grep -m 3 -iE 'error|not found|not ok' | tr '\n' ' ')
-      echo "$without: native/$dir did not build (needs python3, make, a C compiler and Node's headers): ${why:-see npm run build:native:$dir}" >&2
-    fi
+    node scripts/build-native.mjs --verbose-ok "$dir" || true
   fi
 }
-build_addon tcp-ttl tcp_ttl 'TCP TTL priming unavailable'
-build_addon udp-batch udp_batch 'batched UDP sends and receives unavailable (sockets send and read one datagram per system call)'
-build_addon aead aead 'native datagram AEAD unavailable (datagrams are sealed with node:crypto, the same bytes, slower)'
+build_addon tcp-ttl tcp_ttl
+build_addon udp-batch udp_batch
+build_addon aead aead

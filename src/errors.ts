@@ -26,7 +26,12 @@ export type ErrorCode =
   | 'ERR_RENDEZVOUS' | 'ERR_RENDEZVOUS_PROTOCOL' | 'ERR_RENDEZVOUS_VERIFY'
   | 'ERR_TURN'
   | 'ERR_PORTMAP' | 'ERR_PORTMAP_DECODE'
-  | 'ERR_ABORTED';
+  | 'ERR_ABORTED'
+  | 'ERR_PEER_ABORTED'
+  | 'ERR_REFUSED'
+  | 'ERR_UNREACHABLE'
+  | 'ERR_DNS'
+  | 'ERR_LISTEN';
 
 export class NatpunchError extends Error {
   readonly code: ErrorCode;
@@ -172,5 +177,20 @@ export class AbortedError extends NatpunchError {
   constructor(message = 'the operation was aborted', options?: { cause?: unknown }) {
     super('ERR_ABORTED', message, options);
     this.name = 'AbortedError';
+  }
+}
+
+/**
+ * The other peer refused the connection (it was not on the peer's allow-list, or its accept
+ * policy said no). `peerId` is the peer asked; `reason` what it answered.
+ */
+export class RefusedError extends NatpunchError {
+  readonly peerId: string;
+  readonly reason: string;
+  constructor(peerId: string, reason: string, options?: { cause?: unknown }) {
+    super('ERR_REFUSED', `peer ${peerId} refused the connection: ${reason}`, options);
+    this.name = 'RefusedError';
+    this.peerId = peerId;
+    this.reason = reason;
   }
 }

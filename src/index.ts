@@ -2,7 +2,9 @@
  * natpunch's public API. Everything else is internal and may change.
  */
 export * from './errors.js';
-export { createPeer, Peer, type PeerOptions, type ConnectOptions, type Connection, type PathKind } from './peer/peer.js';
+export { createPeer, Peer, type PeerOptions, type ConnectOptions, type Connection, type PathKind, type RefusedInfo } from './peer/peer.js';
+export { type AllowList, parseAllowFile, readAllowFile } from './peer/allow-list.js';
+export { PeerAbortedError, StreamResetError, StreamTimeoutError } from './transport/errors.js';
 export { StunServer, type StunServerOptions, type StunServerStats } from './stun/server.js';
 export { StunUdpClient, type StunResponse, type RequestOptions } from './stun/udp-client.js';
 export { StunTcpClient } from './stun/tcp-client.js';

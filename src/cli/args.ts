@@ -1,12 +1,154 @@
+/**
+ * Each command's flags, declared once: the parser (node:util parseArgs) and the help text
+ * (`natpunch COMMAND --help`) are both made from the same table, so help cannot drift from what
+ * the parser accepts.
+ */
+import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
 
-/** Run an argument parser (node:util parseArgs), turning its errors into UsageError (exit code 2). */
-export function usageErrors<T>(command: string, parser: () => T): T {
-  try {
-    return parser();
-  } catch (error) {
-    throw new UsageError(`natpunch ${command}: ${(error as Error).message}. Run 'natpunch help' for usage.`);
+export interface Flag {
+  type: 'string' | 'boolean';
+  /** May be given several times (`[--allow PEER_ID]...`). */
+  multiple?: boolean;
+  /** Shown in the usage line without brackets. */
+  required?: boolean;
+  /** The value's placeholder in help (`URL`, `FILE`); string flags only. */
+  value?: string;
+  /** Handed to the parser as the value when the flag is absent. */
+  default?: string | boolean;
+  /** The default as help shows it, when it is not a constant (`$NATPUNCH_HOME/key or ~/.natpunch/key`). */
+  defaultText?: string;
+  /** What the flag does: one or two sentences. */
+  help: string;
+  /** An example use, e.g. `--server ws://203.0.113.7:8080/`. */
+  example?: string;
+  /** Left out of the usage line (still in the help's flag list). */
+  hidden?: boolean;
+}
+
+export interface CommandSpec {
+  /** `connect`, or `lab up` for a subcommand. */
+  name: string;
+  /** Positional arguments as shown in the usage line, e.g. `PEER_ID`. */
+  positionals?: string;
+  /** One line: what the command does. */
+  summary: string;
+  flags: Record<string, Flag>;
+  /** Paragraphs after the flag list. */
+  notes?: string[];
+  /** Whole command lines. */
+  examples?: string[];
+}
+
+/** Where the key lives unless --key says otherwise (identity/key-file.ts defaultKeyFile). */
+export const KEY_FILE_DEFAULT = '$NATPUNCH_HOME/key, or ~/.natpunch/key when NATPUNCH_HOME is unset';
+
+/** The --key flag every command with an identity takes. */
+export const keyFlag: Flag = {
+  type: 'string', value: 'FILE', defaultText: KEY_FILE_DEFAULT,
+  help: 'this machine\'s Ed25519 key (its peer id); created with mode 0600 on first use',
+  example: '--key ~/.natpunch/work.key',
+};
+
+export const jsonFlag: Flag = {
+  type: 'boolean', help: 'one JSON event per line on stderr instead of text (ready, connected, path, error, closed, ...)',
+  example: '--json 2> events.jsonl',
+};
+
+export const serverFlag: Flag = {
+  type: 'string', value: 'URL', required: true, help: 'the rendezvous server (natpunch serve) both peers use',
+  example: '--server ws://203.0.113.7:8080/',
+};
+
+type ParsedValues = Record<string, string | boolean | string[] | undefined>;
+
+/**
+ * Parse `argv` by `spec`; a parser error is a UsageError (exit 2) naming the command and how to
+ * get its help.
+ */
+export function parseCommand(spec: CommandSpec, argv: string[]): { values: ParsedValues; positionals: string[] } {
+  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; default?: string | boolean }> = {};
+  for (const [name, flag] of Object.entries(spec.flags)) {
+    options[name] = { type: flag.type, ...(flag.multiple ? { multiple: true } : {}), ...(flag.default !== undefined ? { default: flag.default } : {}) };
   }
+  try {
+    const { values, positionals } = parseArgs({ args: argv, strict: true, allowPositionals: spec.positionals !== undefined, options });
+    return { values: values as ParsedValues, positionals };
+  } catch (error) {
+    throw new UsageError(`natpunch ${spec.name}: ${parserMessage(error as Error)}; run 'natpunch ${spec.name} --help' for the flags`);
+  }
+}
+
+/**
+ * node:util's messages, made one balanced sentence: the unknown-option one ends with an
+ * unclosed quote (`as in '-- "--bogus"`), and all end with a full stop we continue after.
+ */
+function parserMessage(error: Error & { code?: string }): string {
+  const message = error.message;
+  const unknown = /^Unknown option '([^']*)'/.exec(message);
+  if (unknown) return `unknown option ${unknown[1]}`;
+  const positional = /^Unexpected argument '([^']*)'/.exec(message);
+  if (positional) return `unexpected argument ${JSON.stringify(positional[1])}`;
+  const missing = /^Option '([^']*)' argument missing/.exec(message);
+  if (missing) return `${missing[1]!.replace(/^-\w, /, '').split(' ')[0]} needs a value`;
+  return message.replace(/\.$/, '');
+}
+
+/** `natpunch connect PEER_ID --server URL [--key FILE] ...`, from the spec. */
+export function usageLine(spec: CommandSpec): string {
+  const parts = [`natpunch ${spec.name}`];
+  if (spec.positionals) parts.push(spec.positionals);
+  for (const [name, flag] of Object.entries(spec.flags)) {
+    if (flag.hidden) continue;
+    const word = flag.type === 'string' ? `--${name} ${flag.value ?? 'VALUE'}` : `--${name}`;
+    parts.push(flag.required ? word : `[${word}]${flag.multiple ? '...' : ''}`);
+  }
+  return wrap(parts, USAGE_WIDTH, ' '.repeat(`natpunch ${spec.name} `.length));
+}
+
+/** Usage lines longer than this are wrapped, continuation lines indented under the first flag. */
+const USAGE_WIDTH = 110;
+
+function wrap(words: readonly string[], width: number, indent: string): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of words) {
+    if (line !== '' && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = indent + word;
+    } else {
+      line = line === '' ? word : `${line} ${word}`;
+    }
+  }
+  lines.push(line);
+  return lines.join('\n');
+}
+
+/** `usage: natpunch …`, continuation lines indented under the first flag. */
+export function usageText(spec: CommandSpec): string {
+  return `usage: ${usageLine(spec).replace(/\n/g, '\n       ')}`;
+}
+
+/** The whole `--help` text: usage, summary, every flag with its meaning, default and example. */
+export function helpText(spec: CommandSpec): string {
+  const lines = [usageText(spec), '', spec.summary, '', 'flags:'];
+  for (const [name, flag] of Object.entries(spec.flags)) {
+    const head = flag.type === 'string' ? `--${name} ${flag.value ?? 'VALUE'}` : `--${name}`;
+    lines.push(`  ${head}${flag.multiple ? ' (repeatable)' : ''}${flag.required ? ' (required)' : ''}`);
+    lines.push(`      ${flag.help}`);
+    if (fallback(flag) !== undefined) lines.push(`      default: ${fallback(flag)}`);
+    if (flag.example) lines.push(`      e.g. ${flag.example}`);
+  }
+  if (spec.notes?.length) lines.push('', ...spec.notes);
+  if (spec.examples?.length) lines.push('', 'examples:', ...spec.examples.map((e) => `  ${e}`));
+  lines.push('', 'Exit codes: 0 ok, 1 runtime failure, 2 usage error.');
+  return lines.join('\n');
+}
+
+/** The default as help shows it: its text, its value, "off" for a switch, "none" for an optional value (nothing for a required one). */
+export function fallback(flag: Flag): string | undefined {
+  if (flag.required) return undefined;
+  return flag.defaultText ?? (typeof flag.default === 'string' ? flag.default : flag.type === 'boolean' ? 'off' : 'none');
 }
 
 export function integer(command: string, name: string, value: string | undefined, fallback: number, min = 0, max = 65535): number {
@@ -16,4 +158,13 @@ export function integer(command: string, name: string, value: string | undefined
     throw new UsageError(`natpunch ${command}: --${name} ${JSON.stringify(value)} is not a whole number from ${min} to ${max}`);
   }
   return n;
+}
+
+/** Run an ad-hoc parser (subcommands not yet declared by a spec), its errors as UsageErrors. */
+export function usageErrors<T>(command: string, parser: () => T): T {
+  try {
+    return parser();
+  } catch (error) {
+    throw new UsageError(`natpunch ${command}: ${parserMessage(error as Error)}; run 'natpunch help' for usage`);
+  }
 }

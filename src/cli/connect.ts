@@ -1,35 +1,54 @@
-import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
-import { createPeer } from '../peer/peer.js';
 import { isPeerId } from '../identity/index.js';
-import { usageErrors } from './args.js';
-import { eventSink, pipeStdio } from './events.js';
+import { type CommandSpec, jsonFlag, keyFlag, parseCommand, serverFlag, usageLine, usageText } from './args.js';
+import { eventSink } from './events.js';
+import { Reported, checkServer, portMappingFlag, serveConnection, withPeer } from './peer-flags.js';
 
-export const connectUsage = 'natpunch connect PEER_ID --server URL [--key FILE] [--transport auto|udp|tcp|relay] [--port-mapping] [--json]';
 const transports = ['auto', 'udp', 'tcp', 'relay'] as const;
 
+export const connectSpec: CommandSpec = {
+  name: 'connect',
+  positionals: 'PEER_ID',
+  summary: 'Connect to a peer by its id (the other side runs natpunch listen) and pipe stdin/stdout to it, end-to-end encrypted.\n'
+    + 'stdin EOF half-closes; exit 0 once both directions have ended.',
+  flags: {
+    server: serverFlag,
+    key: keyFlag,
+    transport: {
+      type: 'string', value: 'auto|udp|tcp|relay', default: 'auto',
+      help: 'how to reach the peer: auto races UDP and TCP hole punching and falls back to the relay; udp, tcp or relay forces one',
+      example: '--transport tcp',
+    },
+    'port-mapping': portMappingFlag,
+    json: jsonFlag,
+  },
+  notes: [
+    'Ctrl-C (or SIGTERM) aborts the connection: the other side stops at once with ERR_PEER_ABORTED,',
+    'and this side exits 130 (143 for SIGTERM). When the connection ends, a summary (bytes each way,',
+    'path, duration) goes to stderr, or {"event":"closed",...} with --json.',
+  ],
+  examples: [
+    'echo hello | natpunch connect PEER_ID --server ws://203.0.113.7:8080/',
+    'natpunch connect PEER_ID --server ws://203.0.113.7:8080/ --json < file > reply',
+  ],
+};
+
+export const connectUsage = usageLine(connectSpec);
+
 export async function connectCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = usageErrors('connect', () => parseArgs({ args: argv, strict: true, allowPositionals: true, options: {
-    server: { type: 'string' }, key: { type: 'string' }, transport: { type: 'string', default: 'auto' }, 'port-mapping': { type: 'boolean', default: false }, json: { type: 'boolean', default: false },
-  } }));
+  const { values, positionals } = parseCommand(connectSpec, argv);
   const [peerId, ...extra] = positionals;
-  if (!peerId || extra.length) throw new UsageError(`natpunch connect: give exactly one PEER_ID (the other side prints it with 'natpunch listen' or 'natpunch id').\nusage: ${connectUsage}`);
+  if (!peerId || extra.length) throw new UsageError(`natpunch connect: give exactly one PEER_ID (the other side prints it with 'natpunch listen' or 'natpunch id').\n${usageText(connectSpec)}`);
   if (!isPeerId(peerId)) throw new UsageError(`natpunch connect: ${JSON.stringify(peerId)} is not a peer id (check for a typo: ids carry a checksum)`);
-  if (!values.server) throw new UsageError(`natpunch connect: --server URL is required (the rendezvous server, e.g. ws://HOST:8080/).\nusage: ${connectUsage}`);
-  const transport = values.transport as (typeof transports)[number];
-  if (!transports.includes(transport)) throw new UsageError(`natpunch connect: --transport ${values.transport}: expected auto, udp, tcp or relay`);
-  const events = eventSink(values.json!);
-  const peer = await createPeer({ server: values.server, keyFile: values.key, portMapping: values['port-mapping']! });
-  try {
-    const connection = await peer.connect(peerId, { transport });
+  const server = checkServer('connect', values['server'] as string | undefined, usageText(connectSpec));
+  const transport = values['transport'] as (typeof transports)[number];
+  if (!transports.includes(transport)) throw new UsageError(`natpunch connect: --transport ${JSON.stringify(transport)}: expected auto, udp, tcp or relay`);
+  const events = eventSink(values['json'] === true);
+  return withPeer(events, { server, keyFile: values['key'] as string | undefined, portMapping: values['port-mapping'] === true }, async (peer, signal) => {
+    const connection = await peer.connect(peerId, { transport, signal });
     events.connected(connection);
-    await pipeStdio(connection);
+    const failure = await serveConnection(events, connection, signal);
+    if (failure !== undefined) throw new Reported(failure);
     return 0;
-  } catch (error) {
-    events.error(error);
-    return 1;
-  } finally {
-    await peer.close();
-    process.stdin.destroy();
-  }
+  });
 }

@@ -1,15 +1,24 @@
-import { parseArgs } from 'node:util';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { usageErrors } from './args.js';
-import { withLab, labSupport, isNatKind, type NatKind, type Lab } from '../lab/index.js';
+import { type CommandSpec, parseCommand, usageLine } from './args.js';
+import { withLab, labSupport, isNatKind, NAT_KINDS, type NatKind, type Lab } from '../lab/index.js';
 import { UsageError } from '../errors.js';
 import { waitForLine } from './wait-for-line.js';
 
-export const demoUsage = 'natpunch demo [--a KIND] [--b KIND]';
+export const demoSpec: CommandSpec = {
+  name: 'demo',
+  summary: 'Build a lab of two real Linux NATs (root), run natpunch serve and a peer behind each NAT, and connect them.\n'
+    + 'Not root: the same programs over loopback, saying why.',
+  flags: {
+    a: { type: 'string', value: 'KIND', default: 'port-restricted', help: 'the NAT in front of the first peer (natpunch lab lists the kinds)', example: '--a symmetric-random' },
+    b: { type: 'string', value: 'KIND', default: 'full-cone', help: 'the NAT in front of the second peer', example: '--b port-restricted' },
+  },
+};
+
+export const demoUsage = usageLine(demoSpec);
 const CLI = fileURLToPath(new URL('./main.js', import.meta.url));
 
 /**
@@ -17,14 +26,11 @@ const CLI = fileURLToPath(new URL('./main.js', import.meta.url));
  * and a peer behind each NAT. Without root it runs the same programs over loopback and says why.
  */
 export async function demoCommand(argv: string[]): Promise<number> {
-  const { values } = usageErrors('demo', () => parseArgs({ args: argv, strict: true, options: {
-    a: { type: 'string', default: 'port-restricted' },
-    b: { type: 'string', default: 'full-cone' },
-  } }));
-  for (const k of [values.a, values.b]) if (!isNatKind(k)) throw new UsageError(`natpunch demo: unknown NAT kind ${JSON.stringify(k)}`);
+  const { values } = parseCommand(demoSpec, argv);
+  for (const k of [values['a'], values['b']]) if (typeof k !== 'string' || !isNatKind(k)) throw new UsageError(`natpunch demo: unknown NAT kind ${JSON.stringify(k)}; choose one of ${NAT_KINDS.join(', ')}`);
   const support = labSupport();
   if (!support.ok) return loopbackDemo(support.reason);
-  return labDemo(values.a as NatKind, values.b as NatKind);
+  return labDemo(values['a'] as NatKind, values['b'] as NatKind);
 }
 
 const say = (line = ''): void => { process.stdout.write(line + '\n'); };

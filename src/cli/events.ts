@@ -1,10 +1,12 @@
 import { finished } from 'node:stream/promises';
-import { NatpunchError, type PortMapError } from '../errors.js';
+import { performance } from 'node:perf_hooks';
+import type { PortMapError } from '../errors.js';
 import type { PortMappingInfo } from '../portmap/index.js';
 import type { Connection, KeepaliveInfo } from '../peer/peer.js';
 import type { PathInfo, StandbyInfo } from '../peer/connection.js';
 import type { RendezvousError } from '../rendezvous/errors.js';
 import type { DisconnectInfo, ReconnectInfo } from '../rendezvous/reconnecting-client.js';
+import { errorEvent, errorLine } from './report-error.js';
 
 /** The `--json` event stream of listen/connect: one JSON object per line on stderr (the contract). */
 export interface EventSink {
@@ -12,6 +14,13 @@ export interface EventSink {
   /** Connected; every later change of path is reported too ('path', with its reason). */
   connected(connection: Connection): void;
   error(error: unknown): void;
+  /**
+   * A connection that was `connected` ended (cleanly or not): bytes each way, its path and how
+   * long it lasted; `{"event":"closed",...}` under --json, a line of text otherwise.
+   */
+  closed(connection: Connection): void;
+  /** A peer not on the allow-list was refused (listen). */
+  refused(peerId: string, reason: string): void;
   info(text: string): void;
   /** The UDP keepalive's interval or the measured mapping lifetime changed (listen). */
   keepalive(info: KeepaliveInfo): void;
@@ -27,18 +36,40 @@ export interface EventSink {
   portMappingFailed(error: PortMapError): void;
 }
 
+/** When each connection was reported connected: the summary's duration counts from there. */
+const connectedAt = new WeakMap<Connection, number>();
+
+/** What the closed event and the summary line report. */
+function closedFields(c: Connection): { peer: string; sent: number; received: number; path: string; durationMs: number } {
+  const started = connectedAt.get(c) ?? performance.now();
+  const { bytesSent, bytesReceived } = c.stats;
+  return { peer: c.remotePeerId, sent: bytesSent, received: bytesReceived, path: pathOf(c), durationMs: Math.round(performance.now() - started) };
+}
+
+/** The connection's last path (its manager may be gone once it closed). */
+function pathOf(c: Connection): string {
+  try {
+    return c.path;
+  } catch {
+    return 'closed';
+  }
+}
+
 export function eventSink(json: boolean): EventSink {
   const emit = (event: Record<string, unknown>): void => { process.stderr.write(JSON.stringify(event) + '\n'); };
   if (json) {
     return {
       ready: (id) => emit({ event: 'ready', id }),
+      closed: (c) => emit({ event: 'closed', ...closedFields(c) }),
+      refused: (peer, reason) => emit({ event: 'refused', peer, reason }),
       connected: (c) => {
+        connectedAt.set(c, performance.now());
         emit({ event: 'connected', peer: c.remotePeerId, path: c.path, technique: c.technique, remote: c.remote, ms: c.ms });
         const fields = (p: StandbyInfo): Record<string, unknown> => ({ peer: c.remotePeerId, path: p.path, technique: p.technique, remote: p.remote, ...(p.rttMs !== undefined ? { rttMs: p.rttMs } : {}) });
         c.on('path', (p: PathInfo) => emit({ event: 'path', ...fields(p), reason: p.reason }));
         c.on('standby', (p: StandbyInfo) => emit({ event: 'standby', ...fields(p) }));
       },
-      error: (e) => emit({ event: 'error', code: NatpunchError.is(e) ? e.code : 'ERR_UNEXPECTED', message: (e as Error)?.message ?? String(e) }),
+      error: (e) => emit(errorEvent(e)),
       info: () => undefined,
       keepalive: (k) => emit({
         event: 'keepalive', intervalMs: k.intervalMs, lifetimeSeconds: k.lifetime?.aliveSeconds ?? null,
@@ -54,12 +85,18 @@ export function eventSink(json: boolean): EventSink {
   const say = (text: string): void => { process.stderr.write(`natpunch: ${text}\n`); };
   return {
     ready: (id) => say(`listening as ${id}\n  (on the other machine: natpunch connect ${id} --server URL)`),
+    closed: (c) => {
+      const f = closedFields(c);
+      say(`closed: sent ${bytes(f.sent)}, received ${bytes(f.received)} over ${f.path} in ${(f.durationMs / 1000).toFixed(1)} s`);
+    },
+    refused: (peer, reason) => say(`refused a connection from ${peer}: ${reason}`),
     connected: (c) => {
+      connectedAt.set(c, performance.now());
       say(`connected to ${c.remotePeerId} — ${c.path} via ${c.technique}, ${c.remote}, in ${c.ms} ms (end-to-end encrypted)`);
       c.on('path', (p: PathInfo) => say(`path changed (${p.reason}): now ${p.path} via ${p.technique}, ${p.remote}`));
       c.on('standby', (p: StandbyInfo) => say(`standby path ready: ${p.path} via ${p.technique}, ${p.remote} (used if the current one fails)`));
     },
-    error: (e) => say((e as Error)?.message ?? String(e)),
+    error: (e) => process.stderr.write(errorLine(e) + '\n'),
     info: say,
     keepalive: (() => {
       let shown: number | undefined;
@@ -88,8 +125,27 @@ export function eventSink(json: boolean): EventSink {
  * ended (our end acknowledged by the peer, theirs received); rejects if the connection fails or
  * closes before that, so a dead peer is an error, never a hang.
  */
-export async function pipeStdio(connection: Connection): Promise<void> {
-  process.stdin.pipe(connection, { end: true });
-  connection.pipe(process.stdout, { end: false });
-  await finished(connection);
+export async function pipeStdio(connection: Connection, signal: AbortSignal): Promise<void> {
+  // An interrupt aborts the connection: the peer sees ERR_PEER_ABORTED at once (stream RESET).
+  const onAbort = (): void => connection.abort(`${(signal.reason as Error | undefined)?.message ?? 'aborted'}: the connection to ${connection.remotePeerId} was aborted`);
+  if (signal.aborted) onAbort();
+  else signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    process.stdin.pipe(connection, { end: true });
+    connection.pipe(process.stdout, { end: false });
+    await finished(connection);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    process.stdin.unpipe(connection);
+  }
+}
+
+/** 1234567 → "1.2 MB (1234567 bytes)"; small counts as they are. */
+function bytes(n: number): string {
+  if (n < 10_000) return `${n} bytes`;
+  const units = ['kB', 'MB', 'GB', 'TB'];
+  let value = n;
+  let unit = -1;
+  while (value >= 1000 && unit < units.length - 1) { value /= 1000; unit++; }
+  return `${value.toFixed(1)} ${units[unit]} (${n} bytes)`;
 }

@@ -1,25 +1,99 @@
-import { parseArgs } from 'node:util';
 import { UsageError, type PortMapError } from '../errors.js';
 import type { PortMappingInfo } from '../portmap/index.js';
-import { createPeer, type Connection, type KeepaliveInfo } from '../peer/peer.js';
+import type { Connection, KeepaliveInfo, Peer, RefusedInfo } from '../peer/peer.js';
+import { readAllowFile } from '../peer/allow-list.js';
+import { normalizePeerId } from '../identity/index.js';
 import type { RendezvousError } from '../rendezvous/errors.js';
 import type { DisconnectInfo, ReconnectInfo } from '../rendezvous/reconnecting-client.js';
-import { usageErrors } from './args.js';
-import { eventSink, pipeStdio } from './events.js';
+import { type CommandSpec, jsonFlag, keyFlag, parseCommand, serverFlag, usageLine, usageText } from './args.js';
+import { eventSink } from './events.js';
+import { Reported, checkServer, portMappingFlag, serveConnection, withPeer } from './peer-flags.js';
 
-export const listenUsage = 'natpunch listen --server URL [--key FILE] [--once] [--port-mapping] [--json]';
+export const listenSpec: CommandSpec = {
+  name: 'listen',
+  summary: 'Register at the rendezvous server and accept connections from peers, piping each to stdin/stdout,\n'
+    + 'end-to-end encrypted. Prints this peer\'s id: the other side runs natpunch connect ID.',
+  flags: {
+    server: serverFlag,
+    key: keyFlag,
+    once: { type: 'boolean', help: 'serve one connection, then exit: 0 when it ended cleanly, 1 when it (or the attempt to make it) failed', example: '--once > received.bin' },
+    allow: {
+      type: 'string', value: 'PEER_ID', multiple: true, defaultText: 'none: any peer that knows this id may connect',
+      help: 'accept only this peer (repeat for several); anyone else is refused before a packet is sent toward it, and told so (ERR_REFUSED)',
+      example: '--allow ah4ytbnkeoro34qprv2gqnc5vebpxztoiyafb4bpvnjm4uqycouu6bdq',
+    },
+    'allow-file': {
+      type: 'string', value: 'FILE',
+      help: 'accept only the peers listed in FILE: one peer id a line, # starts a comment (like ssh\'s authorized_keys); adds to --allow',
+      example: '--allow-file ~/.natpunch/allowed',
+    },
+    'port-mapping': portMappingFlag,
+    json: jsonFlag,
+  },
+  notes: [
+    'Several peers: connections are served one at a time, in the order they arrive. Each one\'s data is',
+    'written to stdout in turn; stdin goes to the first connection only (later ones are sent nothing:',
+    'this side half-closes at once). Without --allow or --allow-file, any peer that knows the id may connect.',
+    'Ctrl-C (or SIGTERM) aborts the connection being served (the peer sees ERR_PEER_ABORTED at once) and',
+    'exits 130 (143). Each connection ends with a summary on stderr, or {"event":"closed",...} with --json.',
+  ],
+  examples: [
+    'natpunch listen --server ws://203.0.113.7:8080/ --once > received',
+    'natpunch listen --server ws://203.0.113.7:8080/ --allow-file ~/.natpunch/allowed --json',
+  ],
+};
+
+export const listenUsage = usageLine(listenSpec);
 
 export async function listenCommand(argv: string[]): Promise<number> {
-  const { values } = usageErrors('listen', () => parseArgs({ args: argv, strict: true, options: {
-    server: { type: 'string' }, key: { type: 'string' }, once: { type: 'boolean', default: false }, 'port-mapping': { type: 'boolean', default: false }, json: { type: 'boolean', default: false },
-  } }));
-  if (!values.server) throw new UsageError(`natpunch listen: --server URL is required (the rendezvous server, e.g. ws://HOST:8080/).\nusage: ${listenUsage}`);
-  const events = eventSink(values.json!);
+  const { values } = parseCommand(listenSpec, argv);
+  const server = checkServer('listen', values['server'] as string | undefined, usageText(listenSpec));
+  const once = values['once'] === true;
+  const allow = await allowList(values['allow'] as string[] | undefined, values['allow-file'] as string | undefined);
+  const events = eventSink(values['json'] === true);
+  return withPeer(events, {
+    server, keyFile: values['key'] as string | undefined, keepaliveMs: pinnedKeepaliveMs(), portMapping: values['port-mapping'] === true, ...(allow ? { allow } : {}),
+  }, (peer, signal) => serve(peer, events, once, signal));
+}
+
+/** --allow and --allow-file together, or undefined (everyone) when neither is given. */
+async function allowList(ids: string[] | undefined, file: string | undefined): Promise<string[] | undefined> {
+  if (ids === undefined && file === undefined) return undefined;
+  const list: string[] = [];
+  for (const id of ids ?? []) {
+    try {
+      list.push(normalizePeerId(id));
+    } catch (error) {
+      throw new UsageError(`natpunch listen: --allow: ${(error as Error).message}`);
+    }
+  }
+  if (file !== undefined) {
+    try {
+      list.push(...await readAllowFile(file));
+    } catch (error) {
+      throw new UsageError(`natpunch listen: ${(error as Error).message}`);
+    }
+  }
+  return list;
+}
+
+/** Serve connections in turn until --once is done, the registration is refused for good, or an interrupt. */
+async function serve(peer: Peer, events: ReturnType<typeof eventSink>, once: boolean, signal: AbortSignal): Promise<number> {
   // Connections are served one at a time: stdin/stdout can belong to only one of them.
   const queue: Connection[] = [];
   let wake: (() => void) | undefined;
-  const peer = await createPeer({ server: values.server, keyFile: values.key, keepaliveMs: pinnedKeepaliveMs(), portMapping: values['port-mapping']! });
-  peer.on('connection-error', (error: Error) => events.error(error));
+  // With --once, the one attempt that failed is the end (not a wait for another).
+  let failed: Error | undefined;
+  peer.on('connection-error', (error: Error) => {
+    events.error(error);
+    if (once && queue.length === 0) {
+      failed = error;
+      wake?.();
+    }
+  });
+  peer.on('refused', (info: RefusedInfo) => events.refused(info.peerId, info.reason));
+  const interrupted = new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+  void interrupted.then(() => wake?.());
   // Before ready: the mapping (or its failure) is settled by then, within its 2 s budget.
   if (peer.portMapping) events.portMapping(peer.portMapping);
   else if (peer.portMappingError) events.portMappingFailed(peer.portMappingError);
@@ -45,23 +119,15 @@ export async function listenCommand(argv: string[]): Promise<number> {
   // Human output only (info is silent with --json): tells why this side will not punch.
   if (reachable.length) events.info(`directly reachable over ${reachable.join(' and ')}: peers will dial this one (connection reversal)`);
   peer.on('connection', (c: Connection) => { queue.push(c); wake?.(); });
-  try {
-    for (;;) {
-      while (queue.length === 0 && !refused) await new Promise<void>((resolve) => { wake = resolve; });
-      if (queue.length === 0) return 1;
-      const connection = queue.shift()!;
-      events.connected(connection);
-      try {
-        await pipeStdio(connection);
-      } catch (error) {
-        events.error(error);
-        if (values.once) return 1;
-      }
-      if (values.once) return 0;
-    }
-  } finally {
-    await peer.close();
-    process.stdin.destroy();
+  for (;;) {
+    while (queue.length === 0 && !refused && !failed && !signal.aborted) await new Promise<void>((resolve) => { wake = resolve; });
+    if (signal.aborted) throw signal.reason;
+    if (queue.length === 0) return 1;
+    const connection = queue.shift()!;
+    events.connected(connection);
+    const failure = await serveConnection(events, connection, signal);
+    if (failure !== undefined && (signal.aborted || once)) throw new Reported(failure);
+    if (once) return 0;
   }
 }
 

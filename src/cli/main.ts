@@ -1,32 +1,34 @@
 #!/usr/bin/env node
-import { NatpunchError } from '../errors.js';
 import { VERSION } from '../version.js';
-import { serveCommand, serveUsage } from './serve.js';
-import { checkCommand, checkUsage } from './check.js';
-import { idCommand, idUsage } from './id.js';
-import { demoUsage } from './demo.js';
-import { listenUsage } from './listen.js';
-import { connectUsage } from './connect.js';
+import { type CommandSpec, KEY_FILE_DEFAULT, helpText } from './args.js';
+import { serveCommand, serveSpec, serveUsage } from './serve.js';
+import { checkCommand, checkSpec, checkUsage } from './check.js';
+import { idCommand, idSpec, idUsage } from './id.js';
+import { demoSpec, demoUsage } from './demo.js';
+import { listenSpec, listenUsage } from './listen.js';
+import { connectSpec, connectUsage } from './connect.js';
+import { errorEvent, errorLine, exitCodeFor, wantsStack } from './report-error.js';
 
 const usage = `natpunch ${VERSION} — connect machines behind NATs
 
 usage:
-  ${serveUsage}
-      STUN (RFC 8489 + RFC 5780) and the rendezvous service; logs "ready" once listening
+  ${serveUsage.replace(/\n/g, '\n  ')}
+      STUN (RFC 8489 + RFC 5780), TURN and the rendezvous service; logs "ready" once listening
   ${checkUsage}
       what your NAT does, and what that means for connecting to peers
   ${idUsage}
       print this machine's peer id (creates the key on first use)
-  natpunch lab up|down|status|exec ...
+  natpunch lab up|down|status|exec|matrix ...
       network-namespace NAT lab with real kernel NATs (root)
   ${listenUsage}
-      accept connections from peers; pipe each to stdin/stdout
+      accept connections from peers; pipe each, in turn, to stdin/stdout
   ${connectUsage}
       connect to a peer by id; pipe stdin/stdout to it
   ${demoUsage}
       two peers behind two different real NATs (a lab; loopback when not root)
-  natpunch help
+  natpunch help, natpunch COMMAND --help, natpunch --version
 
+The key (this machine's identity) lives in ${KEY_FILE_DEFAULT}; --key FILE picks another.
 Exit codes: 0 ok, 1 runtime failure, 2 usage error.`;
 
 type Command = (argv: string[]) => Promise<number>;
@@ -41,9 +43,9 @@ const commands: Record<string, () => Promise<Command>> = {
   lab: async () => (await import('./lab.js')).labCommand,
 };
 
-/** Each command's usage line, for `natpunch COMMAND --help` (`lab` prints its own). */
-const usages: Record<string, string> = {
-  serve: serveUsage, check: checkUsage, id: idUsage, listen: listenUsage, connect: connectUsage, demo: demoUsage,
+/** Each command's flags, for `natpunch COMMAND --help` (`lab` prints its own). */
+const specs: Record<string, CommandSpec> = {
+  serve: serveSpec, check: checkSpec, id: idSpec, listen: listenSpec, connect: connectSpec, demo: demoSpec,
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -61,26 +63,26 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`natpunch: unknown command '${name}'. Run 'natpunch help' for the list.\n`);
     return 2;
   }
-  // `natpunch COMMAND --help`: that command's usage (arguments after `--` belong to someone else).
-  const own = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
-  const commandUsage = usages[name];
-  if (commandUsage && (own.includes('--help') || own.includes('-h'))) {
-    process.stdout.write(`usage: ${commandUsage}\n`);
+  // `natpunch COMMAND --help`: that command's flags (arguments after `--` belong to someone else).
+  const spec = specs[name];
+  if (spec && (own(rest).includes('--help') || own(rest).includes('-h'))) {
+    process.stdout.write(helpText(spec) + '\n');
     return 0;
   }
   return (await load())(rest);
 }
 
-main(process.argv.slice(2)).then(
+/** The arguments before `--`. */
+function own(args: readonly string[]): readonly string[] {
+  return args.includes('--') ? args.slice(0, args.indexOf('--')) : args;
+}
+
+const argv = process.argv.slice(2);
+main(argv).then(
   (code) => { process.exitCode = code; },
   (error: unknown) => {
-    if (NatpunchError.is(error)) {
-      // Commands name themselves ("natpunch serve: …"); other errors get the program's name.
-      process.stderr.write(error.message.startsWith('natpunch ') ? `${error.message}\n` : `natpunch: ${error.message}\n`);
-      process.exitCode = error.code === 'ERR_USAGE' ? 2 : 1;
-    } else {
-      process.stderr.write(`natpunch: unexpected failure: ${(error as Error)?.stack ?? String(error)}\n`);
-      process.exitCode = 1;
-    }
+    // Under --json even a usage error is an event (one JSON object per line on stderr).
+    process.stderr.write((own(argv).includes('--json') ? JSON.stringify(errorEvent(error)) : errorLine(error, wantsStack(own(argv)))) + '\n');
+    process.exitCode = exitCodeFor(error);
   },
 );

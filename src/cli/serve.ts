@@ -1,44 +1,54 @@
 import { UsageError } from '../errors.js';
 import { NatpunchServer } from '../server/natpunch-server.js';
 import { formatAddress } from '../wire/index.js';
-import { parseArgs } from 'node:util';
 import { isIP } from 'node:net';
 import { readFile } from 'node:fs/promises';
-import { usageErrors, integer } from './args.js';
+import { type CommandSpec, type Flag, integer, parseCommand, usageLine } from './args.js';
+import { listenFailure } from './listen-failure.js';
 import { type RelayConfig, parseRelayUrl, parseTurnUsers } from '../server/relay-config.js';
 import { PeerAddressPolicy } from '../turn/peer-policy.js';
 import { createLogger, isLogLevel } from './log.js';
 
-export const serveUsage = `natpunch serve [--address IP] [--alt-address IP] [--port 3478] [--alt-port 3479]
-               [--http-port 8080] [--stun-tcp-idle-timeout MS] [--no-relay] [--redis URL] [--log-level info]
-               [--turn-user USER:PASSWORD]... [--turn-secret SECRET] [--relay turn:HOST[:PORT]]...
-               [--relay-allow CIDR]... [--relay-deny CIDR]... [--relay-address IP] [--relay-bandwidth BYTES/S]
-               [--relay-user-quota 10] [--relay-total-quota 2000] [--tls-cert FILE --tls-key FILE] [--tls-port 5349]`;
+const stunPort = (help: string, fallback: string, example: string): Flag => ({ type: 'string', value: 'PORT', default: fallback, help, example });
+
+export const serveSpec: CommandSpec = {
+  name: 'serve',
+  summary: 'Run the servers peers meet at: STUN (RFC 8489, RFC 5780 with --alt-address) on UDP and TCP, a TURN relay\n'
+    + '(RFC 8656) on the same ports, and the rendezvous WebSocket with /healthz, /metrics and a dashboard over HTTP.\n'
+    + 'Logs a line containing "ready" once every listener is up.',
+  flags: {
+    address: { type: 'string', value: 'IP', default: '0.0.0.0', help: 'the address every listener binds to (STUN, TURN, HTTP)', example: '--address 203.0.113.7' },
+    'alt-address': { type: 'string', value: 'IP', help: 'a second address of this host: turns on RFC 5780 behaviour discovery (natpunch check needs it)', defaultText: 'none: no RFC 5780 tests', example: '--alt-address 203.0.113.8' },
+    port: stunPort('STUN and TURN port, UDP and TCP (0: any free port)', '3478', '--port 3478'),
+    'alt-port': stunPort('the second STUN port for RFC 5780 (with --alt-address)', '3479', '--alt-port 3479'),
+    'http-port': { type: 'string', value: 'PORT', default: '8080', help: 'rendezvous WebSocket and HTTP (dashboard, /metrics, /healthz)', example: '--http-port 80' },
+    'stun-tcp-idle-timeout': { type: 'string', value: 'MS', default: '30000', help: 'close a STUN/TCP connection idle this long, ms', example: '--stun-tcp-idle-timeout 60000' },
+    'no-relay': { type: 'boolean', help: 'run no TURN relay (peers that cannot connect directly then fail)', example: '--no-relay' },
+    'turn-user': { type: 'string', value: 'USER:PASSWORD', multiple: true, help: 'a long-term TURN user (RFC 8656 §9.2)', example: '--turn-user alice:s3cret' },
+    'turn-secret': { type: 'string', value: 'SECRET', help: 'the TURN REST secret (coturn --static-auth-secret): credentials minted for each registered peer', example: '--turn-secret "$(openssl rand -base64 24)"' },
+    relay: { type: 'string', value: 'turn:HOST[:PORT]', multiple: true, help: 'offer peers an external TURN server too (needs --turn-secret)', example: '--relay turn:relay.example.net:3478' },
+    'relay-allow': { type: 'string', value: 'CIDR', multiple: true, help: 'let the relay reach these addresses, denied by default (private, loopback, ...)', example: '--relay-allow 10.0.0.0/8' },
+    'relay-deny': { type: 'string', value: 'CIDR', multiple: true, help: 'never let the relay reach these addresses', example: '--relay-deny 192.0.2.0/24' },
+    'relay-address': { type: 'string', value: 'IP', defaultText: '--address (or this host\'s address toward the internet)', help: 'the address relayed traffic leaves from', example: '--relay-address 203.0.113.9' },
+    'relay-bandwidth': { type: 'string', value: 'BYTES/S', default: '0', help: 'bandwidth per allocation, bytes per second (0: no limit)', example: '--relay-bandwidth 1000000' },
+    'relay-user-quota': { type: 'string', value: 'N', default: '10', help: 'allocations per TURN user at once', example: '--relay-user-quota 20' },
+    'relay-total-quota': { type: 'string', value: 'N', default: '2000', help: 'allocations in all at once', example: '--relay-total-quota 5000' },
+    'tls-cert': { type: 'string', value: 'FILE', help: 'PEM certificate chain for STUN/TURN over TLS (with --tls-key)', example: '--tls-cert /etc/natpunch/cert.pem' },
+    'tls-key': { type: 'string', value: 'FILE', help: 'its private key (PEM)', example: '--tls-key /etc/natpunch/key.pem' },
+    'tls-port': { type: 'string', value: 'PORT', default: '5349', help: 'the TLS port', example: '--tls-port 443' },
+    redis: { type: 'string', value: 'URL', help: 'share the registry across nodes through Redis (not implemented yet: state stays in memory)', defaultText: 'none: in memory', example: '--redis redis://127.0.0.1:6379' },
+    'log-level': { type: 'string', value: 'LEVEL', default: 'info', help: 'error, warn, info or debug (debug also prints stack traces of failures)', example: '--log-level debug' },
+  },
+  examples: [
+    'natpunch serve --address 203.0.113.7 --alt-address 203.0.113.8',
+    'natpunch serve --address 127.0.0.1 --alt-address 127.0.0.2 --no-relay',
+  ],
+};
+
+export const serveUsage = usageLine(serveSpec);
 
 export async function serveCommand(argv: string[]): Promise<number> {
-  const { values } = usageErrors('serve', () => parseArgs({ args: argv, strict: true, options: {
-    address: { type: 'string', default: '0.0.0.0' },
-    'alt-address': { type: 'string' },
-    port: { type: 'string' },
-    'alt-port': { type: 'string' },
-    'http-port': { type: 'string' },
-    'stun-tcp-idle-timeout': { type: 'string' },
-    'no-relay': { type: 'boolean', default: false },
-    'turn-user': { type: 'string', multiple: true },
-    'turn-secret': { type: 'string' },
-    relay: { type: 'string', multiple: true },
-    'relay-allow': { type: 'string', multiple: true },
-    'relay-deny': { type: 'string', multiple: true },
-    'relay-address': { type: 'string' },
-    'relay-bandwidth': { type: 'string' },
-    'relay-user-quota': { type: 'string' },
-    'relay-total-quota': { type: 'string' },
-    'tls-cert': { type: 'string' },
-    'tls-key': { type: 'string' },
-    'tls-port': { type: 'string' },
-    redis: { type: 'string' },
-    'log-level': { type: 'string', default: 'info' },
-  } }));
+  const values = parseCommand(serveSpec, argv).values as ServeValues & { address: string; 'log-level': string; port: string; 'alt-port': string; 'http-port': string; 'stun-tcp-idle-timeout': string; 'tls-port': string };
   const level = values['log-level']!;
   if (!isLogLevel(level)) throw new UsageError(`natpunch serve: --log-level ${level}: expected error, warn, info or debug`);
   const log = createLogger('serve', level);
@@ -50,10 +60,15 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const httpPort = integer('serve', 'http-port', values['http-port'], 8080);
   // Closing idle STUN/TCP connections early stands in for servers and middleboxes that do (peers then learn TCP mappings from short connections).
   const stunTcpIdleTimeoutMs = integer('serve', 'stun-tcp-idle-timeout', values['stun-tcp-idle-timeout'], 30_000, 1, 3_600_000);
-  if (values.redis) log.warn('--redis: the Redis registry is not implemented yet; using in-memory state');
+  if (values['redis']) log.warn('--redis: the Redis registry is not implemented yet; using in-memory state');
   const relay = relayConfig(values);
-  const tls = await tlsFiles(values['tls-cert'], values['tls-key'], integer('serve', 'tls-port', values['tls-port'], 5349));
-  const server = await NatpunchServer.listen({ address: values.address!, port, altAddress: values['alt-address'], altPort, httpPort, stunTcpIdleTimeoutMs, relay, ...(tls ? { tls } : {}) });
+  const tls = await tlsFiles(values['tls-cert'] as string | undefined, values['tls-key'] as string | undefined, integer('serve', 'tls-port', values['tls-port'], 5349));
+  const altAddress = values['alt-address'] as string | undefined;
+  for (const [flag, address] of [['address', values.address], ['alt-address', altAddress]] as const) {
+    if (address !== undefined && !isIP(address)) throw new UsageError(`natpunch serve: --${flag} ${JSON.stringify(address)} is not an IP address (serve binds to one of this host's addresses)`);
+  }
+  const server = await NatpunchServer.listen({ address: values.address, port, altAddress, altPort, httpPort, stunTcpIdleTimeoutMs, relay, ...(tls ? { tls } : {}) })
+    .catch((error: unknown) => { throw listenFailure(error); });
   const stun = server.stun;
   const shutdown = async (signal: string): Promise<void> => {
     log.info(`${signal}: shutting down`);

@@ -61,7 +61,7 @@ async function readKeyFile(file: string): Promise<Identity | undefined> {
     }
     throw new KeyFileError(
       file,
-      `cannot open key file ${file} (${code ?? String(error)}); check its permissions or pass --key FILE`,
+      `cannot open key file ${file} (${code ?? String(error)}); check its permissions, or use a key file elsewhere (--key FILE, or NATPUNCH_HOME)`,
       {
         cause: error,
       },
@@ -71,7 +71,7 @@ async function readKeyFile(file: string): Promise<Identity | undefined> {
     // fstat on the open handle, not stat on the path: no window for a swap between check and read.
     const stats = await handle.stat();
     if (!stats.isFile()) {
-      throw new KeyFileError(file, `key file ${file} is not a regular file; remove it or pass --key FILE`);
+      throw new KeyFileError(file, `key file ${file} is not a regular file; remove it, or use a key file elsewhere (--key FILE, or NATPUNCH_HOME)`);
     }
     checkPermissions(file, stats.mode);
     if (stats.size > MAX_KEY_FILE_SIZE) {
@@ -125,7 +125,7 @@ async function createKeyFile(file: string): Promise<Identity> {
   } catch (error) {
     throw new KeyFileError(
       file,
-      `cannot create the directory for key file ${file} (${(error as NodeJS.ErrnoException).code}); pass --key FILE`,
+      `cannot create the directory for key file ${file} (${(error as NodeJS.ErrnoException).code}); use a key file in a directory you can write (--key FILE, or NATPUNCH_HOME)`,
       {
         cause: error,
       },
@@ -154,7 +154,7 @@ async function createKeyFile(file: string): Promise<Identity> {
   } catch (error) {
     throw new KeyFileError(
       file,
-      `cannot write key file ${file} (${(error as NodeJS.ErrnoException).code ?? String(error)}); pass --key FILE`,
+      `cannot write key file ${file} (${(error as NodeJS.ErrnoException).code ?? String(error)}); use a key file in a directory you can write (--key FILE, or NATPUNCH_HOME)`,
       {
         cause: error,
       },

@@ -3,6 +3,10 @@
  * Duplex: reliable, ordered, flow- and congestion-controlled, every datagram sealed end to end),
  * plus what carries it now. The path may change under it — an upgrade, a NAT rebinding, a
  * failover — without a byte lost; each change is emitted as 'path' (PathInfo).
+ *
+ * `abort(reason?)` ends it on purpose: the peer's stream fails at once with PeerAbortedError
+ * (ERR_PEER_ABORTED), this side's with AbortedError (ERR_ABORTED); `destroy(error)` resets it as
+ * a failure (ERR_TRANSPORT_RESET on the other side). See docs/decisions/010-abort-and-allow.md.
  */
 import type { PathInfo, PathManager, StandbyInfo } from '../path/path-manager.js';
 import type { PathKind } from '../path/raw-path.js';

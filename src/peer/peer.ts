@@ -3,14 +3,15 @@ import os from 'node:os';
 import { once, EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { debuglog } from 'node:util';
-import { NatpunchError } from '../errors.js';
+import { NatpunchError, RefusedError } from '../errors.js';
+import { type AllowList, NOT_ALLOWED, allowPredicate } from './allow-list.js';
 import { type Identity, loadOrCreateIdentity, defaultKeyFile, normalizePeerId } from '../identity/index.js';
 import { StunUdpClient } from '../stun/udp-client.js';
 import { formatAddress, parseAddress, type TransportAddress } from '../wire/index.js';
 import { UdpMux } from '../punch/udp-mux.js';
 import type { UdpCheckSession } from '../punch/udp-checks.js';
 import type { PunchInstruction, SignedReachability, Transport } from '../rendezvous/client.js';
-import type { RendezvousError } from '../rendezvous/errors.js';
+import { RendezvousError } from '../rendezvous/errors.js';
 import {
   type DisconnectInfo, type ReconnectInfo, type ReconnectOptions, ReconnectingRendezvousClient,
 } from '../rendezvous/reconnecting-client.js';
@@ -46,8 +47,17 @@ export interface PeerOptions {
   keyFile?: string;
   /** Local address for the peer's UDP socket (default: all). */
   bindAddress?: string;
-  /** Decide whether to accept a connection from this peer (default: accept all). */
-  accept?: (peerId: string) => boolean | Promise<boolean>;
+  /**
+   * Who may connect: peer ids (e.g. from an allowed-peers file, allow-list.ts) or a predicate.
+   * Any other initiator is refused with ERR_REFUSED ("not on its allow-list") before a packet is
+   * sent toward it, and reported as 'refused' here. Default: everyone.
+   */
+  allow?: AllowList;
+  /**
+   * Decide whether to accept a connection from this peer, after `allow` (default: accept all);
+   * a string refuses with that reason, which the initiator's error shows.
+   */
+  accept?: (peerId: string) => boolean | string | Promise<boolean | string>;
   /**
    * Pins the STUN keepalive interval toward the rendezvous server's STUN endpoint, ms (0
    * disables). Default: sized to the measured mapping lifetime, starting at KEEPALIVE_MS
@@ -97,6 +107,9 @@ export { Connection } from './connection.js';
  * not touched. While disconnected, connect() fails at once with RendezvousError reason
  * 'disconnected' (ERR_RENDEZVOUS). A permanent refusal ('replaced', 'bad-signature',
  * 'unsupported-version', ...) ends the attempts: 'disconnected' with retryInMs null.
+ *
+ * With `allow`, an initiator not on the list is refused (it gets ERR_REFUSED) before anything is
+ * sent toward it, and the peer emits 'refused' (RefusedInfo: { peerId, reason }).
  *
  * With `portMapping`, it also emits 'port-mapping' (PortMappingInfo) when the gateway mapped its
  * UDP port (and again when a renewal moved it) and 'port-mapping-failed' (PortMapError) when
@@ -390,7 +403,7 @@ export class Peer extends EventEmitter {
     try {
       rendezvous = await ReconnectingRendezvousClient.connect({
         url: options.server, identity, udpSocket: socket, stunClient: stun, privateEndpoints: privateEndpoints(port, options.bindAddress),
-        accept: options.accept, signal: options.signal,
+        accept: acceptPolicy(options, (peerId, reason) => peer?.emit('refused', { peerId, reason })), signal: options.signal,
         // UDP candidates: host, a port mapping if one was made (before srflx: on a port-preserving
         // NAT they are one endpoint, and prioritise() keeps the first type it sees for it, the one
         // the NAT promised), the proven srflx, and behind a NAT that counts its ports the window
@@ -464,7 +477,17 @@ export class Peer extends EventEmitter {
     }
     const started = performance.now();
     const target = normalizePeerId(peerId);
-    const instruction = await this.#rendezvous.connect(target, { signal: options.signal, transport });
+    const instruction = await this.#rendezvous.connect(target, { signal: options.signal, transport }).catch((error: unknown) => {
+      // The target's own refusal, relayed by the server: its reason is what the target said.
+      if (error instanceof RendezvousError && error.reason === 'refused') {
+        throw new RefusedError(target, error.message.replace(/^rendezvous server: /, ''), { cause: error });
+      }
+      if (error instanceof RendezvousError && error.reason === 'peer-not-found') {
+        throw new RendezvousError('peer-not-found', `peer ${target} is not registered at the rendezvous server ${this.#options.server}: `
+          + 'start natpunch listen with the same --server on the other machine first, and check the id', { ref: error.ref, cause: error });
+      }
+      throw error;
+    });
     return this.#establish(instruction, started, options.signal);
   }
 
@@ -529,6 +552,25 @@ export interface KeepaliveInfo {
 
 function keepaliveInfo(state: KeepaliveState): KeepaliveInfo {
   return { intervalMs: state.intervalMs, lifetime: state.lifetime && { ...state.lifetime }, reason: state.reason };
+}
+
+/** Information in the 'refused' event: who was refused, and the reason they were told. */
+export interface RefusedInfo {
+  peerId: string;
+  reason: string;
+}
+
+/** `allow` first, then `accept`; a refusal by the allow-list is reported through `refused`. */
+function acceptPolicy(options: PeerOptions, refused: (peerId: string, reason: string) => void): PeerOptions['accept'] {
+  if (options.allow === undefined) return options.accept;
+  const allowed = allowPredicate(options.allow);
+  return async (peerId) => {
+    if (!(await allowed(peerId))) {
+      refused(peerId, 'not on the allow-list');
+      return NOT_ALLOWED;
+    }
+    return (await options.accept?.(peerId)) ?? true;
+  };
 }
 
 export function createPeer(options: PeerOptions): Promise<Peer> {

@@ -32,6 +32,7 @@ import {
   parseMessage, toCandidateRecord, unmappedIp, validateAcceptBody, validateIntentBody,
 } from './messages.js';
 import { ReplayCache } from './replay-cache.js';
+import { connectFailure, parseServerUrl } from './server-url.js';
 import { PendingRequests } from './requests.js';
 import { DOMAIN, bodyHash, openSigned, peekSigned, signObject } from './signed.js';
 import {
@@ -115,8 +116,11 @@ export interface RendezvousClientOptions {
    * this peer's STUN requests at a stranger.
    */
   stunServers?: string[];
-  /** Whether to accept an intent from `fromPeerId` (default: accept all). */
-  accept?: (fromPeerId: string) => boolean | Promise<boolean>;
+  /**
+   * Whether to accept an intent from `fromPeerId` (default: accept all), asked once its
+   * signature verified; a string refuses with that reason, which the initiator is told.
+   */
+  accept?: (fromPeerId: string) => boolean | string | Promise<boolean | string>;
   /**
    * The UDP candidates to sign into intents and accepts (default: privateEndpoints as host,
    * srflx as srflx). An "ip:port" string is typed by what this peer knows of it: host when its
@@ -264,6 +268,8 @@ export class RendezvousClient extends EventEmitter {
   #version = 0;
   #capabilities: Capability[] = [];
   #closeReason: RendezvousError | undefined;
+  /** The WebSocket upgrade succeeded (a failure after it is a broken connection, not an unreachable server). */
+  #opened = false;
   #livenessTimer: NodeJS.Timeout | undefined;
   #closeTimer: NodeJS.Timeout | undefined;
   #closed = false;
@@ -279,17 +285,23 @@ export class RendezvousClient extends EventEmitter {
     this.#randomBytes = options.randomBytes ?? ((size) => cryptoRandomBytes(size));
     this.#replay = options.replayCache ?? new ReplayCache({ now: this.#now });
     this.#trickles = new TrickleSessions({ ...DEFAULT_TRICKLE_LIMITS, ...options.trickle }, this.#limits);
+    parseServerUrl(options.url);
     this.#ws = new WebSocket(options.url, {
       maxPayload: this.#limits.maxMessageBytes, perMessageDeflate: false, handshakeTimeout: options.timeoutMs ?? 10_000,
     });
     this.#ws.on('upgrade', (response) => {
+      this.#opened = true;
       this.#remoteAddress = response.socket.remoteAddress;
     });
-    this.#ws.on('error', (error) => debug('client %s: %s', this.peerId.slice(0, 8), error.message));
+    this.#ws.on('error', (error) => {
+      debug('client %s: %s', this.peerId.slice(0, 8), error.message);
+      // The first error is the cause of the close that follows (ws closes with 1006 after it).
+      this.#closeReason ??= connectFailure(options.url, error, this.#opened);
+    });
     this.#ws.on('ping', () => this.#armLiveness());
     this.#ws.on('message', (data, isBinary) => this.#onFrame(data, isBinary));
     this.#ws.on('close', (code, reason) => {
-      this.#shutdown(this.#closeReason ?? new RendezvousError('closed', `the server closed the connection (${code}${reason.length ? ` ${reason.toString()}` : ''})`));
+      this.#shutdown(this.#closeReason ?? new RendezvousError('closed', `the rendezvous server ${options.url} closed the connection (${code}${reason.length ? ` ${reason.toString()}` : ''})`));
     });
   }
 
@@ -594,7 +606,9 @@ export class RendezvousClient extends EventEmitter {
     const controller = new AbortController();
     const onAbort = (): void => controller.abort(this.#options.signal?.reason);
     this.#options.signal?.addEventListener('abort', onAbort, { once: true });
-    const timer = setTimeout(() => controller.abort(new RendezvousError('timeout', `rendezvous: not registered within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(() => controller.abort(this.#opened
+      ? new RendezvousError('timeout', `the rendezvous server ${this.#options.url} did not register this peer within ${timeoutMs} ms`)
+      : connectFailure(this.#options.url, new Error('Opening handshake has timed out'), false)), timeoutMs);
     try {
       const signal = controller.signal;
       const hello = await this.#nextHello(signal);
@@ -790,19 +804,20 @@ export class RendezvousClient extends EventEmitter {
       if (session !== undefined) this.#send({ type: 'refuse', id: this.#requests.nextId(), session, reason: `${rejected.reason}: ${rejected.message}`.slice(0, 1024) });
       return;
     }
-    let allowed: boolean;
+    let verdict: boolean | string;
     this.#deciding++;
     try {
-      allowed = (await this.#options.accept?.(intent.from)) ?? true;
+      verdict = (await this.#options.accept?.(intent.from)) ?? true;
     } catch (error) {
       debug('accept policy threw: %s', (error as Error).message);
-      allowed = false;
+      verdict = false;
     } finally {
       this.#deciding--;
     }
     if (this.#closed) return;
-    if (!allowed) {
-      this.#send({ type: 'refuse', id: this.#requests.nextId(), session, reason: 'refused' });
+    if (verdict !== true) {
+      const reason = typeof verdict === 'string' && verdict !== '' ? verdict.slice(0, 1024) : 'refused';
+      this.#send({ type: 'refuse', id: this.#requests.nextId(), session, reason });
       return;
     }
     const candidates = await this.#localCandidates(intent.transport ?? 'udp');

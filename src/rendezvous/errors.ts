@@ -61,6 +61,8 @@ export type RendezvousErrorReason =
   | 'unsupported-capability'
   /** A `trickle` beyond the session's allowance (messages, candidates, or after end-of-candidates). */
   | 'trickle-limit'
+  /** (client side) The WebSocket to the server could not be opened: the message names the URL and the cause. */
+  | 'unreachable'
   /** (client side) The WebSocket closed, or the client was closed. */
   | 'closed'
   /** (client side) Not registered right now: the reconnecting client is between attempts. */

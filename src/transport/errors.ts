@@ -26,6 +26,19 @@ export class StreamResetError extends NatpunchError {
   }
 }
 
+/**
+ * The peer aborted the stream on purpose (a RESET with code Aborted: its user pressed Ctrl-C, or
+ * its program called connection.abort()). What arrived before it is all there is: the data is
+ * incomplete.
+ */
+export class PeerAbortedError extends NatpunchError {
+  override readonly name = 'PeerAbortedError';
+  override readonly code = 'ERR_PEER_ABORTED';
+  constructor(message = 'the peer aborted the connection; what was received before it is incomplete') {
+    super('ERR_PEER_ABORTED', message);
+  }
+}
+
 /** Nothing was heard from the peer for `idleTimeout` ms. */
 export class StreamTimeoutError extends NatpunchError {
   override readonly name = 'StreamTimeoutError';

@@ -1,7 +1,7 @@
 export type { Clock } from './clock.js';
 export { systemClock } from './clock.js';
 export type { DatagramPath } from './datagram-path.js';
-export { StreamDecodeError, StreamResetError, StreamTimeoutError, TransportError } from './errors.js';
+export { PeerAbortedError, StreamDecodeError, StreamResetError, StreamTimeoutError, TransportError } from './errors.js';
 export { STREAM_PACKET_MARKER, decodePacket, encodePacket, isStreamPacket } from './packet.js';
 export type { AckBlock, PacketRange, StreamPacket } from './packet.js';
 export { INITIAL_MAX_STREAM_DATA, MIN_MAX_PAYLOAD, StreamConnection, createStream } from './stream-connection.js';

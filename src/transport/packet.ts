@@ -59,6 +59,18 @@ export const PacketType = {
 } as const;
 export type PacketType = (typeof PacketType)[keyof typeof PacketType];
 
+/**
+ * The code a RESET carries: why the stream was aborted. Unknown codes are honoured as `Error`.
+ * - `Error`: the sender failed (an exception, a path that died, a timeout);
+ * - `Aborted`: the application aborted on purpose (connection.abort(): a user's Ctrl-C), so
+ *   the receiver reports ERR_PEER_ABORTED rather than a transport failure.
+ */
+export const ResetCode = {
+  Error: 0,
+  Aborted: 1,
+} as const;
+export type ResetCode = (typeof ResetCode)[keyof typeof ResetCode];
+
 /** Wire names, for messages and logs. */
 export const packetTypeNames: Readonly<Record<PacketType, string>> = {
   [PacketType.Data]: 'DATA',

@@ -9,7 +9,10 @@
  *   reader stops the sender rather than growing memory (flow control, RFC 9293 §3.8.6);
  * - `end()` sends FIN (half-close); the peer sees 'end' and may keep writing. 'finish' fires
  *   once our FIN is acknowledged. 'close' fires when both directions have ended (autoDestroy);
- * - `destroy()` aborts: a RESET packet tells the peer, which sees a StreamResetError.
+ * - `destroy()` aborts: a RESET packet tells the peer, which sees a StreamResetError;
+ *   `abort(reason)` does the same on purpose, and the peer sees a PeerAbortedError
+ *   (ERR_PEER_ABORTED). Either way the RESET is sent RESET_COPIES times, RESET_SPACING ms
+ *   apart (it has no retransmission of its own), and answers any packet that arrives later.
  *
  * Both ends run the same code; there is no handshake, because the path is already established
  * (and authenticated) by the layers below. The protocol pieces live in their own files:
@@ -24,7 +27,7 @@ import { debuglog } from 'node:util';
 import { AbortedError } from '../errors.js';
 import { type Clock, DeadlineTimer, systemClock } from './clock.js';
 import type { DatagramPath } from './datagram-path.js';
-import { StreamDecodeError, StreamResetError, StreamTimeoutError, TransportError } from './errors.js';
+import { PeerAbortedError, StreamDecodeError, StreamResetError, StreamTimeoutError, TransportError } from './errors.js';
 import { NewReno } from './new-reno.js';
 import {
   type AckBlock,
@@ -32,6 +35,7 @@ import {
   HEADER_LENGTH,
   PacketType,
   RESET_TOKEN_LENGTH,
+  ResetCode,
   type StreamPacket,
   ackBlockLength,
   decodePacket,
@@ -160,6 +164,14 @@ const MAX_PROBES = 3;
  * FIN/ACK round trip fails about 1 time in 5, so five attempts all fail about 3 times in 10^4.
  */
 const LAST_ACK_RETRIES = 3;
+/**
+ * Copies of a RESET, and the time between them, ms. A RESET is not acknowledged, and the side
+ * that sends it is often about to exit (Ctrl-C), so it cannot wait to answer the peer's next
+ * packet: three copies spread over 40 ms get through unless the path loses all three, which
+ * one queue overflow (a burst shorter than the spacing) does not do. The cost is two datagrams.
+ */
+export const RESET_COPIES = 3;
+export const RESET_SPACING = 20;
 const EMPTY = new Uint8Array(0);
 /** Packets sent per turn of the event loop before incoming datagrams get their turn. */
 const MAX_BURST = 64;
@@ -191,6 +203,10 @@ export class StreamConnection extends Duplex {
   /** After 'close': answer retransmissions with ACKs (graceful) or RESETs (aborted). */
   #lingering: 'ack' | 'reset' | undefined;
   #lastResetSentAt = -Infinity;
+  /** The code our RESET carries (abort() sets Aborted). */
+  #resetCode: ResetCode = ResetCode.Error;
+  /** Resolves once every copy of our RESET has gone out. */
+  #resetCopies: Promise<void> | undefined;
   #resetTokens: { send: Uint8Array; receive: Uint8Array } | undefined;
 
   // Sending side.
@@ -401,6 +417,19 @@ export class StreamConnection extends Duplex {
     this.#received.requestImmediate();
   }
 
+  /**
+   * Abort on purpose: the peer sees PeerAbortedError (ERR_PEER_ABORTED) at once, rather than a
+   * failure or, after an idle timeout, silence. Locally the stream is destroyed with an
+   * AbortedError carrying `reason`. The RESET goes out RESET_COPIES times; `settle()` (and so
+   * peer.close()) resolves once the last copy has left. Safe on a sealed path: every datagram,
+   * RESETs included, is authenticated (decision 007), so nobody else can forge one.
+   */
+  abort(reason = 'the connection was aborted'): void {
+    if (this.destroyed) return;
+    this.#resetCode = ResetCode.Aborted;
+    this.destroy(new AbortedError(reason));
+  }
+
   // --- Duplex plumbing -------------------------------------------------------------------
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -433,7 +462,7 @@ export class StreamConnection extends Duplex {
     this.#idleTimer.dispose();
     this.#pendingWrites = [];
     this.#finalCallback = undefined;
-    if (!graceful && !(error instanceof StreamResetError)) this.#sendReset();
+    if (!graceful && !(error instanceof StreamResetError) && !(error instanceof PeerAbortedError)) this.#sendResetCopies();
     this.#linger(graceful ? 'ack' : 'reset');
     if (debug.enabled) {
       const { packetsSent, packetsReceived, packetsLost, retransmits, tailLossProbes, retransmissionTimeouts, congestionEvents, cwnd, rtt, minRtt } = this.stats;
@@ -478,7 +507,7 @@ export class StreamConnection extends Duplex {
     if (packet.maxStreamData > this.#peerMaxStreamData) this.#peerMaxStreamData = packet.maxStreamData;
     if (packet.type === PacketType.Reset) {
       debug('peer reset (code %d)', packet.resetCode);
-      this.destroy(new StreamResetError(packet.resetCode));
+      this.destroy(packet.resetCode === ResetCode.Aborted ? new PeerAbortedError() : new StreamResetError(packet.resetCode));
       return;
     }
     if (packet.ack !== undefined) this.#onAck(packet.ack, now);
@@ -817,13 +846,29 @@ export class StreamConnection extends Duplex {
     this.#sendAck(this.#clock.now());
   }
 
+  /** RESET_COPIES copies of our RESET, RESET_SPACING ms apart; `#resetCopies` settles after the last. */
+  #sendResetCopies(): void {
+    this.#sendReset();
+    this.#resetCopies = new Promise((resolve) => {
+      let left = RESET_COPIES - 1;
+      const next = (): void => {
+        if (left-- <= 0) return resolve();
+        this.#clock.setTimeout(() => {
+          this.#sendReset();
+          next();
+        }, RESET_SPACING);
+      };
+      next();
+    });
+  }
+
   #sendReset(): void {
     const datagram = encodePacket({
       type: PacketType.Reset,
       packetNumber: this.#sent.nextPacketNumber,
       maxStreamData: this.#advertisedMaxStreamData,
       ack: undefined,
-      resetCode: 0,
+      resetCode: this.#resetCode,
       resetToken: this.#resetTokens?.send,
     });
     this.#lastResetSentAt = this.#clock.now();
@@ -1052,12 +1097,14 @@ export class StreamConnection extends Duplex {
   /**
    * Resolves once a closed stream no longer needs to linger: after a graceful close, when the
    * peer has been silent for 3 RTOs (had our last ACK been lost, its retransmission would have
-   * arrived and been answered by then); after an abort, or when lingering ends, at once. Before
+   * arrived and been answered by then); after an abort, once the last copy of our RESET has
+   * gone out (RESET_COPIES); when lingering ends, at once. Before
    * 'close', waits for it. An application about to exit awaits this, as the kernel keeps TCP's
    * TIME-WAIT after a process is gone.
    */
   settle(): Promise<void> {
     if (!this.#closed) return new Promise((resolve) => this.once('close', () => resolve(this.settle())));
+    if (this.#lingering === 'reset') return this.#resetCopies ?? Promise.resolve();
     if (this.#lingering !== 'ack') return Promise.resolve();
     return new Promise((resolve) => {
       this.#settleWaiters.push(resolve);

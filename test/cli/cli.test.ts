@@ -1,22 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
-import { promisify } from 'node:util';
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { natpunch, waitForLine } from '../support/cli.js';
+import { natpunch, runCli, waitForLine } from '../support/cli.js';
 
-const run = async (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
-  const [node, ...rest] = natpunch(...args);
-  try {
-    const { stdout, stderr } = await promisify(execFile)(node!, rest, { timeout: 60_000 });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-};
+const run = runCli;
 
 test('usage errors exit 2 and say what to do next', async () => {
   const unknown = await run('frobnicate');

@@ -24,7 +24,9 @@ test('the plan: reversal when exactly one side signed it is reachable, punching 
     [{ localReachable: { udp: true, tcp: true } }, { udp: 'answer', tcp: 'accept' }],
     [{ remoteReachable: { udp: true, tcp: true }, remoteTcpListen: [address] }, { udp: 'dial', tcp: 'dial' }],
     [{ remoteReachable: { udp: true, tcp: true } }, { udp: 'dial', tcp: 'simultaneous-open' }],
-    [{ localReachable: { udp: true, tcp: true }, remoteReachable: { udp: true, tcp: true }, remoteTcpListen: [address] }, { udp: 'punch', tcp: 'simultaneous-open' }],
+    // Both reachable over TCP: the controlling side dials the other's listener, which accepts.
+    [{ localReachable: { udp: true, tcp: true }, remoteReachable: { udp: true, tcp: true }, remoteTcpListen: [address] }, { udp: 'punch', tcp: 'dial' }],
+    [{ role: 'controlled', localReachable: { udp: true, tcp: true }, remoteReachable: { udp: true, tcp: true }, remoteTcpListen: [address] }, { udp: 'punch', tcp: 'accept' }],
     [{ localTcpCandidates: [] }, { udp: 'punch' }],
     [{ localTcpCandidates: [], remoteReachable: { udp: false, tcp: true }, remoteTcpListen: [address] }, { udp: 'punch', tcp: 'dial' }],
     [{ transport: 'udp', localReachable: { udp: true, tcp: true } }, { udp: 'answer' }],

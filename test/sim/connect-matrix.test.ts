@@ -185,13 +185,13 @@ for (const [x, y] of pairs) {
  * One transport forced, every pair (the lab forces transports for a few pairs only: those are
  * checked below as the lab writes them). Derived as above, one technique at a time:
  *  - `--transport udp`: direct-udp exactly where UDP connects (rule 1), else an error;
- *  - `--transport tcp`: tcp-reversal when exactly one side is open (rule 2); else TCP punching
- *    where neither side is symmetric-random (rule 3; two open hosts too: each SYN meets the
- *    other side's connecting socket); else an error, since nothing else is tried.
+ *  - `--transport tcp`: tcp-reversal when one side is open (rule 2; two open hosts too: the
+ *    initiator dials the other's listener, path-choice.ts); else TCP punching where neither
+ *    side is symmetric-random (rule 3); else an error, since nothing else is tried.
  */
 function forcedExpectation(x: NatKind, y: NatKind, transport: 'udp' | 'tcp'): { path: PathKind; techniques: Techniques } | undefined {
   if (transport === 'udp') return udpConnects(x, y) ? { path: 'direct-udp', techniques: [udpTechnique(x, y), udpTechnique(y, x)] } : undefined;
-  if (tcpReachable(x) !== tcpReachable(y)) return { path: 'direct-tcp', techniques: ['tcp-reversal', 'tcp-reversal'] };
+  if (tcpReachable(x) || tcpReachable(y)) return { path: 'direct-tcp', techniques: ['tcp-reversal', 'tcp-reversal'] };
   return tcpPunchConnects(x, y) ? { path: 'direct-tcp', techniques: [tcpTechnique(x, y), tcpTechnique(y, x)] } : undefined;
 }
 

@@ -1,0 +1,71 @@
+/** Flags, checks and the run shared by the commands that run a peer (listen, connect). */
+import { UsageError } from '../errors.js';
+import { parseServerUrl } from '../rendezvous/server-url.js';
+import { createPeer, type Connection, type Peer, type PeerOptions } from '../peer/peer.js';
+import type { Flag } from './args.js';
+import { type EventSink, pipeStdio } from './events.js';
+import { interrupts } from './interrupts.js';
+import { exitCodeFor } from './report-error.js';
+
+export const portMappingFlag: Flag = {
+  type: 'boolean',
+  help: 'ask the router (PCP, NAT-PMP or UPnP-IGD) to forward this peer\'s UDP port, for a direct path through NATs that need one',
+  example: '--port-mapping',
+};
+
+/** --server, present and a ws:// or wss:// URL, or a UsageError naming the command (`usage`: its usageText). */
+export function checkServer(command: string, server: string | undefined, usage: string): string {
+  if (!server) throw new UsageError(`natpunch ${command}: --server URL is required (the rendezvous server, e.g. ws://HOST:8080/).\n${usage}`);
+  try {
+    parseServerUrl(server);
+  } catch (error) {
+    throw new UsageError(`natpunch ${command}: ${(error as Error).message}`);
+  }
+  return server;
+}
+
+/** A failure already reported (an error event, then the connection's closed summary). */
+export class Reported extends Error {
+  constructor(readonly error: unknown) {
+    super('reported');
+  }
+}
+
+/**
+ * Pipe stdin/stdout through `connection` until both directions end; then report how it ended:
+ * an error event if it failed (the interrupt, if that was the cause), then the closed summary, in
+ * that order. Resolves with the failure, or undefined when it ended cleanly.
+ */
+export async function serveConnection(events: EventSink, connection: Connection, signal: AbortSignal): Promise<unknown> {
+  let failure: unknown;
+  try {
+    await pipeStdio(connection, signal);
+  } catch (error) {
+    failure = error;
+    events.error(signal.aborted ? signal.reason : error);
+  }
+  events.closed(connection);
+  return failure;
+}
+
+/**
+ * Run a command around a peer: created with the interrupt signal (Ctrl-C during registration
+ * stops it too), closed at the end whatever happened. A failure is reported once as an error
+ * event; the exit code is the signal's (130, 143) when interrupted, else 1 (2 for usage).
+ */
+export async function withPeer(events: EventSink, options: Omit<PeerOptions, 'signal'>, body: (peer: Peer, signal: AbortSignal) => Promise<number>): Promise<number> {
+  const stop = interrupts();
+  let peer: Peer | undefined;
+  try {
+    peer = await createPeer({ ...options, signal: stop.signal });
+    return await body(peer, stop.signal);
+  } catch (error) {
+    // Interrupted: say so, whatever the operation under way made of the abort.
+    if (!(error instanceof Reported)) events.error(stop.exitCode !== undefined ? stop.signal.reason : error);
+    return stop.exitCode ?? exitCodeFor(error instanceof Reported ? error.error : error);
+  } finally {
+    await peer?.close();
+    stop.dispose();
+    process.stdin.destroy();
+  }
+}
