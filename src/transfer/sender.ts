@@ -1,0 +1,127 @@
+/**
+ * The sending side: OFFER, then for each file the rest the receiver lacks — after checking that
+ * what it holds is a prefix of this file (its SHA-256 against ours), else from byte 0 — then
+ * DONE, and the receiver's SUMMARY once everything is written and verified.
+ * @see docs/decisions/010-file-transfer.md
+ */
+import { createHash, timingSafeEqual, type Hash } from 'node:crypto';
+import { open, type FileHandle } from 'node:fs/promises';
+import type { Duplex } from 'node:stream';
+import { Channel } from './channel.js';
+import { TransferError } from './errors.js';
+import type { LocalEntry } from './local-entries.js';
+import { encodeDataHeader, PROTOCOL_VERSION, type Resume } from './messages.js';
+import { ProgressCounter, type ProgressListener, type TransferSummary } from './progress.js';
+
+/** Bytes per DATA frame: large enough that framing costs nothing, small enough to keep progress smooth. */
+export const CHUNK_BYTES = 64 * 1024;
+
+export interface SendOptions {
+  signal?: AbortSignal;
+  onProgress?: ProgressListener;
+}
+
+/** Send `entries` over `stream`. Resolves once the receiver confirmed every file; throws TransferError (or the stream's own error). */
+export async function sendFiles(stream: Duplex, entries: readonly LocalEntry[], options: SendOptions = {}): Promise<TransferSummary> {
+  const channel = new Channel(stream, 'sender', { signal: options.signal });
+  const files = entries.filter((e) => e.kind === 'file');
+  const progress = new ProgressCounter(files.reduce((sum, f) => sum + f.size, 0), options.onProgress);
+  try {
+    await channel.write({ type: 'offer', version: PROTOCOL_VERSION, entries: entries.map(({ kind, path, mode, size }) => ({ kind, path, mode, size })) });
+    const accept = await channel.read(['accept'], 'in answer to the offer');
+    if (accept?.type !== 'accept') throw new TransferError('closed', 'the receiver closed the connection without answering the offer');
+    if (accept.resume.length !== files.length) throw new TransferError('protocol', `the receiver answered for ${accept.resume.length} files, the offer has ${files.length}`);
+    channel.watch();
+    for (const [index, entry] of entries.entries()) {
+      if (entry.kind !== 'file') continue;
+      await sendFile(channel, index, entry, accept.resume[progress.state.files]!, progress);
+      progress.fileDone();
+    }
+    await channel.write({ type: 'done' });
+    const summary = await channel.read(['summary'], 'after DONE');
+    if (summary?.type !== 'summary') throw new TransferError('closed', 'the receiver closed the connection before confirming the files');
+    if (summary.files !== files.length) throw new TransferError('protocol', `the receiver confirmed ${summary.files} files of ${files.length}`);
+    await channel.close('SUMMARY');
+    progress.finish();
+    return {
+      files: files.length, directories: entries.length - files.length, bytes: progress.state.total,
+      transferred: progress.state.transferred, resumed: progress.state.resumed, paths: entries.map((e) => e.path),
+    };
+  } catch (error) {
+    throw await channel.fail(error);
+  }
+}
+
+async function sendFile(channel: Channel, index: number, entry: LocalEntry, resume: Resume, progress: ProgressCounter): Promise<void> {
+  if (resume.offset > entry.size) throw new TransferError('protocol', `the receiver holds ${resume.offset} bytes of ${JSON.stringify(entry.path)}, which has ${entry.size}`);
+  let handle: FileHandle;
+  try {
+    handle = await open(entry.source, 'r');
+  } catch (error) {
+    throw new TransferError('read-failed', `could not read ${entry.source}: ${(error as Error).message}`, { cause: error });
+  }
+  try {
+    const reader = new FileReader(handle, entry);
+    let hash = createHash('sha256');
+    let offset = resume.offset;
+    if (offset > 0) {
+      await reader.hashInto(hash, offset);
+      // The receiver's bytes are a prefix of this file only if they hash alike; else the file
+      // changed since (or another file has that name): all of it goes again.
+      if (!timingSafeEqual(hash.copy().digest(), resume.prefixHash)) {
+        hash = createHash('sha256');
+        offset = 0;
+      }
+    }
+    await sendFrom(channel, index, reader, hash, offset, progress);
+  } finally {
+    await handle.close();
+  }
+}
+
+async function sendFrom(channel: Channel, index: number, reader: FileReader, hash: Hash, offset: number, progress: ProgressCounter): Promise<void> {
+  await channel.write({ type: 'file', index, offset });
+  progress.startFile(reader.entry.path, offset);
+  for (let position = offset; position < reader.entry.size;) {
+    const chunk = await reader.read(position, Math.min(CHUNK_BYTES, reader.entry.size - position));
+    hash.update(chunk);
+    await channel.write(encodeDataHeader(chunk.length), chunk);
+    position += chunk.length;
+    progress.moved(chunk.length);
+  }
+  await channel.write({ type: 'file-end', sha256: hash.digest() });
+}
+
+/** Reads an offered file by position, failing with its name when it is unreadable or shrank. */
+class FileReader {
+  readonly #handle: FileHandle;
+  readonly entry: LocalEntry;
+  constructor(handle: FileHandle, entry: LocalEntry) {
+    this.#handle = handle;
+    this.entry = entry;
+  }
+
+  async read(position: number, length: number): Promise<Buffer> {
+    const buffer = Buffer.allocUnsafe(length);
+    let got = 0;
+    while (got < length) {
+      let bytesRead: number;
+      try {
+        ({ bytesRead } = await this.#handle.read(buffer, got, length - got, position + got));
+      } catch (error) {
+        throw new TransferError('read-failed', `could not read ${this.entry.source}: ${(error as Error).message}`, { cause: error });
+      }
+      if (bytesRead === 0) throw new TransferError('read-failed', `${this.entry.source} shrank to ${position + got} bytes while being sent (offered: ${this.entry.size}); send it again once it stops changing`);
+      got += bytesRead;
+    }
+    return buffer;
+  }
+
+  async hashInto(hash: Hash, length: number): Promise<void> {
+    for (let position = 0; position < length;) {
+      const chunk = await this.read(position, Math.min(1 << 20, length - position));
+      hash.update(chunk);
+      position += chunk.length;
+    }
+  }
+}
