@@ -128,7 +128,10 @@ function wireName(type: Message['type']): string {
 
 function remoteError(message: { reason: string; message: string }, peer: Side): TransferError {
   const reason = isTransferFailure(message.reason) ? message.reason : 'protocol';
-  return new TransferError(reason, `the ${peer} reports: ${message.message}`, { remote: true });
+  // The peer's words reach a terminal: no escape sequence of theirs gets through.
+  // eslint-disable-next-line no-control-regex
+  const text = message.message.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+  return new TransferError(reason, `the ${peer} reports: ${text}`, { remote: true });
 }
 
 /** A decode error is the peer's doing: a 'protocol' failure. Stream errors pass through. */
