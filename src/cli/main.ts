@@ -7,6 +7,8 @@ import { idCommand, idUsage } from './id.js';
 import { demoUsage } from './demo.js';
 import { listenUsage } from './listen.js';
 import { connectUsage } from './connect.js';
+import { sendUsage } from './send.js';
+import { receiveUsage } from './receive.js';
 
 const usage = `natpunch ${VERSION} — connect machines behind NATs
 
@@ -23,6 +25,10 @@ usage:
       accept connections from peers; pipe each to stdin/stdout
   ${connectUsage}
       connect to a peer by id; pipe stdin/stdout to it
+  ${sendUsage}
+      send files and directories to a peer running receive (resumes an interrupted transfer)
+  ${receiveUsage}
+      receive files into DIR (default: here), each verified (SHA-256) before it takes its name
   ${demoUsage}
       two peers behind two different real NATs (a lab; loopback when not root)
   natpunch help
@@ -37,13 +43,15 @@ const commands: Record<string, () => Promise<Command>> = {
   id: async () => idCommand,
   listen: async () => (await import('./listen.js')).listenCommand,
   connect: async () => (await import('./connect.js')).connectCommand,
+  send: async () => (await import('./send.js')).sendCommand,
+  receive: async () => (await import('./receive.js')).receiveCommand,
   demo: async () => (await import('./demo.js')).demoCommand,
   lab: async () => (await import('./lab.js')).labCommand,
 };
 
 /** Each command's usage line, for `natpunch COMMAND --help` (`lab` prints its own). */
 const usages: Record<string, string> = {
-  serve: serveUsage, check: checkUsage, id: idUsage, listen: listenUsage, connect: connectUsage, demo: demoUsage,
+  serve: serveUsage, check: checkUsage, id: idUsage, listen: listenUsage, connect: connectUsage, send: sendUsage, receive: receiveUsage, demo: demoUsage,
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -18,7 +18,7 @@ export class Channel {
   readonly #stream: Duplex;
   readonly #reader: MessageReader;
   readonly #peer: Side;
-  /** Rejects when the transfer must stop: the signal fired, the peer sent ERROR (once watched), or the stream died. */
+  /** Aborted when the transfer must stop: the signal fired, or the peer sent ERROR (once watched). */
   readonly #stop = new AbortController();
   #watched: Promise<Message | null> | undefined;
 
@@ -32,7 +32,8 @@ export class Channel {
       if (signal.aborted) onAbort();
       else signal.addEventListener('abort', onAbort, { once: true });
     }
-    stream.once('close', () => this.#stop.abort(new TransferError('closed', `the connection to the ${this.#peer} closed`)));
+    // A stream error reaches us through reads and 'close'; unheard, it would crash the process.
+    stream.on('error', () => undefined);
   }
 
   /** Write messages (or raw frame pieces) and wait while the stream holds too much. */
@@ -40,7 +41,7 @@ export class Channel {
     this.#check();
     let ok = true;
     for (const piece of pieces) ok = this.#stream.write(piece instanceof Uint8Array ? piece : encodeMessage(piece));
-    if (!ok) await this.#whileStopped(new Promise<void>((resolve) => this.#stream.once('drain', resolve)));
+    if (!ok) await this.#whileStopped(this.#drained());
   }
 
   /**
@@ -102,6 +103,15 @@ export class Channel {
     return reason;
   }
 
+  /** 'drain', or a failure when the stream closes first (a read learns of that from the stream itself). */
+  #drained(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const onClose = (): void => reject(new TransferError('closed', `the connection to the ${this.#peer} closed`));
+      this.#stream.once('close', onClose);
+      this.#stream.once('drain', () => { this.#stream.off('close', onClose); resolve(); });
+    });
+  }
+
   #check(): void {
     if (this.#stop.signal.aborted) throw this.#stop.signal.reason;
   }
@@ -134,8 +144,11 @@ function remoteError(message: { reason: string; message: string }, peer: Side): 
   return new TransferError(reason, `the ${peer} reports: ${text}`, { remote: true });
 }
 
-/** A decode error is the peer's doing: a 'protocol' failure. Stream errors pass through. */
+/** A decode error is the peer's doing: a 'protocol' failure. A stream destroyed under us is 'closed'; its other errors pass through. */
 function asProtocol(error: unknown, peer: Side): unknown {
+  if ((error as NodeJS.ErrnoException)?.code === 'ERR_STREAM_PREMATURE_CLOSE') {
+    return new TransferError('closed', `the connection to the ${peer} closed before the transfer ended${peer === 'sender' ? '; what arrived is kept: send again to resume' : ''}`, { cause: error });
+  }
   if (NatpunchError.is(error) && error.code === 'ERR_TRANSFER_DECODE') {
     return new TransferError('protocol', `the ${peer} sent a malformed message (${error.message})`, { cause: error });
   }

@@ -6,7 +6,10 @@
  */
 import { createHash, timingSafeEqual, type Hash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Duplex } from 'node:stream';
+import { AbortedError } from '../errors.js';
 import { Channel } from './channel.js';
 import { TransferError } from './errors.js';
 import type { LocalEntry } from './local-entries.js';
@@ -19,6 +22,8 @@ export const CHUNK_BYTES = 64 * 1024;
 export interface SendOptions {
   signal?: AbortSignal;
   onProgress?: ProgressListener;
+  /** Most bytes per second of file data (default: as fast as the connection goes), like curl's --limit-rate. */
+  rateLimit?: number;
 }
 
 /** Send `entries` over `stream`. Resolves once the receiver confirmed every file; throws TransferError (or the stream's own error). */
@@ -26,6 +31,7 @@ export async function sendFiles(stream: Duplex, entries: readonly LocalEntry[], 
   const channel = new Channel(stream, 'sender', { signal: options.signal });
   const files = entries.filter((e) => e.kind === 'file');
   const progress = new ProgressCounter(files.reduce((sum, f) => sum + f.size, 0), options.onProgress);
+  const pace = pacer(options.rateLimit, options.signal);
   try {
     await channel.write({ type: 'offer', version: PROTOCOL_VERSION, entries: entries.map(({ kind, path, mode, size }) => ({ kind, path, mode, size })) });
     const accept = await channel.read(['accept'], 'in answer to the offer');
@@ -34,7 +40,7 @@ export async function sendFiles(stream: Duplex, entries: readonly LocalEntry[], 
     channel.watch();
     for (const [index, entry] of entries.entries()) {
       if (entry.kind !== 'file') continue;
-      await sendFile(channel, index, entry, accept.resume[progress.state.files]!, progress);
+      await sendFile(channel, index, entry, accept.resume[progress.state.files]!, progress, pace);
       progress.fileDone();
     }
     await channel.write({ type: 'done' });
@@ -52,7 +58,7 @@ export async function sendFiles(stream: Duplex, entries: readonly LocalEntry[], 
   }
 }
 
-async function sendFile(channel: Channel, index: number, entry: LocalEntry, resume: Resume, progress: ProgressCounter): Promise<void> {
+async function sendFile(channel: Channel, index: number, entry: LocalEntry, resume: Resume, progress: ProgressCounter, pace: Pace): Promise<void> {
   if (resume.offset > entry.size) throw new TransferError('protocol', `the receiver holds ${resume.offset} bytes of ${JSON.stringify(entry.path)}, which has ${entry.size}`);
   let handle: FileHandle;
   try {
@@ -73,23 +79,39 @@ async function sendFile(channel: Channel, index: number, entry: LocalEntry, resu
         offset = 0;
       }
     }
-    await sendFrom(channel, index, reader, hash, offset, progress);
+    await sendFrom(channel, index, reader, hash, offset, progress, pace);
   } finally {
     await handle.close();
   }
 }
 
-async function sendFrom(channel: Channel, index: number, reader: FileReader, hash: Hash, offset: number, progress: ProgressCounter): Promise<void> {
+async function sendFrom(channel: Channel, index: number, reader: FileReader, hash: Hash, offset: number, progress: ProgressCounter, pace: Pace): Promise<void> {
   await channel.write({ type: 'file', index, offset });
   progress.startFile(reader.entry.path, offset);
   for (let position = offset; position < reader.entry.size;) {
     const chunk = await reader.read(position, Math.min(CHUNK_BYTES, reader.entry.size - position));
+    await pace(chunk.length);
     hash.update(chunk);
     await channel.write(encodeDataHeader(chunk.length), chunk);
     position += chunk.length;
     progress.moved(chunk.length);
   }
   await channel.write({ type: 'file-end', sha256: hash.digest() });
+}
+
+/** Waits before each chunk so that data leaves at most at `rate` bytes per second on average. */
+type Pace = (bytes: number) => Promise<void>;
+
+function pacer(rate: number | undefined, signal: AbortSignal | undefined): Pace {
+  if (rate === undefined) return async () => undefined;
+  const started = performance.now();
+  let sent = 0;
+  return async (bytes) => {
+    const due = started + (sent / rate) * 1000;
+    sent += bytes;
+    const wait = due - performance.now();
+    if (wait > 0) await delay(wait, undefined, { signal }).catch(() => { throw new AbortedError('the sender was interrupted'); });
+  };
 }
 
 /** Reads an offered file by position, failing with its name when it is unreadable or shrank. */

@@ -1,0 +1,106 @@
+import { stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { finished as streamFinished } from 'node:stream/promises';
+import { parseArgs } from 'node:util';
+import { UsageError } from '../errors.js';
+import { createPeer, type Connection } from '../peer/peer.js';
+import type { RendezvousError } from '../rendezvous/errors.js';
+import type { DisconnectInfo, ReconnectInfo } from '../rendezvous/reconnecting-client.js';
+import { receiveFiles, type Entry } from '../transfer/index.js';
+import { usageErrors } from './args.js';
+import { eventSink, type EventSink } from './events.js';
+import { interruptSignal } from './interrupt.js';
+import { formatBytes, TransferDisplay } from './transfer-display.js';
+
+export const receiveUsage = 'natpunch receive --server URL [--key FILE] [--out DIR] [--once] [--json]';
+
+/**
+ * Accept files from peers into DIR. Transfers from different peers run side by side (one name
+ * is written by one of them at a time: the other is refused as busy); a new connection from a
+ * peer whose earlier transfer is still open replaces it — the sender was restarted, its old
+ * connection is dead and only waiting to time out — so sending again resumes at once.
+ */
+export async function receiveCommand(argv: string[]): Promise<number> {
+  const { values } = usageErrors('receive', () => parseArgs({ args: argv, strict: true, options: {
+    server: { type: 'string' }, key: { type: 'string' }, out: { type: 'string' }, once: { type: 'boolean', default: false }, json: { type: 'boolean', default: false },
+  } }));
+  if (!values.server) throw new UsageError(`natpunch receive: --server URL is required (the rendezvous server, e.g. ws://HOST:8080/).\nusage: ${receiveUsage}`);
+  const directory = resolve(values.out ?? '.');
+  const isDirectory = await stat(directory).then((s) => s.isDirectory(), () => false);
+  if (!isDirectory) throw new UsageError(`natpunch receive: --out ${directory} is not a directory; create it first`);
+  const json = values.json!;
+  const events = eventSink(json);
+  const interrupt = interruptSignal();
+  const peer = await createPeer({ server: values.server, keyFile: values.key });
+  const inProgress = new Set<string>();
+  /** Each peer's open transfer: a newer connection from the same peer replaces it. */
+  const current = new Map<string, { connection: Connection; ended: Promise<unknown> }>();
+  let finish: ((code: number) => void) | undefined;
+  const finished = new Promise<number>((resolve) => { finish = resolve; });
+
+  const serve = async (connection: Connection): Promise<void> => {
+    const from = connection.remotePeerId;
+    const earlier = current.get(from);
+    if (earlier) {
+      earlier.connection.destroy();
+      await earlier.ended;
+    }
+    const display = new TransferDisplay({ json, tty: !json && process.stderr.isTTY === true });
+    display.attach(connection);
+    events.connected(connection);
+    try {
+      const summary = await receiveFiles(connection, {
+        directory, signal: interrupt.signal, inProgress,
+        onOffer: (entries) => events.info(describeOffer(from, entries)),
+        onProgress: (p) => display.progress(p),
+      });
+      await streamFinished(connection);
+      display.done(summary, 'received', `from ${from} into ${directory}`, { peer: from, out: directory });
+      if (values.once) finish!(0);
+    } catch (error) {
+      display.clear();
+      events.error(error);
+      if (values.once) finish!(1);
+    }
+  };
+
+  peer.on('connection', (connection: Connection) => {
+    const ended = serve(connection);
+    const entry = { connection, ended };
+    current.set(connection.remotePeerId, entry);
+    void ended.finally(() => { if (current.get(connection.remotePeerId) === entry) current.delete(connection.remotePeerId); });
+  });
+  peer.on('connection-error', (error: Error) => events.error(error));
+  followRendezvous(peer, events, () => finish!(1));
+  if (json) events.ready(peer.peerId);
+  else events.info(`receiving into ${directory} as ${peer.peerId}\n  (on the other machine: natpunch send ${peer.peerId} FILE... --server URL)`);
+  interrupt.signal.addEventListener('abort', () => {
+    // In-flight transfers end with 'aborted' (their senders are told); then we go: exit 1 if any
+    // was cut short, 0 when receive was idle.
+    const inFlight = [...current.values()].map((c) => c.ended);
+    void Promise.allSettled(inFlight).then(() => finish!(inFlight.length > 0 ? 1 : 0));
+  }, { once: true });
+  try {
+    return await finished;
+  } finally {
+    interrupt.dispose();
+    await peer.close();
+  }
+}
+
+function describeOffer(from: string, entries: readonly Entry[]): string {
+  const files = entries.filter((e) => e.kind === 'file');
+  const bytes = files.reduce((sum, f) => sum + f.size, 0);
+  const names = entries.filter((e) => !e.path.includes('/')).map((e) => e.path);
+  const shown = names.slice(0, 3).join(', ') + (names.length > 3 ? `, and ${names.length - 3} more` : '');
+  return `${from} sends ${files.length} file${files.length === 1 ? '' : 's'} (${formatBytes(bytes)}): ${shown}`;
+}
+
+/** Registration changes as listen reports them; a permanent refusal ends receive (exit 1). */
+function followRendezvous(peer: Awaited<ReturnType<typeof createPeer>>, events: EventSink, refused: () => void): void {
+  peer.on('disconnected', (reason: RendezvousError, info: DisconnectInfo) => {
+    events.disconnected(reason, info);
+    if (info.retryInMs === null) refused();
+  });
+  peer.on('reconnected', (info: ReconnectInfo) => events.reconnected(info));
+}
