@@ -28,7 +28,7 @@ export class Channel {
     this.#peer = side === 'sender' ? 'receiver' : 'sender';
     const signal = options.signal;
     if (signal) {
-      const onAbort = (): void => this.#stop.abort(new AbortedError(`the ${side} was interrupted`));
+      const onAbort = (): void => this.#stop.abort(new AbortedError(`the ${side} was interrupted (Ctrl-C or SIGTERM); what arrived is kept: sending again resumes`));
       if (signal.aborted) onAbort();
       else signal.addEventListener('abort', onAbort, { once: true });
     }

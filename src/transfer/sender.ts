@@ -110,7 +110,7 @@ function pacer(rate: number | undefined, signal: AbortSignal | undefined): Pace 
     const due = started + (sent / rate) * 1000;
     sent += bytes;
     const wait = due - performance.now();
-    if (wait > 0) await delay(wait, undefined, { signal }).catch(() => { throw new AbortedError('the sender was interrupted'); });
+    if (wait > 0) await delay(wait, undefined, { signal }).catch(() => { throw new AbortedError('the sender was interrupted (Ctrl-C or SIGTERM); what arrived is kept: sending again resumes'); });
   };
 }
 

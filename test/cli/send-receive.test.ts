@@ -149,3 +149,27 @@ test('send and receive usage errors exit 2 and say what to do', { timeout: 60_00
     assert.match(child.stderr(), message);
   }
 });
+
+for (const side of ['sender', 'receiver'] as const) {
+  test(`Ctrl-C on the ${side} mid-transfer: the other side exits 1 at once with its aborted error; what arrived is kept`, { timeout: 120_000 }, async (t) => {
+    const url = await loopbackServe(t);
+    const dir = await tempDir(t, 'abort');
+    const out = join(dir, 'out');
+    await mkdir(out);
+    await writeFile(join(dir, 'f.bin'), randomBytes(8 * MiB));
+    const { receiver, id } = await startReceive(t, url, join(dir, 'key-r'), out, ['--once']);
+    const sender = natpunchJson(t, 'natpunch send', ['send', id, join(dir, 'f.bin'), '--server', url, '--key', join(dir, 'key-s'), '--limit-rate', '2M']);
+    await receiver.until((e) => e['event'] === 'progress' && Number(e['bytes']) > 0, 'progress');
+    const [stopped, other] = side === 'sender' ? [sender, receiver] : [receiver, sender];
+    const interrupted = Date.now();
+    stopped.child.kill('SIGINT');
+    assert.equal(await other.exited(10_000), 1, other.stderr());
+    const ms = Date.now() - interrupted;
+    assert.ok(ms < 1500, `the other side exited ${ms} ms after the ${side} was interrupted`);
+    assert.equal(await stopped.exited(10_000), 1, stopped.stderr());
+    const error = other.events.find((e) => e['event'] === 'error')!;
+    assert.equal(error['code'], 'ERR_TRANSFER');
+    assert.equal(error['message'], `the ${side} reports: the ${side} was interrupted (Ctrl-C or SIGTERM); what arrived is kept: sending again resumes`);
+    assert.ok((await stat(join(out, '.f.bin.natpunch-partial'))).size > 0);
+  });
+}
