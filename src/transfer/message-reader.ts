@@ -7,7 +7,7 @@
  */
 import type { Readable } from 'node:stream';
 import { TransferDecodeError } from './errors.js';
-import { FRAME_HEADER_LENGTH, MAX_ERROR_TEXT_BYTES, MessageType, SHA256_LENGTH, decodeMessage, messageTypeName, type Message } from './messages.js';
+import { ACCEPT_ENTRY_LENGTH, FRAME_HEADER_LENGTH, MAX_ERROR_TEXT_BYTES, MessageType, SHA256_LENGTH, decodeMessage, messageTypeName, type Message } from './messages.js';
 
 export interface MessageLimits {
   /** Largest OFFER body, bytes. Default 16 MiB. */
@@ -26,7 +26,7 @@ export const DEFAULT_MAX_DATA_BYTES = 256 * 1024;
 export function maxBodyLength(type: number, limits: MessageLimits = {}): number | undefined {
   switch (type) {
     case MessageType.Offer: return limits.maxOfferBytes ?? DEFAULT_MAX_OFFER_BYTES;
-    case MessageType.Accept: return 4 + (limits.maxEntries ?? DEFAULT_MAX_ENTRIES) * (8 + SHA256_LENGTH);
+    case MessageType.Accept: return 4 + (limits.maxEntries ?? DEFAULT_MAX_ENTRIES) * ACCEPT_ENTRY_LENGTH;
     case MessageType.File: return 12;
     case MessageType.Data: return limits.maxDataBytes ?? DEFAULT_MAX_DATA_BYTES;
     case MessageType.FileEnd: return SHA256_LENGTH;

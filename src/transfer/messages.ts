@@ -15,12 +15,14 @@ export const FRAME_HEADER_LENGTH = 5;
 export const SHA256_LENGTH = 32;
 /** Longest entry path, bytes of UTF-8 (Linux's PATH_MAX). */
 export const MAX_PATH_BYTES = 4096;
+/** One file's part of ACCEPT: state, offset, SHA-256. */
+export const ACCEPT_ENTRY_LENGTH = 1 + 8 + SHA256_LENGTH;
 /** Longest ERROR message text, bytes of UTF-8. */
 export const MAX_ERROR_TEXT_BYTES = 1024;
 
 export const MessageType = {
   Offer: 1, // sender → receiver: what it would send
-  Accept: 2, // receiver → sender: per file, the prefix it already has
+  Accept: 2, // receiver → sender: per file, the prefix it already has (or that it has all of it)
   File: 3, // sender → receiver: the next file's index and the offset its data starts at
   Data: 4, // sender → receiver: bytes of the current file
   FileEnd: 5, // sender → receiver: the current file's SHA-256, over all of it
@@ -46,8 +48,14 @@ export interface Entry {
   size: number;
 }
 
-/** Per file entry of the offer, in order: how much of it the receiver already holds. */
+/**
+ * Per file entry of the offer, in order: how much of it the receiver already holds. `partial`:
+ * `offset` bytes of a temporary file from an earlier run; `complete`: a file of that name and
+ * size is already in place (`offset` is its size) — the same file if the hashes agree, else the
+ * offer is refused (the receiver never overwrites).
+ */
 export interface Resume {
+  state: 'partial' | 'complete';
   offset: number;
   /** SHA-256 of those `offset` bytes (all zero when offset is 0). */
   prefixHash: Uint8Array;
@@ -113,7 +121,7 @@ export function encodeMessage(message: Message): Uint8Array {
       return frame(MessageType.Offer, w.finish());
     case 'accept':
       w.u32(message.resume.length);
-      for (const r of message.resume) w.u64(r.offset).bytes(r.prefixHash);
+      for (const r of message.resume) w.u8(r.state === 'complete' ? 1 : 0).u64(r.offset).bytes(r.prefixHash);
       return frame(MessageType.Accept, w.finish());
     case 'file':
       return frame(MessageType.File, w.u32(message.index).u64(message.offset).finish());
@@ -207,9 +215,13 @@ export function decodeMessage(type: number, body: Uint8Array): Message {
     }
     case MessageType.Accept: {
       const count = r.u32('count');
-      if (count > (body.length - 4) / (8 + SHA256_LENGTH)) throw new TransferDecodeError(`ACCEPT: ${count} files cannot fit in ${body.length} bytes`, 0);
+      if (count > (body.length - 4) / ACCEPT_ENTRY_LENGTH) throw new TransferDecodeError(`ACCEPT: ${count} files cannot fit in ${body.length} bytes`, 0);
       const resume: Resume[] = [];
-      for (let i = 0; i < count; i++) resume.push({ offset: r.u64(`file ${i} offset`), prefixHash: r.bytes(SHA256_LENGTH, `file ${i} prefix hash`) });
+      for (let i = 0; i < count; i++) {
+        const code = r.u8(`file ${i} state`);
+        if (code > 1) throw new TransferDecodeError(`ACCEPT: file ${i} has state ${code}, expected 0 (partial) or 1 (complete)`, r.at - 1);
+        resume.push({ state: code === 1 ? 'complete' : 'partial', offset: r.u64(`file ${i} offset`), prefixHash: r.bytes(SHA256_LENGTH, `file ${i} prefix hash`) });
+      }
       r.end();
       return { type: 'accept', resume };
     }

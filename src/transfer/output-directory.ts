@@ -5,7 +5,7 @@
  * are written under a temporary name beside their final one and linked into place only when
  * complete and verified, never over an existing name.
  */
-import { constants, createReadStream } from 'node:fs';
+import { constants, createReadStream, type Stats } from 'node:fs';
 import { link, lstat, mkdir, open, realpath, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { createHash, type Hash } from 'node:crypto';
 import { join } from 'node:path';
@@ -18,8 +18,10 @@ export interface PreparedFile {
   path: string;
   final: string;
   partial: string;
-  /** Bytes of the partial file already there (0: none, or longer than the offered file). */
+  /** Bytes of the partial file already there (0: none, or longer than the offered file); the size when `complete`. */
   offset: number;
+  /** A file of this name and size is in place already: the same file if its hash is the sender's. */
+  complete: boolean;
   /** SHA-256 state over those bytes. */
   hash: Hash;
 }
@@ -54,7 +56,7 @@ export class OutputDirectory {
     for (const [i, name] of components.entries()) {
       const next = join(current, name);
       const shown = components.slice(0, i + 1).join('/');
-      let stats = await lstat(next).catch((error: unknown) => (errno(error) === 'ENOENT' ? null : Promise.reject(error)));
+      let stats = await lstatOrNull(next);
       if (stats === null) {
         // The entry's own bits for the last one, but always writable by us: files go in next.
         try {
@@ -74,23 +76,31 @@ export class OutputDirectory {
     return current;
   }
 
-  /** Find out what of an offered file is already here. Throws 'exists' when its final name is taken. */
+  /**
+   * Find out what of an offered file is already here: a partial file from an earlier run, or the
+   * whole file (a name in place with the offered size: hashed, for the sender to compare). Throws
+   * 'exists' when the name is taken by something else.
+   */
   async prepareFile(path: string, components: readonly string[], size: number): Promise<PreparedFile> {
     const name = components[components.length - 1]!;
     const parent = await this.ensureDirectory(components.slice(0, -1));
     const final = join(parent, name);
     const partial = join(parent, `.${name}${PARTIAL_SUFFIX}`);
-    if (await exists(final)) {
-      throw new TransferError('exists', `${JSON.stringify(path)} already exists in ${this.root}; natpunch never overwrites: move it away or receive into another --out DIR`);
-    }
     const hash = createHash('sha256');
-    const stats = await lstat(partial).catch((error: unknown) => (errno(error) === 'ENOENT' ? null : Promise.reject(error)));
-    if (stats === null) return { path, final, partial, offset: 0, hash };
+    const there = await lstatOrNull(final);
+    if (there !== null) {
+      if (!there.isFile() || there.size !== size) throw existsError(path, this.root);
+      // Perhaps the same file, from a run that was interrupted after it: the sender decides.
+      await hashPrefix(final, size, hash);
+      return { path, final, partial, offset: size, complete: true, hash };
+    }
+    const stats = await lstatOrNull(partial);
+    if (stats === null) return { path, final, partial, offset: 0, complete: false, hash };
     if (!stats.isFile()) throw new TransferError('unsafe-path', `refused ${JSON.stringify(path)}: its temporary name ${partial} is not a regular file; remove it`);
     // Longer than the file now offered: another file of that name; start again.
-    if (stats.size > size) return { path, final, partial, offset: 0, hash };
+    if (stats.size > size) return { path, final, partial, offset: 0, complete: false, hash };
     await hashPrefix(partial, stats.size, hash);
-    return { path, final, partial, offset: stats.size, hash };
+    return { path, final, partial, offset: stats.size, complete: false, hash };
   }
 
   /** Open the temporary file for writing from `offset` (what is beyond it is cut). */
@@ -163,6 +173,15 @@ async function linkNoReplace(from: string, to: string): Promise<void> {
     return;
   }
   await unlink(from);
+}
+
+/** The refusal when an offered name is taken in the output directory. */
+export function existsError(path: string, root: string): TransferError {
+  return new TransferError('exists', `${JSON.stringify(path)} already exists in ${root} with other content; natpunch never overwrites: move it away or receive into another --out DIR`);
+}
+
+async function lstatOrNull(path: string): Promise<Stats | null> {
+  return lstat(path).catch((error: unknown) => (errno(error) === 'ENOENT' ? null : Promise.reject(error)));
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -13,7 +13,7 @@ import { TransferError } from './errors.js';
 import { checkOffer, entryComponents, type OfferLimits } from './entry-path.js';
 import { DEFAULT_MAX_ENTRIES, type MessageLimits } from './message-reader.js';
 import { PROTOCOL_VERSION, type Entry, type Message } from './messages.js';
-import { OutputDirectory, writeFailed, type PreparedFile } from './output-directory.js';
+import { existsError, OutputDirectory, writeFailed, type PreparedFile } from './output-directory.js';
 import { ProgressCounter, type ProgressListener, type TransferSummary } from './progress.js';
 
 export interface ReceiveOptions extends OfferLimits {
@@ -48,7 +48,9 @@ export async function receiveFiles(stream: Duplex, options: ReceiveOptions): Pro
     const prepared = await prepare(output, offer.entries, options.inProgress, claimed);
     await checkFreeSpace(output.root, offer.entries, prepared);
     options.onOffer?.(offer.entries);
-    await channel.write({ type: 'accept', resume: [...prepared.values()].map((p) => ({ offset: p.offset, prefixHash: p.offset > 0 ? p.hash.copy().digest() : new Uint8Array(32) })) });
+    await channel.write({ type: 'accept', resume: [...prepared.values()].map((p) => ({
+      state: p.complete ? 'complete' as const : 'partial' as const, offset: p.offset, prefixHash: p.offset > 0 ? p.hash.copy().digest() : new Uint8Array(32),
+    })) });
     const progress = new ProgressCounter(sum(offer.entries), options.onProgress);
     await receiveData(channel, output, offer.entries, prepared, progress);
     await output.syncDirectories();
@@ -111,6 +113,7 @@ async function receiveData(channel: Channel, output: OutputDirectory, entries: r
 
 async function receiveFile(channel: Channel, output: OutputDirectory, index: number, entry: Entry, file: PreparedFile, start: Extract<Message, { type: 'file' }>, progress: ProgressCounter): Promise<void> {
   if (start.index !== index) throw new TransferError('protocol', `the sender started entry ${start.index}, expected ${index} (files go in offer order)`);
+  if (file.complete) return confirmComplete(channel, output, entry, file, start, progress);
   if (start.offset !== 0 && start.offset !== file.offset) throw new TransferError('protocol', `the sender resumed ${JSON.stringify(entry.path)} at ${start.offset}; this receiver holds ${file.offset} bytes`);
   // From 0: the sender found our bytes are not a prefix of its file; they go.
   const hash = start.offset === 0 ? createHash('sha256') : file.hash;
@@ -146,6 +149,16 @@ async function receiveFile(channel: Channel, output: OutputDirectory, index: num
   } finally {
     if (!finished) await handle.close().catch(() => undefined);
   }
+}
+
+/** A file already in place, which the sender found is the one it offers: FILE_END only, nothing written. */
+async function confirmComplete(channel: Channel, output: OutputDirectory, entry: Entry, file: PreparedFile, start: Extract<Message, { type: 'file' }>, progress: ProgressCounter): Promise<void> {
+  if (start.offset !== entry.size) throw new TransferError('protocol', `the sender started ${JSON.stringify(entry.path)} at ${start.offset}, but it is complete here`);
+  progress.startFile(entry.path, entry.size);
+  const end = await channel.read(['file-end'], `for ${JSON.stringify(entry.path)}, which is complete here`);
+  if (end === null) throw new TransferError('closed', `the sender closed the connection at ${JSON.stringify(entry.path)}`);
+  if (end.type !== 'file-end' || !timingSafeEqual(file.hash.digest(), end.sha256)) throw existsError(entry.path, output.root);
+  progress.fileDone();
 }
 
 async function write(handle: FileHandle, bytes: Uint8Array, position: number, path: string, root: string): Promise<void> {

@@ -37,10 +37,19 @@ export async function sendFiles(stream: Duplex, entries: readonly LocalEntry[], 
     const accept = await channel.read(['accept'], 'in answer to the offer');
     if (accept?.type !== 'accept') throw new TransferError('closed', 'the receiver closed the connection without answering the offer');
     if (accept.resume.length !== files.length) throw new TransferError('protocol', `the receiver answered for ${accept.resume.length} files, the offer has ${files.length}`);
+    const resume = new Map(files.map((f, i) => [f, accept.resume[i]!]));
+    const inPlace = await checkComplete(resume);
     channel.watch();
     for (const [index, entry] of entries.entries()) {
       if (entry.kind !== 'file') continue;
-      await sendFile(channel, index, entry, accept.resume[progress.state.files]!, progress, pace);
+      const digest = inPlace.get(entry);
+      if (digest) {
+        // Already there, the same bytes: confirmed by its hash, nothing moves.
+        await channel.write({ type: 'file', index, offset: entry.size }, { type: 'file-end', sha256: digest });
+        progress.startFile(entry.path, entry.size);
+      } else {
+        await sendFile(channel, index, entry, resume.get(entry)!, progress, pace);
+      }
       progress.fileDone();
     }
     await channel.write({ type: 'done' });
@@ -58,14 +67,43 @@ export async function sendFiles(stream: Duplex, entries: readonly LocalEntry[], 
   }
 }
 
-async function sendFile(channel: Channel, index: number, entry: LocalEntry, resume: Resume, progress: ProgressCounter, pace: Pace): Promise<void> {
-  if (resume.offset > entry.size) throw new TransferError('protocol', `the receiver holds ${resume.offset} bytes of ${JSON.stringify(entry.path)}, which has ${entry.size}`);
-  let handle: FileHandle;
+/**
+ * Files the receiver already has under their names (a tree sent again after an interruption):
+ * each must be this very file — its SHA-256 the receiver's — before a byte of anything moves,
+ * since the receiver never overwrites. Returns their digests.
+ */
+async function checkComplete(resume: Map<LocalEntry, Resume>): Promise<Map<LocalEntry, Buffer>> {
+  const digests = new Map<LocalEntry, Buffer>();
+  for (const [entry, r] of resume) {
+    if (r.state !== 'complete') continue;
+    if (r.offset !== entry.size) throw new TransferError('protocol', `the receiver has ${JSON.stringify(entry.path)} complete at ${r.offset} bytes; it has ${entry.size}`);
+    const hash = createHash('sha256');
+    const handle = await openSource(entry);
+    try {
+      await new FileReader(handle, entry).hashInto(hash, entry.size);
+    } finally {
+      await handle.close();
+    }
+    const digest = hash.digest();
+    if (!timingSafeEqual(digest, r.prefixHash)) {
+      throw new TransferError('exists', `${JSON.stringify(entry.path)} already exists at the receiver with other content; natpunch never overwrites: move it away there, or receive into another --out DIR`);
+    }
+    digests.set(entry, digest);
+  }
+  return digests;
+}
+
+async function openSource(entry: LocalEntry): Promise<FileHandle> {
   try {
-    handle = await open(entry.source, 'r');
+    return await open(entry.source, 'r');
   } catch (error) {
     throw new TransferError('read-failed', `could not read ${entry.source}: ${(error as Error).message}`, { cause: error });
   }
+}
+
+async function sendFile(channel: Channel, index: number, entry: LocalEntry, resume: Resume, progress: ProgressCounter, pace: Pace): Promise<void> {
+  if (resume.offset > entry.size) throw new TransferError('protocol', `the receiver holds ${resume.offset} bytes of ${JSON.stringify(entry.path)}, which has ${entry.size}`);
+  const handle = await openSource(entry);
   try {
     const reader = new FileReader(handle, entry);
     let hash = createHash('sha256');

@@ -34,7 +34,7 @@ const entry: fc.Arbitrary<Entry> = fc.oneof(
 );
 const message: fc.Arbitrary<Message> = fc.oneof(
   fc.record({ type: fc.constant('offer' as const), version: fc.constant(PROTOCOL_VERSION), entries: fc.array(entry, { maxLength: 8 }) }),
-  fc.record({ type: fc.constant('accept' as const), resume: fc.array(fc.record({ offset: u53, prefixHash: sha }), { maxLength: 8 }) }),
+  fc.record({ type: fc.constant('accept' as const), resume: fc.array(fc.record({ state: fc.constantFrom('partial' as const, 'complete' as const), offset: u53, prefixHash: sha }), { maxLength: 8 }) }),
   fc.record({ type: fc.constant('file' as const), index: fc.nat({ max: 0xffffffff }), offset: u53 }),
   fc.record({ type: fc.constant('data' as const), bytes: fc.uint8Array({ maxLength: 300 }) }),
   fc.record({ type: fc.constant('file-end' as const), sha256: sha }),

@@ -111,3 +111,48 @@ test('the sender refuses two arguments with the same base name, and a missing fi
   await assert.rejects(collectEntries([join(src, 'a'), join(src, 'x', 'a')]), (e: TransferError) => e.reason === 'read-failed' && /would both arrive as "a"/.test(e.message));
   await assert.rejects(collectEntries([join(src, 'nope')]), (e: TransferError) => e.reason === 'read-failed' && /nope: ENOENT/.test(e.message));
 });
+
+test('a tree sent again after an interruption: files already in place are confirmed by hash, the partial one resumes, the rest moves', async (t) => {
+  const src = await tempDir(t, 'src');
+  const out = await tempDir(t, 'out');
+  await mkdir(join(src, 'tree'));
+  const files = [randomBytes(200_000), randomBytes(300_000), randomBytes(400_000)];
+  for (const [i, data] of files.entries()) await writeFile(join(src, 'tree', `f${i}`), data);
+  // As an interrupted first run leaves it: f0 complete, f1 half there, f2 not started.
+  await mkdir(join(out, 'tree'));
+  await writeFile(join(out, 'tree', 'f0'), files[0]!);
+  await writeFile(join(out, 'tree', '.f1.natpunch-partial'), files[1]!.subarray(0, 150_000));
+  const { send, receive } = await transfer(t, [join(src, 'tree')], out);
+  assert.equal(receive.status, 'fulfilled', String((receive as PromiseRejectedResult).reason));
+  const summary = (send as PromiseFulfilledResult<Awaited<ReturnType<typeof sendFiles>>>).value;
+  assert.equal(summary.files, 3);
+  assert.equal(summary.resumed, 200_000 + 150_000);
+  assert.equal(summary.transferred, 150_000 + 400_000);
+  for (const [i, data] of files.entries()) assert.equal(sha(await readFile(join(out, 'tree', `f${i}`))), sha(data));
+  assert.deepEqual((await readdir(join(out, 'tree'))).sort(), ['f0', 'f1', 'f2']);
+  // And once more: everything is in place; nothing moves, nothing is rewritten.
+  const before = (await stat(join(out, 'tree', 'f2'))).mtimeMs;
+  const again = await transfer(t, [join(src, 'tree')], out);
+  const second = (again.send as PromiseFulfilledResult<Awaited<ReturnType<typeof sendFiles>>>).value;
+  assert.equal(second.transferred, 0);
+  assert.equal(second.resumed, 900_000);
+  assert.equal((await stat(join(out, 'tree', 'f2'))).mtimeMs, before);
+});
+
+test('a name in place with the same size but other bytes is refused by the sender before anything moves', async (t) => {
+  const src = await tempDir(t, 'src');
+  const out = await tempDir(t, 'out');
+  await writeFile(join(src, 'a.bin'), randomBytes(1000));
+  await writeFile(join(src, 'b.bin'), randomBytes(1000));
+  const theirs = randomBytes(1000);
+  await writeFile(join(out, 'b.bin'), theirs);
+  const { send, receive } = await transfer(t, [join(src, 'a.bin'), join(src, 'b.bin')], out);
+  const local = (send as PromiseRejectedResult).reason as TransferError;
+  const remote = (receive as PromiseRejectedResult).reason as TransferError;
+  assert.equal(local.reason, 'exists');
+  assert.match(local.message, /^"b.bin" already exists at the receiver with other content; natpunch never overwrites/);
+  assert.equal(remote.reason, 'exists');
+  assert.match(remote.message, /^the sender reports: "b.bin" already exists at the receiver/);
+  assert.deepEqual(await readdir(out), ['b.bin']);
+  assert.equal(sha(await readFile(join(out, 'b.bin'))), sha(theirs));
+});
