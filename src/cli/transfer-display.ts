@@ -4,7 +4,7 @@
  * final one; in both a last line (or a `done` event) with the count, bytes and time.
  */
 import { performance } from 'node:perf_hooks';
-import type { Connection, PathInfo } from '../peer/connection.js';
+import type { PathInfo, PathKind } from '../peer/connection.js';
 import type { TransferProgress, TransferSummary } from '../transfer/index.js';
 
 /** --json progress events: at most this often (plus the final one). */
@@ -19,12 +19,15 @@ export interface DisplayOptions {
   /** Draw a bar (stderr is a terminal, and not --json). */
   tty: boolean;
   write?: (text: string) => void;
+  /** Milliseconds, monotonic (default performance.now): injected by tests. */
+  now?: () => number;
 }
 
 export class TransferDisplay {
   readonly #options: DisplayOptions;
   readonly #write: (text: string) => void;
-  readonly #started = performance.now();
+  readonly #now: () => number;
+  readonly #started: number;
   /** (time, bytes moved) samples within the rate window. */
   readonly #samples: Array<[number, number]> = [];
   #last: TransferProgress | undefined;
@@ -35,13 +38,15 @@ export class TransferDisplay {
   constructor(options: DisplayOptions) {
     this.#options = options;
     this.#write = options.write ?? ((text) => process.stderr.write(text));
+    this.#now = options.now ?? (() => performance.now());
+    this.#started = this.#now();
   }
 
   /**
    * Follow the connection's path for the bar. Call before the event sink's own `connected`, so a
    * 'path' event clears the bar before the sink prints its line about it.
    */
-  attach(connection: Connection): void {
+  attach(connection: { readonly path: PathKind; on(event: 'path', listener: (info: PathInfo) => void): unknown }): void {
     this.#path = connection.path;
     connection.on('path', (info: PathInfo) => {
       this.#path = info.path;
@@ -50,7 +55,7 @@ export class TransferDisplay {
   }
 
   progress(progress: TransferProgress): void {
-    const now = performance.now();
+    const now = this.#now();
     this.#last = progress;
     this.#samples.push([now, progress.transferred]);
     while (this.#samples.length > 2 && now - this.#samples[0]![0] > RATE_WINDOW_MS) this.#samples.shift();
@@ -63,7 +68,7 @@ export class TransferDisplay {
 
   /** The last line: what moved, in how long. `verb` 'sent' or 'received'; `where` e.g. "to PEER". */
   done(summary: TransferSummary, verb: 'sent' | 'received', where: string, extra: Record<string, unknown> = {}): void {
-    const ms = Math.round(performance.now() - this.#started);
+    const ms = Math.round(this.#now() - this.#started);
     if (this.#options.json) {
       if (this.#last && !(this.#last.bytes === this.#last.total && this.#last.file === null)) this.#emit({ event: 'progress', bytes: summary.bytes, total: summary.bytes, file: null, rate: Math.round(this.#rate()), transferred: summary.transferred, resumed: summary.resumed, files: summary.files });
       this.#emit({ event: 'done', files: summary.files, directories: summary.directories, bytes: summary.bytes, transferred: summary.transferred, resumed: summary.resumed, ms, ...extra });
