@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
 import { createPeer } from '../peer/peer.js';
 import { isPeerId } from '../identity/index.js';
-import { collectEntries, sendFiles, type LocalEntries } from '../transfer/index.js';
+import { collectEntries, encodeOffer, sendFiles, type LocalEntries } from '../transfer/index.js';
 import { usageErrors } from './args.js';
 import { eventSink } from './events.js';
 import { interruptSignal } from './interrupt.js';
@@ -23,6 +23,7 @@ export async function sendCommand(argv: string[]): Promise<number> {
   let local: LocalEntries;
   try {
     local = await collectEntries(paths);
+    encodeOffer(local.entries); // too many files for one offer: said now, not after connecting
   } catch (error) {
     throw new UsageError(`natpunch send: ${(error as Error).message}`);
   }

@@ -5,7 +5,7 @@
  */
 import type { Duplex } from 'node:stream';
 import { AbortedError, NatpunchError } from '../errors.js';
-import { TransferError, isTransferFailure } from './errors.js';
+import { TransferDecodeError, TransferError, isTransferFailure } from './errors.js';
 import { encodeMessage, type Message } from './messages.js';
 import { MessageReader, type MessageLimits } from './message-reader.js';
 
@@ -148,6 +148,9 @@ function remoteError(message: { reason: string; message: string }, peer: Side): 
 function asProtocol(error: unknown, peer: Side): unknown {
   if ((error as NodeJS.ErrnoException)?.code === 'ERR_STREAM_PREMATURE_CLOSE') {
     return new TransferError('closed', `the connection to the ${peer} closed before the transfer ended${peer === 'sender' ? '; what arrived is kept: send again to resume' : ''}`, { cause: error });
+  }
+  if (error instanceof TransferDecodeError && error.tooLarge) {
+    return new TransferError('limit', `the ${peer} sent a message larger than this side takes (${error.message}); send fewer files at a time`, { cause: error });
   }
   if (NatpunchError.is(error) && error.code === 'ERR_TRANSFER_DECODE') {
     return new TransferError('protocol', `the ${peer} sent a malformed message (${error.message})`, { cause: error });

@@ -51,12 +51,17 @@ export class TransferError extends NatpunchError {
   }
 }
 
-/** A malformed transfer message. `offset` is where in its body, if known. */
+/**
+ * A malformed transfer message. `offset` is where in its body, if known; `tooLarge` is set when
+ * the frame was well formed but longer than this side accepts (a limit, not a fault).
+ */
 export class TransferDecodeError extends NatpunchError {
   readonly offset: number | undefined;
-  constructor(message: string, offset?: number) {
+  readonly tooLarge: boolean;
+  constructor(message: string, offset?: number, options: { tooLarge?: boolean } = {}) {
     super('ERR_TRANSFER_DECODE', message);
     this.name = 'TransferDecodeError';
     this.offset = offset;
+    this.tooLarge = options.tooLarge ?? false;
   }
 }

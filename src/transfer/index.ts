@@ -1,5 +1,5 @@
 /** File transfer over a natpunch connection (`natpunch send` / `natpunch receive`). @see docs/decisions/010-file-transfer.md */
-export { sendFiles, CHUNK_BYTES, type SendOptions } from './sender.js';
+export { sendFiles, encodeOffer, CHUNK_BYTES, type SendOptions } from './sender.js';
 export { receiveFiles, type ReceiveOptions } from './receiver.js';
 export { collectEntries, type LocalEntry, type LocalEntries } from './local-entries.js';
 export { TransferError, TransferDecodeError, type TransferFailure } from './errors.js';

@@ -59,7 +59,7 @@ export class MessageReader {
     const length = header.readUInt32BE(1);
     const max = maxBodyLength(type, this.#limits);
     if (max === undefined) throw new TransferDecodeError(`frame of unknown type ${type}: the peer is not natpunch send/receive`, 0);
-    if (length > max) throw new TransferDecodeError(`${messageTypeName(type)}: body of ${length} bytes, at most ${max} allowed`, 1);
+    if (length > max) throw new TransferDecodeError(`${messageTypeName(type)}: body of ${length} bytes, at most ${max} allowed`, 1, { tooLarge: true });
     if (!(await this.#fill(length))) throw new TransferDecodeError(`${messageTypeName(type)}: the stream ended after ${this.#buffered} of its ${length} bytes`);
     return decodeMessage(type, this.#take(length));
   }

@@ -13,7 +13,8 @@ import { AbortedError } from '../errors.js';
 import { Channel } from './channel.js';
 import { TransferError } from './errors.js';
 import type { LocalEntry } from './local-entries.js';
-import { encodeDataHeader, PROTOCOL_VERSION, type Resume } from './messages.js';
+import { encodeDataHeader, encodeMessage, FRAME_HEADER_LENGTH, PROTOCOL_VERSION, type Resume } from './messages.js';
+import { DEFAULT_MAX_ENTRIES, DEFAULT_MAX_OFFER_BYTES } from './message-reader.js';
 import { ProgressCounter, type ProgressListener, type TransferSummary } from './progress.js';
 
 /** Bytes per DATA frame: large enough that framing costs nothing, small enough to keep progress smooth. */
@@ -33,7 +34,7 @@ export async function sendFiles(stream: Duplex, entries: readonly LocalEntry[], 
   const progress = new ProgressCounter(files.reduce((sum, f) => sum + f.size, 0), options.onProgress);
   const pace = pacer(options.rateLimit, options.signal);
   try {
-    await channel.write({ type: 'offer', version: PROTOCOL_VERSION, entries: entries.map(({ kind, path, mode, size }) => ({ kind, path, mode, size })) });
+    await channel.write(encodeOffer(entries));
     const accept = await channel.read(['accept'], 'in answer to the offer');
     if (accept?.type !== 'accept') throw new TransferError('closed', 'the receiver closed the connection without answering the offer');
     if (accept.resume.length !== files.length) throw new TransferError('protocol', `the receiver answered for ${accept.resume.length} files, the offer has ${files.length}`);
@@ -135,6 +136,14 @@ async function sendFrom(channel: Channel, index: number, reader: FileReader, has
     progress.moved(chunk.length);
   }
   await channel.write({ type: 'file-end', sha256: hash.digest() });
+}
+
+/** OFFER for `entries`, within what a receiver takes by default (else a 'limit' failure here, before connecting matters). */
+export function encodeOffer(entries: readonly LocalEntry[]): Uint8Array {
+  if (entries.length > DEFAULT_MAX_ENTRIES) throw new TransferError('limit', `${entries.length} files and directories in one send; a receiver takes at most ${DEFAULT_MAX_ENTRIES}: send fewer at a time`);
+  const offer = encodeMessage({ type: 'offer', version: PROTOCOL_VERSION, entries: entries.map(({ kind, path, mode, size }) => ({ kind, path, mode, size })) });
+  if (offer.length - FRAME_HEADER_LENGTH > DEFAULT_MAX_OFFER_BYTES) throw new TransferError('limit', `the list of files is ${offer.length} bytes; a receiver takes at most ${DEFAULT_MAX_OFFER_BYTES}: send fewer at a time`);
+  return offer;
 }
 
 /** Waits before each chunk so that data leaves at most at `rate` bytes per second on average. */

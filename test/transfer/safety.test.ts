@@ -93,6 +93,14 @@ test('offers beyond the receiver\'s limits are refused as limit: entries, bytes,
   assert.deepEqual(await readdir(out), []);
 });
 
+test('an OFFER message larger than the receiver takes is refused as limit from its header', async (t) => {
+  const out = await tempDir(t, 'safety');
+  const [raw, b] = await socketPair(t);
+  const received = receiveFiles(b, { directory: out, maxOfferBytes: 100 });
+  raw.write(encodeMessage({ type: 'offer', version: PROTOCOL_VERSION, entries: Array.from({ length: 10 }, (_, i) => file(`file-${i}`)) }));
+  await assert.rejects(received, (e: TransferError) => e.reason === 'limit' && /^the sender sent a message larger than this side takes \(OFFER: body of 199 bytes, at most 100 allowed\); send fewer files at a time$/.test(e.message));
+});
+
 test('a directory where a file of that name exists is refused as exists', async (t) => {
   const out = await tempDir(t, 'safety');
   await writeFile(join(out, 'd'), 'a file');
