@@ -143,6 +143,10 @@ test('send and receive usage errors exit 2 and say what to do', { timeout: 60_00
     [['receive', '--server', 'ws://127.0.0.1:1/', '--out', join(dir, 'missing')], /--out .*missing is not a directory; create it first/],
     [['send', '--limit-rate', 'fast', id, 'x', '--server', 'ws://127.0.0.1:1/'], /--limit-rate "fast": expected bytes per second/],
   ];
+  for (const command of ['send', 'receive']) {
+    const help = natpunchJson(t, `natpunch ${command} --help`, [command, '--help']);
+    assert.equal(await help.exited(30_000), 0, help.stderr());
+  }
   for (const [args, message] of cases) {
     const child = natpunchJson(t, `natpunch ${args.join(' ')}`, args);
     assert.equal(await child.exited(30_000), 2, `${args.join(' ')}: ${child.stderr()}`);

@@ -8,8 +8,9 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { collectEntries, receiveFiles, sendFiles, TransferError, type TransferProgress } from '../../src/transfer/index.js';
+import { collectEntries, encodeOffer, receiveFiles, sendFiles, TransferError, type TransferProgress } from '../../src/transfer/index.js';
 import { socketPair, tempDir } from './helpers.js';
+import { until } from '../support/wait.js';
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
@@ -155,4 +156,24 @@ test('a name in place with the same size but other bytes is refused by the sende
   assert.match(remote.message, /^the sender reports: "b.bin" already exists at the receiver/);
   assert.deepEqual(await readdir(out), ['b.bin']);
   assert.equal(sha(await readFile(join(out, 'b.bin'))), sha(theirs));
+});
+
+test('two transfers into the same directory at once: the second to name a file being written is refused as busy', async (t) => {
+  const src = await tempDir(t, 'src');
+  const out = await tempDir(t, 'out');
+  await writeFile(join(src, 'same.bin'), randomBytes(64 * 1024));
+  const inProgress = new Set<string>();
+  const [a1, b1] = await socketPair(t);
+  const [a2, b2] = await socketPair(t);
+  const { entries } = await collectEntries([join(src, 'same.bin')]);
+  // The first receiver holds the name from its offer on; it is given no data until the second has been refused.
+  const first = receiveFiles(b1, { directory: out, inProgress });
+  a1.write(encodeOffer(entries));
+  await until(() => inProgress.size === 1, 'the first transfer claiming its name');
+  const [send2, receive2] = await Promise.allSettled([sendFiles(a2, entries), receiveFiles(b2, { directory: out, inProgress })]);
+  assert.equal((receive2 as PromiseRejectedResult).reason.reason, 'busy');
+  assert.match((send2 as PromiseRejectedResult).reason.message, /^the receiver reports: "same.bin" is being received from another peer right now; send again once that transfer ends$/);
+  a1.destroy();
+  await assert.rejects(first);
+  assert.equal(inProgress.size, 0, 'names are released when a transfer ends');
 });
