@@ -85,7 +85,12 @@ export class Channel {
    */
   async fail(error: unknown): Promise<unknown> {
     const reason = this.#stop.signal.aborted && (this.#stop.signal.reason as TransferError)?.remote ? this.#stop.signal.reason : error;
-    if ((reason as TransferError)?.remote || this.#stream.destroyed || this.#stream.writableEnded) return reason;
+    if (this.#stream.destroyed || this.#stream.writableEnded) return reason;
+    if ((reason as TransferError)?.remote) {
+      // The peer has ended its side after its ERROR: end ours, so the connection closes cleanly.
+      this.#stream.end();
+      return reason;
+    }
     const local = reason instanceof TransferError ? reason
       : NatpunchError.is(reason) && reason.code === 'ERR_ABORTED' ? new TransferError('aborted', reason.message)
         : new TransferError('protocol', (reason as Error)?.message ?? String(reason));

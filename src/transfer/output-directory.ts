@@ -6,7 +6,7 @@
  * complete and verified, never over an existing name.
  */
 import { constants, createReadStream, type Stats } from 'node:fs';
-import { link, lstat, mkdir, open, realpath, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { link, lstat, mkdir, open, realpath, rename, rmdir, unlink, type FileHandle } from 'node:fs/promises';
 import { createHash, type Hash } from 'node:crypto';
 import { join } from 'node:path';
 import { TransferError } from './errors.js';
@@ -33,6 +33,8 @@ export class OutputDirectory {
   readonly root: string;
   /** Directories that gained a name, to fsync once at the end. */
   readonly #touched = new Set<string>();
+  /** Directories this transfer made, in order: removed again if its offer is refused. */
+  readonly #created: string[] = [];
 
   private constructor(root: string) {
     this.root = root;
@@ -61,6 +63,7 @@ export class OutputDirectory {
         // The entry's own bits for the last one, but always writable by us: files go in next.
         try {
           await mkdir(next, { mode: i === components.length - 1 ? (mode & 0o777) | 0o700 : 0o755 });
+          this.#created.push(next);
           this.#touched.add(current);
           current = next;
           continue;
@@ -140,6 +143,12 @@ export class OutputDirectory {
       if (errno(error) === 'EEXIST') throw new TransferError('exists', `${JSON.stringify(file.path)} appeared in ${this.root} while it was being received; the received copy stays as ${file.partial}`);
       throw writeFailed(file.path, this.root, error);
     }
+  }
+
+  /** The offer was refused: remove the directories made for it (only while still empty). */
+  async removeCreated(): Promise<void> {
+    for (const directory of this.#created.reverse()) await rmdir(directory).catch(() => undefined);
+    this.#created.length = 0;
   }
 
   /** Drop a temporary file whose bytes proved wrong. */

@@ -45,8 +45,14 @@ export async function receiveFiles(stream: Duplex, options: ReceiveOptions): Pro
       throw new TransferError('unsupported-version', `the sender speaks file-transfer version ${offer.version}, this receiver version ${PROTOCOL_VERSION}; upgrade the older side`);
     }
     checkOffer(offer.entries, { ...options, defaultMaxEntries: DEFAULT_MAX_ENTRIES });
-    const prepared = await prepare(output, offer.entries, options.inProgress, claimed);
-    await checkFreeSpace(output.root, offer.entries, prepared);
+    let prepared: Map<number, PreparedFile>;
+    try {
+      prepared = await prepare(output, offer.entries, options.inProgress, claimed);
+      await checkFreeSpace(output.root, offer.entries, prepared);
+    } catch (error) {
+      await output.removeCreated(); // refused as a whole: leave DIR as it was
+      throw error;
+    }
     options.onOffer?.(offer.entries);
     await channel.write({ type: 'accept', resume: [...prepared.values()].map((p) => ({
       state: p.complete ? 'complete' as const : 'partial' as const, offset: p.offset, prefixHash: p.offset > 0 ? p.hash.copy().digest() : new Uint8Array(32),

@@ -12,14 +12,15 @@ import { receiveFiles, TransferError } from '../../src/transfer/index.js';
 import { encodeMessage, PROTOCOL_VERSION, type Entry } from '../../src/transfer/messages.js';
 import { MessageReader } from '../../src/transfer/message-reader.js';
 import { socketPair, tempDir } from './helpers.js';
+import { within } from '../support/wait.js';
 
 /** Offer `entries` by hand to a receiver into `out`; its error, and the ERROR frame the sender got. */
 async function offer(t: Parameters<typeof socketPair>[0], out: string, entries: Entry[], options: { maxEntries?: number; maxTotalBytes?: number } = {}): Promise<{ error: TransferError; frame: unknown }> {
   const [raw, b] = await socketPair(t);
   const received = receiveFiles(b, { directory: out, ...options }).then(() => assert.fail('the receiver accepted'), (e: unknown) => e as TransferError);
   raw.write(encodeMessage({ type: 'offer', version: PROTOCOL_VERSION, entries }));
-  const frame = await new MessageReader(raw as Socket).next();
-  const error = await received;
+  const frame = await within(new MessageReader(raw as Socket).next(), 'the receiver\'s answer');
+  const error = await within(received, 'the receiver refusing');
   assert.ok(error instanceof TransferError, String(error));
   return { error, frame };
 }
@@ -107,6 +108,15 @@ test('a directory where a file of that name exists is refused as exists', async 
   const { error } = await offer(t, out, [{ kind: 'directory', path: 'd', mode: 0o755, size: 0 }, file('d/x')]);
   assert.equal(error.reason, 'exists');
   assert.match(error.message, /"d" already exists in .* as a file, where the offer has a directory/);
+});
+
+test('a refused offer leaves the directory as it was: the directories made for it are removed', async (t) => {
+  const out = await tempDir(t, 'safety');
+  await writeFile(join(out, 'taken'), 'mine, and longer than offered');
+  const dir = (path: string): Entry => ({ kind: 'directory', path, mode: 0o755, size: 0 });
+  const { error } = await offer(t, out, [dir('new'), dir('new/deeper'), file('new/deeper/x'), file('taken')]);
+  assert.equal(error.reason, 'exists');
+  assert.deepEqual(await readdir(out), ['taken']);
 });
 
 test('bytes that are not this protocol (a `connect` pipe) are refused as protocol', async (t) => {
