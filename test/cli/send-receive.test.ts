@@ -89,6 +89,32 @@ test('a sender killed past half and started again sends only the rest; the file 
   assert.equal(await receiver.exited(15_000), 0, receiver.stderr());
 });
 
+test('a directory tree killed past half and sent again: files in place are confirmed, the rest moves, the tree is intact', { timeout: 180_000 }, async (t) => {
+  const url = await loopbackServe(t);
+  const dir = await tempDir(t, 'resume-tree');
+  const src = join(dir, 'tree');
+  const out = join(dir, 'out');
+  await mkdir(join(src, 'sub'), { recursive: true });
+  await mkdir(out);
+  for (let i = 0; i < 8; i++) await writeFile(join(src, i < 4 ? '' : 'sub', `part-${i}`), randomBytes(2 * MiB));
+  const { receiver, id } = await startReceive(t, url, join(dir, 'key-r'), out);
+  const sendArgs = ['send', id, src, '--server', url, '--key', join(dir, 'key-s')];
+  const first = natpunchJson(t, 'the first natpunch send', [...sendArgs, '--limit-rate', '8M']);
+  await first.until((e) => e['event'] === 'progress' && Number(e['bytes']) > 8 * MiB, 'progress past half', 60_000);
+  first.child.kill('SIGKILL');
+  await first.exited(10_000);
+  const second = natpunchJson(t, 'the second natpunch send', sendArgs);
+  assert.equal(await second.exited(120_000), 0, second.stderr());
+  const done = second.events.find((e) => e['event'] === 'done')!;
+  t.diagnostic(`second run: ${done['resumed']} bytes resumed, ${done['transferred']} sent`);
+  assert.equal(done['files'], 8);
+  assert.equal(Number(done['resumed']) + Number(done['transferred']), 16 * MiB);
+  assert.ok(Number(done['resumed']) >= 5 * MiB, `resumed ${done['resumed']}`);
+  assert.deepEqual(await treeDigest(join(out, 'tree')), await treeDigest(src));
+  receiver.child.kill('SIGTERM');
+  assert.equal(await receiver.exited(15_000), 0, receiver.stderr());
+});
+
 test('a receiver that cannot write (file size limit) says so, and so does the sender; what arrived is kept', { timeout: 120_000 }, async (t) => {
   const url = await loopbackServe(t);
   const dir = await tempDir(t, 'write-fails');
