@@ -53,6 +53,7 @@ export async function receiveCommand(argv: string[]): Promise<number> {
         directory, signal: interrupt.signal, inProgress,
         onOffer: (entries) => events.info(describeOffer(from, entries)),
         onProgress: (p) => display.progress(p),
+        onCheck: (path, bytes) => display.checking(path, bytes, 'kept from an earlier run'),
       });
       await streamFinished(connection);
       display.done(summary, 'received', `from ${from} into ${directory}`, { peer: from, out: directory });

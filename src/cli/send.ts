@@ -36,7 +36,7 @@ export async function sendCommand(argv: string[]): Promise<number> {
     const connection = await peer.connect(peerId, { signal: interrupt.signal });
     display.attach(connection);
     events.connected(connection);
-    const summary = await sendFiles(connection, local.entries, { signal: interrupt.signal, rateLimit, onProgress: (p) => display.progress(p) });
+    const summary = await sendFiles(connection, local.entries, { signal: interrupt.signal, rateLimit, onProgress: (p) => display.progress(p), onCheck: (path, bytes) => display.checking(path, bytes, 'the receiver already has') });
     // Both sides have ended; wait for our end to be acknowledged before the peer closes its socket.
     await finished(connection);
     display.done(summary, 'sent', `to ${peerId}`, { peer: peerId });

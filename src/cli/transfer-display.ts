@@ -11,6 +11,8 @@ import type { TransferProgress, TransferSummary } from '../transfer/index.js';
 const JSON_INTERVAL_MS = 250;
 /** Terminal redraws: at most this often. */
 const BAR_INTERVAL_MS = 100;
+/** Checks of bytes already at the receiver are shown from this size up. */
+const CHECK_SHOWN_FROM = 1024 * 1024;
 /** The rate is measured over this much recent time. */
 const RATE_WINDOW_MS = 2000;
 
@@ -79,6 +81,21 @@ export class TransferDisplay {
     const resumed = summary.resumed > 0 ? `, ${formatBytes(summary.resumed)} of it already there from an earlier run` : '';
     const rate = ms > 0 ? ` (${formatBytes((summary.transferred * 1000) / ms)}/s)` : '';
     this.#write(`natpunch: ${verb} ${files}, ${formatBytes(summary.bytes)}${resumed}, ${where} in ${(ms / 1000).toFixed(1)} s${rate}\n`);
+  }
+
+  /**
+   * A side is about to hash bytes already at the receiver, to resume (croc's users waited minutes
+   * on such checks with nothing on screen: croc issues #1026, #1029). Shown from 1 MiB up: below
+   * that the check takes no time worth a line.
+   */
+  checking(path: string, bytes: number, whose: string): void {
+    if (bytes < CHECK_SHOWN_FROM) return;
+    if (this.#options.json) {
+      this.#emit({ event: 'checking', file: path, bytes });
+      return;
+    }
+    this.#clear();
+    this.#write(`natpunch: checking the ${formatBytes(bytes)} of ${path} ${whose} (to resume)\n`);
   }
 
   /** Take the bar off the line (before an error or another message is printed). */

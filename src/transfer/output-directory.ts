@@ -26,6 +26,9 @@ export interface PreparedFile {
   hash: Hash;
 }
 
+/** Told before a side hashes bytes already at the receiver (it takes a read of them): `path`, how many bytes. */
+export type CheckListener = (path: string, bytes: number) => void;
+
 const errno = (error: unknown): string | undefined => (error as NodeJS.ErrnoException)?.code;
 
 export class OutputDirectory {
@@ -84,7 +87,7 @@ export class OutputDirectory {
    * whole file (a name in place with the offered size: hashed, for the sender to compare). Throws
    * 'exists' when the name is taken by something else.
    */
-  async prepareFile(path: string, components: readonly string[], size: number): Promise<PreparedFile> {
+  async prepareFile(path: string, components: readonly string[], size: number, onCheck?: CheckListener): Promise<PreparedFile> {
     const name = components[components.length - 1]!;
     const parent = await this.ensureDirectory(components.slice(0, -1));
     const final = join(parent, name);
@@ -94,6 +97,7 @@ export class OutputDirectory {
     if (there !== null) {
       if (!there.isFile() || there.size !== size) throw existsError(path, this.root);
       // Perhaps the same file, from a run that was interrupted after it: the sender decides.
+      onCheck?.(path, size);
       await hashPrefix(final, size, hash);
       return { path, final, partial, offset: size, complete: true, hash };
     }
@@ -102,6 +106,7 @@ export class OutputDirectory {
     if (!stats.isFile()) throw new TransferError('unsafe-path', `refused ${JSON.stringify(path)}: its temporary name ${partial} is not a regular file; remove it`);
     // Longer than the file now offered: another file of that name; start again.
     if (stats.size > size) return { path, final, partial, offset: 0, complete: false, hash };
+    if (stats.size > 0) onCheck?.(path, stats.size);
     await hashPrefix(partial, stats.size, hash);
     return { path, final, partial, offset: stats.size, complete: false, hash };
   }

@@ -13,7 +13,7 @@ import { TransferError } from './errors.js';
 import { checkOffer, entryComponents, type OfferLimits } from './entry-path.js';
 import { DEFAULT_MAX_ENTRIES, type MessageLimits } from './message-reader.js';
 import { PROTOCOL_VERSION, type Entry, type Message } from './messages.js';
-import { existsError, OutputDirectory, writeFailed, type PreparedFile } from './output-directory.js';
+import { existsError, OutputDirectory, writeFailed, type CheckListener, type PreparedFile } from './output-directory.js';
 import { ProgressCounter, type ProgressListener, type TransferSummary } from './progress.js';
 
 export interface ReceiveOptions extends OfferLimits {
@@ -21,6 +21,8 @@ export interface ReceiveOptions extends OfferLimits {
   directory: string;
   signal?: AbortSignal;
   onProgress?: ProgressListener;
+  /** Told before bytes from an earlier run are hashed for resume (a read of all of them). */
+  onCheck?: CheckListener;
   /** Told the offer once it is accepted, before any data. */
   onOffer?: (entries: readonly Entry[]) => void;
   /** Largest OFFER message, bytes (default 16 MiB). */
@@ -47,7 +49,7 @@ export async function receiveFiles(stream: Duplex, options: ReceiveOptions): Pro
     checkOffer(offer.entries, { ...options, defaultMaxEntries: DEFAULT_MAX_ENTRIES });
     let prepared: Map<number, PreparedFile>;
     try {
-      prepared = await prepare(output, offer.entries, options.inProgress, claimed);
+      prepared = await prepare(output, offer.entries, options, claimed);
       await checkFreeSpace(output.root, offer.entries, prepared);
     } catch (error) {
       await output.removeCreated(); // refused as a whole: leave DIR as it was
@@ -75,7 +77,7 @@ export async function receiveFiles(stream: Duplex, options: ReceiveOptions): Pro
 }
 
 /** Make the offer's directories and find what of each file is here; by entry index. */
-async function prepare(output: OutputDirectory, entries: readonly Entry[], inProgress: Set<string> | undefined, claimed: string[]): Promise<Map<number, PreparedFile>> {
+async function prepare(output: OutputDirectory, entries: readonly Entry[], { inProgress, onCheck }: ReceiveOptions, claimed: string[]): Promise<Map<number, PreparedFile>> {
   const prepared = new Map<number, PreparedFile>();
   try {
     for (const [index, entry] of entries.entries()) {
@@ -84,7 +86,7 @@ async function prepare(output: OutputDirectory, entries: readonly Entry[], inPro
         await output.ensureDirectory(components, entry.mode);
         continue;
       }
-      const file = await output.prepareFile(entry.path, components, entry.size);
+      const file = await output.prepareFile(entry.path, components, entry.size, onCheck);
       if (inProgress?.has(file.final)) throw new TransferError('busy', `${JSON.stringify(entry.path)} is being received from another peer right now; send again once that transfer ends`);
       inProgress?.add(file.final);
       claimed.push(file.final);

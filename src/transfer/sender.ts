@@ -15,6 +15,7 @@ import { TransferError } from './errors.js';
 import type { LocalEntry } from './local-entries.js';
 import { encodeDataHeader, encodeMessage, FRAME_HEADER_LENGTH, PROTOCOL_VERSION, type Resume } from './messages.js';
 import { DEFAULT_MAX_ENTRIES, DEFAULT_MAX_OFFER_BYTES } from './message-reader.js';
+import type { CheckListener } from './output-directory.js';
 import { ProgressCounter, type ProgressListener, type TransferSummary } from './progress.js';
 
 /** Bytes per DATA frame: large enough that framing costs nothing, small enough to keep progress smooth. */
@@ -23,6 +24,8 @@ export const CHUNK_BYTES = 64 * 1024;
 export interface SendOptions {
   signal?: AbortSignal;
   onProgress?: ProgressListener;
+  /** Told before the sender hashes its copy of bytes the receiver already holds (a read of them). */
+  onCheck?: CheckListener;
   /** Most bytes per second of file data (default: as fast as the connection goes), like curl's --limit-rate. */
   rateLimit?: number;
 }
@@ -39,7 +42,7 @@ export async function sendFiles(stream: Duplex, entries: readonly LocalEntry[], 
     if (accept?.type !== 'accept') throw new TransferError('closed', 'the receiver closed the connection without answering the offer');
     if (accept.resume.length !== files.length) throw new TransferError('protocol', `the receiver answered for ${accept.resume.length} files, the offer has ${files.length}`);
     const resume = new Map(files.map((f, i) => [f, accept.resume[i]!]));
-    const inPlace = await checkComplete(resume);
+    const inPlace = await checkComplete(resume, options.onCheck);
     channel.watch();
     for (const [index, entry] of entries.entries()) {
       if (entry.kind !== 'file') continue;
@@ -49,7 +52,7 @@ export async function sendFiles(stream: Duplex, entries: readonly LocalEntry[], 
         await channel.write({ type: 'file', index, offset: entry.size }, { type: 'file-end', sha256: digest });
         progress.startFile(entry.path, entry.size);
       } else {
-        await sendFile(channel, index, entry, resume.get(entry)!, progress, pace);
+        await sendFile(channel, index, entry, resume.get(entry)!, progress, pace, options.onCheck);
       }
       progress.fileDone();
     }
@@ -73,13 +76,14 @@ export async function sendFiles(stream: Duplex, entries: readonly LocalEntry[], 
  * each must be this very file — its SHA-256 the receiver's — before a byte of anything moves,
  * since the receiver never overwrites. Returns their digests.
  */
-async function checkComplete(resume: Map<LocalEntry, Resume>): Promise<Map<LocalEntry, Buffer>> {
+async function checkComplete(resume: Map<LocalEntry, Resume>, onCheck: CheckListener | undefined): Promise<Map<LocalEntry, Buffer>> {
   const digests = new Map<LocalEntry, Buffer>();
   for (const [entry, r] of resume) {
     if (r.state !== 'complete') continue;
     if (r.offset !== entry.size) throw new TransferError('protocol', `the receiver has ${JSON.stringify(entry.path)} complete at ${r.offset} bytes; it has ${entry.size}`);
     const hash = createHash('sha256');
     const handle = await openSource(entry);
+    onCheck?.(entry.path, entry.size);
     try {
       await new FileReader(handle, entry).hashInto(hash, entry.size);
     } finally {
@@ -102,7 +106,7 @@ async function openSource(entry: LocalEntry): Promise<FileHandle> {
   }
 }
 
-async function sendFile(channel: Channel, index: number, entry: LocalEntry, resume: Resume, progress: ProgressCounter, pace: Pace): Promise<void> {
+async function sendFile(channel: Channel, index: number, entry: LocalEntry, resume: Resume, progress: ProgressCounter, pace: Pace, onCheck: CheckListener | undefined): Promise<void> {
   if (resume.offset > entry.size) throw new TransferError('protocol', `the receiver holds ${resume.offset} bytes of ${JSON.stringify(entry.path)}, which has ${entry.size}`);
   const handle = await openSource(entry);
   try {
@@ -110,6 +114,7 @@ async function sendFile(channel: Channel, index: number, entry: LocalEntry, resu
     let hash = createHash('sha256');
     let offset = resume.offset;
     if (offset > 0) {
+      onCheck?.(entry.path, offset);
       await reader.hashInto(hash, offset);
       // The receiver's bytes are a prefix of this file only if they hash alike; else the file
       // changed since (or another file has that name): all of it goes again.

@@ -79,6 +79,7 @@ test('a sender killed past half and started again sends only the rest; the file 
   assert.ok(Number(done['resumed']) >= 10 * MiB, `resumed ${done['resumed']}`);
   assert.ok(Number(done['transferred']) <= 22 * MiB, `transferred ${done['transferred']}`);
   assert.equal(progressOf(second.events)[0]!['bytes'], done['resumed'], 'progress starts at what was there');
+  assert.deepEqual(second.events.find((e) => e['event'] === 'checking'), { event: 'checking', file: 'big.bin', bytes: done['resumed'] });
   assert.deepEqual(await treeDigest(out), { 'big.bin': (await treeDigest(dir))['big.bin'] });
   await assert.rejects(stat(partial), /ENOENT/);
   // The receiver reported the first transfer's end (its connection replaced by the second's), then the second's success.

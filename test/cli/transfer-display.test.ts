@@ -65,3 +65,14 @@ test('neither --json nor a terminal: no bar, only the last line', () => {
   display.done(summary, 'sent', 'to PEER');
   assert.deepEqual(out, ['natpunch: sent 2 files, 10.0 MiB, to PEER in 0.5 s (20.0 MiB/s)\n']);
 });
+
+test('checks of bytes already at the receiver are shown from 1 MiB up, as a line or a checking event', () => {
+  const human = run(false, true);
+  human.step(0, { bytes: 0 });
+  human.display.checking('small', 1000, 'kept from an earlier run');
+  human.display.checking('big.bin', 16 * MiB, 'kept from an earlier run');
+  assert.deepEqual(human.out.slice(-2), ['\r\x1b[K', 'natpunch: checking the 16.0 MiB of big.bin kept from an earlier run (to resume)\n']);
+  const json = run(true, false);
+  json.display.checking('big.bin', 16 * MiB, 'the receiver already has');
+  assert.deepEqual(json.out, ['{"event":"checking","file":"big.bin","bytes":16777216}\n']);
+});
