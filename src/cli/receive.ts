@@ -31,7 +31,10 @@ export async function receiveCommand(argv: string[]): Promise<number> {
   const json = values.json!;
   const events = eventSink(json);
   const interrupt = interruptSignal();
-  const peer = await createPeer({ server: values.server, keyFile: values.key });
+  const peer = await createPeer({ server: values.server, keyFile: values.key, signal: interrupt.signal }).catch((error: unknown) => {
+    interrupt.dispose();
+    throw error;
+  });
   const inProgress = new Set<string>();
   /** Each peer's open transfer: a newer connection from the same peer replaces it. */
   const current = new Map<string, { connection: Connection; ended: Promise<unknown> }>();
@@ -75,12 +78,14 @@ export async function receiveCommand(argv: string[]): Promise<number> {
   followRendezvous(peer, events, () => finish!(1));
   if (json) events.ready(peer.peerId);
   else events.info(`receiving into ${directory} as ${peer.peerId}\n  (on the other machine: natpunch send ${peer.peerId} FILE... --server URL)`);
-  interrupt.signal.addEventListener('abort', () => {
+  const onInterrupt = (): void => {
     // In-flight transfers end with 'aborted' (their senders are told); then we go: exit 1 if any
     // was cut short, 0 when receive was idle.
     const inFlight = [...current.values()].map((c) => c.ended);
     void Promise.allSettled(inFlight).then(() => finish!(inFlight.length > 0 ? 1 : 0));
-  }, { once: true });
+  };
+  if (interrupt.signal.aborted) onInterrupt();
+  else interrupt.signal.addEventListener('abort', onInterrupt, { once: true });
   try {
     return await finished;
   } finally {

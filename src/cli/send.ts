@@ -31,7 +31,10 @@ export async function sendCommand(argv: string[]): Promise<number> {
   for (const path of local.skipped) events.info(`skipping ${path}: not a regular file or directory (links inside directories are not followed)`);
   const display = new TransferDisplay({ json: values.json!, tty: !values.json && process.stderr.isTTY === true });
   const interrupt = interruptSignal();
-  const peer = await createPeer({ server: values.server, keyFile: values.key });
+  const peer = await createPeer({ server: values.server, keyFile: values.key, signal: interrupt.signal }).catch((error: unknown) => {
+    interrupt.dispose();
+    throw error;
+  });
   try {
     const connection = await peer.connect(peerId, { signal: interrupt.signal });
     display.attach(connection);
