@@ -22,8 +22,8 @@ export interface PreparedFile {
   offset: number;
   /** A file of this name and size is in place already: the same file if its hash is the sender's. */
   complete: boolean;
-  /** SHA-256 state over those bytes. */
-  hash: Hash;
+  /** SHA-256 state over those bytes (made only when there are some: an offer may list 100 000 files). */
+  hash: Hash | undefined;
 }
 
 /** Told before a side hashes bytes already at the receiver (it takes a read of them): `path`, how many bytes. */
@@ -92,23 +92,19 @@ export class OutputDirectory {
     const parent = await this.ensureDirectory(components.slice(0, -1));
     const final = join(parent, name);
     const partial = join(parent, `.${name}${PARTIAL_SUFFIX}`);
-    const hash = createHash('sha256');
     const there = await lstatOrNull(final);
     if (there !== null) {
       if (!there.isFile() || there.size !== size) throw existsError(path, this.root);
       // Perhaps the same file, from a run that was interrupted after it: the sender decides.
       onCheck?.(path, size);
-      await hashPrefix(final, size, hash);
-      return { path, final, partial, offset: size, complete: true, hash };
+      return { path, final, partial, offset: size, complete: true, hash: await hashPrefix(final, size) };
     }
     const stats = await lstatOrNull(partial);
-    if (stats === null) return { path, final, partial, offset: 0, complete: false, hash };
+    // None, or longer than the file now offered (another file of that name): start again.
+    if (stats === null || (stats.isFile() && (stats.size > size || stats.size === 0))) return { path, final, partial, offset: 0, complete: false, hash: undefined };
     if (!stats.isFile()) throw new TransferError('unsafe-path', `refused ${JSON.stringify(path)}: its temporary name ${partial} is not a regular file; remove it`);
-    // Longer than the file now offered: another file of that name; start again.
-    if (stats.size > size) return { path, final, partial, offset: 0, complete: false, hash };
-    if (stats.size > 0) onCheck?.(path, stats.size);
-    await hashPrefix(partial, stats.size, hash);
-    return { path, final, partial, offset: stats.size, complete: false, hash };
+    onCheck?.(path, stats.size);
+    return { path, final, partial, offset: stats.size, complete: false, hash: await hashPrefix(partial, stats.size) };
   }
 
   /** Open the temporary file for writing from `offset` (what is beyond it is cut). */
@@ -208,15 +204,17 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Hash the first `length` bytes of `path` (opened without following a link) into `hash`. */
-async function hashPrefix(path: string, length: number, hash: Hash): Promise<void> {
-  if (length === 0) return;
+/** SHA-256 state over the first `length` bytes of `path` (opened without following a link). */
+async function hashPrefix(path: string, length: number): Promise<Hash> {
+  const hash = createHash('sha256');
+  if (length === 0) return hash;
   const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
     for await (const chunk of createReadStream('', { fd: handle.fd, autoClose: false, start: 0, end: length - 1 })) hash.update(chunk as Buffer);
   } finally {
     await handle.close();
   }
+  return hash;
 }
 
 export function writeFailed(path: string, root: string, error: unknown): TransferError {

@@ -57,7 +57,7 @@ export async function receiveFiles(stream: Duplex, options: ReceiveOptions): Pro
     }
     options.onOffer?.(offer.entries);
     await channel.write({ type: 'accept', resume: [...prepared.values()].map((p) => ({
-      state: p.complete ? 'complete' as const : 'partial' as const, offset: p.offset, prefixHash: p.offset > 0 ? p.hash.copy().digest() : new Uint8Array(32),
+      state: p.complete ? 'complete' as const : 'partial' as const, offset: p.offset, prefixHash: p.hash?.copy().digest() ?? new Uint8Array(32),
     })) });
     const progress = new ProgressCounter(sum(offer.entries), options.onProgress);
     await receiveData(channel, output, offer.entries, prepared, progress);
@@ -124,7 +124,7 @@ async function receiveFile(channel: Channel, output: OutputDirectory, index: num
   if (file.complete) return confirmComplete(channel, output, entry, file, start, progress);
   if (start.offset !== 0 && start.offset !== file.offset) throw new TransferError('protocol', `the sender resumed ${JSON.stringify(entry.path)} at ${start.offset}; this receiver holds ${file.offset} bytes`);
   // From 0: the sender found our bytes are not a prefix of its file; they go.
-  const hash = start.offset === 0 ? createHash('sha256') : file.hash;
+  const hash = start.offset === 0 || !file.hash ? createHash('sha256') : file.hash;
   const handle = await output.openPartial(file, start.offset);
   let position = start.offset;
   progress.startFile(entry.path, start.offset);
@@ -165,7 +165,7 @@ async function confirmComplete(channel: Channel, output: OutputDirectory, entry:
   progress.startFile(entry.path, entry.size);
   const end = await channel.read(['file-end'], `for ${JSON.stringify(entry.path)}, which is complete here`);
   if (end === null) throw new TransferError('closed', `the sender closed the connection at ${JSON.stringify(entry.path)}`);
-  if (end.type !== 'file-end' || !timingSafeEqual(file.hash.digest(), end.sha256)) throw existsError(entry.path, output.root);
+  if (end.type !== 'file-end' || !file.hash || !timingSafeEqual(file.hash.digest(), end.sha256)) throw existsError(entry.path, output.root);
   progress.fileDone();
 }
 
