@@ -19,3 +19,7 @@ export { NatpunchHandshake, NoiseError, DatagramCipher, type SecureSession, type
 export type { TransportAddress } from './wire/index.js';
 export { RendezvousError, type RendezvousErrorReason, type DisconnectInfo, type ReconnectInfo, type ReconnectOptions } from './rendezvous/index.js';
 export { mapPort, PortMapping, type MapPortOptions, type PortMapMethod, type PortMappingInfo } from './portmap/index.js';
+export {
+  sendFiles, receiveFiles, collectEntries, TransferError, TransferDecodeError,
+  type SendOptions, type ReceiveOptions, type LocalEntry, type LocalEntries, type TransferFailure, type TransferProgress, type TransferSummary,
+} from './transfer/index.js';

@@ -1,13 +1,11 @@
 import { UsageError, type PortMapError } from '../errors.js';
 import type { PortMappingInfo } from '../portmap/index.js';
 import type { Connection, KeepaliveInfo, Peer, RefusedInfo } from '../peer/peer.js';
-import { readAllowFile } from '../peer/allow-list.js';
-import { normalizePeerId } from '../identity/index.js';
 import type { RendezvousError } from '../rendezvous/errors.js';
 import type { DisconnectInfo, ReconnectInfo } from '../rendezvous/reconnecting-client.js';
 import { type CommandSpec, jsonFlag, keyFlag, parseCommand, serverFlag, usageLine, usageText } from './args.js';
 import { eventSink } from './events.js';
-import { Reported, checkServer, portMappingFlag, serveConnection, withPeer } from './peer-flags.js';
+import { Reported, allowFileFlag, allowFlag, allowList, checkServer, portMappingFlag, serveConnection, withPeer } from './peer-flags.js';
 
 export const listenSpec: CommandSpec = {
   name: 'listen',
@@ -17,16 +15,8 @@ export const listenSpec: CommandSpec = {
     server: serverFlag,
     key: keyFlag,
     once: { type: 'boolean', help: 'serve one connection, then exit: 0 when it ended cleanly, 1 when it (or the attempt to make it) failed', example: '--once > received.bin' },
-    allow: {
-      type: 'string', value: 'PEER_ID', multiple: true, defaultText: 'none: any peer that knows this id may connect',
-      help: 'accept only this peer (repeat for several); anyone else is refused before a packet is sent toward it, and told so (ERR_REFUSED)',
-      example: '--allow ah4ytbnkeoro34qprv2gqnc5vebpxztoiyafb4bpvnjm4uqycouu6bdq',
-    },
-    'allow-file': {
-      type: 'string', value: 'FILE',
-      help: 'accept only the peers listed in FILE: one peer id a line, # starts a comment (like ssh\'s authorized_keys); adds to --allow',
-      example: '--allow-file ~/.natpunch/allowed',
-    },
+    allow: allowFlag,
+    'allow-file': allowFileFlag,
     'port-mapping': portMappingFlag,
     json: jsonFlag,
   },
@@ -49,32 +39,11 @@ export async function listenCommand(argv: string[]): Promise<number> {
   const { values } = parseCommand(listenSpec, argv);
   const server = checkServer('listen', values['server'] as string | undefined, usageText(listenSpec));
   const once = values['once'] === true;
-  const allow = await allowList(values['allow'] as string[] | undefined, values['allow-file'] as string | undefined);
+  const allow = await allowList('listen', values['allow'] as string[] | undefined, values['allow-file'] as string | undefined);
   const events = eventSink(values['json'] === true);
   return withPeer(events, {
     server, keyFile: values['key'] as string | undefined, keepaliveMs: pinnedKeepaliveMs(), portMapping: values['port-mapping'] === true, ...(allow ? { allow } : {}),
   }, (peer, signal) => serve(peer, events, once, signal));
-}
-
-/** --allow and --allow-file together, or undefined (everyone) when neither is given. */
-async function allowList(ids: string[] | undefined, file: string | undefined): Promise<string[] | undefined> {
-  if (ids === undefined && file === undefined) return undefined;
-  const list: string[] = [];
-  for (const id of ids ?? []) {
-    try {
-      list.push(normalizePeerId(id));
-    } catch (error) {
-      throw new UsageError(`natpunch listen: --allow: ${(error as Error).message}`);
-    }
-  }
-  if (file !== undefined) {
-    try {
-      list.push(...await readAllowFile(file));
-    } catch (error) {
-      throw new UsageError(`natpunch listen: ${(error as Error).message}`);
-    }
-  }
-  return list;
 }
 
 /** Serve connections in turn until --once is done, the registration is refused for good, or an interrupt. */

@@ -7,6 +7,8 @@ import { idCommand, idSpec, idUsage } from './id.js';
 import { demoSpec, demoUsage } from './demo.js';
 import { listenSpec, listenUsage } from './listen.js';
 import { connectSpec, connectUsage } from './connect.js';
+import { sendSpec, sendUsage } from './send.js';
+import { receiveSpec, receiveUsage } from './receive.js';
 import { errorEvent, errorLine, exitCodeFor, wantsStack } from './report-error.js';
 
 const usage = `natpunch ${VERSION} — connect machines behind NATs
@@ -24,6 +26,10 @@ usage:
       accept connections from peers; pipe each, in turn, to stdin/stdout
   ${connectUsage}
       connect to a peer by id; pipe stdin/stdout to it
+  ${sendUsage}
+      send files and directories to a peer running receive (resumes an interrupted transfer)
+  ${receiveUsage}
+      receive files into DIR (default: here), each verified (SHA-256) before it takes its name
   ${demoUsage}
       two peers behind two different real NATs (a lab; loopback when not root)
   natpunch help, natpunch COMMAND --help, natpunch --version
@@ -39,13 +45,15 @@ const commands: Record<string, () => Promise<Command>> = {
   id: async () => idCommand,
   listen: async () => (await import('./listen.js')).listenCommand,
   connect: async () => (await import('./connect.js')).connectCommand,
+  send: async () => (await import('./send.js')).sendCommand,
+  receive: async () => (await import('./receive.js')).receiveCommand,
   demo: async () => (await import('./demo.js')).demoCommand,
   lab: async () => (await import('./lab.js')).labCommand,
 };
 
 /** Each command's flags, for `natpunch COMMAND --help` (`lab` prints its own). */
 const specs: Record<string, CommandSpec> = {
-  serve: serveSpec, check: checkSpec, id: idSpec, listen: listenSpec, connect: connectSpec, demo: demoSpec,
+  serve: serveSpec, check: checkSpec, id: idSpec, listen: listenSpec, connect: connectSpec, send: sendSpec, receive: receiveSpec, demo: demoSpec,
 };
 
 async function main(argv: string[]): Promise<number> {

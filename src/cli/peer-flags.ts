@@ -1,6 +1,8 @@
 /** Flags, checks and the run shared by the commands that run a peer (listen, connect). */
 import { UsageError } from '../errors.js';
 import { parseServerUrl } from '../rendezvous/server-url.js';
+import { readAllowFile } from '../peer/allow-list.js';
+import { normalizePeerId } from '../identity/index.js';
 import { createPeer, type Connection, type Peer, type PeerOptions } from '../peer/peer.js';
 import type { Flag } from './args.js';
 import { type EventSink, pipeStdio } from './events.js';
@@ -12,6 +14,41 @@ export const portMappingFlag: Flag = {
   help: 'ask the router (PCP, NAT-PMP or UPnP-IGD) to forward this peer\'s UDP port, for a direct path through NATs that need one',
   example: '--port-mapping',
 };
+
+/** `--allow PEER_ID`: who may connect (listen, receive, expose). */
+export const allowFlag: Flag = {
+  type: 'string', value: 'PEER_ID', multiple: true, defaultText: 'none: any peer that knows this id may connect',
+  help: 'accept only this peer (repeat for several); anyone else is refused before a packet is sent toward it, and told so (ERR_REFUSED)',
+  example: '--allow ah4ytbnkeoro34qprv2gqnc5vebpxztoiyafb4bpvnjm4uqycouu6bdq',
+};
+
+/** `--allow-file FILE`: the same, from an authorized_keys-like file. */
+export const allowFileFlag: Flag = {
+  type: 'string', value: 'FILE',
+  help: 'accept only the peers listed in FILE: one peer id a line, # starts a comment (like ssh\'s authorized_keys); adds to --allow',
+  example: '--allow-file ~/.natpunch/allowed',
+};
+
+/** --allow and --allow-file together, or undefined (everyone) when neither is given. */
+export async function allowList(command: string, ids: string[] | undefined, file: string | undefined): Promise<string[] | undefined> {
+  if (ids === undefined && file === undefined) return undefined;
+  const list: string[] = [];
+  for (const id of ids ?? []) {
+    try {
+      list.push(normalizePeerId(id));
+    } catch (error) {
+      throw new UsageError(`natpunch ${command}: --allow: ${(error as Error).message}`);
+    }
+  }
+  if (file !== undefined) {
+    try {
+      list.push(...await readAllowFile(file));
+    } catch (error) {
+      throw new UsageError(`natpunch ${command}: ${(error as Error).message}`);
+    }
+  }
+  return list;
+}
 
 /** --server, present and a ws:// or wss:// URL, or a UsageError naming the command (`usage`: its usageText). */
 export function checkServer(command: string, server: string | undefined, usage: string): string {
