@@ -26,6 +26,7 @@ export type ErrorCode =
   | 'ERR_RENDEZVOUS' | 'ERR_RENDEZVOUS_PROTOCOL' | 'ERR_RENDEZVOUS_VERIFY'
   | 'ERR_TURN'
   | 'ERR_PORTMAP' | 'ERR_PORTMAP_DECODE'
+  | 'ERR_MUX' | 'ERR_MUX_RESET'
   | 'ERR_ABORTED';
 
 export class NatpunchError extends Error {
