@@ -7,8 +7,14 @@ import type { RendezvousError } from '../rendezvous/errors.js';
 import type { DisconnectInfo, ReconnectInfo } from '../rendezvous/reconnecting-client.js';
 
 /** The `--json` event stream of listen/connect: one JSON object per line on stderr (the contract). */
+/** What expose/forward add to their ready event: JSON fields, and the line people read instead of listen's. */
+export interface ReadyDetails {
+  fields?: Record<string, unknown>;
+  text?: string;
+}
+
 export interface EventSink {
-  ready(id: string): void;
+  ready(id: string, details?: ReadyDetails): void;
   /** Connected; every later change of path is reported too ('path', with its reason). */
   connected(connection: Connection): void;
   error(error: unknown): void;
@@ -31,7 +37,7 @@ export function eventSink(json: boolean): EventSink {
   const emit = (event: Record<string, unknown>): void => { process.stderr.write(JSON.stringify(event) + '\n'); };
   if (json) {
     return {
-      ready: (id) => emit({ event: 'ready', id }),
+      ready: (id, details) => emit({ event: 'ready', id, ...details?.fields }),
       connected: (c) => {
         emit({ event: 'connected', peer: c.remotePeerId, path: c.path, technique: c.technique, remote: c.remote, ms: c.ms });
         const fields = (p: StandbyInfo): Record<string, unknown> => ({ peer: c.remotePeerId, path: p.path, technique: p.technique, remote: p.remote, ...(p.rttMs !== undefined ? { rttMs: p.rttMs } : {}) });
@@ -53,7 +59,7 @@ export function eventSink(json: boolean): EventSink {
   }
   const say = (text: string): void => { process.stderr.write(`natpunch: ${text}\n`); };
   return {
-    ready: (id) => say(`listening as ${id}\n  (on the other machine: natpunch connect ${id} --server URL)`),
+    ready: (id, details) => say(details?.text ?? `listening as ${id}\n  (on the other machine: natpunch connect ${id} --server URL)`),
     connected: (c) => {
       say(`connected to ${c.remotePeerId} — ${c.path} via ${c.technique}, ${c.remote}, in ${c.ms} ms (end-to-end encrypted)`);
       c.on('path', (p: PathInfo) => say(`path changed (${p.reason}): now ${p.path} via ${p.technique}, ${p.remote}`));

@@ -7,6 +7,8 @@ import { idCommand, idUsage } from './id.js';
 import { demoUsage } from './demo.js';
 import { listenUsage } from './listen.js';
 import { connectUsage } from './connect.js';
+import { exposeUsage } from './expose.js';
+import { forwardUsage } from './forward.js';
 
 const usage = `natpunch ${VERSION} — connect machines behind NATs
 
@@ -23,6 +25,10 @@ usage:
       accept connections from peers; pipe each to stdin/stdout
   ${connectUsage}
       connect to a peer by id; pipe stdin/stdout to it
+  ${exposeUsage}
+      publish a local TCP service to peers (they reach it with natpunch forward)
+  ${forwardUsage}
+      like ssh -L: each TCP connection to --listen reaches the service the peer exposes
   ${demoUsage}
       two peers behind two different real NATs (a lab; loopback when not root)
   natpunch help
@@ -37,13 +43,15 @@ const commands: Record<string, () => Promise<Command>> = {
   id: async () => idCommand,
   listen: async () => (await import('./listen.js')).listenCommand,
   connect: async () => (await import('./connect.js')).connectCommand,
+  expose: async () => (await import('./expose.js')).exposeCommand,
+  forward: async () => (await import('./forward.js')).forwardCommand,
   demo: async () => (await import('./demo.js')).demoCommand,
   lab: async () => (await import('./lab.js')).labCommand,
 };
 
 /** Each command's usage line, for `natpunch COMMAND --help` (`lab` prints its own). */
 const usages: Record<string, string> = {
-  serve: serveUsage, check: checkUsage, id: idUsage, listen: listenUsage, connect: connectUsage, demo: demoUsage,
+  serve: serveUsage, check: checkUsage, id: idUsage, listen: listenUsage, connect: connectUsage, expose: exposeUsage, forward: forwardUsage, demo: demoUsage,
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -1,0 +1,138 @@
+/**
+ * `natpunch forward PEER_ID --listen [HOST:]PORT`: like ssh -L. Listens on HOST:PORT (default
+ * host 127.0.0.1); each TCP connection accepted there becomes one mux stream to the peer, which
+ * runs `natpunch expose` and joins it to its service. One peer connection carries them all;
+ * when it drops, the next TCP connection connects again. Runs until SIGINT/SIGTERM.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { parseArgs } from 'node:util';
+import { NatpunchError, UsageError } from '../errors.js';
+import { isPeerId } from '../identity/index.js';
+import { MuxError, MuxSession, type MuxStream } from '../mux/index.js';
+import { createPeer, type Peer } from '../peer/peer.js';
+import { usageErrors } from './args.js';
+import { eventSink, type EventSink } from './events.js';
+import { TCP_TARGET } from './expose.js';
+import { formatHostPort, type HostPort, parseHostPort } from './host-port.js';
+import { joinSocketAndStream } from './tcp-stream.js';
+import { untilSignal } from './until-signal.js';
+
+export const forwardUsage = 'natpunch forward PEER_ID --listen [HOST:]PORT --server URL [--key FILE] [--transport auto|udp|tcp|relay] [--json]';
+const transports = ['auto', 'udp', 'tcp', 'relay'] as const;
+type Transport = (typeof transports)[number];
+
+export async function forwardCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = usageErrors('forward', () => parseArgs({ args: argv, strict: true, allowPositionals: true, options: {
+    listen: { type: 'string' }, server: { type: 'string' }, key: { type: 'string' }, transport: { type: 'string', default: 'auto' }, json: { type: 'boolean', default: false },
+  } }));
+  const [peerId, ...extra] = positionals;
+  if (!peerId || extra.length) throw new UsageError(`natpunch forward: give exactly one PEER_ID (the exposing side prints it with 'natpunch expose').\nusage: ${forwardUsage}`);
+  if (!isPeerId(peerId)) throw new UsageError(`natpunch forward: ${JSON.stringify(peerId)} is not a peer id (check for a typo: ids carry a checksum)`);
+  if (!values.listen) throw new UsageError(`natpunch forward: --listen [HOST:]PORT is required (where local programs connect, e.g. --listen 8080).\nusage: ${forwardUsage}`);
+  const local = parseHostPort('forward', '--listen', values.listen, { allowZero: true });
+  if (!values.server) throw new UsageError(`natpunch forward: --server URL is required (the rendezvous server, e.g. ws://HOST:8080/).\nusage: ${forwardUsage}`);
+  const transport = values.transport as Transport;
+  if (!transports.includes(transport)) throw new UsageError(`natpunch forward: --transport ${values.transport}: expected auto, udp, tcp or relay`);
+  const events = eventSink(values.json!);
+  const { stopped } = untilSignal();
+  const peer = await createPeer({ server: values.server, keyFile: values.key });
+  const server = createServer({ allowHalfOpen: true, pauseOnConnect: true });
+  const sessions = new SessionToPeer(peer, peerId, transport, events);
+  try {
+    let bound: string;
+    try {
+      bound = await listen(server, local);
+    } catch (error) {
+      events.error(error);
+      return 1;
+    }
+    try {
+      await sessions.get();
+    } catch (error) {
+      events.error(error);
+      return 1;
+    }
+    server.on('connection', (socket: Socket) => void forwardOne(socket, sessions, events));
+    events.ready(peer.peerId, { fields: { listen: bound, peer: peerId }, text: `forwarding ${bound} to ${peerId} (like ssh -L)` });
+    await stopped;
+    return 0;
+  } finally {
+    server.close();
+    sessions.close();
+    await peer.close();
+  }
+}
+
+/** Listen on HOST:PORT; resolves with the bound "host:port" (PORT 0 picks a free one). */
+async function listen(server: Server, local: HostPort): Promise<string> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(local.port, local.host, () => { server.off('error', reject); resolve(); });
+  }).catch((error: NodeJS.ErrnoException) => {
+    const why = error.code === 'EADDRINUSE' ? 'the port is in use (pick another --listen port)'
+      : error.code === 'EADDRNOTAVAIL' ? 'this machine has no such address (use 127.0.0.1 or one of its own)'
+        : error.code === 'EACCES' ? 'permission denied (ports below 1024 need root)' : error.message;
+    throw new NatpunchError('ERR_TRANSPORT', `natpunch forward: cannot listen on ${formatHostPort(local.host, local.port)}: ${why}`);
+  });
+  const address = server.address() as { address: string; port: number };
+  return formatHostPort(address.address, address.port);
+}
+
+/** The one session to the peer, made on demand and again after it dropped. */
+class SessionToPeer {
+  #current: Promise<MuxSession> | undefined;
+  #closed = false;
+
+  constructor(readonly peer: Peer, readonly peerId: string, readonly transport: Transport, readonly events: EventSink) {}
+
+  get(): Promise<MuxSession> {
+    if (this.#closed) return Promise.reject(new MuxError(0, 'natpunch forward is stopping'));
+    this.#current ??= this.#connect();
+    return this.#current;
+  }
+
+  #connect(): Promise<MuxSession> {
+    const attempt = (async () => {
+      const connection = await this.peer.connect(this.peerId, { transport: this.transport });
+      this.events.connected(connection);
+      const session = new MuxSession(connection, { initiator: true });
+      session.once('close', (error?: MuxError) => {
+        if (this.#current === attempt) this.#current = undefined;
+        if (this.#closed) return;
+        const why = error ? error.message : 'it closed';
+        this.events.error(new MuxError(error?.muxCode ?? 0, `the connection to ${this.peerId} dropped (${why}); the next TCP connection connects again`, { cause: error }));
+      });
+      return session;
+    })();
+    attempt.catch(() => { if (this.#current === attempt) this.#current = undefined; });
+    return attempt;
+  }
+
+  close(): void {
+    this.#closed = true;
+    void this.#current?.then((session) => session.close('natpunch forward is stopping'), () => undefined);
+  }
+}
+
+/** One accepted TCP connection: a stream to the peer, joined to it; failures are reported, the forwarder goes on. */
+async function forwardOne(socket: Socket, sessions: SessionToPeer, events: EventSink): Promise<void> {
+  const from = `${socket.remoteAddress}:${socket.remotePort}`;
+  socket.on('error', () => undefined); // reported through the stream (joinSocketAndStream)
+  let stream: MuxStream;
+  try {
+    stream = (await sessions.get()).open(TCP_TARGET);
+  } catch (error) {
+    events.error(named(`cannot forward the TCP connection from ${from}: no connection to ${sessions.peerId}`, error));
+    socket.resetAndDestroy();
+    return;
+  }
+  stream.on('error', (error: Error) => events.error(named(`the TCP connection from ${from} through ${sessions.peerId} failed`, error)));
+  joinSocketAndStream(socket, stream);
+  socket.resume();
+}
+
+/** `error`, its message prefixed with what failed, its code kept. */
+function named(what: string, error: unknown): NatpunchError {
+  const message = `${what}: ${(error as Error)?.message ?? String(error)}`;
+  return NatpunchError.is(error) ? new NatpunchError(error.code, message, { cause: error }) : new NatpunchError('ERR_TRANSPORT', message, { cause: error });
+}

@@ -1,0 +1,16 @@
+/**
+ * A local TCP connection joined to a mux stream, both ways, as ssh -L joins a socket to a
+ * channel: bytes flow with backpressure (pipe), a FIN either way is passed on as a FIN (TCP
+ * half-close, the stream's FIN), and an abort either way is passed on as an abort: an error on
+ * the socket resets the stream, a reset stream resets the socket (RST, so the local program
+ * sees a failure, not a clean end).
+ */
+import type { Socket } from 'node:net';
+import { MuxErrorCode, type MuxStream } from '../mux/index.js';
+
+export function joinSocketAndStream(socket: Socket, stream: MuxStream): void {
+  socket.pipe(stream);
+  stream.pipe(socket);
+  socket.on('error', (error: Error) => stream.reset(MuxErrorCode.ConnectionError, `the TCP connection failed: ${error.message}`));
+  stream.on('error', () => { if (!socket.destroyed) socket.resetAndDestroy(); });
+}
