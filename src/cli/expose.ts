@@ -13,6 +13,7 @@ import { createPeer, type Connection } from '../peer/peer.js';
 import { usageErrors } from './args.js';
 import { eventSink, type EventSink } from './events.js';
 import { formatHostPort, type HostPort, parseHostPort } from './host-port.js';
+import { flushed } from './flushed.js';
 import { joinSocketAndStream } from './tcp-stream.js';
 import { untilSignal } from './until-signal.js';
 
@@ -32,11 +33,14 @@ export async function exposeCommand(argv: string[]): Promise<number> {
   const { stopped } = untilSignal();
   const peer = await createPeer({ server: values.server, keyFile: values.key });
   const sessions = new Set<MuxSession>();
+  const connections = new Set<Connection>();
   try {
     peer.on('connection-error', (error: Error) => events.error(error));
     const service = formatHostPort(target.host, target.port);
     peer.on('connection', (connection: Connection) => {
       events.connected(connection);
+      connections.add(connection);
+      connection.once('close', () => connections.delete(connection));
       const session = serve(connection, target, events);
       sessions.add(session);
       session.once('close', () => sessions.delete(session));
@@ -49,6 +53,7 @@ export async function exposeCommand(argv: string[]): Promise<number> {
     return 0;
   } finally {
     for (const session of sessions) session.close('natpunch expose is stopping');
+    await flushed(connections);
     await peer.close();
   }
 }

@@ -9,11 +9,12 @@ import { parseArgs } from 'node:util';
 import { NatpunchError, UsageError } from '../errors.js';
 import { isPeerId } from '../identity/index.js';
 import { MuxError, MuxSession, type MuxStream } from '../mux/index.js';
-import { createPeer, type Peer } from '../peer/peer.js';
+import { createPeer, type Connection, type Peer } from '../peer/peer.js';
 import { usageErrors } from './args.js';
 import { eventSink, type EventSink } from './events.js';
 import { TCP_TARGET } from './expose.js';
 import { formatHostPort, type HostPort, parseHostPort } from './host-port.js';
+import { flushed } from './flushed.js';
 import { joinSocketAndStream } from './tcp-stream.js';
 import { untilSignal } from './until-signal.js';
 
@@ -58,7 +59,7 @@ export async function forwardCommand(argv: string[]): Promise<number> {
     return 0;
   } finally {
     server.close();
-    sessions.close();
+    await sessions.close();
     await peer.close();
   }
 }
@@ -81,6 +82,8 @@ async function listen(server: Server, local: HostPort): Promise<string> {
 /** The one session to the peer, made on demand and again after it dropped. */
 class SessionToPeer {
   #current: Promise<MuxSession> | undefined;
+  #session: MuxSession | undefined;
+  #connection: Connection | undefined;
   #closed = false;
 
   constructor(readonly peer: Peer, readonly peerId: string, readonly transport: Transport, readonly events: EventSink) {}
@@ -96,11 +99,14 @@ class SessionToPeer {
       const connection = await this.peer.connect(this.peerId, { transport: this.transport });
       this.events.connected(connection);
       const session = new MuxSession(connection, { initiator: true });
+      this.#connection = connection;
+      this.#session = session;
       session.once('close', (error?: MuxError) => {
         if (this.#current === attempt) this.#current = undefined;
         if (this.#closed) return;
-        const why = error ? error.message : 'it closed';
-        this.events.error(new MuxError(error?.muxCode ?? 0, `the connection to ${this.peerId} dropped (${why}); the next TCP connection connects again`, { cause: error }));
+        const next = 'the next TCP connection connects again';
+        if (error) this.events.error(new MuxError(error.muxCode, `the connection to ${this.peerId} dropped (${error.message}); ${next}`, { cause: error }));
+        else this.events.info(`the connection to ${this.peerId} closed; ${next}`);
       });
       return session;
     })();
@@ -108,9 +114,13 @@ class SessionToPeer {
     return attempt;
   }
 
-  close(): void {
+  /** GO_AWAY to the peer, and its delivery awaited (bounded). */
+  async close(): Promise<void> {
     this.#closed = true;
-    void this.#current?.then((session) => session.close('natpunch forward is stopping'), () => undefined);
+    if (this.#connection && !this.#connection.destroyed) {
+      this.#session?.close('natpunch forward is stopping');
+      await flushed([this.#connection]);
+    }
   }
 }
 

@@ -213,6 +213,8 @@ export class MuxSession extends EventEmitter implements StreamOwner {
     this.#peerOpen = 0;
     for (const stream of streams) stream.sessionEnded(reason);
     for (const waiter of this.#drainWaiters.splice(0)) waiter(reason);
+    // The peer's end (or GO_AWAY) ends ours too, so the connection below can close.
+    if (!this.#connection.destroyed && !this.#connection.writableEnded) this.#connection.end();
     this.emit('close', this.#error);
   }
 }

@@ -43,6 +43,23 @@ test('forward × expose on loopback: 4 parallel 8 MiB downloads intact, an inter
   assert.equal(run.expose.events.filter((e) => e['event'] === 'error').length, 0, run.expose.stderr());
 });
 
+test('when the exposing side restarts, forward connects again for the next TCP connection', { timeout: 240_000 }, async (t) => {
+  const url = await loopbackServe(t);
+  const dir = await scratch(t);
+  const bytes = 1 << 20;
+  const run = await startForwarding({ exposing: localHost, forwarding: localHost }, url, dir, bytes);
+  t.after(() => run.stop());
+  assertForwarded(await run.client(1), run.service, bytes, 1);
+  // The same key again: the same peer id, a new process (GO_AWAY from the old one on SIGTERM).
+  await stopProcess(run.expose.child);
+  const again = eventChild(localHost.spawn(natpunch('expose', String(run.service.port), '--server', url, '--key', join(dir, 'expose.key'), '--json')), 'expose again');
+  t.after(() => stopProcess(again.child));
+  await again.until((e) => e['event'] === 'ready', 'ready');
+  assertForwarded(await run.client(1), run.service, bytes, 1);
+  assert.equal(run.forward.events.filter((e) => e['event'] === 'connected').length, 2, run.forward.stderr());
+  assert.equal(run.forward.events.filter((e) => e['event'] === 'error').length, 0, run.forward.stderr());
+});
+
 test('a service the exposing side cannot reach: forward reports connect-refused, the local client sees a reset, forward goes on', { timeout: 120_000 }, async (t) => {
   const url = await loopbackServe(t);
   const dir = await scratch(t);
