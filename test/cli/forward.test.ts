@@ -87,6 +87,12 @@ test('a service the exposing side cannot reach: forward reports connect-refused,
   assert.equal(reported[0]!['code'], 'ERR_MUX_RESET');
   assert.match(String(reported[0]!['message']), new RegExp(`connect-refused.*127\\.0\\.0\\.1:${deadPort} refused the connection on the exposing side \\(is the service running\\?\\)`));
   assert.equal(forward.child.exitCode, null, 'forward still runs');
+  // A second forward on the port the first one holds: exit 1, saying so.
+  const clash = eventChild(localHost.spawn(natpunch('forward', id, '--listen', String(port), '--server', url, '--key', join(dir, 'f2.key'), '--json')), 'forward on a taken port');
+  t.after(() => stopProcess(clash.child));
+  assert.equal(await clash.exited(60_000), 1, clash.stderr());
+  const [clashError] = clash.events.filter((e) => e['event'] === 'error');
+  assert.match(String(clashError?.['message']), new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: the port is in use \\(pick another --listen port\\)`));
 });
 
 test('forward and expose usage errors exit 2 and name what is wrong', async () => {
