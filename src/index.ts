@@ -17,3 +17,4 @@ export { NatpunchHandshake, NoiseError, DatagramCipher, type SecureSession, type
 export type { TransportAddress } from './wire/index.js';
 export { RendezvousError, type RendezvousErrorReason, type DisconnectInfo, type ReconnectInfo, type ReconnectOptions } from './rendezvous/index.js';
 export { mapPort, PortMapping, type MapPortOptions, type PortMapMethod, type PortMappingInfo } from './portmap/index.js';
+export { MuxSession, MuxStream, MuxError, MuxStreamResetError, MuxErrorCode, type MuxSessionOptions } from './mux/index.js';
