@@ -47,13 +47,14 @@ export async function forwardCommand(argv: string[]): Promise<number> {
       events.error(error);
       return 1;
     }
+    // Connections accepted while the first connect runs wait for it (sessions.get() is shared).
+    server.on('connection', (socket: Socket) => void forwardOne(socket, sessions, events));
     try {
       await sessions.get();
     } catch (error) {
       events.error(error);
       return 1;
     }
-    server.on('connection', (socket: Socket) => void forwardOne(socket, sessions, events));
     events.ready(peer.peerId, { fields: { listen: bound, peer: peerId }, text: `forwarding ${bound} to ${peerId} (like ssh -L)` });
     await stopped;
     return 0;

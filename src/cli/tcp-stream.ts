@@ -9,6 +9,9 @@ import type { Socket } from 'node:net';
 import { MuxErrorCode, type MuxStream } from '../mux/index.js';
 
 export function joinSocketAndStream(socket: Socket, stream: MuxStream): void {
+  // What arrives is passed on at once, as ssh does for its channels: Nagle's algorithm on the
+  // local leg would hold an interactive program's small writes for an ACK (RFC 896).
+  socket.setNoDelay(true);
   socket.pipe(stream);
   stream.pipe(socket);
   socket.on('error', (error: Error) => stream.reset(MuxErrorCode.ConnectionError, `the TCP connection failed: ${error.message}`));

@@ -35,10 +35,10 @@ test('forward × expose on loopback: 4 parallel 8 MiB downloads intact, an inter
   t.after(() => run.stop());
   assert.match(run.listen, /^127\.0\.0\.1:\d+$/);
   const report = await run.client(4);
-  t.diagnostic(`4 × 8 MiB in ${report.bulkMs} ms; ${report.duringBulk} round trips meanwhile, slowest ${Math.max(...report.roundTrips)} ms`);
-  assertForwarded(report, run.service, bytes, 4, 1_000);
+  t.diagnostic(`4 × 8 MiB in ${report.bulkMs} ms; ${report.duringBulk} round trips meanwhile, slowest ${Math.max(...report.roundTrips)} ms: ${report.roundTrips.join(' ')}`);
+  assertForwarded(report, run.service, bytes, 4, 1_500);
   // A second batch over the same peer connection: one 'connected' on each side in all.
-  assertForwarded(await run.client(2), run.service, bytes, 2, 1_000);
+  assertForwarded(await run.client(2), run.service, bytes, 2, 1_500);
   assert.equal(run.forward.events.filter((e) => e['event'] === 'connected').length, 1);
   assert.equal(run.expose.events.filter((e) => e['event'] === 'error').length, 0, run.expose.stderr());
 });
