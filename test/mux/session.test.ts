@@ -163,6 +163,46 @@ async function violation(session: MuxSession): Promise<MuxError> {
   return error;
 }
 
+describe('mux session ending', () => {
+  it('close() mid-transfer: the peer\'s unfinished streams fail, its session ends cleanly', async (t) => {
+    const { a, b, close } = await sessionPair();
+    t.after(close);
+    const accepted = once(b, 'stream');
+    const stream = a.open('bulk');
+    stream.write(Buffer.alloc(100_000));
+    const [peerSide] = (await accepted) as [MuxStream];
+    const failed = once(peerSide, 'error').catch((e: unknown) => [e]);
+    peerSide.resume();
+    const ended = once(b, 'close');
+    a.close();
+    const [error] = await failed;
+    assert.ok(error instanceof MuxError, String(error));
+    assert.equal((await ended)[0], undefined);
+  });
+
+  it('a GO_AWAY with an error code ends the session with that code and reason', async (t) => {
+    const [mine, raw] = await socketPair();
+    t.after(() => { mine.destroy(); raw.destroy(); });
+    const session = new MuxSession(mine, { initiator: true });
+    raw.write(encodeFrame({ type: FrameType.GoAway, streamId: 0, lastStreamId: 0, errorCode: MuxErrorCode.InternalError, reason: 'out of memory' }));
+    const error = await violation(session);
+    assert.equal(error.muxCode, MuxErrorCode.InternalError);
+    assert.match(error.message, /the peer ended the session \(internal-error\): out of memory/);
+  });
+
+  it('a stream opened where no one listens for streams is refused, the session goes on', async (t) => {
+    const { a, b, close } = await sessionPair();
+    t.after(close);
+    b.removeAllListeners('stream');
+    const refused = a.open('anyone?');
+    refused.resume();
+    const [error] = await once(refused, 'error').catch((e: unknown) => [e]);
+    assert.equal((error as MuxStreamResetError).reason, 'refused-stream');
+    assert.equal(a.closed, false);
+    assert.equal(b.closed, false);
+  });
+});
+
 describe('mux session against a peer that breaks the rules', () => {
   it('DATA beyond the window: the connection is reset with FLOW_CONTROL_ERROR, GO_AWAY says so', async (t) => {
     const { session, raw, frames, send } = await rawPeer(t);
