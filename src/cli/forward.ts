@@ -74,7 +74,7 @@ async function listen(server: Server, local: HostPort): Promise<string> {
     const why = error.code === 'EADDRINUSE' ? 'the port is in use (pick another --listen port)'
       : error.code === 'EADDRNOTAVAIL' ? 'this machine has no such address (use 127.0.0.1 or one of its own)'
         : error.code === 'EACCES' ? 'permission denied (ports below 1024 need root)' : error.message;
-    throw new NatpunchError('ERR_TRANSPORT', `natpunch forward: cannot listen on ${formatHostPort(local.host, local.port)}: ${why}`);
+    throw new NatpunchError('ERR_TRANSPORT', `cannot listen on ${formatHostPort(local.host, local.port)}: ${why}`);
   });
   const address = server.address() as { address: string; port: number };
   return formatHostPort(address.address, address.port);
