@@ -23,3 +23,4 @@ export {
   sendFiles, receiveFiles, collectEntries, TransferError, TransferDecodeError,
   type SendOptions, type ReceiveOptions, type LocalEntry, type LocalEntries, type TransferFailure, type TransferProgress, type TransferSummary,
 } from './transfer/index.js';
+export { MuxSession, MuxStream, MuxError, MuxStreamResetError, MuxErrorCode, type MuxSessionOptions } from './mux/index.js';

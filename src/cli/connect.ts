@@ -1,10 +1,17 @@
 import { UsageError } from '../errors.js';
 import { isPeerId } from '../identity/index.js';
-import { type CommandSpec, jsonFlag, keyFlag, parseCommand, serverFlag, usageLine, usageText } from './args.js';
+import { type CommandSpec, type Flag, jsonFlag, keyFlag, parseCommand, serverFlag, usageLine, usageText } from './args.js';
 import { eventSink } from './events.js';
 import { Reported, checkServer, portMappingFlag, serveConnection, withPeer } from './peer-flags.js';
 
 const transports = ['auto', 'udp', 'tcp', 'relay'] as const;
+
+/** `--transport`: which techniques may carry the connection (connect, forward). */
+export const transportFlag: Flag = {
+  type: 'string', value: 'auto|udp|tcp|relay', default: 'auto',
+  help: 'how to reach the peer: auto races UDP and TCP hole punching and falls back to the relay; udp, tcp or relay forces one',
+  example: '--transport tcp',
+};
 
 export const connectSpec: CommandSpec = {
   name: 'connect',
@@ -14,11 +21,7 @@ export const connectSpec: CommandSpec = {
   flags: {
     server: serverFlag,
     key: keyFlag,
-    transport: {
-      type: 'string', value: 'auto|udp|tcp|relay', default: 'auto',
-      help: 'how to reach the peer: auto races UDP and TCP hole punching and falls back to the relay; udp, tcp or relay forces one',
-      example: '--transport tcp',
-    },
+    transport: transportFlag,
     'port-mapping': portMappingFlag,
     json: jsonFlag,
   },

@@ -9,8 +9,14 @@ import type { DisconnectInfo, ReconnectInfo } from '../rendezvous/reconnecting-c
 import { errorEvent, errorLine } from './report-error.js';
 
 /** The `--json` event stream of listen/connect: one JSON object per line on stderr (the contract). */
+/** What expose/forward add to their ready event: JSON fields, and the line people read instead of listen's. */
+export interface ReadyDetails {
+  fields?: Record<string, unknown>;
+  text?: string;
+}
+
 export interface EventSink {
-  ready(id: string): void;
+  ready(id: string, details?: ReadyDetails): void;
   /** Connected; every later change of path is reported too ('path', with its reason). */
   connected(connection: Connection): void;
   error(error: unknown): void;
@@ -59,7 +65,7 @@ export function eventSink(json: boolean): EventSink {
   const emit = (event: Record<string, unknown>): void => { process.stderr.write(JSON.stringify(event) + '\n'); };
   if (json) {
     return {
-      ready: (id) => emit({ event: 'ready', id }),
+      ready: (id, details) => emit({ event: 'ready', id, ...details?.fields }),
       closed: (c) => emit({ event: 'closed', ...closedFields(c) }),
       refused: (peer, reason) => emit({ event: 'refused', peer, reason }),
       connected: (c) => {
@@ -84,7 +90,7 @@ export function eventSink(json: boolean): EventSink {
   }
   const say = (text: string): void => { process.stderr.write(`natpunch: ${text}\n`); };
   return {
-    ready: (id) => say(`listening as ${id}\n  (on the other machine: natpunch connect ${id} --server URL)`),
+    ready: (id, details) => say(details?.text ?? `listening as ${id}\n  (on the other machine: natpunch connect ${id} --server URL)`),
     closed: (c) => {
       const f = closedFields(c);
       say(`closed: sent ${bytes(f.sent)}, received ${bytes(f.received)} over ${f.path} in ${(f.durationMs / 1000).toFixed(1)} s`);

@@ -9,6 +9,8 @@ import { listenSpec, listenUsage } from './listen.js';
 import { connectSpec, connectUsage } from './connect.js';
 import { sendSpec, sendUsage } from './send.js';
 import { receiveSpec, receiveUsage } from './receive.js';
+import { exposeSpec, exposeUsage } from './expose.js';
+import { forwardSpec, forwardUsage } from './forward.js';
 import { errorEvent, errorLine, exitCodeFor, wantsStack } from './report-error.js';
 
 const usage = `natpunch ${VERSION} — connect machines behind NATs
@@ -30,6 +32,10 @@ usage:
       send files and directories to a peer running receive (resumes an interrupted transfer)
   ${receiveUsage}
       receive files into DIR (default: here), each verified (SHA-256) before it takes its name
+  ${exposeUsage}
+      publish a local TCP service to peers (they reach it with natpunch forward)
+  ${forwardUsage}
+      like ssh -L: each TCP connection to --listen reaches the service the peer exposes
   ${demoUsage}
       two peers behind two different real NATs (a lab; loopback when not root)
   natpunch help, natpunch COMMAND --help, natpunch --version
@@ -47,13 +53,15 @@ const commands: Record<string, () => Promise<Command>> = {
   connect: async () => (await import('./connect.js')).connectCommand,
   send: async () => (await import('./send.js')).sendCommand,
   receive: async () => (await import('./receive.js')).receiveCommand,
+  expose: async () => (await import('./expose.js')).exposeCommand,
+  forward: async () => (await import('./forward.js')).forwardCommand,
   demo: async () => (await import('./demo.js')).demoCommand,
   lab: async () => (await import('./lab.js')).labCommand,
 };
 
 /** Each command's flags, for `natpunch COMMAND --help` (`lab` prints its own). */
 const specs: Record<string, CommandSpec> = {
-  serve: serveSpec, check: checkSpec, id: idSpec, listen: listenSpec, connect: connectSpec, send: sendSpec, receive: receiveSpec, demo: demoSpec,
+  serve: serveSpec, check: checkSpec, id: idSpec, listen: listenSpec, connect: connectSpec, send: sendSpec, receive: receiveSpec, expose: exposeSpec, forward: forwardSpec, demo: demoSpec,
 };
 
 async function main(argv: string[]): Promise<number> {
