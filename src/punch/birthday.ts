@@ -143,9 +143,16 @@ export async function birthdaySpray(options: SprayOptions): Promise<number> {
     tried.add(port);
     options.send(check(username, options.key), { family: options.family, address: options.address, port });
     sent++;
+    // One listener per pause, removed when the pause ends: 2,048 left on the signal would leak
+    // (and trip Node's MaxListenersExceededWarning after the tenth).
     await new Promise<void>((resolve) => {
-      const timer = clock.setTimeout(resolve, SPRAY_PACING_MS);
-      options.signal.addEventListener('abort', () => { clock.clearTimeout(timer); resolve(); }, { once: true });
+      const done = (): void => {
+        clock.clearTimeout(timer);
+        options.signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = clock.setTimeout(done, SPRAY_PACING_MS);
+      options.signal.addEventListener('abort', done, { once: true });
     });
   }
   return sent;
