@@ -15,7 +15,8 @@ import type { RelayOffer } from '../rendezvous/messages.js';
 import type { TrickleCandidate, TrickledCandidates } from '../rendezvous/trickle.js';
 import { openRelayPath } from './relay.js';
 import { tcpSimultaneousOpen } from '../punch/tcp-simultaneous-open.js';
-import { BIRTHDAY_AFTER_MS, BIRTHDAY_MIN_INTERVAL_MS, BirthdayGate, birthdaySockets, birthdaySpray } from '../punch/birthday.js';
+import { BIRTHDAY_MIN_INTERVAL_MS, BirthdayGate } from '../punch/birthday.js';
+import { birthdayHard, sprayBeside, sprayOpened } from './birthday-punch.js';
 import { UdpMux } from '../punch/udp-mux.js';
 import type { PunchInstruction } from '../rendezvous/client.js';
 import { PathHandshake } from '../path/handshake.js';
@@ -318,8 +319,7 @@ export class Establisher {
     const birthday = release ? side : undefined;
     const sprayed = new Set<number>();
     const label = (type: CandidateType, remote: TransportAddress): string =>
-      birthday?.side === 'easy' && type !== 'host' && remote.address === birthday.to.address && sprayed.has(remote.port)
-        ? 'udp-birthday' : techniqueOf(type, remote);
+      birthday?.side === 'easy' && sprayOpened(birthday.to, sprayed, type, remote) ? 'udp-birthday' : techniqueOf(type, remote);
     return this.#attempt('udp', signal, async (combined) => {
       const session = new UdpCheckSession({
         mux: this.#c.mux, session: instruction.session, key: instruction.key, role: instruction.role, startAt: instruction.startAt, signal: combined,
@@ -329,19 +329,9 @@ export class Establisher {
       this.#c.sessions.add(session);
       checks.push(session);
       if (birthday?.side === 'hard') return this.#birthdayHard(instruction, session, birthday.to, checks, combined, release!, (punched) => udp.pathTo(punched.remote, techniqueOf(punched.type, punched.remote)));
-      if (birthday?.side === 'easy') {
-        // Spray while the checks run, once they had their chance alone; a hit shows up in them as
-        // a peer-reflexive pair.
-        const stop = new AbortController();
-        const spraying = AbortSignal.any([combined, stop.signal]);
-        session.result.then(() => stop.abort(), () => stop.abort());
-        void birthdayDue(instruction, spraying)
-          .then(() => (spraying.aborted ? 0 : birthdaySpray({
-            send: (data, to) => this.#c.mux.send(data, to), session: instruction.session, key: instruction.key, sprayed,
-            address: birthday.to.address, family: birthday.to.family, signal: spraying,
-          })))
-          .then((sent) => debug('birthday spray: %d probes', sent)).finally(release);
-      }
+      // Spray while the checks run, once they had their chance alone; a hit shows up in them as
+      // a peer-reflexive pair.
+      if (birthday?.side === 'easy') sprayBeside({ instruction, session, to: birthday.to, send: (data, to) => this.#c.mux.send(data, to), sprayed, signal: combined, release: release! });
       const punched: PunchResult = await session.result;
       const path = udp.pathTo(punched.remote, label(punched.type, punched.remote));
       return { kind: 'udp', path, close: () => path.close() };
@@ -349,95 +339,31 @@ export class Establisher {
   }
 
   /**
-   * The hard side of birthday probing (punch/birthday.ts): many sockets toward the easy side
-   * beside the ordinary checks; the socket a probe reaches gets a mux, an endpoint and a check
-   * session of its own, and the path on it lives, and closes, with the connection.
+   * The hard side of birthday probing (birthday-punch.ts): the socket a probe reaches gets a mux,
+   * an endpoint and a check session of its own, and the path on it lives, and closes, with the
+   * connection.
    */
-  async #birthdayHard(
+  #birthdayHard(
     instruction: PunchInstruction, session: UdpCheckSession, to: TransportAddress, checks: UdpCheckSession[], signal: AbortSignal,
     release: () => void, ordinary: (punched: PunchResult) => UdpRawPath,
   ): Promise<ReadyPath> {
-    // The ordinary checks go first, alone (BIRTHDAY_AFTER_MS): no sockets if they are enough.
-    const early = await Promise.race([
-      session.result.then((punched) => ({ punched }), () => ({ checksFailed: true })),
-      birthdayDue(instruction, signal).then(() => ({ due: true })),
-    ]);
-    if ('punched' in early || signal.aborted) {
-      release();
-      if (!('punched' in early)) throw new AbortedError('birthday probing aborted', { cause: signal.reason });
-      const path = ordinary(early.punched);
-      return { kind: 'udp', path, close: () => path.close() };
-    }
-    const stop = new AbortController();
-    const hit = birthdaySockets({
-      session: instruction.session, key: instruction.key, to, signal: AbortSignal.any([signal, stop.signal]),
-      ...(this.#c.bindAddress ? { bindAddress: this.#c.bindAddress } : {}),
+    const ready = (path: UdpRawPath): ReadyPath => ({ kind: 'udp', path, close: () => path.close() });
+    return birthdayHard({
+      instruction, session, to, signal, release, bindAddress: this.#c.bindAddress,
+      ordinary: (punched) => ready(ordinary(punched)),
+      onHit: (found) => {
+        const mux = new UdpMux(found.socket);
+        const endpoint = new UdpEndpoint(mux, instruction.session, { onIdle: () => { mux.close(); found.socket.close(); } });
+        const own = new UdpCheckSession({
+          mux, session: instruction.session, key: instruction.key, role: instruction.role, signal,
+          remoteCandidates: [{ type: 'prflx', address: found.from }],
+        });
+        this.#c.sessions.add(own);
+        checks.push(own);
+        return { session: own, path: (punched) => ready(endpoint.pathTo(punched.remote, 'udp-birthday')), close: () => endpoint.close() };
+      },
     });
-    hit.then(release, release);
-    const first = await Promise.race([
-      session.result.then((punched) => ({ punched }), () => ({ checksFailed: true })),
-      hit.then((found) => ({ found }), () => ({ probingFailed: true })),
-    ]);
-    if ('probingFailed' in first || 'punched' in first) {
-      stop.abort();
-      const path = ordinary('punched' in first ? first.punched : await session.result);
-      return { kind: 'udp', path, close: () => path.close() };
-    }
-    // A socket was hit, or the ordinary checks gave up (their deadline) while the sockets may still be.
-    const found = 'found' in first ? first.found : await hit;
-    debug('birthday: a probe reached one of %d sockets, from %s', found.opened, formatAddress(found.from));
-    // Two check sessions must never nominate two pairs. Controlling: the ordinary one keeps the
-    // say if it already has a working pair (the other side's NAT let plain punching through);
-    // otherwise it stops, and the birthday pair is the one nominated. Controlled: both keep
-    // answering, and whichever pair the other side nominates is the one (its one session sees both).
-    if (instruction.role === 'controlling') {
-      if (session.succeeded) {
-        found.socket.close();
-        const path = ordinary(await session.result);
-        return { kind: 'udp', path, close: () => path.close() };
-      }
-      session.close();
-    }
-    const mux = new UdpMux(found.socket);
-    const endpoint = new UdpEndpoint(mux, instruction.session, { onIdle: () => { mux.close(); found.socket.close(); } });
-    const own = new UdpCheckSession({
-      mux, session: instruction.session, key: instruction.key, role: instruction.role, signal,
-      remoteCandidates: [{ type: 'prflx', address: found.from }],
-    });
-    this.#c.sessions.add(own);
-    checks.push(own);
-    const chosen = await Promise.race([
-      own.result.then((punched) => ({ birthday: punched })),
-      session.result.then((punched) => ({ punched }), () => own.result.then((birthday) => ({ birthday }))),
-    ]).catch((error: Error) => {
-      own.close();
-      endpoint.close();
-      throw error;
-    });
-    if ('punched' in chosen) {
-      own.close();
-      endpoint.close();
-      const path = ordinary(chosen.punched);
-      return { kind: 'udp', path, close: () => path.close() };
-    }
-    const path = endpoint.pathTo(chosen.birthday.remote, 'udp-birthday');
-    return { kind: 'udp', path, close: () => path.close() };
   }
-}
-
-/** Resolves BIRTHDAY_AFTER_MS after the punch's start (now, when it has none), or when `signal` aborts. */
-function birthdayDue(instruction: PunchInstruction, signal: AbortSignal): Promise<void> {
-  const ms = (instruction.startAt ?? Date.now()) + BIRTHDAY_AFTER_MS - Date.now();
-  return new Promise((resolve) => {
-    if (signal.aborted || ms <= 0) return resolve();
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-  });
 }
 
 /**

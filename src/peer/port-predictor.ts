@@ -160,9 +160,11 @@ export class PortPredictor {
    * younger than SAMPLE_REUSE_MS answers both: a second sample would itself take a value.
    */
   async window(server: TransportAddress): Promise<{ port: number; range: PortRange } | undefined> {
-    // A connect right after start-up waits for the classification (one round trip) rather than
-    // sign an offer without the window it may need.
-    const pattern = this.#pattern ?? await this.#classifying;
+    // A connect right after start-up waits for the classification (one round trip, and one more
+    // for the mapping test behind random ports) rather than sign an offer without the window it
+    // may need, or without natMapping, which the offer reads after its candidates (the pattern
+    // is known a round trip before the mapping test: the sim caught an offer signed in between).
+    const pattern = this.#classifying ? await this.#classifying : this.#pattern;
     if (pattern?.kind !== 'sequential') return undefined;
     if (this.#last && this.#clock.now() - this.#last.at < SAMPLE_REUSE_MS) return this.#last.window;
     const socket = await freshSocket(server.family, this.#bindAddress, this.#createSocket);

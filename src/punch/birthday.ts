@@ -118,6 +118,10 @@ export interface SprayOptions {
   probes?: number;
   /** Filled with every port probed (so the caller can tell a pair the spray opened). */
   sprayed?: Set<number>;
+  /** The pacing's timers (default: the real ones). */
+  clock?: Clock;
+  /** Picks the ports: a float in [0, 1) (default node:crypto's randomInt; the sim passes a seeded one). */
+  random?: () => number;
 }
 
 /**
@@ -128,17 +132,27 @@ export async function birthdaySpray(options: SprayOptions): Promise<number> {
   const username = usernameCodec.encode(options.session);
   const probes = Math.min(options.probes ?? SPRAY_PROBES, LAST_PORT - FIRST_PORT + 1 - (options.sprayed?.size ?? 0));
   const tried = options.sprayed ?? new Set<number>();
+  const clock = options.clock ?? realClock;
+  const random = options.random;
+  const pick = random ? (): number => FIRST_PORT + Math.floor(random() * (LAST_PORT - FIRST_PORT + 1)) : (): number => randomInt(FIRST_PORT, LAST_PORT + 1);
   let sent = 0;
   while (sent < probes && !options.signal.aborted) {
     let port: number;
-    do port = randomInt(FIRST_PORT, LAST_PORT + 1);
+    do port = pick();
     while (tried.has(port));
     tried.add(port);
     options.send(check(username, options.key), { family: options.family, address: options.address, port });
     sent++;
+    // One listener per pause, removed when the pause ends: 2,048 left on the signal would leak
+    // (and trip Node's MaxListenersExceededWarning after the tenth).
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, SPRAY_PACING_MS);
-      options.signal.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
+      const done = (): void => {
+        clock.clearTimeout(timer);
+        options.signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = clock.setTimeout(done, SPRAY_PACING_MS);
+      options.signal.addEventListener('abort', done, { once: true });
     });
   }
   return sent;
@@ -154,6 +168,10 @@ export interface HardSideOptions {
   sockets?: number;
   /** Default HARD_LIFETIME_MS. */
   lifetimeMs?: number;
+  /** Makes each socket (default node:dgram's createSocket; the sim passes its own). */
+  createSocket?: (type: 'udp4' | 'udp6') => dgram.Socket;
+  /** The resends' and the lifetime's timers (default: the real ones). */
+  clock?: Clock;
 }
 
 /** The socket the easy side's probe reached, still open and unread, and where the probe came from. */
@@ -174,10 +192,12 @@ export interface BirthdayHit {
 export async function birthdaySockets(options: HardSideOptions): Promise<BirthdayHit> {
   const username = usernameCodec.encode(options.session);
   const count = options.sockets ?? HARD_SOCKETS;
+  const createSocket = options.createSocket ?? ((type: 'udp4' | 'udp6') => dgram.createSocket(type));
+  const clock = options.clock ?? realClock;
   const sockets: dgram.Socket[] = [];
-  const timers: NodeJS.Timeout[] = [];
+  const timers: unknown[] = [];
   const closeAll = (except?: dgram.Socket): void => {
-    for (const timer of timers) clearTimeout(timer);
+    for (const timer of timers) clock.clearTimeout(timer);
     for (const socket of sockets) {
       if (socket === except) continue;
       socket.removeAllListeners('message');
@@ -186,7 +206,7 @@ export async function birthdaySockets(options: HardSideOptions): Promise<Birthda
   };
   try {
     for (let i = 0; i < count; i++) {
-      const socket = dgram.createSocket(options.to.family === 6 ? 'udp6' : 'udp4');
+      const socket = createSocket(options.to.family === 6 ? 'udp6' : 'udp4');
       socket.on('error', () => {});
       sockets.push(socket);
       socket.bind(0, options.bindAddress);
@@ -238,8 +258,8 @@ export async function birthdaySockets(options: HardSideOptions): Promise<Birthda
       });
     }
     sendAll();
-    for (const at of HARD_RESEND_MS) timers.push(setTimeout(sendAll, at));
-    timers.push(setTimeout(() => {
+    for (const at of HARD_RESEND_MS) timers.push(clock.setTimeout(sendAll, at));
+    timers.push(clock.setTimeout(() => {
       if (done) return;
       done = true;
       options.signal.removeEventListener('abort', onAbort);

@@ -16,16 +16,19 @@
  *   prioritised by `prioritise`, listener endpoints only beside a TCP reachability claim, one
  *   session key, one start time;
  * - establishing (src/peer/establish.ts): `planPaths`, the UDP checks (UdpCheckSession, and
- *   `udpTechnique`), TCP simultaneous open (tcpSimultaneousOpen from L), connection reversal
+ *   `udpTechnique`) with birthday probing beside them (`birthdaySide`, src/peer/birthday-punch.ts,
+ *   each peer's BirthdayGate), TCP simultaneous open (tcpSimultaneousOpen from L), connection reversal
  *   (dialReversal / ReversalListener.accept), the relay's head start (`relayHeadStart`) and the
  *   controlling side's `race`. The controlled side takes the path the controlling side's first
  *   bytes arrive on, as its handshake does.
  *
  * Modelled, not run (docs/sim.md): the rendezvous server and its WebSocket (candidates and the
  * start time are handed over directly), the Noise handshake and path manager (the controlling
- * side writes a few bytes on the chosen path instead), and the relay: whenever planned it is
- * ready RELAY_SERVER_ROUND_TRIPS server round trips after its head start, as 'turn-udp' when
- * both peers reach the server over UDP, else 'turn-tcp'. Low-TTL priming runs the real punching
+ * side writes a few bytes on the chosen path instead; a connection that starts on the relay moves
+ * to the first direct path that completes within UPGRADE_WAIT_MS, as the path manager does and
+ * `natpunch lab matrix` waits for), and the relay: whenever planned it is ready
+ * RELAY_SERVER_ROUND_TRIPS server round trips after its head start, as 'turn-udp' when both
+ * peers reach the server over UDP, else 'turn-tcp'. Low-TTL priming runs the real punching
  * code on the sim's port of the addon (src/sim/tcp-ttl.ts), whose hop trace is read from the
  * topology.
  */
@@ -33,19 +36,23 @@ import type net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { NatKind } from '../lab/nat-kind.js';
 import { SERVER_ADDRESSES } from '../lab/topology.js';
-import { type SignalledCandidate, type LocalCandidate, prioritise } from '../punch/candidate.js';
-import { UdpCheckSession } from '../punch/udp-checks.js';
+import { type CandidateType, type SignalledCandidate, type LocalCandidate, prioritise } from '../punch/candidate.js';
+import { type PunchResult, UdpCheckSession } from '../punch/udp-checks.js';
 import { tcpSimultaneousOpen } from '../punch/tcp-simultaneous-open.js';
 import type { TtlPriming } from '../punch/tcp-ttl.js';
 import { StunTcpClient } from '../stun/tcp-client.js';
 import { StunServer } from '../stun/server.js';
 import { dialBackTcp, dialBackTimeout, dialBackUdp } from '../rendezvous/dial-back.js';
 import type { PunchInstruction, Transport } from '../rendezvous/client.js';
-import type { Reachability } from '../rendezvous/messages.js';
+import type { NatMapping, Reachability } from '../rendezvous/messages.js';
 import { DialBackResponder } from '../peer/reachability.js';
 import { DEFAULT_REVERSAL_BUDGET_MS, ReversalListener, dialReversal } from '../peer/reversal-listener.js';
 import { type Attempt, type AttemptKind, type PathPlan, type ReadyPath, AUTO_UDP_GRACE_MS, planPaths, race } from '../peer/path-choice.js';
-import { relayHeadStart, tcpPunchTargets, tcpPunchTechnique, udpCheckTargets, udpTechnique } from '../peer/establish.js';
+import { birthdaySide, relayHeadStart, tcpPunchTargets, tcpPunchTechnique, udpCheckTargets, udpTechnique } from '../peer/establish.js';
+import { birthdayHard, sprayBeside, sprayOpened } from '../peer/birthday-punch.js';
+import { BirthdayGate } from '../punch/birthday.js';
+import { UdpMux } from '../punch/udp-mux.js';
+import { UPGRADE_WAIT_MS } from '../lab/matrix.js';
 import { PortPredictor } from '../peer/port-predictor.js';
 import { type TransportAddress, formatAddress, reflexiveAddress } from '../wire/index.js';
 import { sleep } from '../clock.js';
@@ -53,6 +60,7 @@ import { SimError } from '../errors.js';
 import { Prng } from './prng.js';
 import { type SimPeer, openPeer, routerOptions } from './punch-scenario.js';
 import { type SimLab, type SimRouterOptions, STUN_PORT, createSimLab } from './topology.js';
+import type { VirtualClock } from './virtual-clock.js';
 import { simTtlPriming } from './tcp-ttl.js';
 import type { TraceEvent } from './network.js';
 
@@ -95,9 +103,21 @@ export interface ConnectScenario {
   closeKept?: boolean;
 }
 
-/** One side's "connected" event, or its error. */
+/**
+ * One side's "connected" event, or its error. `path`, `technique` and `remote` are the path it
+ * ended on, as `natpunch lab matrix` reports a pair (src/lab/matrix.ts PairResult): a connection
+ * that started on the relay and moved to a direct path says so in `startPath`.
+ */
 export type ConnectSide =
-  | { path: PathKind; technique: string; remote: string; /** virtual ms from the agreed start */ ms: number }
+  | {
+    path: PathKind; technique: string; remote: string;
+    /** Virtual ms from the agreed start to the first path. */
+    ms: number;
+    /** 'relay' when it started there and moved to `path` later. */
+    startPath?: PathKind;
+    /** Virtual ms from the agreed start to a direct path: `ms` when it started direct; absent when it stayed on the relay. */
+    directMs?: number;
+  }
   | { error: string };
 
 export interface ConnectOutcome {
@@ -122,6 +142,8 @@ interface Registered {
   listener: ReversalListener;
   responder: DialBackResponder;
   predictor: PortPredictor;
+  /** One birthday punch at a time for the peer (establish.ts's Establisher keeps one per peer). */
+  birthdays: BirthdayGate;
   reachable: Reachability;
   tcpListen: TransportAddress[];
 }
@@ -130,6 +152,8 @@ interface Registered {
 interface Offer {
   udp: SignalledCandidate[];
   tcp: SignalledCandidate[];
+  /** Its NAT maps each destination to a random port (PortPredictor.randomPerDestination): birthday probing. */
+  natMapping: NatMapping | undefined;
 }
 
 /** Runs one connect; never throws for a failed connection (that is an outcome), only for a broken setup. */
@@ -161,6 +185,8 @@ export async function runConnect(scenario: ConnectScenario): Promise<ConnectOutc
     remoteCandidates: offers.get(other)!.udp, localCandidates: offers.get(self)!.udp,
     remoteTcpCandidates: offers.get(other)!.tcp, localTcpCandidates: offers.get(self)!.tcp,
     remoteCapabilities: [], remoteReachable: other.reachable, localReachable: self.reachable,
+    ...(offers.get(other)!.natMapping ? { remoteNatMapping: offers.get(other)!.natMapping } : {}),
+    ...(offers.get(self)!.natMapping ? { localNatMapping: offers.get(self)!.natMapping } : {}),
     // Listener endpoints count only with a claim of TCP reachability beside them (rendezvous/client.ts).
     remoteTcpListen: other.reachable.tcp ? other.tcpListen : [],
   });
@@ -172,25 +198,57 @@ export async function runConnect(scenario: ConnectScenario): Promise<ConnectOutc
 
   const sides: ConnectSide[] = [];
   const settle = (i: number, path: Promise<SimReadyPath>): Promise<void> => path.then(
-    (p) => { sides[i] = { path: pathKind(p.kind), technique: p.technique, remote: p.remote, ms: clock.now() - startedAt }; },
+    (p) => {
+      const ms = clock.now() - startedAt;
+      sides[i] = { path: pathKind(p.kind), technique: p.technique, remote: p.remote, ms, ...(p.kind === 'relay' ? {} : { directMs: ms }) };
+    },
     (error: Error) => { sides[i] = { error: error.message }; },
   );
-  const chosen = (race(connector.attempts, AUTO_UDP_GRACE_MS, { clock, onLatePath: (late) => late.close() }) as Promise<SimReadyPath>)
+  // Direct paths that complete after the race chose: a connection on the relay moves to the first
+  // (the path manager prefers direct over relay); beside a direct path they are closed. (A direct
+  // path passed while the race settles lost to a better direct one: the relay wins only when no
+  // direct path is ready.)
+  const late: SimReadyPath[] = [];
+  let winnerKind: AttemptKind | undefined;
+  let onLateDirect: ((path: SimReadyPath) => void) | undefined;
+  const onLatePath = (path: ReadyPath): void => {
+    const p = path as SimReadyPath;
+    if (winnerKind !== 'relay' || p.kind === 'relay') return p.close();
+    late.push(p);
+    onLateDirect?.(p);
+  };
+  const raced = race(connector.attempts, AUTO_UDP_GRACE_MS, { clock, onLatePath }) as Promise<SimReadyPath>;
+  raced.then((winner) => { winnerKind = winner.kind; }, () => undefined);
+  const chosen = raced
     .then((winner) => {
       // The controlling side's first bytes (its handshake message 0) go on the chosen path only.
       winner.send();
       return winner;
     });
-  const followed = chosen.then((winner) => {
-    // The controlled side answers on whichever path those bytes arrive: the same kind.
-    const same = listener.attempts.find((x) => x.kind === winner.kind);
-    if (same === undefined) throw new SimError(`the listener ran no ${winner.kind} attempt, but the connector chose one`);
-    return same.ready;
-  });
+  /** The controlled side answers on whichever path those bytes arrive: its attempt of the same kind. */
+  const listenerPath = (kind: AttemptKind): Promise<SimReadyPath> => {
+    const same = listener.attempts.find((x) => x.kind === kind);
+    return same ? same.ready : Promise.reject(new SimError(`the listener ran no ${kind} attempt, but the connector chose one`));
+  };
+  const followed = chosen.then((winner) => listenerPath(winner.kind));
   await clock.run(Promise.all([
     settle(0, chosen),
     settle(1, followed),
   ]));
+  const first = sides[0]!;
+  if ('path' in first && first.path === 'relay') {
+    const moved = late[0] ?? await clock.run(upgrade(connector.attempts, (listen) => { onLateDirect = listen; }, clock));
+    if (moved) {
+      moved.send();
+      const movedAt = clock.now() - startedAt;
+      sides[0] = { ...first, path: pathKind(moved.kind), technique: moved.technique, remote: moved.remote, startPath: 'relay', directMs: movedAt };
+      const there = await clock.run(listenerPath(moved.kind).then((p) => p, () => undefined));
+      const followedFirst = sides[1]!;
+      if (there && 'path' in followedFirst) {
+        sides[1] = { ...followedFirst, path: pathKind(there.kind), technique: there.technique, remote: there.remote, startPath: 'relay', directMs: clock.now() - startedAt };
+      }
+    }
+  }
 
   stop.abort();
   for (const attempt of [...connector.attempts, ...listener.attempts]) attempt.ready.then((p) => p.close(), () => undefined);
@@ -205,6 +263,28 @@ export async function runConnect(scenario: ConnectScenario): Promise<ConnectOutc
     plan: { connector: connector.plan, listener: listener.plan },
     wallMs: performance.now() - started,
   };
+}
+
+/**
+ * For a connection that started on the relay: the first direct path that completes within
+ * UPGRADE_WAIT_MS (as `natpunch lab matrix` holds such a pair open), or undefined when every
+ * direct attempt failed first, or the wait ran out. Direct paths that completed late are
+ * passed to `listen` (race's onLatePath).
+ */
+async function upgrade(attempts: readonly SimAttempt[], listen: (resolve: (path: SimReadyPath) => void) => void, clock: VirtualClock): Promise<SimReadyPath | undefined> {
+  const direct = attempts.filter((a) => a.kind !== 'relay');
+  if (direct.length === 0) return undefined;
+  const waited = new AbortController();
+  try {
+    return await Promise.race([
+      new Promise<SimReadyPath>((resolve) => listen(resolve)),
+      // A success reaches `listen` (race's handler was attached first) before this settles.
+      Promise.allSettled(direct.map((a) => a.ready)).then(() => new Promise<undefined>((resolve) => clock.setTimeout(() => resolve(undefined), 0))),
+      sleep(clock, UPGRADE_WAIT_MS, waited.signal).then(() => undefined),
+    ]);
+  } finally {
+    waited.abort();
+  }
 }
 
 function pathKind(kind: AttemptKind): PathKind {
@@ -238,7 +318,7 @@ async function register(lab: SimLab, name: string, serverRttMs: number): Promise
   const publicIps = [...new Set([srflx?.address, mapped.address].filter((x): x is string => x !== undefined))];
   const onListener = onHost(lab, name, listener.port);
   return {
-    name, udp, srflx, kept, mapped, listener, responder, predictor, reachable,
+    name, udp, srflx, kept, mapped, listener, responder, predictor, birthdays: new BirthdayGate(clock), reachable,
     tcpListen: reachable.tcp ? [...publicIps.map((address) => ({ family: 4 as const, address, port: listener.port })), ...onListener] : [],
   };
 }
@@ -264,6 +344,9 @@ async function offer(lab: SimLab, peer: Registered): Promise<Offer> {
   return {
     udp: prioritise([...udp, ...(predictedUdp ? [predictedUdp] : [])], 'udp'),
     tcp: prioritise([...tcp, ...(predictedTcp ? [predictedTcp] : [])], 'tcp'),
+    // Read once the candidates are in, as the rendezvous client reads the peer's reachability
+    // (and with it natMapping) after gathering them: the classification has finished by then.
+    natMapping: peer.predictor.randomPerDestination ? 'random-per-destination' : undefined,
   };
 }
 
@@ -284,7 +367,14 @@ const NO_NATIVE: TtlPriming = {
   adopt: () => { throw new SimError('no addon: nothing to adopt'); },
 };
 
-type SimReadyPath = ReadyPath & { technique: string; remote: string; send(): void };
+/** A path as the sim reports it: its technique and remote, the first bytes' write, and what closes it. */
+interface SimPath {
+  technique: string;
+  remote: string;
+  send(): void;
+  close(): void;
+}
+type SimReadyPath = ReadyPath & SimPath;
 type SimAttempt = Attempt & { ready: Promise<SimReadyPath> };
 
 /** The attempts establish() would start for `instruction` (src/peer/establish.ts), on sim sockets. */
@@ -295,30 +385,70 @@ function establishing(
   const net = lab.tcpNet(self.name);
   const plan = planPaths(instruction, true);
   const attempts: SimAttempt[] = [];
-  const attempt = (kind: AttemptKind, run: (signal: AbortSignal) => Promise<{ technique: string; remote: string; send(): void; close(): void }>): SimAttempt => {
+  const attempt = (kind: AttemptKind, run: (signal: AbortSignal) => Promise<SimPath>): SimAttempt => {
     const controller = new AbortController();
     // `path` (the RawPath a real attempt frames datagrams on) is never read here: race() only ranks and closes.
     const ready = run(AbortSignal.any([controller.signal, signal])).then((p) => ({ kind, path: undefined as never, ...p }));
     ready.catch(() => undefined);
     return { kind, ready, abort: () => controller.abort() };
   };
-  const tcpPath = (socket: net.Socket, technique: string): { technique: string; remote: string; send(): void; close(): void } => ({
+  const tcpPath = (socket: net.Socket, technique: string): SimPath => ({
     technique, remote: `${socket.remoteAddress}:${socket.remotePort}`,
     send: () => { socket.write('natpunch handshake 0'); },
     close: () => socket.destroy(),
   });
   if (plan.udp) {
     const mode = plan.udp;
+    // Birthday probing beside the checks, as establish.ts's #udpAttempt runs it (the same code:
+    // peer/birthday-punch.ts), on this host's sockets and the virtual clock, the spray's ports
+    // from the seeded PRNG. On the easy side, a pair at a port the spray probed came from it.
+    const side = mode === 'punch' ? birthdaySide(instruction) : undefined;
+    const release = side ? self.birthdays.tryAcquire() : undefined;
+    const birthday = release ? side : undefined;
+    const sprayed = new Set<number>();
+    const time = { clock, wallClock: clock.wallNow };
+    const sprayPrng = prng.derive('birthday-spray');
+    const label = (type: CandidateType, remote: TransportAddress): string =>
+      birthday?.side === 'easy' && sprayOpened(birthday.to, sprayed, type, remote) ? 'udp-birthday' : udpTechnique(instruction, mode, type, remote);
+    /** A path on a pair the checks found; what it closes is also closed when the connect is over (the sessions keep answering until then). */
+    const udpPath = (punched: PunchResult, technique: string, closeAll: () => void): SimPath => {
+      let closed = false;
+      const close = (): void => {
+        if (!closed) closeAll();
+        closed = true;
+      };
+      signal.addEventListener('abort', close, { once: true });
+      return { technique, remote: formatAddress(punched.remote), send: () => undefined, close };
+    };
     attempts.push(attempt('udp', async (combined) => {
       const session = new UdpCheckSession({
         mux: self.udp.mux, session: instruction.session, key: instruction.key, role: instruction.role, startAt: instruction.startAt, signal: combined,
-        remoteCandidates: udpCheckTargets(instruction, mode), clock, wallClock: clock.wallNow,
+        remoteCandidates: udpCheckTargets(instruction, mode), ...time,
       });
       try {
+        if (birthday?.side === 'hard') {
+          return await birthdayHard<SimPath>({
+            instruction, session, to: birthday.to, signal: combined, release: release!, createSocket: lab.socketFactory(self.name), ...time,
+            ordinary: (punched) => udpPath(punched, label(punched.type, punched.remote), () => session.close()),
+            onHit: (found) => {
+              const mux = new UdpMux(found.socket, false);
+              const own = new UdpCheckSession({
+                mux, session: instruction.session, key: instruction.key, role: instruction.role, signal: combined,
+                remoteCandidates: [{ type: 'prflx', address: found.from }], ...time,
+              });
+              const closeSocket = (): void => { mux.close(); found.socket.close(); };
+              return { session: own, path: (punched) => udpPath(punched, 'udp-birthday', () => { own.close(); session.close(); closeSocket(); }), close: closeSocket };
+            },
+          });
+        }
+        if (birthday?.side === 'easy') {
+          sprayBeside({
+            instruction, session, to: birthday.to, send: (data, to) => self.udp.mux.send(data, to), sprayed, signal: combined, release: release!,
+            ...time, random: () => sprayPrng.next(),
+          });
+        }
         const punched = await session.result;
-        // The session keeps answering until the connection is done with it.
-        signal.addEventListener('abort', () => session.close(), { once: true });
-        return { technique: udpTechnique(instruction, mode, punched.type, punched.remote), remote: formatAddress(punched.remote), send: () => undefined, close: () => session.close() };
+        return udpPath(punched, label(punched.type, punched.remote), () => session.close());
       } catch (error) {
         session.close();
         throw error;

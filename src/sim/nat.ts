@@ -100,6 +100,13 @@ export class Nat {
   /** By external endpoint, for inbound packets. */
   readonly #byExternal = new Map<string, Mapping>();
   #sequence = 0;
+  /**
+   * New mappings refused because no external port was free. Without port overloading (REQ-3) a
+   * NAT holds one mapping per port, so a sequential NAT's 1000 ports run out after 1000 live
+   * mappings, which a birthday spray from behind it (one mapping per probe) reaches. Linux would
+   * reuse a port toward another destination; the sim drops the packet and counts it here.
+   */
+  portsExhausted = 0;
 
   constructor(behaviour: NatBehaviour, options: { externalAddress: string; prng: Prng }) {
     if (!(behaviour.mappingTimeoutMs > 0)) throw new SimError(`nat: mappingTimeoutMs is ${behaviour.mappingTimeoutMs}, expected a positive number of ms`);
@@ -111,7 +118,8 @@ export class Nat {
   /**
    * An outbound packet from `internal` to `remote` at `now`: the external endpoint it leaves
    * from (creating or refreshing the mapping and opening the filter toward `remote`), or
-   * undefined when the NAT drops it.
+   * undefined when the NAT drops it: UDP blocked, or a new mapping and no free port for it
+   * (`portsExhausted`).
    */
   outbound(internal: Endpoint, remote: Endpoint, now: number, protocol: Protocol = 'udp'): Endpoint | undefined {
     const b = this.behaviour;
@@ -119,7 +127,12 @@ export class Nat {
     const key = this.#mappingKey(internal, remote, protocol);
     let mapping = this.#live(this.#byKey.get(key), now);
     if (mapping === undefined) {
-      const external = b.translate ? { address: this.externalAddress, port: this.#assignPort(internal.port, now, protocol) } : { ...internal };
+      const port = b.translate ? this.#assignPort(internal.port, now, protocol) : internal.port;
+      if (port === undefined) {
+        this.portsExhausted++;
+        return undefined;
+      }
+      const external = b.translate ? { address: this.externalAddress, port } : { ...internal };
       mapping = { key, protocol, internal: { ...internal }, external, expiresAt: 0, permissions: new Map() };
       this.#byKey.set(key, mapping);
       this.#byExternal.set(externalKey(external, protocol), mapping);
@@ -216,7 +229,8 @@ export class Nat {
     return this.#live(this.#byExternal.get(externalKey({ address: this.externalAddress, port }, protocol)), now) === undefined;
   }
 
-  #assignPort(internalPort: number, now: number, protocol: Protocol): number {
+  /** A free external port for a new mapping, or undefined when MAX_PORT_TRIES draws found none. */
+  #assignPort(internalPort: number, now: number, protocol: Protocol): number | undefined {
     const a = this.behaviour.portAssignment;
     if (a.kind === 'preserving' && this.#free(internalPort, now, protocol)) return internalPort;
     for (let i = 0; i < MAX_PORT_TRIES; i++) {
@@ -225,6 +239,6 @@ export class Nat {
         : a.kind === 'random' ? this.#prng.int(a.min, a.max) : this.#prng.int(1024, 65535);
       if (this.#free(port, now, protocol)) return port;
     }
-    throw new SimError(`nat ${this.externalAddress}: no free external port after ${MAX_PORT_TRIES} tries`);
+    return undefined;
   }
 }

@@ -36,7 +36,8 @@ export interface Datagram {
   ttl?: number;
 }
 
-export type DropReason = 'loss' | 'no-route' | 'filtered' | 'udp-blocked' | 'no-hairpin' | 'no-socket' | 'ttl-expired';
+/** Why a packet was dropped; 'no-port': its NAT had no free external port for a new mapping (Nat.portsExhausted). */
+export type DropReason = 'loss' | 'no-route' | 'filtered' | 'udp-blocked' | 'no-hairpin' | 'no-socket' | 'ttl-expired' | 'no-port';
 
 /** What `Network.trace` is told: every hop's decision, for debugging a scenario. */
 export interface TraceEvent {
@@ -62,7 +63,7 @@ export class Network {
   /** The root router: no NAT, no upstream. */
   readonly internet: Router;
   readonly stats: Record<DropReason | 'sent' | 'delivered', number> = {
-    sent: 0, delivered: 0, loss: 0, 'no-route': 0, filtered: 0, 'udp-blocked': 0, 'no-hairpin': 0, 'no-socket': 0, 'ttl-expired': 0,
+    sent: 0, delivered: 0, loss: 0, 'no-route': 0, filtered: 0, 'udp-blocked': 0, 'no-hairpin': 0, 'no-socket': 0, 'ttl-expired': 0, 'no-port': 0,
   };
   /** Set to observe every hop. */
   trace: ((event: TraceEvent) => void) | undefined;
@@ -203,7 +204,7 @@ export class Router {
     } else if (this.nat) {
       const src = this.nat.outbound(d.src, d.dst, now);
       if (src === undefined) {
-        this.network.emit(this.name, 'drop', d, 'udp-blocked');
+        this.network.emit(this.name, 'drop', d, this.nat.behaviour.blockUdp ? 'udp-blocked' : 'no-port');
         return;
       }
       out = { ...d, src };

@@ -85,7 +85,8 @@ export class TcpConntrack {
     }
     if (flow === undefined) {
       if (!h.syn || h.ack) return { action: 'drop', reason: 'filtered' };
-      const external = this.#nat.outbound(d.src, d.dst, now, 'tcp')!;
+      const external = this.#nat.outbound(d.src, d.dst, now, 'tcp');
+      if (external === undefined) return { action: 'drop', reason: 'no-port' };
       flow = { internal: { ...d.src }, remote: { ...d.dst }, external, state: 'syn-sent', expiresAt: 0 };
       this.#byOriginal.set(`${endpointKey(flow.internal)}>${endpointKey(flow.remote)}`, flow);
       this.#byReply.set(`${endpointKey(flow.remote)}>${endpointKey(external)}`, flow);

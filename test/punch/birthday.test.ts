@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
-import { once } from 'node:events';
+import { getEventListeners, once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import {
-  BIRTHDAY_MIN_INTERVAL_MS, BirthdayGate, HARD_LIFETIME_MS, SPRAY_PACING_MS, SPRAY_PROBES, birthdaySockets, birthdaySpray,
+  BIRTHDAY_MIN_INTERVAL_MS, BirthdayGate, HARD_LIFETIME_MS, HARD_RESEND_MS, SPRAY_PACING_MS, SPRAY_PROBES, birthdaySockets, birthdaySpray,
 } from '../../src/punch/birthday.js';
 import { birthdaySide } from '../../src/peer/establish.js';
 import type { PunchInstruction } from '../../src/rendezvous/index.js';
@@ -77,6 +77,56 @@ test('birthdaySpray stops when its signal aborts', async () => {
   assert.equal(count, 5);
 });
 
+test('birthdaySpray leaves no listener on its signal: one per pause, removed when the pause ends', async () => {
+  const controller = new AbortController();
+  await birthdaySpray({ send: () => undefined, session: SESSION, key: KEY, address: '203.0.113.7', family: 4, signal: controller.signal, probes: 20 });
+  assert.equal(getEventListeners(controller.signal, 'abort').length, 0);
+});
+
+/** A clock whose timers run only when told to (the spray's pacing is all it schedules). */
+function steppedClock(): Clock & { step(): boolean; readonly now: () => number } {
+  let now = 0;
+  const timers: Array<{ at: number; callback: () => void; cancelled: boolean }> = [];
+  return {
+    now: () => now,
+    setTimeout: (callback, ms) => { const timer = { at: now + ms, callback, cancelled: false }; timers.push(timer); return timer; },
+    clearTimeout: (handle) => { (handle as { cancelled: boolean }).cancelled = true; },
+    step: () => {
+      const next = timers.filter((x) => !x.cancelled).sort((x, y) => x.at - y.at)[0];
+      if (!next) return false;
+      timers.splice(timers.indexOf(next), 1);
+      now = next.at;
+      next.callback();
+      return true;
+    },
+  };
+}
+
+test('birthdaySpray with an injected clock and random: paced SPRAY_PACING_MS apart on that clock, and the ports are the random source\'s, the same for the same draws', async () => {
+  const sprayOnce = async (): Promise<{ ports: number[]; at: number[] }> => {
+    const clock = steppedClock();
+    // A fixed sequence with one repeat: the repeated port is drawn again, not probed twice.
+    const draws = [0, 0.5, 0.5, 0.999_999, 0.25];
+    let i = 0;
+    const ports: number[] = [];
+    const at: number[] = [];
+    const done = birthdaySpray({
+      send: (_data, to) => { ports.push(to.port); at.push(clock.now()); }, session: SESSION, key: KEY, address: '203.0.113.7', family: 4,
+      signal: new AbortController().signal, probes: 4, clock, random: () => draws[i++]!,
+    });
+    for (;;) {
+      await new Promise((resolve) => setImmediate(resolve));
+      if (!clock.step()) break;
+    }
+    assert.equal(await done, 4);
+    return { ports, at };
+  };
+  const first = await sprayOnce();
+  assert.deepEqual(first.ports, [1024, 1024 + Math.floor(0.5 * 64512), 65535, 1024 + Math.floor(0.25 * 64512)]);
+  assert.deepEqual(first.at, [0, SPRAY_PACING_MS, 2 * SPRAY_PACING_MS, 3 * SPRAY_PACING_MS]);
+  assert.deepEqual(await sprayOnce(), first);
+});
+
 /** A check of the session, as the easy side's spray or check session sends it. */
 function check(key: Uint8Array): Uint8Array {
   return encodeMessage({ method: Method.Binding, messageClass: MessageClass.Request, transactionId: randomBytes(12), attributes: [{ type: AttrType.Username, value: new TextEncoder().encode(SESSION) }] },
@@ -124,6 +174,41 @@ test('birthdaySockets gives up after its lifetime, closing every socket', async 
     const to: TransportAddress = { family: 4, address: '127.0.0.1', port: easy.address().port };
     await assert.rejects(birthdaySockets({ session: SESSION, key: KEY, to, bindAddress: '127.0.0.1', signal: new AbortController().signal, sockets: 4, lifetimeMs: 200 }),
       { code: 'ERR_TRANSPORT', message: /no probe reached any of 4 sockets/ });
+  } finally {
+    easy.close();
+  }
+});
+
+test('birthdaySockets takes its sockets from createSocket and its resends and lifetime from clock', async () => {
+  const easy = dgram.createSocket('udp4');
+  easy.bind(0, '127.0.0.1');
+  await once(easy, 'listening');
+  const made: dgram.Socket[] = [];
+  const clock = steppedClock();
+  let received = 0;
+  easy.on('message', () => { received++; });
+  try {
+    const to: TransportAddress = { family: 4, address: '127.0.0.1', port: easy.address().port };
+    const hit = birthdaySockets({
+      session: SESSION, key: KEY, to, bindAddress: '127.0.0.1', signal: new AbortController().signal, sockets: 3, clock,
+      createSocket: (type) => { const socket = dgram.createSocket(type); made.push(socket); return socket; },
+    });
+    hit.catch(() => undefined);
+    // Real sockets, but no real timer: the two resends and the lifetime run only on `clock`.
+    const until = async (count: number): Promise<void> => {
+      for (let i = 0; received < count && i < 400; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+      assert.equal(received, count);
+    };
+    await until(3);
+    assert.equal(made.length, 3);
+    for (const [i, at] of HARD_RESEND_MS.entries()) {
+      assert.ok(clock.step());
+      assert.equal(clock.now(), at);
+      await until(3 * (i + 2));
+    }
+    assert.ok(clock.step());
+    assert.equal(clock.now(), HARD_LIFETIME_MS);
+    await assert.rejects(hit, { code: 'ERR_TRANSPORT', message: /no probe reached any of 3 sockets/ });
   } finally {
     easy.close();
   }

@@ -31,7 +31,7 @@ test('a check and a punch in the sim open no real UDP socket', async () => {
   assert.equal(opened, 0);
 });
 
-test('a whole connect in the sim (UDP, TCP punching, reversal, priming) opens no real socket of either kind', async () => {
+test('a whole connect in the sim (UDP, TCP punching, reversal, priming, birthday probing) opens no real socket of either kind', async () => {
   const real = { createSocket: dgram.createSocket, connect: net.connect, createServer: net.createServer };
   let opened = 0;
   dgram.createSocket = ((...args: Parameters<typeof real.createSocket>) => { opened++; return real.createSocket(...args); }) as typeof real.createSocket;
@@ -43,6 +43,9 @@ test('a whole connect in the sim (UDP, TCP punching, reversal, priming) opens no
     assert.equal('technique' in primed.connector && primed.connector.technique, 'tcp-ttl-primed');
     const reversal = await runConnect({ a: 'udp-blocked', b: 'open', rttMs: 40 });
     assert.equal('technique' in reversal.connector && reversal.connector.technique, 'tcp-reversal');
+    // The hard side's 256 sockets come from the sim too (birthdaySockets' createSocket).
+    const birthday = await runConnect({ a: 'symmetric-random', b: 'port-restricted', transport: 'udp', rttMs: 40 });
+    assert.equal('technique' in birthday.connector && birthday.connector.technique, 'udp-birthday');
   } finally {
     Object.assign(dgram, { createSocket: real.createSocket });
     Object.assign(net, { connect: real.connect, createServer: real.createServer });

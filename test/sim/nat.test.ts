@@ -79,6 +79,19 @@ test('a sequential NAT counts base + k·delta for every new mapping, shared by a
   assert.deepEqual(ports, [40000, 40002, 40004, 40000, 40006]);
 });
 
+test('a NAT with every port held drops a new mapping\'s packet and counts it, and keeps the mappings it has (no port overloading, REQ-3)', () => {
+  // A birthday spray from behind symmetric-seq makes one mapping per probe: up to 2,048 on 1,000 ports.
+  const n = nat({ mapping: 'address-and-port-dependent', portAssignment: { kind: 'sequential', base: 40000, delta: 1, count: 4 } });
+  const remotes = Array.from({ length: 5 }, (_, i): Endpoint => ({ address: '198.51.100.20', port: 1000 + i }));
+  const ports = remotes.map((r) => n.outbound(client, r, 0)?.port);
+  assert.deepEqual(ports, [40000, 40001, 40002, 40003, undefined]);
+  assert.equal(n.portsExhausted, 1);
+  assert.equal(n.outbound(client, remotes[0]!, 1)!.port, 40000, 'a live mapping still carries traffic');
+  assert.equal(n.mappings(1).length, 4);
+  // Once one expires, its port serves a new mapping.
+  assert.equal(n.outbound(client, remotes[4]!, 120_001)?.port, 40000);
+});
+
 test('a random NAT draws its ports from the seed: the same seed, the same ports', () => {
   const draw = (seed: number): number[] => {
     const n = nat({ mapping: 'address-and-port-dependent', portAssignment: { kind: 'random', min: 1024, max: 65535 } }, seed);
@@ -158,6 +171,8 @@ test('the presets have the mapping and filtering natTruth gives each lab kind', 
     if (truth.filtering !== null) assert.equal(preset!.filtering, truth.filtering, kind);
     const expected = { preserving: 'preserving', sequential: 'sequential', random: 'random' } as const;
     if (truth.portAllocation !== null) assert.equal(preset!.portAssignment.kind, expected[truth.portAllocation], kind);
+    // Random ports from the range nat-ruleset.ts gives Linux (`1024-65535 fully-random`): birthday probing's odds.
+    if (preset!.portAssignment.kind === 'random') assert.deepEqual(preset!.portAssignment, { kind: 'random', min: 1024, max: 65535 }, kind);
     assert.equal(preset!.mappingTimeoutMs, 120_000, kind);
   }
 });
