@@ -9,15 +9,19 @@ import { type RelayConfig, parseRelayUrl, parseTurnUsers } from '../server/relay
 import { PeerAddressPolicy } from '../turn/peer-policy.js';
 import { createLogger, isLogLevel } from './log.js';
 
-export const serveUsage = `natpunch serve [--address IP] [--alt-address IP] [--port 3478] [--alt-port 3479]
+export const serveUsage = `natpunch serve [--address IP]... [--alt-address IP] [--port 3478] [--alt-port 3479]
                [--http-port 8080] [--stun-tcp-idle-timeout MS] [--no-relay] [--redis URL] [--log-level info]
                [--turn-user USER:PASSWORD]... [--turn-secret SECRET] [--relay turn:HOST[:PORT]]...
                [--relay-allow CIDR]... [--relay-deny CIDR]... [--relay-address IP] [--relay-bandwidth BYTES/S]
-               [--relay-user-quota 10] [--relay-total-quota 2000] [--tls-cert FILE --tls-key FILE] [--tls-port 5349]`;
+               [--relay-user-quota 10] [--relay-total-quota 2000] [--tls-cert FILE --tls-key FILE] [--tls-port 5349]
+  --address IP     where STUN, TURN and the rendezvous listen (default 0.0.0.0). Given again (e.g.
+                   --address 198.51.100.10 --address 2001:db8:100::10), each further address serves
+                   STUN (without RFC 5780), TURN and the rendezvous on the same ports, one registry:
+                   peers reach it over IPv4 and IPv6. --alt-address and TLS go with the first.`;
 
 export async function serveCommand(argv: string[]): Promise<number> {
   const { values } = usageErrors('serve', () => parseArgs({ args: argv, strict: true, options: {
-    address: { type: 'string', default: '0.0.0.0' },
+    address: { type: 'string', multiple: true, default: ['0.0.0.0'] },
     'alt-address': { type: 'string' },
     port: { type: 'string' },
     'alt-port': { type: 'string' },
@@ -45,7 +49,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const port = integer('serve', 'port', values.port, 3478);
   const altPort = integer('serve', 'alt-port', values['alt-port'], 3479);
   if (values['alt-address'] && altPort === port && port !== 0) throw new UsageError('natpunch serve: --alt-port must differ from --port (RFC 5780 needs two ports)');
-  if (values['alt-address'] === values.address) throw new UsageError('natpunch serve: --alt-address must differ from --address (RFC 5780 needs two IPs)');
+  const [address, ...extraAddresses] = values.address!;
+  if (new Set(values.address).size !== values.address!.length) throw new UsageError(`natpunch serve: --address ${values.address!.join(', ')}: each address once`);
+  if (values['alt-address'] === address) throw new UsageError('natpunch serve: --alt-address must differ from --address (RFC 5780 needs two IPs)');
 
   const httpPort = integer('serve', 'http-port', values['http-port'], 8080);
   // Closing idle STUN/TCP connections early stands in for servers and middleboxes that do (peers then learn TCP mappings from short connections).
@@ -53,7 +59,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   if (values.redis) log.warn('--redis: the Redis registry is not implemented yet; using in-memory state');
   const relay = relayConfig(values);
   const tls = await tlsFiles(values['tls-cert'], values['tls-key'], integer('serve', 'tls-port', values['tls-port'], 5349));
-  const server = await NatpunchServer.listen({ address: values.address!, port, altAddress: values['alt-address'], altPort, httpPort, stunTcpIdleTimeoutMs, relay, ...(tls ? { tls } : {}) });
+  const server = await NatpunchServer.listen({ address: address!, extraAddresses, port, altAddress: values['alt-address'], altPort, httpPort, stunTcpIdleTimeoutMs, relay, ...(tls ? { tls } : {}) });
   const stun = server.stun;
   const shutdown = async (signal: string): Promise<void> => {
     log.info(`${signal}: shutting down`);
@@ -62,11 +68,11 @@ export async function serveCommand(argv: string[]): Promise<number> {
   };
   process.once('SIGINT', () => void shutdown('SIGINT'));
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
-  const where = stun.addresses.map(formatAddress).join(' ');
+  const where = [...stun.addresses, ...server.extraStun.map((s) => s.addresses[0]!)].map(formatAddress).join(' ');
   const tlsWhere = stun.tlsAddress ? `; STUN/TURN over TLS ${formatAddress(stun.tlsAddress)}` : '';
   const relayWhat = server.turn ? `; TURN relay on the STUN ports, relaying from ${server.turn.relayAddress}` : '; no built-in relay';
   const external = relay.external?.length ? `; peers also offered ${relay.external.join(' ')}` : '';
-  log.info(`ready: STUN on udp+tcp ${where}${values['alt-address'] ? ' (RFC 5780 behaviour discovery on)' : ''}${tlsWhere}${relayWhat}${external}; rendezvous ${server.rendezvousUrl}`);
+  log.info(`ready: STUN on udp+tcp ${where}${values['alt-address'] ? ' (RFC 5780 behaviour discovery on)' : ''}${tlsWhere}${relayWhat}${external}; rendezvous ${[server.rendezvousUrl, ...server.extraRendezvousUrls].join(' ')}`);
   await new Promise(() => undefined);
   return 0;
 }
