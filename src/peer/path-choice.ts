@@ -68,6 +68,21 @@ export function planPaths(instruction: PunchInstruction, relays = false): PathPl
   }
 }
 
+/**
+ * The other side's UDP candidates that a side answering by reversal ('answer') still checks
+ * itself: those of an address family its reachability was not proven for. The server's dial-back
+ * reached this side's server-reflexive address only, so "reachable" holds for that family alone;
+ * a dual-stack peer behind a full-cone IPv4 NAT is as unreachable as any over IPv6 behind its
+ * router's stateful firewall (RFC 6092), which only its own outbound check opens.
+ */
+export function unprovenFamilyCandidates(instruction: PunchInstruction): PunchInstruction['remoteCandidates'] {
+  const srflx = instruction.localCandidates.filter((c) => c.type === 'srflx').map((c) => c.address.family);
+  // No srflx signed: this side has no NAT and signed that address as host (prioritise keeps one
+  // type per address); the dial-back went to its IPv4 one, as to every peer registered over IPv4.
+  const proven = new Set<4 | 6>(srflx.length > 0 ? srflx : [4]);
+  return instruction.remoteCandidates.filter((c) => !proven.has(c.address.family));
+}
+
 /** A path one technique produced: frames both ways, not yet secured (src/path). */
 export type AttemptKind = 'udp' | 'tcp' | 'relay';
 
