@@ -25,7 +25,7 @@ import { UdpEndpoint, type UdpRawPath } from '../path/udp-endpoint.js';
 import { Connection } from './connection.js';
 import { DEFAULT_REVERSAL_BUDGET_MS, type ReversalListener, dialReversal } from './reversal-listener.js';
 import {
-  type Attempt, type ReadyPath, type TcpMode, type UdpMode, AUTO_UDP_GRACE_MS, noDirectPath, planPaths, race, unprovenFamilyCandidates,
+  type Attempt, type ReadyPath, type TcpMode, type UdpMode, AUTO_UDP_GRACE_MS, noDirectPath, planPaths, race, reachableFamilies, unprovenFamilyCandidates,
 } from './path-choice.js';
 import { type Clock, realClock } from '../clock.js';
 
@@ -68,7 +68,12 @@ export function udpTechnique(instruction: PunchInstruction, mode: UdpMode, type:
   return type === 'host' && candidateTypeOf(remote) === 'host' ? 'udp-lan'
     : type === 'mapped' ? 'udp-port-mapping'
       : type === 'predicted' || (predicted && type !== 'host') ? 'udp-prediction'
-        : mode === 'punch' ? 'udp-hole-punch' : 'udp-reversal';
+        : mode === 'punch' || !reversed(instruction, mode, remote) ? 'udp-hole-punch' : 'udp-reversal';
+}
+
+/** Whether a pair to `remote` is in the family the reachable side's reversal was proven for (else both sides punched it). */
+function reversed(instruction: PunchInstruction, mode: UdpMode, remote: TransportAddress): boolean {
+  return reachableFamilies(mode === 'answer' ? instruction.localCandidates : instruction.remoteCandidates).has(remote.family);
 }
 
 /** What the UDP checks go to: none when answering; both sides predicting, the controlled one walks the other's window two ports per flow (candidate.ts). */

@@ -45,6 +45,10 @@ test('a dual-stack pair with IPv4 broken at one router connects over IPv6', { ti
     assert.equal(listener.path, 'direct-udp');
     assert.match(String(connector.remote), IPV6_REMOTE);
     assert.match(String(listener.remote), IPV6_REMOTE);
+    // b1 is reachable over IPv4 (full cone), so the plan is reversal; over IPv6, behind b's
+    // firewall, both sides had to send: a punch, and reported as one.
+    assert.equal(connector.technique, 'udp-hole-punch');
+    assert.equal(listener.technique, 'udp-hole-punch');
   });
 });
 
