@@ -409,11 +409,12 @@ export class Peer extends EventEmitter {
         accept: options.accept, signal: options.signal,
         // UDP candidates: host (IPv6 first: with both families working, the IPv6 pair is the one
         // kept, as Happy Eyeballs prefers, RFC 8305 §4 and RFC 8421 §4; and IPv6 through a
-        // firewall needs no NAT mapping to stay alive), a port mapping if one was made (before srflx: on a port-preserving
-        // NAT they are one endpoint, and prioritise() keeps the first type it sees for it, the one
-        // the NAT promised), the proven srflx, and behind a NAT that counts its ports the window
-        // the punching socket's next flows will take (port-predictor.ts). Read per intent and
-        // accept, so a mapping made after registration counts.
+        // firewall needs no NAT mapping to stay alive), a port mapping if one was made (before
+        // srflx: on a port-preserving NAT they are one endpoint, and prioritise() keeps the first
+        // type it sees for it, the one the NAT promised), the proven srflx, and behind a NAT that
+        // counts its ports the window the punching socket's next flows will take
+        // (port-predictor.ts). Read per intent and accept, so a mapping made after registration
+        // counts.
         candidates: async () => {
           const srflx = rendezvous?.srflx;
           const server = rendezvous?.stunServer;
