@@ -5,6 +5,7 @@ import { TurnServer } from '../turn/server.js';
 import { PeerAddressPolicy } from '../turn/peer-policy.js';
 import { type RelayConfig, defaultRelayAddress, relayOffers, relaySecret, serverAddresses } from './relay-config.js';
 import { RendezvousServer, ReflexiveObserver } from '../rendezvous/index.js';
+import { type RelayOffer, unmappedIp } from '../rendezvous/messages.js';
 import { formatAddress } from '../wire/index.js';
 import { VERSION } from '../version.js';
 
@@ -98,6 +99,12 @@ export class NatpunchServer {
       ...(turn ? { builtIn: { host: relayAddress, port: stun.addresses[0]!.port, ...(stun.tlsAddress ? { tlsPort: stun.tlsAddress.port } : {}) } } : {}),
       external: relay.external ?? [], secret,
     });
+    // A peer that came in by a further address (IPv6, say) is offered the built-in relay there:
+    // it may have no route to the primary one. The relayed addresses stay relayAddress's.
+    const extraOffers = new Map(extraAddresses.map((address, i) => [address, relayOffers({
+      ...(turn ? { builtIn: { host: address, port: extraStun[i]!.addresses[0]!.port } } : {}), external: relay.external ?? [], secret,
+    })]));
+    const offersFor = (peerId: string, localAddress: string): RelayOffer[] => (extraOffers.get(unmappedIp(localAddress) ?? localAddress) ?? offers)(peerId);
     const onRequest = (request: http.IncomingMessage, response: http.ServerResponse): void => {
       if (request.url === '/healthz') {
         response.writeHead(200, { 'content-type': 'application/json' });
@@ -109,7 +116,7 @@ export class NatpunchServer {
     };
     const httpServer = http.createServer(onRequest);
     const rendezvous = RendezvousServer.attach(httpServer, {
-      stun, observer, relays: offers,
+      stun, observer, relays: offersFor,
       // Dial-back from the alternate address: a probe from the address the peer's own STUN went
       // to would pass any NAT that merely remembers that destination.
       ...(options.altAddress ? { dialBack: { localAddress: options.altAddress } } : {}),

@@ -61,3 +61,14 @@ test('a dual-stack pair with both families working prefers IPv6', { timeout: 180
     assert.match(String(connector.remote), IPV6_REMOTE, 'the IPv6 host pair outranks the IPv4 server-reflexive one (RFC 8305, RFC 8421)');
   });
 });
+
+test('with IPv4 broken on both sides, --transport relay reaches the built-in relay over IPv6', { timeout: 180_000 }, async (t) => {
+  if (skipUnlessLab(t)) return;
+  await withLab({ a: { kind: 'port-restricted' }, b: { kind: 'port-restricted' }, ipv6: true }, async (lab) => {
+    await Promise.all([lab.routers.a!.blockIpv4(true), lab.routers.b!.blockIpv4(true)]);
+    await startServe(lab, ...SERVE_IPV6);
+    const { listener, connector } = await transfer(lab, 'b1', 'a1', 256 << 10, ['--transport', 'relay'], { listen: SERVER_URL6, connect: SERVER_URL6 });
+    assert.equal(connector.path, 'relay');
+    assert.equal(listener.path, 'relay');
+  });
+});
