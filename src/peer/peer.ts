@@ -1,5 +1,6 @@
 import dgram from 'node:dgram';
 import os from 'node:os';
+import { isIPv6 } from 'node:net';
 import { once, EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { debuglog } from 'node:util';
@@ -399,7 +400,7 @@ export class Peer extends EventEmitter {
       if (!reachable.includes('tcp')) return { reachable, tcpListen: [], ...nat };
       const tcpNow = kept();
       const publicIps = [rendezvous?.srflx, tcpNow?.alive ? formatAddress(tcpNow.mapped) : null].filter((a): a is string => !!a).map((a) => parseAddress(a).address);
-      const tcpListen = [...publicIps.map((ip) => formatAddress({ family: ip.includes(':') ? 6 : 4, address: ip, port: listener!.port })), ...privateEndpoints(listener!.port, options.bindAddress)];
+      const tcpListen = [...publicIps.map((ip) => formatAddress({ family: isIPv6(ip) ? 6 : 4, address: ip, port: listener!.port })), ...privateEndpoints(listener!.port, options.bindAddress)];
       return { reachable, tcpListen, ...nat };
     };
     try {
