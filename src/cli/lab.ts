@@ -13,7 +13,8 @@ import { formatGrid, formatHtml, pairLine } from '../lab/matrix-report.js';
 import { integer, usageErrors } from './args.js';
 
 export const labUsage = `natpunch lab up --a KIND [--b KIND] [--hairpin] [--carrier KIND] [--b-carrier KIND] [--clients 1|2]
-                [--loss PERCENT] [--udp-timeout SECONDS] [--tcp-unsolicited drop|rst] [--prefix P] [--json]
+                [--loss PERCENT] [--udp-timeout SECONDS] [--tcp-unsolicited drop|rst] [--ipv6] [--prefix P] [--json]
+                --ipv6: dual-stack, IPv6 from 2001:db8::/32 routed behind each router's stateful firewall (RFC 6092)
 natpunch lab status [--prefix P] [--json]
 natpunch lab exec HOST [--prefix P] -- COMMAND [ARG...]     HOST: server, a1, a2, b1, b2, a, b, carrier-a, carrier-b, inet
 natpunch lab down [--prefix P | --all]
@@ -90,6 +91,7 @@ async function up(argv: string[]): Promise<number> {
         loss: { type: 'string' },
         'udp-timeout': { type: 'string' },
         'tcp-unsolicited': { type: 'string' },
+        ipv6: { type: 'boolean', default: false },
         prefix: { type: 'string', default: DEFAULT_PREFIX },
         json: { type: 'boolean', default: false },
       },
@@ -126,6 +128,7 @@ async function up(argv: string[]): Promise<number> {
   const lab = await createLab({
     prefix,
     persistent: true,
+    ipv6: values.ipv6,
     a: { kind: kindA, ...shared, ...(carrierA ? { carrier: carrierA } : {}) },
     ...(kindB ? { b: { kind: kindB, ...shared, ...(carrierB ? { carrier: carrierB } : {}) } } : {}),
   });
@@ -141,7 +144,7 @@ async function up(argv: string[]): Promise<number> {
   const first = Object.keys(state.hosts)[0] ?? 'a1';
   say();
   say('use it:');
-  say(`  natpunch lab exec server -- natpunch serve --address 198.51.100.10 --alt-address 198.51.100.11`);
+  say(`  natpunch lab exec server -- natpunch serve --address 198.51.100.10 --alt-address 198.51.100.11${state.server.addresses6?.length ? ` --address ${state.server.addresses6[0]}` : ''}`);
   say(`  natpunch lab exec ${first} -- natpunch check --stun 198.51.100.10`);
   say(`  natpunch lab exec ${first} -- ip -brief address       (or a shell: ip netns exec ${state.hosts[first]?.netns ?? ''} bash)`);
   say(`  natpunch lab status${prefix === DEFAULT_PREFIX ? '' : ` --prefix ${prefix}`}`);
@@ -151,14 +154,14 @@ async function up(argv: string[]): Promise<number> {
 
 function printLab(state: LabDescription): void {
   const row = (name: string, what: string, netns: string, extras = ''): void => say(`  ${name.padEnd(16)} ${what.padEnd(56)} netns ${netns}${extras}`);
-  row('server', state.server.addresses.join(', '), state.server.netns);
+  row('server', [...state.server.addresses, ...(state.server.addresses6 ?? [])].join(', '), state.server.netns);
   for (const [name, r] of Object.entries(state.routers)) {
     const extras = [r.hairpin ? 'hairpin' : '', r.lossPercent > 0 ? `loss ${r.lossPercent}%` : '', r.tcpUnsolicited === 'rst' ? 'TCP RST' : '', r.udpTimeoutSeconds !== null ? `UDP timeout ${r.udpTimeoutSeconds}s` : '']
       .filter((e) => e !== '')
       .join(', ');
     row(`router ${name}`, `${r.kind}, public ${r.wanAddress}, LAN ${r.lanNetwork}`, r.netns, extras ? `  (${extras})` : '');
   }
-  for (const [name, h] of Object.entries(state.hosts)) row(`host ${name}`, `${h.addresses.join(', ')} behind router ${h.router}`, h.netns);
+  for (const [name, h] of Object.entries(state.hosts)) row(`host ${name}`, `${[...h.addresses, ...(h.addresses6 ?? [])].join(', ')} behind router ${h.router}`, h.netns);
   row('internet', 'core router 203.0.113.1, 198.51.100.1', state.internet.netns);
 }
 

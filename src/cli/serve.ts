@@ -17,7 +17,11 @@ export const serveSpec: CommandSpec = {
     + '(RFC 8656) on the same ports, and the rendezvous WebSocket with /healthz, /metrics and a dashboard over HTTP.\n'
     + 'Logs a line containing "ready" once every listener is up.',
   flags: {
-    address: { type: 'string', value: 'IP', default: '0.0.0.0', help: 'the address every listener binds to (STUN, TURN, HTTP)', example: '--address 203.0.113.7' },
+    address: {
+      type: 'string', value: 'IP', multiple: true, defaultText: '0.0.0.0',
+      help: 'where STUN, TURN and the rendezvous listen. Given again, each further address serves STUN (without RFC 5780), TURN and the rendezvous on the same ports with one registry, so peers reach it over IPv4 and IPv6; --alt-address and TLS go with the first',
+      example: '--address 198.51.100.10 --address 2001:db8:100::10',
+    },
     'alt-address': { type: 'string', value: 'IP', help: 'a second address of this host: turns on RFC 5780 behaviour discovery (natpunch check needs it)', defaultText: 'none: no RFC 5780 tests', example: '--alt-address 203.0.113.8' },
     port: stunPort('STUN and TURN port, UDP and TCP (0: any free port)', '3478', '--port 3478'),
     'alt-port': stunPort('the second STUN port for RFC 5780 (with --alt-address)', '3479', '--alt-port 3479'),
@@ -48,14 +52,17 @@ export const serveSpec: CommandSpec = {
 export const serveUsage = usageLine(serveSpec);
 
 export async function serveCommand(argv: string[]): Promise<number> {
-  const values = parseCommand(serveSpec, argv).values as ServeValues & { address: string; 'log-level': string; port: string; 'alt-port': string; 'http-port': string; 'stun-tcp-idle-timeout': string; 'tls-port': string };
+  const values = parseCommand(serveSpec, argv).values as ServeValues & { address?: string[]; 'log-level': string; port: string; 'alt-port': string; 'http-port': string; 'stun-tcp-idle-timeout': string; 'tls-port': string };
   const level = values['log-level']!;
   if (!isLogLevel(level)) throw new UsageError(`natpunch serve: --log-level ${level}: expected error, warn, info or debug`);
   const log = createLogger('serve', level);
   const port = integer('serve', 'port', values.port, 3478);
   const altPort = integer('serve', 'alt-port', values['alt-port'], 3479);
   if (values['alt-address'] && altPort === port && port !== 0) throw new UsageError('natpunch serve: --alt-port must differ from --port (RFC 5780 needs two ports)');
-  if (values['alt-address'] === values.address) throw new UsageError('natpunch serve: --alt-address must differ from --address (RFC 5780 needs two IPs)');
+  const addresses = values.address ?? ['0.0.0.0'];
+  const [address, ...extraAddresses] = addresses;
+  if (new Set(addresses).size !== addresses.length) throw new UsageError(`natpunch serve: --address ${addresses.join(', ')}: each address once`);
+  if (values['alt-address'] === address) throw new UsageError('natpunch serve: --alt-address must differ from --address (RFC 5780 needs two IPs)');
 
   const httpPort = integer('serve', 'http-port', values['http-port'], 8080);
   // Closing idle STUN/TCP connections early stands in for servers and middleboxes that do (peers then learn TCP mappings from short connections).
@@ -64,10 +71,10 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const relay = relayConfig(values);
   const tls = await tlsFiles(values['tls-cert'] as string | undefined, values['tls-key'] as string | undefined, integer('serve', 'tls-port', values['tls-port'], 5349));
   const altAddress = values['alt-address'] as string | undefined;
-  for (const [flag, address] of [['address', values.address], ['alt-address', altAddress]] as const) {
+  for (const [flag, address] of [...addresses.map((a) => ['address', a] as const), ['alt-address', altAddress] as const]) {
     if (address !== undefined && !isIP(address)) throw new UsageError(`natpunch serve: --${flag} ${JSON.stringify(address)} is not an IP address (serve binds to one of this host's addresses)`);
   }
-  const server = await NatpunchServer.listen({ address: values.address, port, altAddress, altPort, httpPort, stunTcpIdleTimeoutMs, relay, ...(tls ? { tls } : {}) })
+  const server = await NatpunchServer.listen({ address: address!, extraAddresses, port, altAddress, altPort, httpPort, stunTcpIdleTimeoutMs, relay, ...(tls ? { tls } : {}) })
     .catch((error: unknown) => { throw listenFailure(error); });
   const stun = server.stun;
   const shutdown = async (signal: string): Promise<void> => {
@@ -77,11 +84,11 @@ export async function serveCommand(argv: string[]): Promise<number> {
   };
   process.once('SIGINT', () => void shutdown('SIGINT'));
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
-  const where = stun.addresses.map(formatAddress).join(' ');
+  const where = [...stun.addresses, ...server.extraStun.map((s) => s.addresses[0]!)].map(formatAddress).join(' ');
   const tlsWhere = stun.tlsAddress ? `; STUN/TURN over TLS ${formatAddress(stun.tlsAddress)}` : '';
   const relayWhat = server.turn ? `; TURN relay on the STUN ports, relaying from ${server.turn.relayAddress}` : '; no built-in relay';
   const external = relay.external?.length ? `; peers also offered ${relay.external.join(' ')}` : '';
-  log.info(`ready: STUN on udp+tcp ${where}${values['alt-address'] ? ' (RFC 5780 behaviour discovery on)' : ''}${tlsWhere}${relayWhat}${external}; rendezvous ${server.rendezvousUrl}`);
+  log.info(`ready: STUN on udp+tcp ${where}${values['alt-address'] ? ' (RFC 5780 behaviour discovery on)' : ''}${tlsWhere}${relayWhat}${external}; rendezvous ${[server.rendezvousUrl, ...server.extraRendezvousUrls].join(' ')}`);
   await new Promise(() => undefined);
   return 0;
 }

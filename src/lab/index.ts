@@ -23,8 +23,8 @@ export {
   type ConntrackEntry,
   type ConntrackTuple,
 } from './lab.js';
-export { SERVER_ADDRESSES, CORE_ADDRESS } from './topology.js';
-export { ROUTER_COUNTERS, SEQUENTIAL_PORT_BASE, SEQUENTIAL_PORT_COUNT } from './nat-ruleset.js';
+export { SERVER_ADDRESSES, SERVER_ADDRESSES6, CORE_ADDRESS, CORE_ADDRESS6 } from './topology.js';
+export { ROUTER_COUNTERS, ROUTER_COUNTERS6, SEQUENTIAL_PORT_BASE, SEQUENTIAL_PORT_COUNT } from './nat-ruleset.js';
 export { probeArgv, type ProbeRequest } from './probe.js';
 export { startReflector, observeBehaviour, runProbe, JsonLines, REFLECTOR_PORTS, type Reflector, type ObservedBehaviour } from './observe.js';
 export type { MiniupnpdHandle, MiniupnpdOptions } from './miniupnpd.js';

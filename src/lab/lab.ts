@@ -22,7 +22,9 @@ import {
   type MiniupnpdOptions,
 } from './miniupnpd.js';
 import type { NatKind } from './nat-kind.js';
-import { counterRule, lossRuleset, lossTable, NAT_TABLE, natRuleset, ROUTER_COUNTERS, validateCounterName } from './nat-ruleset.js';
+import {
+  counterRule, FIREWALL6_TABLE, firewall6Ruleset, lossRuleset, lossTable, NAT_TABLE, natRuleset, ROUTER_COUNTERS, ROUTER_COUNTERS6, validateCounterName,
+} from './nat-ruleset.js';
 import {
   destroyPrefix,
   destroyStaleLabs,
@@ -40,7 +42,7 @@ import { planIpBatches, planLab, planNamespaces, validatePrefix, type HostPlan, 
 
 export type { ConntrackEntry, ConntrackTuple } from './conntrack.js';
 export type { ExecOptions, ExecResult, SpawnOptions } from './netns.js';
-export type { RouterOptions } from './topology.js';
+export type { Ipv6Mode, RouterOptions } from './topology.js';
 export { destroyPrefix, destroyStaleLabs } from './netns.js';
 
 export interface LabOptions {
@@ -48,6 +50,12 @@ export interface LabOptions {
   prefix?: string;
   a: RouterOptions;
   b?: RouterOptions;
+  /**
+   * Dual-stack (default false): besides IPv4, every link gets IPv6 from 2001:db8::/32 (RFC
+   * 3849), the LANs are routed /64s, and each router filters IPv6 as RouterOptions.ipv6 says
+   * (default: RFC 6092's stateful firewall). Without it IPv6 is disabled in every namespace.
+   */
+  ipv6?: boolean;
   /** Aborting stops a creation in progress (AbortedError) or tears a created lab down. */
   signal?: AbortSignal;
   /**
@@ -63,6 +71,8 @@ export interface Host {
   readonly netns: string;
   /** Its own interface addresses (the server has two public ones, for RFC 5780). */
   readonly addresses: string[];
+  /** Its global IPv6 addresses (empty unless the lab has IPv6). */
+  readonly addresses6: string[];
   /** Run to completion inside the namespace. */
   exec(argv: string[], options?: ExecOptions): Promise<ExecResult>;
   /** Start a long-running process inside the namespace; `lab.down()` kills its process group. */
@@ -80,10 +90,15 @@ export interface Router {
   readonly lanNetwork: string;
   /** Its own address on the LAN: its clients' default gateway. */
   readonly lanAddress: string;
+  /** Its IPv6 side (null unless the lab has IPv6): WAN address, LAN /64, own LAN address. */
+  readonly ipv6: { readonly wanAddress: string; readonly lanNetwork: string; readonly lanAddress: string; readonly mode: 'firewall' | 'open' } | null;
   exec(argv: string[], options?: ExecOptions): Promise<ExecResult>;
   /** The router's connection-tracking table: every mapping the NAT holds. */
   conntrack(): Promise<ConntrackEntry[]>;
-  /** A named nft counter: 'wan-in', 'wan-out', 'unsolicited', 'lost', or one added with addCounter. */
+  /**
+   * A named nft counter: 'wan-in', 'wan-out', 'unsolicited', 'lost', or one added with addCounter;
+   * with IPv6, the firewall's 'wan-in6', 'wan-out6' and 'unsolicited6'.
+   */
   counter(name: string): Promise<{ packets: number; bytes: number }>;
   /**
    * Count packets matching an nft expression as they leave through `wan` (after source NAT),
@@ -102,6 +117,11 @@ export interface Router {
   forget(what: 'conntrack' | 'reboot'): Promise<void>;
   /** Drop (true) or pass again (false) every UDP packet the router forwards: a network that blocks UDP, from now on. */
   blockUdp(blocked: boolean): Promise<void>;
+  /**
+   * Drop (true) or pass again (false) every IPv4 packet the router forwards: a dual-stack network
+   * whose IPv4 is broken (its IPv6 untouched), from now on.
+   */
+  blockIpv4(blocked: boolean): Promise<void>;
 }
 
 export interface Lab {
@@ -128,8 +148,8 @@ export interface Lab {
 export interface LabDescription {
   prefix: string;
   internet: { netns: string };
-  server: { netns: string; addresses: string[] };
-  hosts: Record<string, { netns: string; addresses: string[]; router: string }>;
+  server: { netns: string; addresses: string[]; addresses6?: string[] };
+  hosts: Record<string, { netns: string; addresses: string[]; addresses6?: string[]; router: string }>;
   routers: Record<string, { netns: string; kind: NatKind; wanAddress: string; lanNetwork: string; hairpin: boolean; lossPercent: number; tcpUnsolicited: 'drop' | 'rst'; udpTimeoutSeconds: number | null }>;
 }
 
@@ -137,6 +157,8 @@ export interface LabDescription {
 const REBOOT_TABLE = 'natlab_reboot';
 /** The table that blocks forwarded UDP (Router.blockUdp). */
 const BLOCK_TABLE = 'natlab_block';
+/** The table that blocks forwarded IPv4 (Router.blockIpv4). */
+const BLOCK_IPV4_TABLE = 'natlab_block4';
 /** The core's table that cuts two routers apart (Lab.cut). */
 const CUT_TABLE = 'natlab_cut';
 const REQUIRED_COMMANDS = ['ip', 'nft', 'conntrack', 'sysctl'] as const;
@@ -189,12 +211,14 @@ class LabHost implements Host {
   readonly name: string;
   readonly netns: string;
   readonly addresses: string[];
+  readonly addresses6: string[];
   protected readonly processes: ProcessSet;
 
-  constructor(plan: { name: string; netns: string; addresses: readonly string[] }, processes: ProcessSet) {
+  constructor(plan: { name: string; netns: string; addresses: readonly string[]; addresses6?: readonly string[] }, processes: ProcessSet) {
     this.name = plan.name;
     this.netns = plan.netns;
     this.addresses = [...plan.addresses];
+    this.addresses6 = [...(plan.addresses6 ?? [])];
     this.processes = processes;
   }
 
@@ -212,12 +236,16 @@ class LabRouter extends LabHost implements Router {
   readonly wanAddress: string;
   readonly lanNetwork: string;
   readonly lanAddress: string;
+  readonly ipv6: Router['ipv6'];
   readonly #plan: RouterPlan;
   #miniupnpdPrepared = false;
 
   constructor(plan: RouterPlan, processes: ProcessSet) {
-    super({ name: plan.name, netns: plan.netns, addresses: [plan.wanAddress, plan.lanAddress] }, processes);
+    super({
+      name: plan.name, netns: plan.netns, addresses: [plan.wanAddress, plan.lanAddress], addresses6: plan.ipv6 ? [plan.ipv6.wanAddress, plan.ipv6.lanAddress] : [],
+    }, processes);
     this.#plan = plan;
+    this.ipv6 = plan.ipv6 && { wanAddress: plan.ipv6.wanAddress, lanNetwork: plan.ipv6.lanNetwork, lanAddress: plan.ipv6.lanAddress, mode: plan.options.ipv6 };
     this.kind = plan.kind;
     this.wanAddress = plan.wanAddress;
     this.lanNetwork = plan.lanNetwork;
@@ -234,7 +262,8 @@ class LabRouter extends LabHost implements Router {
 
   async counter(name: string): Promise<{ packets: number; bytes: number }> {
     validateCounterName(name);
-    const [family, table] = name === ROUTER_COUNTERS.lost ? ['netdev', lossTable('wan')] : ['ip', NAT_TABLE];
+    const ipv6 = (Object.values(ROUTER_COUNTERS6) as string[]).includes(name);
+    const [family, table] = name === ROUTER_COUNTERS.lost ? ['netdev', lossTable('wan')] : ipv6 ? ['ip6', FIREWALL6_TABLE] : ['ip', NAT_TABLE];
     const result = await this.exec(['nft', '-j', 'list', 'counter', family, table, name], { timeoutMs: 20_000 });
     if (result.code !== 0) {
       throw new LabError(`${this.#where}: no counter ${JSON.stringify(name)} in ${family} ${table} (declared: ${Object.values(ROUTER_COUNTERS).join(', ')}, or one added with addCounter): ${result.stderr.trim()}`);
@@ -274,6 +303,14 @@ class LabRouter extends LabHost implements Router {
       ? `table ip ${BLOCK_TABLE} {\n  chain forward { type filter hook forward priority -300; policy accept; meta l4proto udp drop; }\n}\n`
       : `delete table ip ${BLOCK_TABLE}\n`;
     await mustRun(this.processes, `${this.#where} ${blocked ? 'block' : 'unblock'} UDP`, inNetns(this.netns, ['nft', '-f', '-']), { input: ruleset });
+  }
+
+  async blockIpv4(blocked: boolean): Promise<void> {
+    // A table of family ip sees only IPv4: IPv6 forwarding goes on as before.
+    const ruleset = blocked
+      ? `table ip ${BLOCK_IPV4_TABLE} {\n  chain forward { type filter hook forward priority -300; policy drop; }\n}\n`
+      : `delete table ip ${BLOCK_IPV4_TABLE}\n`;
+    await mustRun(this.processes, `${this.#where} ${blocked ? 'block' : 'unblock'} IPv4`, inNetns(this.netns, ['nft', '-f', '-']), { input: ruleset });
   }
 
   /** Create miniupnpd's nftables chains; done at creation when RouterOptions.miniupnpd is set. */
@@ -339,9 +376,13 @@ class RunningLab implements Lab {
     const [x, y] = [this.routers[a], this.routers[b]];
     if (!x || !y) throw new LabError(`lab ${this.prefix}: cut ${a} ${b}: no such router (there are ${Object.keys(this.routers).join(', ')})`);
     const table = `${CUT_TABLE}_${a}_${b}`.replace(/[^A-Za-z0-9_]/g, '_');
+    const between = (family: 'ip' | 'ip6', p: string, q: string): string =>
+      `table ${family} ${table} {\n  chain forward { type filter hook forward priority -300; policy accept;\n    ${family} saddr ${p} ${family} daddr ${q} drop\n    ${family} saddr ${q} ${family} daddr ${p} drop\n  }\n}\n`;
+    // With IPv6, the routed LANs are cut apart as well: there is no NAT address to stand for them.
+    const v6 = x.ipv6 && y.ipv6 ? [x.ipv6.lanNetwork, y.ipv6.lanNetwork] as const : undefined;
     const ruleset = cut
-      ? `table ip ${table} {\n  chain forward { type filter hook forward priority -300; policy accept;\n    ip saddr ${x.wanAddress} ip daddr ${y.wanAddress} drop\n    ip saddr ${y.wanAddress} ip daddr ${x.wanAddress} drop\n  }\n}\n`
-      : `delete table ip ${table}\n`;
+      ? between('ip', x.wanAddress, y.wanAddress) + (v6 ? between('ip6', v6[0], v6[1]) : '')
+      : `delete table ip ${table}\n` + (v6 ? `delete table ip6 ${table}\n` : '');
     await mustRun(this.#processes, `lab ${this.prefix} core: ${cut ? 'cut' : 'restore'} ${a} <-> ${b}`, inNetns(this.internet.netns, ['nft', '-f', '-']), { input: ruleset });
   }
 
@@ -364,7 +405,9 @@ function routerOf(host: HostPlan): string {
 
 export function describePlan(plan: LabPlan): LabDescription {
   const hosts: LabDescription['hosts'] = {};
-  for (const host of plan.hosts) hosts[host.name] = { netns: host.netns, addresses: [...host.addresses], router: routerOf(host) };
+  for (const host of plan.hosts) {
+    hosts[host.name] = { netns: host.netns, addresses: [...host.addresses], ...(plan.ipv6 ? { addresses6: [...host.addresses6] } : {}), router: routerOf(host) };
+  }
   const routers: LabDescription['routers'] = {};
   for (const r of plan.routers) {
     routers[r.name] = {
@@ -381,7 +424,7 @@ export function describePlan(plan: LabPlan): LabDescription {
   return {
     prefix: plan.prefix,
     internet: { netns: plan.inet.netns },
-    server: { netns: plan.server.netns, addresses: [...plan.server.addresses] },
+    server: { netns: plan.server.netns, addresses: [...plan.server.addresses], ...(plan.ipv6 ? { addresses6: [...plan.server.addresses6] } : {}) },
     hosts,
     routers,
   };
@@ -392,10 +435,23 @@ function defaultPrefix(): string {
   return `np${process.pid}n${labCounter}`;
 }
 
-/** sysctl settings per namespace: forwarding only in routers; no IPv6 chatter anywhere. */
-function sysctlsFor(plan: LabPlan, netns: string): string[] {
-  const settings = ['net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1'];
+/**
+ * sysctl settings per namespace: forwarding only in routers; no IPv6 chatter anywhere, unless the
+ * lab is dual-stack. Set before the links exist, so every interface inherits `default`.
+ */
+export function sysctlsFor(plan: LabPlan, netns: string): string[] {
   const routing = netns === plan.inet.netns || plan.routers.some((r) => r.netns === netns);
+  const settings = plan.ipv6
+    ? [
+      // No duplicate address detection: an address is usable at once instead of 'tentative' for
+      // about a second (binding to a tentative address fails with EADDRNOTAVAIL; verified here).
+      // Nothing else on these links could hold the same address.
+      'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0',
+      // No router advertisements are sent in the lab; routes are static.
+      'net.ipv6.conf.all.accept_ra=0', 'net.ipv6.conf.default.accept_ra=0',
+      ...(routing ? ['net.ipv6.conf.all.forwarding=1', 'net.ipv6.conf.default.forwarding=1'] : []),
+    ]
+    : ['net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1'];
   if (routing) {
     settings.push(
       'net.ipv4.ip_forward=1',
@@ -432,7 +488,7 @@ async function build(plan: LabPlan, processes: ProcessSet, signal: AbortSignal |
   await Promise.all(
     plan.routers.map(async (router) => {
       const nft = (netns: string, input: string): Promise<string> => mustRun(processes, `nftables in ${netns}`, inNetns(netns, ['nft', '-f', '-']), { input });
-      await nft(router.netns, natRuleset(router));
+      await nft(router.netns, natRuleset(router) + (router.ipv6 ? firewall6Ruleset(router) : ''));
       // The other end of the WAN link drops the outbound share of the loss.
       if (router.options.lossPercent > 0) await nft(router.uplink.netns, lossRuleset(router.uplink.ifname, router.options.lossPercent));
       const timeout = router.options.udpTimeoutSeconds;
@@ -457,7 +513,7 @@ export async function createLab(options: LabOptions): Promise<Lab> {
   if (!support.ok) throw new LabError(`lab: ${support.reason}`, { notRoot: process.getuid?.() !== 0 });
   const prefix = options.prefix ?? defaultPrefix();
   validatePrefix(prefix);
-  const plan = planLab(prefix, options.a, options.b);
+  const plan = planLab(prefix, options.a, options.b, { ipv6: options.ipv6 ?? false });
   if (options.signal?.aborted) throw new AbortedError(`lab ${prefix}: creation aborted before it started`, { cause: options.signal.reason });
 
   await destroyStaleLabs();

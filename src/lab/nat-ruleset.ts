@@ -223,3 +223,52 @@ export function counterRule(name: string, match: string, direction: 'out' | 'in'
   const iface = direction === 'out' ? 'oifname' : 'iifname';
   return `add counter ip ${NAT_TABLE} ${name}\nadd rule ip ${NAT_TABLE} ${chainName} ${iface} "wan" ${match} counter name "${name}"\n`;
 }
+
+/** The nft table (family ip6) of a router's IPv6 firewall, beside the IPv4 `natlab`. */
+export const FIREWALL6_TABLE = 'natlab6';
+
+/** Counters of the IPv6 firewall, in `ip6 natlab6` (Router.counter finds them by name). */
+export const ROUTER_COUNTERS6 = {
+  /** Every IPv6 packet arriving on `wan`. */
+  wanIn: 'wan-in6',
+  /** Every IPv6 packet leaving on `wan`. */
+  wanOut: 'wan-out6',
+  /** Inbound IPv6 packets from `wan` that matched no state and were dropped. */
+  unsolicited: 'unsolicited6',
+} as const;
+
+/**
+ * A router's IPv6 side: routed, never translated, and — in 'firewall' mode — the stateful
+ * filter RFC 6092 recommends for IPv6 customer-premises routers: anything from the LAN opens
+ * state, inbound traffic passes only on state (conntrack's `established,related`), anything
+ * else from `wan` is dropped silently. Conntrack matches the whole 5-tuple, so the filter is
+ * address-and-port-dependent (RFC 4787 §5 words): a UDP hole opened toward one remote
+ * endpoint admits only that endpoint, which is what hole punching needs and all it gets.
+ *
+ * Timeouts are Linux's conntrack defaults (per namespace, shared with IPv4, and
+ * `udpTimeoutSeconds` changes both): 30 s for a UDP flow seen in one direction only, 120 s once
+ * both directions were seen. The second meets RFC 6092 §3.2.2's two minutes of idle time for a
+ * UDP state record outside the well-known ports; the first is shorter than it asks for a flow
+ * nobody answered, which is what a punch looks like until the other side's packet arrives.
+ * ICMPv6 errors for a flow pass as `related` (RFC 6092 §3.2.1, RFC 4890 §4.3.1); neighbour
+ * discovery is link-local and never forwarded, so it needs no rule here.
+ * @see RFC 6092 §3.2 (IPv6 CPE filters), RFC 4890 (ICMPv6 filtering)
+ */
+export function firewall6Ruleset(router: RouterPlan): string {
+  const table = FIREWALL6_TABLE;
+  let out = `table ip6 ${table}\ndelete table ip6 ${table}\n`;
+  out += `table ip6 ${table} {\n`;
+  for (const name of Object.values(ROUTER_COUNTERS6)) out += `  counter ${name} { }\n`;
+  out += chain('count-in', 'type filter hook prerouting priority -310', [`iifname "wan" counter name "${ROUTER_COUNTERS6.wanIn}"`]);
+  out += chain('count-out', 'type filter hook postrouting priority 300', [`oifname "wan" counter name "${ROUTER_COUNTERS6.wanOut}"`]);
+  const forward = router.options.ipv6 === 'open' ? [] : [
+    'ct state established,related accept',
+    'iifname "lan" accept',
+    // Echo requests may pass (RFC 4890 §4.3.1); they open nothing.
+    'iifname "wan" icmpv6 type echo-request accept',
+    `iifname "wan" counter name "${ROUTER_COUNTERS6.unsolicited}" drop`,
+  ];
+  out += chain('forward', 'type filter hook forward priority filter', forward);
+  out += '}\n';
+  return out;
+}

@@ -8,6 +8,7 @@
  */
 
 import type { ChildProcess } from 'node:child_process';
+import { isIPv6 } from 'node:net';
 import { LabError } from '../errors.js';
 import type { Host } from './lab.js';
 import type { EndpointDependence, NatTruth, PortAllocation, Rfc3489Class } from './nat-kind.js';
@@ -92,9 +93,12 @@ export class JsonLines {
   }
 }
 
-/** Start the reflector probe in `server` on both its addresses and two ports; resolves once it is bound. */
-export async function startReflector(server: Host, ports: readonly [number, number] = REFLECTOR_PORTS): Promise<Reflector> {
-  const [a1, a2] = SERVER_ADDRESSES;
+/**
+ * Start the reflector probe in `server` on both its addresses and two ports; resolves once it is
+ * bound. `addresses`: the server's two IPv6 ones (SERVER_ADDRESSES6) observe a router's IPv6 side.
+ */
+export async function startReflector(server: Host, ports: readonly [number, number] = REFLECTOR_PORTS, addresses: readonly [string, string] = SERVER_ADDRESSES): Promise<Reflector> {
+  const [a1, a2] = addresses.map((a) => (isIPv6(a) ? `[${a}]` : a)) as [string, string];
   const endpoints = [`${a1}:${ports[0]}`, `${a1}:${ports[1]}`, `${a2}:${ports[0]}`, `${a2}:${ports[1]}`] as const;
   const child = server.spawn(probeArgv({ mode: 'reflect', bind: [...endpoints] }));
   await new JsonLines(child, `reflector in ${server.netns}`).next();
@@ -157,7 +161,7 @@ function rfc3489Class(natted: boolean, mapping: EndpointDependence, filtering: E
  */
 export async function observeBehaviour(host: Host, reflector: Reflector, options: { allocationSockets?: number } = {}): Promise<ObservedBehaviour> {
   const [primary, otherPort, otherAddress, otherBoth] = reflector.endpoints;
-  const own = new Set(host.addresses);
+  const own = new Set([...host.addresses, ...host.addresses6]);
   const first = await runProbe<MappingResult>(host, { mode: 'mapping', targets: [primary] });
   const firstSeen = first.seen[0] ?? null;
   if (firstSeen === null) {

@@ -12,7 +12,7 @@
  */
 
 import { createSocket, type Socket, type RemoteInfo } from 'node:dgram';
-import { connect, createServer } from 'node:net';
+import { connect, createServer, isIPv6 } from 'node:net';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { LabError } from '../errors.js';
 
@@ -55,20 +55,24 @@ export function probeArgv(request: ProbeRequest): string[] {
   return [process.execPath, fileURLToPath(new URL('./probe.js', import.meta.url)), JSON.stringify(request)];
 }
 
+/** "ip:port", an IPv6 address in brackets ("[2001:db8::1]:3478"). */
 export function splitEndpoint(endpoint: string): { address: string; port: number } {
   const colon = endpoint.lastIndexOf(':');
   const port = Number(endpoint.slice(colon + 1));
   if (colon <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
     throw new LabError(`probe: endpoint ${JSON.stringify(endpoint)} is not ip:port`);
   }
-  return { address: endpoint.slice(0, colon), port };
+  const host = endpoint.slice(0, colon);
+  return { address: host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host, port };
 }
 
-const show = (info: { address: string; port: number }): string => `${info.address}:${info.port}`;
+const show = (info: { address: string; port: number }): string => isIPv6(info.address) ? `[${info.address}]:${info.port}` : `${info.address}:${info.port}`;
 
-function bindSocket(endpoint: { address?: string; port: number }): Promise<Socket> {
+/** A UDP socket of the family of `toward` (an endpoint it will talk to), IPv4 when none is given. */
+function bindSocket(endpoint: { address?: string; port: number }, toward?: string): Promise<Socket> {
+  const address = endpoint.address ?? (toward === undefined ? undefined : splitEndpoint(toward).address);
   return new Promise((resolve, reject) => {
-    const socket = createSocket('udp4');
+    const socket = createSocket(address !== undefined && isIPv6(address) ? 'udp6' : 'udp4');
     socket.once('error', reject);
     socket.bind(endpoint.port, endpoint.address, () => {
       socket.off('error', reject);
@@ -190,7 +194,7 @@ function tcpMapping(target: string, timeoutMs = 2000): Promise<TcpMappingResult>
 }
 
 async function mapping(targets: string[], localPort = 0): Promise<MappingResult> {
-  const socket = await bindSocket({ port: localPort });
+  const socket = await bindSocket({ port: localPort }, targets[0]);
   const seen: (string | null)[] = [];
   for (const target of targets) seen.push(await mappedBy(socket, target));
   const local = socket.address().port;
@@ -199,7 +203,7 @@ async function mapping(targets: string[], localPort = 0): Promise<MappingResult>
 }
 
 async function filtering(target: string, via: string[], waitMs = 1000): Promise<FilteringResult> {
-  const socket = await bindSocket({ port: 0 });
+  const socket = await bindSocket({ port: 0 }, target);
   const mapped = await mappedBy(socket, target);
   if (mapped === null) throw new LabError(`probe filtering: no answer from ${target}, so filtering cannot be observed`);
   const reached: Record<string, boolean> = {};
@@ -216,7 +220,7 @@ async function allocation(target: string, count: number): Promise<AllocationResu
   const sockets: Socket[] = [];
   const pairs: { local: number; mapped: string }[] = [];
   for (let i = 0; i < count; i++) {
-    const socket = await bindSocket({ port: 0 });
+    const socket = await bindSocket({ port: 0 }, target);
     sockets.push(socket);
     const mapped = await mappedBy(socket, target);
     if (mapped === null) throw new LabError(`probe allocation: no answer from ${target} to socket ${i + 1}`);
@@ -227,7 +231,7 @@ async function allocation(target: string, count: number): Promise<AllocationResu
 }
 
 async function peer(reflector: string, localPort = 0): Promise<void> {
-  const socket = await bindSocket({ port: localPort });
+  const socket = await bindSocket({ port: localPort }, reflector);
   const mapped = await mappedBy(socket, reflector);
   print({ mapped, local: socket.address().port });
   const reflectorEndpoint = splitEndpoint(reflector);
@@ -246,7 +250,7 @@ async function peer(reflector: string, localPort = 0): Promise<void> {
 }
 
 async function ping(target: string, reflector: string | undefined, waitMs = 2000): Promise<PingResult> {
-  const socket = await bindSocket({ port: 0 });
+  const socket = await bindSocket({ port: 0 }, target);
   const mapped = reflector === undefined ? null : await mappedBy(socket, reflector);
   const answer = await ask(socket, target, { id: nextId++ }, (reply) => typeof reply.echo === 'string', waitMs);
   const local = socket.address().port;
@@ -255,7 +259,7 @@ async function ping(target: string, reflector: string | undefined, waitMs = 2000
 }
 
 async function flood(target: string, count: number, session: string): Promise<FloodResult> {
-  const socket = await bindSocket({ port: 0 });
+  const socket = await bindSocket({ port: 0 }, target);
   let echoed = 0;
   socket.on('message', (data) => {
     if (data.includes('"seen"')) echoed++;
@@ -273,7 +277,7 @@ async function flood(target: string, count: number, session: string): Promise<Fl
 }
 
 async function sendOnly(target: string, count: number, localPort = 0): Promise<{ sent: number; local: number }> {
-  const socket = await bindSocket({ port: localPort });
+  const socket = await bindSocket({ port: localPort }, target);
   const { address, port } = splitEndpoint(target);
   for (let n = 0; n < count; n++) {
     await new Promise<void>((resolve, reject) => socket.send(JSON.stringify({ id: 0, n }), port, address, (error) => (error ? reject(error) : resolve())));

@@ -14,7 +14,13 @@
  * inside homes). Clients of `open` and `symmetric-firewall` routers get routed public addresses
  * from 192.0.2.0/24, because those routers do not translate.
  *
+ * With `ipv6` (LabPlanOptions) every link is dual-stack, numbered from the IPv6 documentation
+ * prefix 2001:db8::/32: the server 2001:db8:100::10 and ::11, the core 2001:db8:113::/64 (router
+ * a's WAN ::10, b's ::20), and each home LAN a routed /64 (a: 2001:db8:1::/64, b: 2001:db8:2::/64),
+ * never translated: IPv6 has no NAT here, only the router's stateful firewall (nat-ruleset.ts).
+ *
  * @see RFC 5737 (documentation ranges), RFC 6598 (shared address space for carrier-grade NAT)
+ * @see RFC 3849 (IPv6 documentation prefix), RFC 6092 (IPv6 CPE firewall)
  */
 
 import { LabError } from '../errors.js';
@@ -36,7 +42,15 @@ export interface RouterOptions {
   carrier?: NatKind;
   /** Prepare a miniupnpd configuration (see Router.startMiniupnpd). */
   miniupnpd?: boolean;
+  /**
+   * IPv6 forwarding in a lab with `ipv6` on (ignored otherwise): 'firewall' (default) routes the
+   * LAN's /64 without NAT behind a stateful firewall (RFC 6092: outbound opens, unsolicited
+   * inbound is dropped); 'open' routes it unfiltered.
+   */
+  ipv6?: Ipv6Mode;
 }
+
+export type Ipv6Mode = 'firewall' | 'open';
 
 /** RouterOptions with every default filled in. */
 export interface ResolvedRouterOptions {
@@ -47,6 +61,7 @@ export interface ResolvedRouterOptions {
   udpTimeoutSeconds: number | null;
   clients: 1 | 2;
   miniupnpd: boolean;
+  ipv6: Ipv6Mode;
 }
 
 export interface RouterPlan {
@@ -67,6 +82,19 @@ export interface RouterPlan {
   readonly lanPorts: readonly { readonly ifname: string; readonly netns: string; readonly childIfname: string }[];
   /** Networks behind a downstream router, reached through its WAN address. */
   readonly routes: readonly { readonly network: string; readonly via: string }[];
+  /** Its IPv6 side, when the lab has IPv6 (null otherwise). */
+  readonly ipv6: RouterIpv6Plan | null;
+}
+
+export interface RouterIpv6Plan {
+  readonly wanAddress: string;
+  readonly wanGateway: string;
+  /** Its own address on the LAN, its clients' default gateway. */
+  readonly lanAddress: string;
+  /** The routed /64 of its LAN. */
+  readonly lanNetwork: string;
+  /** Host routes to the other routers' WAN addresses through the core (as for IPv4). */
+  readonly routes: readonly { readonly network: string; readonly via: string }[];
 }
 
 export interface HostPlan {
@@ -75,11 +103,26 @@ export interface HostPlan {
   readonly addresses: readonly string[];
   readonly prefixLength: number;
   readonly gateway: string;
+  /** Its global IPv6 addresses (empty when the lab has no IPv6), each in a /64. */
+  readonly addresses6: readonly string[];
+  /** Its IPv6 default gateway (null when the lab has no IPv6). */
+  readonly gateway6: string | null;
+}
+
+export interface LabPlanOptions {
+  /** Dual-stack: IPv6 on every link besides IPv4 (default false: IPv4 only, IPv6 disabled). */
+  ipv6?: boolean;
 }
 
 export interface LabPlan {
   readonly prefix: string;
-  readonly inet: { readonly netns: string; readonly routes: readonly { readonly network: string; readonly via: string }[] };
+  /** Whether the lab is dual-stack. */
+  readonly ipv6: boolean;
+  readonly inet: {
+    readonly netns: string;
+    readonly routes: readonly { readonly network: string; readonly via: string }[];
+    readonly routes6: readonly { readonly network: string; readonly via: string }[];
+  };
   readonly server: HostPlan;
   /** Upstream before downstream: a carrier comes before the home router behind it. */
   readonly routers: readonly RouterPlan[];
@@ -90,11 +133,16 @@ export const SERVER_ADDRESSES = ['198.51.100.10', '198.51.100.11'] as const;
 export const SERVER_GATEWAY = '198.51.100.1';
 export const CORE_ADDRESS = '203.0.113.1';
 const CORE_PREFIX_LENGTH = 24;
+/** IPv6 numbering (RFC 3849 documentation prefix); every IPv6 link is a /64 (RFC 4291 §2.5.1). */
+export const SERVER_ADDRESSES6 = ['2001:db8:100::10', '2001:db8:100::11'] as const;
+export const SERVER_GATEWAY6 = '2001:db8:100::1';
+export const CORE_ADDRESS6 = '2001:db8:113::1';
+const IPV6_PREFIX_LENGTH = 64;
 
 /** Fixed addresses per side, so a test reading a packet capture knows who is who. */
 const sides = {
-  a: { index: 1, wan: '203.0.113.10', carrierWan: '203.0.113.100', publicLan: '192.0.2.0', publicCarrierLan: '192.0.2.128' },
-  b: { index: 2, wan: '203.0.113.20', carrierWan: '203.0.113.200', publicLan: '192.0.2.64', publicCarrierLan: '192.0.2.192' },
+  a: { index: 1, wan: '203.0.113.10', carrierWan: '203.0.113.100', publicLan: '192.0.2.0', publicCarrierLan: '192.0.2.128', wan6: '2001:db8:113::10', lan6: '2001:db8:1::' },
+  b: { index: 2, wan: '203.0.113.20', carrierWan: '203.0.113.200', publicLan: '192.0.2.64', publicCarrierLan: '192.0.2.192', wan6: '2001:db8:113::20', lan6: '2001:db8:2::' },
 } as const;
 
 const PREFIX_PATTERN = /^[A-Za-z][A-Za-z0-9_]{0,23}$/;
@@ -130,6 +178,10 @@ export function resolveRouterOptions(where: string, options: RouterOptions): Res
   if (tcpUnsolicited !== 'drop' && tcpUnsolicited !== 'rst') {
     throw new LabError(`lab: ${where}.tcpUnsolicited is ${JSON.stringify(options.tcpUnsolicited)}, expected 'drop' or 'rst'`);
   }
+  const ipv6 = options.ipv6 ?? 'firewall';
+  if (ipv6 !== 'firewall' && ipv6 !== 'open') {
+    throw new LabError(`lab: ${where}.ipv6 is ${JSON.stringify(options.ipv6)}, expected 'firewall' or 'open'`);
+  }
   if (options.carrier !== undefined && !isNatKind(options.carrier)) {
     throw new LabError(`lab: ${where}.carrier is ${JSON.stringify(options.carrier)}, expected one of ${NAT_KINDS.join(', ')}`);
   }
@@ -141,6 +193,7 @@ export function resolveRouterOptions(where: string, options: RouterOptions): Res
     udpTimeoutSeconds: timeout ?? null,
     clients,
     miniupnpd: options.miniupnpd ?? false,
+    ipv6,
   };
 }
 
@@ -180,13 +233,18 @@ function carrierLan(side: keyof typeof sides, kind: NatKind): LanShape {
   return translatesAddresses(kind) ? lanShape(`100.64.${s.index}.0`, 24) : lanShape(s.publicCarrierLan, 26);
 }
 
-export function planLab(prefix: string, a: RouterOptions, b?: RouterOptions): LabPlan {
+export function planLab(prefix: string, a: RouterOptions, b?: RouterOptions, planOptions: LabPlanOptions = {}): LabPlan {
   validatePrefix(prefix);
+  const ipv6 = planOptions.ipv6 ?? false;
+  if (ipv6 && (a.carrier !== undefined || b?.carrier !== undefined)) {
+    throw new LabError('lab: ipv6 with a carrier NAT is not built yet (carrier-grade NAT is an IPv4 matter; give the carrier no ipv6, or no carrier)');
+  }
   const ns = (role: string): string => namespaceName(prefix, role);
   const inetNetns = ns('inet');
   const routers: RouterPlan[] = [];
   const hosts: HostPlan[] = [];
   const inetRoutes: { network: string; via: string }[] = [];
+  const inetRoutes6: { network: string; via: string }[] = [];
 
   for (const [side, options] of [['a', a], ['b', b]] as const) {
     if (options === undefined) continue;
@@ -216,6 +274,7 @@ export function planLab(prefix: string, a: RouterOptions, b?: RouterOptions): La
         uplink: { netns: inetNetns, ifname: carrierName },
         lanPorts: [{ ifname: 'lan1', netns: homeNetns, childIfname: 'wan' }],
         routes: [{ network: lan.network, via: clan.member(1) }],
+        ipv6: null,
       });
       // Only what does not pass through a translator is reachable from outside.
       if (!translatesAddresses(carrierKind)) {
@@ -228,6 +287,8 @@ export function planLab(prefix: string, a: RouterOptions, b?: RouterOptions): La
       inetRoutes.push({ network: lan.network, via: wan.address });
     }
 
+    const lan6 = sides[side].lan6;
+    if (ipv6) inetRoutes6.push({ network: `${lan6}/${IPV6_PREFIX_LENGTH}`, via: sides[side].wan6 });
     routers.push({
       name: side,
       netns: homeNetns,
@@ -241,9 +302,13 @@ export function planLab(prefix: string, a: RouterOptions, b?: RouterOptions): La
       uplink,
       lanPorts: clientNames.map((name, i) => ({ ifname: `lan${i + 1}`, netns: ns(name), childIfname: 'eth0' })),
       routes: [],
+      ipv6: ipv6 ? { wanAddress: sides[side].wan6, wanGateway: CORE_ADDRESS6, lanAddress: `${lan6}1`, lanNetwork: `${lan6}/${IPV6_PREFIX_LENGTH}`, routes: [] } : null,
     });
     clientNames.forEach((name, i) => {
-      hosts.push({ name, netns: ns(name), addresses: [lan.member(i + 1)], prefixLength: lan.prefixLength, gateway: lan.gateway });
+      hosts.push({
+        name, netns: ns(name), addresses: [lan.member(i + 1)], prefixLength: lan.prefixLength, gateway: lan.gateway,
+        addresses6: ipv6 ? [`${lan6}${(i + 2).toString(16)}`] : [], gateway6: ipv6 ? `${lan6}1` : null,
+      });
     });
   }
 
@@ -254,12 +319,20 @@ export function planLab(prefix: string, a: RouterOptions, b?: RouterOptions): La
   const routed = routers.map((r) => r.uplink.netns !== inetNetns ? r : {
     ...r,
     routes: [...r.routes, ...onCore.filter((o) => o !== r).map((o) => ({ network: `${o.wanAddress}/32`, via: CORE_ADDRESS }))],
+    ipv6: r.ipv6 && {
+      ...r.ipv6,
+      routes: onCore.filter((o) => o !== r && o.ipv6).map((o) => ({ network: `${o.ipv6!.wanAddress}/128`, via: CORE_ADDRESS6 })),
+    },
   });
 
   return {
     prefix,
-    inet: { netns: inetNetns, routes: inetRoutes },
-    server: { name: 'server', netns: ns('server'), addresses: [...SERVER_ADDRESSES], prefixLength: 24, gateway: SERVER_GATEWAY },
+    ipv6,
+    inet: { netns: inetNetns, routes: inetRoutes, routes6: inetRoutes6 },
+    server: {
+      name: 'server', netns: ns('server'), addresses: [...SERVER_ADDRESSES], prefixLength: 24, gateway: SERVER_GATEWAY,
+      addresses6: ipv6 ? [...SERVER_ADDRESSES6] : [], gateway6: ipv6 ? SERVER_GATEWAY6 : null,
+    },
     routers: routed,
     hosts,
   };
@@ -287,6 +360,7 @@ export function planIpBatches(plan: LabPlan): { netns: string; lines: string[] }
     'link set dev server up',
     `address add ${SERVER_GATEWAY}/24 dev server`,
   ];
+  if (plan.ipv6) inet.push(`address add ${CORE_ADDRESS6}/${IPV6_PREFIX_LENGTH} dev core`, `address add ${SERVER_GATEWAY6}/${IPV6_PREFIX_LENGTH} dev server`);
   for (const router of plan.routers) {
     if (router.uplink.netns !== plan.inet.netns) continue;
     inet.push(
@@ -296,6 +370,7 @@ export function planIpBatches(plan: LabPlan): { netns: string; lines: string[] }
     );
   }
   for (const route of plan.inet.routes) inet.push(`route add ${route.network} via ${route.via}`);
+  for (const route of plan.inet.routes6) inet.push(`route add ${route.network} via ${route.via}`);
   batches.push({ netns: plan.inet.netns, lines: inet });
 
   batches.push({ netns: plan.server.netns, lines: hostLines(plan.server) });
@@ -318,6 +393,15 @@ export function planIpBatches(plan: LabPlan): { netns: string; lines: string[] }
     }
     lines.push(`route add default via ${router.wanGateway}`);
     for (const route of router.routes) lines.push(`route add ${route.network} via ${route.via}`);
+    const v6 = router.ipv6;
+    if (v6) {
+      lines.push(
+        `address add ${v6.wanAddress}/${IPV6_PREFIX_LENGTH} dev wan`,
+        `address add ${v6.lanAddress}/${IPV6_PREFIX_LENGTH} dev lan`,
+        `route add ::/0 via ${v6.wanGateway}`,
+        ...v6.routes.map((route) => `route add ${route.network} via ${route.via}`),
+      );
+    }
     batches.push({ netns: router.netns, lines });
   }
 
@@ -331,5 +415,7 @@ function hostLines(host: HostPlan): string[] {
     'link set dev eth0 up',
     ...host.addresses.map((address) => `address add ${address}/${host.prefixLength} dev eth0`),
     `route add default via ${host.gateway}`,
+    ...host.addresses6.map((address) => `address add ${address}/${IPV6_PREFIX_LENGTH} dev eth0`),
+    ...(host.gateway6 ? [`route add ::/0 via ${host.gateway6}`] : []),
   ];
 }

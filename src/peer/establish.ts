@@ -25,7 +25,9 @@ import { TcpRawPath } from '../path/tcp-path.js';
 import { UdpEndpoint, type UdpRawPath } from '../path/udp-endpoint.js';
 import { Connection } from './connection.js';
 import { DEFAULT_REVERSAL_BUDGET_MS, type ReversalListener, dialReversal } from './reversal-listener.js';
-import { type Attempt, type ReadyPath, type TcpMode, type UdpMode, AUTO_UDP_GRACE_MS, noDirectPath, planPaths, race } from './path-choice.js';
+import {
+  type Attempt, type ReadyPath, type TcpMode, type UdpMode, AUTO_UDP_GRACE_MS, noDirectPath, planPaths, race, reachableFamilies, unprovenFamilyCandidates,
+} from './path-choice.js';
 import { type Clock, realClock } from '../clock.js';
 
 const debug = debuglog('natpunch:peer');
@@ -67,12 +69,18 @@ export function udpTechnique(instruction: PunchInstruction, mode: UdpMode, type:
   return type === 'host' && candidateTypeOf(remote) === 'host' ? 'udp-lan'
     : type === 'mapped' ? 'udp-port-mapping'
       : type === 'predicted' || (predicted && type !== 'host') ? 'udp-prediction'
-        : mode === 'punch' ? 'udp-hole-punch' : 'udp-reversal';
+        : mode === 'punch' || !reversed(instruction, mode, remote) ? 'udp-hole-punch' : 'udp-reversal';
+}
+
+/** Whether a pair to `remote` is in the family the reachable side's reversal was proven for (else both sides punched it). */
+function reversed(instruction: PunchInstruction, mode: UdpMode, remote: TransportAddress): boolean {
+  return reachableFamilies(mode === 'answer' ? instruction.localCandidates : instruction.remoteCandidates).has(remote.family);
 }
 
 /** What the UDP checks go to: none when answering; both sides predicting, the controlled one walks the other's window two ports per flow (candidate.ts). */
 export function udpCheckTargets(instruction: PunchInstruction, mode: UdpMode): Candidate[] {
-  if (mode === 'answer') return [];
+  // Answering still punches in a family reachability was not proven for (IPv6 beside IPv4).
+  if (mode === 'answer') return checkCandidates(unprovenFamilyCandidates(instruction));
   const predicted = instruction.localCandidates.some((c) => c.type === 'predicted');
   return checkCandidates(instruction.remoteCandidates, {
     stride: predicted && instruction.role === 'controlled' && instruction.remoteCandidates.some((c) => c.type === 'predicted') ? 2 : 1,

@@ -75,6 +75,29 @@ export function planPaths(instruction: PunchInstruction, relays = false): PathPl
   }
 }
 
+/**
+ * The other side's UDP candidates that a side answering by reversal ('answer') still checks
+ * itself: those of an address family its reachability was not proven for. The server's dial-back
+ * reached this side's server-reflexive address only, so "reachable" holds for that family alone;
+ * a dual-stack peer behind a full-cone IPv4 NAT is as unreachable as any over IPv6 behind its
+ * router's stateful firewall (RFC 6092), which only its own outbound check opens.
+ */
+export function unprovenFamilyCandidates(instruction: PunchInstruction): PunchInstruction['remoteCandidates'] {
+  const proven = reachableFamilies(instruction.localCandidates);
+  return instruction.remoteCandidates.filter((c) => !proven.has(c.address.family));
+}
+
+/**
+ * The address families a reachable peer's signed reachability holds for: those of its srflx
+ * candidates, where the dial-back went. No srflx signed: the peer has no NAT and signed that
+ * address as host (prioritise keeps one type per address); the dial-back went to its IPv4 one,
+ * as to every peer registered over IPv4.
+ */
+export function reachableFamilies(candidates: PunchInstruction['localCandidates']): Set<4 | 6> {
+  const srflx = candidates.filter((c) => c.type === 'srflx').map((c) => c.address.family);
+  return new Set<4 | 6>(srflx.length > 0 ? srflx : [4]);
+}
+
 /** A path one technique produced: frames both ways, not yet secured (src/path). */
 export type AttemptKind = 'udp' | 'tcp' | 'relay';
 

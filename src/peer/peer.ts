@@ -1,5 +1,6 @@
 import dgram from 'node:dgram';
 import os from 'node:os';
+import { isIPv6 } from 'node:net';
 import { once, EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { debuglog } from 'node:util';
@@ -28,6 +29,7 @@ import { PortPredictor } from './port-predictor.js';
 import type { LocalCandidate } from '../punch/candidate.js';
 import { PeerPortMapping, type PeerPortMappingOptions } from './port-mapping.js';
 import type { PortMappingInfo } from '../portmap/index.js';
+import { ipv6HostAddresses } from '../punch/ipv6-host.js';
 import type { PortMapError } from '../errors.js';
 
 const debug = debuglog('natpunch:peer');
@@ -45,7 +47,7 @@ export interface PeerOptions {
   identity?: Identity;
   /** Key file used when no identity is given (default $NATPUNCH_HOME/key or ~/.natpunch/key). */
   keyFile?: string;
-  /** Local address for the peer's UDP socket (default: all). */
+  /** Local address for the peer's UDP socket (default: all). An IPv4 address here also means no IPv6 socket. */
   bindAddress?: string;
   /**
    * Who may connect: peer ids (e.g. from an allowed-peers file, allow-list.ts) or a predicate.
@@ -53,6 +55,13 @@ export interface PeerOptions {
    * sent toward it, and reported as 'refused' here. Default: everyone.
    */
   allow?: AllowList;
+  /**
+   * Gather IPv6 too (default true): when this host has a global IPv6 address at start-up, a
+   * second UDP socket (IPv6 only) signs a host candidate on each such address (ipv6-host.ts) and
+   * proves a server-reflexive one when the rendezvous server is reached over IPv6. Checks pair
+   * only candidates of one family (RFC 8445 §6.1.2.2). See docs/ipv6.md.
+   */
+  ipv6?: boolean;
   /**
    * Decide whether to accept a connection from this peer, after `allow` (default: accept all);
    * a string refuses with that reason, which the initiator's error shows.
@@ -118,6 +127,8 @@ export { Connection } from './connection.js';
 export class Peer extends EventEmitter {
   readonly identity: Identity;
   readonly #socket: dgram.Socket;
+  /** The IPv6 socket, when this host had a global IPv6 address at start-up. */
+  readonly #socket6: dgram.Socket | undefined;
   readonly #mux: UdpMux;
   readonly #stun: StunUdpClient;
   #predictor: PortPredictor | undefined;
@@ -172,6 +183,7 @@ export class Peer extends EventEmitter {
     this.#bindAddress = options.bindAddress;
     this.identity = identity;
     this.#socket = socket;
+    this.#socket6 = mux.socket6;
     this.#mux = mux;
     this.#stun = stun;
     this.#rendezvous = rendezvous;
@@ -371,10 +383,14 @@ export class Peer extends EventEmitter {
     const listening = once(socket, 'listening');
     socket.bind(0, options.bindAddress);
     await listening;
-    const mux = new UdpMux(socket);
-    const stun = new StunUdpClient(socket, { listen: false });
+    const socket6 = options.ipv6 === false || (options.bindAddress && options.bindAddress !== '0.0.0.0') ? undefined : await ipv6Socket();
+    const mux = new UdpMux(socket, {}, socket6);
+    const stun = new StunUdpClient(socket, { listen: false, socket6 });
     mux.onStun((data, from) => stun.handle(data, { address: from.address, port: from.port, family: from.family === 6 ? 'IPv6' : 'IPv4', size: data.length }));
     const port = socket.address().port;
+    const port6 = socket6?.address().port;
+    /** IPv6 host candidates: this host's gatherable IPv6 addresses now, on the IPv6 socket's port. */
+    const hosts6 = (): LocalCandidate[] => port6 === undefined ? [] : ipv6HostAddresses(interfaceAddresses6()).map((address) => ({ type: 'host', address: { family: 6, address, port: port6 } }));
     // Beside registration, not before it: a gateway that never answers costs nothing here.
     const portMapping = options.portMapping ? new PeerPortMapping(port, options.portMapping === true ? {} : options.portMapping) : undefined;
     let tcp: TcpMapping | undefined;
@@ -397,26 +413,31 @@ export class Peer extends EventEmitter {
       if (!reachable.includes('tcp')) return { reachable, tcpListen: [], ...nat };
       const tcpNow = kept();
       const publicIps = [rendezvous?.srflx, tcpNow?.alive ? formatAddress(tcpNow.mapped) : null].filter((a): a is string => !!a).map((a) => parseAddress(a).address);
-      const tcpListen = [...publicIps.map((ip) => formatAddress({ family: 4, address: ip, port: listener!.port })), ...privateEndpoints(listener!.port, options.bindAddress)];
+      const tcpListen = [...publicIps.map((ip) => formatAddress({ family: isIPv6(ip) ? 6 : 4, address: ip, port: listener!.port })), ...privateEndpoints(listener!.port, options.bindAddress)];
       return { reachable, tcpListen, ...nat };
     };
     try {
       rendezvous = await ReconnectingRendezvousClient.connect({
         url: options.server, identity, udpSocket: socket, stunClient: stun, privateEndpoints: privateEndpoints(port, options.bindAddress),
+        ...(socket6 ? { udpSocket6: socket6 } : {}),
         accept: acceptPolicy(options, (peerId, reason) => peer?.emit('refused', { peerId, reason })), signal: options.signal,
-        // UDP candidates: host, a port mapping if one was made (before srflx: on a port-preserving
-        // NAT they are one endpoint, and prioritise() keeps the first type it sees for it, the one
-        // the NAT promised), the proven srflx, and behind a NAT that counts its ports the window
-        // the punching socket's next flows will take (port-predictor.ts). Read per intent and
-        // accept, so a mapping made after registration counts.
+        // UDP candidates: host (IPv6 first: with both families working, the IPv6 pair is the one
+        // kept, as Happy Eyeballs prefers, RFC 8305 §4 and RFC 8421 §4; and IPv6 through a
+        // firewall needs no NAT mapping to stay alive), a port mapping if one was made (before
+        // srflx: on a port-preserving NAT they are one endpoint, and prioritise() keeps the first
+        // type it sees for it, the one the NAT promised), the proven srflx, and behind a NAT that
+        // counts its ports the window the punching socket's next flows will take
+        // (port-predictor.ts). Read per intent and accept, so a mapping made after registration
+        // counts.
         candidates: async () => {
           const srflx = rendezvous?.srflx;
           const server = rendezvous?.stunServer;
           const mapped = portMapping?.candidate();
           const own: (string | LocalCandidate)[] = [
-            ...privateEndpoints(port, options.bindAddress), ...(mapped ? [mapped] : []), ...(srflx ? [{ type: 'srflx' as const, address: parseAddress(srflx) }] : []),
+            ...hosts6(), ...privateEndpoints(port, options.bindAddress), ...(mapped ? [mapped] : []), ...(srflx ? [{ type: 'srflx' as const, address: parseAddress(srflx) }] : []),
           ];
-          const predicted = srflx && server ? await predictor.candidate(server, parseAddress(srflx).address) : undefined;
+          // Prediction is for IPv4 NATs: an IPv6 srflx has none to predict.
+          const predicted = srflx && server && server.family === 4 ? await predictor.candidate(server, parseAddress(srflx).address) : undefined;
           return predicted ? [...own, predicted] : own;
         },
         // TCP candidates: the kept connection's mapping and this host's addresses, all on its port L;
@@ -449,7 +470,7 @@ export class Peer extends EventEmitter {
       peer.#predictor = predictor;
       // In the background: nothing waits on it; until it is done, offers carry no prediction.
       const udpStunServer = rendezvous.stunServer;
-      if (udpStunServer) void predictor.classify(udpStunServer);
+      if (udpStunServer?.family === 4) void predictor.classify(udpStunServer);
       return peer;
     } catch (error) {
       predictor.close();
@@ -461,6 +482,7 @@ export class Peer extends EventEmitter {
       stun.close();
       mux.close();
       socket.close();
+      socket6?.close();
       throw error;
     }
   }
@@ -536,7 +558,7 @@ export class Peer extends EventEmitter {
     await this.#portMapping?.close();
     this.#stun.close();
     this.#mux.close();
-    await new Promise<void>((resolve) => this.#socket.close(() => resolve()));
+    await Promise.all([this.#socket, ...(this.#socket6 ? [this.#socket6] : [])].map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
   }
 }
 
@@ -579,6 +601,38 @@ export function createPeer(options: PeerOptions): Promise<Peer> {
 
 function sameAddress(a: TransportAddress | null, b: TransportAddress | null): boolean {
   return a === b || (!!a && !!b && a.address === b.address && a.port === b.port);
+}
+
+/**
+ * The IPv6 socket: IPv6 only (IPv4 keeps its own socket and NAT mapping), on an ephemeral port,
+ * created only when this host has an IPv6 address worth gathering (ipv6-host.ts) — an IPv4-only
+ * host runs exactly one socket, as before. undefined when there is none, or it cannot bind.
+ */
+async function ipv6Socket(): Promise<dgram.Socket | undefined> {
+  if (ipv6HostAddresses(interfaceAddresses6()).length === 0) return undefined;
+  const socket = dgram.createSocket({
+    type: 'udp6', ipv6Only: true, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20,
+    lookup: (address, _options, callback) => (callback as (e: null, a: string, f: number) => void)(null, address, 6),
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(0, '::', () => { socket.off('error', reject); resolve(); });
+    });
+  } catch (error) {
+    debug('no IPv6 socket: %s', (error as Error).message);
+    socket.close();
+    return undefined;
+  }
+  socket.on('error', (error) => debug('udp6 socket: %s', error.message));
+  return socket;
+}
+
+/** Every IPv6 address of this host's interfaces, in interface order. */
+function interfaceAddresses6(): string[] {
+  return Object.values(os.networkInterfaces()).flat()
+    .filter((i): i is os.NetworkInterfaceInfo => !!i && i.family === 'IPv6' && !i.internal)
+    .map((i) => i.address);
 }
 
 /** Host candidates: every IPv4 interface address with the socket's port (RFC 8445 §5.1.1.1). */

@@ -175,7 +175,7 @@ export class TcpMapping extends EventEmitter {
 export async function connectAndLearn(server: TransportAddress, options: TcpMappingOptions, signal?: AbortSignal): Promise<{ client: StunTcpClient; mapped: TransportAddress }> {
   const timeoutMs = options.timeoutMs ?? 5_000;
   // localAddress (even 0.0.0.0) makes Node bind() before connect(): that bind sets SO_REUSEADDR.
-  const client = await StunTcpClient.connect(server, { localAddress: options.localAddress ?? '0.0.0.0', signal, timeoutMs });
+  const client = await StunTcpClient.connect(server, { localAddress: options.localAddress ?? (server.family === 6 ? '::' : '0.0.0.0'), signal, timeoutMs });
   try {
     const response = await client.request({ timeoutMs, signal });
     const mapped = reflexiveAddress(response);

@@ -133,6 +133,8 @@ async function resolvePriming(options: TcpSimultaneousOpenOptions): Promise<{ re
   let measured: PrimingTtl;
   if (primeTtl === 'auto') {
     if (options.publicAddress === undefined) return { report: { used: false, reason: 'no public address of the TCP mapping to measure the hops to' } };
+    // The addon sets IP_TTL on IPv4 sockets; IPv6 has no NAT to prime (a firewall keeps state from the SYN).
+    if (net.isIPv6(options.publicAddress)) return { report: { used: false, reason: 'priming is for IPv4 NATs; the TCP mapping is IPv6' } };
     measured = await priming.measure(options.publicAddress, options.localAddress ?? '0.0.0.0');
   } else measured = { ttl: primeTtl, hops: primeTtl - 1 };
   return measured.ttl === null ? { report: { used: false, reason: measured.reason } } : { report: { used: true, ttl: measured.ttl }, addon };
@@ -275,7 +277,9 @@ export function tcpSimultaneousOpen(options: TcpSimultaneousOpenOptions): Promis
       if (wantPrimed && prime?.addon && prime.report.used) return attemptPrimed(remote, prime.report.ttl, prime.addon);
       // allowHalfOpen: the secure stream above ends each direction on its own (a peer that has
       // sent everything half-closes while still receiving), so a FIN must not end our side too.
-      const socket = tcpNet.connect({ host: remote.address, port: remote.port, localAddress, localPort, family: remote.family, allowHalfOpen: true });
+      // An IPv6 candidate is dialled from the IPv6 wildcard (0.0.0.0 cannot reach it: EINVAL).
+      const from = options.localAddress ?? (remote.family === 6 ? '::' : localAddress);
+      const socket = tcpNet.connect({ host: remote.address, port: remote.port, localAddress: from, localPort, family: remote.family, allowHalfOpen: true });
       sockets.add(socket);
       let connected = false;
       socket.once('connect', () => {

@@ -130,7 +130,9 @@ export class UdpCheckSession {
     this.#o = options;
     this.#clock = options.clock ?? realClock;
     this.#username = usernameCodec.encode(options.session);
-    for (const candidate of options.remoteCandidates) this.#addPair(candidate);
+    // A pair needs a local base of the remote candidate's family (RFC 8445 §6.1.2.2): a peer
+    // without IPv6 does not check the other side's IPv6 candidates.
+    for (const candidate of options.remoteCandidates) if (options.mux.hasFamily(candidate.address.family)) this.#addPair(candidate);
     this.result = new Promise((resolve, reject) => { this.#resolve = resolve; this.#reject = reject; });
     this.result.catch(() => undefined);
     this.#unsubscribe = options.mux.onStun((data, from) => this.#onStun(data, from));

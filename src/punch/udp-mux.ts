@@ -24,6 +24,12 @@ const MAX_SOURCES = 4096;
 
 export class UdpMux {
   readonly socket: Socket;
+  /**
+   * The peer's IPv6 socket, when it has one: a second base (RFC 8445 §5.1.1.1: one per address
+   * family) whose datagrams feed the same handlers. Sends go out of the socket of the
+   * destination's family, so a pair never mixes families (RFC 8445 §6.1.2.2).
+   */
+  readonly socket6: Socket | undefined;
   #stun: DatagramHandler[] = [];
   #data: DatagramHandler[] = [];
   readonly #sources = new Map<string, Map<number, TransportAddress>>();
@@ -39,25 +45,31 @@ export class UdpMux {
       for (const handler of handlers) if (handler(data, from)) break;
     }
   };
-  readonly #receiver: DatagramReceiver;
+  readonly #receivers: DatagramReceiver[];
 
   /** Batched sends on the socket (src/punch/udp-batch.ts), or undefined without the addon. */
   readonly batchSender: UdpBatchSender | undefined;
+  /** Batched sends on socket6. */
+  readonly #batchSender6: UdpBatchSender | undefined;
 
   /**
    * `batch`: options for the batch sender (tests pass a fake addon), or false for none; false
    * also reads through node:dgram instead of the addon's batches (decision 009), which ask the
-   * kernel for UDP GRO: a peer's stream arrives in bursts of one flow.
+   * kernel for UDP GRO: a peer's stream arrives in bursts of one flow. `socket6`: the peer's
+   * IPv6 socket (bound with ipv6Only), if any.
    */
-  constructor(socket: Socket, batch: BatchSenderOptions | false = {}) {
+  constructor(socket: Socket, batch: BatchSenderOptions | false = {}, socket6?: Socket) {
     this.socket = socket;
-    this.#receiver = receiveDatagrams(socket, this.#onBatch, { native: batch !== false, gro: true });
+    this.socket6 = socket6;
+    const receive = (s: Socket): DatagramReceiver => receiveDatagrams(s, this.#onBatch, { native: batch !== false, gro: true });
+    this.#receivers = [receive(socket), ...(socket6 ? [receive(socket6)] : [])];
     this.batchSender = batch === false ? undefined : createBatchSender(socket, batch);
+    this.#batchSender6 = batch === false || !socket6 ? undefined : createBatchSender(socket6, batch);
   }
 
   /** Whether the addon reads the socket in batches (false: node:dgram's 'message'). */
   get batchedReceive(): boolean {
-    return this.#receiver.native;
+    return this.#receivers[0]!.native;
   }
 
   /** The same object for the same source while it keeps sending: no object per datagram. */
@@ -88,8 +100,25 @@ export class UdpMux {
     return () => { this.#data = this.#data.filter((h) => h !== handler); };
   }
 
+  /** Whether a datagram to an address of `family` has a socket of that family to leave from. */
+  hasFamily(family: 4 | 6): boolean {
+    if (family === 6 && this.socket6) return true;
+    let bound: string;
+    try {
+      bound = this.socket.address().family;
+    } catch {
+      return true; // not bound yet: let the send say so
+    }
+    return (bound === 'IPv6' ? 6 : 4) === family;
+  }
+
+  /** The socket that sends to `to`: the IPv6 one for an IPv6 destination when there is one. */
+  socketFor(to: TransportAddress): Socket {
+    return to.family === 6 && this.socket6 ? this.socket6 : this.socket;
+  }
+
   send(data: Uint8Array, to: TransportAddress): void {
-    this.socket.send(data, to.port, to.address);
+    this.socketFor(to).send(data, to.port, to.address);
   }
 
   /** Whether sendBatch() saves system calls; without it, it is send() per datagram. */
@@ -99,12 +128,14 @@ export class UdpMux {
 
   /** Sends every datagram to `to` in order, in one system call where the addon can. */
   sendBatch(datagrams: readonly Uint8Array[], to: TransportAddress): void {
-    if (this.batchSender !== undefined) this.batchSender.send(datagrams, to);
-    else for (const data of datagrams) this.socket.send(data, to.port, to.address);
+    const six = to.family === 6 && this.socket6 !== undefined;
+    const sender = six ? this.#batchSender6 : this.batchSender;
+    if (sender !== undefined) sender.send(datagrams, to);
+    else for (const data of datagrams) this.socketFor(to).send(data, to.port, to.address);
   }
 
-  /** Stops reading for the handlers; node:dgram reads the socket again if it stays open. */
+  /** Stops reading for the handlers; node:dgram reads the sockets again if they stay open. */
   close(): void {
-    this.#receiver.close();
+    for (const receiver of this.#receivers) receiver.close();
   }
 }

@@ -101,6 +101,12 @@ export interface RendezvousClientOptions {
   identity: Identity;
   /** The peer's one UDP socket, already bound: the STUN proof must come from its NAT mapping. */
   udpSocket: UdpSocket;
+  /**
+   * The peer's IPv6 socket, when it has one besides an IPv4 udpSocket: a rendezvous server
+   * reached over IPv6 names IPv6 STUN endpoints, and the proof goes out of this socket (through
+   * `stunClient`, which must send IPv6 from it: StunUdpClient's `socket6`).
+   */
+  udpSocket6?: UdpSocket;
   /** "ip:port" of udpSocket on each interface (host candidates). */
   privateEndpoints: string[];
   /** Aborts registration (the client is closed). Later calls take their own signals. */
@@ -479,7 +485,7 @@ export class RendezvousClient extends EventEmitter {
     const { signal } = limit;
     try {
       const challenge = await this.#request<ChallengeMessage>({ type: 'refresh' }, 'challenge', signal);
-      const stun = this.#options.stunClient ?? new StunUdpClient(this.#options.udpSocket);
+      const stun = this.#options.stunClient ?? new StunUdpClient(this.#options.udpSocket, { socket6: this.#options.udpSocket6 });
       let srflx: string;
       try {
         const response = await stun.request(server, {
@@ -671,10 +677,11 @@ export class RendezvousClient extends EventEmitter {
     } catch (error) {
       throw new UsageError(`rendezvous: udpSocket must be bound before connecting (${(error as Error).message})`);
     }
-    const servers = this.#stunServers(hello).filter((s) => s.family === family).slice(0, 2);
+    const six = this.#options.udpSocket6;
+    const servers = this.#stunServers(hello).filter((s) => s.family === family || (s.family === 6 && six !== undefined)).slice(0, 2);
     this.#helloStun = servers;
     if (servers.length === 0) return null;
-    const stun = this.#options.stunClient ?? new StunUdpClient(this.#options.udpSocket);
+    const stun = this.#options.stunClient ?? new StunUdpClient(this.#options.udpSocket, { socket6: six });
     try {
       for (const server of servers) {
         try {

@@ -131,8 +131,12 @@ export interface RendezvousServerOptions {
   dialBack?: DialBackOptions;
   /** This node's name in registry records (default "local"). */
   nodeId?: string;
-  /** TURN relays (and credentials minted for the peer) to hand each peer in `registered`. */
-  relays?: (peerId: string) => RelayOffer[];
+  /**
+   * TURN relays (and credentials minted for the peer) to hand each peer in `registered`;
+   * `localAddress` is the server address the peer's WebSocket arrived at (a dual-stack server
+   * offers the relay in the family the peer reached it by).
+   */
+  relays?: (peerId: string, localAddress: string) => RelayOffer[];
   /** The capabilities offered in hello (default: all this code knows, CAPABILITIES; [] turns trickle off). */
   capabilities?: readonly Capability[];
   now?: () => number;
@@ -160,6 +164,8 @@ interface Connection {
   id: string;
   ws: WebSocket;
   address: string;
+  /** The server address the WebSocket arrived at. */
+  localAddress: string;
   nonce: string;
   token: string;
   state: ConnectionState;
@@ -226,7 +232,7 @@ export class RendezvousServer {
   readonly #registry: Registry;
   readonly #ownsRegistry: boolean;
   readonly #stunAddresses: string[];
-  readonly #relays: ((peerId: string) => RelayOffer[]) | undefined;
+  readonly #relays: ((peerId: string, localAddress: string) => RelayOffer[]) | undefined;
   readonly #timing: StartTimingOptions;
   readonly #path: string;
   readonly #nodeId: string;
@@ -358,15 +364,17 @@ export class RendezvousServer {
       rejectUpgrade(socket, 503, 'Service Unavailable');
       return;
     }
-    this.#wss.handleUpgrade(request, socket, head, (ws) => this.#onConnection(ws, address));
+    const local = request.socket.localAddress ?? '';
+    this.#wss.handleUpgrade(request, socket, head, (ws) => this.#onConnection(ws, address, local));
   };
 
-  #onConnection(ws: WebSocket, address: string): void {
+  #onConnection(ws: WebSocket, address: string, localAddress: string): void {
     const token = (n: number): string => Buffer.from(this.#randomBytes(n)).toString('base64url');
     const connection: Connection = {
       id: `${this.#nodeId}:${++this.#nextId}`,
       ws,
       address,
+      localAddress,
       nonce: token(16),
       token: token(16),
       state: 'hello',
@@ -607,7 +615,7 @@ export class RendezvousServer {
       older.peerId = undefined; // its registry entry now belongs to the newer socket
       this.#cleanUp(older);
     }
-    const relays = this.#relays?.(body.peerId);
+    const relays = this.#relays?.(body.peerId, connection.localAddress);
     connection.state = 'registered';
     connection.peerId = body.peerId;
     connection.version = message.version;

@@ -5,11 +5,17 @@ import { TurnServer } from '../turn/server.js';
 import { PeerAddressPolicy } from '../turn/peer-policy.js';
 import { type RelayConfig, defaultRelayAddress, relayOffers, relaySecret, serverAddresses } from './relay-config.js';
 import { RendezvousServer, ReflexiveObserver } from '../rendezvous/index.js';
+import { type RelayOffer, unmappedIp } from '../rendezvous/messages.js';
 import { formatAddress } from '../wire/index.js';
 import { VERSION } from '../version.js';
 
 export interface NatpunchServerOptions {
   address: string;
+  /**
+   * Further addresses to serve on besides `address` (`--address` given again), e.g. the host's
+   * IPv6 one: STUN (without RFC 5780), TURN and the rendezvous on the same ports, one registry.
+   */
+  extraAddresses?: string[];
   altAddress?: string;
   port?: number;
   altPort?: number;
@@ -30,19 +36,25 @@ export interface NatpunchServerOptions {
  */
 export class NatpunchServer {
   readonly stun: StunServer;
+  /** STUN (and TURN) on each of `extraAddresses`, in order. */
+  readonly extraStun: readonly StunServer[];
   readonly turn: TurnServer | undefined;
   readonly rendezvous: RendezvousServer | undefined;
   readonly #http: http.Server | undefined;
+  readonly #extraHttp: readonly http.Server[];
 
-  private constructor(stun: StunServer, turn?: TurnServer, rendezvous?: RendezvousServer, httpServer?: http.Server) {
+  private constructor(stun: StunServer, extraStun: StunServer[], turn?: TurnServer, rendezvous?: RendezvousServer, httpServer?: http.Server, extraHttp: http.Server[] = []) {
     this.stun = stun;
+    this.extraStun = extraStun;
     this.turn = turn;
     this.rendezvous = rendezvous;
     this.#http = httpServer;
+    this.#extraHttp = extraHttp;
   }
 
   static async listen(options: NatpunchServerOptions): Promise<NatpunchServer> {
     const observer = new ReflexiveObserver();
+    const extraAddresses = options.extraAddresses ?? [];
     const relay = options.relay ?? {};
     const secret = relaySecret(relay);
     const relayAddress = relay.relayAddress ?? defaultRelayAddress(options.address);
@@ -51,31 +63,49 @@ export class NatpunchServer {
       relayAddress, realm: relay.realm ?? 'natpunch', users: relay.users, secret, software: `natpunch ${VERSION}`,
       policy: new PeerAddressPolicy({
         allow: relay.allow, deny: relay.deny,
-        serverAddresses: serverAddresses([options.address, relayAddress, ...(options.altAddress ? [options.altAddress] : [])]),
+        serverAddresses: serverAddresses([options.address, ...extraAddresses, relayAddress, ...(options.altAddress ? [options.altAddress] : [])]),
       }),
       ...(relay.userQuota !== undefined ? { userQuota: relay.userQuota } : {}),
       ...(relay.totalQuota !== undefined ? { totalQuota: relay.totalQuota } : {}),
       ...(relay.bandwidth !== undefined ? { bandwidth: relay.bandwidth } : {}),
     });
     let stun: StunServer;
+    const extraStun: StunServer[] = [];
+    const common = {
+      software: `natpunch ${VERSION}`, onBinding: observer.onBinding,
+      ...(turn ? { shared: turn } : {}),
+      ...(options.stunTcpIdleTimeoutMs !== undefined ? { tcpIdleTimeoutMs: options.stunTcpIdleTimeoutMs } : {}),
+    };
     try {
       stun = await StunServer.listen({
         address: options.address, port: options.port, altAddress: options.altAddress, altPort: options.altPort,
-        software: `natpunch ${VERSION}`, onBinding: observer.onBinding,
-        ...(turn ? { shared: turn } : {}),
-        ...(options.tls ? { tls: options.tls } : {}),
-        ...(options.stunTcpIdleTimeoutMs !== undefined ? { tcpIdleTimeoutMs: options.stunTcpIdleTimeoutMs } : {}),
+        ...common, ...(options.tls ? { tls: options.tls } : {}),
       });
+      // The same ports on every further address (an ephemeral primary port: the one it got), so a
+      // peer finds STUN at the rendezvous server's IP in either family. One observer: a proof
+      // over IPv6 registers like one over IPv4.
+      try {
+        for (const address of extraAddresses) extraStun.push(await StunServer.listen({ address, port: stun.addresses[0]!.port, ...common }));
+      } catch (error) {
+        await Promise.all([stun.close(), ...extraStun.map((s) => s.close())]);
+        throw error;
+      }
     } catch (error) {
       await turn?.close();
       throw error;
     }
-    if (options.httpPort === null) return new NatpunchServer(stun, turn);
+    if (options.httpPort === null) return new NatpunchServer(stun, extraStun, turn);
     const offers = relayOffers({
       ...(turn ? { builtIn: { host: relayAddress, port: stun.addresses[0]!.port, ...(stun.tlsAddress ? { tlsPort: stun.tlsAddress.port } : {}) } } : {}),
       external: relay.external ?? [], secret,
     });
-    const httpServer = http.createServer((request, response) => {
+    // A peer that came in by a further address (IPv6, say) is offered the built-in relay there:
+    // it may have no route to the primary one. The relayed addresses stay relayAddress's.
+    const extraOffers = new Map(extraAddresses.map((address, i) => [address, relayOffers({
+      ...(turn ? { builtIn: { host: address, port: extraStun[i]!.addresses[0]!.port } } : {}), external: relay.external ?? [], secret,
+    })]));
+    const offersFor = (peerId: string, localAddress: string): RelayOffer[] => (extraOffers.get(unmappedIp(localAddress) ?? localAddress) ?? offers)(peerId);
+    const onRequest = (request: http.IncomingMessage, response: http.ServerResponse): void => {
       if (request.url === '/healthz') {
         response.writeHead(200, { 'content-type': 'application/json' });
         response.end(JSON.stringify({ ok: true, version: VERSION, stun: stun.stats, rendezvous: rendezvous.stats, ...(turn ? { turn: turn.stats } : {}) }));
@@ -83,39 +113,65 @@ export class NatpunchServer {
       }
       response.writeHead(404, { 'content-type': 'text/plain' });
       response.end('natpunch: the rendezvous WebSocket is at /, health at /healthz\n');
-    });
+    };
+    const httpServer = http.createServer(onRequest);
     const rendezvous = RendezvousServer.attach(httpServer, {
-      stun, observer, relays: offers,
+      stun, observer, relays: offersFor,
       // Dial-back from the alternate address: a probe from the address the peer's own STUN went
       // to would pass any NAT that merely remembers that destination.
-      ...(options.altAddress ? { dialBack: { localAddress: options.altAddress } } : {}), stunAddresses: stun.addresses.filter((a) => a.address === stun.addresses[0]!.address && a.port === stun.addresses[0]!.port).map(formatAddress),
+      ...(options.altAddress ? { dialBack: { localAddress: options.altAddress } } : {}),
+      // Every primary STUN endpoint; a peer uses only the one on the IP it reached the rendezvous at.
+      stunAddresses: [stun, ...extraStun].map((s) => formatAddress(s.addresses[0]!)),
     });
-    httpServer.listen(options.httpPort ?? 8080, options.address);
+    // The further addresses' HTTP servers hand their WebSocket upgrades to the one the
+    // rendezvous is attached to: one registry, whichever address a peer came in by.
+    const extraHttp = extraAddresses.map(() => {
+      const server = http.createServer(onRequest);
+      server.on('upgrade', (request, socket, head) => httpServer.emit('upgrade', request, socket, head));
+      return server;
+    });
     try {
+      httpServer.listen(options.httpPort ?? 8080, options.address);
       await once(httpServer, 'listening');
+      // The port the primary got (it may have been ephemeral), on every further address.
+      const { port } = httpServer.address() as { port: number };
+      await Promise.all(extraHttp.map((server, i) => {
+        server.listen(port, extraAddresses[i]);
+        return once(server, 'listening');
+      }));
     } catch (error) {
+      for (const server of [httpServer, ...extraHttp]) server.close();
       await rendezvous.close();
-      await stun.close();
+      await Promise.all([stun, ...extraStun].map((s) => s.close()));
       await turn?.close();
       throw error;
     }
-    return new NatpunchServer(stun, turn, rendezvous, httpServer);
+    return new NatpunchServer(stun, extraStun, turn, rendezvous, httpServer, extraHttp);
   }
 
   /** ws:// URL of the rendezvous service, if it runs. */
   get rendezvousUrl(): string | undefined {
-    const address = this.#http?.address();
-    if (!address || typeof address === 'string') return undefined;
-    return `ws://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}/`;
+    return this.#http && urlOf(this.#http);
+  }
+
+  /** The rendezvous's URLs on the further addresses, in order. */
+  get extraRendezvousUrls(): string[] {
+    return this.#extraHttp.map(urlOf).filter((url): url is string => url !== undefined);
   }
 
   async close(): Promise<void> {
     await this.rendezvous?.close();
-    if (this.#http) {
-      this.#http.closeAllConnections();
-      await new Promise<void>((resolve) => this.#http!.close(() => resolve()));
+    for (const server of [...(this.#http ? [this.#http] : []), ...this.#extraHttp]) {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
     }
-    await this.stun.close();
+    await Promise.all([this.stun, ...this.extraStun].map((s) => s.close()));
     await this.turn?.close();
   }
+}
+
+function urlOf(server: http.Server): string | undefined {
+  const address = server.address();
+  if (!address || typeof address === 'string') return undefined;
+  return `ws://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}/`;
 }

@@ -46,6 +46,8 @@ interface Pending {
  */
 export class StunUdpClient {
   readonly socket: Socket;
+  /** Sends to IPv6 servers when given (a peer's second base: its IPv6 socket); responses arrive through handle(). */
+  readonly socket6: Socket | undefined;
   #pending = new Map<string, Pending>();
   #retransmission: RetransmissionOptions;
   readonly #clock: Clock;
@@ -55,8 +57,9 @@ export class StunUdpClient {
   };
 
   /** `clock`: retransmission timers and RTTs run on it (default: the real timers). */
-  constructor(socket: Socket, options: { retransmission?: RetransmissionOptions; listen?: boolean; clock?: Clock } = {}) {
+  constructor(socket: Socket, options: { retransmission?: RetransmissionOptions; listen?: boolean; clock?: Clock; socket6?: Socket } = {}) {
     this.socket = socket;
+    this.socket6 = options.socket6;
     this.#retransmission = options.retransmission ?? {};
     this.#clock = options.clock ?? realClock;
     if (options.listen !== false) socket.on('message', this.#onMessage);
@@ -130,7 +133,7 @@ export class StunUdpClient {
       const transmit = (): void => {
         pending.sentAt = this.#clock.now();
         pending.transmissions++;
-        this.socket.send(bytes, to.port, to.address, (error) => {
+        (to.family === 6 && this.socket6 ? this.socket6 : this.socket).send(bytes, to.port, to.address, (error) => {
           // A send error (e.g. EHOSTUNREACH) is not fatal: RFC 8489 keeps retransmitting until the deadline.
           if (error && this.#pending.get(id) === pending && pending.transmissions >= schedule.sends.length) {
             pending.reject(new TransactionTimeoutError(`STUN ${formatAddress(to)}: send failed: ${error.message}`));

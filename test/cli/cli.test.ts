@@ -18,6 +18,9 @@ test('usage errors exit 2 and say what to do next', async () => {
   const badPort = await run('serve', '--port', 'eighty');
   assert.equal(badPort.code, 2);
   assert.match(badPort.stderr, /--port "eighty" is not a whole number/);
+  const twice = await run('serve', '--address', '127.0.0.1', '--address', '127.0.0.1');
+  assert.equal(twice.code, 2);
+  assert.match(twice.stderr, /--address 127\.0\.0\.1, 127\.0\.0\.1: each address once/);
   const badFlag = await run('check', '--stun', '127.0.0.1', '--bogus');
   assert.equal(badFlag.code, 2);
 });
@@ -61,6 +64,22 @@ test('serve logs ready, and check --json against it prints the contract fields',
     }
     assert.equal(report.rfc3489, 'open-internet');
     assert.equal(report.natted, false);
+  } finally {
+    serve.kill('SIGTERM');
+  }
+});
+
+test('serve given --address twice answers STUN on both, IPv4 and IPv6, on one port', async () => {
+  const [node, ...rest] = natpunch('serve', '--address', '127.0.0.1', '--address', '::1', '--port', '0', '--http-port', '0', '--no-relay');
+  const serve = spawn(node!, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    const line = await waitForLine(serve, /ready/);
+    const port = /127\.0\.0\.1:(\d+)/.exec(line)![1]!;
+    assert.match(line, new RegExp(`\\[::1\\]:${port}`), 'STUN on the IPv6 address, same port');
+    assert.match(line, /rendezvous ws:\/\/127\.0\.0\.1:\d+\/ ws:\/\/\[::1\]:\d+\//);
+    const check = await run('check', '--stun', `[::1]:${port}`, '--json');
+    assert.equal(check.code, 0, check.stderr);
+    assert.match(String((JSON.parse(check.stdout) as Record<string, unknown>).mappedAddress), /^\[::1\]:\d+$/);
   } finally {
     serve.kill('SIGTERM');
   }

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NatpunchError } from '../../src/errors.js';
 import type { PunchInstruction } from '../../src/rendezvous/index.js';
-import { type Attempt, type ReadyPath, planPaths, race } from '../../src/peer/path-choice.js';
+import { type Attempt, type ReadyPath, planPaths, race, unprovenFamilyCandidates } from '../../src/peer/path-choice.js';
+import { udpCheckTargets } from '../../src/peer/establish.js';
 import type { RawPath } from '../../src/path/raw-path.js';
 
 const none = { udp: false, tcp: false };
@@ -34,6 +35,24 @@ test('the plan: reversal when exactly one side signed it is reachable, punching 
     [{ transport: 'tcp', remoteTcpCandidates: [] }, {}],
   ];
   for (const [overrides, expected] of table) assert.deepEqual(planPaths(instruction(overrides)), expected, JSON.stringify(overrides));
+});
+
+test('a side answering by reversal still checks the other side\'s candidates of a family its reachability was not proven for', () => {
+  const v6 = (type: 'host' | 'srflx', a: string) => ({ type, transport: 'udp' as const, address: { family: 6 as const, address: a, port: 2 }, priority: 1 });
+  const host4 = { ...udp, type: 'host' as const, address: { family: 4 as const, address: '10.0.1.2', port: 1 } };
+  const remote = [host4, udp, v6('host', '2001:db8:1::2')];
+  // Proven over IPv4 (its srflx): only the IPv6 candidate is left to punch to.
+  const answering = instruction({ localReachable: { udp: true, tcp: false }, remoteCandidates: remote, localCandidates: [udp, v6('host', '2001:db8:2::2')] });
+  assert.deepEqual(unprovenFamilyCandidates(answering).map((c) => c.address.address), ['2001:db8:1::2']);
+  assert.deepEqual(udpCheckTargets(answering, 'answer').map((c) => c.address.address), ['2001:db8:1::2']);
+  // No srflx signed (no NAT: its address is signed as host): the dial-back proved IPv4.
+  const open = instruction({ localReachable: { udp: true, tcp: false }, remoteCandidates: remote, localCandidates: [host4] });
+  assert.deepEqual(unprovenFamilyCandidates(open).map((c) => c.address.address), ['2001:db8:1::2']);
+  // IPv4 only, as every lab before IPv6: the answering side sends nothing first.
+  assert.deepEqual(udpCheckTargets(instruction({ remoteCandidates: [host4, udp] }), 'answer'), []);
+  // Proven over IPv6: the IPv4 candidates are the ones to punch to.
+  const over6 = instruction({ remoteCandidates: remote, localCandidates: [v6('srflx', '2001:db8:2::2')] });
+  assert.deepEqual(unprovenFamilyCandidates(over6).map((c) => c.address.address), ['10.0.1.2', '192.0.2.1']);
 });
 
 interface Controlled extends Attempt {

@@ -57,3 +57,33 @@ test('a peer keeps its mapping at the STUN server alive with periodic Binding re
     await server.close();
   }
 });
+
+test('a server on an IPv4 and an IPv6 address is one rendezvous: a peer registered over IPv6 is reached from one registered over IPv4', { timeout: 60_000 }, async () => {
+  const server = await NatpunchServer.listen({ address: '127.0.0.1', extraAddresses: ['::1'], port: 0, httpPort: 0 });
+  const [url4, url6] = [server.rendezvousUrl!, server.extraRendezvousUrls[0]!];
+  assert.match(url6, /^ws:\/\/\[::1\]:\d+\/$/);
+  assert.equal(url6.split(']:')[1], url4.split(':')[2], 'the same HTTP port on both addresses');
+  assert.equal(server.extraStun[0]!.addresses[0]!.port, server.stun.addresses[0]!.port, 'the same STUN port on both addresses');
+  const a = await createPeer({ server: url4, identity: generateIdentity() });
+  const b = await createPeer({ server: url6, identity: generateIdentity() });
+  try {
+    // With an IPv6 socket (this host has a global IPv6 address), b proved its srflx over IPv6,
+    // from the STUN server on the address it reached the rendezvous at; without, it has none.
+    const hasIpv6 = Object.values((await import('node:os')).networkInterfaces()).flat().some((i) => i?.family === 'IPv6' && !i.internal && !i.address.startsWith('fe80'));
+    if (hasIpv6) assert.match(String(b.publicAddress), /^\[::1\]:\d+$/);
+    assert.match(String(a.publicAddress), /^127\.0\.0\.1:\d+$/);
+    const incoming = once(b, 'connection');
+    const ca = await a.connect(b.peerId);
+    const [cb] = await incoming as [Connection];
+    assert.equal(ca.path, 'direct-udp');
+    const [gotA, gotB] = [readAll(ca), readAll(cb)];
+    ca.end(Buffer.from('from IPv4'));
+    cb.end(Buffer.from('from IPv6'));
+    assert.equal((await gotB).toString(), 'from IPv4');
+    assert.equal((await gotA).toString(), 'from IPv6');
+  } finally {
+    await a.close();
+    await b.close();
+    await server.close();
+  }
+});
