@@ -14,7 +14,7 @@ export const demoSpec: CommandSpec = {
     + 'Not root: the same programs over loopback, saying why.',
   flags: {
     a: { type: 'string', value: 'KIND', default: 'port-restricted', help: 'the NAT in front of the first peer (natpunch lab lists the kinds)', example: '--a symmetric-random' },
-    b: { type: 'string', value: 'KIND', default: 'full-cone', help: 'the NAT in front of the second peer', example: '--b port-restricted' },
+    b: { type: 'string', value: 'KIND', default: 'eim-random-port', help: 'the NAT in front of the second peer (the default pair needs hole punching: neither side can be reached first)', example: '--b port-restricted' },
   },
 };
 
