@@ -19,6 +19,7 @@ const benchmarks: Record<string, () => Promise<{ benchmark: Benchmark }>> = {
   transport: () => import('./transport/index.js'),
   secure: () => import('./secure/index.js'),
   turn: () => import('./turn/index.js'),
+  'hard-nat': () => import('./hard-nat/index.js'),
 };
 
 const usage = `usage: node dist/bench/run.js [NAME ...] [--duration-ms MS] [--warmup-ms MS] [--rounds N] [--profile]

@@ -122,7 +122,11 @@ async function outcome(child: ChildProcess, timeoutMs: number): Promise<Record<s
   return JSON.parse(await waitForLine(child, /"event":"(connected|error)"/, timeoutMs)) as Record<string, unknown>;
 }
 
-async function runPair(a: NatKind, b: NatKind, options: MatrixOptions): Promise<PairResult> {
+/**
+ * One pair: a lab of its own, `natpunch serve`, `listen --once` behind b, `connect` behind a, the
+ * payload both ways; what carried it and how long it took (also bench/hard-nat's one sample).
+ */
+export async function runPair(a: NatKind, b: NatKind, options: Omit<MatrixOptions, 'kinds' | 'onResult'>): Promise<PairResult> {
   const started = performance.now();
   const timeoutMs = options.pairTimeoutMs ?? 45_000;
   const bytes = options.bytes ?? 64 * 1024;
