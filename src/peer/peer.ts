@@ -4,7 +4,7 @@ import { isIPv6 } from 'node:net';
 import { once, EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { debuglog } from 'node:util';
-import { NatpunchError, RefusedError } from '../errors.js';
+import { AbortedError, NatpunchError, RefusedError } from '../errors.js';
 import { type AllowList, NOT_ALLOWED, allowPredicate } from './allow-list.js';
 import { type Identity, loadOrCreateIdentity, defaultKeyFile, normalizePeerId } from '../identity/index.js';
 import { StunUdpClient } from '../stun/udp-client.js';
@@ -36,6 +36,9 @@ const debug = debuglog('natpunch:peer');
 
 /** Interval of STUN keepalives toward the rendezvous server's STUN endpoint (see constructor). */
 export const KEEPALIVE_MS = 15_000;
+
+/** How long close() lets connections whose end is in flight deliver it (a few retransmissions). */
+const CLOSE_DRAIN_MS = 2_000;
 /** How long a short connection's L is remembered for the punch its signed mapping is for. */
 const SHORT_TCP_MAPPING_KEEP_MS = 60_000;
 
@@ -549,7 +552,26 @@ export class Peer extends EventEmitter {
     this.#tcp?.close();
     this.#listener?.close();
     this.#responder.close();
+    // A connection whose end() is still in flight delivers it first (Connection.destroy() waits
+    // for 'finish', as closing a TCP socket after shutdown() still sends what is queued): the
+    // socket must outlive it, or its retransmissions fail on a closed socket. Bounded: a peer
+    // that never acknowledges is cut off after CLOSE_DRAIN_MS.
+    const draining = [...this.#connections].filter((c) => c.writableEnded && !c.writableFinished && !c.destroyed);
     for (const c of this.#connections) c.destroy();
+    if (draining.length > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all(draining.map((c) => (c.closed ? undefined : new Promise((resolve) => c.once('close', resolve))))),
+        new Promise((resolve) => { timer = setTimeout(resolve, CLOSE_DRAIN_MS); }),
+      ]);
+      clearTimeout(timer);
+      for (const c of draining) {
+        if (c.destroyed) continue;
+        // The user closed the whole peer: an end that could not be delivered is not an error to throw at them.
+        c.on('error', () => {});
+        c.destroy(new AbortedError(`the peer closed before ${c.remotePeerId} acknowledged the end of the stream`));
+      }
+    }
     await Promise.all(this.#settling);
     for (const s of this.#sessions) s.close();
     this.#rendezvous.close();

@@ -87,3 +87,34 @@ test('a server on an IPv4 and an IPv6 address is one rendezvous: a peer register
     await server.close();
   }
 });
+
+test('peer.close() right after end(): the end is delivered first, and nothing throws after the socket is gone', { timeout: 60_000 }, async () => {
+  const server = await NatpunchServer.listen({ address: '127.0.0.1', port: 0, httpPort: 0 });
+  const a = await createPeer({ server: server.rendezvousUrl!, identity: generateIdentity() });
+  const b = await createPeer({ server: server.rendezvousUrl!, identity: generateIdentity() });
+  const uncaught: unknown[] = [];
+  const onUncaught = (error: unknown): void => { uncaught.push(error); };
+  process.on('uncaughtException', onUncaught);
+  try {
+    const incoming = once(b, 'connection');
+    const ca = await a.connect(b.peerId);
+    const [cb] = await incoming as [Connection];
+    const got = readAll(cb);
+    // Read a's side to its end with listeners: `for await` (readAll) would destroy the Duplex at
+    // the end, resetting a's own direction before it was written.
+    const fromB = new Promise((resolve) => { ca.on('data', () => {}); ca.once('end', resolve); });
+    cb.end();
+    await fromB;
+    const payload = randomBytes(256 << 10);
+    ca.end(payload);
+    // No wait for 'finish': the peer closes while the data and the FIN are still in flight.
+    await a.close();
+    assert.equal(sha(await got), sha(payload), 'every byte and the end arrived');
+  } finally {
+    process.off('uncaughtException', onUncaught);
+    await a.close();
+    await b.close();
+    await server.close();
+  }
+  assert.deepEqual(uncaught, []);
+});
