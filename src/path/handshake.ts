@@ -49,8 +49,10 @@ export const DATAGRAM_REPLAY_WINDOW = 8192;
 export interface PathHandshakeOptions {
   identity: Identity;
   initiator: boolean;
-  /** The peer we mean to reach (required for the initiator). */
+  /** The peer we mean to reach (required for the initiator, unless `anyPeer`). */
   expectedPeerId?: string;
+  /** An initiator that accepts whoever answers (see NatpunchHandshakeOptions.anyPeer). */
+  anyPeer?: boolean;
   /** Session context bound into the handshake (the rendezvous session id). */
   context: Uint8Array;
   clock?: Clock;
@@ -136,7 +138,7 @@ export class PathHandshake {
   #fresh(keys: { s: KeyPair; e: KeyPair }): NatpunchHandshake {
     const options = this.#options;
     return new NatpunchHandshake({
-      identity: options.identity, initiator: options.initiator, expectedPeerId: options.expectedPeerId,
+      identity: options.identity, initiator: options.initiator, expectedPeerId: options.expectedPeerId, anyPeer: options.anyPeer,
       prologue: options.context, datagram: { replayWindow: DATAGRAM_REPLAY_WINDOW }, keys,
     });
   }
