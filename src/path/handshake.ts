@@ -237,7 +237,8 @@ export class PathHandshake {
       // drops an invalid handshake message; the failed step left the Noise state unusable, so
       // rebuild it by replaying this side's transcript. Bounded, so forgeries cannot make the
       // side spend its time on DH.
-      this.#lastRefused = error as Error;
+      // A genuine peer with another id says more than a later message that fails to decrypt.
+      if ((this.#lastRefused as { reason?: string } | undefined)?.reason !== 'peer-mismatch') this.#lastRefused = error as Error;
       if (++this.#dropped >= MAX_DROPPED_MESSAGES) {
         this.#fail(new NatpunchError('ERR_NOISE', `handshake: ${this.#dropped} messages refused; the last: ${(error as Error).message}`, { cause: error }));
         return false;

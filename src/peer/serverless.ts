@@ -83,6 +83,33 @@ function refusedHere(error: unknown, options: ServerlessPunchOptions, expected: 
     + `check the ids on both sides (natpunch id)`, { cause: error });
 }
 
+/** How often the initiator looks for the responder's confirmation (a bounded wait, not a busy one). */
+const CONFIRM_POLL_MS = 10;
+
+/** Resolves once `connection` has received a sealed packet; ERR_NOISE after `timeoutMs`, AbortedError on abort. */
+function confirmed(connection: Connection, timeoutMs: number, options: ServerlessPunchOptions): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const startedAt = performance.now();
+    const done = (error?: Error): void => {
+      clearInterval(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+      if (error) reject(error);
+      else resolve();
+    };
+    const onAbort = (): void => done(new AbortedError('punch aborted', { cause: options.signal?.reason }));
+    const timer = setInterval(() => {
+      if (connection.stats.packetsReceived > 0) done();
+      else if (connection.destroyed) done(new NatpunchError('ERR_TRANSPORT', `the connection to ${formatAddress(options.remote)} closed before the peer confirmed it`));
+      else if (performance.now() - startedAt > timeoutMs) {
+        done(new NatpunchError('ERR_NOISE', `the peer at ${formatAddress(options.remote)} (${connection.remotePeerId}) never confirmed the handshake within ${timeoutMs} ms: `
+          + `it probably refused our id (${options.identity.peerId}); check --peer-id on its side (natpunch id here prints ours)`));
+      }
+    }, CONFIRM_POLL_MS);
+    if (options.signal?.aborted) onAbort();
+    else options.signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
 /** Binds the UDP socket on `port`, or a one-line ERR_LISTEN saying why not. */
 async function bindSocket(port: number, address: string | undefined): Promise<dgram.Socket> {
   const socket = dgram.createSocket({
@@ -126,6 +153,7 @@ export async function punchServerless(options: ServerlessPunchOptions): Promise<
   let udp: UdpEndpoint | undefined;
   let handshake: PathHandshake | undefined;
   let manager: PathManager | undefined;
+  let opened: { connection: Connection; manager: PathManager } | undefined;
   const release = (): void => {
     manager?.close();
     handshake?.close();
@@ -153,7 +181,7 @@ export async function punchServerless(options: ServerlessPunchOptions): Promise<
       identity: options.identity, initiator, ...(expected ? { expectedPeerId: expected } : { anyPeer: true }),
       context: new TextEncoder().encode(`${LABEL} ${session}`), signal: options.signal,
       // The checks' budget, then a handshake's (no more than the whole budget: a test's short one stays short).
-      timeoutMs: remaining() + Math.min(DEFAULT_HANDSHAKE_TIMEOUT_MS, timeoutMs),
+      timeoutMs: Math.round(remaining() + Math.min(DEFAULT_HANDSHAKE_TIMEOUT_MS, timeoutMs)),
     });
     const shake = handshake;
     checks = new UdpCheckSession({
@@ -176,9 +204,14 @@ export async function punchServerless(options: ServerlessPunchOptions): Promise<
     } catch (error) {
       throw refusedHere(error, options, expected);
     }
-    const opened = openConnection(result, udp, undefined);
+    opened = openConnection(result, udp, undefined);
     manager = opened.manager;
     const { connection } = opened;
+    // Key confirmation: Noise XX's responder checks the initiator's id last (message 2), so an
+    // initiator it refuses would otherwise believe itself connected. The responder's first
+    // sealed packet says it accepted; the initiator waits for it.
+    if (initiator) await confirmed(connection, Math.min(DEFAULT_HANDSHAKE_TIMEOUT_MS, timeoutMs), options);
+    else connection.ping();
     connection.ms = Math.round(performance.now() - started);
     // The checks stay answered until the connection has settled (the other side's last
     // nomination may still come); then everything goes with the socket.
@@ -193,6 +226,7 @@ export async function punchServerless(options: ServerlessPunchOptions): Promise<
       },
     };
   } catch (error) {
+    opened?.connection.destroy();
     release();
     throw error;
   }
