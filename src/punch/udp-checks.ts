@@ -87,9 +87,9 @@ export interface UdpPunchOptions {
   onNominating?: (remote: TransportAddress, type: CandidateType) => void;
   clock?: Clock;
   /**
-   * Whether a verified check from an unknown source may become a peer-reflexive pair (default:
-   * any, up to MAX_PEER_REFLEXIVE). Serverless punching, whose check key is no secret, admits
-   * only the address the user gave's IP.
+   * Whether a verified check from an unknown source is answered and may become a peer-reflexive
+   * pair (default: any, up to MAX_PEER_REFLEXIVE). Serverless punching, whose check key is no
+   * secret, admits only the IP of the address the user gave.
    */
   acceptPeerReflexive?: (from: TransportAddress) => boolean;
   /** What `startAt` is measured against (default `Date.now`). */
@@ -283,10 +283,13 @@ export class UdpCheckSession {
     // Unverified checks are dropped and teach us nothing: only the session key holder may
     // make us respond or add a peer-reflexive candidate (RFC 8445 §7.3).
     if (!verifyIntegrity(message, this.#o.key)) return true;
+    // A source the caller does not admit is not answered either (a key anyone may know).
+    const admitted = this.#o.acceptPeerReflexive?.(from) ?? true;
+    if (!admitted && !this.#pairs.has(formatAddress(from))) return true;
     this.#o.mux.send(checkResponse(message, from, this.#o.key), from);
     if (this.#done) return true;
     let pair = this.#pairs.get(formatAddress(from));
-    if (!pair && this.#prflx < MAX_PEER_REFLEXIVE && (this.#o.acceptPeerReflexive?.(from) ?? true)) {
+    if (!pair && this.#prflx < MAX_PEER_REFLEXIVE && admitted) {
       this.#prflx++;
       pair = this.#addPair({ type: 'prflx', address: from });
     }
