@@ -75,8 +75,13 @@ export async function punchCommand(argv: string[]): Promise<number> {
   let punched: ServerlessConnection | undefined;
   try {
     const identity = await loadOrCreateIdentity((values['key'] as string | undefined) ?? defaultKeyFile());
-    events.info(`this side is ${identity.peerId}; punching from UDP port ${localPort} to ${peerText} (up to ${Math.round(timeoutMs / 1000)} s)`);
-    punched = await punchServerless({ identity, localPort, remote, peerId, timeoutMs, signal: stop.signal });
+    punched = await punchServerless({
+      identity, localPort, remote, peerId, timeoutMs, signal: stop.signal,
+      onBound: () => events.ready(identity.peerId, {
+        fields: { localPort, peer: peerText },
+        text: `this side is ${identity.peerId}; punching from UDP port ${localPort} to ${peerText} (up to ${Math.round(timeoutMs / 1000)} s)`,
+      }),
+    });
     const { connection } = punched;
     events.connected(connection);
     if (!punched.authenticated) {

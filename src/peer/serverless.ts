@@ -55,6 +55,8 @@ export interface ServerlessPunchOptions {
   /** Punching's budget, ms (default SERVERLESS_PUNCH_TIMEOUT_MS); the handshake gets at most DEFAULT_HANDSHAKE_TIMEOUT_MS more. */
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** Called once the socket is bound, before the first packet (the CLI's ready event). */
+  onBound?: () => void;
 }
 
 export interface ServerlessConnection {
@@ -144,6 +146,7 @@ export async function punchServerless(options: ServerlessPunchOptions): Promise<
   const expected = options.peerId === undefined ? undefined : normalizePeerId(options.peerId);
   const socket = await bindSocket(options.localPort, options.bindAddress);
   const mux = new UdpMux(socket);
+  options.onBound?.();
   // Only the address the user gave, and (for a NAT that moved the port) other ports of its IP.
   const sameIp = (from: TransportAddress): boolean => from.address === options.remote.address;
   const probe = new RoleProbe({

@@ -8,6 +8,9 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { natpunch, runCli } from '../support/cli.js';
 import { type CliChild, cliChild, scratch } from '../support/loopback-cli.js';
+import { startServe } from '../support/serve.js';
+import { localHost } from '../support/process.js';
+import { ABORT_CASES, abortMidTransfer } from '../support/abort-scenario.js';
 
 /**
  * `natpunch punch` on loopback: two processes, each with its own UDP port and the other's
@@ -146,4 +149,25 @@ test('natpunch punch --help lists every flag', async () => {
   const result = await runCli('punch', '--help');
   assert.equal(result.code, 0);
   for (const flag of ['--local-port', '--peer', '--key', '--peer-id', '--json']) assert.match(result.stdout, new RegExp(flag));
+});
+
+for (const c of ABORT_CASES) {
+  const side = c.aborting === 'connect' ? 'the second punch' : 'the first punch';
+  test(`${c.signal} on ${side} mid-transfer: the other exits 1 with ERR_PEER_ABORTED within 1 s; the interrupted one exits ${c.code}`, async (t) => {
+    const dir = await scratch(t);
+    const [portA, portB] = await freeUdpPorts();
+    // The scenario's "listen" is the first punch (its ready event gives its id), "connect" the second.
+    await abortMidTransfer(c,
+      () => startPunch(t, 'punch a', ['--local-port', String(portA), '--peer', `127.0.0.1:${portB}`, '--key', join(dir, 'a.key'), '--json']),
+      (id) => startPunch(t, 'punch b', ['--local-port', String(portB), '--peer', `127.0.0.1:${portA}`, '--key', join(dir, 'b.key'), '--peer-id', id, '--json']));
+  });
+}
+
+test('check --local-port P runs from P: its mappedAddress is 127.0.0.1:P on loopback', async (t) => {
+  const serve = await startServe(localHost, '127.0.0.1', '127.0.0.2', ['--port', '0', '--alt-port', '0', '--http-port', '0', '--no-relay']);
+  t.after(() => serve.stop());
+  const [port] = await freeUdpPorts();
+  const result = await runCli('check', '--stun', serve.primary, '--local-port', String(port), '--json');
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal((JSON.parse(result.stdout) as { mappedAddress: string }).mappedAddress, `127.0.0.1:${port}`);
 });
