@@ -145,12 +145,6 @@ for (const [what, args, message] of [
   });
 }
 
-test('natpunch punch --help lists every flag', async () => {
-  const result = await runCli('punch', '--help');
-  assert.equal(result.code, 0);
-  for (const flag of ['--local-port', '--peer', '--key', '--peer-id', '--json']) assert.match(result.stdout, new RegExp(flag));
-});
-
 for (const c of ABORT_CASES) {
   const side = c.aborting === 'connect' ? 'the second punch' : 'the first punch';
   test(`${c.signal} on ${side} mid-transfer: the other exits 1 with ERR_PEER_ABORTED within 1 s; the interrupted one exits ${c.code}`, async (t) => {
