@@ -155,10 +155,9 @@ export async function punchServerless(options: ServerlessPunchOptions): Promise<
   let checks: UdpCheckSession | undefined;
   let udp: UdpEndpoint | undefined;
   let handshake: PathHandshake | undefined;
-  let manager: PathManager | undefined;
   let opened: { connection: Connection; manager: PathManager } | undefined;
   const release = (): void => {
-    manager?.close();
+    opened?.manager.close();
     handshake?.close();
     checks?.close();
     probe.close();
@@ -208,7 +207,6 @@ export async function punchServerless(options: ServerlessPunchOptions): Promise<
       throw refusedHere(error, options, expected);
     }
     opened = openConnection(result, udp, undefined);
-    manager = opened.manager;
     const { connection } = opened;
     // Key confirmation: Noise XX's responder checks the initiator's id last (message 2), so an
     // initiator it refuses would otherwise believe itself connected. The responder's first
