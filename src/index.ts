@@ -4,6 +4,9 @@
 export * from './errors.js';
 export { createPeer, Peer, type PeerOptions, type ConnectOptions, type Connection, type PathKind, type RefusedInfo } from './peer/peer.js';
 export { type AllowList, parseAllowFile, readAllowFile } from './peer/allow-list.js';
+export {
+  punchServerless, SERVERLESS_PUNCH_TIMEOUT_MS, type ServerlessPunchOptions, type ServerlessConnection,
+} from './peer/serverless.js';
 export { PeerAbortedError, StreamResetError, StreamTimeoutError } from './transport/errors.js';
 export { StunServer, type StunServerOptions, type StunServerStats } from './stun/server.js';
 export { StunUdpClient, type StunResponse, type RequestOptions } from './stun/udp-client.js';

@@ -17,6 +17,11 @@ export const checkSpec: CommandSpec = {
       example: '--stun stun.example.net:3478',
     },
     json: { type: 'boolean', help: 'print one JSON object (mappedAddress, natted, mapping, filtering, rfc3489, portAllocation, hairpin, ...)', example: '--json | jq .rfc3489' },
+    'local-port': {
+      type: 'string', value: 'P', defaultText: 'an ephemeral port',
+      help: 'run the main test from this UDP port: its mapped address is then what the other side of natpunch punch --local-port P gives as --peer',
+      example: '--local-port 40000',
+    },
     lifetime: { type: 'boolean', help: 'also measure how long the NAT keeps an idle UDP mapping (RFC 5780 §4.6; takes up to --lifetime-max)', example: '--lifetime' },
     'lifetime-max': {
       type: 'string', value: 'SECONDS', defaultText: '120', help: 'the longest idle time the lifetime test tries (2 to 3600); implies --lifetime',
@@ -27,7 +32,7 @@ export const checkSpec: CommandSpec = {
     'A server that answers neither over UDP nor over TCP is an error (exit 1); "UDP blocked" is reported',
     'only when it answers over TCP.',
   ],
-  examples: ['natpunch check --stun 203.0.113.7', 'natpunch check --stun 203.0.113.7:3478 --json'],
+  examples: ['natpunch check --stun 203.0.113.7', 'natpunch check --stun 203.0.113.7:3478 --json', 'natpunch check --stun 203.0.113.7 --local-port 40000 --json | jq -r .mappedAddress'],
 };
 
 export const checkUsage = usageLine(checkSpec);
@@ -41,8 +46,14 @@ export async function checkCommand(argv: string[]): Promise<number> {
   if (!stun) throw new UsageError(`natpunch check: --stun HOST[:PORT] is required (the STUN server to ask).\n${usageText(checkSpec)}`);
   const lifetimeText = values['lifetime-max'] as string | undefined;
   const lifetimeMax = integer('check', 'lifetime-max', lifetimeText, 120, 2, 3600);
+  const portText = values['local-port'] as string | undefined;
+  const localPort = portText === undefined ? undefined : integer('check', 'local-port', portText, 0, 1, 65535);
   const server = await resolve(stun);
-  const report = await checkNat({ server, lifetime: values['lifetime'] === true || lifetimeText !== undefined ? { maxSeconds: lifetimeMax } : false });
+  const report = await checkNat({ server, ...(localPort !== undefined ? { localPort } : {}), lifetime: values['lifetime'] === true || lifetimeText !== undefined ? { maxSeconds: lifetimeMax } : false })
+    .catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EADDRINUSE' && error.code !== 'EACCES') throw error;
+      throw new NatpunchError('ERR_LISTEN', `natpunch check: cannot bind UDP port ${localPort}: ${error.code === 'EADDRINUSE' ? 'the port is in use; choose another --local-port' : 'permission denied; choose a port from 1024 up'}`, { cause: error });
+    });
   if (!report.udp) {
     // No UDP answer: a firewall dropping UDP, or nobody there. Only a TCP answer tells them apart.
     const tcp = await stunOverTcp(server, TCP_PROBE_MS);

@@ -11,6 +11,7 @@ import { sendSpec, sendUsage } from './send.js';
 import { receiveSpec, receiveUsage } from './receive.js';
 import { exposeSpec, exposeUsage } from './expose.js';
 import { forwardSpec, forwardUsage } from './forward.js';
+import { punchSpec, punchUsage } from './punch.js';
 import { errorEvent, errorLine, exitCodeFor, wantsStack } from './report-error.js';
 
 const usage = `natpunch ${VERSION} — connect machines behind NATs
@@ -36,6 +37,8 @@ usage:
       publish a local TCP service to peers (they reach it with natpunch forward)
   ${forwardUsage}
       like ssh -L: each TCP connection to --listen reaches the service the peer exposes
+  ${punchUsage}
+      no server: punch to a peer whose public endpoint you know; pipe stdin/stdout to it
   ${demoUsage}
       two peers behind two different real NATs (a lab; loopback when not root)
   natpunch help, natpunch COMMAND --help, natpunch --version
@@ -55,13 +58,14 @@ const commands: Record<string, () => Promise<Command>> = {
   receive: async () => (await import('./receive.js')).receiveCommand,
   expose: async () => (await import('./expose.js')).exposeCommand,
   forward: async () => (await import('./forward.js')).forwardCommand,
+  punch: async () => (await import('./punch.js')).punchCommand,
   demo: async () => (await import('./demo.js')).demoCommand,
   lab: async () => (await import('./lab.js')).labCommand,
 };
 
 /** Each command's flags, for `natpunch COMMAND --help` (`lab` prints its own). */
 const specs: Record<string, CommandSpec> = {
-  serve: serveSpec, check: checkSpec, id: idSpec, listen: listenSpec, connect: connectSpec, send: sendSpec, receive: receiveSpec, expose: exposeSpec, forward: forwardSpec, demo: demoSpec,
+  serve: serveSpec, check: checkSpec, id: idSpec, listen: listenSpec, connect: connectSpec, send: sendSpec, receive: receiveSpec, expose: exposeSpec, forward: forwardSpec, punch: punchSpec, demo: demoSpec,
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -40,6 +40,12 @@ export interface CheckOptions {
   signal?: AbortSignal;
   /** Local IP to bind (default: any). */
   localAddress?: string;
+  /**
+   * Local UDP port of the socket that runs test I (default: an ephemeral one), so its mapping is
+   * the one a later `natpunch punch --local-port` from the same port gets on an
+   * endpoint-independent NAT. The other probes still use ephemeral ports.
+   */
+  localPort?: number;
   /** Schedule for transactions whose answer is expected (default RTO 250 ms, 5 sends: gives up after ~5.8 s). */
   retransmission?: RetransmissionOptions;
   /** Schedule for the filtering tests, where silence is a normal answer (default RTO 200 ms, 4 sends: ~2.2 s). */
@@ -98,7 +104,7 @@ class Prober {
     };
 
     // RFC 5780 §4.3 test I: a plain Binding to the primary address.
-    const main = await this.#open();
+    const main = await this.#open(this.#options.localPort);
     const first = await this.#tryBinding(main, server, this.#retransmission);
     if (!first) {
       report.rfc3489 = 'udp-blocked';
@@ -230,11 +236,11 @@ class Prober {
     });
   }
 
-  async #open(): Promise<Probe> {
+  async #open(port = 0): Promise<Probe> {
     const family = this.#options.server.family === 6 ? 'udp6' : 'udp4';
     const socket = (this.#options.createSocket ?? dgram.createSocket)(family);
     socket.on('error', () => undefined);
-    socket.bind(0, this.#options.localAddress);
+    socket.bind(port, this.#options.localAddress);
     await once(socket, 'listening');
     const probe = { socket, client: new StunUdpClient(socket, { clock: this.#clock }) };
     this.#sockets.push(probe);

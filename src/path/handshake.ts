@@ -49,8 +49,10 @@ export const DATAGRAM_REPLAY_WINDOW = 8192;
 export interface PathHandshakeOptions {
   identity: Identity;
   initiator: boolean;
-  /** The peer we mean to reach (required for the initiator). */
+  /** The peer we mean to reach (required for the initiator, unless `anyPeer`). */
   expectedPeerId?: string;
+  /** An initiator that accepts whoever answers (see NatpunchHandshakeOptions.anyPeer). */
+  anyPeer?: boolean;
   /** Session context bound into the handshake (the rendezvous session id). */
   context: Uint8Array;
   clock?: Clock;
@@ -136,7 +138,7 @@ export class PathHandshake {
   #fresh(keys: { s: KeyPair; e: KeyPair }): NatpunchHandshake {
     const options = this.#options;
     return new NatpunchHandshake({
-      identity: options.identity, initiator: options.initiator, expectedPeerId: options.expectedPeerId,
+      identity: options.identity, initiator: options.initiator, expectedPeerId: options.expectedPeerId, anyPeer: options.anyPeer,
       prologue: options.context, datagram: { replayWindow: DATAGRAM_REPLAY_WINDOW }, keys,
     });
   }
@@ -235,7 +237,8 @@ export class PathHandshake {
       // drops an invalid handshake message; the failed step left the Noise state unusable, so
       // rebuild it by replaying this side's transcript. Bounded, so forgeries cannot make the
       // side spend its time on DH.
-      this.#lastRefused = error as Error;
+      // A genuine peer with another id says more than a later message that fails to decrypt.
+      if ((this.#lastRefused as { reason?: string } | undefined)?.reason !== 'peer-mismatch') this.#lastRefused = error as Error;
       if (++this.#dropped >= MAX_DROPPED_MESSAGES) {
         this.#fail(new NatpunchError('ERR_NOISE', `handshake: ${this.#dropped} messages refused; the last: ${(error as Error).message}`, { cause: error }));
         return false;

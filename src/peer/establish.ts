@@ -19,7 +19,7 @@ import { BIRTHDAY_MIN_INTERVAL_MS, BirthdayGate } from '../punch/birthday.js';
 import { birthdayHard, sprayBeside, sprayOpened } from './birthday-punch.js';
 import { UdpMux } from '../punch/udp-mux.js';
 import type { PunchInstruction } from '../rendezvous/client.js';
-import { PathHandshake } from '../path/handshake.js';
+import { type HandshakeResult, PathHandshake } from '../path/handshake.js';
 import { PathManager } from '../path/path-manager.js';
 import { TcpRawPath } from '../path/tcp-path.js';
 import { UdpEndpoint, type UdpRawPath } from '../path/udp-endpoint.js';
@@ -102,6 +102,23 @@ export function tcpPunchTechnique(instruction: PunchInstruction, targets: readon
   const winner = targets.find((c) => c.address.port === remote.port && c.address.address === remote.address);
   const predicted = winner?.type === 'predicted' || (instruction.localTcpCandidates.some((c) => c.type === 'predicted') && winner?.type !== 'host');
   return predicted ? 'tcp-prediction' : primed ? 'tcp-ttl-primed' : 'tcp-simultaneous-open';
+}
+
+/**
+ * The connection over a completed handshake: the path manager that owns its paths from now on,
+ * starting with the one the handshake ran on, and the stream on it. Shared by establishing through
+ * the rendezvous and serverless punching (serverless.ts). `keepaliveInterval`: the stream's PING
+ * interval (undefined: its default).
+ */
+export function openConnection(result: HandshakeResult, udp: UdpEndpoint, keepaliveInterval: number | undefined): { connection: Connection; manager: PathManager } {
+  let created: Connection | undefined;
+  const manager = new PathManager({
+    session: result.session, first: result.path, firstRttMs: result.rttMs, udp,
+    createStream: (sealed) => (created = new Connection(sealed, result.session, { keepaliveInterval })),
+  });
+  const connection = created!;
+  connection.bindManager(manager);
+  return { connection, manager };
 }
 
 /** What establishing needs from the peer. */
@@ -218,16 +235,8 @@ export class Establisher {
       if (result.session.remotePeerId !== normalizePeerId(instruction.peer)) {
         throw new NatpunchError('ERR_NOISE', `the peer proved to be ${result.session.remotePeerId}, not ${instruction.peer} as the rendezvous said`);
       }
-      let created: Connection | undefined;
-      manager = new PathManager({
-        session: result.session, first: result.path, firstRttMs: result.rttMs, udp,
-        createStream: (sealed) => (created = new Connection(sealed, result.session, {
-          // The direct path crosses the same NAT: PING within the mapping lifetime too.
-          keepaliveInterval: this.#c.streamKeepaliveMs(),
-        })),
-      });
-      connection = created!;
-      connection.bindManager(manager);
+      // The direct path crosses the same NAT: PING within the mapping lifetime too.
+      ({ connection, manager } = openConnection(result, udp, this.#c.streamKeepaliveMs()));
       for (const path of ready) if (path.path !== result.path) manager.add(path.path);
     } catch (error) {
       release();

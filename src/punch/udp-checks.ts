@@ -45,6 +45,26 @@ export const MAX_PEER_REFLEXIVE = 4;
  */
 export const NOMINATION_WAIT_MS = { rtts: 1, max: 150 };
 
+/** A Binding message in `data`, or undefined (not STUN, malformed, or another method). */
+export function decodeBinding(data: Buffer): StunMessage | undefined {
+  if (!isStunMessage(data)) return undefined;
+  let message: StunMessage;
+  try {
+    message = decodeMessage(data);
+  } catch {
+    return undefined;
+  }
+  return message.method === Method.Binding ? message : undefined;
+}
+
+/** The success response to a verified check from `from`: XOR-MAPPED-ADDRESS, then `extra`, with MESSAGE-INTEGRITY-SHA256 under `key`. @see RFC 8445 §7.3.1.4 */
+export function checkResponse(request: StunMessage, from: TransportAddress, key: Uint8Array, extra: Attribute[] = []): Uint8Array {
+  return encodeMessage({
+    method: Method.Binding, messageClass: MessageClass.SuccessResponse, transactionId: request.transactionId,
+    attributes: [{ type: AttrType.XorMappedAddress, value: xorMappedAddress.encode(from, request.transactionId) }, ...extra],
+  }, { integrity: { key, algorithm: 'sha256' }, fingerprint: true });
+}
+
 export interface UdpPunchOptions {
   mux: UdpMux;
   /** Session id from the rendezvous; it is the checks' USERNAME, so the mux can route them. */
@@ -66,6 +86,12 @@ export interface UdpPunchOptions {
    */
   onNominating?: (remote: TransportAddress, type: CandidateType) => void;
   clock?: Clock;
+  /**
+   * Whether a verified check from an unknown source is answered and may become a peer-reflexive
+   * pair (default: any, up to MAX_PEER_REFLEXIVE). Serverless punching, whose check key is no
+   * secret, admits only the IP of the address the user gave.
+   */
+  acceptPeerReflexive?: (from: TransportAddress) => boolean;
   /** What `startAt` is measured against (default `Date.now`). */
   wallClock?: WallClock;
 }
@@ -245,16 +271,9 @@ export class UdpCheckSession {
   }
 
   #onStun(data: Buffer, from: TransportAddress): boolean {
-    if (!isStunMessage(data)) return false;
-    let message: StunMessage;
-    try {
-      message = decodeMessage(data);
-    } catch {
-      return false;
-    }
-    if (message.method !== Method.Binding) return false;
-    if (message.messageClass === MessageClass.Request) return this.#onRequest(message, from);
-    if (message.messageClass === MessageClass.SuccessResponse) return this.#onResponse(message, from);
+    const message = decodeBinding(data);
+    if (message?.messageClass === MessageClass.Request) return this.#onRequest(message, from);
+    if (message?.messageClass === MessageClass.SuccessResponse) return this.#onResponse(message, from);
     return false;
   }
 
@@ -264,13 +283,13 @@ export class UdpCheckSession {
     // Unverified checks are dropped and teach us nothing: only the session key holder may
     // make us respond or add a peer-reflexive candidate (RFC 8445 §7.3).
     if (!verifyIntegrity(message, this.#o.key)) return true;
-    this.#o.mux.send(encodeMessage({
-      method: Method.Binding, messageClass: MessageClass.SuccessResponse, transactionId: message.transactionId,
-      attributes: [{ type: AttrType.XorMappedAddress, value: xorMappedAddress.encode(from, message.transactionId) }],
-    }, { integrity: { key: this.#o.key, algorithm: 'sha256' }, fingerprint: true }), from);
+    // A source the caller does not admit is not answered either (a key anyone may know).
+    const admitted = this.#o.acceptPeerReflexive?.(from) ?? true;
+    if (!admitted && !this.#pairs.has(formatAddress(from))) return true;
+    this.#o.mux.send(checkResponse(message, from, this.#o.key), from);
     if (this.#done) return true;
     let pair = this.#pairs.get(formatAddress(from));
-    if (!pair && this.#prflx < MAX_PEER_REFLEXIVE) {
+    if (!pair && this.#prflx < MAX_PEER_REFLEXIVE && admitted) {
       this.#prflx++;
       pair = this.#addPair({ type: 'prflx', address: from });
     }

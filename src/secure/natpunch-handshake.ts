@@ -35,8 +35,13 @@ export const NATPUNCH_PROLOGUE = new TextEncoder().encode('natpunch/1');
 export interface NatpunchHandshakeOptions {
   identity: Identity;
   initiator: boolean;
-  /** Whom we mean to reach. Required for the initiator; optional for the responder. */
+  /** Whom we mean to reach. Required for the initiator (unless `anyPeer`); optional for the responder. */
   expectedPeerId?: string;
+  /**
+   * An initiator that accepts whoever answers (serverless punching without --peer-id: encrypted,
+   * and the caller shows the proven id to the user, like ssh's first-use fingerprint).
+   */
+  anyPeer?: boolean;
   /** Session context, appended to the fixed prologue "natpunch/1". Must match on both sides. */
   prologue?: Uint8Array;
   /** Options of the session's datagram cipher. */
@@ -60,7 +65,7 @@ export class NatpunchHandshake {
   #session: SecureSession | undefined;
 
   constructor(options: NatpunchHandshakeOptions) {
-    if (options.initiator && options.expectedPeerId === undefined) {
+    if (options.initiator && options.expectedPeerId === undefined && options.anyPeer !== true) {
       throw new UsageError('NatpunchHandshake: an initiator must name the peer it dials (expectedPeerId)');
     }
     this.initiator = options.initiator;

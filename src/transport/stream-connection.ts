@@ -418,6 +418,18 @@ export class StreamConnection extends Duplex {
   }
 
   /**
+   * Sends a PING now (no data, ack-eliciting, retransmitted if lost): key confirmation for a
+   * handshake responder, whose peer otherwise hears nothing until it has data to send
+   * (src/peer/serverless.ts). Nothing once the stream is closed, or while packets are in flight.
+   */
+  ping(): void {
+    if (this.destroyed || !this.#sent.isEmpty) return;
+    const now = this.#clock.now();
+    this.#sendPing(now);
+    this.#armLossTimer(now);
+  }
+
+  /**
    * Abort on purpose: the peer sees PeerAbortedError (ERR_PEER_ABORTED) at once, rather than a
    * failure or, after an idle timeout, silence. Locally the stream is destroyed with an
    * AbortedError carrying `reason`. The RESET goes out RESET_COPIES times; `settle()` (and so

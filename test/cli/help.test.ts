@@ -8,8 +8,9 @@ import { demoSpec } from '../../src/cli/demo.js';
 import { idSpec } from '../../src/cli/id.js';
 import { listenSpec } from '../../src/cli/listen.js';
 import { serveSpec } from '../../src/cli/serve.js';
+import { punchSpec } from '../../src/cli/punch.js';
 
-const specs: CommandSpec[] = [serveSpec, checkSpec, idSpec, listenSpec, connectSpec, demoSpec];
+const specs: CommandSpec[] = [serveSpec, checkSpec, idSpec, listenSpec, connectSpec, punchSpec, demoSpec];
 
 for (const spec of specs) {
   test(`natpunch ${spec.name} --help lists every flag its parser accepts, with its meaning, default and example`, async () => {
@@ -31,7 +32,7 @@ for (const spec of specs) {
 }
 
 test('the help of commands with a key says where the key lives; natpunch --help too', async () => {
-  for (const command of ['id', 'listen', 'connect']) {
+  for (const command of ['id', 'listen', 'connect', 'punch']) {
     const help = await runCli(command, '--help');
     assert.match(help.stdout, /--key FILE\n.*\n\s+default: \$NATPUNCH_HOME\/key, or ~\/\.natpunch\/key when NATPUNCH_HOME is unset/, command);
   }
