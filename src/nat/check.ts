@@ -20,7 +20,7 @@ export interface NatReport {
   udp: boolean;
   /** This host's public UDP endpoint as the server saw it, "ip:port". */
   mappedAddress: string | null;
-  /** Whether the mapped address differs from every local address. */
+  /** Whether a NAT is in the way: the mapped endpoint is not this host's own address and port. */
   natted: boolean | null;
   /** Mapping behaviour (RFC 5780 §4.3, RFC 4787 §4.1). */
   mapping: Behaviour | null;
