@@ -8,7 +8,9 @@
 export interface Clock {
   /** Milliseconds from an arbitrary origin; fractions allowed, never decreasing. */
   now(): number;
+  /** Run `callback` after `ms` milliseconds; returns a handle for `clearTimeout`. */
   setTimeout(callback: () => void, ms: number): unknown;
+  /** Cancel a `setTimeout`. */
   clearTimeout(handle: unknown): void;
 }
 

@@ -6,6 +6,10 @@
 
 const brand = Symbol.for('natpunch.error');
 
+/**
+ * Every stable error code natpunch throws with; `err.code` is one of these. What each means and
+ * what to do about it: [docs/errors.md](../docs/errors.md).
+ */
 export type ErrorCode =
   | 'ERR_STUN_DECODE'
   | 'ERR_STUN_ENCODE'
@@ -35,7 +39,12 @@ export type ErrorCode =
   | 'ERR_DNS'
   | 'ERR_LISTEN';
 
+/**
+ * The base of every error natpunch throws on purpose. Switch on {@link NatpunchError.code}; test
+ * with {@link NatpunchError.is} rather than `instanceof`, which fails across two installed copies.
+ */
 export class NatpunchError extends Error {
+  /** The stable error code (see {@link ErrorCode} and docs/errors.md). */
   readonly code: ErrorCode;
 
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
@@ -44,10 +53,12 @@ export class NatpunchError extends Error {
     this.name = 'NatpunchError';
   }
 
+  /** @internal The brand {@link NatpunchError.is} checks (`Symbol.for('natpunch.error')`). */
   get [brand](): true {
     return true;
   }
 
+  /** Whether `value` is a natpunch error, from this copy of the package or another. */
   static is(value: unknown): value is NatpunchError {
     return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[brand] === true;
   }
@@ -55,6 +66,7 @@ export class NatpunchError extends Error {
 
 /** A STUN message or attribute could not be decoded. `offset` is where in the buffer, if known. */
 export class StunDecodeError extends NatpunchError {
+  /** Byte offset in the decoded buffer where decoding failed, when known. */
   readonly offset: number | undefined;
   constructor(message: string, offset?: number) {
     super('ERR_STUN_DECODE', message);
@@ -63,6 +75,7 @@ export class StunDecodeError extends NatpunchError {
   }
 }
 
+/** A STUN message could not be encoded (`ERR_STUN_ENCODE`): a value out of range for its attribute. */
 export class StunEncodeError extends NatpunchError {
   constructor(message: string) {
     super('ERR_STUN_ENCODE', message);
@@ -80,7 +93,9 @@ export class TransactionTimeoutError extends NatpunchError {
 
 /** The server answered with an error response; `status` is the STUN ERROR-CODE (e.g. 400). */
 export class StunErrorResponseError extends NatpunchError {
+  /** The STUN ERROR-CODE class and number, e.g. 400. */
   readonly status: number;
+  /** The reason phrase of the error response. */
   readonly reason: string;
   constructor(status: number, reason: string) {
     super('ERR_STUN_ERROR_RESPONSE', `STUN error response ${status} ${reason}`);
@@ -96,7 +111,9 @@ export class StunErrorResponseError extends NatpunchError {
  * @see RFC 8656 §7.2, §7.3, §18
  */
 export class TurnError extends NatpunchError {
+  /** The STUN ERROR-CODE of the refusal (401, 437, 486, …), or 0 when the request could not be made. */
   readonly status: number;
+  /** The server's reason phrase, or why the request could not be made. */
   readonly reason: string;
   constructor(status: number, reason: string, message: string, options?: { cause?: unknown }) {
     super('ERR_TURN', message, options);
@@ -108,6 +125,7 @@ export class TurnError extends NatpunchError {
 
 /** A NAT-PMP, PCP or UPnP-IGD message could not be decoded. `offset` is where in the bytes, if known. */
 export class PortMapDecodeError extends NatpunchError {
+  /** Byte offset where decoding failed, when known. */
   readonly offset: number | undefined;
   constructor(message: string, offset?: number) {
     super('ERR_PORTMAP_DECODE', message);
@@ -130,7 +148,9 @@ export class PortMapDecodeError extends NatpunchError {
  */
 export type PortMapFailure = 'no-gateway' | 'double-nat' | 'refused' | 'unsupported' | 'timeout' | 'lost';
 
+/** A port mapping could not be made or kept (`ERR_PORTMAP`); {@link PortMapFailure} lists the reasons. */
 export class PortMapError extends NatpunchError {
+  /** Why: see {@link PortMapFailure}. */
   readonly reason: PortMapFailure;
   /** The protocol that failed ('pcp' | 'nat-pmp' | 'upnp-igd'), or undefined for all of them. */
   readonly method: string | undefined;
@@ -153,6 +173,7 @@ export class PortMapError extends NatpunchError {
   }
 }
 
+/** The network-namespace lab failed (`ERR_LAB`), or needs root and is not (`ERR_LAB_NOT_ROOT`). */
 export class LabError extends NatpunchError {
   constructor(message: string, options?: { cause?: unknown; notRoot?: boolean }) {
     super(options?.notRoot ? 'ERR_LAB_NOT_ROOT' : 'ERR_LAB', message, options);
@@ -168,6 +189,7 @@ export class SimError extends NatpunchError {
   }
 }
 
+/** The CLI was used wrongly (`ERR_USAGE`, exit code 2): a missing or malformed flag or argument. */
 export class UsageError extends NatpunchError {
   constructor(message: string) {
     super('ERR_USAGE', message);
@@ -175,6 +197,10 @@ export class UsageError extends NatpunchError {
   }
 }
 
+/**
+ * The operation was aborted on purpose on this side (`ERR_ABORTED`): its `AbortSignal` fired, or
+ * `connection.abort(reason)` was called (the reason is the message).
+ */
 export class AbortedError extends NatpunchError {
   constructor(message = 'the operation was aborted', options?: { cause?: unknown }) {
     super('ERR_ABORTED', message, options);
@@ -187,7 +213,9 @@ export class AbortedError extends NatpunchError {
  * policy said no). `peerId` is the peer asked; `reason` what it answered.
  */
 export class RefusedError extends NatpunchError {
+  /** The peer that refused. */
   readonly peerId: string;
+  /** What it answered, e.g. `not on its allow-list`. */
   readonly reason: string;
   constructor(peerId: string, reason: string, options?: { cause?: unknown }) {
     super('ERR_REFUSED', `peer ${peerId} refused the connection: ${reason}`, options);

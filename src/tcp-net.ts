@@ -7,7 +7,9 @@ import net from 'node:net';
 
 /** The two node:net calls natpunch makes: `net.connect(options)` and `net.createServer(options, listener)`. */
 export interface TcpNet {
+  /** As `net.connect(options)`. */
   connect(options: net.TcpNetConnectOpts): net.Socket;
+  /** As `net.createServer(options, listener)`. */
   createServer(options: net.ServerOpts, connectionListener?: (socket: net.Socket) => void): net.Server;
 }
 

@@ -6,6 +6,7 @@ import { generateKeyPairSync, sign as cryptoSign, verify as cryptoVerify, type K
 import { peerIdFromPublicKey } from './peer-id.js';
 import { publicKeyFromRaw, RAW_KEY_LENGTH, rawPublicKey } from './raw-key.js';
 
+/** A peer's Ed25519 key pair; its public key, as text, is the peer id. */
 export interface Identity {
   /** Text form of publicKey; see peer-id.ts. */
   readonly peerId: string;
@@ -13,6 +14,7 @@ export interface Identity {
   readonly publicKey: Uint8Array;
   /** Ed25519 signature (64 bytes) over `data`. */
   sign(data: Uint8Array): Uint8Array;
+  /** The Ed25519 private key (keep it secret: it is the identity). */
   readonly privateKey: KeyObject;
 }
 
@@ -35,6 +37,7 @@ export function identityFromPrivateKey(privateKey: KeyObject): Identity {
   });
 }
 
+/** A new, random identity, kept in memory only ({@link loadOrCreateIdentity} stores one in a key file). */
 export function generateIdentity(): Identity {
   return identityFromPrivateKey(generateKeyPairSync('ed25519').privateKey);
 }

@@ -15,7 +15,9 @@ import { dirname, join } from 'node:path';
 import { NatpunchError } from '../errors.js';
 import { generateIdentity, identityFromPrivateKey, type Identity } from './identity.js';
 
+/** The key file could not be read, parsed or created (`ERR_KEY_FILE`): wrong permissions, not a key, … */
 export class KeyFileError extends NatpunchError {
+  /** The key file's path. */
   readonly path: string;
   constructor(path: string, message: string, options?: { cause?: unknown }) {
     super('ERR_KEY_FILE', message, options);

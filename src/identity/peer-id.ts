@@ -37,6 +37,7 @@ function checksum(versionAndKey: Uint8Array): Uint8Array {
   return createHash('sha256').update(versionAndKey).digest().subarray(0, CHECKSUM_LENGTH);
 }
 
+/** The peer id of a raw 32-byte Ed25519 public key (56 lowercase base32 characters). Throws RangeError for another length. */
 export function peerIdFromPublicKey(publicKey: Uint8Array): string {
   if (publicKey.length !== RAW_KEY_LENGTH) {
     throw new RangeError(`peer id: public key length ${publicKey.length}, expected ${RAW_KEY_LENGTH}`);

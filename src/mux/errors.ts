@@ -9,8 +9,11 @@ import { muxErrorName, MuxErrorCode } from './frame-type.js';
  * the peer sent GO_AWAY with an error. `muxCode` is the MuxErrorCode sent or received.
  */
 export class MuxError extends NatpunchError {
+  /** Always `'MuxError'`. */
   override readonly name = 'MuxError';
+  /** Always `'ERR_MUX'`. */
   override readonly code = 'ERR_MUX';
+  /** The {@link MuxErrorCode} sent or received in GO_AWAY. */
   readonly muxCode: number;
   constructor(muxCode: number, message: string, options?: { cause?: unknown }) {
     super('ERR_MUX', message, options);
@@ -25,9 +28,13 @@ export function protocolError(message: string, muxCode: number = MuxErrorCode.Pr
 
 /** The peer reset one stream (RESET): `reason` names its code ('connect-refused', 'cancel', ...). */
 export class MuxStreamResetError extends NatpunchError {
+  /** Always `'MuxStreamResetError'`. */
   override readonly name = 'MuxStreamResetError';
+  /** Always `'ERR_MUX_RESET'`. */
   override readonly code = 'ERR_MUX_RESET';
+  /** The {@link MuxErrorCode} the RESET carried. */
   readonly muxCode: number;
+  /** That code's name: `'connect-refused'`, `'cancel'`, …. */
   readonly reason: string;
   /** The peer's own words, if it gave any. */
   readonly detail: string;

@@ -29,13 +29,21 @@ export const frameTypeNames: Record<FrameType, string> = {
 
 /** Error codes of RESET and GO_AWAY: RFC 9113 §7's values, then natpunch's own from 0x100. */
 export enum MuxErrorCode {
+  /** A clean end: GO_AWAY on close, RESET without a failure. */
   NoError = 0x0,
+  /** The peer broke the framing protocol (unknown frame, stream never opened, …). */
   ProtocolError = 0x1,
+  /** This side failed (the connection below errored). */
   InternalError = 0x2,
+  /** DATA beyond the granted window, or a window past 2^31-1 (RFC 9113 §6.9.1). */
   FlowControlError = 0x3,
+  /** A frame for a stream already closed that way (DATA after FIN, a second FIN). */
   StreamClosed = 0x5,
+  /** A frame whose size is out of bounds. */
   FrameSizeError = 0x6,
+  /** The stream was refused before any data: too many open, or the session is going away. */
   RefusedStream = 0x7,
+  /** The stream is no longer wanted (`stream.destroy()` or `reset()` without a code). */
   Cancel = 0x8,
   /** The exposing side's connect to its service was refused (ECONNREFUSED). */
   ConnectRefused = 0x100,

@@ -22,6 +22,7 @@ import { FrameType, frameTypeNames, muxErrorName, MuxErrorCode } from './frame-t
 import { MAX_STREAMS } from './limits.js';
 import { MuxStream, type StreamOwner } from './stream.js';
 
+/** Options of {@link MuxSession}'s constructor. */
 export interface MuxSessionOptions {
   /** The side that connected opens odd stream ids, the side that accepted even ones (RFC 9113 §5.1.1). */
   initiator: boolean;
@@ -29,6 +30,20 @@ export interface MuxSessionOptions {
 
 const MAX_STREAM_ID = 0xffff_ffff;
 
+/**
+ * Many logical streams ({@link MuxStream}) over one reliable, ordered byte stream: a
+ * {@link Connection}, or any Duplex. Each stream has its own 256 KiB flow-control window, so a
+ * stalled reader never holds up another stream; a peer that breaks the protocol or its limits
+ * ends the session with GO_AWAY and a {@link MuxError}. See docs/decisions/012-multiplexing.md.
+ *
+ * Both sides create one over the same connection, one with `initiator: true` (usually the side
+ * that called `peer.connect()`), the other with `initiator: false`.
+ *
+ * Events:
+ * - `'stream'` `(stream: MuxStream, target: string)`: the peer opened a stream for `target`.
+ * - `'goaway'` `(code: number, reason: string)`: the peer will accept no more streams.
+ * - `'close'` `(error: MuxError | undefined)`: the session is over (`undefined` after a clean close).
+ */
 export class MuxSession extends EventEmitter implements StreamOwner {
   readonly #connection: Duplex;
   readonly #initiator: boolean;
@@ -63,6 +78,7 @@ export class MuxSession extends EventEmitter implements StreamOwner {
     return this.#streams.size;
   }
 
+  /** Whether the session has ended (closed here, by the peer, or by a failure). */
   get closed(): boolean {
     return this.#closed;
   }
@@ -97,17 +113,20 @@ export class MuxSession extends EventEmitter implements StreamOwner {
 
   // StreamOwner
 
+  /** @internal Queue one frame on the connection (a stream's part of {@link StreamOwner}). */
   send(frame: Frame): void {
     if (this.#closed) return;
     if (!this.#connection.write(encodeFrame(frame))) this.#needDrain = true;
   }
 
+  /** @internal Call `callback` once the connection takes more writes. */
   whenWritable(callback: (error?: Error | null) => void): void {
     if (this.#closed) callback(this.#error ?? new MuxError(MuxErrorCode.NoError, 'mux: the session is closed'));
     else if (this.#needDrain) this.#drainWaiters.push(callback);
     else callback();
   }
 
+  /** @internal The stream needs no more frames. */
   streamDone(stream: MuxStream): void {
     if (this.#streams.get(stream.id) !== stream) return;
     this.#streams.delete(stream.id);

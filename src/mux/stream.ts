@@ -36,7 +36,14 @@ interface PendingWrite {
   callback: (error?: Error | null) => void;
 }
 
+/**
+ * One logical stream of a {@link MuxSession}: a Node Duplex with backpressure both ways. Get one
+ * from `session.open(target)` or the session's `'stream'` event. `end()` half-closes (FIN);
+ * `destroy()` before both sides ended, or `reset(code)`, sends RESET, and the peer's RESET
+ * destroys this stream with a {@link MuxStreamResetError}.
+ */
 export class MuxStream extends Duplex {
+  /** The stream id: odd for streams the initiator opened, even for the other side's. */
   readonly id: number;
   /** What the opener said the stream is for (OPEN's target). */
   readonly target: string;
@@ -53,6 +60,7 @@ export class MuxStream extends Duplex {
   /** A RESET went either way, or the session ended: no frame for this stream any more. */
   #gone = false;
 
+  /** @internal Streams are made by their session (`open()`, `'stream'`). */
   constructor(owner: StreamOwner, id: number, target: string) {
     // The readable buffer holds at most the window the peer may fill: its high-water mark is
     // that window, so reads (and the grants they cause) keep pace with a draining reader.
@@ -78,11 +86,13 @@ export class MuxStream extends Duplex {
     this.destroy();
   }
 
+  /** @internal */
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     this.#pending = { chunk, offset: 0, callback };
     this.#flush();
   }
 
+  /** @internal */
   override _final(callback: (error?: Error | null) => void): void {
     if (!this.#gone) {
       this.#finSent = true;
@@ -92,6 +102,7 @@ export class MuxStream extends Duplex {
     callback();
   }
 
+  /** @internal */
   override _read(): void {
     this.#maybeGrant();
   }
@@ -107,6 +118,7 @@ export class MuxStream extends Duplex {
     return chunk;
   }
 
+  /** @internal */
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     // Destroyed before both directions ended: tell the peer (RFC 9113 §8.1: CANCEL when the
     // response is no longer needed; INTERNAL_ERROR when something here failed).
@@ -119,7 +131,7 @@ export class MuxStream extends Duplex {
     callback(error);
   }
 
-  /** DATA from the peer. @see RFC 9113 §6.9.1: more than the window is a FLOW_CONTROL_ERROR. */
+  /** @internal DATA from the peer. RFC 9113 §6.9.1: more than the window is a FLOW_CONTROL_ERROR. */
   receiveData(data: Uint8Array): void {
     if (this.#finReceived) throw protocolError(`DATA on stream ${this.id} after its FIN`, MuxErrorCode.StreamClosed);
     if (data.length > this.#receiveWindow) throw protocolError(`DATA of ${data.length} bytes on stream ${this.id}, window ${this.#receiveWindow}`, MuxErrorCode.FlowControlError);
@@ -130,12 +142,14 @@ export class MuxStream extends Duplex {
     this.#maybeGrant();
   }
 
+  /** @internal WINDOW_UPDATE from the peer. */
   receiveWindowUpdate(increment: number): void {
     if (this.#sendWindow + increment > MAX_WINDOW) throw protocolError(`WINDOW_UPDATE on stream ${this.id} takes the window past 2^31-1`, MuxErrorCode.FlowControlError);
     this.#sendWindow += increment;
     this.#flush();
   }
 
+  /** @internal FIN from the peer. */
   receiveFin(): void {
     if (this.#finReceived) throw protocolError(`second FIN on stream ${this.id}`, MuxErrorCode.StreamClosed);
     this.#finReceived = true;
@@ -143,13 +157,14 @@ export class MuxStream extends Duplex {
     this.#maybeDone();
   }
 
+  /** @internal RESET from the peer. */
   receiveReset(code: number, reason: string): void {
     this.#gone = true;
     this.#owner.streamDone(this);
     this.destroy(new MuxStreamResetError(code, reason));
   }
 
-  /** The session ended under the stream: no frames any more; destroyed with `error` unless it had finished both ways. */
+  /** @internal The session ended under the stream: no frames any more; destroyed with `error` unless it had finished both ways. */
   sessionEnded(error: Error): void {
     const complete = this.#finSent && this.#finReceived;
     this.#gone = true;

@@ -1,12 +1,15 @@
 /**
  * NAT behaviour vocabulary (RFC 4787 §4.1, §5) and the RFC 3489 class it implies.
  */
+/** A NAT's mapping or filtering behaviour, in RFC 4787's words. */
 export type Behaviour = 'endpoint-independent' | 'address-dependent' | 'address-and-port-dependent';
 
+/** The classic RFC 3489 NAT class (`natpunch check`'s `rfc3489`). */
 export type Rfc3489Class =
   | 'open-internet' | 'full-cone' | 'restricted-cone' | 'port-restricted-cone'
   | 'symmetric' | 'symmetric-udp-firewall' | 'udp-blocked';
 
+/** How a NAT picks external ports: keeps the local port, counts up, or at random. */
 export type PortAllocation = 'preserving' | 'sequential' | 'random';
 
 /**

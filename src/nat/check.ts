@@ -12,16 +12,23 @@ import type { RetransmissionOptions } from '../stun/retransmission.js';
 import { type MappingLifetime, DEFAULT_LIFETIME_MAX_SECONDS, measureMappingLifetime } from './lifetime.js';
 import { type Behaviour, type PortAllocation, type Rfc3489Class, classifyPortAllocation, rfc3489Class } from './behaviour.js';
 
+/** What {@link checkNat} reports (`natpunch check --json` prints it). null: not measured, or not measurable. */
 export interface NatReport {
   /** The STUN server asked. */
   server: string;
   /** Whether any STUN response came back over UDP. */
   udp: boolean;
+  /** This host's public UDP endpoint as the server saw it, "ip:port". */
   mappedAddress: string | null;
+  /** Whether a NAT is in the way: the mapped endpoint is not this host's own address and port. */
   natted: boolean | null;
+  /** Mapping behaviour (RFC 5780 §4.3, RFC 4787 §4.1). */
   mapping: Behaviour | null;
+  /** Filtering behaviour (RFC 5780 §4.4, RFC 4787 §5); needs a server with an alternate address. */
   filtering: Behaviour | null;
+  /** The classic RFC 3489 class derived from mapping and filtering. */
   rfc3489: Rfc3489Class | null;
+  /** How the NAT picks external ports, from fresh sockets. */
   portAllocation: PortAllocation | null;
   /** Step between consecutive mappings when portAllocation is "sequential". */
   portDelta: number | null;
@@ -35,8 +42,11 @@ export interface NatReport {
   lifetime: MappingLifetime | null;
 }
 
+/** Options of {@link checkNat}. Only `server` is required. */
 export interface CheckOptions {
+  /** The STUN server (an RFC 5780 one, with an alternate address, for the filtering tests). */
   server: TransportAddress;
+  /** Aborts the check (rejects with AbortedError). */
   signal?: AbortSignal;
   /** Local IP to bind (default: any). */
   localAddress?: string;
@@ -53,7 +63,10 @@ export interface CheckOptions {
   /** Fresh sockets probed for the port-allocation pattern (default 6). */
   portSamples?: number;
   /** Measure the UDP mapping lifetime by idling up to maxSeconds (RFC 5780 §4.6). */
-  lifetime?: { maxSeconds?: number } | false;
+  lifetime?: {
+    /** The longest idle time probed, seconds (default 120). */
+    maxSeconds?: number;
+  } | false;
   /** Makes the probe sockets (default `dgram.createSocket`; src/sim passes its own). */
   createSocket?: (type: 'udp4' | 'udp6') => dgram.Socket;
   /** Timers and RTTs run on it (default: the real timers). */

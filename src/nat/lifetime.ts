@@ -20,6 +20,7 @@ import { type TransportAddress, AttrType, isStunMessage, reflexiveAddress, respo
 import { StunUdpClient, type StunResponse } from '../stun/udp-client.js';
 import type { RetransmissionOptions } from '../stun/retransmission.js';
 
+/** How long the NAT keeps an idle UDP mapping, bracketed by probes (RFC 5780 §4.6). */
 export interface MappingLifetime {
   /** The longest idle time, s, after which a mapping still answered (null: none survived, or none measured yet). */
   aliveSeconds: number | null;

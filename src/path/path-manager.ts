@@ -62,13 +62,39 @@ export const MAX_PATHS = 8;
 /** New paths from unknown addresses accepted per minute. */
 const MAX_NEW_SOURCES_PER_MINUTE = 16;
 
+/**
+ * Why a connection's stream moved ('path' event): `upgrade` (a better path proved itself, e.g.
+ * direct UDP after starting on the relay), `rebinding` (the peer's NAT gave it a new address),
+ * `failover` (the active path died; a standby took over), `network-change` (every path went
+ * silent and punching again through the rendezvous found a new one).
+ */
 export type PathChangeReason = 'upgrade' | 'rebinding' | 'failover' | 'network-change';
 
-/** What 'path' reports, and what the connection's path / technique / remote read. */
+/** One path a connection holds to its peer, as `connection.paths` lists them. */
+export interface PathSummary {
+  /** What kind of path: 'direct-udp', 'direct-tcp' or 'relay'. */
+  path: PathKind;
+  /** How it was found ('udp-hole-punch', 'tcp-simultaneous-open', 'relay', …). */
+  technique: string;
+  /** The peer's address on it, "ip:port". */
+  remote: string;
+  /** Whether it answered a PATH_CHALLENGE. */
+  validated: boolean;
+  /** Whether the peer was heard on it recently. */
+  live: boolean;
+  /** Whether it carries the stream now. */
+  active: boolean;
+  /** Smoothed probe RTT, ms, where measured. */
+  rttMs: number | undefined;
+}
+
 /** A validated path that does not carry the stream ('standby' event). */
 export interface StandbyInfo {
+  /** What kind of path: 'direct-udp', 'direct-tcp' or 'relay'. */
   path: PathKind;
+  /** How it was found ('udp-hole-punch', 'relay', …). */
   technique: string;
+  /** The peer's address on it, "ip:port". */
   remote: string;
   /** Smoothed probe RTT of the path, ms, where measured. */
   rttMs?: number;
@@ -76,6 +102,7 @@ export interface StandbyInfo {
 
 /** The path the stream moved to ('path' event), and why. */
 export interface PathInfo extends StandbyInfo {
+  /** Why it moved: see {@link PathChangeReason}. */
   reason: PathChangeReason;
 }
 
@@ -171,7 +198,7 @@ export class PathManager extends EventEmitter {
   }
 
   /** Every path held, for diagnostics. */
-  get paths(): Array<{ path: PathKind; technique: string; remote: string; validated: boolean; live: boolean; active: boolean; rttMs: number | undefined }> {
+  get paths(): PathSummary[] {
     const now = this.#clock.now();
     return this.#paths.map((p) => ({
       path: p.raw.kind, technique: p.raw.technique, remote: p.raw.remote, validated: p.validated,

@@ -1,13 +1,3 @@
-/**
- * What `peer.connect()` resolves to and 'connection' delivers: the stream to the peer (a Node
- * Duplex: reliable, ordered, flow- and congestion-controlled, every datagram sealed end to end),
- * plus what carries it now. The path may change under it — an upgrade, a NAT rebinding, a
- * failover — without a byte lost; each change is emitted as 'path' (PathInfo).
- *
- * `abort(reason?)` ends it on purpose: the peer's stream fails at once with PeerAbortedError
- * (ERR_PEER_ABORTED), this side's with AbortedError (ERR_ABORTED); `destroy(error)` resets it as
- * a failure (ERR_TRANSPORT_RESET on the other side). See docs/decisions/010-abort-and-allow.md.
- */
 import type { PathInfo, PathManager, StandbyInfo } from '../path/path-manager.js';
 import type { PathKind } from '../path/raw-path.js';
 import type { SealedPath } from '../path/sealed-path.js';
@@ -17,9 +7,30 @@ import { StreamConnection, type StreamOptions } from '../transport/stream-connec
 export type { PathInfo, PathChangeReason, StandbyInfo } from '../path/path-manager.js';
 export type { PathKind } from '../path/raw-path.js';
 
+/**
+ * What `peer.connect()` resolves to and 'connection' delivers: the stream to the peer (a Node
+ * Duplex: reliable, ordered, flow- and congestion-controlled, every datagram sealed end to end),
+ * plus what carries it now. The path may change under it — an upgrade, a NAT rebinding, a
+ * failover — without a byte lost; each change is emitted as 'path' (PathInfo).
+ *
+ * `abort(reason?)` ends it on purpose: the peer's stream fails at once with PeerAbortedError
+ * (ERR_PEER_ABORTED), this side's with AbortedError (ERR_ABORTED); `destroy(error)` resets it as
+ * a failure (ERR_TRANSPORT_RESET on the other side). See docs/decisions/010-abort-and-allow.md.
+ *
+ * Events, besides a Duplex's own (`'data'`, `'end'`, `'error'`, `'close'`, …):
+ * - `'path'` `(info: PathInfo)`: the stream moved to another path (`info.reason`: `upgrade`,
+ *   `rebinding`, `failover` or `network-change`).
+ * - `'standby'` `(info: StandbyInfo)`: another path (a relay beside a direct path, say) has
+ *   proved itself and waits to take over.
+ *
+ * Errors the stream fails with: {@link PeerAbortedError} (`ERR_PEER_ABORTED`),
+ * {@link AbortedError} (`ERR_ABORTED`), {@link StreamResetError} (`ERR_TRANSPORT_RESET`),
+ * {@link StreamTimeoutError} (`ERR_TRANSPORT_TIMEOUT`); see [docs/errors.md](../../docs/errors.md).
+ */
 export class Connection extends StreamConnection {
   /** The peer id the remote side proved to hold (Noise XX, identity payload). */
   readonly remotePeerId: string;
+  /** The Noise session: both peer ids, the handshake hash, the transport keys. */
   readonly session: SecureSession;
   /** Milliseconds from the start of connecting to the secure connection being ready. */
   ms = 0;
@@ -31,7 +42,7 @@ export class Connection extends StreamConnection {
     this.remotePeerId = session.remotePeerId;
   }
 
-  /** Called once by the peer: the manager that owns this stream's paths. */
+  /** @internal Called once by the peer: the manager that owns this stream's paths. */
   bindManager(manager: PathManager): void {
     this.#manager = manager;
     manager.on('path', (info: PathInfo) => this.emit('path', info));

@@ -44,9 +44,11 @@ const SHORT_TCP_MAPPING_KEEP_MS = 60_000;
 
 export type { PathKind } from '../path/raw-path.js';
 
+/** Options of {@link createPeer}. Only `server` is required. */
 export interface PeerOptions {
-  /** Rendezvous server, e.g. ws://198.51.100.10:8080/ */
+  /** Rendezvous server, e.g. ws://198.51.100.10:8080/ (`natpunch serve`'s HTTP port). */
   server: string;
+  /** This peer's key pair, its peer id (default: read from, or created in, `keyFile`). */
   identity?: Identity;
   /** Key file used when no identity is given (default $NATPUNCH_HOME/key or ~/.natpunch/key). */
   keyFile?: string;
@@ -77,7 +79,12 @@ export interface PeerOptions {
    */
   keepaliveMs?: number;
   /** Keepalive sizing: `sizing` (default: true unless keepaliveMs is given), `maxSeconds` the measurement probes (default 120). */
-  keepalive?: { sizing?: boolean; maxSeconds?: number };
+  keepalive?: {
+    /** Measure the mapping lifetime and size the interval to 0.8 × it (default: true unless `keepaliveMs` is given). */
+    sizing?: boolean;
+    /** The longest idle time the lifetime measurement probes, seconds (default 120). */
+    maxSeconds?: number;
+  };
   /**
    * After the connection to the rendezvous server drops, register again with backoff (default:
    * 0.5 s doubling to 30 s with jitter, back to 0.5 s after a registration that lasted a minute);
@@ -95,7 +102,9 @@ export interface PeerOptions {
   portMapping?: boolean | PeerPortMappingOptions;
 }
 
+/** Options of {@link Peer.connect}. */
 export interface ConnectOptions {
+  /** Aborts connecting: the promise rejects with AbortedError (`ERR_ABORTED`) and everything started is cleaned up. */
   signal?: AbortSignal;
   /**
    * 'udp' or 'tcp' forces one transport (punching, or connection reversal when exactly one side
@@ -126,8 +135,33 @@ export { Connection } from './connection.js';
  * With `portMapping`, it also emits 'port-mapping' (PortMappingInfo) when the gateway mapped its
  * UDP port (and again when a renewal moved it) and 'port-mapping-failed' (PortMapError) when
  * that failed or the mapping was lost; neither affects anything else.
+ *
+ * Create one with {@link createPeer}; end it with {@link Peer.close}.
+ *
+ * Events:
+ * - `'connection'` `(connection: Connection)`: another peer connected to this one (after `allow`
+ *   and `accept` said yes, the punch and the Noise handshake).
+ * - `'connection-error'` `(error: Error)`: an incoming connection failed before it was ready
+ *   (punching found no path, the handshake failed, …); the peer goes on.
+ * - `'refused'` `(info: RefusedInfo)`: an initiator was refused by `allow` (not on the list).
+ * - `'disconnected'` `(reason: RendezvousError, info: DisconnectInfo)`: the rendezvous connection
+ *   dropped; `info.retryInMs` is when the next attempt starts, or null when there will be none.
+ * - `'reconnected'` `(info: ReconnectInfo)`: registered again after a drop.
+ * - `'keepalive'` `(info: KeepaliveInfo)`: the keepalive interval or measured lifetime changed.
+ * - `'srflx'` `(address: string)`: the server-reflexive UDP endpoint moved (the NAT remapped),
+ *   and the registration was updated.
+ * - `'tcp-mapping'` `(address: string)`: the kept STUN/TCP connection was reopened, with this
+ *   public TCP endpoint.
+ * - `'port-mapping'` `(info: PortMappingInfo)` and `'port-mapping-failed'` `(error: PortMapError)`:
+ *   with `portMapping`, as above.
+ *
+ * Errors: `connect()` rejects with {@link RefusedError} (`ERR_REFUSED`), {@link RendezvousError}
+ * (`ERR_RENDEZVOUS`: `peer-not-found`, `disconnected`, …), {@link AbortedError} (`ERR_ABORTED`) or
+ * a NatpunchError with `ERR_TRANSPORT` when no path could be made; every code is in
+ * [docs/errors.md](../../docs/errors.md).
  */
 export class Peer extends EventEmitter {
+  /** This peer's key pair; its public key is the peer id. */
   readonly identity: Identity;
   readonly #socket: dgram.Socket;
   /** The IPv6 socket, when this host had a global IPv6 address at start-up. */
@@ -311,6 +345,7 @@ export class Peer extends EventEmitter {
     this.emit('tcp-mapping', formatAddress(fresh.mapped));
   }
 
+  /** This peer's id (the text form of its Ed25519 public key): what others pass to `connect()`. */
   get peerId(): string {
     return this.identity.peerId;
   }
@@ -373,6 +408,7 @@ export class Peer extends EventEmitter {
     return this.#rendezvous.connected;
   }
 
+  /** The same as {@link createPeer}. */
   static async create(options: PeerOptions): Promise<Peer> {
     const identity = options.identity ?? await loadOrCreateIdentity(options.keyFile ?? defaultKeyFile());
     // Large kernel buffers absorb the stream's bursts (measured in bench/connect: no drops at
@@ -543,6 +579,10 @@ export class Peer extends EventEmitter {
     return connection;
   }
 
+  /**
+   * Close the peer: every connection is destroyed, the registration, keepalives, port mapping
+   * and sockets are released. Resolves once all of it is done; calling it again does nothing.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -589,7 +629,14 @@ export interface KeepaliveInfo {
   /** Current interval between STUN keepalives, ms. */
   intervalMs: number;
   /** The measured mapping lifetime so far (RFC 5780 §4.6), null before any probe finished or without sizing. */
-  lifetime: { aliveSeconds: number | null; expiredSeconds: number | null; final: boolean } | null;
+  lifetime: {
+    /** The longest idle time, s, after which the mapping still answered (null: none yet). */
+    aliveSeconds: number | null;
+    /** The shortest idle time, s, that killed it (null: none did). */
+    expiredSeconds: number | null;
+    /** Whether the measurement is over. */
+    final: boolean;
+  } | null;
   /** 'default', 'pinned', 'measured' or 'mapping-changed' (a keepalive saw the mapping move). */
   reason: KeepaliveState['reason'];
 }
@@ -600,7 +647,9 @@ function keepaliveInfo(state: KeepaliveState): KeepaliveInfo {
 
 /** Information in the 'refused' event: who was refused, and the reason they were told. */
 export interface RefusedInfo {
+  /** The initiator that was refused. */
   peerId: string;
+  /** What it was told, e.g. `not on the allow-list`. */
   reason: string;
 }
 
@@ -617,6 +666,19 @@ function acceptPolicy(options: PeerOptions, refused: (peerId: string, reason: st
   };
 }
 
+/**
+ * Create a peer: load (or create) its key, open its UDP socket, learn its public endpoints and
+ * register at the rendezvous server `options.server`. Resolves once registered.
+ *
+ * @example
+ * ```ts
+ * const peer = await createPeer({ server: 'ws://127.0.0.1:8080/' });
+ * peer.on('connection', (conn) => conn.pipe(conn)); // an echo service
+ * ```
+ * @throws {@link RendezvousError} when the server cannot be reached or refuses the registration
+ * @throws {@link KeyFileError} when the key file cannot be read or created
+ * @throws {@link AbortedError} when `options.signal` aborts
+ */
 export function createPeer(options: PeerOptions): Promise<Peer> {
   return Peer.create(options);
 }

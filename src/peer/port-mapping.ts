@@ -22,13 +22,17 @@ export const PEER_PORT_MAPPING_BUDGET_MS = 2_000;
 /** After a mapping was lost (its renewals failed until it expired), ask again this much later. */
 export const PEER_PORT_MAPPING_RETRY_MS = 30_000;
 
+/** `PeerOptions.portMapping` as an object: tuning of the peer's own port mapping. */
 export interface PeerPortMappingOptions {
   /** Budget for making the mapping at start-up (default 2 s). */
   timeoutMs?: number;
   /** Wait before asking again after a mapping was lost (default 30 s). */
   retryAfterLossMs?: number;
+  /** Requested mapping lifetime, seconds (default: {@link mapPort}'s, 7200 s). */
   lifetimeSeconds?: number;
+  /** The gateway to ask (default: the IPv4 default route's gateway). */
   gateway?: string;
+  /** Which protocols may be used (default all three: PCP, NAT-PMP, UPnP-IGD). */
   methods?: MapPortOptions['methods'];
 }
 

@@ -35,7 +35,9 @@ export const DEFAULT_LIFETIME_SECONDS = 7200;
 export const DEFAULT_TIMEOUT_MS = 10_000;
 export const DEFAULT_UPNP_HEAD_START_MS = 500;
 
+/** Options of {@link mapPort}. `protocol` and `internalPort` are required. */
 export interface MapPortOptions {
+  /** Map a 'udp' or a 'tcp' port. */
   protocol: MappingProtocol;
   /** The local port to forward to (this host's address is the one facing the gateway). */
   internalPort: number;
@@ -51,14 +53,17 @@ export interface MapPortOptions {
   upnpHeadStartMs?: number;
   /** UPnP's NewPortMappingDescription. Default 'natpunch'. */
   description?: string;
+  /** Aborts the attempt (rejects with AbortedError). */
   signal?: AbortSignal;
   /** The gateway's NAT-PMP/PCP port (default 5351; tests use another). */
   gatewayPort?: number;
-  /** UPnP discovery overrides (tests point SSDP at loopback). */
+  /** @internal UPnP discovery overrides (tests point SSDP at loopback). */
   upnp?: Partial<Pick<UpnpIgdOptions, 'ssdp' | 'gatewaySsdpPort' | 'discoveryMs' | 'httpTimeoutMs'>>;
   /** PCP's initial retransmission time (RFC 6887 §8.1.1: 3 s). */
   pcpIrtMs?: number;
+  /** Time source and timers (default: the real clock; tests pass a fake). */
   clock?: Clock;
+  /** Makes the UDP socket for PCP/NAT-PMP/SSDP (default: `dgram.createSocket('udp4')`; tests pass a fake). */
   createSocket?: () => Socket;
   /** Reads /proc/net/route (tests pass a fake). */
   readFile?: (path: string) => Promise<string>;

@@ -12,13 +12,17 @@ import { deadline } from '../deadline.js';
 import { RefreshSchedule } from '../turn/refresh-schedule.js';
 import type { MappingProtocol } from './nat-pmp-message.js';
 
+/** A port-mapping protocol: PCP (RFC 6887), NAT-PMP (RFC 6886) or UPnP-IGD. */
 export type PortMapMethod = 'pcp' | 'nat-pmp' | 'upnp-igd';
 export const PORT_MAP_METHODS: readonly PortMapMethod[] = ['pcp', 'nat-pmp', 'upnp-igd'];
 
 /** What a gateway granted. */
 export interface Grant {
+  /** The gateway's external address. */
   externalAddress: string;
+  /** The external port mapped to the internal one. */
   externalPort: number;
+  /** Seconds the mapping lasts unless renewed. */
   lifetimeSeconds: number;
   /** The gateway's epoch shows it lost its mappings since its last answer (RFC 6887 §8.5). */
   gatewayRestarted?: boolean;
@@ -53,24 +57,48 @@ export interface PortMappingEvents {
   'renew-failed': [error: PortMapError, final: boolean];
 }
 
+/** What a port mapping maps: `peer.portMapping`, the 'port-mapping' event, `PortMapping.info()`. */
 export interface PortMappingInfo {
+  /** The protocol that made it. */
   method: PortMapMethod;
+  /** 'udp' or 'tcp'. */
   protocol: MappingProtocol;
+  /** The local port it forwards to. */
   internalPort: number;
+  /** The gateway holding it. */
   gateway: string;
+  /** The gateway's external address. */
   externalAddress: string;
+  /** The external port others reach. */
   externalPort: number;
   /** Seconds the gateway granted at the last (re)mapping. */
   lifetimeSeconds: number;
 }
 
+/**
+ * A port mapping held on a gateway, from {@link mapPort}: renewed by itself before it expires,
+ * deleted by {@link PortMapping.close}.
+ *
+ * Events:
+ * - `'renewed'` `(grant: Grant)`: renewed; `grant` is what the gateway granted this time.
+ * - `'changed'` `(grant: Grant)`: the external address or port changed on a renewal.
+ * - `'renew-failed'` `(error: PortMapError, final: boolean)`: a renewal failed; `final` when the
+ *   mapping is, or is about to be, gone.
+ */
 export class PortMapping extends EventEmitter<PortMappingEvents> implements PortMappingInfo {
+  /** The protocol that made it. */
   readonly method: PortMapMethod;
+  /** 'udp' or 'tcp'. */
   readonly protocol: MappingProtocol;
+  /** The local port it forwards to. */
   readonly internalPort: number;
+  /** The gateway holding it. */
   readonly gateway: string;
+  /** The gateway's external address (may change on renewal: 'changed'). */
   externalAddress: string;
+  /** The external port others reach (may change on renewal: 'changed'). */
   externalPort: number;
+  /** Seconds the gateway granted at the last (re)mapping. */
   lifetimeSeconds: number;
   /** `clock.now()` at which the mapping expires unless renewed. */
   expiresAt: number;
@@ -80,6 +108,7 @@ export class PortMapping extends EventEmitter<PortMappingEvents> implements Port
   readonly #schedule: RefreshSchedule;
   #closed: Promise<void> | undefined;
 
+  /** @internal Made by {@link mapPort}. */
   constructor(driver: MappingDriver, grant: Grant, options: { protocol: MappingProtocol; internalPort: number; requestedLifetimeSeconds: number; clock?: Clock }) {
     super();
     this.#driver = driver;
@@ -102,6 +131,7 @@ export class PortMapping extends EventEmitter<PortMappingEvents> implements Port
     this.#schedule.restart(grant.lifetimeSeconds);
   }
 
+  /** Whether `close()` was called. */
   get closed(): boolean {
     return this.#closed !== undefined;
   }
@@ -151,6 +181,7 @@ export class PortMapping extends EventEmitter<PortMappingEvents> implements Port
     return this.#closed;
   }
 
+  /** A plain copy of what it maps now. */
   info(): PortMappingInfo {
     const { method, protocol, internalPort, gateway, externalAddress, externalPort, lifetimeSeconds } = this;
     return { method, protocol, internalPort, gateway, externalAddress, externalPort, lifetimeSeconds };

@@ -47,6 +47,7 @@ export function natPmpResultName(code: number): string {
   return NAT_PMP_RESULT_NAMES[code] ?? `result code ${code}`;
 }
 
+/** The transport protocol a port mapping is for. */
 export type MappingProtocol = 'udp' | 'tcp';
 
 /** A map request. `lifetimeSeconds` 0 with `suggestedExternalPort` 0 deletes the mapping. @see RFC 6886 §3.3, §3.4 */

@@ -27,6 +27,7 @@ import type { TrickleCandidate, TrickledCandidates } from './trickle.js';
 
 const debug = debuglog('natpunch:rendezvous');
 
+/** `PeerOptions.reconnect`: the backoff of registering again after the rendezvous connection drops. */
 export interface ReconnectOptions {
   /** The first retry's delay, before jitter (default 500 ms). */
   minDelayMs?: number;

@@ -36,6 +36,7 @@ export function nativeAeadAvailable(): AddonAvailability {
   return addonAvailability(...ADDON);
 }
 
+/** Which ChaCha20-Poly1305 implementation seals: native/aead or node:crypto (the same bytes). */
 export type ChaChaPolyImplementation = 'native' | 'node:crypto';
 
 export interface ChaChaPolyKey {

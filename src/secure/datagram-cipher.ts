@@ -26,6 +26,7 @@ const EMPTY = new Uint8Array(0);
 /** Counters above 2^53-1 are never sent (CipherState stops there); the high word must fit. */
 const MAX_HIGH_WORD = 2 ** 21 - 1;
 
+/** Options of a session's datagram cipher. */
 export interface DatagramCipherOptions {
   /** Replay window in packets (a multiple of 32). Default 2048. */
   replayWindow?: number;
@@ -36,6 +37,11 @@ export interface DatagramCipherOptions {
   native?: boolean;
 }
 
+/**
+ * Transport encryption for datagrams that may be lost, duplicated or reordered: each packet
+ * carries its 64-bit counter, and a sliding window refuses replays (RFC 6479), as WireGuard
+ * does. Get one from {@link SecureSession.datagram}; its keys differ from the stream's.
+ */
 export class DatagramCipher {
   readonly #send: ChaChaPolyKey;
   readonly #receive: ChaChaPolyKey;
@@ -43,6 +49,7 @@ export class DatagramCipher {
   /** The counter of the next packet sealed: the Noise nonce n of the send key. */
   #counter: number;
 
+  /** @internal Made by the session (`session.datagram`) from the handshake's keys. */
   constructor(keys: TransportKeys, options: DatagramCipherOptions = {}) {
     const native = options.native ?? true;
     this.#send = keys.send.chaChaPolyKey({ native });

@@ -23,13 +23,14 @@ export type NoiseFailure =
   | 'replayed'
   /** The 64-bit nonce space of a key is used up; a new handshake is needed. */
   | 'nonce-exhausted'
-  /** A Noise message over 65535 bytes. @see Noise rev 34 §3 */
+  /** A Noise message over 65535 bytes (Noise rev 34 §3). */
   | 'message-too-large'
   /** A protocol name, pattern or primitive this implementation does not provide. */
   | 'unsupported';
 
 /** Any failure of the Noise layer. `reason` says which; the session (if any) must not be trusted. */
 export class NoiseError extends NatpunchError {
+  /** Which failure: see {@link NoiseFailure}. */
   readonly reason: NoiseFailure;
   constructor(reason: NoiseFailure, message: string, options?: { cause?: unknown }) {
     super('ERR_NOISE', message, options);

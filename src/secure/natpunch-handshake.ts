@@ -32,8 +32,11 @@ import { NoiseSession, type SecureSession } from './secure-session.js';
 export const NATPUNCH_PROTOCOL_NAME = 'Noise_XX_25519_ChaChaPoly_SHA256';
 export const NATPUNCH_PROLOGUE = new TextEncoder().encode('natpunch/1');
 
+/** Options of {@link NatpunchHandshake}'s constructor. */
 export interface NatpunchHandshakeOptions {
+  /** This side's identity, proved to the peer. */
   identity: Identity;
+  /** Whether this side sends the first message. */
   initiator: boolean;
   /** Whom we mean to reach. Required for the initiator (unless `anyPeer`); optional for the responder. */
   expectedPeerId?: string;
@@ -47,6 +50,7 @@ export interface NatpunchHandshakeOptions {
   /** Options of the session's datagram cipher. */
   datagram?: DatagramCipherOptions;
   /**
+   * @internal
    * This side's DH key pairs, for a caller that must rebuild the same handshake state (a
    * datagram handshake that drops a forged message replays what it sent and read so far; with
    * the same keys every message it writes comes out identical). Default: fresh pairs.
@@ -54,7 +58,16 @@ export interface NatpunchHandshakeOptions {
   keys?: { s: KeyPair; e: KeyPair };
 }
 
+/**
+ * The natpunch handshake: Noise_XX_25519_ChaChaPoly_SHA256, each side's static key vouched for
+ * by its Ed25519 identity, and the prologue "natpunch/1" plus the caller's session context.
+ * Message-oriented: call `write()` and send what it returns, `read()` what arrives, until
+ * `complete`; then `session()`. Failures are {@link NoiseError}s (`ERR_NOISE`). Peers run it for
+ * you; it is public for carrying natpunch identities over a transport of your own.
+ * See docs/decisions/002-noise-handshake.md.
+ */
 export class NatpunchHandshake {
+  /** Whether this side sends the first message. */
   readonly initiator: boolean;
   readonly #identity: Identity;
   readonly #expectedPeerId: string | undefined;

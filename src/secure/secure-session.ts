@@ -16,6 +16,7 @@ const RESET_TOKEN_LENGTH = 16;
 /** Largest plaintext one stream message can carry. */
 export const MAX_PLAINTEXT_LENGTH = MAX_MESSAGE_LENGTH - TAG_LENGTH;
 
+/** A completed handshake's session: who the peer is, and the ciphers both sides share ({@link Connection.session}). */
 export interface SecureSession {
   /** The peer id the remote side proved to hold. */
   readonly remotePeerId: string;
@@ -38,7 +39,12 @@ export interface SecureSession {
    * `send` goes into our RESETs, `receive` is what the peer's carry. Both sides derive the same
    * pair from the handshake's chaining key, so only the two ends know them.
    */
-  readonly resetTokens: { readonly send: Uint8Array; readonly receive: Uint8Array };
+  readonly resetTokens: {
+    /** What our RESETs carry. */
+    readonly send: Uint8Array;
+    /** What the peer's RESETs must carry. */
+    readonly receive: Uint8Array;
+  };
 }
 
 export class NoiseSession implements SecureSession {

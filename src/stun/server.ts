@@ -13,6 +13,7 @@ import { AddressedSender } from '../punch/udp-batch.js';
 
 const debug = debuglog('natpunch:stun');
 
+/** Options of {@link StunServer.listen}. Only `address` is required. */
 export interface StunServerOptions {
   /** Primary IP address to listen on. */
   address: string;
@@ -24,20 +25,31 @@ export interface StunServerOptions {
   altPort?: number;
   /** Also serve STUN over TCP on every listening address (default true). */
   tcp?: boolean;
+  /** SOFTWARE attribute put in every response (default: none). */
   software?: string;
-  /** Bound on concurrent TCP connections (default 1024) and their idle time (default 30 s). */
+  /** Bound on concurrent TCP connections (default 1024). */
   maxTcpConnections?: number;
+  /** A TCP connection idle this long is closed, ms (default 30 000). */
   tcpIdleTimeoutMs?: number;
   /**
+   * @internal
    * A protocol sharing the ports (TURN): gets every message that is not a Binding request and
    * every ChannelData message. Messages it does not take are dropped silently (RFC 8489 §6.3:
    * unknown methods in requests get 400, but an unauthenticated UDP 400 to a spoofable source is
    * an amplification vector, so the server stays silent).
    */
   shared?: SharedPortHandler;
-  /** STUN (and TURN) over TLS on the primary address, port `tls.port` (default 5349). @see RFC 8489 §6.2.3 */
-  tls?: { cert: string | Buffer; key: string | Buffer; port?: number };
+  /** STUN (and TURN) over TLS on the primary address (RFC 8489 §6.2.3). */
+  tls?: {
+    /** PEM certificate chain. */
+    cert: string | Buffer;
+    /** PEM private key. */
+    key: string | Buffer;
+    /** The TLS port (default 5349). */
+    port?: number;
+  };
   /**
+   * @internal
    * Observes every Binding request before it is answered (the rendezvous server learns which
    * source address sent which USERNAME token). Must not throw; exceptions are logged and ignored.
    */
@@ -46,7 +58,7 @@ export interface StunServerOptions {
   native?: boolean;
   /** Makes the UDP sockets (default `dgram.createSocket`; src/sim passes its own). */
   createUdpSocket?: (options: dgram.SocketOptions) => dgram.Socket;
-  /** Makes the TCP listeners (default node:net; src/sim passes its own). */
+  /** @internal Makes the TCP listeners (default node:net; src/sim passes its own). */
   net?: TcpNet;
 }
 
@@ -76,11 +88,17 @@ export interface SharedPortHandler {
   clientClosed(client: StunClientSide): void;
 }
 
+/** Counters of a {@link StunServer} (`server.stats`), since it started. */
 export interface StunServerStats {
+  /** Binding requests received. */
   requests: number;
+  /** Success responses sent. */
   responses: number;
+  /** Error responses sent. */
   errors: number;
+  /** Datagrams and messages dropped: not STUN, malformed, or not for this server. */
   dropped: number;
+  /** TCP (and TLS) connections open now. */
   tcpConnections: number;
 }
 
@@ -104,6 +122,7 @@ interface Endpoint {
  * @see RFC 8489 §6.3, RFC 5780 §6
  */
 export class StunServer {
+  /** Counters since the server started. */
   readonly stats: StunServerStats = { requests: 0, responses: 0, errors: 0, dropped: 0, tcpConnections: 0 };
   #endpoints: Endpoint[] = [];
   #options: Required<Pick<StunServerOptions, 'maxTcpConnections' | 'tcpIdleTimeoutMs'>> & StunServerOptions;
@@ -113,6 +132,10 @@ export class StunServer {
     this.#options = { maxTcpConnections: 1024, tcpIdleTimeoutMs: 30_000, ...options };
   }
 
+  /**
+   * Start a server: binds every socket (UDP, and TCP/TLS unless turned off; four addresses with
+   * `altAddress`). Rejects, with nothing left bound, when any of them cannot be bound.
+   */
   static async listen(options: StunServerOptions): Promise<StunServer> {
     const server = new StunServer(options);
     try {
@@ -129,6 +152,7 @@ export class StunServer {
     return this.#endpoints.map((e) => e.local);
   }
 
+  /** Close every socket and TCP connection. */
   async close(): Promise<void> {
     for (const c of this.#connections) c.destroy();
     await Promise.all(this.#endpoints.map(async (e) => {

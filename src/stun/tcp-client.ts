@@ -20,6 +20,7 @@ export const TCP_TRANSACTION_TIMEOUT = 39_500;
  * NAT mapped, and the one simultaneous-open connects reuse (see ARCHITECTURE.md).
  */
 export class StunTcpClient {
+  /** The TCP connection to the server. */
   readonly socket: net.Socket;
   #framer = new StreamFramer();
   #pending = new Map<string, { resolve(m: StunMessage): void; reject(e: Error): void; key?: Uint8Array }>();
@@ -69,6 +70,10 @@ export class StunTcpClient {
     });
   }
 
+  /**
+   * Run one transaction. Resolves with the success response; rejects with a NatpunchError
+   * (`ERR_STUN_TIMEOUT` after `timeoutMs`, default 39 500 ms, as RFC 8489's Ti).
+   */
   request(options: RequestOptions & { timeoutMs?: number } = {}): Promise<StunMessage> {
     if (this.#error) return Promise.reject(this.#error);
     const transactionId = newTransactionId();
@@ -98,6 +103,7 @@ export class StunTcpClient {
     });
   }
 
+  /** End the TCP connection. */
   close(): void {
     this.socket.end();
   }

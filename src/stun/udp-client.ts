@@ -9,7 +9,9 @@ import {
 import { type RetransmissionOptions, retransmissionSchedule } from './retransmission.js';
 import { type Clock, realClock } from '../clock.js';
 
+/** What {@link StunUdpClient.request} resolves with. */
 export interface StunResponse {
+  /** The decoded success response. */
   message: StunMessage;
   /** Where the response came from: with CHANGE-REQUEST it is not where the request went. */
   from: TransportAddress;
@@ -19,13 +21,19 @@ export interface StunResponse {
   transmissions: number;
 }
 
+/** Options of a STUN request (UDP and TCP clients). */
 export interface RequestOptions {
+  /** STUN method (default Binding, 0x001). */
   method?: number;
+  /** Attributes to send (default none). */
   attributes?: Attribute[];
+  /** Aborts the transaction (rejects with AbortedError). */
   signal?: AbortSignal;
   /** Sign the request and require a response signed with the same key. */
   integrity?: NonNullable<EncodeOptions['integrity']>;
+  /** Append FINGERPRINT (default false). */
   fingerprint?: boolean;
+  /** Retransmission schedule for this request (default: the client's; RFC 8489: RTO 500 ms, Rc 7, Rm 16). */
   retransmission?: RetransmissionOptions;
 }
 
@@ -45,6 +53,7 @@ interface Pending {
  * datagrams that are STUN responses to one of its own outstanding transactions.
  */
 export class StunUdpClient {
+  /** The UDP socket it sends on and (unless `listen: false`) reads responses from. */
   readonly socket: Socket;
   /** Sends to IPv6 servers when given (a peer's second base: its IPv6 socket); responses arrive through handle(). */
   readonly socket6: Socket | undefined;

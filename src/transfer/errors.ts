@@ -41,7 +41,9 @@ export function isTransferFailure(value: string): value is TransferFailure {
  * ERROR message), false when this side found it.
  */
 export class TransferError extends NatpunchError {
+  /** Why: see {@link TransferFailure}. */
   readonly reason: TransferFailure;
+  /** True when the peer reported the failure, false when this side found it. */
   readonly remote: boolean;
   constructor(reason: TransferFailure, message: string, options: { remote?: boolean; cause?: unknown } = {}) {
     super('ERR_TRANSFER', message, { cause: options.cause });
@@ -56,7 +58,9 @@ export class TransferError extends NatpunchError {
  * the frame was well formed but longer than this side accepts (a limit, not a fault).
  */
 export class TransferDecodeError extends NatpunchError {
+  /** Where in the message body decoding failed, when known. */
   readonly offset: number | undefined;
+  /** The message was well formed but larger than this side accepts. */
   readonly tooLarge: boolean;
   constructor(message: string, offset?: number, options: { tooLarge?: boolean } = {}) {
     super('ERR_TRANSFER_DECODE', message);

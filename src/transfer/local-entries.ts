@@ -11,12 +11,15 @@ import { TransferError } from './errors.js';
 import { unsafeReason } from './entry-path.js';
 import type { Entry } from './messages.js';
 
+/** An entry to send: what the receiver is offered, and where this side reads it. */
 export interface LocalEntry extends Entry {
   /** Where the sender reads it (files only). */
   source: string;
 }
 
+/** What {@link collectEntries} found. */
 export interface LocalEntries {
+  /** The entries to pass to {@link sendFiles}, directories before what is in them. */
   entries: LocalEntry[];
   /** Paths left out: links and special files found inside directories. */
   skipped: string[];

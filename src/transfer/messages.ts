@@ -37,10 +37,13 @@ export function messageTypeName(type: number): string {
   return typeNames[type] ?? `unknown type ${type}`;
 }
 
+/** What an offered entry is. */
 export type EntryKind = 'file' | 'directory';
 /** One entry of an offer: a path relative to the receiver's output directory ('/' separated). */
 export interface Entry {
+  /** A file or a directory. */
   kind: EntryKind;
+  /** Its path relative to the output directory, '/' separated. */
   path: string;
   /** Permission bits (≤ 0o7777; the receiver applies at most 0o777). */
   mode: number;

@@ -14,6 +14,7 @@ export interface TransferProgress {
   files: number;
 }
 
+/** What {@link sendFiles} and {@link receiveFiles} resolve with once every file is verified. */
 export interface TransferSummary {
   /** Files written and verified by the receiver. */
   files: number;
@@ -29,6 +30,7 @@ export interface TransferSummary {
   paths: string[];
 }
 
+/** Called with the transfer's progress after each step. */
 export type ProgressListener = (progress: TransferProgress) => void;
 
 /** Counts a transfer's progress and tells a listener after each step. */

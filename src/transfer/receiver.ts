@@ -16,10 +16,13 @@ import { PROTOCOL_VERSION, type Entry, type Message } from './messages.js';
 import { existsError, OutputDirectory, writeFailed, type CheckListener, type PreparedFile } from './output-directory.js';
 import { ProgressCounter, type ProgressListener, type TransferSummary } from './progress.js';
 
+/** Options of {@link receiveFiles}. Only `directory` is required. */
 export interface ReceiveOptions extends OfferLimits {
   /** Where files land (must exist). */
   directory: string;
+  /** Aborts the transfer (rejects with AbortedError; partial files stay for a resume). */
   signal?: AbortSignal;
+  /** Told the progress after each step (default: nobody). */
   onProgress?: ProgressListener;
   /** Told before bytes from an earlier run are hashed for resume (a read of all of them). */
   onCheck?: CheckListener;

@@ -21,8 +21,11 @@ import { ProgressCounter, type ProgressListener, type TransferSummary } from './
 /** Bytes per DATA frame: large enough that framing costs nothing, small enough to keep progress smooth. */
 export const CHUNK_BYTES = 64 * 1024;
 
+/** Options of {@link sendFiles}; all optional. */
 export interface SendOptions {
+  /** Aborts the transfer (rejects with AbortedError). */
   signal?: AbortSignal;
+  /** Told the progress after each step (default: nobody). */
   onProgress?: ProgressListener;
   /** Told before the sender hashes its copy of bytes the receiver already holds (a read of them). */
   onCheck?: CheckListener;

@@ -16,6 +16,7 @@ export class StreamDecodeError extends NatpunchError {
 
 /** The peer aborted the stream with a RESET packet (the analogue of TCP's RST). */
 export class StreamResetError extends NatpunchError {
+  /** Always `'StreamResetError'`. */
   override readonly name = 'StreamResetError';
   override readonly code = 'ERR_TRANSPORT_RESET';
   /** The application code the peer put in its RESET packet (0 when it gave none). */
@@ -32,6 +33,7 @@ export class StreamResetError extends NatpunchError {
  * incomplete.
  */
 export class PeerAbortedError extends NatpunchError {
+  /** Always `'PeerAbortedError'`. */
   override readonly name = 'PeerAbortedError';
   override readonly code = 'ERR_PEER_ABORTED';
   constructor(message = 'the peer aborted the connection; what was received before it is incomplete') {
@@ -41,6 +43,7 @@ export class PeerAbortedError extends NatpunchError {
 
 /** Nothing was heard from the peer for `idleTimeout` ms. */
 export class StreamTimeoutError extends NatpunchError {
+  /** Always `'StreamTimeoutError'`. */
   override readonly name = 'StreamTimeoutError';
   override readonly code = 'ERR_TRANSPORT_TIMEOUT';
   constructor(message: string) {

@@ -90,6 +90,7 @@ export interface StreamOptions {
   writableHighWaterMark?: number;
 }
 
+/** What `connection.stats` reports: the stream transport's RTT estimates, congestion state and counters. */
 export interface StreamStats {
   /** Smoothed RTT (SRTT), ms; undefined before the first sample. */
   rtt: number | undefined;
@@ -349,11 +350,12 @@ export class StreamConnection extends Duplex {
     return packet.resetToken !== undefined && timingSafeEqual(packet.resetToken, expected);
   }
 
-  /** The path packets go out on now. */
+  /** @internal The path packets go out on now. */
   get datagramPath(): DatagramPath {
     return this.#path;
   }
 
+  /** Transport statistics now: RTT, congestion window, bytes sent, retransmitted, lost. */
   get stats(): StreamStats {
     const minRtt = this.#rtt.minRtt;
     return {
@@ -374,9 +376,10 @@ export class StreamConnection extends Duplex {
   }
 
   /**
+   * @internal
    * Moves the stream to another path without losing bytes (relay -> direct, NAT rebinding).
    * What was in flight on the old path is sent again on the new one, and the RTT estimate and
-   * congestion window start over, since the new path's capacity is unknown (@see RFC 9000 §9.4).
+   * congestion window start over, since the new path's capacity is unknown (RFC 9000 §9.4).
    * Datagrams still arriving on the old path are accepted: they are the same authenticated stream.
    */
   setPath(path: DatagramPath): void {
@@ -444,6 +447,7 @@ export class StreamConnection extends Duplex {
 
   // --- Duplex plumbing -------------------------------------------------------------------
 
+  /** @internal */
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     this.#sendBuffer.append(chunk);
     this.#scheduleFlush();
@@ -451,17 +455,20 @@ export class StreamConnection extends Duplex {
     else this.#pendingWrites.push(callback);
   }
 
+  /** @internal */
   override _final(callback: (error?: Error | null) => void): void {
     this.#finalOffset = this.#sendBuffer.end;
     this.#finalCallback = callback;
     this.#scheduleFlush();
   }
 
+  /** @internal */
   override _read(): void {
     this.#readPaused = false;
     this.#deliver();
   }
 
+  /** @internal */
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     const graceful = error === null && this.#finAcked && this.#endPushed;
     // The ACK for the peer's FIN may still be waiting for the end of this I/O batch; send it

@@ -12,8 +12,11 @@ import { UsageError } from '../errors.js';
 
 /** An IP address and port. `address` is in canonical text form. */
 export interface TransportAddress {
+  /** IP version: 4 or 6. */
   family: 4 | 6;
+  /** The IP address, textual. */
   address: string;
+  /** The port. */
   port: number;
 }
 

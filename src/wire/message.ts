@@ -76,7 +76,12 @@ export interface EncodeOptions {
    * both (`'both'`: MESSAGE-INTEGRITY first, then MESSAGE-INTEGRITY-SHA256, the only order in
    * which neither is ignored, RFC 8489 §14.5-14.6) computed with `key`.
    */
-  integrity?: { key: Uint8Array; algorithm?: 'sha1' | 'sha256' | 'both' };
+  integrity?: {
+    /** The HMAC key (short-term: the password; long-term: MD5(username:realm:password)). */
+    key: Uint8Array;
+    /** Which attribute(s): MESSAGE-INTEGRITY ('sha1', default), -SHA256, or 'both'. */
+    algorithm?: 'sha1' | 'sha256' | 'both';
+  };
   /** Append FINGERPRINT, last. @see RFC 8489 §14.7 */
   fingerprint?: boolean;
 }
