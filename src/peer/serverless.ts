@@ -42,7 +42,9 @@ const LABEL = 'natpunch punch/1';
  */
 export const SERVERLESS_CHECK_KEY: Uint8Array = createHash('sha256').update(LABEL).digest();
 
+/** Options of {@link punchServerless}: both sides know each other's public endpoint, no server. */
 export interface ServerlessPunchOptions {
+  /** This peer's Ed25519 identity (the Noise static key; its peer id is what the other side checks). */
   identity: Identity;
   /** The local UDP port whose NAT mapping the other side was told. */
   localPort: number;
@@ -54,12 +56,15 @@ export interface ServerlessPunchOptions {
   bindAddress?: string;
   /** Punching's budget, ms (default SERVERLESS_PUNCH_TIMEOUT_MS); the handshake gets at most DEFAULT_HANDSHAKE_TIMEOUT_MS more. */
   timeoutMs?: number;
+  /** Aborting stops the punch or the handshake (AbortedError); an established connection is not affected. */
   signal?: AbortSignal;
   /** Called once the socket is bound, before the first packet (the CLI's ready event). */
   onBound?: () => void;
 }
 
+/** What {@link punchServerless} gives: the connection, and whether the other side's identity was checked. */
 export interface ServerlessConnection {
+  /** The secured stream to the peer, with its path manager, as from `Peer.connect()`. */
   connection: Connection;
   /** Whether the peer's id was checked against --peer-id (false: encrypted, but whoever answered). */
   authenticated: boolean;
