@@ -17,6 +17,7 @@ import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { waitForLine } from '../cli/wait-for-line.js';
 import { withLab } from './lab.js';
+import { realClock, sleep } from '../clock.js';
 import type { NatKind } from './nat-kind.js';
 
 const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
@@ -113,10 +114,6 @@ const sha = (bytes: Buffer): string => createHash('sha256').update(bytes).digest
 /** A `path` event (CLI --json) that names a direct path. */
 const DIRECT_PATH_EVENT = /"event":"path".*"path":"direct-/;
 
-function sleep(ms: number): Promise<undefined> {
-  return new Promise((resolve) => setTimeout(() => resolve(undefined), ms).unref());
-}
-
 /** The JSON "connected" or "error" event on a CLI's stderr, whichever comes first. */
 async function outcome(child: ChildProcess, timeoutMs: number): Promise<Record<string, unknown>> {
   return JSON.parse(await waitForLine(child, /"event":"(connected|error)"/, timeoutMs)) as Record<string, unknown>;
@@ -166,7 +163,7 @@ export async function runPair(a: NatKind, b: NatKind, options: Omit<MatrixOption
       let result: Omit<PairResult, 'ok' | 'wallMs'> = { a, b, path: String(event.path), technique: String(event.technique), ms: Number(event.ms) };
       if (result.path === 'relay') {
         // Hold the connection open (its stdin) until it moves to a direct path, or the wait is over.
-        const upgrade = await Promise.race([upgraded, sleep(options.upgradeWaitMs ?? UPGRADE_WAIT_MS)]).catch(() => undefined);
+        const upgrade = await Promise.race([upgraded, sleep(realClock, options.upgradeWaitMs ?? UPGRADE_WAIT_MS).then(() => undefined)]).catch(() => undefined);
         if (upgrade) {
           result = {
             ...result, startPath: 'relay', path: String(upgrade.event.path), technique: String(upgrade.event.technique),
