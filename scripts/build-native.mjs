@@ -4,22 +4,22 @@
 // node-gyp's output is kept, a known cause is named (no Python, no make, no C compiler, Node's
 // headers could not be fetched, no OpenSSL headers), and node-gyp's last lines are shown, rather
 // than a guess. `--verbose-ok` (setup.sh) also says when an addon did build, so a build that
-// works after an earlier failure says so.
-// usage: node scripts/build-native.mjs [--verbose-ok] [ADDON...]   (ADDON: tcp-ttl, udp-batch, aead)
+// works after an earlier failure says so. An addon the package carries prebuilt for this
+// platform (native/<addon>/prebuilds/<platform>-<arch>/, see scripts/prebuild.mjs) and that loads
+// here is not compiled at all: installing the packed package needs no compiler.
+// usage: node scripts/build-native.mjs [--verbose-ok] [--from-source] [ADDON...]   (ADDON: tcp-ttl, udp-batch, aead)
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-
-const addons = {
-  'tcp-ttl': 'TCP TTL priming unavailable (TCP punching works without it unless both NATs answer early SYNs with RST)',
-  'udp-batch': 'batched UDP sends and receives unavailable (sockets send and read one datagram per system call, slower but the same)',
-  aead: 'native datagram AEAD unavailable (datagrams are sealed with node:crypto, slower but byte for byte the same)',
-};
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { addons, prebuiltFile } from './native-addons.mjs';
 const LAST_LINES = 8;
 
 const args = process.argv.slice(2);
 const verboseOk = args.includes('--verbose-ok');
-const only = args.filter((a) => a !== '--verbose-ok');
+// --from-source (prebuild.mjs): compile even when a prebuilt addon is there.
+const fromSource = args.includes('--from-source');
+const only = args.filter((a) => a !== '--verbose-ok' && a !== '--from-source');
 for (const name of only) {
   if (!(name in addons)) {
     console.error(`build-native: unknown addon ${JSON.stringify(name)}; choose among ${Object.keys(addons).join(', ')}`);
@@ -27,8 +27,13 @@ for (const name of only) {
   }
 }
 
-for (const [dir, without] of Object.entries(addons)) {
+for (const [dir, { without }] of Object.entries(addons)) {
   if (only.length > 0 && !only.includes(dir)) continue;
+  const prebuilt = fromSource ? undefined : loadablePrebuilt(dir);
+  if (prebuilt) {
+    if (verboseOk) console.error(`natpunch: native/${dir}: using the prebuilt ${prebuilt}`);
+    continue;
+  }
   const gyp = nodeGyp();
   const run = spawnSync(gyp[0], [...gyp.slice(1), 'rebuild', '--directory', `native/${dir}`], { encoding: 'utf8', maxBuffer: 64 << 20, env: buildEnv() });
   if (run.status === 0) {
@@ -39,6 +44,19 @@ for (const [dir, without] of Object.entries(addons)) {
   const telling = tellingLines(output);
   console.error(`natpunch: ${without}: native/${dir} did not build: ${cause(run, telling.join('\n'))}`
     + (telling.length ? `\n  from node-gyp:\n${telling.map((line) => `    ${line}`).join('\n')}` : ''));
+}
+
+/** The package's prebuilt addon for this platform, if there is one and it loads in this Node. */
+function loadablePrebuilt(dir) {
+  const file = resolve(prebuiltFile(dir));
+  if (!existsSync(file)) return undefined;
+  try {
+    createRequire(import.meta.url)(file);
+    return prebuiltFile(dir);
+  } catch (error) {
+    console.error(`natpunch: native/${dir}: the prebuilt ${file} does not load here (${String(error.message).split('\n')[0]}); building from source`);
+    return undefined;
+  }
 }
 
 /** node-gyp as npm runs it (npm_config_node_gyp in npm's scripts), else npm's bundled one beside this node, else PATH's. */

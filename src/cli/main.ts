@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { VERSION } from '../version.js';
+import { versionText } from './version.js';
 import { type CommandSpec, KEY_FILE_DEFAULT, helpText } from './args.js';
 import { serveCommand, serveSpec, serveUsage } from './serve.js';
 import { checkCommand, checkSpec, checkUsage } from './check.js';
@@ -41,7 +42,7 @@ usage:
       no server: punch to a peer whose public endpoint you know; pipe stdin/stdout to it
   ${demoUsage}
       two peers behind two different real NATs (a lab; loopback when not root)
-  natpunch help, natpunch COMMAND --help, natpunch --version
+  natpunch help, natpunch COMMAND --help, natpunch --version [--verbose]
 
 The key (this machine's identity) lives in ${KEY_FILE_DEFAULT}; --key FILE picks another.
 Exit codes: 0 ok, 1 runtime failure, 2 usage error.`;
@@ -75,7 +76,12 @@ async function main(argv: string[]): Promise<number> {
     return name ? 0 : 2;
   }
   if (name === '--version' || name === 'version') {
-    process.stdout.write(VERSION + '\n');
+    const unknown = rest.filter((arg) => arg !== '--verbose');
+    if (unknown.length > 0) {
+      process.stderr.write(`natpunch: ${name} takes only --verbose, not ${JSON.stringify(unknown[0])}\n`);
+      return 2;
+    }
+    process.stdout.write(await versionText(rest.includes('--verbose')) + '\n');
     return 0;
   }
   const load = commands[name];

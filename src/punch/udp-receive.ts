@@ -180,7 +180,7 @@ export function udpReceiveAvailable(): ReceiveAvailability {
   const available = addonAvailability('udp-batch', 'udp_batch', 'recvmmsg and UDP_GRO');
   if (!available.ok) return available;
   const addon = loadAddon<Partial<UdpReceiveAddon>>('udp-batch', 'udp_batch', 'recvmmsg and UDP_GRO');
-  return 'addon' in addon && typeof addon.addon.createReceiver === 'function' ? { ok: true } : { ok: false, reason: 'native/udp-batch predates receive batching: rebuild it (npm run build:native)' };
+  return 'addon' in addon && typeof addon.addon.createReceiver === 'function' ? available : { ok: false, reason: 'native/udp-batch predates receive batching: rebuild it (npm run build:native)' };
 }
 
 interface UdpHandle {
