@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
@@ -11,6 +12,8 @@ import { promisify } from 'node:util';
  * npm's install script (scripts/build-native.mjs) reports a failed addon build with its real
  * cause, taken from node-gyp's own output, rather than guessing "needs python3, make, ...". A
  * stand-in node-gyp (npm_config_node_gyp, as npm sets it) prints what the real one prints.
+ * `--from-source`: a prebuilt addon left by `npm pack` (test/install/pack.test.ts) would
+ * otherwise be used and node-gyp never run.
  */
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const SCRIPT = join(ROOT, 'scripts', 'build-native.mjs');
@@ -20,7 +23,7 @@ async function buildWith(gypOutput: string, code: number, ...flags: string[]): P
   try {
     const fake = join(dir, 'node-gyp.js');
     await writeFile(fake, `process.stderr.write(${JSON.stringify(gypOutput)}); process.exit(${code});`);
-    const { stderr } = await promisify(execFile)(process.execPath, [SCRIPT, ...flags, 'aead'], { cwd: ROOT, env: { ...process.env, npm_config_node_gyp: fake }, timeout: 30_000 });
+    const { stderr } = await promisify(execFile)(process.execPath, [SCRIPT, '--from-source', ...flags, 'aead'], { cwd: ROOT, env: { ...process.env, npm_config_node_gyp: fake }, timeout: 30_000 });
     return stderr;
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -56,4 +59,31 @@ test('a missing Python, make or compiler is named when node-gyp says so', async 
 test('a build that works says nothing under npm install, and says so with --verbose-ok (setup.sh)', async () => {
   assert.equal(await buildWith('gyp info ok\n', 0), '');
   assert.equal(await buildWith('gyp info ok\n', 0, '--verbose-ok'), 'natpunch: native/aead built\n');
+});
+
+test('a prebuilt addon that loads is used and nothing is compiled; --from-source compiles anyway', async () => {
+  const prebuilt = join(ROOT, 'native', 'aead', 'prebuilds', `${process.platform}-${process.arch}`, 'aead.node');
+  const built = join(ROOT, 'native', 'aead', 'build', 'Release', 'aead.node');
+  if (!existsSync(prebuilt) && !existsSync(built)) return; // nothing to carry as a prebuilt addon: no compiler here
+  const dir = await mkdtemp(join(tmpdir(), 'natpunch-gyp-'));
+  const created = !existsSync(prebuilt);
+  try {
+    if (created) {
+      await mkdir(dirname(prebuilt), { recursive: true });
+      await copyFile(built, prebuilt);
+    }
+    const fake = join(dir, 'node-gyp.js');
+    await writeFile(fake, `import { writeFileSync } from 'node:fs'; writeFileSync(${JSON.stringify(join(dir, 'ran'))}, ''); process.exit(1);`);
+    await writeFile(join(dir, 'package.json'), '{"type":"module"}');
+    const env = { ...process.env, npm_config_node_gyp: fake };
+    const { stderr } = await promisify(execFile)(process.execPath, [SCRIPT, '--verbose-ok', 'aead'], { cwd: ROOT, env, timeout: 30_000 });
+    assert.match(stderr, /native\/aead: using the prebuilt native\/aead\/prebuilds\//);
+    assert.ok(!existsSync(join(dir, 'ran')), 'node-gyp did not run');
+    const forced = await promisify(execFile)(process.execPath, [SCRIPT, '--from-source', 'aead'], { cwd: ROOT, env, timeout: 30_000 });
+    assert.ok(existsSync(join(dir, 'ran')), 'node-gyp ran with --from-source');
+    assert.match(forced.stderr, /native\/aead did not build/);
+  } finally {
+    if (created) await rm(dirname(dirname(prebuilt)), { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true });
+  }
 });
