@@ -2,7 +2,7 @@ import { UsageError } from '../errors.js';
 import { isPeerId } from '../identity/index.js';
 import { type CommandSpec, type Flag, jsonFlag, keyFlag, parseCommand, serverFlag, usageLine, usageText } from './args.js';
 import { eventSink } from './events.js';
-import { Reported, checkServer, portMappingFlag, serveConnection, withPeer } from './peer-flags.js';
+import { Reported, checkServer, portMappingFlag, progressFlag, progressForm, serveConnection, withPeer } from './peer-flags.js';
 
 const transports = ['auto', 'udp', 'tcp', 'relay'] as const;
 
@@ -23,6 +23,7 @@ export const connectSpec: CommandSpec = {
     key: keyFlag,
     transport: transportFlag,
     'port-mapping': portMappingFlag,
+    progress: progressFlag,
     json: jsonFlag,
   },
   notes: [
@@ -50,7 +51,7 @@ export async function connectCommand(argv: string[]): Promise<number> {
   return withPeer(events, { server, keyFile: values['key'] as string | undefined, portMapping: values['port-mapping'] === true }, async (peer, signal) => {
     const connection = await peer.connect(peerId, { transport, signal });
     events.connected(connection);
-    const failure = await serveConnection(events, connection, signal);
+    const failure = await serveConnection(events, connection, signal, progressForm(values['progress'], values['json'] === true));
     if (failure !== undefined) throw new Reported(failure);
     return 0;
   });

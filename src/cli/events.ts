@@ -88,7 +88,8 @@ export function eventSink(json: boolean): EventSink {
       portMappingFailed: (e) => emit({ event: 'port-mapping-failed', reason: e.reason, message: e.message }),
     };
   }
-  const say = (text: string): void => { process.stderr.write(`natpunch: ${text}\n`); };
+  // On a terminal a line starts by clearing whatever --progress drew there.
+  const say = (text: string): void => { process.stderr.write(`${process.stderr.isTTY ? '\r\x1b[K' : ''}natpunch: ${text}\n`); };
   return {
     ready: (id, details) => say(details?.text ?? `listening as ${id}\n  (on the other machine: natpunch connect ${id} --server URL)`),
     closed: (c) => {

@@ -5,7 +5,8 @@ import type { RendezvousError } from '../rendezvous/errors.js';
 import type { DisconnectInfo, ReconnectInfo } from '../rendezvous/reconnecting-client.js';
 import { type CommandSpec, jsonFlag, keyFlag, parseCommand, serverFlag, usageLine, usageText } from './args.js';
 import { eventSink } from './events.js';
-import { Reported, allowFileFlag, allowFlag, allowList, checkServer, portMappingFlag, serveConnection, withPeer } from './peer-flags.js';
+import { Reported, allowFileFlag, allowFlag, allowList, checkServer, portMappingFlag, progressFlag, progressForm, serveConnection, withPeer } from './peer-flags.js';
+import type { ProgressForm } from './pipe-progress.js';
 
 export const listenSpec: CommandSpec = {
   name: 'listen',
@@ -18,6 +19,7 @@ export const listenSpec: CommandSpec = {
     allow: allowFlag,
     'allow-file': allowFileFlag,
     'port-mapping': portMappingFlag,
+    progress: progressFlag,
     json: jsonFlag,
   },
   notes: [
@@ -43,11 +45,11 @@ export async function listenCommand(argv: string[]): Promise<number> {
   const events = eventSink(values['json'] === true);
   return withPeer(events, {
     server, keyFile: values['key'] as string | undefined, keepaliveMs: pinnedKeepaliveMs(), portMapping: values['port-mapping'] === true, ...(allow ? { allow } : {}),
-  }, (peer, signal) => serve(peer, events, once, signal));
+  }, (peer, signal) => serve(peer, events, once, progressForm(values['progress'], values['json'] === true), signal));
 }
 
 /** Serve connections in turn until --once is done, the registration is refused for good, or an interrupt. */
-async function serve(peer: Peer, events: ReturnType<typeof eventSink>, once: boolean, signal: AbortSignal): Promise<number> {
+async function serve(peer: Peer, events: ReturnType<typeof eventSink>, once: boolean, progress: ProgressForm | undefined, signal: AbortSignal): Promise<number> {
   // Connections are served one at a time: stdin/stdout can belong to only one of them.
   const queue: Connection[] = [];
   let wake: (() => void) | undefined;
@@ -94,7 +96,7 @@ async function serve(peer: Peer, events: ReturnType<typeof eventSink>, once: boo
     if (queue.length === 0) return 1;
     const connection = queue.shift()!;
     events.connected(connection);
-    const failure = await serveConnection(events, connection, signal);
+    const failure = await serveConnection(events, connection, signal, progress);
     if (failure !== undefined && (signal.aborted || once)) throw new Reported(failure);
     if (once) return 0;
   }

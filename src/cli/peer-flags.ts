@@ -7,6 +7,7 @@ import { createPeer, type Connection, type Peer, type PeerOptions } from '../pee
 import type { Flag } from './args.js';
 import { type EventSink, pipeStdio } from './events.js';
 import { interrupts } from './interrupts.js';
+import { PipeProgress, type ProgressForm } from './pipe-progress.js';
 import { exitCodeFor } from './report-error.js';
 
 export const portMappingFlag: Flag = {
@@ -73,16 +74,32 @@ export class Reported extends Error {
  * an error event if it failed (the interrupt, if that was the cause), then the closed summary, in
  * that order. Resolves with the failure, or undefined when it ended cleanly.
  */
-export async function serveConnection(events: EventSink, connection: Connection, signal: AbortSignal): Promise<unknown> {
+export async function serveConnection(events: EventSink, connection: Connection, signal: AbortSignal, progress?: ProgressForm): Promise<unknown> {
   let failure: unknown;
+  const shown = progress === undefined ? undefined : new PipeProgress(connection, { form: progress }).start();
   try {
     await pipeStdio(connection, signal);
   } catch (error) {
     failure = error;
+    shown?.stop();
     events.error(signal.aborted ? signal.reason : error);
   }
+  shown?.stop();
   events.closed(connection);
   return failure;
+}
+
+/** `--progress` (connect, listen): bytes and rates as the connection goes. */
+export const progressFlag: Flag = {
+  type: 'boolean',
+  help: 'show bytes and rate each way and the path in use while connected: a line redrawn on a terminal, a progress event a second with --json, else a line every 10 s',
+  example: '--progress',
+};
+
+/** Which form --progress takes here, or undefined without it. */
+export function progressForm(wanted: unknown, json: boolean): ProgressForm | undefined {
+  if (wanted !== true) return undefined;
+  return json ? 'json' : process.stderr.isTTY ? 'tty' : 'log';
 }
 
 /**
