@@ -16,6 +16,7 @@ import { MuxStreamResetError, protocolError } from './errors.js';
 import type { Frame } from './frame.js';
 import { FrameType, MuxErrorCode } from './frame-type.js';
 import { MAX_FRAME_PAYLOAD, STREAM_WINDOW, WINDOW_UPDATE_THRESHOLD } from './limits.js';
+import { halfCloseIterator } from '../half-close-iterator.js';
 
 /** RFC 9113 §6.9.1: a window may never exceed 2^31-1; more is a FLOW_CONTROL_ERROR. */
 const MAX_WINDOW = 0x7fff_ffff;
@@ -61,6 +62,14 @@ export class MuxStream extends Duplex {
   #gone = false;
 
   /** @internal Streams are made by their session (`open()`, `'stream'`). */
+  /**
+   * `for await` reads until the peer's end and leaves this side writable (Node's default
+   * iterator would destroy it, an abort): see half-close-iterator.ts. Leaving early destroys.
+   */
+  override [Symbol.asyncIterator](): AsyncGenerator<Buffer, void, undefined> {
+    return halfCloseIterator(this);
+  }
+
   constructor(owner: StreamOwner, id: number, target: string) {
     // The readable buffer holds at most the window the peer may fill: its high-water mark is
     // that window, so reads (and the grants they cause) keep pace with a draining reader.

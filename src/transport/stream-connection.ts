@@ -49,6 +49,7 @@ import { DEFAULT_ACK_FREQUENCY, ReceivedPackets } from './received-packets.js';
 import { DEFAULT_INITIAL_RTO, DEFAULT_MAX_RTO, DEFAULT_MIN_RTO, RetransmissionTimer } from './retransmission-timer.js';
 import { SendBuffer } from './send-buffer.js';
 import { type SentPacket, SentPackets, TIME_THRESHOLD } from './sent-packets.js';
+import { halfCloseIterator } from '../half-close-iterator.js';
 
 const debug = debuglog('natpunch-transport');
 const pathChannel = channel('natpunch:transport:path');
@@ -270,6 +271,14 @@ export class StreamConnection extends Duplex {
     datagramsDropped: 0,
     pathChanges: 0,
   };
+
+  /**
+   * `for await` reads until the peer's end and leaves this side writable (Node's default
+   * iterator would destroy it, an abort): see half-close-iterator.ts. Leaving early destroys.
+   */
+  override [Symbol.asyncIterator](): AsyncGenerator<Buffer, void, undefined> {
+    return halfCloseIterator(this);
+  }
 
   constructor(path: DatagramPath, options: StreamOptions = {}) {
     super({

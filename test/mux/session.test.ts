@@ -94,6 +94,22 @@ describe('mux session', () => {
     await until(() => left.destroyed && right.destroyed && a.streams + b.streams === 0, 'both ends closed, no stream left', { seen: () => `${left.destroyed} ${right.destroyed} ${a.streams} ${b.streams}` });
   });
 
+  it('for await reads to the end and leaves the stream writable: the answer is not an abort', async (t) => {
+    const { a, b, close } = await sessionPair();
+    t.after(close);
+    const accepted = once(b, 'stream');
+    const left = a.open('request');
+    const answer = collect(left);
+    left.end('request');
+    const [right] = (await accepted) as [MuxStream];
+    const chunks: Buffer[] = [];
+    for await (const chunk of right) chunks.push(chunk);
+    assert.equal(Buffer.concat(chunks).toString(), 'request');
+    assert.equal(right.destroyed, false);
+    right.end('answer');
+    assert.equal((await answer).toString(), 'answer');
+  });
+
   it('a reset reaches the other side with its code and reason; the session goes on', async (t) => {
     const { a, b, close } = await sessionPair();
     t.after(close);

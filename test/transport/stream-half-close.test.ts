@@ -148,3 +148,35 @@ describe('stream half-close and abort', { timeout: 30_000 }, () => {
     assert.equal(reset.code, 'ERR_TRANSPORT_RESET');
   });
 });
+
+describe('for await on a stream', { timeout: 30_000 }, () => {
+  it('reads to the peer\'s end and leaves this side writable: read the request, then answer', async (t) => {
+    const link = createLossyLink({ seed: 21 });
+    const a = createStream(link.a);
+    const b = createStream(link.b);
+    cleanUp(t, a, b);
+    const answer = readAll(a);
+    a.end('request');
+    const chunks: Buffer[] = [];
+    for await (const chunk of b) chunks.push(chunk);
+    assert.equal(Buffer.concat(chunks).toString(), 'request');
+    assert.equal(b.destroyed, false, 'the loop ended at the peer\'s FIN, not in an abort');
+    b.end('answer');
+    assert.equal((await answer).toString(), 'answer', 'the peer got the answer, not ERR_PEER_ABORTED');
+    await Promise.all([closed(a), closed(b)]);
+  });
+
+  it('leaving the loop early destroys the stream, as Node\'s iterator does', async (t) => {
+    const link = createLossyLink({ seed: 22 });
+    const a = createStream(link.a);
+    const b = createStream(link.b);
+    cleanUp(t, a, b);
+    a.write('first');
+    for await (const chunk of b) {
+      assert.equal(chunk.toString(), 'first');
+      break;
+    }
+    assert.equal(b.destroyed, true);
+    await assert.rejects(readAll(a), StreamResetError, 'the peer sees the abort');
+  });
+});
