@@ -78,7 +78,7 @@ async function main(argv: string[]): Promise<number> {
   if (name === '--version' || name === 'version') {
     const unknown = rest.filter((arg) => arg !== '--verbose');
     if (unknown.length > 0) {
-      process.stderr.write(`natpunch: ${name} takes only --verbose, not ${JSON.stringify(unknown[0])}\n`);
+      process.stderr.write(`natpunch ${name}: unknown option ${unknown[0]}; it takes only --verbose (natpunch version --verbose lists the native addons)\n`);
       return 2;
     }
     process.stdout.write(await versionText(rest.includes('--verbose')) + '\n');

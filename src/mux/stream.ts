@@ -61,7 +61,6 @@ export class MuxStream extends Duplex {
   /** A RESET went either way, or the session ended: no frame for this stream any more. */
   #gone = false;
 
-  /** @internal Streams are made by their session (`open()`, `'stream'`). */
   /**
    * `for await` reads until the peer's end and leaves this side writable (Node's default
    * iterator would destroy it, an abort): see half-close-iterator.ts. Leaving early destroys.
@@ -70,6 +69,7 @@ export class MuxStream extends Duplex {
     return halfCloseIterator(this);
   }
 
+  /** @internal Streams are made by their session (`open()`, `'stream'`). */
   constructor(owner: StreamOwner, id: number, target: string) {
     // The readable buffer holds at most the window the peer may fill: its high-water mark is
     // that window, so reads (and the grants they cause) keep pace with a draining reader.

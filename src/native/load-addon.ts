@@ -2,8 +2,9 @@
  * Loading natpunch's optional native addons (native/<name>/): built from source by node-gyp
  * (a clone, or an install where no prebuilt one fits), or prebuilt for this platform and
  * carried by the npm package (`native/<name>/prebuilds/<platform>-<arch>/`, made by
- * scripts/prebuild.mjs at `npm pack`: N-API, so one build serves every Node >= 20). Each one does a single thing Node has no API for (a TCP socket's TTL before
- * its SYN, batched UDP sends); without it the caller keeps a pure-JS path, so loading never
+ * scripts/prebuild.mjs at `npm pack`: N-API, so one build serves every Node >= 20). Each one
+ * does a single thing Node has no API for (a TCP socket's TTL before its SYN, batched UDP
+ * sends); without it the caller keeps a pure-JS path, so loading never
  * throws: it says why the addon is not there.
  */
 import { createRequire } from 'node:module';
@@ -30,20 +31,20 @@ const cache = new Map<string, Loaded>();
  * why not: NATPUNCH_NO_NATIVE=1, another platform than Linux (`needs` names the kernel features),
  * or not built. Loaded once per process.
  */
-export function loadAddon<T>(name: string, file: string, needs: string): { addon: T } | { reason: string } {
+export function loadAddon<T>(name: string, file: string, needs: string): { addon: T; build: AddonBuild } | { reason: string } {
   if (process.env['NATPUNCH_NO_NATIVE'] === '1') return { reason: 'NATPUNCH_NO_NATIVE=1 turns the native addon off' };
   let loaded = cache.get(name);
   if (!loaded) {
     loaded = load(name, file, needs);
     cache.set(name, loaded);
   }
-  return loaded.addon !== undefined ? { addon: loaded.addon as T } : { reason: loaded.reason! };
+  return loaded.addon !== undefined ? { addon: loaded.addon as T, build: loaded.build! } : { reason: loaded.reason! };
 }
 
 /** `loadAddon` as the availability callers report in debug output and --json. */
 export function addonAvailability(name: string, file: string, needs: string): AddonAvailability {
   const result = loadAddon<unknown>(name, file, needs);
-  return 'addon' in result ? { ok: true, build: cache.get(name)!.build! } : { ok: false, reason: result.reason };
+  return 'addon' in result ? { ok: true, build: result.build } : { ok: false, reason: result.reason };
 }
 
 function load(name: string, file: string, needs: string): Loaded {
@@ -65,7 +66,10 @@ function load(name: string, file: string, needs: string): Loaded {
   return { reason: `native/${name} is not built and no prebuilt one fits ${process.platform}-${process.arch} (run \`npm run build:native\`; needs python3, make and a C compiler): ${errors[0]}` };
 }
 
-/** Where the npm package carries an addon prebuilt for this platform (node-gyp-build's layout). */
-export function prebuiltPath(file: string): string {
+/**
+ * Where the npm package carries an addon prebuilt for this platform (node-gyp-build's layout;
+ * scripts/native-addons.mjs's prebuiltFile names the same place for the install scripts).
+ */
+function prebuiltPath(file: string): string {
   return `prebuilds/${process.platform}-${process.arch}/${file}.node`;
 }
