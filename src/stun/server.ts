@@ -4,7 +4,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { once } from 'node:events';
 import { debuglog } from 'node:util';
-import { type StunMessage, type TransportAddress, Method, MessageClass, decodeMessage, isRfc3489BindingRequest, isStunMessage, formatAddress } from '../wire/index.js';
+import { type StunMessage, type TransportAddress, Method, MessageClass, decodeMessage, isRfc3489BindingRequest, isStunMessage, formatAddress, verifyFingerprint } from '../wire/index.js';
 import { answerBinding } from './binding.js';
 import { answerBindingFast } from './fast-binding.js';
 import { StreamFramer } from './framing.js';
@@ -269,6 +269,7 @@ export class StunServer {
       debug('drop from %s:%d: %s', address, port, (error as Error).message);
       return;
     }
+    if (!fingerprintHolds(message)) return void this.stats.dropped++;
     this.stats.requests++;
     this.#observeBinding(message, remote, 'udp');
     if (message.method !== Method.Binding && shared?.handleMessage(message, this.#udpClient(endpoint, address, port, remote.family))) return;
@@ -359,6 +360,10 @@ export class StunServer {
           this.stats.dropped++;
           continue;
         }
+        if (!fingerprintHolds(message)) {
+          this.stats.dropped++;
+          continue;
+        }
         this.stats.requests++;
         this.#observeBinding(message, remote, 'tcp');
         if (message.method !== Method.Binding && shared?.handleMessage(message, client)) continue;
@@ -387,6 +392,15 @@ export class StunServer {
     if ((bytes[0]! & 0x01) && (bytes[1]! & 0x10)) this.stats.errors++;
     else this.stats.responses++;
   }
+}
+
+/**
+ * False when the message carries a FINGERPRINT that is wrong or not last: RFC 8489 §7.3 says
+ * such a message is not STUN (it may be another protocol sharing the port, §14.7), and it is
+ * discarded silently, over every transport, whatever its method.
+ */
+function fingerprintHolds(message: StunMessage): boolean {
+  return verifyFingerprint(message) !== false;
 }
 
 /** UDP clients remembered per listening socket (#udpClient): a flood of new sources resets the table, never grows it. */
