@@ -20,6 +20,7 @@ const benchmarks: Record<string, () => Promise<{ benchmark: Benchmark }>> = {
   secure: () => import('./secure/index.js'),
   turn: () => import('./turn/index.js'),
   'hard-nat': () => import('./hard-nat/index.js'),
+  'stun-attack': () => import('./stun-attack/index.js'),
 };
 
 const usage = `usage: node dist/bench/run.js [NAME ...] [--duration-ms MS] [--warmup-ms MS] [--rounds N] [--profile]

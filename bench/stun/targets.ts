@@ -105,7 +105,7 @@ export const natpunch: Target = {
     const cli = join(root, 'dist', 'src', 'cli', 'main.js');
     // A port of its own for the HTTP listener too, should serve open one: nothing else may answer here.
     const http = String(await freePort());
-    const args = [...nodeFlags, cli, 'serve', '--address', LOOPBACK, '--port', String(port), '--http-port', http, '--no-relay'];
+    const args = [...nodeFlags, cli, 'serve', '--address', LOOPBACK, '--port', String(port), '--http-port', http, '--no-relay', '--stun-rate-limit', '0']; // the load comes from one address
     return ready(startPinned('natpunch', SERVER_CORE, process.execPath, args), port, true, signal, /\bready\b/);
   },
 };

@@ -27,6 +27,13 @@ export const serveSpec: CommandSpec = {
     'alt-port': stunPort('the second STUN port for RFC 5780 (with --alt-address)', '3479', '--alt-port 3479'),
     'http-port': { type: 'string', value: 'PORT', default: '8080', help: 'rendezvous WebSocket and HTTP (dashboard, /metrics, /healthz)', example: '--http-port 80' },
     'stun-tcp-idle-timeout': { type: 'string', value: 'MS', default: '30000', help: 'close a STUN/TCP connection idle this long, ms', example: '--stun-tcp-idle-timeout 60000' },
+    'stun-tcp-max-connections': { type: 'string', value: 'N', default: '1024', help: 'STUN/TURN TCP and TLS connections at once; when full, the one longest without a whole message gives way to a new one', example: '--stun-tcp-max-connections 4096' },
+    'stun-tcp-max-per-address': { type: 'string', value: 'N', default: '64', help: 'STUN/TURN TCP and TLS connections from one IP address; more are closed at once', example: '--stun-tcp-max-per-address 16' },
+    'stun-tcp-frame-timeout': { type: 'string', value: 'MS', default: '10000', help: 'a STUN message over TCP must arrive whole this long after its first byte (and a TLS handshake end), ms; else the connection is closed', example: '--stun-tcp-frame-timeout 5000' },
+    'stun-rate-limit': { type: 'string', value: 'N', default: '100', help: 'STUN/TURN requests over UDP answered per second per source IP, bursts of twice as many (0: no limit)', example: '--stun-rate-limit 20' },
+    'http-headers-timeout': { type: 'string', value: 'MS', default: '10000', help: 'an HTTP connection (the rendezvous WebSocket too) must send its whole request head this long after connecting, ms', example: '--http-headers-timeout 5000' },
+    'http-max-connections': { type: 'string', value: 'N', default: '10000', help: 'HTTP connections at once, WebSockets included; when full, the stalest that is not a WebSocket gives way (keep it below the open-file limit, ulimit -n)', example: '--http-max-connections 50000' },
+    'http-max-per-address': { type: 'string', value: 'N', default: '256', help: 'HTTP connections from one IP address (peers behind one carrier-grade NAT share one)', example: '--http-max-per-address 64' },
     'no-relay': { type: 'boolean', help: 'run no TURN relay (peers that cannot connect directly then fail)', example: '--no-relay' },
     'turn-user': { type: 'string', value: 'USER:PASSWORD', multiple: true, help: 'a long-term TURN user (RFC 8656 §9.2)', example: '--turn-user alice:s3cret' },
     'turn-secret': { type: 'string', value: 'SECRET', help: 'the TURN REST secret (coturn --static-auth-secret): credentials minted for each registered peer', example: '--turn-secret "$(openssl rand -base64 24)"' },
@@ -69,12 +76,24 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const stunTcpIdleTimeoutMs = integer('serve', 'stun-tcp-idle-timeout', values['stun-tcp-idle-timeout'], 30_000, 1, 3_600_000);
   if (values['redis']) log.warn('--redis: the Redis registry is not implemented yet; using in-memory state');
   const relay = relayConfig(values);
+  const limit = (name: string, fallback: number, min: number, max: number): number => integer('serve', name, values[name] as string | undefined, fallback, min, max);
+  const stunLimits = {
+    maxTcpConnections: limit('stun-tcp-max-connections', 1024, 1, 1_000_000),
+    maxTcpConnectionsPerAddress: limit('stun-tcp-max-per-address', 64, 1, 1_000_000),
+    tcpFrameTimeoutMs: limit('stun-tcp-frame-timeout', 10_000, 1, 3_600_000),
+    udpRatePerSource: limit('stun-rate-limit', 100, 0, 10_000_000),
+  };
+  const httpLimits = {
+    headersTimeoutMs: limit('http-headers-timeout', 10_000, 1, 3_600_000),
+    maxConnections: limit('http-max-connections', 10_000, 1, 10_000_000),
+    maxConnectionsPerAddress: limit('http-max-per-address', 256, 1, 10_000_000),
+  };
   const tls = await tlsFiles(values['tls-cert'] as string | undefined, values['tls-key'] as string | undefined, integer('serve', 'tls-port', values['tls-port'], 5349));
   const altAddress = values['alt-address'] as string | undefined;
   for (const [flag, address] of [...addresses.map((a) => ['address', a] as const), ['alt-address', altAddress] as const]) {
     if (address !== undefined && !isIP(address)) throw new UsageError(`natpunch serve: --${flag} ${JSON.stringify(address)} is not an IP address (serve binds to one of this host's addresses)`);
   }
-  const server = await NatpunchServer.listen({ address: address!, extraAddresses, port, altAddress, altPort, httpPort, stunTcpIdleTimeoutMs, relay, ...(tls ? { tls } : {}) })
+  const server = await NatpunchServer.listen({ address: address!, extraAddresses, port, altAddress, altPort, httpPort, stunTcpIdleTimeoutMs, stunLimits, httpLimits, relay, ...(tls ? { tls } : {}) })
     .catch((error: unknown) => { throw listenFailure(error); });
   const stun = server.stun;
   const shutdown = async (signal: string): Promise<void> => {

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import { once } from 'node:events';
-import { StunServer } from '../stun/server.js';
+import { StunServer, type StunLimits } from '../stun/server.js';
+import { type HttpLimits, type HttpLimitStats, HttpConnectionLimiter } from './http-limits.js';
 import { TurnServer } from '../turn/server.js';
 import { PeerAddressPolicy } from '../turn/peer-policy.js';
 import { type RelayConfig, defaultRelayAddress, relayOffers, relaySecret, serverAddresses } from './relay-config.js';
@@ -23,6 +24,10 @@ export interface NatpunchServerOptions {
   httpPort?: number | null;
   /** How long an idle STUN/TCP connection is kept (default 30 s, see StunServer). */
   stunTcpIdleTimeoutMs?: number;
+  /** The STUN (and TURN) listeners' limits, on every address (defaults: StunServerOptions). */
+  stunLimits?: StunLimits;
+  /** The HTTP listeners' limits (rendezvous WebSocket, /healthz), on every address (defaults: HttpLimits). */
+  httpLimits?: HttpLimits;
   /** Relaying (TURN): the built-in server is on unless `relay.builtIn` is false. */
   relay?: RelayConfig;
   /** STUN/TURN over TLS (`--tls-cert`, `--tls-key`), on `tls.port` (default 5349). */
@@ -42,8 +47,10 @@ export class NatpunchServer {
   readonly rendezvous: RendezvousServer | undefined;
   readonly #http: http.Server | undefined;
   readonly #extraHttp: readonly http.Server[];
+  readonly #httpLimiter: HttpConnectionLimiter | undefined;
 
-  private constructor(stun: StunServer, extraStun: StunServer[], turn?: TurnServer, rendezvous?: RendezvousServer, httpServer?: http.Server, extraHttp: http.Server[] = []) {
+  private constructor(stun: StunServer, extraStun: StunServer[], turn?: TurnServer, rendezvous?: RendezvousServer, httpServer?: http.Server, extraHttp: http.Server[] = [], httpLimiter?: HttpConnectionLimiter) {
+    this.#httpLimiter = httpLimiter;
     this.stun = stun;
     this.extraStun = extraStun;
     this.turn = turn;
@@ -74,6 +81,7 @@ export class NatpunchServer {
     const common = {
       software: `natpunch ${VERSION}`, onBinding: observer.onBinding,
       ...(turn ? { shared: turn } : {}),
+      ...options.stunLimits,
       ...(options.stunTcpIdleTimeoutMs !== undefined ? { tcpIdleTimeoutMs: options.stunTcpIdleTimeoutMs } : {}),
     };
     try {
@@ -114,7 +122,10 @@ export class NatpunchServer {
       response.writeHead(404, { 'content-type': 'text/plain' });
       response.end('natpunch: the rendezvous WebSocket is at /, health at /healthz\n');
     };
+    // One limiter for every HTTP listener: the caps are the process's (decision 0XX-server-limits).
+    const httpLimiter = new HttpConnectionLimiter(options.httpLimits);
     const httpServer = http.createServer(onRequest);
+    httpLimiter.apply(httpServer);
     const rendezvous = RendezvousServer.attach(httpServer, {
       stun, observer, relays: offersFor,
       // Dial-back from the alternate address: a probe from the address the peer's own STUN went
@@ -127,6 +138,7 @@ export class NatpunchServer {
     // rendezvous is attached to: one registry, whichever address a peer came in by.
     const extraHttp = extraAddresses.map(() => {
       const server = http.createServer(onRequest);
+      httpLimiter.apply(server);
       server.on('upgrade', (request, socket, head) => httpServer.emit('upgrade', request, socket, head));
       return server;
     });
@@ -146,7 +158,12 @@ export class NatpunchServer {
       await turn?.close();
       throw error;
     }
-    return new NatpunchServer(stun, extraStun, turn, rendezvous, httpServer, extraHttp);
+    return new NatpunchServer(stun, extraStun, turn, rendezvous, httpServer, extraHttp, httpLimiter);
+  }
+
+  /** Counters of the HTTP listeners' connection limits (all zero when HTTP is off). */
+  get httpStats(): HttpLimitStats {
+    return this.#httpLimiter?.stats ?? { connections: 0, refused: 0, evicted: 0, headerTimeouts: 0 };
   }
 
   /** ws:// URL of the rendezvous service, if it runs. */

@@ -54,8 +54,17 @@ export function answerBinding(request: StunMessage, ctx: BindingContext): Bindin
     ...change,
     to,
   });
-  const fail = (code: number, reason: string, extra: Attribute[] = []): BindingReply =>
-    reply([{ type: AttrType.ErrorCode, value: errorCode.encode({ code, reason }) }, ...extra], MessageClass.ErrorResponse);
+  // Over UDP an error response is never larger than its request (decision 001): the source may
+  // be spoofed, and an error is no more use to a victim than a success. The reason phrase is
+  // cut to the room left; when even ERROR-CODE without one (and, for 420, UNKNOWN-ATTRIBUTES,
+  // which RFC 8489 §14.9 requires) is larger, no answer at all. TCP's source is not spoofed.
+  const errorBudget = ctx.transport === 'tcp' ? Infinity : request.raw.byteLength;
+  const fail = (code: number, reason: string, extra: Attribute[] = []): BindingReply | null => {
+    const bare = 20 + 4 + 4 + extra.reduce((n, a) => n + 4 + pad4(a.value.byteLength), 0);
+    if (bare > errorBudget) return null;
+    const phrase = fitReason(reason, errorBudget - bare);
+    return reply([{ type: AttrType.ErrorCode, value: errorCode.encode({ code, reason: phrase }) }, ...extra], MessageClass.ErrorResponse);
+  };
 
   // RFC 8489 §6.3.1.1: unknown comprehension-required attributes -> 420 listing them.
   const unknown = [...new Set(request.attributes.map((a) => a.type).filter((t) => isComprehensionRequired(t) && !understood.has(t)))];
@@ -137,6 +146,14 @@ export function answerBinding(request: StunMessage, ctx: BindingContext): Bindin
     if (wanted > 0) attributes.push({ type: AttrType.Padding, value: padding.encode(wanted & ~3) });
   }
   return reply(attributes, MessageClass.SuccessResponse, change, to, fingerprint);
+}
+
+/** The longest prefix of `reason` whose UTF-8 bytes, padded to 4, fit in `room` bytes (RFC 8489 §14.8). */
+function fitReason(reason: string, room: number): string {
+  if (room === Infinity) return reason;
+  let phrase = reason.slice(0, Math.max(0, room));
+  while (phrase.length > 0 && pad4(Buffer.byteLength(phrase)) > room) phrase = phrase.slice(0, -1);
+  return phrase;
 }
 
 function pad4(n: number): number {

@@ -9,7 +9,7 @@ import type { BindingContext } from './binding.js';
  * the request's bytes: no decoded message, no attribute list, no second copy of the request.
  *
  * Handled: a well-formed Binding request (RFC 8489 §5, §6.3) whose attributes, if any, are only
- * SOFTWARE and FINGERPRINT, i.e. those that leave the answer as plain as it gets (RFC 8489
+ * SOFTWARE and a FINGERPRINT that verifies, i.e. those that leave the answer as plain as it gets (RFC 8489
  * §14.7: FINGERPRINT in the request asks for one in the response). Everything else (CHANGE-
  * REQUEST, RESPONSE-PORT, PADDING, USERNAME, unknown attributes, malformed bytes, odd addresses)
  * returns null so that the caller takes the general path (`decodeMessage` + `answerBinding`).
@@ -33,8 +33,12 @@ export function answerBindingFast(request: Uint8Array, ctx: BindingContext): Uin
     const type = readUint16(request, offset);
     const end = offset + 4 + ((readUint16(request, offset + 2) + 3) & ~3);
     if (end > length) return null;
-    if (type === AttrType.Fingerprint) fingerprint = true;
-    else if (type !== AttrType.Software) return null;
+    if (type === AttrType.Fingerprint) {
+      // RFC 8489 §7.3, §14.7: FINGERPRINT comes last and must match, or this is not STUN; the
+      // general path drops it and counts the drop.
+      if (end !== length || readUint16(request, offset + 2) !== 4 || readUint32(request, offset + 4) !== computeFingerprint(request, offset)) return null;
+      fingerprint = true;
+    } else if (type !== AttrType.Software) return null;
     offset = end;
   }
 

@@ -16,6 +16,11 @@ export class StreamFramer {
     this.maxFrame = options.maxFrame ?? 65_536;
   }
 
+  /** Bytes held of a frame not yet complete (0 between frames). */
+  get buffered(): number {
+    return this.#length;
+  }
+
   /** Append bytes; returns every complete frame. Throws StunDecodeError on bytes that cannot start a frame. */
   push(chunk: Uint8Array): Uint8Array[] {
     this.#buffered.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));

@@ -4,10 +4,13 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { once } from 'node:events';
 import { debuglog } from 'node:util';
-import { type StunMessage, type TransportAddress, Method, MessageClass, decodeMessage, isRfc3489BindingRequest, isStunMessage, formatAddress } from '../wire/index.js';
+import { type StunMessage, type TransportAddress, Method, MessageClass, decodeMessage, isRfc3489BindingRequest, isStunMessage, formatAddress, verifyFingerprint } from '../wire/index.js';
 import { answerBinding } from './binding.js';
 import { answerBindingFast } from './fast-binding.js';
-import { StreamFramer } from './framing.js';
+import { StunStreamConnection } from './stream-connection.js';
+import { SourceRateLimit } from './source-rate-limit.js';
+import { ConnectionSlots } from '../connection-slots.js';
+import { withDefaults } from '../options.js';
 import { receiveDatagrams, type ReceivedBatch } from '../punch/udp-receive.js';
 import { AddressedSender } from '../punch/udp-batch.js';
 
@@ -27,10 +30,36 @@ export interface StunServerOptions {
   tcp?: boolean;
   /** SOFTWARE attribute put in every response (default: none). */
   software?: string;
-  /** Bound on concurrent TCP connections (default 1024). */
+  /**
+   * Bound on concurrent TCP (and TLS) connections (default 1024). When it is reached, a new
+   * connection evicts the one that has gone longest without completing a message, rather than
+   * being refused (docs/decisions/0XX-server-limits.md).
+   */
   maxTcpConnections?: number;
+  /** Concurrent TCP (and TLS) connections from one IP address; more are closed at once (default 64). */
+  maxTcpConnectionsPerAddress?: number;
   /** A TCP connection idle this long is closed, ms (default 30 000). */
   tcpIdleTimeoutMs?: number;
+  /**
+   * A message (or ChannelData) must arrive whole within this long of its first byte, ms (default
+   * 10 000; also the TLS handshake's deadline). Not reset by each byte: a trickle cannot hold a slot.
+   */
+  tcpFrameTimeoutMs?: number;
+  /**
+   * Reading from a TCP connection pauses while this many bytes of its output wait to be sent,
+   * and resumes when they drain (default 65 536): a client that never reads cannot make the
+   * server buffer its answers.
+   */
+  tcpHighWaterMark?: number;
+  /** Output (relayed data, mostly) queued for one TCP connection beyond this is dropped, bytes (default 1 MiB). */
+  maxTcpBufferedBytes?: number;
+  /**
+   * STUN requests answered per second per source IP over UDP (default 100; 0: no limit); a
+   * burst of twice as many is allowed. Requests over it are dropped silently.
+   */
+  udpRatePerSource?: number;
+  /** Source IPs the UDP rate limit remembers at once (default 65 536); the oldest is forgotten first. */
+  udpRateLimitSources?: number;
   /**
    * @internal
    * A protocol sharing the ports (TURN): gets every message that is not a Binding request and
@@ -61,6 +90,10 @@ export interface StunServerOptions {
   /** @internal Makes the TCP listeners (default node:net; src/sim passes its own). */
   net?: TcpNet;
 }
+
+/** The limits of {@link StunServerOptions}, as `natpunch serve` passes them to every address's server. */
+export type StunLimits = Pick<StunServerOptions, 'maxTcpConnections' | 'maxTcpConnectionsPerAddress' | 'tcpIdleTimeoutMs' | 'tcpFrameTimeoutMs'
+  | 'tcpHighWaterMark' | 'maxTcpBufferedBytes' | 'udpRatePerSource' | 'udpRateLimitSources'>;
 
 /** A client as a protocol sharing the STUN ports sees it: its 5-tuple and a way to answer. */
 export interface StunClientSide {
@@ -100,6 +133,18 @@ export interface StunServerStats {
   dropped: number;
   /** TCP (and TLS) connections open now. */
   tcpConnections: number;
+  /** UDP requests dropped by the per-source rate limit. */
+  rateLimited: number;
+  /** TCP (and TLS) connections closed at once: over the per-address cap, or full with nothing to evict. */
+  tcpRefused: number;
+  /** TCP (and TLS) connections closed to make room for a new one. */
+  tcpEvicted: number;
+  /** TCP (and TLS) connections closed because a message did not arrive whole within tcpFrameTimeoutMs. */
+  tcpFrameTimeouts: number;
+  /** TCP (and TLS) connections not being read now, because their output has not drained. */
+  tcpPaused: number;
+  /** Messages for TCP (and TLS) clients dropped because their output held maxTcpBufferedBytes. */
+  tcpOutputDropped: number;
 }
 
 interface Endpoint {
@@ -123,13 +168,27 @@ interface Endpoint {
  */
 export class StunServer {
   /** Counters since the server started. */
-  readonly stats: StunServerStats = { requests: 0, responses: 0, errors: 0, dropped: 0, tcpConnections: 0 };
+  readonly stats: StunServerStats = {
+    requests: 0, responses: 0, errors: 0, dropped: 0, tcpConnections: 0,
+    rateLimited: 0, tcpRefused: 0, tcpEvicted: 0, tcpFrameTimeouts: 0, tcpPaused: 0, tcpOutputDropped: 0,
+  };
   #endpoints: Endpoint[] = [];
-  #options: Required<Pick<StunServerOptions, 'maxTcpConnections' | 'tcpIdleTimeoutMs'>> & StunServerOptions;
+  #options: Required<StunLimits> & StunServerOptions;
   #connections = new Set<net.Socket>();
+  /** TCP and TLS connections together: one client address's share is counted across both. */
+  readonly #slots: ConnectionSlots<net.Socket>;
+  readonly #rateLimit: SourceRateLimit;
+  /** TLS connections between TCP accept and the end of the handshake, by remote address and port: their slot is their TCP socket's. */
+  readonly #handshaking = new Map<string, net.Socket>();
 
   private constructor(options: StunServerOptions) {
-    this.#options = { maxTcpConnections: 1024, tcpIdleTimeoutMs: 30_000, ...options };
+    this.#options = withDefaults(STUN_LIMIT_DEFAULTS, options);
+    const o = this.#options;
+    this.#slots = new ConnectionSlots({ max: o.maxTcpConnections, maxPerAddress: o.maxTcpConnectionsPerAddress });
+    this.#rateLimit = new SourceRateLimit({ rate: o.udpRatePerSource, maxSources: o.udpRateLimitSources });
+    for (const name of ['tcpIdleTimeoutMs', 'tcpFrameTimeoutMs', 'tcpHighWaterMark', 'maxTcpBufferedBytes'] as const) {
+      if (!Number.isInteger(o[name]) || o[name] < 1) throw new RangeError(`StunServer: ${name} ${o[name]}; expected an integer >= 1`);
+    }
   }
 
   /**
@@ -195,16 +254,34 @@ export class StunServer {
     receiveDatagrams(udp, (batch) => { for (let i = 0; i < batch.count; i++) this.#onDatagram(endpoint, batch, i); }, { native: this.#options.native, gro: true });
     udp.on('error', (error) => debug('udp %s: %s', formatAddress(endpoint.local), error.message));
     if (this.#options.tcp !== false) {
-      const tcp = (this.#options.net ?? realTcpNet).createServer({}, (socket) => this.#onConnection(endpoint, socket, 'tcp'));
-      tcp.maxConnections = this.#options.maxTcpConnections;
+      // No server.maxConnections: it refuses newcomers when full, and #admit evicts instead.
+      const tcp = (this.#options.net ?? realTcpNet).createServer({}, (socket) => {
+        if (this.#admit(socket)) this.#onConnection(endpoint, socket, socket, 'tcp');
+      });
       tcp.listen(bound.port, address);
       await once(tcp, 'listening');
       endpoint.tcp = tcp;
     }
     const secure = this.#options.tls;
     if (secure && ip === 0 && port === 0) {
-      const server = tls.createServer({ cert: secure.cert, key: secure.key }, (socket) => this.#onConnection(endpoint, socket, 'tls'));
-      server.maxConnections = this.#options.maxTcpConnections;
+      // The handshake is one more frame: it gets the frame deadline, not node's 120 s.
+      const server = tls.createServer({ cert: secure.cert, key: secure.key, handshakeTimeout: this.#options.tcpFrameTimeoutMs }, (socket) => {
+        const key = `${socket.remoteAddress}|${socket.remotePort}`;
+        const raw = this.#handshaking.get(key);
+        this.#handshaking.delete(key);
+        if (raw === undefined || raw.destroyed) return void socket.destroy();
+        this.#onConnection(endpoint, socket, raw, 'tls');
+      });
+      // A slot is taken at TCP accept, before the handshake: handshakes are what a slowloris would hold.
+      server.on('connection', (raw: net.Socket) => {
+        if (!this.#admit(raw)) return;
+        const key = `${raw.remoteAddress}|${raw.remotePort}`;
+        this.#handshaking.set(key, raw);
+        raw.once('close', () => {
+          if (this.#handshaking.get(key) === raw) this.#handshaking.delete(key);
+          this.#slots.release(raw);
+        });
+      });
       server.on('tlsClientError', (error) => debug('tls: %s', error.message));
       server.listen(secure.port ?? 5349, address);
       await once(server, 'listening');
@@ -243,6 +320,11 @@ export class StunServer {
     // Plain Binding requests (no attributes but SOFTWARE/FINGERPRINT) are answered straight from
     // the bytes, identical to the general path (test/stun/fast-binding.test.ts). They carry no
     // USERNAME, so onBinding observers (which key on it) lose nothing.
+    // Requests answered per source address (decision 0XX-server-limits). Only requests (class
+    // bits C1 0x0100 and C0 0x0010 both 0, RFC 8489 §5): ChannelData above and TURN's Send
+    // indications are relayed data, bounded per allocation by TURN's bandwidth limit instead.
+    const request = (slab[offset]! & 0x01) === 0 && (slab[offset + 1]! & 0x10) === 0;
+    if (request && !this.#rateLimit.allow(address)) return void this.stats.rateLimited++;
     const remote: TransportAddress = { family: batch.family(i), address, port };
     const view = batch.view(i);
     const fast = answerBindingFast(view, { local: endpoint.local, remote, transport: 'udp', other: this.#other(endpoint)?.local, software: this.#options.software });
@@ -269,6 +351,7 @@ export class StunServer {
       debug('drop from %s:%d: %s', address, port, (error as Error).message);
       return;
     }
+    if (!fingerprintHolds(message)) return void this.stats.dropped++;
     this.stats.requests++;
     this.#observeBinding(message, remote, 'udp');
     if (message.method !== Method.Binding && shared?.handleMessage(message, this.#udpClient(endpoint, address, port, remote.family))) return;
@@ -311,66 +394,81 @@ export class StunServer {
     return client;
   }
 
-  #onConnection(endpoint: Endpoint, socket: net.Socket, transport: 'tcp' | 'tls'): void {
+  /**
+   * A slot for a new TCP connection (see ConnectionSlots): false, with the socket destroyed, when
+   * its address has its share or every slot is held by connections that may not be evicted.
+   */
+  #admit(socket: net.Socket): boolean {
+    const admission = this.#slots.admit(socket, socket.remoteAddress ?? '');
+    if (admission === 'over-address-cap' || admission === 'full') {
+      this.stats.tcpRefused++;
+      debug('tcp %s: refused (%s)', socket.remoteAddress, admission);
+      socket.destroy();
+      return false;
+    }
+    if (admission === 'evicted') this.stats.tcpEvicted++;
+    return true;
+  }
+
+  /** A TCP connection, or a TLS one once its handshake is done; `slot` is the TCP socket holding its slot. */
+  #onConnection(endpoint: Endpoint, socket: net.Socket, slot: net.Socket, transport: 'tcp' | 'tls'): void {
     this.#connections.add(socket);
     this.stats.tcpConnections++;
     const shared = this.#options.shared;
-    // A TURN client's ChannelData may be up to 64 KiB; plain STUN needs no more than 2 KiB.
-    const framer = new StreamFramer({ maxFrame: shared ? 65_536 + 4 : 2048 });
     const remote: TransportAddress = {
       family: net.isIPv6(socket.remoteAddress ?? '') ? 6 : 4, address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0,
     };
+    const o = this.#options;
+    const connection: StunStreamConnection = new StunStreamConnection(socket, {
+      // A TURN client's ChannelData may be up to 64 KiB; plain STUN needs no more than 2 KiB.
+      maxFrame: shared ? 65_536 + 4 : 2048,
+      idleTimeoutMs: o.tcpIdleTimeoutMs, frameTimeoutMs: o.tcpFrameTimeoutMs,
+      highWaterMark: o.tcpHighWaterMark, maxBufferedBytes: Math.max(o.maxTcpBufferedBytes, o.tcpHighWaterMark),
+    }, {
+      frame: (frame) => this.#onFrame(endpoint, frame, remote, client, connection),
+      garbage: (error) => {
+        debug('tcp %s: %s', formatAddress(remote), error.message);
+        this.stats.dropped++;
+      },
+      progress: () => this.#slots.progress(slot),
+      frameTimeout: () => {
+        debug('tcp %s: no whole message within %d ms of its first byte', formatAddress(remote), o.tcpFrameTimeoutMs);
+        this.stats.tcpFrameTimeouts++;
+      },
+      paused: (paused) => void (this.stats.tcpPaused += paused ? 1 : -1),
+    });
     const client: StunClientSide = {
       transport, local: endpoint.local, remote,
       send: (bytes) => {
-        if (!Array.isArray(bytes)) return void socket.write(bytes as Uint8Array);
-        socket.cork();
-        for (const part of bytes) socket.write(part);
-        socket.uncork();
+        if (!connection.write(bytes)) this.stats.tcpOutputDropped++;
       },
     };
-    socket.setTimeout(this.#options.tcpIdleTimeoutMs, () => socket.destroy());
     socket.on('error', () => socket.destroy());
     socket.on('close', () => {
       this.#connections.delete(socket);
+      this.#slots.release(slot);
       this.stats.tcpConnections--;
       shared?.clientClosed(client);
     });
-    socket.on('data', (chunk) => {
-      let frames: Uint8Array[];
-      try {
-        frames = framer.push(chunk);
-      } catch (error) {
-        // A stream that stops making sense cannot be resynchronised: close it.
-        debug('tcp %s: %s', formatAddress(remote), (error as Error).message);
-        this.stats.dropped++;
-        socket.destroy();
-        return;
-      }
-      for (const frame of frames) {
-        if (shared && (frame[0]! & 0xc0) === 0x40) {
-          shared.handleChannelData(frame, client);
-          continue;
-        }
-        let message: StunMessage;
-        try {
-          message = decodeMessage(frame);
-        } catch {
-          this.stats.dropped++;
-          continue;
-        }
-        this.stats.requests++;
-        this.#observeBinding(message, remote, 'tcp');
-        if (message.method !== Method.Binding && shared?.handleMessage(message, client)) continue;
-        const reply = answerBinding(message, { local: endpoint.local, remote, transport: 'tcp', other: this.#other(endpoint)?.local, software: this.#options.software });
-        if (!reply) {
-          this.stats.dropped++;
-          continue;
-        }
-        this.#count(reply.bytes);
-        socket.write(reply.bytes);
-      }
-    });
+  }
+
+  #onFrame(endpoint: Endpoint, frame: Uint8Array, remote: TransportAddress, client: StunClientSide, connection: StunStreamConnection): void {
+    const shared = this.#options.shared;
+    if (shared && (frame[0]! & 0xc0) === 0x40) return shared.handleChannelData(frame, client);
+    let message: StunMessage;
+    try {
+      message = decodeMessage(frame);
+    } catch {
+      return void this.stats.dropped++;
+    }
+    if (!fingerprintHolds(message)) return void this.stats.dropped++;
+    this.stats.requests++;
+    this.#observeBinding(message, remote, 'tcp');
+    if (message.method !== Method.Binding && shared?.handleMessage(message, client)) return;
+    const reply = answerBinding(message, { local: endpoint.local, remote, transport: 'tcp', other: this.#other(endpoint)?.local, software: this.#options.software });
+    if (!reply) return void this.stats.dropped++;
+    this.#count(reply.bytes);
+    if (!connection.write(reply.bytes)) this.stats.tcpOutputDropped++;
   }
 
   #observeBinding(message: StunMessage, from: TransportAddress, transport: 'udp' | 'tcp'): void {
@@ -387,6 +485,27 @@ export class StunServer {
     if ((bytes[0]! & 0x01) && (bytes[1]! & 0x10)) this.stats.errors++;
     else this.stats.responses++;
   }
+}
+
+/** Defaults of the limits; why each: docs/decisions/0XX-server-limits.md. */
+export const STUN_LIMIT_DEFAULTS: Required<StunLimits> = {
+  maxTcpConnections: 1024,
+  maxTcpConnectionsPerAddress: 64,
+  tcpIdleTimeoutMs: 30_000,
+  tcpFrameTimeoutMs: 10_000,
+  tcpHighWaterMark: 65_536,
+  maxTcpBufferedBytes: 1 << 20,
+  udpRatePerSource: 100,
+  udpRateLimitSources: 65_536,
+};
+
+/**
+ * False when the message carries a FINGERPRINT that is wrong or not last: RFC 8489 §7.3 says
+ * such a message is not STUN (it may be another protocol sharing the port, §14.7), and it is
+ * discarded silently, over every transport, whatever its method.
+ */
+function fingerprintHolds(message: StunMessage): boolean {
+  return verifyFingerprint(message) !== false;
 }
 
 /** UDP clients remembered per listening socket (#udpClient): a flood of new sources resets the table, never grows it. */

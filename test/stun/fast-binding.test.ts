@@ -17,6 +17,7 @@ function generalPath(request: Uint8Array, ctx: BindingContext): BindingReply | n
   } catch {
     return null;
   }
+  if (verifyFingerprint(message) === false) return null; // as the server does (RFC 8489 §7.3)
   try {
     return answerBinding(message, ctx);
   } catch (error) {
@@ -67,14 +68,11 @@ const softwareText = fc.oneof(
   fc.constant(undefined), fc.constant('natpunch 0.1.0'), fc.string({ maxLength: 40 }),
   fc.string({ unit: 'binary', maxLength: 20 }), fc.string({ minLength: 120, maxLength: 140 }),
 );
-const inertAttribute: fc.Arbitrary<Attribute> = fc.oneof(
-  fc.record({ type: fc.constant(AttrType.Software as number), value: fc.uint8Array({ maxLength: 200 }) }),
-  fc.record({ type: fc.constant(AttrType.Fingerprint as number), value: fc.uint8Array({ maxLength: 8 }) }),
-);
+// SOFTWARE of any bytes, and a FINGERPRINT that verifies (a wrong one makes the message not STUN: RFC 8489 §7.3).
+const inertAttribute: fc.Arbitrary<Attribute> = fc.record({ type: fc.constant(AttrType.Software as number), value: fc.uint8Array({ maxLength: 200 }) });
 const handledRequest = fc.record({
   transactionId, attributes: fc.array(inertAttribute, { maxLength: 4 }), fingerprint: fc.boolean(),
-}).map(({ transactionId: id, attributes, fingerprint }) =>
-  bindingRequest(attributes.filter((a) => !fingerprint || a.type !== AttrType.Fingerprint), { transactionId: id, fingerprint }));
+}).map(({ transactionId: id, attributes, fingerprint }) => bindingRequest(attributes, { transactionId: id, fingerprint }));
 const context = (remote: fc.Arbitrary<TransportAddress>, server: fc.Arbitrary<TransportAddress> = address): fc.Arbitrary<BindingContext> =>
   fc.record({
     local: server, remote, other: fc.option(server, { nil: undefined }), transport: fc.constantFrom('udp' as const, 'tcp' as const),
@@ -124,6 +122,8 @@ test('declines every request whose answer depends on more than its source (gener
     ['length field past the datagram', Uint8Array.from([...bindingRequest([]).subarray(0, 3), 4, ...bindingRequest([]).subarray(4)])],
     ['wrong magic cookie', Uint8Array.from(bindingRequest([]), (b, i) => (i === 4 ? b ^ 1 : b))],
     ['19 bytes', bindingRequest([]).subarray(0, 19)],
+    ['a wrong FINGERPRINT', Uint8Array.from(bindingRequest([], { fingerprint: true }), (b, i) => (i === 27 ? b ^ 1 : b))],
+    ['FINGERPRINT before SOFTWARE', bindingRequest([{ type: AttrType.Fingerprint, value: new Uint8Array(4) }, { type: AttrType.Software, value: new Uint8Array(4) }])],
   ];
   for (const [what, request] of cases) {
     assert.equal(answerBindingFast(request, { local: v4, remote: v4Other, transport: 'udp' }), null, what);

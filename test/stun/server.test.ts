@@ -94,11 +94,15 @@ test('RESPONSE-PORT sends the response to that port of the source IP (RFC 5780 Â
   assert.deepEqual(Buffer.from(decodeMessage(data).transactionId), Buffer.from(transactionId));
 });
 
+// An error response over UDP is never larger than its request (decision 001), so these requests
+// carry PADDING to make room for theirs (test/stun/error-amplification.test.ts: without it, silence).
+const room = { type: AttrType.Padding, value: padding.encode(64) };
+
 test('CHANGE-REQUEST to a server without an alternate address gets 420', async () => {
   const socket = await udpSocket();
   const client = new StunUdpClient(socket);
   await assert.rejects(
-    client.request(plain.addresses[0]!, { attributes: [{ type: AttrType.ChangeRequest, value: changeRequest.encode({ changeIp: true, changePort: false }) }] }),
+    client.request(plain.addresses[0]!, { attributes: [{ type: AttrType.ChangeRequest, value: changeRequest.encode({ changeIp: true, changePort: false }) }, room] }),
     (e: unknown) => e instanceof StunErrorResponseError && e.status === 420 && e.code === 'ERR_STUN_ERROR_RESPONSE',
   );
   client.close();
@@ -108,7 +112,7 @@ test('an unknown comprehension-required attribute gets 420 listing it (RFC 8489 
   const socket = await udpSocket();
   const transactionId = newTransactionId();
   socket.send(encodeMessage({ method: Method.Binding, messageClass: MessageClass.Request, transactionId,
-    attributes: [{ type: 0x7f01, value: new Uint8Array(4) }] }), primary.port, primary.address);
+    attributes: [{ type: 0x7f01, value: new Uint8Array(4) }, room] }), primary.port, primary.address);
   const [data] = await once(socket, 'message') as [Buffer];
   const response = decodeMessage(data);
   assert.equal(response.messageClass, MessageClass.ErrorResponse);
@@ -203,7 +207,9 @@ test('an RFC 3489 RESPONSE-ADDRESS (reflection to a third party) is refused with
   const socket = await udpSocket();
   const id = randomBytes(16);
   const responseAddress = Buffer.from(mappedAddress.encode({ family: 4, address: '127.0.0.9', port: 9 }));
-  const request = Buffer.concat([Buffer.from([0x00, 0x01, 0x00, 4 + responseAddress.length]), id, Buffer.from([0x00, 0x02, 0x00, responseAddress.length]), responseAddress]);
+  // PADDING makes room for the 420 (an error over UDP is no larger than its request, decision 001).
+  const request = Buffer.concat([Buffer.from([0x00, 0x01, 0x00, 4 + responseAddress.length + 4 + 64]), id, Buffer.from([0x00, 0x02, 0x00, responseAddress.length]), responseAddress,
+    Buffer.from([0x00, 0x26, 0x00, 64]), Buffer.alloc(64)]);
   socket.send(request, primary.port, primary.address);
   const [data] = (await once(socket, 'message')) as [Buffer];
   const message = decodeMessage(data, { rfc3489: true });
