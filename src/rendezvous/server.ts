@@ -763,6 +763,9 @@ export class RendezvousServer {
     connection.capabilities = capabilities.length === 0 ? NO_CAPABILITIES : capabilities;
     this.#leaveUnregistered(connection);
     this.observer.forget(connection.token);
+    // Hello's nonce and token are spent: 100k registered sockets need not keep them.
+    connection.nonce = '';
+    connection.token = '';
     this.#send(connection, {
       type: 'registered', id: message.id, version: message.version, capabilities, peerId: body.peerId, srflx: body.srflx,
       observedSrflx: observed ? formatAddress(observed) : null, ...(reachable ? { reachable } : {}),
