@@ -16,6 +16,8 @@ export interface BenchmarkOptions {
   rounds: number;
   /** Also profile natpunch under load and print where its time goes. */
   profile: boolean;
+  /** Simulated peers, for benchmarks that have them (rendezvous: default 10000). */
+  peers?: number;
 }
 
 export interface BenchmarkContext {

@@ -209,18 +209,36 @@ export class AbortedError extends NatpunchError {
 }
 
 /**
- * The other peer refused the connection (it was not on the peer's allow-list, or its accept
- * policy said no). `peerId` is the peer asked; `reason` what it answered.
+ * Why a peer refused, as far as code can tell: `not-allowed` (its allow-list), `busy` (it is
+ * setting up as many incoming connections as it allows) and `rate-limited` (this peer tried too
+ * often lately) are natpunch's own, and the last two pass: try again later. `other`: its accept
+ * policy said no.
+ */
+export type RefusalKind = 'not-allowed' | 'busy' | 'rate-limited' | 'other';
+
+/**
+ * The other peer refused the connection (it was not on the peer's allow-list, its limits on
+ * incoming connections refused, or its accept policy said no). `peerId` is the peer asked;
+ * `reason` what it answered; `kind` which of these it was.
  */
 export class RefusedError extends NatpunchError {
   /** The peer that refused. */
   readonly peerId: string;
-  /** What it answered, e.g. `not on its allow-list`. */
+  /** What it answered, e.g. `not on its allow-list`, or `busy: ...` / `rate-limited: ...` (the kind first). */
   readonly reason: string;
+  readonly kind: RefusalKind;
   constructor(peerId: string, reason: string, options?: { cause?: unknown }) {
     super('ERR_REFUSED', `peer ${peerId} refused the connection: ${reason}`, options);
     this.name = 'RefusedError';
     this.peerId = peerId;
     this.reason = reason;
+    this.kind = refusalKind(reason);
   }
+}
+
+/** A refusal's kind from its reason: the peer's limits put their code first (`busy: ...`). */
+function refusalKind(reason: string): RefusalKind {
+  if (reason === 'not on its allow-list') return 'not-allowed';
+  const code = /^(busy|rate-limited): /.exec(reason)?.[1];
+  return code === 'busy' || code === 'rate-limited' ? code : 'other';
 }

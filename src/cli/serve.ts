@@ -47,6 +47,9 @@ export const serveSpec: CommandSpec = {
     'tls-cert': { type: 'string', value: 'FILE', help: 'PEM certificate chain for STUN/TURN over TLS (with --tls-key)', example: '--tls-cert /etc/natpunch/cert.pem' },
     'tls-key': { type: 'string', value: 'FILE', help: 'its private key (PEM)', example: '--tls-key /etc/natpunch/key.pem' },
     'tls-port': { type: 'string', value: 'PORT', default: '5349', help: 'the TLS port', example: '--tls-port 443' },
+    'max-peers': { type: 'string', value: 'N', default: '100000', help: 'registered peers this node holds (about 8 KiB each); beyond it registrations get server-full', example: '--max-peers 200000' },
+    'max-connections': { type: 'string', value: 'N', default: '120000', help: 'rendezvous WebSockets at once, registered or not (raise the fd limit to match: ulimit -n, LimitNOFILE)', example: '--max-connections 250000' },
+    'max-unregistered': { type: 'string', value: 'N', default: '10000', help: 'WebSockets not registered yet, a budget of their own (64 per address; when full the address holding most gives one up)', example: '--max-unregistered 20000' },
     redis: { type: 'string', value: 'URL', help: 'share the registry across nodes through Redis (not implemented yet: state stays in memory)', defaultText: 'none: in memory', example: '--redis redis://127.0.0.1:6379' },
     'log-level': { type: 'string', value: 'LEVEL', default: 'info', help: 'error, warn, info or debug (debug also prints stack traces of failures)', example: '--log-level debug' },
   },
@@ -93,7 +96,12 @@ export async function serveCommand(argv: string[]): Promise<number> {
   for (const [flag, address] of [...addresses.map((a) => ['address', a] as const), ['alt-address', altAddress] as const]) {
     if (address !== undefined && !isIP(address)) throw new UsageError(`natpunch serve: --${flag} ${JSON.stringify(address)} is not an IP address (serve binds to one of this host's addresses)`);
   }
-  const server = await NatpunchServer.listen({ address: address!, extraAddresses, port, altAddress, altPort, httpPort, stunTcpIdleTimeoutMs, stunLimits, httpLimits, relay, ...(tls ? { tls } : {}) })
+  const rendezvousLimits = {
+    maxPeers: integer('serve', 'max-peers', values['max-peers'] as string | undefined, 100_000, 1, 10_000_000),
+    maxConnections: integer('serve', 'max-connections', values['max-connections'] as string | undefined, 120_000, 1, 10_000_000),
+    maxUnregistered: integer('serve', 'max-unregistered', values['max-unregistered'] as string | undefined, 10_000, 1, 10_000_000),
+  };
+  const server = await NatpunchServer.listen({ address: address!, extraAddresses, port, altAddress, altPort, httpPort, stunTcpIdleTimeoutMs, stunLimits, httpLimits, relay, rendezvousLimits, ...(tls ? { tls } : {}) })
     .catch((error: unknown) => { throw listenFailure(error); });
   const stun = server.stun;
   const shutdown = async (signal: string): Promise<void> => {

@@ -22,6 +22,7 @@ import { learnShortTcpMapping, type ShortTcpMapping } from './tcp-mapping-short.
 import { type KeepaliveState, MappingKeepalive, STREAM_KEEPALIVE_MS } from './keepalive.js';
 import type { Connection } from './connection.js';
 import { Establisher } from './establish.js';
+import { type IncomingLimits, IncomingGate } from './incoming-limits.js';
 import { Recovery } from './recovery.js';
 import { DialBackResponder } from './reachability.js';
 import { ReversalListener } from './reversal-listener.js';
@@ -72,6 +73,13 @@ export interface PeerOptions {
    * a string refuses with that reason, which the initiator's error shows.
    */
   accept?: (peerId: string) => boolean | string | Promise<boolean | string>;
+  /**
+   * Bounds on incoming connections, checked after `allow` and before `accept`: at most
+   * `maxConcurrent` being set up at once (default 8) and `perMinute` attempts per initiator
+   * (default 12, burst 4). The excess is refused (`RefusedError` kind `busy` or `rate-limited`
+   * at the initiator) and reported as 'refused'. See incoming-limits.ts.
+   */
+  incoming?: Partial<IncomingLimits>;
   /**
    * Pins the STUN keepalive interval toward the rendezvous server's STUN endpoint, ms (0
    * disables). Default: sized to the measured mapping lifetime, starting at KEEPALIVE_MS
@@ -130,7 +138,8 @@ export { Connection } from './connection.js';
  * 'unsupported-version', ...) ends the attempts: 'disconnected' with retryInMs null.
  *
  * With `allow`, an initiator not on the list is refused (it gets ERR_REFUSED) before anything is
- * sent toward it, and the peer emits 'refused' (RefusedInfo: { peerId, reason }).
+ * sent toward it, and the peer emits 'refused' (RefusedInfo: { peerId, reason }); so is one
+ * beyond the `incoming` limits (too many connections being set up, or too many attempts).
  *
  * With `portMapping`, it also emits 'port-mapping' (PortMappingInfo) when the gateway mapped its
  * UDP port (and again when a renewal moved it) and 'port-mapping-failed' (PortMapError) when
@@ -143,7 +152,8 @@ export { Connection } from './connection.js';
  *   and `accept` said yes, the punch and the Noise handshake).
  * - `'connection-error'` `(error: Error)`: an incoming connection failed before it was ready
  *   (punching found no path, the handshake failed, …); the peer goes on.
- * - `'refused'` `(info: RefusedInfo)`: an initiator was refused by `allow` (not on the list).
+ * - `'refused'` `(info: RefusedInfo)`: an initiator was refused by `allow` (not on the list) or by
+ *   the `incoming` limits (reason `busy: ...` or `rate-limited: ...`).
  * - `'disconnected'` `(reason: RendezvousError, info: DisconnectInfo)`: the rendezvous connection
  *   dropped; `info.retryInMs` is when the next attempt starts, or null when there will be none.
  * - `'reconnected'` `(info: ReconnectInfo)`: registered again after a drop.
@@ -201,6 +211,9 @@ export class Peer extends EventEmitter {
   readonly #recovery: Recovery;
   /** Gracefully closed UDP streams still answering retransmissions (stream.settle()). */
   readonly #settling = new Set<Promise<void>>();
+  /** Incoming punches running now (counted against `incoming.maxConcurrent`). */
+  #incomingRunning = 0;
+  #gate: IncomingGate | undefined;
   readonly #portMapping: PeerPortMapping | undefined;
 
   private constructor(
@@ -244,7 +257,8 @@ export class Peer extends EventEmitter {
         return;
       }
       const started = performance.now();
-      this.#establish(instruction, started).then(
+      this.#incomingRunning++;
+      this.#establish(instruction, started).finally(() => this.#incomingRunning--).then(
         (connection) => this.emit('connection', connection),
         (error: Error) => { debug('incoming from %s failed: %s', instruction.peer, error.message); this.emit('connection-error', error); },
       );
@@ -455,11 +469,13 @@ export class Peer extends EventEmitter {
       const tcpListen = [...publicIps.map((ip) => formatAddress({ family: isIPv6(ip) ? 6 : 4, address: ip, port: listener!.port })), ...privateEndpoints(listener!.port, options.bindAddress)];
       return { reachable, tcpListen, ...nat };
     };
+    // Running punches, and those being decided or awaiting their punch but the one asked about.
+    const gate = new IncomingGate(options.incoming, () => (peer ? peer.#incomingRunning : 0) + Math.max(0, (rendezvous?.pendingIncoming ?? 1) - 1));
     try {
       rendezvous = await ReconnectingRendezvousClient.connect({
         url: options.server, identity, udpSocket: socket, stunClient: stun, privateEndpoints: privateEndpoints(port, options.bindAddress),
         ...(socket6 ? { udpSocket6: socket6 } : {}),
-        accept: acceptPolicy(options, (peerId, reason) => peer?.emit('refused', { peerId, reason })), signal: options.signal,
+        accept: acceptPolicy(options, gate, (peerId, reason) => peer?.emit('refused', { peerId, reason })), signal: options.signal,
         // UDP candidates: host (IPv6 first: with both families working, the IPv6 pair is the one
         // kept, as Happy Eyeballs prefers, RFC 8305 §4 and RFC 8421 §4; and IPv6 through a
         // firewall needs no NAT mapping to stay alive), a port mapping if one was made (before
@@ -505,6 +521,7 @@ export class Peer extends EventEmitter {
       // intents and accepts already carry it.
       await portMapping?.settled;
       peer = new Peer(identity, socket, mux, stun, rendezvous, options, tcp, responder, listener, portMapping);
+      peer.#gate = gate;
       if (portMapping?.info) debug('port mapping: %o', portMapping.info);
       peer.#predictor = predictor;
       // In the background: nothing waits on it; until it is done, offers carry no prediction.
@@ -586,6 +603,7 @@ export class Peer extends EventEmitter {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#gate?.close();
     this.#udpKeepalive?.close();
     clearInterval(this.#tcpKeepalive);
     this.#closing.abort();
@@ -653,14 +671,22 @@ export interface RefusedInfo {
   reason: string;
 }
 
-/** `allow` first, then `accept`; a refusal by the allow-list is reported through `refused`. */
-function acceptPolicy(options: PeerOptions, refused: (peerId: string, reason: string) => void): PeerOptions['accept'] {
-  if (options.allow === undefined) return options.accept;
-  const allowed = allowPredicate(options.allow);
+/**
+ * `allow` first, then the incoming limits, then `accept`; a refusal by the allow-list or the
+ * limits is reported through `refused`. The allow-list comes first so that a stranger spends
+ * nobody's tokens.
+ */
+function acceptPolicy(options: PeerOptions, gate: IncomingGate, refused: (peerId: string, reason: string) => void): PeerOptions['accept'] {
+  const allowed = options.allow === undefined ? undefined : allowPredicate(options.allow);
   return async (peerId) => {
-    if (!(await allowed(peerId))) {
+    if (allowed && !(await allowed(peerId))) {
       refused(peerId, 'not on the allow-list');
       return NOT_ALLOWED;
+    }
+    const limited = gate.check(peerId);
+    if (limited !== undefined) {
+      refused(peerId, limited);
+      return limited;
     }
     return (await options.accept?.(peerId)) ?? true;
   };

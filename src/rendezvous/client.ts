@@ -771,6 +771,12 @@ export class RendezvousClient extends EventEmitter {
     const error = new RendezvousError(message.code, `rendezvous server: ${message.message}`, { ref: message.ref });
     const pending = message.ref === undefined ? undefined : this.#initiated.get(message.ref);
     if (pending) return pending.reject(error);
+    // A session this peer accepted that the server no longer has (its initiator left): no punch will come.
+    const accepted = message.ref === undefined ? undefined : this.#accepted.get(message.ref);
+    if (accepted && message.code === 'unknown-session') {
+      clearTimeout(accepted.timer);
+      this.#accepted.delete(message.ref!);
+    }
     if (message.code === 'replaced' || message.code === 'shutdown' || message.code === 'registration-timeout') this.#closeReason = error;
     debug('client: server error %s: %s', message.code, message.message);
   }
@@ -811,15 +817,23 @@ export class RendezvousClient extends EventEmitter {
       if (session !== undefined) this.#send({ type: 'refuse', id: this.#requests.nextId(), session, reason: `${rejected.reason}: ${rejected.message}`.slice(0, 1024) });
       return;
     }
-    let verdict: boolean | string;
+    // Counted (pendingIncoming) from the policy's question until the accept is kept or dropped.
     this.#deciding++;
+    try {
+      await this.#decide(message, intent, session);
+    } finally {
+      this.#deciding--;
+    }
+  }
+
+  /** The accept policy, then the signed accept. */
+  async #decide(message: IncomingMessage, intent: IntentBody, session: string): Promise<void> {
+    let verdict: boolean | string;
     try {
       verdict = (await this.#options.accept?.(intent.from)) ?? true;
     } catch (error) {
       debug('accept policy threw: %s', (error as Error).message);
       verdict = false;
-    } finally {
-      this.#deciding--;
     }
     if (this.#closed) return;
     if (verdict !== true) {
@@ -843,6 +857,14 @@ export class RendezvousClient extends EventEmitter {
       timer: setTimeout(() => this.#accepted.delete(session), wait),
     });
     this.#send({ type: 'accept', id: this.#requests.nextId(), accept });
+  }
+
+  /**
+   * Incoming sessions being decided or accepted and waiting for their punch: what a peer counts,
+   * with the punches it runs, against its bound on incoming connections at once.
+   */
+  get pendingIncoming(): number {
+    return this.#accepted.size + this.#deciding;
   }
 
   #onPunch(message: PunchMessage): void {

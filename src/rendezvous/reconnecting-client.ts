@@ -200,6 +200,11 @@ export class ReconnectingRendezvousClient extends EventEmitter {
     return this.#lastRelays;
   }
 
+  /** The current client's incoming sessions being decided or waiting for their punch (RendezvousClient.pendingIncoming). */
+  get pendingIncoming(): number {
+    return this.#client?.pendingIncoming ?? 0;
+  }
+
   get serverReachability(): Reachability | null {
     return this.#client?.serverReachability ?? null;
   }

@@ -5,10 +5,14 @@
  * but cannot forge them: each peer verifies the other's signature before sending a packet.
  *
  * Every per-client structure is bounded and expires: sockets (maxConnections, per address,
- * hello timeout, idle timeout), registrations (maxPeers, live only with their socket), pending
- * sessions (per peer, overall, intent expiry), punched sessions open for trickled candidates
- * (overall, per-session allowance and rate, trickle window), queued messages and the send buffer.
- * @see docs/decisions/004-rendezvous-protocol.md
+ * hello timeout, idle timeout), sockets not registered yet (their own smaller budget, per
+ * address, fair eviction), registrations (maxPeers, live only with their socket), pending
+ * sessions (per peer, per initiator-target pair, fair eviction at the target, intent expiry and
+ * pendingTimeoutMs), intents (per initiator and per pair rates), punched sessions open for
+ * trickled candidates (overall, per-session allowance and rate, trickle window), queued messages
+ * and the send buffer. Per-socket state is kept small (shared handlers and timers, lazily made
+ * sets and buckets) so that one process holds 100k peers.
+ * @see docs/decisions/004-rendezvous-protocol.md, docs/decisions/0XX-rendezvous-limits.md
  */
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -33,19 +37,46 @@ import { type Reachability, type RegisterBody, type RelayOffer, unmappedIp } fro
 import { type Registry, InMemoryRegistry } from './registry.js';
 import { DOMAIN, bodyHash, openSigned, peekSigned } from './signed.js';
 import { TokenBucket } from '../token-bucket.js';
+import { RateTable } from '../rate-table.js';
+import { fairShareVictim } from './fair-share.js';
 import { DEFAULT_TRICKLE_LIMITS } from './trickle.js';
 
 const debug = debuglog('natpunch:rendezvous');
 
 export interface RendezvousLimits extends MessageLimits {
-  /** Open WebSockets, registered or not (default 10000). Beyond it the upgrade gets 503. */
+  /** Open WebSockets, registered or not (default 120000; raise the fd limit to match). Beyond it the upgrade gets 503. */
   maxConnections: number;
   /** Open WebSockets from one IP address (default 256: many peers may share one NAT). */
   maxConnectionsPerAddress: number;
-  /** Registered peers (default 10000). */
+  /**
+   * WebSockets that have not registered yet (default 10000): their own budget, so that sockets
+   * which never register cannot crowd registrations out. When it is full a newcomer takes the
+   * place of the oldest such socket of the address holding the most (which gets `error
+   * server-full`, close 1013), unless the newcomer's address holds as many.
+   */
+  maxUnregistered: number;
+  /** WebSockets not registered yet from one IP address (default 64); beyond it the upgrade gets 503. */
+  maxUnregisteredPerAddress: number;
+  /** Registered peers (default 100000). */
   maxPeers: number;
-  /** Sessions one peer may have pending, as initiator or as target (default 8). */
+  /**
+   * Sessions one peer may have pending, as initiator or as target (default 8). When a target's
+   * are full, a new initiator takes the place of the oldest session of the initiator holding
+   * the most there (that one gets `error too-many-pending`), unless it holds as many itself.
+   */
   maxPendingIntents: number;
+  /** Sessions pending between one initiator and one target (default 1). */
+  maxPendingPerPair: number;
+  /** How long a pending session waits for the target's answer, whatever the intent's expiry (default 10 s). */
+  pendingTimeoutMs: number;
+  /** Token bucket per initiator for `connect`: sustained intents per second (default 2) and burst (default 10). */
+  intentsPerSecond: number;
+  intentBurst: number;
+  /** Token bucket per initiator-target pair: sustained intents per minute (default 12) and burst (default 4). */
+  pairIntentsPerMinute: number;
+  pairIntentBurst: number;
+  /** Initiator-target pairs whose bucket is refilling, kept at once (default 100000); beyond it intents get `rate-limited`. */
+  maxRatePairs: number;
   /** Sessions pending on the whole server (default 10000). */
   maxSessions: number;
   /** Token bucket per socket: sustained messages per second (default 20) and burst (default 40). */
@@ -82,10 +113,19 @@ export interface RendezvousLimits extends MessageLimits {
 
 export const DEFAULT_RENDEZVOUS_LIMITS: Readonly<RendezvousLimits> = Object.freeze({
   ...DEFAULT_MESSAGE_LIMITS,
-  maxConnections: 10_000,
+  maxConnections: 120_000,
   maxConnectionsPerAddress: 256,
-  maxPeers: 10_000,
+  maxUnregistered: 10_000,
+  maxUnregisteredPerAddress: 64,
+  maxPeers: 100_000,
   maxPendingIntents: 8,
+  maxPendingPerPair: 1,
+  pendingTimeoutMs: 10_000,
+  intentsPerSecond: 2,
+  intentBurst: 10,
+  pairIntentsPerMinute: 12,
+  pairIntentBurst: 4,
+  maxRatePairs: 100_000,
   maxSessions: 10_000,
   messagesPerSecond: 20,
   messageBurst: 40,
@@ -160,6 +200,11 @@ export interface RendezvousServerStats {
 
 type ConnectionState = 'hello' | 'registered' | 'closed';
 
+/**
+ * One WebSocket. Kept small, since a node holds 100k of them: what only some sockets need
+ * (session sets, the error and intent buckets, the message queue) is made when first needed and
+ * dropped when empty.
+ */
 interface Connection {
   id: string;
   ws: WebSocket;
@@ -174,23 +219,28 @@ interface Connection {
   pingSentAt: number | undefined;
   lastPong: number;
   messages: TokenBucket;
-  errors: TokenBucket;
-  queue: Promise<void>;
+  errors: TokenBucket | undefined;
+  intents: TokenBucket | undefined;
+  /** The messages being handled, in order (undefined when none is). */
+  queue: Promise<void> | undefined;
   queued: number;
-  helloTimer: NodeJS.Timeout | undefined;
+  /** performance.now() by which an unregistered socket must have registered (one shared timer checks). */
+  helloDeadline: number;
   /** Pending sessions this socket takes part in, as initiator or target. */
-  sessions: Set<string>;
+  sessions: Set<string> | undefined;
   /** The outstanding `challenge` of a registered socket (at most one; a new `refresh` replaces it). */
   challenge: { nonce: string; token: string } | undefined;
   /** Negotiated at registration (0 before). */
   version: number;
-  capabilities: Capability[];
+  capabilities: readonly Capability[];
   /** Punched sessions this socket takes part in, open for trickling. */
-  punched: Set<string>;
+  punched: Set<string> | undefined;
 }
 
 interface Session {
   id: string;
+  /** Creation order (smaller is older), for fair eviction. */
+  serial: number;
   initiator: Connection;
   target: Connection;
   intent: Signed;
@@ -218,6 +268,13 @@ interface PunchedSession {
 /** A pending session gets at least this long for the target's answer. */
 const MIN_SESSION_MS = 2_000;
 
+/** One clock function for every bucket (a default parameter would make a closure per bucket). */
+const clock = (): number => performance.now();
+const NO_CAPABILITIES: readonly Capability[] = Object.freeze([]);
+/** Where a WebSocket keeps its Connection, so that its event handlers can be shared by all sockets. */
+const CONNECTION = Symbol('natpunch rendezvous connection');
+type TaggedWebSocket = WebSocket & { [CONNECTION]?: Connection };
+
 /** A reason to answer with `error {code}`; thrown inside handlers, caught in one place. */
 class Refusal extends Error {
   constructor(readonly code: RendezvousErrorReason, message: string, readonly ref?: string) {
@@ -242,6 +299,19 @@ export class RendezvousServer {
   readonly #wss: WebSocketServer;
   readonly #connections = new Map<string, Connection>();
   readonly #perAddress = new Map<string, number>();
+  /** Sockets not registered yet, by hello deadline (= arrival order), and by address. */
+  readonly #unregistered = new Set<Connection>();
+  readonly #unregisteredByAddress = new Map<string, Set<Connection>>();
+  #helloTimer: NodeJS.Timeout | undefined;
+  readonly #pairRates: RateTable;
+  #nextSession = 0;
+  /** Event handlers shared by every WebSocket (`this` is the socket). */
+  readonly #handlers: {
+    error: (this: TaggedWebSocket, error: Error) => void;
+    close: (this: TaggedWebSocket) => void;
+    pong: (this: TaggedWebSocket) => void;
+    message: (this: TaggedWebSocket, data: RawData, isBinary: boolean) => void;
+  };
   readonly #sessions = new Map<string, Session>();
   readonly #punched = new Map<string, PunchedSession>();
   readonly #capabilities: Capability[];
@@ -269,8 +339,19 @@ export class RendezvousServer {
     this.#randomBytes = options.randomBytes ?? ((size) => cryptoRandomBytes(size));
     // ws closes (1009) frames beyond maxPayload outright; frames between our own limit and that
     // get a 'too-large' error reply and the socket stays up.
-    this.#wss = new WebSocketServer({ noServer: true, maxPayload: this.#limits.maxMessageBytes * 4, perMessageDeflate: false });
+    // No client tracking: the server keeps its own map, and ws's Set would be a second one.
+    this.#wss = new WebSocketServer({ noServer: true, maxPayload: this.#limits.maxMessageBytes * 4, perMessageDeflate: false, clientTracking: false });
     this.#pingTimer = setInterval(() => this.#pingAll(), this.#limits.pingIntervalMs);
+    this.#pairRates = new RateTable({
+      rate: this.#limits.pairIntentsPerMinute / 60, burst: this.#limits.pairIntentBurst, maxEntries: this.#limits.maxRatePairs, now: clock,
+    });
+    const server = this;
+    this.#handlers = {
+      error(error) { debug('%s: %s', this[CONNECTION]?.id, error.message); },
+      close() { const c = this[CONNECTION]; if (c) server.#cleanUp(c); },
+      pong() { const c = this[CONNECTION]; if (c) server.#onPong(c); },
+      message(data, isBinary) { const c = this[CONNECTION]; if (c) server.#onFrame(c, data, isBinary); },
+    };
   }
 
   /** A server with its own HTTP listener; plain HTTP requests get 426 Upgrade Required. */
@@ -324,6 +405,7 @@ export class RendezvousServer {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#pingTimer);
+    clearTimeout(this.#helloTimer);
     this.#http?.off('upgrade', this.#onUpgrade);
     for (const connection of [...this.#connections.values()]) {
       this.#send(connection, { type: 'error', code: 'shutdown', message: 'the rendezvous server is shutting down' });
@@ -337,6 +419,7 @@ export class RendezvousServer {
       httpServer.closeAllConnections();
       await new Promise<void>((resolve) => httpServer.close(() => resolve()));
     }
+    this.#pairRates.clear();
     if (this.#ownsRegistry) await this.#registry.close();
   }
 
@@ -359,8 +442,7 @@ export class RendezvousServer {
       return;
     }
     const address = request.socket.remoteAddress ?? '';
-    if (this.#closed || this.#connections.size >= this.#limits.maxConnections
-      || (this.#perAddress.get(address) ?? 0) >= this.#limits.maxConnectionsPerAddress) {
+    if (!this.#admit(address)) {
       rejectUpgrade(socket, 503, 'Service Unavailable');
       return;
     }
@@ -368,7 +450,61 @@ export class RendezvousServer {
     this.#wss.handleUpgrade(request, socket, head, (ws) => this.#onConnection(ws, address, local));
   };
 
-  #onConnection(ws: WebSocket, address: string, localAddress: string): void {
+  /**
+   * Whether a new socket from `address` may open. Unregistered sockets have their own budget;
+   * when it is full, the oldest silent socket of the address holding the most makes room, so a
+   * few addresses cannot keep every registration out (fair-share.ts).
+   */
+  #admit(address: string): boolean {
+    const limits = this.#limits;
+    if (this.#closed || this.#connections.size >= limits.maxConnections) return false;
+    if ((this.#perAddress.get(address) ?? 0) >= limits.maxConnectionsPerAddress) return false;
+    const waiting = this.#unregisteredByAddress.get(address)?.size ?? 0;
+    if (waiting >= limits.maxUnregisteredPerAddress) return false;
+    if (this.#unregistered.size < limits.maxUnregistered) return true;
+    const victim = fairShareVictim(this.#unregisteredByAddress.values(), waiting, (a, b) => a.helloDeadline < b.helloDeadline);
+    if (!victim) return false;
+    debug('%s: unregistered budget full, evicted for a socket from %s', victim.id, address);
+    this.#send(victim, { type: 'error', code: 'server-full', message: `too many connections from ${victim.address} are waiting to register; register sooner after hello, or reconnect later` });
+    this.#leaveUnregistered(victim);
+    victim.ws.close(1013, 'too many unregistered connections');
+    return true;
+  }
+
+  #enterUnregistered(connection: Connection): void {
+    this.#unregistered.add(connection);
+    let mine = this.#unregisteredByAddress.get(connection.address);
+    if (!mine) this.#unregisteredByAddress.set(connection.address, mine = new Set());
+    mine.add(connection);
+    this.#armHelloTimer();
+  }
+
+  #leaveUnregistered(connection: Connection): void {
+    if (!this.#unregistered.delete(connection)) return;
+    const mine = this.#unregisteredByAddress.get(connection.address);
+    mine?.delete(connection);
+    if (mine?.size === 0) this.#unregisteredByAddress.delete(connection.address);
+  }
+
+  /** One timer for every hello deadline: set for the oldest unregistered socket (the set is in deadline order). */
+  #armHelloTimer(): void {
+    if (this.#helloTimer !== undefined || this.#closed) return;
+    const oldest = first(this.#unregistered);
+    if (!oldest) return;
+    this.#helloTimer = setTimeout(() => {
+      this.#helloTimer = undefined;
+      const now = performance.now();
+      for (const connection of this.#unregistered) {
+        if (connection.helloDeadline > now) break;
+        this.#leaveUnregistered(connection);
+        this.#send(connection, { type: 'error', code: 'registration-timeout', message: `no registration within ${this.#limits.helloTimeoutMs} ms of hello` });
+        connection.ws.close(1008, 'registration timeout');
+      }
+      this.#armHelloTimer();
+    }, Math.max(0, oldest.helloDeadline - performance.now()));
+  }
+
+  #onConnection(ws: TaggedWebSocket, address: string, localAddress: string): void {
     const token = (n: number): string => Buffer.from(this.#randomBytes(n)).toString('base64url');
     const connection: Connection = {
       id: `${this.#nodeId}:${++this.#nextId}`,
@@ -382,33 +518,28 @@ export class RendezvousServer {
       rtt: new RttEstimator(),
       pingSentAt: undefined,
       lastPong: performance.now(),
-      messages: new TokenBucket(this.#limits.messagesPerSecond, this.#limits.messageBurst),
-      errors: new TokenBucket(1, this.#limits.errorBurst),
-      queue: Promise.resolve(),
+      messages: new TokenBucket(this.#limits.messagesPerSecond, this.#limits.messageBurst, clock),
+      errors: undefined,
+      intents: undefined,
+      queue: undefined,
       queued: 0,
-      helloTimer: undefined,
-      sessions: new Set(),
+      helloDeadline: performance.now() + this.#limits.helloTimeoutMs,
+      sessions: undefined,
       challenge: undefined,
       version: 0,
-      capabilities: [],
-      punched: new Set(),
+      capabilities: NO_CAPABILITIES,
+      punched: undefined,
     };
     this.#connections.set(connection.id, connection);
     this.#perAddress.set(address, (this.#perAddress.get(address) ?? 0) + 1);
+    this.#enterUnregistered(connection);
     this.observer.expect(connection.token);
-    ws.on('error', (error) => debug('%s: %s', connection.id, error.message));
-    ws.on('close', () => this.#cleanUp(connection));
-    ws.on('pong', () => {
-      connection.lastPong = performance.now();
-      if (connection.pingSentAt !== undefined) connection.rtt.sample(connection.lastPong - connection.pingSentAt);
-      connection.pingSentAt = undefined;
-    });
-    ws.on('message', (data, isBinary) => this.#onFrame(connection, data, isBinary));
-    connection.helloTimer = setTimeout(() => {
-      if (connection.state !== 'hello') return;
-      this.#send(connection, { type: 'error', code: 'registration-timeout', message: `no registration within ${this.#limits.helloTimeoutMs} ms of hello` });
-      connection.ws.close(1008, 'registration timeout');
-    }, this.#limits.helloTimeoutMs);
+    ws[CONNECTION] = connection;
+    const handlers = this.#handlers;
+    ws.on('error', handlers.error);
+    ws.on('close', handlers.close);
+    ws.on('pong', handlers.pong);
+    ws.on('message', handlers.message);
     // `version` is the highest spoken: a version-1 client compares it with its own and says so.
     this.#send(connection, {
       type: 'hello', version: PROTOCOL_VERSION, versions: [...SUPPORTED_VERSIONS], capabilities: [...this.#capabilities],
@@ -421,14 +552,14 @@ export class RendezvousServer {
     if (gone(connection)) return;
     const peerId = connection.state === 'registered' ? connection.peerId : undefined;
     connection.state = 'closed';
-    clearTimeout(connection.helloTimer);
+    this.#leaveUnregistered(connection);
     this.observer.forget(connection.token);
     if (connection.challenge) this.observer.forget(connection.challenge.token);
     this.#connections.delete(connection.id);
     const count = (this.#perAddress.get(connection.address) ?? 1) - 1;
     if (count > 0) this.#perAddress.set(connection.address, count);
     else this.#perAddress.delete(connection.address);
-    for (const id of [...connection.sessions]) {
+    for (const id of [...connection.sessions ?? []]) {
       const session = this.#sessions.get(id);
       if (!session) continue;
       this.#endSession(session);
@@ -438,14 +569,22 @@ export class RendezvousServer {
       }
     }
     // Trickling needs both peers: a punched session ends with either socket.
-    for (const id of [...connection.punched]) {
+    for (const id of [...connection.punched ?? []]) {
       const punched = this.#punched.get(id);
       if (punched) this.#endPunched(punched);
     }
     if (peerId) this.#registry.unregister(peerId, connection.id).catch((error: unknown) => debug('unregister %s: %s', peerId, String(error)));
   }
 
+  #onPong(connection: Connection): void {
+    connection.lastPong = performance.now();
+    if (connection.pingSentAt !== undefined) connection.rtt.sample(connection.lastPong - connection.pingSentAt);
+    connection.pingSentAt = undefined;
+  }
+
   #pingAll(): void {
+    // Pairs whose bucket has refilled are as good as forgotten.
+    this.#pairRates.sweep();
     const now = performance.now();
     for (const connection of this.#connections.values()) {
       if (now - connection.lastPong > this.#limits.idleTimeoutMs) {
@@ -483,6 +622,7 @@ export class RendezvousServer {
   #refuse(connection: Connection, code: RendezvousErrorReason, message: string, ref?: string, id?: number): void {
     this.#counters.errors++;
     this.#send(connection, { type: 'error', code, message, ...(id === undefined ? {} : { id }), ...(ref === undefined ? {} : { ref }) });
+    connection.errors ??= new TokenBucket(1, this.#limits.errorBurst, clock);
     if (!connection.errors.take() && connection.state !== 'closed') {
       debug('%s: too many protocol errors, closing', connection.id);
       connection.ws.close(1008, 'too many protocol errors');
@@ -534,7 +674,7 @@ export class RendezvousServer {
     connection.queued++;
     const request = message as ClientMessage;
     // One socket's messages are handled in order: registration awaits the STUN proof and the registry.
-    connection.queue = connection.queue
+    connection.queue = (connection.queue ?? Promise.resolve())
       .then(() => this.#handle(connection, request))
       .catch((error: unknown) => {
         if (error instanceof Refusal) return this.#refuse(connection, error.code, error.message, error.ref, request.id);
@@ -547,7 +687,8 @@ export class RendezvousServer {
         return this.#refuse(connection, 'invalid', 'internal error handling the message', undefined, request.id);
       })
       .finally(() => {
-        connection.queued--;
+        // The last one handled lets go of the chain.
+        if (--connection.queued === 0) connection.queue = undefined;
       });
   }
 
@@ -619,9 +760,12 @@ export class RendezvousServer {
     connection.state = 'registered';
     connection.peerId = body.peerId;
     connection.version = message.version;
-    connection.capabilities = capabilities;
-    clearTimeout(connection.helloTimer);
+    connection.capabilities = capabilities.length === 0 ? NO_CAPABILITIES : capabilities;
+    this.#leaveUnregistered(connection);
     this.observer.forget(connection.token);
+    // Hello's nonce and token are spent: 100k registered sockets need not keep them.
+    connection.nonce = '';
+    connection.token = '';
     this.#send(connection, {
       type: 'registered', id: message.id, version: message.version, capabilities, peerId: body.peerId, srflx: body.srflx,
       observedSrflx: observed ? formatAddress(observed) : null, ...(reachable ? { reachable } : {}),
@@ -711,11 +855,13 @@ export class RendezvousServer {
     if (intent.from !== from) throw new Refusal('bad-intent', `connect.intent.body.from: ${intent.from} is not the registered peer of this socket`, ref);
     if (intent.to === from) throw new Refusal('bad-intent', 'connect.intent.body.to: a peer cannot connect to itself', ref);
     this.#checkExpiry(intent, ref);
-    // 2. Bounded pending state.
+    // 2. Bounded pending state, and this initiator's rates (overall, then toward this target).
     if (this.#sessions.has(ref)) throw new Refusal('session-in-use', `connect.intent.body.session: ${ref} is already pending`, ref);
-    if (connection.sessions.size >= this.#limits.maxPendingIntents || this.#sessions.size >= this.#limits.maxSessions) {
-      throw new Refusal('too-many-pending', `connect: ${connection.sessions.size} sessions already pending (at most ${this.#limits.maxPendingIntents})`, ref);
+    const mine = connection.sessions?.size ?? 0;
+    if (mine >= this.#limits.maxPendingIntents || this.#sessions.size >= this.#limits.maxSessions) {
+      throw new Refusal('too-many-pending', `connect: ${mine} sessions already pending (at most ${this.#limits.maxPendingIntents})`, ref);
     }
+    this.#takeIntent(connection, intent.to, ref);
     // 3. The target must be registered here, and not flooded.
     const record = await this.#registry.lookup(intent.to);
     const target = record?.node === this.#nodeId ? this.#connections.get(record.connectionId) : undefined;
@@ -725,23 +871,81 @@ export class RendezvousServer {
     if (target.version !== connection.version) {
       throw new Refusal('unsupported-version', `connect: ${intent.to} registered with protocol version ${target.version}, this peer with ${connection.version}`, ref);
     }
-    if (target.sessions.size >= this.#limits.maxPendingIntents) {
-      throw new Refusal('too-many-pending', `connect: ${intent.to} has too many connection requests pending; try again later`, ref);
+    // 4. Fair to initiators: one pair holds few sessions, and a full target makes room for a newcomer.
+    const held = this.#pendingBetween(connection, target);
+    if (held.length >= this.#limits.maxPendingPerPair) {
+      throw new Refusal('too-many-pending', `connect: this peer already has ${held.length} session(s) pending with ${intent.to} (at most ${this.#limits.maxPendingPerPair}); wait for its answer`, ref);
     }
+    if ((target.sessions?.size ?? 0) >= this.#limits.maxPendingIntents) this.#makeRoom(target, held.length, intent.to, ref);
     if (this.#sessions.has(ref)) throw new Refusal('session-in-use', `connect.intent.body.session: ${ref} is already pending`, ref);
-    // At least a moment for the target to answer, even when the initiator's clock runs behind.
-    const lifetime = Math.min(Math.max(intent.expires - this.#now(), MIN_SESSION_MS), this.#limits.maxIntentLifetimeMs);
+    // At least a moment for the target to answer, even when the initiator's clock runs behind;
+    // at most pendingTimeoutMs, so slots held for a target that never answers free up soon.
+    const lifetime = Math.min(Math.max(intent.expires - this.#now(), MIN_SESSION_MS), this.#limits.maxIntentLifetimeMs, this.#limits.pendingTimeoutMs);
     const session: Session = {
-      id: ref, initiator: connection, target, intent: message.intent, intentHash: bodyHash(message.intent),
+      id: ref, serial: ++this.#nextSession, initiator: connection, target, intent: message.intent, intentHash: bodyHash(message.intent),
       timer: setTimeout(() => {
         this.#endSession(session);
         this.#send(connection, { type: 'error', code: 'timeout', message: `${intent.to} did not answer before the intent expired`, ref });
       }, lifetime),
     };
     this.#sessions.set(ref, session);
-    connection.sessions.add(ref);
-    target.sessions.add(ref);
+    (connection.sessions ??= new Set()).add(ref);
+    (target.sessions ??= new Set()).add(ref);
     this.#send(target, { type: 'incoming', intent: message.intent });
+  }
+
+  /** A token from the initiator's bucket, then from its pair's with `to` (rate-limited otherwise). */
+  #takeIntent(connection: Connection, to: string, ref: string): void {
+    const limits = this.#limits;
+    connection.intents ??= new TokenBucket(limits.intentsPerSecond, limits.intentBurst, clock);
+    if (!connection.intents.take()) {
+      this.#counters.rateLimited++;
+      throw new Refusal('rate-limited', `connect: more than ${limits.intentsPerSecond} intents per second from this peer (burst ${limits.intentBurst}); intent dropped, try again later`, ref);
+    }
+    const key = `${connection.peerId} ${to}`;
+    const pair = this.#pairRates.take(key);
+    if (pair === 'ok') return;
+    this.#counters.rateLimited++;
+    if (pair === 'full') throw new Refusal('rate-limited', 'connect: the server is rate-limiting too many initiator-target pairs at once; try again in a minute', ref);
+    const waitS = Math.ceil(this.#pairRates.waitMs(key) / 1000);
+    throw new Refusal('rate-limited', `connect: more than ${limits.pairIntentsPerMinute} intents per minute to ${to} (burst ${limits.pairIntentBurst}); try again in ${waitS} s`, ref);
+  }
+
+  /** The sessions pending from `initiator` to `target`, oldest first. */
+  #pendingBetween(initiator: Connection, target: Connection): Session[] {
+    const found: Session[] = [];
+    for (const id of target.sessions ?? []) {
+      const session = this.#sessions.get(id);
+      if (session?.target === target && session.initiator === initiator) found.push(session);
+    }
+    return found;
+  }
+
+  /**
+   * `target`'s pending slots are full: the oldest session of the initiator holding the most of
+   * them ends (its initiator is told), if that initiator holds more than this one's `held`;
+   * otherwise the new intent is refused. See fair-share.ts.
+   */
+  #makeRoom(target: Connection, held: number, to: string, ref: string): void {
+    const byInitiator = new Map<Connection, Session[]>();
+    for (const id of target.sessions ?? []) {
+      const session = this.#sessions.get(id);
+      if (session?.target !== target) continue;
+      const list = byInitiator.get(session.initiator);
+      if (list) list.push(session);
+      else byInitiator.set(session.initiator, [session]);
+    }
+    // Between initiators holding as many, the one that sent this target the most intents lately
+    // (fewest tokens left in its pair's bucket) goes first: repeat offenders evict each other
+    // rather than a newcomer's session; then the older session.
+    const left = (s: Session): number => this.#pairRates.tokens(`${s.initiator.peerId} ${s.target.peerId}`);
+    const victim = fairShareVictim(byInitiator.values(), held, (a, b) => left(a) < left(b) || (left(a) === left(b) && a.serial < b.serial));
+    if (!victim) throw new Refusal('too-many-pending', `connect: ${to} has ${target.sessions?.size ?? 0} connection requests pending (at most ${this.#limits.maxPendingIntents}); try again later`, ref);
+    this.#endSession(victim);
+    this.#send(victim.initiator, {
+      type: 'error', code: 'too-many-pending', ref: victim.id,
+      message: `connect: ${to} has too many connection requests pending and a newer initiator took this one's place; try again later`,
+    });
   }
 
   #checkExpiry(intent: IntentBody, ref: string): void {
@@ -758,8 +962,8 @@ export class RendezvousServer {
   #endSession(session: Session): void {
     clearTimeout(session.timer);
     this.#sessions.delete(session.id);
-    session.initiator.sessions.delete(session.id);
-    session.target.sessions.delete(session.id);
+    session.initiator.sessions = without(session.initiator.sessions, session.id);
+    session.target.sessions = without(session.target.sessions, session.id);
   }
 
   // --- accept / refuse ------------------------------------------------------------------------
@@ -813,15 +1017,15 @@ export class RendezvousServer {
       timer: setTimeout(() => this.#endPunched(punched), this.#limits.trickleWindowMs),
     };
     this.#punched.set(id, punched);
-    initiator.punched.add(id);
-    target.punched.add(id);
+    (initiator.punched ??= new Set()).add(id);
+    (target.punched ??= new Set()).add(id);
   }
 
   #endPunched(punched: PunchedSession): void {
     clearTimeout(punched.timer);
     this.#punched.delete(punched.id);
-    punched.initiator.punched.delete(punched.id);
-    punched.target.punched.delete(punched.id);
+    punched.initiator.punched = without(punched.initiator.punched, punched.id);
+    punched.target.punched = without(punched.target.punched, punched.id);
   }
 
   /**
@@ -873,6 +1077,17 @@ function requestIdOf(json: unknown): number | undefined {
   if (typeof json !== 'object' || json === null) return undefined;
   const id = (json as Record<string, unknown>)['id'];
   return typeof id === 'number' && Number.isSafeInteger(id) && id >= 1 ? id : undefined;
+}
+
+/** `set` without `id`; undefined once empty (an empty Set still costs a socket memory). */
+function without(set: Set<string> | undefined, id: string): Set<string> | undefined {
+  set?.delete(id);
+  return set?.size ? set : undefined;
+}
+
+function first<T>(set: Set<T>): T | undefined {
+  for (const member of set) return member;
+  return undefined;
 }
 
 /** Whether the socket closed meanwhile (a function, so TypeScript does not narrow across awaits). */

@@ -5,7 +5,7 @@ import { type HttpLimits, type HttpLimitStats, HttpConnectionLimiter } from './h
 import { TurnServer } from '../turn/server.js';
 import { PeerAddressPolicy } from '../turn/peer-policy.js';
 import { type RelayConfig, defaultRelayAddress, relayOffers, relaySecret, serverAddresses } from './relay-config.js';
-import { RendezvousServer, ReflexiveObserver } from '../rendezvous/index.js';
+import { type RendezvousLimits, RendezvousServer, ReflexiveObserver } from '../rendezvous/index.js';
 import { type RelayOffer, unmappedIp } from '../rendezvous/messages.js';
 import { formatAddress } from '../wire/index.js';
 import { VERSION } from '../version.js';
@@ -32,6 +32,8 @@ export interface NatpunchServerOptions {
   relay?: RelayConfig;
   /** STUN/TURN over TLS (`--tls-cert`, `--tls-key`), on `tls.port` (default 5349). */
   tls?: { cert: string | Buffer; key: string | Buffer; port?: number };
+  /** The rendezvous's limits (`--max-peers`, `--max-connections`, `--max-unregistered`; defaults: DEFAULT_RENDEZVOUS_LIMITS). */
+  rendezvousLimits?: Partial<RendezvousLimits>;
 }
 
 /**
@@ -127,7 +129,7 @@ export class NatpunchServer {
     const httpServer = http.createServer(onRequest);
     httpLimiter.apply(httpServer);
     const rendezvous = RendezvousServer.attach(httpServer, {
-      stun, observer, relays: offersFor,
+      stun, observer, relays: offersFor, ...(options.rendezvousLimits ? { limits: options.rendezvousLimits } : {}),
       // Dial-back from the alternate address: a probe from the address the peer's own STUN went
       // to would pass any NAT that merely remembers that destination.
       ...(options.altAddress ? { dialBack: { localAddress: options.altAddress } } : {}),

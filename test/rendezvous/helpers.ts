@@ -104,8 +104,9 @@ export class RawClient {
     });
   }
 
-  static async open(resources: Resources, url: string): Promise<RawClient> {
-    const ws = new WebSocket(url);
+  /** `localAddress`: the source address to connect from (loopback has all of 127.0.0.0/8). */
+  static async open(resources: Resources, url: string, options: { localAddress?: string } = {}): Promise<RawClient> {
+    const ws = new WebSocket(url, options);
     const client = new RawClient(ws);
     resources.add(client, (c) => c.ws.terminate());
     await once(ws, 'open');
@@ -154,8 +155,10 @@ export function candidate(text: string, kind: CandidateType = 'host', transport:
 }
 
 /** Opens a raw client and registers `identity` (no server-reflexive claim). Returns it after `registered`. */
-export async function registerRaw(resources: Resources, url: string, identity: Identity = generateIdentity()): Promise<{ raw: RawClient; identity: Identity }> {
-  const raw = await RawClient.open(resources, url);
+export async function registerRaw(
+  resources: Resources, url: string, identity: Identity = generateIdentity(), options: { localAddress?: string } = {},
+): Promise<{ raw: RawClient; identity: Identity }> {
+  const raw = await RawClient.open(resources, url, options);
   const hello = await raw.next();
   const signed = signObject(identity, DOMAIN.register, { peerId: identity.peerId, nonce: hello['nonce'], privateEndpoints: ['127.0.0.1:9'], srflx: null });
   const registered = await raw.ask({ type: 'register', signed });

@@ -75,7 +75,8 @@ test('frames beyond the WebSocket payload limit close the socket (1009), and the
 });
 
 test('5000 random messages each get an error reply, and the server keeps serving', async () => {
-  const { url, server } = await startServers(resources, { limits: { messagesPerSecond: 1e6, messageBurst: 1e6, errorBurst: 1e6, maxQueuedMessages: 1e6 } });
+  // helloTimeoutMs: on a loaded machine the 5000 round trips can take longer than the default 10 s.
+  const { url, server } = await startServers(resources, { limits: { messagesPerSecond: 1e6, messageBurst: 1e6, errorBurst: 1e6, maxQueuedMessages: 1e6, helloTimeoutMs: 120_000 } });
   const raw = await helloed(url);
   const types = ['register', 'connect', 'accept', 'refuse', 'hello', 'punch', 'error', 'incoming', 'registered', '__proto__', 'constructor', ''];
   const message = fc.oneof(
@@ -166,15 +167,16 @@ test('plain HTTP and other paths are not the WebSocket endpoint', async () => {
 test('a peer may have only maxPendingIntents sessions pending', async () => {
   const { url } = await startServers(resources, { limits: { maxPendingIntents: 2 } });
   const { raw, identity } = await registerRaw(resources, url);
-  const { raw: target, identity: targetId } = await registerRaw(resources, url);
-  const connect = () => raw.send({ type: 'connect', intent: signObject(identity, DOMAIN.intent, {
-    from: identity.peerId, to: targetId.peerId, nonce: token(), expires: Date.now() + 10_000, candidates: [], session: token(),
+  // Three targets: one pair may hold only maxPendingPerPair (1) sessions (pending-fairness.test.ts).
+  const targets = await Promise.all([0, 1, 2].map(() => registerRaw(resources, url)));
+  const connect = (to: string) => raw.send({ type: 'connect', intent: signObject(identity, DOMAIN.intent, {
+    from: identity.peerId, to, nonce: token(), expires: Date.now() + 10_000, candidates: [], session: token(),
   }) });
-  connect();
-  connect();
-  assert.equal((await target.next()).type, 'incoming');
-  assert.equal((await target.next()).type, 'incoming');
-  connect();
+  connect(targets[0]!.identity.peerId);
+  connect(targets[1]!.identity.peerId);
+  assert.equal((await targets[0]!.raw.next()).type, 'incoming');
+  assert.equal((await targets[1]!.raw.next()).type, 'incoming');
+  connect(targets[2]!.identity.peerId);
   const reply = await raw.next();
   assert.equal(reply['code'], 'too-many-pending');
   assert.equal(typeof reply['ref'], 'string');

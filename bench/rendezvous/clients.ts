@@ -1,0 +1,198 @@
+/**
+ * Simulated peers for the rendezvous benchmark, in a process of their own (the server is
+ * measured alone). Each peer is a bare WebSocket from its own 127.x source address that speaks
+ * the protocol as a real client does, with real Ed25519 signatures: `register` signed over
+ * hello's nonce (no server-reflexive claim, so no STUN proof is awaited), signed intents, signed
+ * accepts. Commanded by the parent over IPC:
+ *   { type: 'register' }                      -> { type: 'registered', peers, failed, ms }
+ *   { type: 'window', window }                -> (requests in flight from now on)
+ *   { type: 'broker', warmupMs, durationMs }  -> { type: 'brokered', completed, latencies, errors, measuredMs }
+ * argv[2]: JSON { url, first, count, addresses: string[], perAddress, window }.
+ */
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { WebSocket } from 'ws';
+import { type Identity, generateIdentity } from '../../src/identity/index.js';
+import { type Signed, DOMAIN, PROTOCOL_VERSION, bodyHash, peekSigned, signObject } from '../../src/rendezvous/index.js';
+
+interface Config {
+  url: string;
+  /** Index of this process's first peer (for source addresses). */
+  first: number;
+  count: number;
+  /** Source addresses, one per `perAddress` peers in order of the global index. */
+  addresses: string[];
+  perAddress: number;
+  /** Requests in flight at once (registrations, then connects). */
+  window: number;
+}
+
+interface SimulatedPeer {
+  identity: Identity;
+  ws: WebSocket | undefined;
+  nextId: number;
+}
+
+const config = JSON.parse(process.argv[2]!) as Config;
+const peers: SimulatedPeer[] = [];
+const byId = new Map<string, SimulatedPeer>();
+/** Connects in flight: session -> when the intent was sent; and the connect's request id -> session. */
+const pending = new Map<string, number>();
+const sessionOf = new Map<number, string>();
+let onSettled: ((ok: boolean, ms: number, code?: string) => void) | undefined;
+
+function send(peer: SimulatedPeer, message: Record<string, unknown>): number {
+  const id = peer.nextId++;
+  peer.ws!.send(JSON.stringify({ id, ...message }));
+  return id;
+}
+
+function onMessage(peer: SimulatedPeer, data: unknown, registered: (ok: boolean) => void): void {
+  const message = JSON.parse(String(data)) as Record<string, unknown> & { type: string };
+  switch (message.type) {
+    case 'hello': {
+      const signed = signObject(peer.identity, DOMAIN.register, { peerId: peer.identity.peerId, nonce: message['nonce'], privateEndpoints: [], srflx: null });
+      send(peer, { type: 'register', version: PROTOCOL_VERSION, capabilities: [], signed });
+      return;
+    }
+    case 'registered':
+      return registered(true);
+    case 'incoming': {
+      // The target's side: accept at once, signed over the intent it answers.
+      const intent = message['intent'] as Signed;
+      const { session } = peekSigned(intent) as { session: string };
+      const accept = signObject(peer.identity, DOMAIN.accept, { session, intentHash: bodyHash(intent), candidates: [], nonce: randomToken() });
+      send(peer, { type: 'accept', accept });
+      return;
+    }
+    case 'punch': {
+      if (message['role'] !== 'controlling') return;
+      const started = pending.get(message['session'] as string);
+      if (started === undefined) return;
+      pending.delete(message['session'] as string);
+      onSettled?.(true, performance.now() - started);
+      return;
+    }
+    case 'error': {
+      if (peer.ws && !byId.has(peer.identity.peerId)) return registered(false);
+      // An error about a connect names its session (ref) or only its request (id: rate-limited).
+      const ref = (message['ref'] as string | undefined) ?? sessionOf.get(message['id'] as number);
+      const started = ref === undefined ? undefined : pending.get(ref);
+      if (started !== undefined) {
+        pending.delete(ref!);
+        onSettled?.(false, performance.now() - started, String(message['code']));
+      }
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+/** 16 random bytes, base64url: what nonces and session ids are. */
+function randomToken(): string {
+  return randomBytes(16).toString('base64url');
+}
+
+function registerOne(peer: SimulatedPeer, index: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    // Consecutive peers from different addresses, so that registrations in flight spread over them.
+    const localAddress = config.addresses[index % config.addresses.length]!;
+    const ws = new WebSocket(config.url, { localAddress, perMessageDeflate: false });
+    peer.ws = ws;
+    let done = false;
+    const registered = (ok: boolean): void => {
+      if (done) return;
+      done = true;
+      if (ok) byId.set(peer.identity.peerId, peer);
+      resolve(ok);
+    };
+    ws.on('message', (data) => onMessage(peer, data, registered));
+    ws.on('error', () => registered(false));
+    ws.on('close', () => registered(false));
+  });
+}
+
+/** Runs `task(i)` for i in [0, n) with at most `window` at once. */
+async function windowed(n: number, window: number, task: (i: number) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(window, n) }, async () => {
+    while (next < n) await task(next++);
+  }));
+}
+
+async function register(): Promise<{ peers: number; failed: number; ms: number }> {
+  for (let i = 0; i < config.count; i++) peers.push({ identity: generateIdentity(), ws: undefined, nextId: 1 });
+  const started = performance.now();
+  let failed = 0;
+  await windowed(config.count, config.window, async (i) => {
+    if (!(await registerOne(peers[i]!, config.first + i))) failed++;
+  });
+  return { peers: byId.size, failed, ms: performance.now() - started };
+}
+
+/**
+ * Keeps `window` connects in flight for warmup + duration: initiators in turn, each toward a
+ * different target every round (so no initiator-target pair repeats soon: the server's pair
+ * bucket is not what is measured). Latency: intent sent -> punch received by the initiator.
+ */
+async function broker(warmupMs: number, durationMs: number): Promise<{ completed: number; latencies: number[]; errors: Record<string, number>; measuredMs: number }> {
+  const live = peers.filter((p) => byId.has(p.identity.peerId));
+  const n = live.length;
+  const start = performance.now();
+  const measureFrom = start + warmupMs;
+  const end = measureFrom + durationMs;
+  const latencies: number[] = [];
+  const errors: Record<string, number> = {};
+  let completed = 0;
+  let turn = 0;
+  await new Promise<void>((resolve) => {
+    let inFlight = 0;
+    // Connects still unanswered 10 s after the end are counted lost (the server answers each; this is a safety net).
+    setTimeout(resolve, end - start + 10_000).unref();
+    const launch = (): void => {
+      while (inFlight < config.window && performance.now() < end) {
+        const i = turn % n;
+        const round = Math.floor(turn / n);
+        turn++;
+        const from = live[i]!;
+        const to = live[(i + 1 + (round % (n - 1))) % n]!;
+        const session = randomToken();
+        const intent = signObject(from.identity, DOMAIN.intent, {
+          from: from.identity.peerId, to: to.identity.peerId, nonce: randomToken(), expires: Date.now() + 15_000, candidates: [], session,
+        });
+        pending.set(session, performance.now());
+        sessionOf.set(from.nextId, session);
+        send(from, { type: 'connect', intent });
+        inFlight++;
+      }
+      if (inFlight === 0) resolve();
+    };
+    onSettled = (ok, ms, code) => {
+      inFlight--;
+      const now = performance.now();
+      if (now >= measureFrom && now < end) {
+        if (ok) {
+          completed++;
+          latencies.push(ms);
+        } else {
+          errors[code ?? 'unknown'] = (errors[code ?? 'unknown'] ?? 0) + 1;
+        }
+      }
+      // Yield to I/O between launches so that answers are read while intents go out.
+      if (inFlight === config.window - 1) setImmediate(launch);
+      else if (inFlight === 0) launch();
+    };
+    launch();
+  });
+  onSettled = undefined;
+  return { completed, latencies, errors, measuredMs: Math.min(durationMs, performance.now() - measureFrom) };
+}
+
+process.on('message', (message: { type: string; warmupMs?: number; durationMs?: number; window?: number }) => {
+  const reply = (value: unknown): void => { process.send!(value); };
+  if (message.type === 'window' && message.window !== undefined) config.window = message.window;
+  else if (message.type === 'register') void register().then((result) => reply({ type: 'registered', ...result }));
+  else if (message.type === 'broker') void broker(message.warmupMs ?? 0, message.durationMs ?? 5000).then((result) => reply({ type: 'brokered', ...result }));
+});
+process.on('disconnect', () => process.exit(0));
