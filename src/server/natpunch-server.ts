@@ -8,6 +8,7 @@ import { RendezvousServer, ReflexiveObserver } from '../rendezvous/index.js';
 import { type RelayOffer, unmappedIp } from '../rendezvous/messages.js';
 import { formatAddress } from '../wire/index.js';
 import { VERSION } from '../version.js';
+import { type SharedState, openSharedState } from './shared-state.js';
 
 export interface NatpunchServerOptions {
   address: string;
@@ -27,6 +28,19 @@ export interface NatpunchServerOptions {
   relay?: RelayConfig;
   /** STUN/TURN over TLS (`--tls-cert`, `--tls-key`), on `tls.port` (default 5349). */
   tls?: { cert: string | Buffer; key: string | Buffer; port?: number };
+  /**
+   * Share the rendezvous registry with other nodes through Redis (`--redis URL`): peers
+   * registered on any node reach each other. Without it, state stays in this process.
+   */
+  redis?: {
+    url: string;
+    /** This node's name among those sharing the Redis (default hostname:pid). */
+    nodeName?: string;
+    /** How long a dead node's registrations outlive it, ms (default 10 s, see RedisRegistry). */
+    registryTtlMs?: number;
+    /** Key and channel prefix (default "natpunch:"), so several deployments can share a Redis. */
+    prefix?: string;
+  };
 }
 
 /**
@@ -42,6 +56,7 @@ export class NatpunchServer {
   readonly rendezvous: RendezvousServer | undefined;
   readonly #http: http.Server | undefined;
   readonly #extraHttp: readonly http.Server[];
+  #shared: SharedState | undefined;
 
   private constructor(stun: StunServer, extraStun: StunServer[], turn?: TurnServer, rendezvous?: RendezvousServer, httpServer?: http.Server, extraHttp: http.Server[] = []) {
     this.stun = stun;
@@ -95,6 +110,15 @@ export class NatpunchServer {
       throw error;
     }
     if (options.httpPort === null) return new NatpunchServer(stun, extraStun, turn);
+    // Redis first: a node that cannot reach it fails before it takes its HTTP port.
+    let shared: SharedState | undefined;
+    try {
+      shared = options.redis ? await openSharedState(options.redis) : undefined;
+    } catch (error) {
+      await Promise.all([stun, ...extraStun].map((s) => s.close()));
+      await turn?.close();
+      throw error;
+    }
     const offers = relayOffers({
       ...(turn ? { builtIn: { host: relayAddress, port: stun.addresses[0]!.port, ...(stun.tlsAddress ? { tlsPort: stun.tlsAddress.port } : {}) } } : {}),
       external: relay.external ?? [], secret,
@@ -117,6 +141,7 @@ export class NatpunchServer {
     const httpServer = http.createServer(onRequest);
     const rendezvous = RendezvousServer.attach(httpServer, {
       stun, observer, relays: offersFor,
+      ...(shared ? { registry: shared.registry, bus: shared.bus, nodeId: shared.bus.node } : {}),
       // Dial-back from the alternate address: a probe from the address the peer's own STUN went
       // to would pass any NAT that merely remembers that destination.
       ...(options.altAddress ? { dialBack: { localAddress: options.altAddress } } : {}),
@@ -142,11 +167,19 @@ export class NatpunchServer {
     } catch (error) {
       for (const server of [httpServer, ...extraHttp]) server.close();
       await rendezvous.close();
+      await shared?.close();
       await Promise.all([stun, ...extraStun].map((s) => s.close()));
       await turn?.close();
       throw error;
     }
-    return new NatpunchServer(stun, extraStun, turn, rendezvous, httpServer, extraHttp);
+    const server = new NatpunchServer(stun, extraStun, turn, rendezvous, httpServer, extraHttp);
+    server.#shared = shared;
+    return server;
+  }
+
+  /** This node's name among the nodes sharing a Redis (undefined without --redis). */
+  get nodeName(): string | undefined {
+    return this.#shared?.bus.node;
   }
 
   /** ws:// URL of the rendezvous service, if it runs. */
@@ -159,8 +192,16 @@ export class NatpunchServer {
     return this.#extraHttp.map(urlOf).filter((url): url is string => url !== undefined);
   }
 
-  async close(): Promise<void> {
-    await this.rendezvous?.close();
+  /**
+   * Stops every listener. `graceMs` (a graceful shutdown, SIGTERM): no new connections, every
+   * registered peer told to register elsewhere and given that long to go by itself, then the rest
+   * are cut; its registrations are removed from a shared registry before Redis is let go.
+   */
+  async close(options: { graceMs?: number } = {}): Promise<void> {
+    // Stop accepting at once; the open sockets (and their upgrades' WebSockets) are closed below.
+    for (const server of [...(this.#http ? [this.#http] : []), ...this.#extraHttp]) server.close();
+    await this.rendezvous?.close(options);
+    await this.#shared?.close();
     for (const server of [...(this.#http ? [this.#http] : []), ...this.#extraHttp]) {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
