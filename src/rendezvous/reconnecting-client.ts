@@ -14,7 +14,8 @@
  * Several servers (`urls`: nodes sharing one registry, docs/decisions/0XX-redis.md): the first
  * registration takes the first that answers; after a drop each attempt goes to the next one, so a
  * peer whose node died registers on another within the first backoff step. A server that shuts
- * down says so (`error shutdown`): that is a request to move, honoured at once, without backoff.
+ * down says so (`error shutdown`): that is a request to move, honoured at once, without backoff
+ * (with a single server, it is retried with backoff as any other outage).
  *
  * While disconnected, connect() and updateSrflx() fail at once with RendezvousError reason
  * 'disconnected' (ERR_RENDEZVOUS): a caller that wants to wait can wait for 'reconnected'.
@@ -311,9 +312,11 @@ export class ReconnectingRendezvousClient extends EventEmitter {
     this.#lastReason = reason;
     if (this.#downSince - this.#registeredAt >= this.#stableMs) this.#backoff.reset();
     debug('%s: registration lost (%s: %s)', this.peerId.slice(0, 8), reason.reason, reason.message);
-    // The server went away: the next attempt goes to the next one (when there are several).
+    // The server went away: the next attempt goes to the next one (when there are several), at
+    // once if the server asked its peers to move. With one server, a shutdown is an outage like
+    // any other: coming straight back would meet the server still closing.
     this.#next();
-    this.#retryOrStop(reason, true, reason.reason === 'shutdown');
+    this.#retryOrStop(reason, true, reason.reason === 'shutdown' && this.#urls.length > 1);
   }
 
   #next(): void {

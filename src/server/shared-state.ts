@@ -41,17 +41,12 @@ export async function openSharedState(options: SharedStateOptions): Promise<Shar
     throw error;
   }
   const registry = new RedisRegistry({ client, ...(options.registryTtlMs ? { ttlMs: options.registryTtlMs } : {}), ...(options.prefix ? { prefix: options.prefix } : {}) });
-  return {
-    registry,
-    bus,
-    async close() {
-      await registry.close();
-      await bus.close();
-      try {
-        await client.close();
-      } catch {
-        client.destroy();
-      }
-    },
+  let closing: Promise<void> | undefined;
+  const close = async (): Promise<void> => {
+    await registry.close();
+    await bus.close();
+    // Pending commands (the last unregistrations) are answered before the connection goes.
+    if (client.isOpen) await client.close().catch(() => undefined);
   };
+  return { registry, bus, close: () => (closing ??= close()) };
 }
