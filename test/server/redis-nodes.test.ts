@@ -6,6 +6,7 @@ import { createPeer, generateIdentity, type Connection, type Peer } from '../../
 import type { ReconnectInfo } from '../../src/rendezvous/reconnecting-client.js';
 import { skipUnlessInstalled } from '../support/process.js';
 import { type TestRedis, startRedis } from '../support/redis-server.js';
+import { readExactly } from '../support/streams.js';
 import { once } from '../support/wait.js';
 
 /**
@@ -47,26 +48,6 @@ async function connectAndCheck(from: Peer, to: Peer): Promise<[Connection, Conne
     assert.equal(sha(await got), sha(data));
   }
   return [outgoing, accepted];
-}
-
-/** The next `n` bytes from a stream that stays open. */
-function readExactly(stream: Connection, n: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let length = 0;
-    const onData = (chunk: Buffer): void => {
-      chunks.push(chunk);
-      length += chunk.length;
-      if (length < n) return;
-      stream.off('data', onData);
-      stream.off('error', reject);
-      const all = Buffer.concat(chunks);
-      if (all.length > n) stream.unshift(all.subarray(n));
-      resolve(all.subarray(0, n));
-    };
-    stream.on('data', onData);
-    stream.once('error', reject);
-  });
 }
 
 test('a peer registered on node 1 connects directly to a peer registered on node 2, over one Redis', { timeout: 60_000 }, async (t) => {
