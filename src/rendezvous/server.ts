@@ -673,18 +673,18 @@ export class RendezvousServer {
     const reachable = await this.#dialBackPeer(connection, body);
     if (gone(connection)) return;
     // 5. Capacity, then one live registration per peer id: the newer replaces the older.
-    const existing = await this.#registry.lookup(body.peerId);
-    if (!existing && (await this.#registry.size()) >= this.#limits.maxPeers) {
+    const existing = await this.#shared(() => this.#registry.lookup(body.peerId));
+    if (!existing && (await this.#shared(() => this.#registry.size())) >= this.#limits.maxPeers) {
       this.#refuse(connection, 'server-full', `register: the server holds ${this.#limits.maxPeers} peers; try another server or later`, undefined, message.id);
       connection.ws.close(1013, 'server full');
       return;
     }
     if (gone(connection)) return;
-    const previous = await this.#registry.register({
+    const previous = await this.#shared(() => this.#registry.register({
       peerId: body.peerId, connectionId: connection.id, node: this.#nodeId, srflx: body.srflx,
       privateEndpoints: body.privateEndpoints, registeredAt: this.#now(), ...(reachable ? { reachable } : {}),
       version: message.version, capabilities,
-    });
+    }));
     if (gone(connection)) {
       await this.#registry.unregister(body.peerId, connection.id);
       return;
@@ -806,7 +806,7 @@ export class RendezvousServer {
       throw new Refusal('too-many-pending', `connect: ${connection.sessions.size} sessions already pending (at most ${this.#limits.maxPendingIntents})`, ref);
     }
     // 3. The target must be registered (here, or on another node sharing the registry), and not flooded.
-    const record = await this.#registry.lookup(intent.to);
+    const record = await this.#shared(() => this.#registry.lookup(intent.to));
     const target = record && this.#sideOf(record);
     if (gone(connection)) return;
     if (!target || (!isRemote(target) && target.state !== 'registered')) throw new Refusal('peer-not-found', `connect: ${intent.to} is not registered with this server`, ref);
@@ -844,6 +844,20 @@ export class RendezvousServer {
     if (!delivered && this.#sessions.get(ref) === session) {
       this.#endSession(session);
       throw new Refusal('peer-not-found', `connect: ${intent.to} is registered with node ${target.node}, which does not answer (it may have stopped: its peers register elsewhere within seconds); try again`, ref);
+    }
+  }
+
+  /**
+   * A registry call; a failure of the store itself (Redis unreachable, a command timing out) is
+   * refused as 'server-full', which clients retry (elsewhere, when given several servers), not
+   * as the generic 'invalid' they would take for their own fault and give up on.
+   */
+  async #shared<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      debug('registry: %s', (error as Error)?.message);
+      throw new Refusal('server-full', `the rendezvous registry is unavailable (${(error as Error)?.message}); try again or another server`);
     }
   }
 

@@ -141,3 +141,16 @@ test('a node shutting down tells its peers to move: "shutdown", then the socket 
   await one.server.close({ graceMs: 5_000 });
   assert.equal((await closed)[0].reason, 'shutdown');
 });
+
+test('a registry that fails (Redis away) is refused as "server-full", which clients retry, not "invalid"', async () => {
+  const registry = new InMemoryRegistry();
+  const { url } = await node(registry, new InMemorySignalBus('node-1'));
+  const a = await startPeer(resources, url);
+  registry.lookup = async () => { throw new Error('connection lost'); };
+  await assert.rejects(a.client.connect(generateIdentity().peerId), (e: unknown) => {
+    assert.ok(e instanceof RendezvousError);
+    assert.equal(e.reason, 'server-full');
+    assert.match(e.message, /registry is unavailable \(connection lost\)/);
+    return true;
+  });
+});
