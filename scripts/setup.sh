@@ -4,10 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-lab_packages=(iproute2 nftables conntrack tcpdump coturn miniupnpd-nftables miniupnpc natpmpc iperf3 stun-client)
+lab_packages=(iproute2 nftables conntrack tcpdump coturn miniupnpd-nftables miniupnpc natpmpc iperf3 stun-client redis-server)
 have_cmd() { command -v "$1" >/dev/null 2>&1; }
 missing=()
-for cmd_pkg in ip:iproute2 nft:nftables conntrack:conntrack tcpdump:tcpdump turnserver:coturn miniupnpd:miniupnpd-nftables upnpc:miniupnpc natpmpc:natpmpc iperf3:iperf3 stun:stun-client; do
+for cmd_pkg in ip:iproute2 nft:nftables conntrack:conntrack tcpdump:tcpdump turnserver:coturn miniupnpd:miniupnpd-nftables upnpc:miniupnpc natpmpc:natpmpc iperf3:iperf3 stun:stun-client redis-server:redis-server; do
   have_cmd "${cmd_pkg%%:*}" || missing+=("${cmd_pkg##*:}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

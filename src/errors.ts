@@ -37,7 +37,8 @@ export type ErrorCode =
   | 'ERR_REFUSED'
   | 'ERR_UNREACHABLE'
   | 'ERR_DNS'
-  | 'ERR_LISTEN';
+  | 'ERR_LISTEN'
+  | 'ERR_REDIS';
 
 /**
  * The base of every error natpunch throws on purpose. Switch on {@link NatpunchError.code}; test

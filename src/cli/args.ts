@@ -56,7 +56,8 @@ export const jsonFlag: Flag = {
 };
 
 export const serverFlag: Flag = {
-  type: 'string', value: 'URL', required: true, help: 'the rendezvous server (natpunch serve) both peers use',
+  type: 'string', value: 'URL', required: true, multiple: true,
+  help: 'the rendezvous server (natpunch serve) both peers use; repeat it for several nodes sharing one registry (serve --redis): the first that answers is used, the next when it goes away',
   example: '--server ws://203.0.113.7:8080/',
 };
 

@@ -51,15 +51,22 @@ export async function allowList(command: string, ids: string[] | undefined, file
   return list;
 }
 
-/** --server, present and a ws:// or wss:// URL, or a UsageError naming the command (`usage`: its usageText). */
-export function checkServer(command: string, server: string | undefined, usage: string): string {
-  if (!server) throw new UsageError(`natpunch ${command}: --server URL is required (the rendezvous server, e.g. ws://HOST:8080/).\n${usage}`);
-  try {
-    parseServerUrl(server);
-  } catch (error) {
-    throw new UsageError(`natpunch ${command}: ${(error as Error).message}`);
+/**
+ * --server, present, each a ws:// or wss:// URL, or a UsageError naming the command (`usage`: its
+ * usageText). Given more than once (nodes sharing one registry, `serve --redis`), the peer
+ * registers at the first that answers and moves on when its node goes away.
+ */
+export function checkServer(command: string, server: string | readonly string[] | undefined, usage: string): string[] {
+  const servers = typeof server === 'string' ? [server] : [...(server ?? [])];
+  if (servers.length === 0) throw new UsageError(`natpunch ${command}: --server URL is required (the rendezvous server, e.g. ws://HOST:8080/).\n${usage}`);
+  for (const url of servers) {
+    try {
+      parseServerUrl(url);
+    } catch (error) {
+      throw new UsageError(`natpunch ${command}: ${(error as Error).message}`);
+    }
   }
-  return server;
+  return servers;
 }
 
 /** A failure already reported (an error event, then the connection's closed summary). */

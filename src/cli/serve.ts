@@ -8,6 +8,7 @@ import { listenFailure } from './listen-failure.js';
 import { type RelayConfig, parseRelayUrl, parseTurnUsers } from '../server/relay-config.js';
 import { PeerAddressPolicy } from '../turn/peer-policy.js';
 import { createLogger, isLogLevel } from './log.js';
+import { redactUrl } from '../rendezvous/redis-client.js';
 
 const stunPort = (help: string, fallback: string, example: string): Flag => ({ type: 'string', value: 'PORT', default: fallback, help, example });
 
@@ -50,7 +51,14 @@ export const serveSpec: CommandSpec = {
     'max-peers': { type: 'string', value: 'N', default: '100000', help: 'registered peers this node holds (about 8 KiB each); beyond it registrations get server-full', example: '--max-peers 200000' },
     'max-connections': { type: 'string', value: 'N', default: '120000', help: 'rendezvous WebSockets at once, registered or not (raise the fd limit to match: ulimit -n, LimitNOFILE)', example: '--max-connections 250000' },
     'max-unregistered': { type: 'string', value: 'N', default: '10000', help: 'WebSockets not registered yet, a budget of their own (64 per address; when full the address holding most gives one up)', example: '--max-unregistered 20000' },
-    redis: { type: 'string', value: 'URL', help: 'share the registry across nodes through Redis (not implemented yet: state stays in memory)', defaultText: 'none: in memory', example: '--redis redis://127.0.0.1:6379' },
+    redis: {
+      type: 'string', value: 'URL', defaultText: 'none: in memory, this node alone',
+      help: 'share the rendezvous registry with other serve nodes through Redis, so a peer registered on any node reaches peers on every other one (several nodes behind one name: give peers every node\'s URL, --server repeated). Unreachable at startup: exit 1',
+      example: '--redis redis://:PASSWORD@10.0.0.5:6379/0',
+    },
+    'node-name': { type: 'string', value: 'NAME', defaultText: 'HOSTNAME:PID', help: 'this node\'s name among the nodes sharing --redis; each must differ', example: '--node-name rzv-1' },
+    'registry-ttl': { type: 'string', value: 'MS', default: '10000', help: 'with --redis: how long a registration outlives its node, ms (refreshed every third of it while the peer\'s socket lives), so a node that dies leaves no stale routes for longer', example: '--registry-ttl 5000' },
+    'shutdown-grace': { type: 'string', value: 'MS', default: '5000', help: 'on SIGTERM/SIGINT: stop accepting, tell every peer to register elsewhere, and give them this long to leave before closing (connections between peers go on)', example: '--shutdown-grace 2000' },
     'log-level': { type: 'string', value: 'LEVEL', default: 'info', help: 'error, warn, info or debug (debug also prints stack traces of failures)', example: '--log-level debug' },
   },
   examples: [
@@ -77,7 +85,13 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const httpPort = integer('serve', 'http-port', values['http-port'], 8080);
   // Closing idle STUN/TCP connections early stands in for servers and middleboxes that do (peers then learn TCP mappings from short connections).
   const stunTcpIdleTimeoutMs = integer('serve', 'stun-tcp-idle-timeout', values['stun-tcp-idle-timeout'], 30_000, 1, 3_600_000);
-  if (values['redis']) log.warn('--redis: the Redis registry is not implemented yet; using in-memory state');
+  const redisUrl = values['redis'] as string | undefined;
+  const nodeName = values['node-name'] as string | undefined;
+  if (nodeName !== undefined && !/^[\w.:@-]{1,128}$/.test(nodeName)) throw new UsageError(`natpunch serve: --node-name ${JSON.stringify(nodeName)}: use 1 to 128 letters, digits and . : @ - _`);
+  if (nodeName !== undefined && !redisUrl) throw new UsageError('natpunch serve: --node-name only matters with --redis (the nodes sharing one Redis tell each other apart by it)');
+  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) throw new UsageError(`natpunch serve: --redis ${JSON.stringify(redisUrl)}: expected redis://[:PASSWORD@]HOST[:PORT][/DB] (or rediss:// for TLS)`);
+  const registryTtlMs = integer('serve', 'registry-ttl', values['registry-ttl'] as string | undefined, 10_000, 300, 3_600_000);
+  const graceMs = integer('serve', 'shutdown-grace', values['shutdown-grace'] as string | undefined, 5_000, 0, 600_000);
   const relay = relayConfig(values);
   const limit = (name: string, fallback: number, min: number, max: number): number => integer('serve', name, values[name] as string | undefined, fallback, min, max);
   const stunLimits = {
@@ -101,12 +115,16 @@ export async function serveCommand(argv: string[]): Promise<number> {
     maxConnections: integer('serve', 'max-connections', values['max-connections'] as string | undefined, 120_000, 1, 10_000_000),
     maxUnregistered: integer('serve', 'max-unregistered', values['max-unregistered'] as string | undefined, 10_000, 1, 10_000_000),
   };
-  const server = await NatpunchServer.listen({ address: address!, extraAddresses, port, altAddress, altPort, httpPort, stunTcpIdleTimeoutMs, stunLimits, httpLimits, relay, rendezvousLimits, ...(tls ? { tls } : {}) })
+  const redis = redisUrl ? { url: redisUrl, registryTtlMs, ...(nodeName ? { nodeName } : {}) } : undefined;
+  const server = await NatpunchServer.listen({ address: address!, extraAddresses, port, altAddress, altPort, httpPort, stunTcpIdleTimeoutMs, stunLimits, httpLimits, relay, rendezvousLimits, ...(tls ? { tls } : {}), ...(redis ? { redis } : {}) })
     .catch((error: unknown) => { throw listenFailure(error); });
   const stun = server.stun;
   const shutdown = async (signal: string): Promise<void> => {
-    log.info(`${signal}: shutting down`);
-    await server.close();
+    // Peers told to move re-register on another node (with --redis) at once; their direct
+    // connections to each other never went through this process and go on.
+    const peers = server.rendezvous?.stats.peers ?? 0;
+    log.info(`${signal}: shutting down; telling ${peers} registered peer${peers === 1 ? '' : 's'} to register elsewhere (up to ${graceMs} ms)`);
+    await server.close({ graceMs });
     process.exit(0);
   };
   process.once('SIGINT', () => void shutdown('SIGINT'));
@@ -115,7 +133,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const tlsWhere = stun.tlsAddress ? `; STUN/TURN over TLS ${formatAddress(stun.tlsAddress)}` : '';
   const relayWhat = server.turn ? `; TURN relay on the STUN ports, relaying from ${server.turn.relayAddress}` : '; no built-in relay';
   const external = relay.external?.length ? `; peers also offered ${relay.external.join(' ')}` : '';
-  log.info(`ready: STUN on udp+tcp ${where}${values['alt-address'] ? ' (RFC 5780 behaviour discovery on)' : ''}${tlsWhere}${relayWhat}${external}; rendezvous ${[server.rendezvousUrl, ...server.extraRendezvousUrls].join(' ')}`);
+  log.info(`ready: STUN on udp+tcp ${where}${values['alt-address'] ? ' (RFC 5780 behaviour discovery on)' : ''}${tlsWhere}${relayWhat}${external}; rendezvous ${[server.rendezvousUrl, ...server.extraRendezvousUrls].join(' ')}${server.nodeName ? `; node ${server.nodeName} sharing ${redactUrl(redisUrl!)}` : ''}`);
   await new Promise(() => undefined);
   return 0;
 }

@@ -4,7 +4,7 @@ import { isIPv6 } from 'node:net';
 import { once, EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { debuglog } from 'node:util';
-import { AbortedError, NatpunchError, RefusedError } from '../errors.js';
+import { AbortedError, NatpunchError, RefusedError, UsageError } from '../errors.js';
 import { type AllowList, NOT_ALLOWED, allowPredicate } from './allow-list.js';
 import { type Identity, loadOrCreateIdentity, defaultKeyFile, normalizePeerId } from '../identity/index.js';
 import { StunUdpClient } from '../stun/udp-client.js';
@@ -47,8 +47,12 @@ export type { PathKind } from '../path/raw-path.js';
 
 /** Options of {@link createPeer}. Only `server` is required. */
 export interface PeerOptions {
-  /** Rendezvous server, e.g. ws://198.51.100.10:8080/ (`natpunch serve`'s HTTP port). */
-  server: string;
+  /**
+   * Rendezvous server, e.g. ws://198.51.100.10:8080/ (`natpunch serve`'s HTTP port); or several,
+   * nodes sharing one registry (`serve --redis`): the peer registers at the first that answers
+   * and moves to the next when its node goes away.
+   */
+  server: string | readonly string[];
   /** This peer's key pair, its peer id (default: read from, or created in, `keyFile`). */
   identity?: Identity;
   /** Key file used when no identity is given (default $NATPUNCH_HOME/key or ~/.natpunch/key). */
@@ -471,9 +475,11 @@ export class Peer extends EventEmitter {
     };
     // Running punches, and those being decided or awaiting their punch but the one asked about.
     const gate = new IncomingGate(options.incoming, () => (peer ? peer.#incomingRunning : 0) + Math.max(0, (rendezvous?.pendingIncoming ?? 1) - 1));
+    const serverList = typeof options.server === 'string' ? [options.server] : [...options.server];
+    if (serverList.length === 0) throw new UsageError('createPeer: options.server names no rendezvous server');
     try {
       rendezvous = await ReconnectingRendezvousClient.connect({
-        url: options.server, identity, udpSocket: socket, stunClient: stun, privateEndpoints: privateEndpoints(port, options.bindAddress),
+        url: serverList[0]!, urls: serverList.slice(1), identity, udpSocket: socket, stunClient: stun, privateEndpoints: privateEndpoints(port, options.bindAddress),
         ...(socket6 ? { udpSocket6: socket6 } : {}),
         accept: acceptPolicy(options, gate, (peerId, reason) => peer?.emit('refused', { peerId, reason })), signal: options.signal,
         // UDP candidates: host (IPv6 first: with both families working, the IPv6 pair is the one
@@ -561,7 +567,7 @@ export class Peer extends EventEmitter {
         throw new RefusedError(target, error.message.replace(/^rendezvous server: /, ''), { cause: error });
       }
       if (error instanceof RendezvousError && error.reason === 'peer-not-found') {
-        throw new RendezvousError('peer-not-found', `peer ${target} is not registered at the rendezvous server ${this.#options.server}: `
+        throw new RendezvousError('peer-not-found', `peer ${target} is not registered at the rendezvous server ${this.#rendezvous.url}: `
           + 'start natpunch listen with the same --server on the other machine first, and check the id', { ref: error.ref, cause: error });
       }
       throw error;

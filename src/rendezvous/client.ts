@@ -778,6 +778,8 @@ export class RendezvousClient extends EventEmitter {
       this.#accepted.delete(message.ref!);
     }
     if (message.code === 'replaced' || message.code === 'shutdown' || message.code === 'registration-timeout') this.#closeReason = error;
+    // A server shutting down asks its peers to go elsewhere: leave now rather than when it closes.
+    if (message.code === 'shutdown' && this.#ws.readyState === WebSocket.OPEN) this.#ws.close(1001, 'server shutting down');
     debug('client: server error %s: %s', message.code, message.message);
   }
 

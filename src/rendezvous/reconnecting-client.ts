@@ -11,6 +11,12 @@
  * peer id). Two processes with one key would otherwise take the registration from each other
  * forever. Those stop the loop and are reported ('disconnected' with `retryInMs: null`).
  *
+ * Several servers (`urls`: nodes sharing one registry, docs/decisions/0XX-redis.md): the first
+ * registration takes the first that answers; after a drop each attempt goes to the next one, so a
+ * peer whose node died registers on another within the first backoff step. A server that shuts
+ * down says so (`error shutdown`): that is a request to move, honoured at once, without backoff
+ * (with a single server, it is retried with backoff as any other outage).
+ *
  * While disconnected, connect() and updateSrflx() fail at once with RendezvousError reason
  * 'disconnected' (ERR_RENDEZVOUS): a caller that wants to wait can wait for 'reconnected'.
  * @see docs/decisions/004-rendezvous-protocol.md ("Reconnecting")
@@ -42,6 +48,11 @@ export interface ReconnectOptions {
 export interface ReconnectingClientOptions extends RendezvousClientOptions {
   /** Backoff tuning, or false to stay disconnected after a drop (RendezvousClient's behaviour). */
   reconnect?: ReconnectOptions | false;
+  /**
+   * Further rendezvous servers after `url`: nodes that share one registry, tried in turn when one
+   * cannot be reached or goes away (default none).
+   */
+  urls?: readonly string[];
 }
 
 /** What 'disconnected' reports besides the reason. */
@@ -137,6 +148,9 @@ export class ReconnectingRendezvousClient extends EventEmitter {
   readonly #replay: ReplayCache;
   /** Aborted by close(): ends a registration attempt in flight. */
   readonly #closing = new AbortController();
+  /** `url` and then `urls`, each once; #current indexes the one in use (or to try next). */
+  readonly #urls: readonly string[];
+  #current = 0;
   #client: RendezvousClient | undefined;
   #lastRelays: readonly RelayOffer[] = [];
   /** The last registration's results, kept while disconnected. */
@@ -149,10 +163,12 @@ export class ReconnectingRendezvousClient extends EventEmitter {
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
 
-  private constructor(options: ReconnectingClientOptions, replay: ReplayCache, client: RendezvousClient) {
+  private constructor(options: ReconnectingClientOptions, replay: ReplayCache, client: RendezvousClient, current: number) {
     super();
     this.peerId = client.peerId;
     this.#options = options;
+    this.#urls = serverUrls(options);
+    this.#current = current;
     this.#backoff = new Backoff(options.reconnect || {});
     this.#stableMs = (options.reconnect || {}).stableMs ?? 60_000;
     this.#replay = replay;
@@ -167,8 +183,28 @@ export class ReconnectingRendezvousClient extends EventEmitter {
    */
   static async connect(options: ReconnectingClientOptions): Promise<ReconnectingRendezvousClient> {
     const replay = options.replayCache ?? new ReplayCache({ now: options.now });
-    const client = await RendezvousClient.connect({ ...options, replayCache: replay });
-    return new ReconnectingRendezvousClient(options, replay, client);
+    const urls = serverUrls(options);
+    const failures: unknown[] = [];
+    for (const [i, url] of urls.entries()) {
+      try {
+        const client = await RendezvousClient.connect({ ...options, url, replayCache: replay });
+        return new ReconnectingRendezvousClient(options, replay, client, i);
+      } catch (error) {
+        // An abort ends it; any other failure leaves the next server to try.
+        if (options.signal?.aborted || error instanceof AbortedError) throw error;
+        debug('registration at %s failed: %s', url, (error as Error)?.message);
+        failures.push(error);
+      }
+    }
+    if (failures.length === 1) throw failures[0];
+    const first = failures[0];
+    const reason = first instanceof RendezvousError ? first.reason : 'unreachable';
+    throw new RendezvousError(reason, `no rendezvous server registered this peer: ${failures.map((e) => (e as Error)?.message).join('; ')}`, { cause: first });
+  }
+
+  /** The rendezvous server in use now (or to be tried next while disconnected). */
+  get url(): string {
+    return this.#urls[this.#current]!;
   }
 
   /** Whether a registration is live now. */
@@ -281,18 +317,29 @@ export class ReconnectingRendezvousClient extends EventEmitter {
     this.#lastReason = reason;
     if (this.#downSince - this.#registeredAt >= this.#stableMs) this.#backoff.reset();
     debug('%s: registration lost (%s: %s)', this.peerId.slice(0, 8), reason.reason, reason.message);
-    this.#retryOrStop(reason, true);
+    // The server went away: the next attempt goes to the next one (when there are several), at
+    // once if the server asked its peers to move. With one server, a shutdown is an outage like
+    // any other: coming straight back would meet the server still closing.
+    this.#next();
+    this.#retryOrStop(reason, true, reason.reason === 'shutdown' && this.#urls.length > 1);
   }
 
-  /** Schedules the next attempt, or stops for good; reports either ('disconnected') when `report` or stopping. */
-  #retryOrStop(reason: RendezvousError, report: boolean): void {
+  #next(): void {
+    this.#current = (this.#current + 1) % this.#urls.length;
+  }
+
+  /**
+   * Schedules the next attempt, or stops for good; reports either ('disconnected') when `report`
+   * or stopping. `now`: the server asked this peer to move (shutdown): no backoff for this one.
+   */
+  #retryOrStop(reason: RendezvousError, report: boolean, now = false): void {
     if (this.#options.reconnect === false || isPermanent(reason)) {
       this.#retryAt = null;
       debug('%s: not reconnecting (%s)', this.peerId.slice(0, 8), reason.reason);
       this.emit('disconnected', reason, { retryInMs: null });
       return;
     }
-    const delay = this.#backoff.next();
+    const delay = now ? 0 : this.#backoff.next();
     this.#retryAt = performance.now() + delay;
     this.#timer = setTimeout(() => void this.#attempt(), delay);
     if (report) this.emit('disconnected', reason, { retryInMs: delay });
@@ -304,9 +351,10 @@ export class ReconnectingRendezvousClient extends EventEmitter {
     this.#attempts++;
     let client: RendezvousClient;
     try {
-      client = await RendezvousClient.connect({ ...this.#options, signal: this.#closing.signal, replayCache: this.#replay });
+      client = await RendezvousClient.connect({ ...this.#options, url: this.url, signal: this.#closing.signal, replayCache: this.#replay });
     } catch (error) {
       if (this.#closed) return;
+      this.#next();
       const reason = error instanceof RendezvousError ? error
         : new RendezvousError(isPermanent(error) ? 'invalid' : 'closed', `rendezvous reconnect: ${(error as Error).message}`, { cause: error });
       this.#lastReason = reason;
@@ -326,6 +374,11 @@ export class ReconnectingRendezvousClient extends EventEmitter {
     debug('%s: registered again after %d attempts, %d ms (srflx %s)', this.peerId.slice(0, 8), info.attempts, info.downMs, info.srflx);
     this.emit('reconnected', info);
   }
+}
+
+/** `url` and `urls`, without repeats, in order. */
+function serverUrls(options: ReconnectingClientOptions): string[] {
+  return [...new Set([options.url, ...(options.urls ?? [])])];
 }
 
 /** What a registration found out, kept through a disconnection. */

@@ -1,7 +1,7 @@
 /**
  * Who is registered where. The server keeps its sockets to itself; the registry only maps a peer
- * id to the record of its live registration, so that a shared store (Redis) can later let
- * several server nodes find each other's peers. Methods are async for that reason.
+ * id to the record of its live registration, so that a shared store (Redis: redis-registry.ts)
+ * lets several server nodes find each other's peers. Methods are async for that reason.
  */
 
 export interface PeerRecord {
@@ -15,6 +15,9 @@ export interface PeerRecord {
   registeredAt: number;
   /** What the server's dial-back found at registration (absent without dial-back). */
   reachable?: { udp: boolean; tcp: boolean };
+  /** The protocol version and capabilities it registered with: another node pairs peers by them. */
+  version?: number;
+  capabilities?: string[];
 }
 
 export interface Registry {
@@ -27,11 +30,19 @@ export interface Registry {
   lookup(peerId: string): Promise<PeerRecord | undefined>;
   /** Removes the registration only if it still belongs to `connectionId`; true if it did. */
   unregister(peerId: string, connectionId: string): Promise<boolean>;
+  /**
+   * Registrations this node holds (maxPeers bounds them: it protects this node's memory). In
+   * memory that is every registration; in a shared registry only the ones made through it.
+   */
   size(): Promise<number>;
   close(): Promise<void>;
 }
 
-/** The default registry: a Map in this process. Entries live as long as their socket. */
+/**
+ * The default registry: a Map in this process. Entries live as long as their socket, and the
+ * sockets as long as the process: no TTL is needed (a shared registry has one, see
+ * redis-registry.ts). Several servers in one process may share one (each names its own node).
+ */
 export class InMemoryRegistry implements Registry {
   readonly #peers = new Map<string, PeerRecord>();
 

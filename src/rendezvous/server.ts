@@ -12,6 +12,9 @@
  * trickled candidates (overall, per-session allowance and rate, trickle window), queued messages
  * and the send buffer. Per-socket state is kept small (shared handlers and timers, lazily made
  * sets and buckets) so that one process holds 100k peers.
+ * Several nodes may share one registry and a signal bus (Redis: docs/decisions/0XX-redis.md):
+ * a session's two peers may then sit on different nodes, and each node keeps its copy of the
+ * session with the other side as a RemotePeer, reached over the bus. The limits stay per node.
  * @see docs/decisions/004-rendezvous-protocol.md, docs/decisions/0XX-rendezvous-limits.md
  */
 import http from 'node:http';
@@ -34,7 +37,8 @@ import { type StartTimingOptions, RttEstimator, startDelays } from './punch-timi
 import { ReflexiveObserver } from './reflexive-observer.js';
 import { type DialBackOptions, dialBackTcp, dialBackTimeout, dialBackUdp } from './dial-back.js';
 import { type Reachability, type RegisterBody, type RelayOffer, unmappedIp } from './messages.js';
-import { type Registry, InMemoryRegistry } from './registry.js';
+import { type PeerRecord, type Registry, InMemoryRegistry } from './registry.js';
+import { type BusMessage, type RemotePeer, type SignalBus, InMemorySignalBus } from './signal-bus.js';
 import { DOMAIN, bodyHash, openSigned, peekSigned } from './signed.js';
 import { TokenBucket } from '../token-bucket.js';
 import { RateTable } from '../rate-table.js';
@@ -169,8 +173,13 @@ export interface RendezvousServerOptions {
    * `registered` carries no `reachable`.
    */
   dialBack?: DialBackOptions;
-  /** This node's name in registry records (default "local"). */
+  /** This node's name in registry records (default: the bus's node, else "local"). */
   nodeId?: string;
+  /**
+   * How this node reaches peers registered on other nodes sharing `registry` (default: none
+   * besides itself, an InMemorySignalBus of its own). Closed by close() only if not given.
+   */
+  bus?: SignalBus;
   /**
    * TURN relays (and credentials minted for the peer) to hand each peer in `registered`;
    * `localAddress` is the server address the peer's WebSocket arrived at (a dual-stack server
@@ -237,12 +246,15 @@ interface Connection {
   punched: Set<string> | undefined;
 }
 
+/** One peer of a session: its socket here, or on another node (reached over the signal bus). */
+type Side = Connection | RemotePeer;
+
 interface Session {
   id: string;
   /** Creation order (smaller is older), for fair eviction. */
   serial: number;
-  initiator: Connection;
-  target: Connection;
+  initiator: Side;
+  target: Side;
   intent: Signed;
   intentHash: string;
   timer: NodeJS.Timeout;
@@ -259,8 +271,8 @@ interface TrickleAllowance {
 /** A session after its punch: kept for trickled candidates until the window closes. */
 interface PunchedSession {
   id: string;
-  initiator: Connection;
-  target: Connection;
+  initiator: Side;
+  target: Side;
   allowance: Map<Connection, TrickleAllowance>;
   timer: NodeJS.Timeout;
 }
@@ -288,6 +300,10 @@ export class RendezvousServer {
   readonly #limits: RendezvousLimits;
   readonly #registry: Registry;
   readonly #ownsRegistry: boolean;
+  readonly #bus: SignalBus;
+  readonly #ownsBus: boolean;
+  /** Unregistrations under way: close() waits for them before the registry goes. */
+  readonly #unregistering = new Set<Promise<unknown>>();
   readonly #stunAddresses: string[];
   readonly #relays: ((peerId: string, localAddress: string) => RelayOffer[]) | undefined;
   readonly #timing: StartTimingOptions;
@@ -320,6 +336,7 @@ export class RendezvousServer {
   #ownsHttp = false;
   #pingTimer: NodeJS.Timeout;
   #nextId = 0;
+  readonly #instance = cryptoRandomBytes(4).toString('hex');
   #closed = false;
 
   private constructor(options: RendezvousServerOptions) {
@@ -332,7 +349,10 @@ export class RendezvousServer {
     this.#relays = options.relays;
     this.#timing = options.timing ?? {};
     this.#path = options.path ?? '/';
-    this.#nodeId = options.nodeId ?? 'local';
+    this.#nodeId = options.nodeId ?? options.bus?.node ?? 'local';
+    this.#bus = options.bus ?? new InMemorySignalBus(this.#nodeId);
+    this.#ownsBus = !options.bus;
+    this.#bus.listen((message) => this.#onBus(message));
     this.#dialBack = options.dialBack;
     this.#capabilities = knownCapabilities(options.capabilities ?? CAPABILITIES);
     this.#now = options.now ?? Date.now;
@@ -400,15 +420,38 @@ export class RendezvousServer {
     return { connections: this.#connections.size, peers, sessions: this.#sessions.size, trickleSessions: this.#punched.size, ...this.#counters };
   }
 
-  /** Drops every socket and timer. Resolves when the HTTP listener (if this server made it) has closed. */
-  async close(): Promise<void> {
+  /**
+   * Drops every socket and timer. Resolves when the HTTP listener (if this server made it) has
+   * closed. Every peer is told `error shutdown` first, which the reconnecting client takes as
+   * "register elsewhere, now". With `graceMs` the sockets get that long to close from their side
+   * (a clean WebSocket close, 1001 Going Away) before the rest are cut; new sockets get 503 from
+   * the start. Registrations are removed from the registry before this resolves.
+   */
+  async close(options: { graceMs?: number } = {}): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#pingTimer);
     clearTimeout(this.#helloTimer);
+    const graceMs = options.graceMs ?? 0;
+    const open = [...this.#connections.values()];
+    for (const connection of open) {
+      this.#send(connection, { type: 'error', code: 'shutdown', message: 'the rendezvous server is shutting down; register with another server' });
+      if (graceMs > 0) connection.ws.close(1001, 'going away');
+    }
+    if (graceMs > 0 && this.#connections.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, graceMs);
+        const check = (): void => {
+          if (open.some((c) => !gone(c))) return;
+          clearTimeout(timer);
+          resolve();
+        };
+        for (const connection of open) connection.ws.once('close', check);
+        check();
+      });
+    }
     this.#http?.off('upgrade', this.#onUpgrade);
     for (const connection of [...this.#connections.values()]) {
-      this.#send(connection, { type: 'error', code: 'shutdown', message: 'the rendezvous server is shutting down' });
       connection.ws.terminate();
       this.#cleanUp(connection);
     }
@@ -420,6 +463,8 @@ export class RendezvousServer {
       await new Promise<void>((resolve) => httpServer.close(() => resolve()));
     }
     this.#pairRates.clear();
+    await Promise.allSettled([...this.#unregistering]);
+    if (this.#ownsBus) await this.#bus.close();
     if (this.#ownsRegistry) await this.#registry.close();
   }
 
@@ -507,7 +552,9 @@ export class RendezvousServer {
   #onConnection(ws: TaggedWebSocket, address: string, localAddress: string): void {
     const token = (n: number): string => Buffer.from(this.#randomBytes(n)).toString('base64url');
     const connection: Connection = {
-      id: `${this.#nodeId}:${++this.#nextId}`,
+      // The instance tag keeps ids unique across restarts of a node under one name: a stale
+      // registry entry of the previous process never names a socket of this one.
+      id: `${this.#nodeId}:${this.#instance}:${++this.#nextId}`,
       ws,
       address,
       localAddress,
@@ -563,17 +610,28 @@ export class RendezvousServer {
       const session = this.#sessions.get(id);
       if (!session) continue;
       this.#endSession(session);
-      // The initiator waits for an answer that will not come; the target's copy simply expires.
+      // The initiator waits for an answer that will not come; the target's copy simply expires
+      // (on another node: is dropped now).
       if (session.target === connection) {
-        this.#send(session.initiator, { type: 'error', code: 'peer-not-found', message: `the target of session ${id} disconnected`, ref: id });
+        this.#sendTo(session.initiator, { type: 'error', code: 'peer-not-found', message: `the target of session ${id} disconnected`, ref: id });
+      } else if (isRemote(session.target)) {
+        this.#busSend(session.target.node, { type: 'end', session: id });
       }
     }
     // Trickling needs both peers: a punched session ends with either socket.
     for (const id of [...connection.punched ?? []]) {
       const punched = this.#punched.get(id);
-      if (punched) this.#endPunched(punched);
+      if (!punched) continue;
+      this.#endPunched(punched);
+      const other = punched.initiator === connection ? punched.target : punched.initiator;
+      if (isRemote(other)) this.#busSend(other.node, { type: 'end', session: id });
     }
-    if (peerId) this.#registry.unregister(peerId, connection.id).catch((error: unknown) => debug('unregister %s: %s', peerId, String(error)));
+    if (peerId) {
+      const done = this.#registry.unregister(peerId, connection.id)
+        .catch((error: unknown) => debug('unregister %s: %s', peerId, String(error)))
+        .finally(() => this.#unregistering.delete(done));
+      this.#unregistering.add(done);
+    }
   }
 
   #onPong(connection: Connection): void {
@@ -613,6 +671,28 @@ export class RendezvousServer {
       return;
     }
     connection.ws.send(encodeMessage(message));
+  }
+
+  /**
+   * A message for one peer of a session, wherever its socket is: here, or on another node over
+   * the bus (`from`: the other peer, when the message opens a punched session there).
+   */
+  #sendTo(side: Side, message: ServerMessage, from?: Connection): void {
+    if (!isRemote(side)) return this.#send(side, message);
+    this.#busSend(side.node, { type: 'deliver', to: side.connectionId, message, ...(from ? { from: this.#describe(from) } : {}) });
+  }
+
+  /** Fire and forget: a node that is gone (or a Redis that is away) loses the message, as a closed socket would. */
+  #busSend(node: string, message: BusMessage): void {
+    this.#bus.send(node, message).catch((error: unknown) => debug('bus to %s: %s', node, (error as Error)?.message));
+  }
+
+  /** A socket of this node as another node sees it. */
+  #describe(connection: Connection): RemotePeer {
+    return {
+      node: this.#nodeId, connectionId: connection.id, peerId: connection.peerId!, version: connection.version,
+      capabilities: connection.capabilities, srtt: connection.rtt.srtt,
+    };
   }
 
   /**
@@ -734,27 +814,26 @@ export class RendezvousServer {
     const reachable = await this.#dialBackPeer(connection, body);
     if (gone(connection)) return;
     // 5. Capacity, then one live registration per peer id: the newer replaces the older.
-    const existing = await this.#registry.lookup(body.peerId);
-    if (!existing && (await this.#registry.size()) >= this.#limits.maxPeers) {
+    const existing = await this.#shared(() => this.#registry.lookup(body.peerId));
+    if (!existing && (await this.#shared(() => this.#registry.size())) >= this.#limits.maxPeers) {
       this.#refuse(connection, 'server-full', `register: the server holds ${this.#limits.maxPeers} peers; try another server or later`, undefined, message.id);
       connection.ws.close(1013, 'server full');
       return;
     }
     if (gone(connection)) return;
-    const previous = await this.#registry.register({
+    const previous = await this.#shared(() => this.#registry.register({
       peerId: body.peerId, connectionId: connection.id, node: this.#nodeId, srflx: body.srflx,
       privateEndpoints: body.privateEndpoints, registeredAt: this.#now(), ...(reachable ? { reachable } : {}),
-    });
+      version: message.version, capabilities,
+    }));
     if (gone(connection)) {
       await this.#registry.unregister(body.peerId, connection.id);
       return;
     }
-    const older = previous && previous.connectionId !== connection.id ? this.#connections.get(previous.connectionId) : undefined;
-    if (older) {
-      this.#send(older, { type: 'error', code: 'replaced', message: `a newer registration of ${body.peerId} took over` });
-      older.ws.close(4000, 'replaced');
-      older.peerId = undefined; // its registry entry now belongs to the newer socket
-      this.#cleanUp(older);
+    if (previous && previous.connectionId !== connection.id) {
+      if (previous.node === this.#nodeId) this.#replaced(previous.connectionId, body.peerId);
+      // A node that died meanwhile does not listen: the entry was stale, nothing to tell.
+      else this.#busSend(previous.node, { type: 'replaced', to: previous.connectionId, peerId: body.peerId });
     }
     const relays = this.#relays?.(body.peerId, connection.localAddress);
     connection.state = 'registered';
@@ -771,6 +850,16 @@ export class RendezvousServer {
       observedSrflx: observed ? formatAddress(observed) : null, ...(reachable ? { reachable } : {}),
       ...(relays && relays.length > 0 ? { relays } : {}),
     });
+  }
+
+  /** The older socket of a peer id that registered again (here or on another node) is closed with `replaced`. */
+  #replaced(connectionId: string, peerId: string): void {
+    const older = this.#connections.get(connectionId);
+    if (!older || (older.peerId !== undefined && older.peerId !== peerId)) return;
+    this.#send(older, { type: 'error', code: 'replaced', message: `a newer registration of ${peerId} took over` });
+    older.ws.close(4000, 'replaced');
+    older.peerId = undefined; // its registry entry now belongs to the newer socket
+    this.#cleanUp(older);
   }
 
   /**
@@ -862,21 +951,22 @@ export class RendezvousServer {
       throw new Refusal('too-many-pending', `connect: ${mine} sessions already pending (at most ${this.#limits.maxPendingIntents})`, ref);
     }
     this.#takeIntent(connection, intent.to, ref);
-    // 3. The target must be registered here, and not flooded.
-    const record = await this.#registry.lookup(intent.to);
-    const target = record?.node === this.#nodeId ? this.#connections.get(record.connectionId) : undefined;
+    // 3. The target must be registered (here, or on another node sharing the registry), and not flooded.
+    const record = await this.#shared(() => this.#registry.lookup(intent.to));
+    const target = record && this.#sideOf(record);
     if (gone(connection)) return;
-    if (!target || target.state !== 'registered') throw new Refusal('peer-not-found', `connect: ${intent.to} is not registered with this server`, ref);
+    if (!target || (!isRemote(target) && target.state !== 'registered')) throw new Refusal('peer-not-found', `connect: ${intent.to} is not registered with this server`, ref);
     // Both peers read each other's signed bodies: only peers on one version can meet.
     if (target.version !== connection.version) {
       throw new Refusal('unsupported-version', `connect: ${intent.to} registered with protocol version ${target.version}, this peer with ${connection.version}`, ref);
     }
-    // 4. Fair to initiators: one pair holds few sessions, and a full target makes room for a newcomer.
-    const held = this.#pendingBetween(connection, target);
+    // 4. Fair to initiators: one pair holds few sessions, and a full target makes room for a
+    // newcomer. A target on another node: that node counts its pending sessions (#onRemoteIncoming).
+    const held = this.#pendingBetween(connection, intent.to);
     if (held.length >= this.#limits.maxPendingPerPair) {
       throw new Refusal('too-many-pending', `connect: this peer already has ${held.length} session(s) pending with ${intent.to} (at most ${this.#limits.maxPendingPerPair}); wait for its answer`, ref);
     }
-    if ((target.sessions?.size ?? 0) >= this.#limits.maxPendingIntents) this.#makeRoom(target, held.length, intent.to, ref);
+    if (!isRemote(target) && (target.sessions?.size ?? 0) >= this.#limits.maxPendingIntents) this.#makeRoom(target, held.length, intent.to, ref);
     if (this.#sessions.has(ref)) throw new Refusal('session-in-use', `connect.intent.body.session: ${ref} is already pending`, ref);
     // At least a moment for the target to answer, even when the initiator's clock runs behind;
     // at most pendingTimeoutMs, so slots held for a target that never answers free up soon.
@@ -890,8 +980,44 @@ export class RendezvousServer {
     };
     this.#sessions.set(ref, session);
     (connection.sessions ??= new Set()).add(ref);
-    (target.sessions ??= new Set()).add(ref);
-    this.#send(target, { type: 'incoming', intent: message.intent });
+    if (!isRemote(target)) {
+      (target.sessions ??= new Set()).add(ref);
+      this.#send(target, { type: 'incoming', intent: message.intent });
+      return;
+    }
+    const delivered = await this.#bus.send(target.node, {
+      type: 'incoming', to: target.connectionId, peerId: target.peerId, session: ref, initiator: this.#describe(connection), intent: message.intent, lifetimeMs: lifetime,
+    }).catch((error: unknown) => {
+      debug('bus to %s: %s', target.node, (error as Error)?.message);
+      return false;
+    });
+    if (!delivered && this.#sessions.get(ref) === session) {
+      this.#endSession(session);
+      throw new Refusal('peer-not-found', `connect: ${intent.to} is registered with node ${target.node}, which does not answer (it may have stopped: its peers register elsewhere within seconds); try again`, ref);
+    }
+  }
+
+  /**
+   * A registry call; a failure of the store itself (Redis unreachable, a command timing out) is
+   * refused as 'server-full', which clients retry (elsewhere, when given several servers), not
+   * as the generic 'invalid' they would take for their own fault and give up on.
+   */
+  async #shared<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      debug('registry: %s', (error as Error)?.message);
+      throw new Refusal('server-full', `the rendezvous registry is unavailable (${(error as Error)?.message}); try again or another server`);
+    }
+  }
+
+  /** The socket a registry record names, or the peer on another node; undefined for a record of this node whose socket is gone. */
+  #sideOf(record: PeerRecord): Side | undefined {
+    if (record.node === this.#nodeId) return this.#connections.get(record.connectionId);
+    return {
+      node: record.node, connectionId: record.connectionId, peerId: record.peerId, version: record.version ?? 0,
+      capabilities: knownCapabilities(record.capabilities ?? []), srtt: undefined,
+    };
   }
 
   /** A token from the initiator's bucket, then from its pair's with `to` (rate-limited otherwise). */
@@ -911,12 +1037,12 @@ export class RendezvousServer {
     throw new Refusal('rate-limited', `connect: more than ${limits.pairIntentsPerMinute} intents per minute to ${to} (burst ${limits.pairIntentBurst}); try again in ${waitS} s`, ref);
   }
 
-  /** The sessions pending from `initiator` to `target`, oldest first. */
-  #pendingBetween(initiator: Connection, target: Connection): Session[] {
+  /** The sessions pending from `initiator` to the peer `to` (here or on another node), oldest first. */
+  #pendingBetween(initiator: Connection, to: string): Session[] {
     const found: Session[] = [];
-    for (const id of target.sessions ?? []) {
+    for (const id of initiator.sessions ?? []) {
       const session = this.#sessions.get(id);
-      if (session?.target === target && session.initiator === initiator) found.push(session);
+      if (session?.initiator === initiator && session.target.peerId === to) found.push(session);
     }
     return found;
   }
@@ -927,13 +1053,14 @@ export class RendezvousServer {
    * otherwise the new intent is refused. See fair-share.ts.
    */
   #makeRoom(target: Connection, held: number, to: string, ref: string): void {
-    const byInitiator = new Map<Connection, Session[]>();
+    // Keyed by peer id: an initiator on another node is a new RemotePeer object per intent.
+    const byInitiator = new Map<string | undefined, Session[]>();
     for (const id of target.sessions ?? []) {
       const session = this.#sessions.get(id);
       if (session?.target !== target) continue;
-      const list = byInitiator.get(session.initiator);
+      const list = byInitiator.get(session.initiator.peerId);
       if (list) list.push(session);
-      else byInitiator.set(session.initiator, [session]);
+      else byInitiator.set(session.initiator.peerId, [session]);
     }
     // Between initiators holding as many, the one that sent this target the most intents lately
     // (fewest tokens left in its pair's bucket) goes first: repeat offenders evict each other
@@ -942,7 +1069,7 @@ export class RendezvousServer {
     const victim = fairShareVictim(byInitiator.values(), held, (a, b) => left(a) < left(b) || (left(a) === left(b) && a.serial < b.serial));
     if (!victim) throw new Refusal('too-many-pending', `connect: ${to} has ${target.sessions?.size ?? 0} connection requests pending (at most ${this.#limits.maxPendingIntents}); try again later`, ref);
     this.#endSession(victim);
-    this.#send(victim.initiator, {
+    this.#sendTo(victim.initiator, {
       type: 'error', code: 'too-many-pending', ref: victim.id,
       message: `connect: ${to} has too many connection requests pending and a newer initiator took this one's place; try again later`,
     });
@@ -962,8 +1089,8 @@ export class RendezvousServer {
   #endSession(session: Session): void {
     clearTimeout(session.timer);
     this.#sessions.delete(session.id);
-    session.initiator.sessions = without(session.initiator.sessions, session.id);
-    session.target.sessions = without(session.target.sessions, session.id);
+    if (!isRemote(session.initiator)) session.initiator.sessions = without(session.initiator.sessions, session.id);
+    if (!isRemote(session.target)) session.target.sessions = without(session.target.sessions, session.id);
   }
 
   // --- accept / refuse ------------------------------------------------------------------------
@@ -984,7 +1111,8 @@ export class RendezvousServer {
     this.#endSession(session);
     const { initiator, target } = session;
     const key = Buffer.from(this.#randomBytes(32)).toString('base64');
-    const [initiatorDelay, targetDelay] = startDelays(initiator.rtt.srtt, target.rtt.srtt, this.#timing);
+    // An initiator on another node: its socket's RTT as its node measured it when the intent left.
+    const [initiatorDelay, targetDelay] = startDelays(srttOf(initiator), srttOf(target), this.#timing);
     const common = { type: 'punch', session: session.id, intent: session.intent, accept: message.accept, key } as const;
     const punches = [
       { to: initiator, delay: initiatorDelay, message: { ...common, peer: target.peerId!, role: 'controlling' as const } },
@@ -994,7 +1122,7 @@ export class RendezvousServer {
     // first, and the other's delay counts from when it is sent.
     const decided = performance.now();
     for (const { to, delay, message } of punches) {
-      this.#send(to, { ...message, startInMs: Math.max(0, delay - Math.round(performance.now() - decided)) });
+      this.#sendTo(to, { ...message, startInMs: Math.max(0, delay - Math.round(performance.now() - decided)) }, connection);
     }
     this.#counters.punches++;
     this.#keepPunched(session.id, initiator, target);
@@ -1007,25 +1135,26 @@ export class RendezvousServer {
    * does. When maxSessions are kept already the session is not: its trickles get
    * `unknown-session` (a lost optimisation, never a lost connection).
    */
-  #keepPunched(id: string, initiator: Connection, target: Connection): void {
-    if (this.#punched.size >= this.#limits.maxSessions || gone(initiator) || gone(target)) return;
+  #keepPunched(id: string, initiator: Side, target: Side): void {
+    const local = [initiator, target].filter((side): side is Connection => !isRemote(side));
+    if (this.#punched.size >= this.#limits.maxSessions || local.some(gone) || this.#punched.has(id)) return;
     const allowance = (): TrickleAllowance => ({
       messages: 0, candidates: 0, ended: false, rate: new TokenBucket(this.#limits.trickleMessagesPerSecond, this.#limits.trickleBurst),
     });
+    // Allowances for the peers whose trickles arrive here; a remote peer's are kept by its node.
     const punched: PunchedSession = {
-      id, initiator, target, allowance: new Map([[initiator, allowance()], [target, allowance()]]),
+      id, initiator, target, allowance: new Map(local.map((c) => [c, allowance()])),
       timer: setTimeout(() => this.#endPunched(punched), this.#limits.trickleWindowMs),
     };
     this.#punched.set(id, punched);
-    (initiator.punched ??= new Set()).add(id);
-    (target.punched ??= new Set()).add(id);
+    for (const c of local) (c.punched ??= new Set()).add(id);
   }
 
   #endPunched(punched: PunchedSession): void {
     clearTimeout(punched.timer);
     this.#punched.delete(punched.id);
-    punched.initiator.punched = without(punched.initiator.punched, punched.id);
-    punched.target.punched = without(punched.target.punched, punched.id);
+    if (!isRemote(punched.initiator)) punched.initiator.punched = without(punched.initiator.punched, punched.id);
+    if (!isRemote(punched.target)) punched.target.punched = without(punched.target.punched, punched.id);
   }
 
   /**
@@ -1059,7 +1188,7 @@ export class RendezvousServer {
     allowance.candidates += body.candidates.length;
     allowance.ended = body.end === true;
     // 6. To the other peer of the session only, and done.
-    this.#send(other, { type: 'candidates', session: ref, signed: message.signed });
+    this.#sendTo(other, { type: 'candidates', session: ref, signed: message.signed });
     this.#send(connection, { type: 'ack', id: message.id });
     this.#counters.trickled++;
   }
@@ -1068,7 +1197,85 @@ export class RendezvousServer {
     const session = this.#ownSession(connection, message.session, 'refuse');
     this.#endSession(session);
     this.#counters.refused++;
-    this.#send(session.initiator, { type: 'error', code: 'refused', message: message.reason || 'the peer refused', ref: session.id });
+    this.#sendTo(session.initiator, { type: 'error', code: 'refused', message: message.reason || 'the peer refused', ref: session.id });
+  }
+
+  // --- other nodes ------------------------------------------------------------------------------
+
+  /** A message from another node sharing the registry. Nodes trust each other; peers verify what they get. */
+  #onBus(message: BusMessage): void {
+    if (this.#closed) return;
+    switch (message.type) {
+      case 'incoming':
+        return this.#onRemoteIncoming(message);
+      case 'deliver':
+        return this.#onDeliver(message);
+      case 'end': {
+        const session = this.#sessions.get(message.session);
+        if (session && (isRemote(session.initiator) || isRemote(session.target))) this.#endSession(session);
+        const punched = this.#punched.get(message.session);
+        if (punched && (isRemote(punched.initiator) || isRemote(punched.target))) this.#endPunched(punched);
+        return;
+      }
+      case 'replaced':
+        return this.#replaced(message.to, message.peerId);
+    }
+  }
+
+  /**
+   * An intent for a socket of this node from an initiator on another: this node keeps its own
+   * copy of the pending session (so the target's accept or refuse finds it, and the target's
+   * pending sessions are counted here) and forwards `incoming`. Its timer only drops the copy:
+   * the initiator's node tells the initiator about the timeout.
+   */
+  #onRemoteIncoming(message: BusMessage & { type: 'incoming' }): void {
+    const { session: ref, initiator } = message;
+    const answer = (code: RendezvousErrorReason, text: string): void => {
+      this.#sendTo(initiator, { type: 'error', code, message: text, ref });
+    };
+    const target = this.#connections.get(message.to);
+    if (!target || target.state !== 'registered' || target.peerId !== message.peerId) return answer('peer-not-found', `connect: ${message.peerId} is no longer registered`);
+    if (this.#sessions.has(ref)) return answer('session-in-use', `connect.intent.body.session: ${ref} is already pending`);
+    // The same fairness as for initiators of this node (#onConnect, step 4); the initiator's
+    // node has applied its rates and its own per-pair count already.
+    if (this.#sessions.size >= this.#limits.maxSessions) return answer('too-many-pending', 'connect: the server has too many connection requests pending; try again later');
+    let held = 0;
+    for (const id of target.sessions ?? []) if (this.#sessions.get(id)?.initiator.peerId === initiator.peerId) held++;
+    if (held >= this.#limits.maxPendingPerPair) return answer('too-many-pending', `connect: this peer already has ${held} session(s) pending with ${message.peerId} (at most ${this.#limits.maxPendingPerPair}); wait for its answer`);
+    if ((target.sessions?.size ?? 0) >= this.#limits.maxPendingIntents) {
+      try {
+        this.#makeRoom(target, held, message.peerId, ref);
+      } catch (error) {
+        if (error instanceof Refusal) return answer(error.code, error.message);
+        throw error;
+      }
+    }
+    const session: Session = {
+      id: ref, serial: ++this.#nextSession, initiator, target, intent: message.intent, intentHash: bodyHash(message.intent),
+      timer: setTimeout(() => this.#endSession(session), Math.min(message.lifetimeMs, this.#limits.maxIntentLifetimeMs, this.#limits.pendingTimeoutMs)),
+    };
+    this.#sessions.set(ref, session);
+    (target.sessions ??= new Set()).add(ref);
+    this.#send(target, { type: 'incoming', intent: message.intent });
+  }
+
+  /**
+   * A server message another node sends one of this node's sockets: the answer to a session
+   * pending here (a punch, a refusal, an error) ends it first; a punch keeps the session open for
+   * trickling with `from`, the other peer.
+   */
+  #onDeliver(delivery: BusMessage & { type: 'deliver' }): void {
+    const connection = this.#connections.get(delivery.to);
+    const message = delivery.message;
+    const ref = message.type === 'punch' ? message.session : message.type === 'error' ? message.ref : undefined;
+    const session = ref === undefined ? undefined : this.#sessions.get(ref);
+    if (session && connection && (session.initiator === connection || session.target === connection)) this.#endSession(session);
+    if (!connection || gone(connection)) return;
+    this.#send(connection, message);
+    if (message.type === 'punch' && delivery.from) {
+      if (message.role === 'controlling') this.#keepPunched(message.session, connection, delivery.from);
+      else this.#keepPunched(message.session, delivery.from, connection);
+    }
   }
 }
 
@@ -1088,6 +1295,15 @@ function without(set: Set<string> | undefined, id: string): Set<string> | undefi
 function first<T>(set: Set<T>): T | undefined {
   for (const member of set) return member;
   return undefined;
+}
+
+/** Whether a session's peer sits on another node. */
+function isRemote(side: Side): side is RemotePeer {
+  return 'node' in side;
+}
+
+function srttOf(side: Side): number | undefined {
+  return isRemote(side) ? side.srtt : side.rtt.srtt;
 }
 
 /** Whether the socket closed meanwhile (a function, so TypeScript does not narrow across awaits). */

@@ -9,6 +9,7 @@ import { type RendezvousLimits, RendezvousServer, ReflexiveObserver } from '../r
 import { type RelayOffer, unmappedIp } from '../rendezvous/messages.js';
 import { formatAddress } from '../wire/index.js';
 import { VERSION } from '../version.js';
+import { type SharedState, openSharedState } from './shared-state.js';
 
 export interface NatpunchServerOptions {
   address: string;
@@ -34,6 +35,19 @@ export interface NatpunchServerOptions {
   tls?: { cert: string | Buffer; key: string | Buffer; port?: number };
   /** The rendezvous's limits (`--max-peers`, `--max-connections`, `--max-unregistered`; defaults: DEFAULT_RENDEZVOUS_LIMITS). */
   rendezvousLimits?: Partial<RendezvousLimits>;
+  /**
+   * Share the rendezvous registry with other nodes through Redis (`--redis URL`): peers
+   * registered on any node reach each other. Without it, state stays in this process.
+   */
+  redis?: {
+    url: string;
+    /** This node's name among those sharing the Redis (default hostname:pid). */
+    nodeName?: string;
+    /** How long a dead node's registrations outlive it, ms (default 10 s, see RedisRegistry). */
+    registryTtlMs?: number;
+    /** Key and channel prefix (default "natpunch:"), so several deployments can share a Redis. */
+    prefix?: string;
+  };
 }
 
 /**
@@ -50,6 +64,7 @@ export class NatpunchServer {
   readonly #http: http.Server | undefined;
   readonly #extraHttp: readonly http.Server[];
   readonly #httpLimiter: HttpConnectionLimiter | undefined;
+  #shared: SharedState | undefined;
 
   private constructor(stun: StunServer, extraStun: StunServer[], turn?: TurnServer, rendezvous?: RendezvousServer, httpServer?: http.Server, extraHttp: http.Server[] = [], httpLimiter?: HttpConnectionLimiter) {
     this.#httpLimiter = httpLimiter;
@@ -105,6 +120,15 @@ export class NatpunchServer {
       throw error;
     }
     if (options.httpPort === null) return new NatpunchServer(stun, extraStun, turn);
+    // Redis first: a node that cannot reach it fails before it takes its HTTP port.
+    let shared: SharedState | undefined;
+    try {
+      shared = options.redis ? await openSharedState(options.redis) : undefined;
+    } catch (error) {
+      await Promise.all([stun, ...extraStun].map((s) => s.close()));
+      await turn?.close();
+      throw error;
+    }
     const offers = relayOffers({
       ...(turn ? { builtIn: { host: relayAddress, port: stun.addresses[0]!.port, ...(stun.tlsAddress ? { tlsPort: stun.tlsAddress.port } : {}) } } : {}),
       external: relay.external ?? [], secret,
@@ -130,6 +154,7 @@ export class NatpunchServer {
     httpLimiter.apply(httpServer);
     const rendezvous = RendezvousServer.attach(httpServer, {
       stun, observer, relays: offersFor, ...(options.rendezvousLimits ? { limits: options.rendezvousLimits } : {}),
+      ...(shared ? { registry: shared.registry, bus: shared.bus, nodeId: shared.bus.node } : {}),
       // Dial-back from the alternate address: a probe from the address the peer's own STUN went
       // to would pass any NAT that merely remembers that destination.
       ...(options.altAddress ? { dialBack: { localAddress: options.altAddress } } : {}),
@@ -156,16 +181,24 @@ export class NatpunchServer {
     } catch (error) {
       for (const server of [httpServer, ...extraHttp]) server.close();
       await rendezvous.close();
+      await shared?.close();
       await Promise.all([stun, ...extraStun].map((s) => s.close()));
       await turn?.close();
       throw error;
     }
-    return new NatpunchServer(stun, extraStun, turn, rendezvous, httpServer, extraHttp, httpLimiter);
+    const server = new NatpunchServer(stun, extraStun, turn, rendezvous, httpServer, extraHttp, httpLimiter);
+    server.#shared = shared;
+    return server;
   }
 
   /** Counters of the HTTP listeners' connection limits (all zero when HTTP is off). */
   get httpStats(): HttpLimitStats {
     return this.#httpLimiter?.stats ?? { connections: 0, refused: 0, evicted: 0, headerTimeouts: 0 };
+  }
+
+  /** This node's name among the nodes sharing a Redis (undefined without --redis). */
+  get nodeName(): string | undefined {
+    return this.#shared?.bus.node;
   }
 
   /** ws:// URL of the rendezvous service, if it runs. */
@@ -178,8 +211,16 @@ export class NatpunchServer {
     return this.#extraHttp.map(urlOf).filter((url): url is string => url !== undefined);
   }
 
-  async close(): Promise<void> {
-    await this.rendezvous?.close();
+  /**
+   * Stops every listener. `graceMs` (a graceful shutdown, SIGTERM): no new connections, every
+   * registered peer told to register elsewhere and given that long to go by itself, then the rest
+   * are cut; its registrations are removed from a shared registry before Redis is let go.
+   */
+  async close(options: { graceMs?: number } = {}): Promise<void> {
+    // Stop accepting at once; the open sockets (and their upgrades' WebSockets) are closed below.
+    for (const server of [...(this.#http ? [this.#http] : []), ...this.#extraHttp]) server.close();
+    await this.rendezvous?.close(options);
+    await this.#shared?.close();
     for (const server of [...(this.#http ? [this.#http] : []), ...this.#extraHttp]) {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

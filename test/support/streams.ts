@@ -18,3 +18,23 @@ export function readAll(stream: AsyncIterable<Buffer | Uint8Array | string>, opt
   })();
   return within(all, `the end of a ${stream.constructor.name}`, { timeoutMs: 60_000, seen: () => `${received} bytes`, ...options });
 }
+
+/** The next `n` bytes from a stream that stays open (any surplus is put back). */
+export function readExactly(stream: import('node:stream').Readable, n: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let length = 0;
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk);
+      length += chunk.length;
+      if (length < n) return;
+      stream.off('data', onData);
+      stream.off('error', reject);
+      const all = Buffer.concat(chunks);
+      if (all.length > n) stream.unshift(all.subarray(n));
+      resolve(all.subarray(0, n));
+    };
+    stream.on('data', onData);
+    stream.once('error', reject);
+  });
+}
