@@ -25,7 +25,8 @@ export const serveSpec: CommandSpec = {
     'alt-address': { type: 'string', value: 'IP', help: 'a second address of this host: turns on RFC 5780 behaviour discovery (natpunch check needs it)', defaultText: 'none: no RFC 5780 tests', example: '--alt-address 203.0.113.8' },
     port: stunPort('STUN and TURN port, UDP and TCP (0: any free port)', '3478', '--port 3478'),
     'alt-port': stunPort('the second STUN port for RFC 5780 (with --alt-address)', '3479', '--alt-port 3479'),
-    'http-port': { type: 'string', value: 'PORT', default: '8080', help: 'rendezvous WebSocket and HTTP (dashboard, /metrics, /healthz)', example: '--http-port 80' },
+    'http-port': { type: 'string', value: 'PORT', default: '8080', help: 'rendezvous WebSocket and HTTP: GET /healthz (200 "ok" to anyone), GET /metrics (Prometheus text) and GET / (a live dashboard), the last two and /healthz\'s details for loopback clients and --metrics-token holders', example: '--http-port 80' },
+    'metrics-token': { type: 'string', value: 'TOKEN', defaultText: 'none: /metrics and the dashboard for loopback clients only', help: 'let requests with "Authorization: Bearer TOKEN" read /metrics, the dashboard and /healthz\'s details from anywhere (a Prometheus scrape job\'s authorization credentials); at least 16 characters', example: '--metrics-token "$(openssl rand -hex 16)"' },
     'stun-tcp-idle-timeout': { type: 'string', value: 'MS', default: '30000', help: 'close a STUN/TCP connection idle this long, ms', example: '--stun-tcp-idle-timeout 60000' },
     'no-relay': { type: 'boolean', help: 'run no TURN relay (peers that cannot connect directly then fail)', example: '--no-relay' },
     'turn-user': { type: 'string', value: 'USER:PASSWORD', multiple: true, help: 'a long-term TURN user (RFC 8656 §9.2)', example: '--turn-user alice:s3cret' },
@@ -69,12 +70,16 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const stunTcpIdleTimeoutMs = integer('serve', 'stun-tcp-idle-timeout', values['stun-tcp-idle-timeout'], 30_000, 1, 3_600_000);
   if (values['redis']) log.warn('--redis: the Redis registry is not implemented yet; using in-memory state');
   const relay = relayConfig(values);
+  const metricsToken = values['metrics-token'] as string | undefined;
+  if (metricsToken !== undefined && (metricsToken.length < 16 || /\s/.test(metricsToken))) {
+    throw new UsageError('natpunch serve: --metrics-token must be at least 16 characters without spaces; use a long random string (e.g. openssl rand -hex 16)');
+  }
   const tls = await tlsFiles(values['tls-cert'] as string | undefined, values['tls-key'] as string | undefined, integer('serve', 'tls-port', values['tls-port'], 5349));
   const altAddress = values['alt-address'] as string | undefined;
   for (const [flag, address] of [...addresses.map((a) => ['address', a] as const), ['alt-address', altAddress] as const]) {
     if (address !== undefined && !isIP(address)) throw new UsageError(`natpunch serve: --${flag} ${JSON.stringify(address)} is not an IP address (serve binds to one of this host's addresses)`);
   }
-  const server = await NatpunchServer.listen({ address: address!, extraAddresses, port, altAddress, altPort, httpPort, stunTcpIdleTimeoutMs, relay, ...(tls ? { tls } : {}) })
+  const server = await NatpunchServer.listen({ address: address!, extraAddresses, port, altAddress, altPort, httpPort, stunTcpIdleTimeoutMs, relay, ...(metricsToken !== undefined ? { metricsToken } : {}), ...(tls ? { tls } : {}) })
     .catch((error: unknown) => { throw listenFailure(error); });
   const stun = server.stun;
   const shutdown = async (signal: string): Promise<void> => {

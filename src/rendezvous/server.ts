@@ -34,6 +34,9 @@ import { type Registry, InMemoryRegistry } from './registry.js';
 import { DOMAIN, bodyHash, openSigned, peekSigned } from './signed.js';
 import { TokenBucket } from '../token-bucket.js';
 import { DEFAULT_TRICKLE_LIMITS } from './trickle.js';
+import { type NatClass, natClass } from './nat-class.js';
+import { publishConnect, publishError, publishRegistered } from './server-events.js';
+import { techniqueHint } from './technique-hint.js';
 
 const debug = debuglog('natpunch:rendezvous');
 
@@ -187,6 +190,8 @@ interface Connection {
   capabilities: Capability[];
   /** Punched sessions this socket takes part in, open for trickling. */
   punched: Set<string>;
+  /** What registration proved about its network (for metrics; 'unknown' before). */
+  nat: NatClass | 'unknown';
 }
 
 interface Session {
@@ -195,6 +200,8 @@ interface Session {
   target: Connection;
   intent: Signed;
   intentHash: string;
+  /** The intent's validated body. */
+  body: IntentBody;
   timer: NodeJS.Timeout;
 }
 
@@ -362,6 +369,7 @@ export class RendezvousServer {
     if (this.#closed || this.#connections.size >= this.#limits.maxConnections
       || (this.#perAddress.get(address) ?? 0) >= this.#limits.maxConnectionsPerAddress) {
       rejectUpgrade(socket, 503, 'Service Unavailable');
+      publishError({ server: this, code: 'max-connections' });
       return;
     }
     const local = request.socket.localAddress ?? '';
@@ -392,6 +400,7 @@ export class RendezvousServer {
       version: 0,
       capabilities: [],
       punched: new Set(),
+      nat: 'unknown',
     };
     this.#connections.set(connection.id, connection);
     this.#perAddress.set(address, (this.#perAddress.get(address) ?? 0) + 1);
@@ -436,6 +445,7 @@ export class RendezvousServer {
       if (session.target === connection) {
         this.#send(session.initiator, { type: 'error', code: 'peer-not-found', message: `the target of session ${id} disconnected`, ref: id });
       }
+      publishConnect({ server: this, outcome: 'abandoned', reason: session.target === connection ? 'target-left' : 'initiator-left', initiator: session.initiator.nat, target: session.target.nat });
     }
     // Trickling needs both peers: a punched session ends with either socket.
     for (const id of [...connection.punched]) {
@@ -482,6 +492,7 @@ export class RendezvousServer {
    */
   #refuse(connection: Connection, code: RendezvousErrorReason, message: string, ref?: string, id?: number): void {
     this.#counters.errors++;
+    publishError({ server: this, code });
     this.#send(connection, { type: 'error', code, message, ...(id === undefined ? {} : { id }), ...(ref === undefined ? {} : { ref }) });
     if (!connection.errors.take() && connection.state !== 'closed') {
       debug('%s: too many protocol errors, closing', connection.id);
@@ -557,7 +568,10 @@ export class RendezvousServer {
       case 'register':
         return this.#register(connection, message);
       case 'connect':
-        return this.#connect(connection, message);
+        return this.#connect(connection, message).catch((error: unknown) => {
+          publishConnect({ server: this, outcome: 'refused', reason: refusalCode(error), initiator: connection.nat, target: 'unknown' });
+          throw error;
+        });
       case 'accept':
         return this.#accept(connection, message);
       case 'refuse':
@@ -620,6 +634,8 @@ export class RendezvousServer {
     connection.peerId = body.peerId;
     connection.version = message.version;
     connection.capabilities = capabilities;
+    connection.nat = natClass(body, reachable);
+    publishRegistered({ server: this, nat: connection.nat });
     clearTimeout(connection.helloTimer);
     this.observer.forget(connection.token);
     this.#send(connection, {
@@ -732,9 +748,10 @@ export class RendezvousServer {
     // At least a moment for the target to answer, even when the initiator's clock runs behind.
     const lifetime = Math.min(Math.max(intent.expires - this.#now(), MIN_SESSION_MS), this.#limits.maxIntentLifetimeMs);
     const session: Session = {
-      id: ref, initiator: connection, target, intent: message.intent, intentHash: bodyHash(message.intent),
+      id: ref, initiator: connection, target, intent: message.intent, intentHash: bodyHash(message.intent), body: intent,
       timer: setTimeout(() => {
         this.#endSession(session);
+        publishConnect({ server: this, outcome: 'timed-out', reason: 'none', initiator: connection.nat, target: target.nat });
         this.#send(connection, { type: 'error', code: 'timeout', message: `${intent.to} did not answer before the intent expired`, ref });
       }, lifetime),
     };
@@ -793,6 +810,10 @@ export class RendezvousServer {
       this.#send(to, { ...message, startInMs: Math.max(0, delay - Math.round(performance.now() - decided)) });
     }
     this.#counters.punches++;
+    publishConnect({
+      server: this, outcome: 'accepted', reason: 'none', initiator: initiator.nat, target: target.nat,
+      transport: session.body.transport ?? 'udp', technique: techniqueHint(session.body, accept),
+    });
     this.#keepPunched(session.id, initiator, target);
   }
 
@@ -864,6 +885,7 @@ export class RendezvousServer {
     const session = this.#ownSession(connection, message.session, 'refuse');
     this.#endSession(session);
     this.#counters.refused++;
+    publishConnect({ server: this, outcome: 'refused', reason: 'peer', initiator: session.initiator.nat, target: session.target.nat });
     this.#send(session.initiator, { type: 'error', code: 'refused', message: message.reason || 'the peer refused', ref: session.id });
   }
 }
@@ -873,6 +895,14 @@ function requestIdOf(json: unknown): number | undefined {
   if (typeof json !== 'object' || json === null) return undefined;
   const id = (json as Record<string, unknown>)['id'];
   return typeof id === 'number' && Number.isSafeInteger(id) && id >= 1 ? id : undefined;
+}
+
+/** The `error` code a failed `connect` is answered with (as #onFrame's catch chooses it). */
+function refusalCode(error: unknown): string {
+  if (error instanceof Refusal) return error.code;
+  if (error instanceof RendezvousProtocolError) return error.reason;
+  if (error instanceof RendezvousVerifyError) return error.reason === 'bad-signature' || error.reason === 'wrong-peer' ? 'bad-signature' : 'invalid';
+  return 'invalid';
 }
 
 /** Whether the socket closed meanwhile (a function, so TypeScript does not narrow across awaits). */

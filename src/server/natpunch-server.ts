@@ -8,6 +8,8 @@ import { RendezvousServer, ReflexiveObserver } from '../rendezvous/index.js';
 import { type RelayOffer, unmappedIp } from '../rendezvous/messages.js';
 import { formatAddress } from '../wire/index.js';
 import { VERSION } from '../version.js';
+import { ServerMetrics } from '../metrics/server-metrics.js';
+import { httpHandler } from './http/handler.js';
 
 export interface NatpunchServerOptions {
   address: string;
@@ -19,8 +21,13 @@ export interface NatpunchServerOptions {
   altAddress?: string;
   port?: number;
   altPort?: number;
-  /** HTTP port for the rendezvous WebSocket and /healthz; null turns both off (STUN only). */
+  /** HTTP port for the rendezvous WebSocket, /healthz, /metrics and the dashboard; null turns them off (STUN only). */
   httpPort?: number | null;
+  /**
+   * `--metrics-token`: requests with `Authorization: Bearer TOKEN` may read /metrics, the
+   * dashboard and /healthz's details from anywhere (without it: loopback clients only).
+   */
+  metricsToken?: string;
   /** How long an idle STUN/TCP connection is kept (default 30 s, see StunServer). */
   stunTcpIdleTimeoutMs?: number;
   /** Relaying (TURN): the built-in server is on unless `relay.builtIn` is false. */
@@ -42,8 +49,11 @@ export class NatpunchServer {
   readonly rendezvous: RendezvousServer | undefined;
   readonly #http: http.Server | undefined;
   readonly #extraHttp: readonly http.Server[];
+  /** What /metrics and the dashboard show (absent without HTTP). */
+  readonly metrics: ServerMetrics | undefined;
 
-  private constructor(stun: StunServer, extraStun: StunServer[], turn?: TurnServer, rendezvous?: RendezvousServer, httpServer?: http.Server, extraHttp: http.Server[] = []) {
+  private constructor(stun: StunServer, extraStun: StunServer[], turn?: TurnServer, rendezvous?: RendezvousServer, httpServer?: http.Server, extraHttp: http.Server[] = [], metrics?: ServerMetrics) {
+    this.metrics = metrics;
     this.stun = stun;
     this.extraStun = extraStun;
     this.turn = turn;
@@ -105,15 +115,10 @@ export class NatpunchServer {
       ...(turn ? { builtIn: { host: address, port: extraStun[i]!.addresses[0]!.port } } : {}), external: relay.external ?? [], secret,
     })]));
     const offersFor = (peerId: string, localAddress: string): RelayOffer[] => (extraOffers.get(unmappedIp(localAddress) ?? localAddress) ?? offers)(peerId);
-    const onRequest = (request: http.IncomingMessage, response: http.ServerResponse): void => {
-      if (request.url === '/healthz') {
-        response.writeHead(200, { 'content-type': 'application/json' });
-        response.end(JSON.stringify({ ok: true, version: VERSION, stun: stun.stats, rendezvous: rendezvous.stats, ...(turn ? { turn: turn.stats } : {}) }));
-        return;
-      }
-      response.writeHead(404, { 'content-type': 'text/plain' });
-      response.end('natpunch: the rendezvous WebSocket is at /, health at /healthz\n');
-    };
+    // The metrics read the rendezvous, which is attached to the HTTP server: the handler is set
+    // once both exist, before anything listens, so no request can come first.
+    let handle: ((request: http.IncomingMessage, response: http.ServerResponse) => void) | undefined;
+    const onRequest = (request: http.IncomingMessage, response: http.ServerResponse): void => handle!(request, response);
     const httpServer = http.createServer(onRequest);
     const rendezvous = RendezvousServer.attach(httpServer, {
       stun, observer, relays: offersFor,
@@ -122,6 +127,11 @@ export class NatpunchServer {
       ...(options.altAddress ? { dialBack: { localAddress: options.altAddress } } : {}),
       // Every primary STUN endpoint; a peer uses only the one on the IP it reached the rendezvous at.
       stunAddresses: [stun, ...extraStun].map((s) => formatAddress(s.addresses[0]!)),
+    });
+    const metrics = new ServerMetrics({ stun: [stun, ...extraStun], turn, rendezvous });
+    handle = httpHandler({
+      metrics, token: options.metricsToken,
+      health: () => ({ version: VERSION, stun: stun.stats, rendezvous: rendezvous.stats, ...(turn ? { turn: turn.stats } : {}) }),
     });
     // The further addresses' HTTP servers hand their WebSocket upgrades to the one the
     // rendezvous is attached to: one registry, whichever address a peer came in by.
@@ -141,12 +151,13 @@ export class NatpunchServer {
       }));
     } catch (error) {
       for (const server of [httpServer, ...extraHttp]) server.close();
+      metrics.close();
       await rendezvous.close();
       await Promise.all([stun, ...extraStun].map((s) => s.close()));
       await turn?.close();
       throw error;
     }
-    return new NatpunchServer(stun, extraStun, turn, rendezvous, httpServer, extraHttp);
+    return new NatpunchServer(stun, extraStun, turn, rendezvous, httpServer, extraHttp, metrics);
   }
 
   /** ws:// URL of the rendezvous service, if it runs. */
@@ -160,6 +171,7 @@ export class NatpunchServer {
   }
 
   async close(): Promise<void> {
+    this.metrics?.close();
     await this.rendezvous?.close();
     for (const server of [...(this.#http ? [this.#http] : []), ...this.#extraHttp]) {
       server.closeAllConnections();

@@ -100,6 +100,8 @@ export interface StunServerStats {
   dropped: number;
   /** TCP (and TLS) connections open now. */
   tcpConnections: number;
+  /** Success and error responses by the transport they went over (metrics: docs/metrics.md). */
+  byTransport: Record<'udp' | 'tcp' | 'tls', { responses: number; errors: number }>;
 }
 
 interface Endpoint {
@@ -123,7 +125,10 @@ interface Endpoint {
  */
 export class StunServer {
   /** Counters since the server started. */
-  readonly stats: StunServerStats = { requests: 0, responses: 0, errors: 0, dropped: 0, tcpConnections: 0 };
+  readonly stats: StunServerStats = {
+    requests: 0, responses: 0, errors: 0, dropped: 0, tcpConnections: 0,
+    byTransport: { udp: { responses: 0, errors: 0 }, tcp: { responses: 0, errors: 0 }, tls: { responses: 0, errors: 0 } },
+  };
   #endpoints: Endpoint[] = [];
   #options: Required<Pick<StunServerOptions, 'maxTcpConnections' | 'tcpIdleTimeoutMs'>> & StunServerOptions;
   #connections = new Set<net.Socket>();
@@ -249,6 +254,7 @@ export class StunServer {
     if (fast !== null) {
       this.stats.requests++;
       this.stats.responses++;
+      this.stats.byTransport.udp.responses++;
       endpoint.sender.send(fast, port, address);
       return;
     }
@@ -280,7 +286,7 @@ export class StunServer {
       return;
     }
     const from = this.#endpoints.find((x) => x.ip === (reply.changeIp ? 1 - endpoint.ip : endpoint.ip) && x.port === (reply.changePort ? 1 - endpoint.port : endpoint.port)) ?? endpoint;
-    this.#count(reply.bytes);
+    this.#count(reply.bytes, 'udp');
     from.sender.send(reply.bytes, reply.to.port, reply.to.address);
   }
 
@@ -367,7 +373,7 @@ export class StunServer {
           this.stats.dropped++;
           continue;
         }
-        this.#count(reply.bytes);
+        this.#count(reply.bytes, transport);
         socket.write(reply.bytes);
       }
     });
@@ -382,10 +388,15 @@ export class StunServer {
     }
   }
 
-  #count(bytes: Uint8Array): void {
+  #count(bytes: Uint8Array, transport: 'udp' | 'tcp' | 'tls'): void {
     // The class bits of an error response: 0b11 in bits 0x0110 of the message type.
-    if ((bytes[0]! & 0x01) && (bytes[1]! & 0x10)) this.stats.errors++;
-    else this.stats.responses++;
+    if ((bytes[0]! & 0x01) && (bytes[1]! & 0x10)) {
+      this.stats.errors++;
+      this.stats.byTransport[transport].errors++;
+    } else {
+      this.stats.responses++;
+      this.stats.byTransport[transport].responses++;
+    }
   }
 }
 
