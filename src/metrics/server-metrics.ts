@@ -143,7 +143,9 @@ export class ServerMetrics {
     }
 
     counter('natpunch_limits_hit_total', 'Times a server limit refused something, by limit name (docs/metrics.md).', ['limit'], () => {
-      const hits = new Map<string, number>();
+      // Every limit this server has, hit or not: a series that exists from the start lets
+      // Prometheus' rate() see its first hit.
+      const hits = new Map<string, number>(rendezvous ? [...new Set(RENDEZVOUS_LIMITS.values())].map((limit) => [limit, 0]) : []);
       for (const [{ code }, n] of this.#errors.entries()) {
         const limit = RENDEZVOUS_LIMITS.get(code!);
         if (limit) hits.set(limit, (hits.get(limit) ?? 0) + n);
