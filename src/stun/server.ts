@@ -101,7 +101,12 @@ export interface StunServerStats {
   /** TCP (and TLS) connections open now. */
   tcpConnections: number;
   /** Success and error responses by the transport they went over (metrics: docs/metrics.md). */
-  byTransport: Record<'udp' | 'tcp' | 'tls', { responses: number; errors: number }>;
+  byTransport: Record<'udp' | 'tcp' | 'tls', {
+    /** Success responses sent over this transport. */
+    responses: number;
+    /** Error responses sent over this transport. */
+    errors: number;
+  }>;
 }
 
 interface Endpoint {
