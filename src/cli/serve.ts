@@ -44,9 +44,15 @@ export const serveSpec: CommandSpec = {
     redis: { type: 'string', value: 'URL', help: 'share the registry across nodes through Redis (not implemented yet: state stays in memory)', defaultText: 'none: in memory', example: '--redis redis://127.0.0.1:6379' },
     'log-level': { type: 'string', value: 'LEVEL', default: 'info', help: 'error, warn, info or debug (debug also prints stack traces of failures)', example: '--log-level debug' },
   },
+  notes: [
+    'HTTP: GET /healthz answers "ok" to anyone. GET /metrics (Prometheus text), GET / (a live dashboard) and /healthz\'s\n'
+    + 'JSON details answer loopback clients, and others only with "Authorization: Bearer TOKEN" given --metrics-token\n'
+    + '(401 otherwise; 403 when serve has no token). Every metric is described in docs/metrics.md.',
+  ],
   examples: [
     'natpunch serve --address 203.0.113.7 --alt-address 203.0.113.8',
     'natpunch serve --address 127.0.0.1 --alt-address 127.0.0.2 --no-relay',
+    'natpunch serve --address 203.0.113.7 --metrics-token "$(cat /etc/natpunch/metrics-token)"',
   ],
 };
 
@@ -93,7 +99,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const tlsWhere = stun.tlsAddress ? `; STUN/TURN over TLS ${formatAddress(stun.tlsAddress)}` : '';
   const relayWhat = server.turn ? `; TURN relay on the STUN ports, relaying from ${server.turn.relayAddress}` : '; no built-in relay';
   const external = relay.external?.length ? `; peers also offered ${relay.external.join(' ')}` : '';
-  log.info(`ready: STUN on udp+tcp ${where}${values['alt-address'] ? ' (RFC 5780 behaviour discovery on)' : ''}${tlsWhere}${relayWhat}${external}; rendezvous ${[server.rendezvousUrl, ...server.extraRendezvousUrls].join(' ')}`);
+  // Before the rendezvous URLs, which end the line: tools read them up to the end of the line.
+  const dashboard = server.rendezvousUrl ? `; dashboard and /metrics over HTTP on the rendezvous port (${metricsToken ? 'loopback, or the bearer token' : 'loopback only'})` : '';
+  log.info(`ready: STUN on udp+tcp ${where}${values['alt-address'] ? ' (RFC 5780 behaviour discovery on)' : ''}${tlsWhere}${relayWhat}${external}${dashboard}; rendezvous ${[server.rendezvousUrl, ...server.extraRendezvousUrls].join(' ')}`);
   await new Promise(() => undefined);
   return 0;
 }
