@@ -16,6 +16,8 @@ test('parses families, labels with escapes, special values and histograms', () =
     'h_sum 3',
     'h_count 2',
     'g NaN',
+    'n Nan',
+    'i +Inf',
     '',
   ].join('\n'));
   assert.equal(families.get('a_total')!.help, 'Things, with a \\ and a \n.');
@@ -23,6 +25,8 @@ test('parses families, labels with escapes, special values and histograms', () =
   assert.equal(sampleValue(families, 'a_total', { kind: 'z' }), 1500);
   assert.equal(families.get('h')!.samples.length, 4);
   assert.ok(Number.isNaN(sampleValue(families, 'g')));
+  assert.ok(Number.isNaN(sampleValue(families, 'n')), 'any case, as Go\'s ParseFloat (prom-client writes "Nan")');
+  assert.equal(sampleValue(families, 'i'), Infinity);
 });
 
 test('rejects what a scraper could misread, saying which line', () => {

@@ -145,10 +145,15 @@ function parseSample(line: string, where: string): Sample {
   return { name, labels, value: parseValue(parts[1]!, where) };
 }
 
+/**
+ * Prometheus reads values with Go's strconv.ParseFloat, which takes NaN and Inf in any case
+ * (prom-client writes "Nan" for a mean with no samples yet): so does this.
+ */
 function parseValue(text: string, where: string): number {
-  if (text === '+Inf' || text === 'Inf') return Infinity;
-  if (text === '-Inf') return -Infinity;
-  if (text === 'NaN') return NaN;
+  const lower = text.toLowerCase();
+  if (lower === '+inf' || lower === 'inf' || lower === '+infinity' || lower === 'infinity') return Infinity;
+  if (lower === '-inf' || lower === '-infinity') return -Infinity;
+  if (lower === 'nan') return NaN;
   if (!/^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/.test(text)) throw new Error(`${where}: ${JSON.stringify(text)} is not a float`);
   return Number(text);
 }
