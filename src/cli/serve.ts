@@ -26,7 +26,8 @@ export const serveSpec: CommandSpec = {
     'alt-address': { type: 'string', value: 'IP', help: 'a second address of this host: turns on RFC 5780 behaviour discovery (natpunch check needs it)', defaultText: 'none: no RFC 5780 tests', example: '--alt-address 203.0.113.8' },
     port: stunPort('STUN and TURN port, UDP and TCP (0: any free port)', '3478', '--port 3478'),
     'alt-port': stunPort('the second STUN port for RFC 5780 (with --alt-address)', '3479', '--alt-port 3479'),
-    'http-port': { type: 'string', value: 'PORT', default: '8080', help: 'rendezvous WebSocket and HTTP (dashboard, /metrics, /healthz)', example: '--http-port 80' },
+    'http-port': { type: 'string', value: 'PORT', default: '8080', help: 'rendezvous WebSocket and HTTP: GET /healthz (200 "ok" to anyone), GET /metrics (Prometheus text) and GET / (a live dashboard), the last two and /healthz\'s details for loopback clients and --metrics-token holders', example: '--http-port 80' },
+    'metrics-token': { type: 'string', value: 'TOKEN', defaultText: 'none: /metrics and the dashboard for loopback clients only', help: 'let requests with "Authorization: Bearer TOKEN" read /metrics, the dashboard and /healthz\'s details from anywhere (a Prometheus scrape job\'s authorization credentials); at least 16 characters', example: '--metrics-token "$(openssl rand -hex 16)"' },
     'stun-tcp-idle-timeout': { type: 'string', value: 'MS', default: '30000', help: 'close a STUN/TCP connection idle this long, ms', example: '--stun-tcp-idle-timeout 60000' },
     'stun-tcp-max-connections': { type: 'string', value: 'N', default: '1024', help: 'STUN/TURN TCP and TLS connections at once; when full, the one longest without a whole message gives way to a new one', example: '--stun-tcp-max-connections 4096' },
     'stun-tcp-max-per-address': { type: 'string', value: 'N', default: '64', help: 'STUN/TURN TCP and TLS connections from one IP address; more are closed at once', example: '--stun-tcp-max-per-address 16' },
@@ -61,9 +62,15 @@ export const serveSpec: CommandSpec = {
     'shutdown-grace': { type: 'string', value: 'MS', default: '5000', help: 'on SIGTERM/SIGINT: stop accepting, tell every peer to register elsewhere, and give them this long to leave before closing (connections between peers go on)', example: '--shutdown-grace 2000' },
     'log-level': { type: 'string', value: 'LEVEL', default: 'info', help: 'error, warn, info or debug (debug also prints stack traces of failures)', example: '--log-level debug' },
   },
+  notes: [
+    'HTTP: GET /healthz answers "ok" to anyone. GET /metrics (Prometheus text), GET / (a live dashboard) and /healthz\'s\n'
+    + 'JSON details answer loopback clients, and others only with "Authorization: Bearer TOKEN" given --metrics-token\n'
+    + '(401 otherwise; 403 when serve has no token). Every metric is described in docs/metrics.md.',
+  ],
   examples: [
     'natpunch serve --address 203.0.113.7 --alt-address 203.0.113.8',
     'natpunch serve --address 127.0.0.1 --alt-address 127.0.0.2 --no-relay',
+    'natpunch serve --address 203.0.113.7 --metrics-token "$(cat /etc/natpunch/metrics-token)"',
   ],
 };
 
@@ -105,6 +112,10 @@ export async function serveCommand(argv: string[]): Promise<number> {
     maxConnections: limit('http-max-connections', 10_000, 1, 10_000_000),
     maxConnectionsPerAddress: limit('http-max-per-address', 256, 1, 10_000_000),
   };
+  const metricsToken = values['metrics-token'] as string | undefined;
+  if (metricsToken !== undefined && (metricsToken.length < 16 || /\s/.test(metricsToken))) {
+    throw new UsageError('natpunch serve: --metrics-token must be at least 16 characters without spaces; use a long random string (e.g. openssl rand -hex 16)');
+  }
   const tls = await tlsFiles(values['tls-cert'] as string | undefined, values['tls-key'] as string | undefined, integer('serve', 'tls-port', values['tls-port'], 5349));
   const altAddress = values['alt-address'] as string | undefined;
   for (const [flag, address] of [...addresses.map((a) => ['address', a] as const), ['alt-address', altAddress] as const]) {
@@ -116,7 +127,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     maxUnregistered: integer('serve', 'max-unregistered', values['max-unregistered'] as string | undefined, 10_000, 1, 10_000_000),
   };
   const redis = redisUrl ? { url: redisUrl, registryTtlMs, ...(nodeName ? { nodeName } : {}) } : undefined;
-  const server = await NatpunchServer.listen({ address: address!, extraAddresses, port, altAddress, altPort, httpPort, stunTcpIdleTimeoutMs, stunLimits, httpLimits, relay, rendezvousLimits, ...(tls ? { tls } : {}), ...(redis ? { redis } : {}) })
+  const server = await NatpunchServer.listen({ address: address!, extraAddresses, port, altAddress, altPort, httpPort, stunTcpIdleTimeoutMs, stunLimits, httpLimits, relay, rendezvousLimits, ...(metricsToken !== undefined ? { metricsToken } : {}), ...(tls ? { tls } : {}), ...(redis ? { redis } : {}) })
     .catch((error: unknown) => { throw listenFailure(error); });
   const stun = server.stun;
   const shutdown = async (signal: string): Promise<void> => {
@@ -133,7 +144,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const tlsWhere = stun.tlsAddress ? `; STUN/TURN over TLS ${formatAddress(stun.tlsAddress)}` : '';
   const relayWhat = server.turn ? `; TURN relay on the STUN ports, relaying from ${server.turn.relayAddress}` : '; no built-in relay';
   const external = relay.external?.length ? `; peers also offered ${relay.external.join(' ')}` : '';
-  log.info(`ready: STUN on udp+tcp ${where}${values['alt-address'] ? ' (RFC 5780 behaviour discovery on)' : ''}${tlsWhere}${relayWhat}${external}; rendezvous ${[server.rendezvousUrl, ...server.extraRendezvousUrls].join(' ')}${server.nodeName ? `; node ${server.nodeName} sharing ${redactUrl(redisUrl!)}` : ''}`);
+  // Before the rendezvous URLs, which end the line: tools read them up to the end of the line.
+  const dashboard = server.rendezvousUrl ? `; dashboard and /metrics over HTTP on the rendezvous port (${metricsToken ? 'loopback, or the bearer token' : 'loopback only'})` : '';
+  log.info(`ready: STUN on udp+tcp ${where}${values['alt-address'] ? ' (RFC 5780 behaviour discovery on)' : ''}${tlsWhere}${relayWhat}${external}${server.nodeName ? `; node ${server.nodeName} sharing ${redactUrl(redisUrl!)}` : ''}${dashboard}; rendezvous ${[server.rendezvousUrl, ...server.extraRendezvousUrls].join(' ')}`);
   await new Promise(() => undefined);
   return 0;
 }

@@ -44,6 +44,9 @@ import { TokenBucket } from '../token-bucket.js';
 import { RateTable } from '../rate-table.js';
 import { fairShareVictim } from './fair-share.js';
 import { DEFAULT_TRICKLE_LIMITS } from './trickle.js';
+import { type NatClass, natClass } from './nat-class.js';
+import { publishConnect, publishError, publishRegistered } from './server-events.js';
+import { techniqueHint } from './technique-hint.js';
 
 const debug = debuglog('natpunch:rendezvous');
 
@@ -244,6 +247,8 @@ interface Connection {
   capabilities: readonly Capability[];
   /** Punched sessions this socket takes part in, open for trickling. */
   punched: Set<string> | undefined;
+  /** What registration proved about its network (for metrics; 'unknown' before). */
+  nat: NatClass | 'unknown';
 }
 
 /** One peer of a session: its socket here, or on another node (reached over the signal bus). */
@@ -257,6 +262,8 @@ interface Session {
   target: Side;
   intent: Signed;
   intentHash: string;
+  /** The intent's validated body. */
+  body: IntentBody;
   timer: NodeJS.Timeout;
 }
 
@@ -489,6 +496,7 @@ export class RendezvousServer {
     const address = request.socket.remoteAddress ?? '';
     if (!this.#admit(address)) {
       rejectUpgrade(socket, 503, 'Service Unavailable');
+      publishError({ server: this, code: 'max-connections' });
       return;
     }
     const local = request.socket.localAddress ?? '';
@@ -576,6 +584,7 @@ export class RendezvousServer {
       version: 0,
       capabilities: NO_CAPABILITIES,
       punched: undefined,
+      nat: 'unknown',
     };
     this.#connections.set(connection.id, connection);
     this.#perAddress.set(address, (this.#perAddress.get(address) ?? 0) + 1);
@@ -617,6 +626,7 @@ export class RendezvousServer {
       } else if (isRemote(session.target)) {
         this.#busSend(session.target.node, { type: 'end', session: id });
       }
+      publishConnect({ server: this, outcome: 'abandoned', reason: session.target === connection ? 'target-left' : 'initiator-left', initiator: natOf(session.initiator), target: natOf(session.target) });
     }
     // Trickling needs both peers: a punched session ends with either socket.
     for (const id of [...connection.punched ?? []]) {
@@ -691,7 +701,7 @@ export class RendezvousServer {
   #describe(connection: Connection): RemotePeer {
     return {
       node: this.#nodeId, connectionId: connection.id, peerId: connection.peerId!, version: connection.version,
-      capabilities: connection.capabilities, srtt: connection.rtt.srtt,
+      capabilities: connection.capabilities, srtt: connection.rtt.srtt, ...(connection.nat === 'unknown' ? {} : { nat: connection.nat }),
     };
   }
 
@@ -701,6 +711,7 @@ export class RendezvousServer {
    */
   #refuse(connection: Connection, code: RendezvousErrorReason, message: string, ref?: string, id?: number): void {
     this.#counters.errors++;
+    publishError({ server: this, code });
     this.#send(connection, { type: 'error', code, message, ...(id === undefined ? {} : { id }), ...(ref === undefined ? {} : { ref }) });
     connection.errors ??= new TokenBucket(1, this.#limits.errorBurst, clock);
     if (!connection.errors.take() && connection.state !== 'closed') {
@@ -778,7 +789,10 @@ export class RendezvousServer {
       case 'register':
         return this.#register(connection, message);
       case 'connect':
-        return this.#connect(connection, message);
+        return this.#connect(connection, message).catch((error: unknown) => {
+          publishConnect({ server: this, outcome: 'refused', reason: refusalCode(error), initiator: connection.nat, target: 'unknown' });
+          throw error;
+        });
       case 'accept':
         return this.#accept(connection, message);
       case 'refuse':
@@ -841,6 +855,8 @@ export class RendezvousServer {
     connection.version = message.version;
     connection.capabilities = capabilities.length === 0 ? NO_CAPABILITIES : capabilities;
     this.#leaveUnregistered(connection);
+    connection.nat = natClass(body, reachable);
+    publishRegistered({ server: this, nat: connection.nat });
     this.observer.forget(connection.token);
     // Hello's nonce and token are spent: 100k registered sockets need not keep them.
     connection.nonce = '';
@@ -972,9 +988,10 @@ export class RendezvousServer {
     // at most pendingTimeoutMs, so slots held for a target that never answers free up soon.
     const lifetime = Math.min(Math.max(intent.expires - this.#now(), MIN_SESSION_MS), this.#limits.maxIntentLifetimeMs, this.#limits.pendingTimeoutMs);
     const session: Session = {
-      id: ref, serial: ++this.#nextSession, initiator: connection, target, intent: message.intent, intentHash: bodyHash(message.intent),
+      id: ref, serial: ++this.#nextSession, initiator: connection, target, intent: message.intent, intentHash: bodyHash(message.intent), body: intent,
       timer: setTimeout(() => {
         this.#endSession(session);
+        publishConnect({ server: this, outcome: 'timed-out', reason: 'none', initiator: connection.nat, target: natOf(target) });
         this.#send(connection, { type: 'error', code: 'timeout', message: `${intent.to} did not answer before the intent expired`, ref });
       }, lifetime),
     };
@@ -1125,6 +1142,10 @@ export class RendezvousServer {
       this.#sendTo(to, { ...message, startInMs: Math.max(0, delay - Math.round(performance.now() - decided)) }, connection);
     }
     this.#counters.punches++;
+    publishConnect({
+      server: this, outcome: 'accepted', reason: 'none', initiator: natOf(initiator), target: natOf(target),
+      transport: session.body.transport ?? 'udp', technique: techniqueHint(session.body, accept),
+    });
     this.#keepPunched(session.id, initiator, target);
   }
 
@@ -1197,6 +1218,7 @@ export class RendezvousServer {
     const session = this.#ownSession(connection, message.session, 'refuse');
     this.#endSession(session);
     this.#counters.refused++;
+    publishConnect({ server: this, outcome: 'refused', reason: 'peer', initiator: natOf(session.initiator), target: natOf(session.target) });
     this.#sendTo(session.initiator, { type: 'error', code: 'refused', message: message.reason || 'the peer refused', ref: session.id });
   }
 
@@ -1250,8 +1272,16 @@ export class RendezvousServer {
         throw error;
       }
     }
+    // The initiator's node verified the signature (nodes trust each other); the body is read
+    // again here for what this node records of the session (its transport, for the metrics).
+    let body: IntentBody;
+    try {
+      body = validateIntentBody(peekSigned(message.intent), this.#limits, 'connect.intent.body');
+    } catch (error) {
+      return answer('bad-intent', (error as Error).message);
+    }
     const session: Session = {
-      id: ref, serial: ++this.#nextSession, initiator, target, intent: message.intent, intentHash: bodyHash(message.intent),
+      id: ref, serial: ++this.#nextSession, initiator, target, intent: message.intent, intentHash: bodyHash(message.intent), body,
       timer: setTimeout(() => this.#endSession(session), Math.min(message.lifetimeMs, this.#limits.maxIntentLifetimeMs, this.#limits.pendingTimeoutMs)),
     };
     this.#sessions.set(ref, session);
@@ -1304,6 +1334,19 @@ function isRemote(side: Side): side is RemotePeer {
 
 function srttOf(side: Side): number | undefined {
   return isRemote(side) ? side.srtt : side.rtt.srtt;
+}
+
+/** What a session's peer's registration proved about its network (for metrics). */
+function natOf(side: Side): NatClass | 'unknown' {
+  return side.nat ?? 'unknown';
+}
+
+/** The `error` code a failed `connect` is answered with (as #onFrame's catch chooses it). */
+function refusalCode(error: unknown): string {
+  if (error instanceof Refusal) return error.code;
+  if (error instanceof RendezvousProtocolError) return error.reason;
+  if (error instanceof RendezvousVerifyError) return error.reason === 'bad-signature' || error.reason === 'wrong-peer' ? 'bad-signature' : 'invalid';
+  return 'invalid';
 }
 
 /** Whether the socket closed meanwhile (a function, so TypeScript does not narrow across awaits). */

@@ -11,6 +11,7 @@
  */
 import type { Capability, ServerMessage, Signed } from './messages.js';
 import { knownCapabilities } from './messages.js';
+import { type NatClass, NAT_CLASSES } from './nat-class.js';
 
 /** A peer's end of a session as another node sees it: enough to pair, time and address it. */
 export interface RemotePeer {
@@ -21,6 +22,8 @@ export interface RemotePeer {
   capabilities: readonly Capability[];
   /** Its WebSocket's smoothed RTT at its node, ms (undefined: no sample yet), for punch timing. */
   srtt: number | undefined;
+  /** What its registration proved about its network (for the metrics of either node). */
+  nat?: NatClass;
 }
 
 export type BusMessage =
@@ -135,11 +138,12 @@ export function parseBusMessage(text: string): BusMessage | undefined {
 
 function remotePeer(value: unknown): RemotePeer | undefined {
   if (!isObject(value)) return undefined;
-  const { node, connectionId, peerId, version, capabilities, srtt } = value;
+  const { node, connectionId, peerId, version, capabilities, srtt, nat } = value;
   if (typeof node !== 'string' || typeof connectionId !== 'string' || typeof peerId !== 'string' || typeof version !== 'number') return undefined;
   if (!Array.isArray(capabilities) || !capabilities.every((c) => typeof c === 'string')) return undefined;
   if (srtt !== undefined && srtt !== null && typeof srtt !== 'number') return undefined;
-  return { node, connectionId, peerId, version, capabilities: knownCapabilities(capabilities as string[]), srtt: typeof srtt === 'number' ? srtt : undefined };
+  return { node, connectionId, peerId, version, capabilities: knownCapabilities(capabilities as string[]), srtt: typeof srtt === 'number' ? srtt : undefined,
+    ...(NAT_CLASSES.includes(nat as NatClass) ? { nat: nat as NatClass } : {}) };
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

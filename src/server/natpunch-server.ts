@@ -10,6 +10,8 @@ import { type RelayOffer, unmappedIp } from '../rendezvous/messages.js';
 import { formatAddress } from '../wire/index.js';
 import { VERSION } from '../version.js';
 import { type SharedState, openSharedState } from './shared-state.js';
+import { ServerMetrics } from '../metrics/server-metrics.js';
+import { httpHandler } from './http/handler.js';
 
 export interface NatpunchServerOptions {
   address: string;
@@ -21,8 +23,13 @@ export interface NatpunchServerOptions {
   altAddress?: string;
   port?: number;
   altPort?: number;
-  /** HTTP port for the rendezvous WebSocket and /healthz; null turns both off (STUN only). */
+  /** HTTP port for the rendezvous WebSocket, /healthz, /metrics and the dashboard; null turns them off (STUN only). */
   httpPort?: number | null;
+  /**
+   * `--metrics-token`: requests with `Authorization: Bearer TOKEN` may read /metrics, the
+   * dashboard and /healthz's details from anywhere (without it: loopback clients only).
+   */
+  metricsToken?: string;
   /** How long an idle STUN/TCP connection is kept (default 30 s, see StunServer). */
   stunTcpIdleTimeoutMs?: number;
   /** The STUN (and TURN) listeners' limits, on every address (defaults: StunServerOptions). */
@@ -65,9 +72,12 @@ export class NatpunchServer {
   readonly #extraHttp: readonly http.Server[];
   readonly #httpLimiter: HttpConnectionLimiter | undefined;
   #shared: SharedState | undefined;
+  /** What /metrics and the dashboard show (absent without HTTP). */
+  readonly metrics: ServerMetrics | undefined;
 
-  private constructor(stun: StunServer, extraStun: StunServer[], turn?: TurnServer, rendezvous?: RendezvousServer, httpServer?: http.Server, extraHttp: http.Server[] = [], httpLimiter?: HttpConnectionLimiter) {
+  private constructor(stun: StunServer, extraStun: StunServer[], turn?: TurnServer, rendezvous?: RendezvousServer, httpServer?: http.Server, extraHttp: http.Server[] = [], httpLimiter?: HttpConnectionLimiter, metrics?: ServerMetrics) {
     this.#httpLimiter = httpLimiter;
+    this.metrics = metrics;
     this.stun = stun;
     this.extraStun = extraStun;
     this.turn = turn;
@@ -139,17 +149,12 @@ export class NatpunchServer {
       ...(turn ? { builtIn: { host: address, port: extraStun[i]!.addresses[0]!.port } } : {}), external: relay.external ?? [], secret,
     })]));
     const offersFor = (peerId: string, localAddress: string): RelayOffer[] => (extraOffers.get(unmappedIp(localAddress) ?? localAddress) ?? offers)(peerId);
-    const onRequest = (request: http.IncomingMessage, response: http.ServerResponse): void => {
-      if (request.url === '/healthz') {
-        response.writeHead(200, { 'content-type': 'application/json' });
-        response.end(JSON.stringify({ ok: true, version: VERSION, stun: stun.stats, rendezvous: rendezvous.stats, ...(turn ? { turn: turn.stats } : {}) }));
-        return;
-      }
-      response.writeHead(404, { 'content-type': 'text/plain' });
-      response.end('natpunch: the rendezvous WebSocket is at /, health at /healthz\n');
-    };
     // One limiter for every HTTP listener: the caps are the process's (decision 0XX-server-limits).
     const httpLimiter = new HttpConnectionLimiter(options.httpLimits);
+    // The metrics read the rendezvous, which is attached to the HTTP server: the handler is set
+    // once both exist, before anything listens, so no request can come first.
+    let handle: ((request: http.IncomingMessage, response: http.ServerResponse) => void) | undefined;
+    const onRequest = (request: http.IncomingMessage, response: http.ServerResponse): void => handle!(request, response);
     const httpServer = http.createServer(onRequest);
     httpLimiter.apply(httpServer);
     const rendezvous = RendezvousServer.attach(httpServer, {
@@ -160,6 +165,11 @@ export class NatpunchServer {
       ...(options.altAddress ? { dialBack: { localAddress: options.altAddress } } : {}),
       // Every primary STUN endpoint; a peer uses only the one on the IP it reached the rendezvous at.
       stunAddresses: [stun, ...extraStun].map((s) => formatAddress(s.addresses[0]!)),
+    });
+    const metrics = new ServerMetrics({ stun: [stun, ...extraStun], turn, rendezvous });
+    handle = httpHandler({
+      metrics, token: options.metricsToken,
+      health: () => ({ version: VERSION, stun: stun.stats, rendezvous: rendezvous.stats, ...(turn ? { turn: turn.stats } : {}) }),
     });
     // The further addresses' HTTP servers hand their WebSocket upgrades to the one the
     // rendezvous is attached to: one registry, whichever address a peer came in by.
@@ -180,13 +190,14 @@ export class NatpunchServer {
       }));
     } catch (error) {
       for (const server of [httpServer, ...extraHttp]) server.close();
+      metrics.close();
       await rendezvous.close();
       await shared?.close();
       await Promise.all([stun, ...extraStun].map((s) => s.close()));
       await turn?.close();
       throw error;
     }
-    const server = new NatpunchServer(stun, extraStun, turn, rendezvous, httpServer, extraHttp, httpLimiter);
+    const server = new NatpunchServer(stun, extraStun, turn, rendezvous, httpServer, extraHttp, httpLimiter, metrics);
     server.#shared = shared;
     return server;
   }
@@ -219,6 +230,7 @@ export class NatpunchServer {
   async close(options: { graceMs?: number } = {}): Promise<void> {
     // Stop accepting at once; the open sockets (and their upgrades' WebSockets) are closed below.
     for (const server of [...(this.#http ? [this.#http] : []), ...this.#extraHttp]) server.close();
+    this.metrics?.close();
     await this.rendezvous?.close(options);
     await this.#shared?.close();
     for (const server of [...(this.#http ? [this.#http] : []), ...this.#extraHttp]) {

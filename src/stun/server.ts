@@ -145,6 +145,13 @@ export interface StunServerStats {
   tcpPaused: number;
   /** Messages for TCP (and TLS) clients dropped because their output held maxTcpBufferedBytes. */
   tcpOutputDropped: number;
+  /** Success and error responses by the transport they went over (metrics: docs/metrics.md). */
+  byTransport: Record<'udp' | 'tcp' | 'tls', {
+    /** Success responses sent over this transport. */
+    responses: number;
+    /** Error responses sent over this transport. */
+    errors: number;
+  }>;
 }
 
 interface Endpoint {
@@ -171,6 +178,7 @@ export class StunServer {
   readonly stats: StunServerStats = {
     requests: 0, responses: 0, errors: 0, dropped: 0, tcpConnections: 0,
     rateLimited: 0, tcpRefused: 0, tcpEvicted: 0, tcpFrameTimeouts: 0, tcpPaused: 0, tcpOutputDropped: 0,
+    byTransport: { udp: { responses: 0, errors: 0 }, tcp: { responses: 0, errors: 0 }, tls: { responses: 0, errors: 0 } },
   };
   #endpoints: Endpoint[] = [];
   #options: Required<StunLimits> & StunServerOptions;
@@ -223,9 +231,24 @@ export class StunServer {
   }
 
   async #bindAll(): Promise<void> {
-    const { address, altAddress } = this.#options;
     const port = this.#options.port ?? 3478;
     const altPort = this.#options.altPort ?? 3479;
+    // An ephemeral UDP port may be taken over TCP (an outgoing connection's port, say): with port
+    // 0, start again on another ephemeral port rather than fail. Fixed ports fail at once.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#bindPorts(port, altPort);
+      } catch (error) {
+        const retry = (port === 0 || altPort === 0) && (error as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < 8;
+        if (!retry) throw error;
+        debug('ephemeral port taken over TCP (%s), binding again', (error as Error).message);
+        await this.close();
+      }
+    }
+  }
+
+  async #bindPorts(port: number, altPort: number): Promise<void> {
+    const { address, altAddress } = this.#options;
     const ips = altAddress ? [address, altAddress] : [address];
     const ports = altAddress ? [port, altPort] : [port];
     // Port 0 asks for ephemeral ports: the first IP's sockets choose them, the second IP reuses
@@ -234,7 +257,6 @@ export class StunServer {
       for (let j = 0; j < ports.length; j++) {
         const endpoint = await this.#bindOne(i as 0 | 1, j as 0 | 1, ips[i]!, ports[j]!);
         ports[j] = endpoint.local.port;
-        this.#endpoints.push(endpoint);
       }
     }
   }
@@ -249,6 +271,8 @@ export class StunServer {
       ip, port, udp, local: { family, address: bound.address, port: bound.port },
       sender: new AddressedSender(udp, { native: this.#options.native }), clients: new Map(), clientCount: 0,
     };
+    // Listed at once, so that close() frees this socket if its TCP or TLS twin cannot be bound.
+    this.#endpoints.push(endpoint);
     // Many datagrams per read where native/udp-batch is built (decision 009); node:dgram's 'message' otherwise.
     // GRO: a relay client's burst of ChannelData (sent with UDP GSO) arrives as one read, not one per datagram.
     receiveDatagrams(udp, (batch) => { for (let i = 0; i < batch.count; i++) this.#onDatagram(endpoint, batch, i); }, { native: this.#options.native, gro: true });
@@ -331,6 +355,7 @@ export class StunServer {
     if (fast !== null) {
       this.stats.requests++;
       this.stats.responses++;
+      this.stats.byTransport.udp.responses++;
       endpoint.sender.send(fast, port, address);
       return;
     }
@@ -363,7 +388,7 @@ export class StunServer {
       return;
     }
     const from = this.#endpoints.find((x) => x.ip === (reply.changeIp ? 1 - endpoint.ip : endpoint.ip) && x.port === (reply.changePort ? 1 - endpoint.port : endpoint.port)) ?? endpoint;
-    this.#count(reply.bytes);
+    this.#count(reply.bytes, 'udp');
     from.sender.send(reply.bytes, reply.to.port, reply.to.address);
   }
 
@@ -425,7 +450,7 @@ export class StunServer {
       idleTimeoutMs: o.tcpIdleTimeoutMs, frameTimeoutMs: o.tcpFrameTimeoutMs,
       highWaterMark: o.tcpHighWaterMark, maxBufferedBytes: Math.max(o.maxTcpBufferedBytes, o.tcpHighWaterMark),
     }, {
-      frame: (frame) => this.#onFrame(endpoint, frame, remote, client, connection),
+      frame: (frame) => this.#onFrame(endpoint, frame, remote, client, connection, transport),
       garbage: (error) => {
         debug('tcp %s: %s', formatAddress(remote), error.message);
         this.stats.dropped++;
@@ -452,7 +477,7 @@ export class StunServer {
     });
   }
 
-  #onFrame(endpoint: Endpoint, frame: Uint8Array, remote: TransportAddress, client: StunClientSide, connection: StunStreamConnection): void {
+  #onFrame(endpoint: Endpoint, frame: Uint8Array, remote: TransportAddress, client: StunClientSide, connection: StunStreamConnection, transport: 'tcp' | 'tls'): void {
     const shared = this.#options.shared;
     if (shared && (frame[0]! & 0xc0) === 0x40) return shared.handleChannelData(frame, client);
     let message: StunMessage;
@@ -467,7 +492,7 @@ export class StunServer {
     if (message.method !== Method.Binding && shared?.handleMessage(message, client)) return;
     const reply = answerBinding(message, { local: endpoint.local, remote, transport: 'tcp', other: this.#other(endpoint)?.local, software: this.#options.software });
     if (!reply) return void this.stats.dropped++;
-    this.#count(reply.bytes);
+    this.#count(reply.bytes, transport);
     if (!connection.write(reply.bytes)) this.stats.tcpOutputDropped++;
   }
 
@@ -480,10 +505,15 @@ export class StunServer {
     }
   }
 
-  #count(bytes: Uint8Array): void {
+  #count(bytes: Uint8Array, transport: 'udp' | 'tcp' | 'tls'): void {
     // The class bits of an error response: 0b11 in bits 0x0110 of the message type.
-    if ((bytes[0]! & 0x01) && (bytes[1]! & 0x10)) this.stats.errors++;
-    else this.stats.responses++;
+    if ((bytes[0]! & 0x01) && (bytes[1]! & 0x10)) {
+      this.stats.errors++;
+      this.stats.byTransport[transport].errors++;
+    } else {
+      this.stats.responses++;
+      this.stats.byTransport[transport].responses++;
+    }
   }
 }
 

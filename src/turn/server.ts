@@ -68,6 +68,9 @@ export interface TurnServerStats {
   requests: number;
   errors: Record<number, number>;
   bytesRelayed: number;
+  /** bytesRelayed in each direction: from clients toward their peers, and from peers to clients. */
+  bytesToPeers: number;
+  bytesToClients: number;
   packetsRelayed: number;
   packetsDropped: number;
 }
@@ -82,7 +85,7 @@ const unsupported = new Set<number>([AttrType.DontFragment]);
 export const RESERVATION_LIFETIME_MS = 30_000;
 
 export class TurnServer {
-  readonly stats: TurnServerStats = { allocations: 0, allocationsCreated: 0, requests: 0, errors: {}, bytesRelayed: 0, packetsRelayed: 0, packetsDropped: 0 };
+  readonly stats: TurnServerStats = { allocations: 0, allocationsCreated: 0, requests: 0, errors: {}, bytesRelayed: 0, bytesToPeers: 0, bytesToClients: 0, packetsRelayed: 0, packetsDropped: 0 };
   readonly #options: TurnServerOptions;
   readonly #auth: LongTermAuth;
   readonly #now: () => number;
@@ -160,6 +163,7 @@ export class TurnServer {
     if (!binding || !this.#reachable(binding.peer) || !this.#spend(allocation, length)) return void this.stats.packetsDropped++;
     allocation.bytesFromClient += length;
     this.#count(length);
+    this.stats.bytesToPeers += length;
     const data = start + CHANNEL_DATA_HEADER;
     const local = binding.peer.address === this.#options.relayAddress ? this.#byRelayedPort.get(binding.peer.port) : undefined;
     if (local) {
@@ -467,6 +471,7 @@ export class TurnServer {
     if (!allocation.hasPermission(peer.address, this.#now()) || !this.#reachable(peer) || !this.#spend(allocation, data.length)) return void this.stats.packetsDropped++;
     allocation.bytesFromClient += data.length;
     this.#count(data.length);
+    this.stats.bytesToPeers += data.length;
     allocation.sender.send(data, peer.port, peer.address);
   }
 
@@ -487,6 +492,7 @@ export class TurnServer {
     }
     allocation.bytesToClient += length;
     this.#count(length);
+    this.stats.bytesToClients += length;
     const binding = allocation.channelForAddress(address, port, now);
     const client = allocation.client;
     const data = bytes.subarray(offset, offset + length);
