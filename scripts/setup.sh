@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Make a fresh clone runnable: npm packages (and the build), plus — when root and missing — the
-# Debian packages the NAT lab and the interop tests use. Safe to run again: it skips what is there.
+# Debian packages the NAT lab and the interop tests use (chromium: the WebRTC browser test).
+# Safe to run again: it skips what is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-lab_packages=(iproute2 nftables conntrack tcpdump coturn miniupnpd-nftables miniupnpc natpmpc iperf3 stun-client)
+lab_packages=(iproute2 nftables conntrack tcpdump coturn miniupnpd-nftables miniupnpc natpmpc iperf3 stun-client chromium)
 have_cmd() { command -v "$1" >/dev/null 2>&1; }
 missing=()
-for cmd_pkg in ip:iproute2 nft:nftables conntrack:conntrack tcpdump:tcpdump turnserver:coturn miniupnpd:miniupnpd-nftables upnpc:miniupnpc natpmpc:natpmpc iperf3:iperf3 stun:stun-client; do
+for cmd_pkg in ip:iproute2 nft:nftables conntrack:conntrack tcpdump:tcpdump turnserver:coturn miniupnpd:miniupnpd-nftables upnpc:miniupnpc natpmpc:natpmpc iperf3:iperf3 stun:stun-client chromium:chromium; do
   have_cmd "${cmd_pkg%%:*}" || missing+=("${cmd_pkg##*:}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
