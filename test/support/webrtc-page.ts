@@ -1,0 +1,245 @@
+/**
+ * The page two lab browsers load to meet over WebRTC, and typed calls into it from the test.
+ *
+ * The page holds one RTCPeerConnection and one ordered, reliable RTCDataChannel. The test
+ * process is the signalling channel, non-trickle: it takes the offerer's SDP once ICE gathering
+ * is complete (so it carries every candidate), hands it to the answerer, and takes the answer
+ * back. The page's program is plain JavaScript in a string because it runs in the browser, not
+ * in Node (the project compiles without the DOM library); every wait in it is bounded and fails
+ * saying what it waited for.
+ */
+import type { Page } from 'playwright-core';
+
+/** What a page reports about one ICE candidate (a subset of RTCIceCandidateStats). */
+export interface CandidateStats {
+  candidateType: 'host' | 'srflx' | 'prflx' | 'relay';
+  protocol: string;
+  /** Empty for host candidates Chromium hides behind an mDNS name. */
+  address: string;
+  port: number;
+  relatedAddress?: string;
+  relatedPort?: number;
+  /** The STUN or TURN URL a srflx or relay candidate came from. */
+  url?: string;
+}
+
+export interface PeerStats {
+  /** Every local candidate gathered (getStats 'local-candidate'). */
+  local: CandidateStats[];
+  /** The pair ICE selected, from the transport's selectedCandidatePairId. */
+  selected: { local: CandidateStats; remote: CandidateStats; bytesSent: number; bytesReceived: number } | null;
+}
+
+export interface Received {
+  bytes: number;
+  sha256: string;
+}
+
+const PAGE_SCRIPT = String.raw`
+'use strict';
+const CHUNK = 16 * 1024;
+// Keep at most this much queued in the channel; refill when it drains below the low mark.
+const HIGH_WATER = 1024 * 1024;
+const LOW_WATER = 256 * 1024;
+
+function bounded(promise, ms, what) {
+  let timer;
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => { timer = setTimeout(() => reject(new Error('page: ' + what() + ' within ' + ms + ' ms')), ms); }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+const state = { pc: null, channel: null, chunks: [], bytes: 0, errors: [], onData: () => {}, onOpen: () => {} };
+
+function describe() {
+  const pc = state.pc;
+  return 'ice gathering ' + pc.iceGatheringState + ', ice ' + pc.iceConnectionState + ', connection ' + pc.connectionState +
+    ', channel ' + (state.channel ? state.channel.readyState : 'none') + ', candidate errors: ' + JSON.stringify(state.errors);
+}
+
+function gathered(ms) {
+  const pc = state.pc;
+  const done = new Promise((resolve) => {
+    if (pc.iceGatheringState === 'complete') return resolve();
+    pc.addEventListener('icegatheringstatechange', () => { if (pc.iceGatheringState === 'complete') resolve(); });
+  });
+  return bounded(done, ms, () => 'ICE gathering did not complete (' + describe() + ')');
+}
+
+function adopt(channel) {
+  channel.binaryType = 'arraybuffer';
+  channel.bufferedAmountLowThreshold = LOW_WATER;
+  channel.addEventListener('message', (event) => {
+    state.chunks.push(new Uint8Array(event.data));
+    state.bytes += event.data.byteLength;
+    state.onData();
+  });
+  channel.addEventListener('open', openedNow);
+  state.channel = channel;
+  // An announced channel may already be open when 'datachannel' fires.
+  openedNow();
+}
+
+function openedNow() {
+  if (state.channel && state.channel.readyState === 'open') state.onOpen();
+}
+
+window.peer = {
+  start(config, offerer) {
+    const pc = new RTCPeerConnection(config);
+    state.pc = pc;
+    // A STUN or TURN server that fails (401, a timeout) is reported here; the test prints it.
+    pc.addEventListener('icecandidateerror', (e) => state.errors.push({ url: e.url, code: e.errorCode, text: e.errorText }));
+    if (offerer) adopt(pc.createDataChannel('bytes', { ordered: true }));
+    else pc.addEventListener('datachannel', (event) => adopt(event.channel));
+  },
+
+  async offer(ms) {
+    await state.pc.setLocalDescription(await state.pc.createOffer());
+    await gathered(ms);
+    return state.pc.localDescription.sdp;
+  },
+
+  async answer(sdp, ms) {
+    await state.pc.setRemoteDescription({ type: 'offer', sdp });
+    await state.pc.setLocalDescription(await state.pc.createAnswer());
+    await gathered(ms);
+    return state.pc.localDescription.sdp;
+  },
+
+  async accept(sdp) {
+    await state.pc.setRemoteDescription({ type: 'answer', sdp });
+  },
+
+  opened(ms) {
+    // The answerer's channel arrives with the 'datachannel' event, so this may run before it exists.
+    const open = new Promise((resolve) => {
+      state.onOpen = resolve;
+      openedNow();
+    });
+    return bounded(open, ms, () => 'the data channel did not open (' + describe() + ')');
+  },
+
+  async send(base64, ms) {
+    const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+    const channel = state.channel;
+    const sending = (async () => {
+      for (let offset = 0; offset < bytes.length; offset += CHUNK) {
+        if (channel.bufferedAmount > HIGH_WATER) {
+          await new Promise((resolve) => channel.addEventListener('bufferedamountlow', resolve, { once: true }));
+        }
+        channel.send(bytes.subarray(offset, offset + CHUNK));
+      }
+    })();
+    await bounded(sending, ms, () => 'sending ' + bytes.length + ' bytes did not finish (buffered ' + channel.bufferedAmount + ', ' + describe() + ')');
+  },
+
+  async received(total, ms) {
+    const all = new Promise((resolve) => {
+      state.onData = () => { if (state.bytes >= total) resolve(); };
+      state.onData();
+    });
+    await bounded(all, ms, () => 'received ' + state.bytes + ' of ' + total + ' bytes (' + describe() + ')');
+    const joined = new Uint8Array(state.bytes);
+    let offset = 0;
+    for (const chunk of state.chunks) { joined.set(chunk, offset); offset += chunk.length; }
+    const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', joined));
+    return { bytes: state.bytes, sha256: Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('') };
+  },
+
+  async stats() {
+    const report = await state.pc.getStats();
+    const candidate = (s) => ({
+      candidateType: s.candidateType, protocol: s.protocol, address: s.address ?? '', port: s.port,
+      relatedAddress: s.relatedAddress, relatedPort: s.relatedPort, url: s.url,
+    });
+    const local = [];
+    let selected = null;
+    report.forEach((s) => {
+      if (s.type === 'local-candidate') local.push(candidate(s));
+      if (s.type === 'transport' && s.selectedCandidatePairId) {
+        const pair = report.get(s.selectedCandidatePairId);
+        selected = {
+          local: candidate(report.get(pair.localCandidateId)),
+          remote: candidate(report.get(pair.remoteCandidateId)),
+          bytesSent: pair.bytesSent, bytesReceived: pair.bytesReceived,
+        };
+      }
+    });
+    return { local, selected };
+  },
+
+  close() {
+    state.pc.close();
+  },
+};
+`;
+
+/** The page's document: nothing but the script above. */
+export const PAGE_HTML = `<!doctype html><meta charset="utf-8"><title>natpunch webrtc</title><script>${PAGE_SCRIPT}</script>`;
+
+/** RTCConfiguration as the page passes it to RTCPeerConnection (JSON-serialisable). */
+export interface PeerConfig {
+  iceServers: { urls: string; username?: string; credential?: string }[];
+  iceTransportPolicy?: 'all' | 'relay';
+}
+
+interface PagePeer {
+  start(config: PeerConfig, offerer: boolean): void;
+  offer(ms: number): Promise<string>;
+  answer(sdp: string, ms: number): Promise<string>;
+  accept(sdp: string): Promise<void>;
+  opened(ms: number): Promise<void>;
+  send(base64: string, ms: number): Promise<void>;
+  received(total: number, ms: number): Promise<Received>;
+  stats(): Promise<PeerStats>;
+  close(): void;
+}
+
+/** Deadlines inside the page: safety nets far above what each step takes when it works (ms to a few s). */
+const GATHER_MS = 30_000;
+const OPEN_MS = 30_000;
+const TRANSFER_MS = 60_000;
+
+/** Typed calls into one page's peer. */
+export class PagePeerHandle {
+  readonly page: Page;
+
+  constructor(page: Page) {
+    this.page = page;
+  }
+
+  start(config: PeerConfig, offerer: boolean): Promise<void> {
+    // Each function runs in the browser, where globalThis is the window the page's script set `peer` on.
+    return this.page.evaluate(([c, o]) => (globalThis as unknown as { peer: PagePeer }).peer.start(c, o), [config, offerer] as const);
+  }
+
+  offer(): Promise<string> {
+    return this.page.evaluate((ms) => (globalThis as unknown as { peer: PagePeer }).peer.offer(ms), GATHER_MS);
+  }
+
+  answer(sdp: string): Promise<string> {
+    return this.page.evaluate(([s, ms]) => (globalThis as unknown as { peer: PagePeer }).peer.answer(s, ms), [sdp, GATHER_MS] as const);
+  }
+
+  accept(sdp: string): Promise<void> {
+    return this.page.evaluate((s) => (globalThis as unknown as { peer: PagePeer }).peer.accept(s), sdp);
+  }
+
+  opened(): Promise<void> {
+    return this.page.evaluate((ms) => (globalThis as unknown as { peer: PagePeer }).peer.opened(ms), OPEN_MS);
+  }
+
+  send(bytes: Buffer): Promise<void> {
+    return this.page.evaluate(([b64, ms]) => (globalThis as unknown as { peer: PagePeer }).peer.send(b64, ms), [bytes.toString('base64'), TRANSFER_MS] as const);
+  }
+
+  received(total: number): Promise<Received> {
+    return this.page.evaluate(([n, ms]) => (globalThis as unknown as { peer: PagePeer }).peer.received(n, ms), [total, TRANSFER_MS] as const);
+  }
+
+  stats(): Promise<PeerStats> {
+    return this.page.evaluate(() => (globalThis as unknown as { peer: PagePeer }).peer.stats());
+  }
+}
