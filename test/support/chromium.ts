@@ -25,7 +25,8 @@ export const CHROMIUM = '/usr/bin/chromium';
  * tried would still be talking to the world from a test. --no-sandbox because we run as root;
  * --disable-dev-shm-usage because a namespace shares the host's possibly small /dev/shm.
  * Playwright adds its own set beside these (e.g. --disable-field-trial-config), and a fresh
- * temporary --user-data-dir per launch, which it deletes on close.
+ * temporary --user-data-dir per launch, which it deletes on close. launchChromiumIn adds
+ * --host-resolver-rules (resolverRules).
  */
 export const CHROMIUM_ARGS: readonly string[] = [
   '--headless',
@@ -37,11 +38,6 @@ export const CHROMIUM_ARGS: readonly string[] = [
   '--disable-component-update',
   '--disable-sync',
   '--disable-dev-shm-usage',
-  // Even with the flags above, Chromium 156 looks up update.googleapis.com and
-  // accounts.google.com at start-up (seen with tcpdump in the namespace). The lab has no route
-  // out, but no query should even be tried: every name fails inside the browser. The tests give
-  // ICE servers as IP literals, and the page is answered by playwright before any lookup.
-  '--host-resolver-rules=MAP * ~NOTFOUND',
 ];
 
 /**
@@ -61,6 +57,17 @@ export function skipUnlessChromium(t: TestContext): boolean {
   return true;
 }
 
+/**
+ * Even with CHROMIUM_ARGS, Chromium 156 looks up update.googleapis.com and accounts.google.com
+ * at start-up (seen with tcpdump in the namespace). The lab has no route out, but no query
+ * should even be tried: every name fails inside the browser. IP literals are names to this rule
+ * too, and Chromium resolves them for TCP (a `turn:…?transport=tcp` server fails with 701
+ * without trying to connect), so the addresses the browser may reach are excluded by name.
+ */
+function resolverRules(reachable: readonly string[]): string {
+  return `--host-resolver-rules=${['MAP * ~NOTFOUND', ...reachable.map((address) => `EXCLUDE ${address}`)].join(', ')}`;
+}
+
 export interface LabBrowser {
   browser: Browser;
   /** A page at PAGE_URL with `html` as its document. */
@@ -70,10 +77,11 @@ export interface LabBrowser {
 }
 
 /**
- * Launch headless Chromium inside `host`'s network namespace. The caller must close() it, in a
- * finally: a browser left running would keep the lab's namespace alive after `lab.down()`.
+ * Launch headless Chromium inside `host`'s network namespace; it may resolve (and so reach over
+ * TCP) only the IP literals in `reachable`. The caller must close() it, in a finally: a browser
+ * left running would keep the lab's namespace alive after `lab.down()`.
  */
-export async function launchChromiumIn(host: Host): Promise<LabBrowser> {
+export async function launchChromiumIn(host: Host, reachable: readonly string[]): Promise<LabBrowser> {
   const dir = await mkdtemp(join(tmpdir(), `natpunch-chromium-${host.name}-`));
   // A HOME of its own: Chromium writes ~/.pki and ~/.cache besides the profile, and must not
   // touch (or be confused by) root's.
@@ -86,7 +94,7 @@ export async function launchChromiumIn(host: Host): Promise<LabBrowser> {
   try {
     browser = await chromium.launch({
       executablePath: wrapper,
-      args: [...CHROMIUM_ARGS],
+      args: [...CHROMIUM_ARGS, resolverRules(reachable)],
       // No session bus in a test container: without this Chromium retries DBus for every
       // subsystem and fills the log (harmless, but it buries real errors).
       env: { ...process.env, HOME: join(dir, 'home'), DBUS_SESSION_BUS_ADDRESS: 'disabled:' },

@@ -2,9 +2,11 @@
  * The page two lab browsers load to meet over WebRTC, and typed calls into it from the test.
  *
  * The page holds one RTCPeerConnection and one ordered, reliable RTCDataChannel. The test
- * process is the signalling channel, non-trickle: it takes the offerer's SDP once ICE gathering
- * is complete (so it carries every candidate), hands it to the answerer, and takes the answer
- * back. The page's program is plain JavaScript in a string because it runs in the browser, not
+ * process is the signalling channel: it hands the offer to the answerer and the answer back, and
+ * trickles each candidate to the other page as the browser finds it (RFC 8838), as real
+ * applications do. Waiting for gathering to complete instead would stall for the ~40 s a browser
+ * retries STUN to a server it cannot reach, e.g. over UDP from a network that drops UDP, where
+ * only TURN over TCP works. The page's program is plain JavaScript in a string because it runs in the browser, not
  * in Node (the project compiles without the DOM library); every wait in it is bounded and fails
  * saying what it waited for.
  */
@@ -21,6 +23,8 @@ export interface CandidateStats {
   relatedPort?: number;
   /** The STUN or TURN URL a srflx or relay candidate came from. */
   url?: string;
+  /** A relay candidate's transport to the TURN server: 'udp', 'tcp' or 'tls'. */
+  relayProtocol?: string;
 }
 
 export interface PeerStats {
@@ -50,21 +54,19 @@ function bounded(promise, ms, what) {
   ]).finally(() => clearTimeout(timer));
 }
 
-const state = { pc: null, channel: null, chunks: [], bytes: 0, errors: [], onData: () => {}, onOpen: () => {} };
+const state = { pc: null, channel: null, chunks: [], bytes: 0, errors: [], pending: [], trickled: 0, onData: () => {}, onOpen: () => {} };
 
 function describe() {
   const pc = state.pc;
-  return 'ice gathering ' + pc.iceGatheringState + ', ice ' + pc.iceConnectionState + ', connection ' + pc.connectionState +
+  return 'ice gathering ' + pc.iceGatheringState + ', ' + state.trickled + ' candidate(s) trickled, ice ' + pc.iceConnectionState + ', connection ' + pc.connectionState +
     ', channel ' + (state.channel ? state.channel.readyState : 'none') + ', candidate errors: ' + JSON.stringify(state.errors);
 }
 
-function gathered(ms) {
-  const pc = state.pc;
-  const done = new Promise((resolve) => {
-    if (pc.iceGatheringState === 'complete') return resolve();
-    pc.addEventListener('icegatheringstatechange', () => { if (pc.iceGatheringState === 'complete') resolve(); });
-  });
-  return bounded(done, ms, () => 'ICE gathering did not complete (' + describe() + ')');
+// Candidates from the other page can arrive before its description: addIceCandidate needs a
+// remote description first, so they wait here until there is one.
+async function remoteDescription(description) {
+  await state.pc.setRemoteDescription(description);
+  for (const candidate of state.pending.splice(0)) await state.pc.addIceCandidate(candidate);
 }
 
 function adopt(channel) {
@@ -91,25 +93,36 @@ window.peer = {
     state.pc = pc;
     // A STUN or TURN server that fails (401, a timeout) is reported here; the test prints it.
     pc.addEventListener('icecandidateerror', (e) => state.errors.push({ url: e.url, code: e.errorCode, text: e.errorText }));
+    // Trickle: window.natpunchSignal is the test process (page.exposeFunction), which adds the
+    // candidate in the other page.
+    pc.addEventListener('icecandidate', (e) => {
+      if (e.candidate === null) return;
+      state.trickled += 1;
+      window.natpunchSignal(JSON.stringify(e.candidate.toJSON())).catch((error) => state.errors.push({ signal: String(error) }));
+    });
     if (offerer) adopt(pc.createDataChannel('bytes', { ordered: true }));
     else pc.addEventListener('datachannel', (event) => adopt(event.channel));
   },
 
-  async offer(ms) {
+  async offer() {
     await state.pc.setLocalDescription(await state.pc.createOffer());
-    await gathered(ms);
     return state.pc.localDescription.sdp;
   },
 
-  async answer(sdp, ms) {
-    await state.pc.setRemoteDescription({ type: 'offer', sdp });
+  async answer(sdp) {
+    await remoteDescription({ type: 'offer', sdp });
     await state.pc.setLocalDescription(await state.pc.createAnswer());
-    await gathered(ms);
     return state.pc.localDescription.sdp;
   },
 
   async accept(sdp) {
-    await state.pc.setRemoteDescription({ type: 'answer', sdp });
+    await remoteDescription({ type: 'answer', sdp });
+  },
+
+  async addCandidate(json) {
+    const candidate = JSON.parse(json);
+    if (state.pc.remoteDescription === null) state.pending.push(candidate);
+    else await state.pc.addIceCandidate(candidate);
   },
 
   opened(ms) {
@@ -152,7 +165,7 @@ window.peer = {
     const report = await state.pc.getStats();
     const candidate = (s) => ({
       candidateType: s.candidateType, protocol: s.protocol, address: s.address ?? '', port: s.port,
-      relatedAddress: s.relatedAddress, relatedPort: s.relatedPort, url: s.url,
+      relatedAddress: s.relatedAddress, relatedPort: s.relatedPort, url: s.url, relayProtocol: s.relayProtocol,
     });
     const local = [];
     let selected = null;
@@ -187,9 +200,10 @@ export interface PeerConfig {
 
 interface PagePeer {
   start(config: PeerConfig, offerer: boolean): void;
-  offer(ms: number): Promise<string>;
-  answer(sdp: string, ms: number): Promise<string>;
+  offer(): Promise<string>;
+  answer(sdp: string): Promise<string>;
   accept(sdp: string): Promise<void>;
+  addCandidate(json: string): Promise<void>;
   opened(ms: number): Promise<void>;
   send(base64: string, ms: number): Promise<void>;
   received(total: number, ms: number): Promise<Received>;
@@ -198,7 +212,6 @@ interface PagePeer {
 }
 
 /** Deadlines inside the page: safety nets far above what each step takes when it works (ms to a few s). */
-const GATHER_MS = 30_000;
 const OPEN_MS = 30_000;
 const TRANSFER_MS = 60_000;
 
@@ -215,12 +228,21 @@ export class PagePeerHandle {
     return this.page.evaluate(([c, o]) => (globalThis as unknown as { peer: PagePeer }).peer.start(c, o), [config, offerer] as const);
   }
 
+  /** Trickle this page's candidates to `other` from now on (call before start). */
+  async trickleTo(other: PagePeerHandle): Promise<void> {
+    await this.page.exposeFunction('natpunchSignal', (json: string) => other.addCandidate(json));
+  }
+
   offer(): Promise<string> {
-    return this.page.evaluate((ms) => (globalThis as unknown as { peer: PagePeer }).peer.offer(ms), GATHER_MS);
+    return this.page.evaluate(() => (globalThis as unknown as { peer: PagePeer }).peer.offer());
   }
 
   answer(sdp: string): Promise<string> {
-    return this.page.evaluate(([s, ms]) => (globalThis as unknown as { peer: PagePeer }).peer.answer(s, ms), [sdp, GATHER_MS] as const);
+    return this.page.evaluate((s) => (globalThis as unknown as { peer: PagePeer }).peer.answer(s), sdp);
+  }
+
+  addCandidate(json: string): Promise<void> {
+    return this.page.evaluate((c) => (globalThis as unknown as { peer: PagePeer }).peer.addCandidate(c), json);
   }
 
   accept(sdp: string): Promise<void> {
