@@ -106,7 +106,8 @@ async function browsersMeet(t: TestContext, kinds: Record<SideName, NatKind>, po
       const stats = { a: await a.stats(), b: await b.stats() };
       const counted = { a: await wanCounts(lab, 'a'), b: await wanCounts(lab, 'b') };
       t.diagnostic(`${kinds.a} × ${kinds.b}, policy ${policy}: ${Object.entries(ms).map(([k, v]) => `${k} ${v} ms`).join(', ')}; ` +
-        `selected: a ${describePair(stats.a)}, b ${describePair(stats.b)}; WAN out: a ${JSON.stringify(counted.a)}, b ${JSON.stringify(counted.b)}`);
+        `selected: a ${describePair(stats.a)}, b ${describePair(stats.b)}; WAN out: a ${JSON.stringify(counted.a)}, b ${JSON.stringify(counted.b)}; ` +
+        `candidate errors: a ${JSON.stringify(stats.a.errors)}, b ${JSON.stringify(stats.b.errors)}`);
       // The browsers talked to our server and to each other, to nothing else (CHROMIUM_ARGS).
       for (const side of SIDES) assert.equal(counted[side.name].elsewhere, 0, `${side.name}: ${counted[side.name].elsewhere} packet(s) left for other hosts`);
       return { stats, counted, wan: { a: lab.routers['a']!.wanAddress, b: lab.routers['b']!.wanAddress } };
@@ -187,6 +188,8 @@ test('Chromium × Chromium through port-restricted × eim-random-port with our S
     assert.ok(srflx.length > 0, `${side.name}: no srflx candidate gathered: ${JSON.stringify(stats.local)}`);
     for (const c of srflx) assert.equal(c.address, wan[side.name], `${side.name}: srflx ${JSON.stringify(c)} is not the NAT's public address`);
     assertRelayed(side.name, stats, ['udp'], wan[side.name]);
+    // Our servers answered every request Chromium sent (no icecandidateerror: no 4xx, no timeout).
+    assert.deepEqual(stats.errors, [], `${side.name}: candidate errors`);
     // The direct path: neither end relayed, and the far end is the other NAT's public mapping.
     const pair = stats.selected;
     assert.ok(pair !== null, `${side.name}: no selected candidate pair`);
@@ -214,6 +217,7 @@ test('Chromium × Chromium with iceTransportPolicy "relay": only relay candidate
     // (Under the relay policy Chromium hides a relay candidate's related address, the NAT's
     // mapping, from the page: the test above checks it.)
     assertRelayed(side.name, stats, ['udp'], null);
+    assert.deepEqual(stats.errors, [], `${side.name}: candidate errors`);
     const pair = stats.selected;
     assert.ok(pair !== null, `${side.name}: no selected candidate pair`);
     assert.equal(pair.local.candidateType, 'relay', `${side.name}: selected ${describePair(stats)}`);
@@ -248,5 +252,8 @@ test('Chromium × Chromium behind udp-blocked × udp-blocked: TURN over TCP is t
     const counted = meeting.counted[side.name];
     assert.ok(counted.toTurn >= ONE_MIB, `${side.name}: only ${counted.toTurn} B went to the TURN port`);
     assert.equal(counted.toPeer, 0, `${side.name}: ${counted.toPeer} B went NAT to NAT`);
+    // Our STUN and TURN over UDP may have timed out by now (701): that is the blocked UDP. TURN
+    // over TCP must not have failed at all.
+    assert.deepEqual(stats.errors.filter((e) => e.url === TURN_TCP || e.signal !== undefined), [], `${side.name}: candidate errors`);
   }
 });

@@ -32,6 +32,11 @@ export interface PeerStats {
   local: CandidateStats[];
   /** The pair ICE selected, from the transport's selectedCandidatePairId. */
   selected: { local: CandidateStats; remote: CandidateStats; bytesSent: number; bytesReceived: number } | null;
+  /**
+   * Every 'icecandidateerror' (a STUN or TURN server that answered with an error or not at all,
+   * e.g. 701 for a timeout) and every failure to pass a candidate to the other page.
+   */
+  errors: { url?: string; code?: number; text?: string; signal?: string }[];
 }
 
 export interface Received {
@@ -180,7 +185,7 @@ window.peer = {
         };
       }
     });
-    return { local, selected };
+    return { local, selected, errors: state.errors };
   },
 
   close() {
