@@ -66,7 +66,7 @@ interface Meeting {
  * them meet with `policy`, and move 1 MiB each way. Asserts the bytes arrive intact and that
  * nothing left for other hosts; returns what the caller asserts about the path.
  */
-async function browsersMeet(t: TestContext, kinds: Record<SideName, NatKind>, policy: 'all' | 'relay'): Promise<Meeting> {
+async function browsersMeet(t: TestContext, kinds: Record<SideName, NatKind>, policy: 'all' | 'relay', signalling: 'complete' | 'trickle'): Promise<Meeting> {
   return withLab({ a: { kind: kinds.a }, b: { kind: kinds.b } }, async (lab) => {
     const ms: Record<string, number> = {};
     let mark = Date.now();
@@ -87,12 +87,16 @@ async function browsersMeet(t: TestContext, kinds: Record<SideName, NatKind>, po
       const [a, b] = await Promise.all(browsers.map(async (browser) => new PagePeerHandle(await browser.open(PAGE_HTML)))) as [PagePeerHandle, PagePeerHandle];
       step('pages');
       const config: PeerConfig = { iceServers: ICE_SERVERS, iceTransportPolicy: policy };
-      // Signalling through this process: offer, answer, and each candidate trickled as found.
-      await a.trickleTo(b);
-      await b.trickleTo(a);
+      // Signalling through this process: offer and answer, each with every candidate in it once
+      // gathering is complete, or at once with each candidate trickled as found (webrtc-page.ts).
+      const trickle = signalling === 'trickle';
+      if (trickle) {
+        await a.trickleTo(b);
+        await b.trickleTo(a);
+      }
       await a.start(config, true);
       await b.start(config, false);
-      await a.accept(await b.answer(await a.offer()));
+      await a.accept(await b.answer(await a.offer(!trickle), !trickle));
       await Promise.all([a.opened(), b.opened()]);
       step('connect');
 
@@ -179,7 +183,9 @@ test('Chromium × Chromium through port-restricted × eim-random-port with our S
   // random port: each browser's checks reach the other's srflx address and open its own NAT's
   // filter for the answer, so a direct path exists (NATLAB-FACTS: every cone × cone pair
   // punches). b's srflx port differs from its host port: ICE must use what our STUN reported.
-  const meeting = await browsersMeet(t, { a: 'port-restricted', b: 'eim-random-port' }, 'all');
+  // Descriptions go across once gathering is complete, so both relay candidates exist before
+  // any check: a's NAT drops b's checks until a, holding the answer, has sent its own.
+  const meeting = await browsersMeet(t, { a: 'port-restricted', b: 'eim-random-port' }, 'all', 'complete');
   const wan = meeting.wan;
   for (const side of SIDES) {
     const stats = meeting.stats[side.name];
@@ -210,7 +216,7 @@ test('Chromium × Chromium through port-restricted × eim-random-port with our S
 test('Chromium × Chromium with iceTransportPolicy "relay": only relay candidates, relay-to-relay through our TURN over UDP, 1 MiB each way intact, nothing NAT to NAT', { timeout: 120_000 }, async (t) => {
   if (skipUnlessLab(t) || skipUnlessChromium(t)) return;
   // The same NATs as above, where a direct path exists: only the policy keeps the browsers off it.
-  const meeting = await browsersMeet(t, { a: 'port-restricted', b: 'eim-random-port' }, 'relay');
+  const meeting = await browsersMeet(t, { a: 'port-restricted', b: 'eim-random-port' }, 'relay', 'complete');
   for (const side of SIDES) {
     const stats = meeting.stats[side.name];
     assert.deepEqual(stats.local.filter((c) => c.candidateType !== 'relay'), [], `${side.name}: the relay policy still exposed other candidates`);
@@ -239,7 +245,7 @@ test('Chromium × Chromium behind udp-blocked × udp-blocked: TURN over TCP is t
   // No UDP leaves either NAT: no srflx, no UDP allocation; Chromium's TURN client must carry
   // STUN-framed Allocate, ChannelBind and ChannelData (padded to 4 bytes on a stream, RFC 8656
   // §12.5) over TCP to our server, which relays between the two allocations.
-  const meeting = await browsersMeet(t, { a: 'udp-blocked', b: 'udp-blocked' }, 'all');
+  const meeting = await browsersMeet(t, { a: 'udp-blocked', b: 'udp-blocked' }, 'all', 'trickle');
   for (const side of SIDES) {
     const stats = meeting.stats[side.name];
     assert.deepEqual(gatheredOf(stats, 'srflx'), [], `${side.name}: a srflx candidate through a NAT that drops UDP`);

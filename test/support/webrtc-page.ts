@@ -2,11 +2,13 @@
  * The page two lab browsers load to meet over WebRTC, and typed calls into it from the test.
  *
  * The page holds one RTCPeerConnection and one ordered, reliable RTCDataChannel. The test
- * process is the signalling channel: it hands the offer to the answerer and the answer back, and
- * trickles each candidate to the other page as the browser finds it (RFC 8838), as real
- * applications do. Waiting for gathering to complete instead would stall for the ~40 s a browser
- * retries STUN to a server it cannot reach, e.g. over UDP from a network that drops UDP, where
- * only TURN over TCP works. The page's program is plain JavaScript in a string because it runs in the browser, not
+ * process is the signalling channel: it hands the offer to the answerer and the answer back,
+ * either once ICE gathering is complete (each description then carries every candidate), or at
+ * once, trickling each candidate to the other page as the browser finds it (RFC 8838).
+ * Complete gathering is what makes a test see every candidate: once a path works Chromium stops
+ * gathering, so with trickle a fast direct connection can leave the TURN allocation unmade.
+ * Trickle is for networks where gathering cannot complete soon: over UDP that is dropped a
+ * browser retries STUN for ~40 s, while TURN over TCP works at once. The page's program is plain JavaScript in a string because it runs in the browser, not
  * in Node (the project compiles without the DOM library); every wait in it is bounded and fails
  * saying what it waited for.
  */
@@ -74,6 +76,15 @@ async function remoteDescription(description) {
   for (const candidate of state.pending.splice(0)) await state.pc.addIceCandidate(candidate);
 }
 
+function gathered(ms) {
+  const pc = state.pc;
+  const done = new Promise((resolve) => {
+    if (pc.iceGatheringState === 'complete') return resolve();
+    pc.addEventListener('icegatheringstatechange', () => { if (pc.iceGatheringState === 'complete') resolve(); });
+  });
+  return bounded(done, ms, () => 'ICE gathering did not complete (' + describe() + ')');
+}
+
 function adopt(channel) {
   channel.binaryType = 'arraybuffer';
   channel.bufferedAmountLowThreshold = LOW_WATER;
@@ -101,7 +112,7 @@ window.peer = {
     // Trickle: window.natpunchSignal is the test process (page.exposeFunction), which adds the
     // candidate in the other page.
     pc.addEventListener('icecandidate', (e) => {
-      if (e.candidate === null) return;
+      if (e.candidate === null || typeof window.natpunchSignal !== 'function') return;
       state.trickled += 1;
       window.natpunchSignal(JSON.stringify(e.candidate.toJSON())).catch((error) => state.errors.push({ signal: String(error) }));
     });
@@ -109,14 +120,17 @@ window.peer = {
     else pc.addEventListener('datachannel', (event) => adopt(event.channel));
   },
 
-  async offer() {
+  // gatherMs > 0: the description once gathering is complete, with every candidate in it.
+  async offer(gatherMs) {
     await state.pc.setLocalDescription(await state.pc.createOffer());
+    if (gatherMs > 0) await gathered(gatherMs);
     return state.pc.localDescription.sdp;
   },
 
-  async answer(sdp) {
+  async answer(sdp, gatherMs) {
     await remoteDescription({ type: 'offer', sdp });
     await state.pc.setLocalDescription(await state.pc.createAnswer());
+    if (gatherMs > 0) await gathered(gatherMs);
     return state.pc.localDescription.sdp;
   },
 
@@ -205,8 +219,8 @@ export interface PeerConfig {
 
 interface PagePeer {
   start(config: PeerConfig, offerer: boolean): void;
-  offer(): Promise<string>;
-  answer(sdp: string): Promise<string>;
+  offer(gatherMs: number): Promise<string>;
+  answer(sdp: string, gatherMs: number): Promise<string>;
   accept(sdp: string): Promise<void>;
   addCandidate(json: string): Promise<void>;
   opened(ms: number): Promise<void>;
@@ -217,6 +231,7 @@ interface PagePeer {
 }
 
 /** Deadlines inside the page: safety nets far above what each step takes when it works (ms to a few s). */
+const GATHER_MS = 30_000;
 const OPEN_MS = 30_000;
 const TRANSFER_MS = 60_000;
 
@@ -238,12 +253,14 @@ export class PagePeerHandle {
     await this.page.exposeFunction('natpunchSignal', (json: string) => other.addCandidate(json));
   }
 
-  offer(): Promise<string> {
-    return this.page.evaluate(() => (globalThis as unknown as { peer: PagePeer }).peer.offer());
+  /** The offer; with `gather`, once ICE gathering is complete. */
+  offer(gather: boolean): Promise<string> {
+    return this.page.evaluate((ms) => (globalThis as unknown as { peer: PagePeer }).peer.offer(ms), gather ? GATHER_MS : 0);
   }
 
-  answer(sdp: string): Promise<string> {
-    return this.page.evaluate((s) => (globalThis as unknown as { peer: PagePeer }).peer.answer(s), sdp);
+  /** The answer to `sdp`; with `gather`, once ICE gathering is complete. */
+  answer(sdp: string, gather: boolean): Promise<string> {
+    return this.page.evaluate(([s, ms]) => (globalThis as unknown as { peer: PagePeer }).peer.answer(s, ms), [sdp, gather ? GATHER_MS : 0] as const);
   }
 
   addCandidate(json: string): Promise<void> {
