@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make a fresh clone runnable: npm packages (and the build), plus — when root and missing — the
-# Debian packages the NAT lab, the interop tests and the dashboard's browser test (chromium) use.
+# Debian packages the NAT lab, the interop tests and the browser tests (chromium: the dashboard, WebRTC) use.
 # Safe to run again: it skips what is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,0 +1,123 @@
+/**
+ * Headless Chromium inside a lab host's network namespace, driven by playwright-core, for the
+ * browser interop tests (issue 11): a real WebRTC stack gathering candidates from our STUN and
+ * TURN and punching through the lab's NATs.
+ *
+ * Playwright talks to the browser over a pipe (--remote-debugging-pipe), not a socket, so the
+ * browser can live in a namespace the test process has no route into. playwright-core ships no
+ * browser and downloads none: it runs Debian's /usr/bin/chromium through a generated wrapper
+ * that enters the namespace.
+ */
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Host } from '../../src/lab/index.js';
+
+/** Debian's chromium (`apt-get install chromium`); its launcher script sources /etc/chromium.d. */
+export const CHROMIUM = '/usr/bin/chromium';
+
+/**
+ * Flags that keep Chromium from reaching any host of its own accord (component updates, sync,
+ * field trials, QUIC probes, first-run pages): the lab has no route out, but a browser that
+ * tried would still be talking to the world from a test. --no-sandbox because we run as root;
+ * --disable-dev-shm-usage because a namespace shares the host's possibly small /dev/shm.
+ * Playwright adds its own set beside these (e.g. --disable-field-trial-config), and a fresh
+ * temporary --user-data-dir per launch, which it deletes on close. launchChromiumIn adds
+ * --host-resolver-rules (resolverRules).
+ */
+export const CHROMIUM_ARGS: readonly string[] = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-dev-shm-usage',
+];
+
+/**
+ * The page's origin. Chromium only gives `crypto.subtle` (for the SHA-256 of what arrived) to a
+ * secure context, which about:blank is not; so the page is served from an https URL that
+ * playwright answers itself (page.route): no request leaves the browser. `.test` is reserved
+ * (RFC 6761), so nothing could ever resolve it anyway.
+ */
+export const PAGE_URL = 'https://webrtc.natpunch.test/';
+
+/** Skip with a printed reason when Debian's chromium is not installed (CI installs it). */
+export function skipUnlessChromium(t: TestContext): boolean {
+  if (existsSync(CHROMIUM)) return false;
+  const reason = `${CHROMIUM} not installed (apt-get install -y chromium)`;
+  console.log(`# SKIP ${t.name}: ${reason}`);
+  t.skip(reason);
+  return true;
+}
+
+/**
+ * Even with CHROMIUM_ARGS, Chromium 156 looks up update.googleapis.com and accounts.google.com
+ * at start-up (seen with tcpdump in the namespace). The lab has no route out, but no query
+ * should even be tried: every name fails inside the browser. IP literals are names to this rule
+ * too, and Chromium resolves them for TCP (a `turn:…?transport=tcp` server fails with 701
+ * without trying to connect), so the addresses the browser may reach are excluded by name.
+ */
+function resolverRules(reachable: readonly string[]): string {
+  return `--host-resolver-rules=${['MAP * ~NOTFOUND', ...reachable.map((address) => `EXCLUDE ${address}`)].join(', ')}`;
+}
+
+export interface LabBrowser {
+  browser: Browser;
+  /** A page at PAGE_URL with `html` as its document. */
+  open(html: string): Promise<Page>;
+  /** Close the browser (playwright kills its whole process group) and remove its files. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Launch headless Chromium inside `host`'s network namespace; it may resolve (and so reach over
+ * TCP) only the IP literals in `reachable`. The caller must close() it, in a finally: a browser
+ * left running would keep the lab's namespace alive after `lab.down()`.
+ */
+export async function launchChromiumIn(host: Host, reachable: readonly string[]): Promise<LabBrowser> {
+  const dir = await mkdtemp(join(tmpdir(), `natpunch-chromium-${host.name}-`));
+  // A HOME of its own: Chromium writes ~/.pki and ~/.cache besides the profile, and must not
+  // touch (or be confused by) root's.
+  await mkdir(join(dir, 'home'));
+  const wrapper = join(dir, 'chromium');
+  // `exec` twice, so the pid playwright holds is Chromium's own and its process group is the browser's.
+  await writeFile(wrapper, `#!/bin/sh\nexec ip netns exec '${host.netns}' '${CHROMIUM}' "$@"\n`);
+  await chmod(wrapper, 0o755);
+  let browser: Browser;
+  try {
+    browser = await chromium.launch({
+      executablePath: wrapper,
+      args: [...CHROMIUM_ARGS, resolverRules(reachable)],
+      // No session bus in a test container: without this Chromium retries DBus for every
+      // subsystem and fills the log (harmless, but it buries real errors).
+      env: { ...process.env, HOME: join(dir, 'home'), DBUS_SESSION_BUS_ADDRESS: 'disabled:' },
+      timeout: 60_000,
+    });
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+  let closed: Promise<void> | null = null;
+  return {
+    browser,
+    async open(html: string): Promise<Page> {
+      const page = await browser.newPage();
+      await page.route('**/*', (route) => route.request().url() === PAGE_URL
+        ? route.fulfill({ status: 200, contentType: 'text/html', body: html })
+        : route.abort());
+      await page.goto(PAGE_URL);
+      return page;
+    },
+    close(): Promise<void> {
+      closed ??= browser.close().finally(() => rm(dir, { recursive: true, force: true }));
+      return closed;
+    },
+  };
+}
