@@ -8,7 +8,7 @@ import { NatpunchServer } from '../../src/server/natpunch-server.js';
 import { createPeer, generateIdentity, type Connection, type Peer } from '../../src/index.js';
 import { TurnClient } from '../../src/turn/client.js';
 import { openUdpTransport } from '../../src/turn/client-transport.js';
-import { chromiumMissing, launchChromium, type HeadlessChromium } from '../support/chromium-launch.js';
+import { launchChromium, skipUnlessChromium, type HeadlessChromium } from '../support/chromium.js';
 import { decodePng } from '../support/png.js';
 import { parsePrometheusText, sampleValue, sumOf } from '../support/prometheus-text.js';
 import { once } from '../support/wait.js';
@@ -35,11 +35,7 @@ interface PageDocument {
 }
 
 test('the dashboard in headless Chromium shows live numbers that match /metrics', { timeout: 180_000 }, async (t) => {
-  const missing = chromiumMissing();
-  if (missing) {
-    console.log(`skipping the dashboard browser test: ${missing}`);
-    return t.skip(missing);
-  }
+  if (skipUnlessChromium(t)) return;
   const server = await NatpunchServer.listen({
     address: '127.0.0.1', altAddress: '127.0.0.2', port: 0, altPort: 0, httpPort: 0,
     relay: { users: new Map([['alice', 'wonderland']]), allow: ['127.0.0.0/8'] },

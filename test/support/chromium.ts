@@ -1,7 +1,7 @@
 /**
- * Headless Chromium inside a lab host's network namespace, driven by playwright-core, for the
- * browser interop tests (issue 11): a real WebRTC stack gathering candidates from our STUN and
- * TURN and punching through the lab's NATs.
+ * Headless Chromium driven by playwright-core, for the browser tests: inside a lab host's network
+ * namespace for WebRTC interop (a real WebRTC stack gathering candidates from our STUN and TURN
+ * and punching through the lab's NATs), and on loopback for the dashboard.
  *
  * Playwright talks to the browser over a pipe (--remote-debugging-pipe), not a socket, so the
  * browser can live in a namespace the test process has no route into. playwright-core ships no
@@ -13,7 +13,7 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import type { Host } from '../../src/lab/index.js';
 
 /** Debian's chromium (`apt-get install chromium`); its launcher script sources /etc/chromium.d. */
@@ -51,7 +51,7 @@ export const PAGE_URL = 'https://webrtc.natpunch.test/';
 /** Skip with a printed reason when Debian's chromium is not installed (CI installs it). */
 export function skipUnlessChromium(t: TestContext): boolean {
   if (existsSync(CHROMIUM)) return false;
-  const reason = `${CHROMIUM} not installed (apt-get install -y chromium)`;
+  const reason = `${CHROMIUM} not installed (apt-get install -y chromium; scripts/setup.sh installs it as root)`;
   console.log(`# SKIP ${t.name}: ${reason}`);
   t.skip(reason);
   return true;
@@ -117,6 +117,38 @@ export async function launchChromiumIn(host: Host, reachable: readonly string[])
     },
     close(): Promise<void> {
       closed ??= browser.close().finally(() => rm(dir, { recursive: true, force: true }));
+      return closed;
+    },
+  };
+}
+
+export interface HeadlessChromium {
+  context: BrowserContext;
+  /** Closes the browser and removes its profile; safe to call twice. */
+  close(): Promise<void>;
+}
+
+/**
+ * Chromium headless in this namespace, with a fresh profile, for pages served on loopback: it
+ * may resolve (and so reach) only 127.0.0.1.
+ */
+export async function launchChromium(viewport: { width: number; height: number }): Promise<HeadlessChromium> {
+  const profile = await mkdtemp(join(tmpdir(), 'natpunch-chromium-'));
+  let context: BrowserContext;
+  try {
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM, headless: true, args: [...CHROMIUM_ARGS, resolverRules(['127.0.0.1'])], viewport, timeout: 60_000,
+      env: { ...process.env, DBUS_SESSION_BUS_ADDRESS: 'disabled:' },
+    });
+  } catch (error) {
+    await rm(profile, { recursive: true, force: true });
+    throw new Error(`could not start ${CHROMIUM} headless: ${(error as Error).message}`, { cause: error });
+  }
+  let closed: Promise<void> | null = null;
+  return {
+    context,
+    close(): Promise<void> {
+      closed ??= context.close().catch(() => undefined).finally(() => rm(profile, { recursive: true, force: true }));
       return closed;
     },
   };
