@@ -2,7 +2,7 @@
  * Connection slots of a listener: a bound on connections in all and per source IP address, and
  * which connection gives way when all slots are taken. Used by the STUN/TURN TCP and TLS
  * listeners (src/stun/server.ts) and the HTTP listeners (src/server/http-limits.ts); the
- * reasoning is in docs/decisions/0XX-server-limits.md.
+ * reasoning is in docs/decisions/014-server-limits.md.
  *
  * Over the per-address cap a new connection is refused: one address cannot take every slot.
  * When every slot is taken, the connection that has gone longest without making progress (as

@@ -4,7 +4,7 @@
  * issue 11 run from 127.0.0.1 (bench/stun-attack/attacker.ts: a UDP flood of erroneous
  * Bindings, TCP clients that never read, a TCP slowloris holding more than every slot).
  * Reported: p50 and p99 of each, and attacked/quiet as a ratio, both measured in the same run
- * against the same server process with its default limits (docs/decisions/0XX-server-limits.md).
+ * against the same server process with its default limits (docs/decisions/014-server-limits.md).
  */
 import dgram from 'node:dgram';
 import { join } from 'node:path';

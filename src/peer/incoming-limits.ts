@@ -11,7 +11,7 @@
  *   busy rather than forget one early).
  * The refusal travels as the protocol's `refuse`, whose reason starts with the code, and the
  * initiator's `connect()` rejects with RefusedError (`kind` busy or rate-limited) saying when to
- * try again. The server limits intents too (docs/decisions/0XX-rendezvous-limits.md); this
+ * try again. The server limits intents too (docs/decisions/015-rendezvous-limits.md); this
  * bound holds whatever server the peer uses.
  */
 import { RateTable } from '../rate-table.js';

@@ -11,7 +11,7 @@
  * peer id). Two processes with one key would otherwise take the registration from each other
  * forever. Those stop the loop and are reported ('disconnected' with `retryInMs: null`).
  *
- * Several servers (`urls`: nodes sharing one registry, docs/decisions/0XX-redis.md): the first
+ * Several servers (`urls`: nodes sharing one registry, docs/decisions/016-redis.md): the first
  * registration takes the first that answers; after a drop each attempt goes to the next one, so a
  * peer whose node died registers on another within the first backoff step. A server that shuts
  * down says so (`error shutdown`): that is a request to move, honoured at once, without backoff

@@ -9,7 +9,7 @@
  * "delete only if still mine" and "extend only if still mine" are small Lua scripts. A node that
  * lost its registration to a newer one (same peer id, any node) can therefore neither delete nor
  * extend the newer entry.
- * @see docs/decisions/0XX-redis.md
+ * @see docs/decisions/016-redis.md
  */
 import { debuglog } from 'node:util';
 import type { PeerRecord, Registry } from './registry.js';

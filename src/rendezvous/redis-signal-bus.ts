@@ -8,7 +8,7 @@
  * how many nodes received it, so the sender learns at once that nobody did. Between two nodes,
  * messages arrive in the order sent (one connection each way). Plain PUBLISH works on any Redis;
  * on a Redis Cluster, sharded pub/sub (SPUBLISH, Redis 7) would keep each channel on one shard.
- * @see docs/decisions/0XX-redis.md
+ * @see docs/decisions/016-redis.md
  */
 import { debuglog } from 'node:util';
 import { type BusMessage, type SignalBus, parseBusMessage } from './signal-bus.js';

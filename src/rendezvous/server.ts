@@ -12,10 +12,10 @@
  * trickled candidates (overall, per-session allowance and rate, trickle window), queued messages
  * and the send buffer. Per-socket state is kept small (shared handlers and timers, lazily made
  * sets and buckets) so that one process holds 100k peers.
- * Several nodes may share one registry and a signal bus (Redis: docs/decisions/0XX-redis.md):
+ * Several nodes may share one registry and a signal bus (Redis: docs/decisions/016-redis.md):
  * a session's two peers may then sit on different nodes, and each node keeps its copy of the
  * session with the other side as a RemotePeer, reached over the bus. The limits stay per node.
- * @see docs/decisions/004-rendezvous-protocol.md, docs/decisions/0XX-rendezvous-limits.md
+ * @see docs/decisions/004-rendezvous-protocol.md, docs/decisions/015-rendezvous-limits.md
  */
 import http from 'node:http';
 import type { Duplex } from 'node:stream';

@@ -7,7 +7,7 @@
  * Delivery is at most once and in order between two nodes (one publisher connection, one
  * subscriber): a message to a node that is not listening is lost, which `send` reports so the
  * sender can answer `peer-not-found` at once instead of waiting for the intent to expire.
- * @see docs/decisions/0XX-redis.md
+ * @see docs/decisions/016-redis.md
  */
 import type { Capability, ServerMessage, Signed } from './messages.js';
 import { knownCapabilities } from './messages.js';

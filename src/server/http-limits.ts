@@ -2,7 +2,7 @@
  * Limits of the HTTP listeners (`natpunch serve`'s rendezvous WebSocket, /healthz, /metrics):
  * node:http's defaults let silent connections sit for a minute or more, with no bound on how
  * many, so enough of them use up the process's file descriptors and STUN/TCP and the
- * rendezvous fail with them. Why each default: docs/decisions/0XX-server-limits.md.
+ * rendezvous fail with them. Why each default: docs/decisions/014-server-limits.md.
  */
 import type http from 'node:http';
 import type net from 'node:net';

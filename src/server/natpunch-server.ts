@@ -149,7 +149,7 @@ export class NatpunchServer {
       ...(turn ? { builtIn: { host: address, port: extraStun[i]!.addresses[0]!.port } } : {}), external: relay.external ?? [], secret,
     })]));
     const offersFor = (peerId: string, localAddress: string): RelayOffer[] => (extraOffers.get(unmappedIp(localAddress) ?? localAddress) ?? offers)(peerId);
-    // One limiter for every HTTP listener: the caps are the process's (decision 0XX-server-limits).
+    // One limiter for every HTTP listener: the caps are the process's (decision 014-server-limits).
     const httpLimiter = new HttpConnectionLimiter(options.httpLimits);
     // The metrics read the rendezvous, which is attached to the HTTP server: the handler is set
     // once both exist, before anything listens, so no request can come first.

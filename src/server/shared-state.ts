@@ -2,7 +2,7 @@
  * The state several `natpunch serve` nodes share (`--redis URL`): the rendezvous registry and
  * the signal bus, both on one Redis. Opened before the node takes its ports, so an unreachable
  * Redis fails the start with one line naming the URL and the cause.
- * @see docs/decisions/0XX-redis.md
+ * @see docs/decisions/016-redis.md
  */
 import { hostname } from 'node:os';
 import { debuglog } from 'node:util';

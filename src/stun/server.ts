@@ -33,7 +33,7 @@ export interface StunServerOptions {
   /**
    * Bound on concurrent TCP (and TLS) connections (default 1024). When it is reached, a new
    * connection evicts the one that has gone longest without completing a message, rather than
-   * being refused (docs/decisions/0XX-server-limits.md).
+   * being refused (docs/decisions/014-server-limits.md).
    */
   maxTcpConnections?: number;
   /** Concurrent TCP (and TLS) connections from one IP address; more are closed at once (default 64). */
@@ -344,7 +344,7 @@ export class StunServer {
     // Plain Binding requests (no attributes but SOFTWARE/FINGERPRINT) are answered straight from
     // the bytes, identical to the general path (test/stun/fast-binding.test.ts). They carry no
     // USERNAME, so onBinding observers (which key on it) lose nothing.
-    // Requests answered per source address (decision 0XX-server-limits). Only requests (class
+    // Requests answered per source address (decision 014-server-limits). Only requests (class
     // bits C1 0x0100 and C0 0x0010 both 0, RFC 8489 §5): ChannelData above and TURN's Send
     // indications are relayed data, bounded per allocation by TURN's bandwidth limit instead.
     const request = (slab[offset]! & 0x01) === 0 && (slab[offset + 1]! & 0x10) === 0;
@@ -517,7 +517,7 @@ export class StunServer {
   }
 }
 
-/** Defaults of the limits; why each: docs/decisions/0XX-server-limits.md. */
+/** Defaults of the limits; why each: docs/decisions/014-server-limits.md. */
 export const STUN_LIMIT_DEFAULTS: Required<StunLimits> = {
   maxTcpConnections: 1024,
   maxTcpConnectionsPerAddress: 64,

@@ -10,7 +10,7 @@ import { TokenBucket } from '../token-bucket.js';
  * The table forgets the source it met first when it is full. A source that comes back starts
  * with a full burst, which it would have after `burst / rate` seconds of silence anyway; a
  * flood of spoofed sources churns the table but never grows it.
- * See docs/decisions/0XX-server-limits.md.
+ * See docs/decisions/014-server-limits.md.
  */
 export interface SourceRateLimitOptions {
   /** Requests per second per source; 0 turns the limit off. */

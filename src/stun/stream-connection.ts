@@ -3,7 +3,7 @@ import { StreamFramer } from './framing.js';
 
 /**
  * One STUN (and TURN) client connection over TCP or TLS, as the server reads and writes it, with
- * the bounds that keep one client from taking more than its share (docs/decisions/0XX-server-limits.md):
+ * the bounds that keep one client from taking more than its share (docs/decisions/014-server-limits.md):
  *
  * - Backpressure: frames are handled only while less than `highWaterMark` bytes of output wait
  *   to be sent; past it the socket is paused, and resumed as the output drains. A client that
