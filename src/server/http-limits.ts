@@ -80,10 +80,15 @@ export class HttpConnectionLimiter {
       this.#headersArrived(socket);
       // Once every 'upgrade' listener has run: a WebSocket (the rendezvous wrote its 101) is a
       // registered peer's long-lived connection, not one to evict for a newcomer; an upgrade
-      // that no listener answered (this listener makes a shared server's count look taken) is closed.
+      // that no listener answered (this listener makes a shared server's count look taken, so the
+      // rendezvous leaves a wrong path to it) gets the 404 it would have had: the client is told
+      // its URL is wrong, not that the connection broke.
       setImmediate(() => {
         if (socket.destroyed) return;
-        if (socket.bytesWritten === 0 && socket.writableLength === 0) return void socket.destroy();
+        if (socket.bytesWritten === 0 && socket.writableLength === 0) {
+          socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n', () => socket.destroy());
+          return;
+        }
         this.#slots.setEvictable(socket, false);
       });
     });
