@@ -227,6 +227,7 @@ export class RefusedError extends NatpunchError {
   readonly peerId: string;
   /** What it answered, e.g. `not on its allow-list`, or `busy: ...` / `rate-limited: ...` (the kind first). */
   readonly reason: string;
+  /** Which kind of refusal it was (read from `reason`): `busy` and `rate-limited` pass, try again later. */
   readonly kind: RefusalKind;
   constructor(peerId: string, reason: string, options?: { cause?: unknown }) {
     super('ERR_REFUSED', `peer ${peerId} refused the connection: ${reason}`, options);

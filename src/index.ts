@@ -15,6 +15,12 @@ export {
   punchServerless, SERVERLESS_PUNCH_TIMEOUT_MS, type ServerlessPunchOptions, type ServerlessConnection,
 } from './peer/serverless.js';
 export { PeerAbortedError, StreamResetError, StreamTimeoutError } from './transport/errors.js';
+export { createServer, NatpunchServer, type NatpunchServerOptions } from './server/natpunch-server.js';
+export type { RelayConfig } from './server/relay-config.js';
+export type { HttpLimits } from './server/http-limits.js';
+export type { RendezvousLimits } from './rendezvous/server.js';
+export type { StunLimits } from './stun/server.js';
+export type { IncomingLimits } from './peer/incoming-limits.js';
 export { StunServer, type StunServerOptions, type StunServerStats } from './stun/server.js';
 export { StunUdpClient, type StunResponse, type RequestOptions } from './stun/udp-client.js';
 export type { RetransmissionOptions } from './stun/retransmission.js';

@@ -16,6 +16,7 @@
  */
 import { RateTable } from '../rate-table.js';
 
+/** How many incoming connection attempts a listening peer takes on, in all and from one initiator (`PeerOptions.incoming`). */
 export interface IncomingLimits {
   /** Incoming connections being set up at once: deciding, awaiting the punch, punching (default 8). */
   maxConcurrent: number;

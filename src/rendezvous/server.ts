@@ -50,6 +50,10 @@ import { techniqueHint } from './technique-hint.js';
 
 const debug = debuglog('natpunch:rendezvous');
 
+/**
+ * What one rendezvous node lets each socket, peer, pair and address hold, and for how long
+ * (decisions 004 and 015): every per-client structure is bounded and expires.
+ */
 export interface RendezvousLimits extends MessageLimits {
   /** Open WebSockets, registered or not (default 120000; raise the fd limit to match). Beyond it the upgrade gets 503. */
   maxConnections: number;
@@ -78,9 +82,11 @@ export interface RendezvousLimits extends MessageLimits {
   pendingTimeoutMs: number;
   /** Token bucket per initiator for `connect`: sustained intents per second (default 2) and burst (default 10). */
   intentsPerSecond: number;
+  /** The burst of that bucket (default 10). */
   intentBurst: number;
   /** Token bucket per initiator-target pair: sustained intents per minute (default 12) and burst (default 4). */
   pairIntentsPerMinute: number;
+  /** The burst of that bucket (default 4). */
   pairIntentBurst: number;
   /** Initiator-target pairs whose bucket is refilling, kept at once (default 100000); beyond it intents get `rate-limited`. */
   maxRatePairs: number;
@@ -88,6 +94,7 @@ export interface RendezvousLimits extends MessageLimits {
   maxSessions: number;
   /** Token bucket per socket: sustained messages per second (default 20) and burst (default 40). */
   messagesPerSecond: number;
+  /** The burst of that bucket (default 40). */
   messageBurst: number;
   /** Protocol errors a socket may cause in a burst (default 20, refilled 1/s) before it is closed. */
   errorBurst: number;
@@ -115,6 +122,7 @@ export interface RendezvousLimits extends MessageLimits {
   maxTrickleCandidates: number;
   /** Token bucket per peer per session for `trickle`: sustained per second (default 2) and burst (default 4). */
   trickleMessagesPerSecond: number;
+  /** The burst of that bucket (default 4). */
   trickleBurst: number;
 }
 

@@ -9,6 +9,7 @@ import type net from 'node:net';
 import { ConnectionSlots } from '../connection-slots.js';
 import { withDefaults } from '../options.js';
 
+/** Limits on the HTTP listeners (the rendezvous WebSocket, /healthz, /metrics): decision 014. */
 export interface HttpLimits {
   /**
    * A connection must send a whole request head (a WebSocket upgrade included) within this long

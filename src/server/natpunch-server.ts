@@ -13,15 +13,20 @@ import { type SharedState, openSharedState } from './shared-state.js';
 import { ServerMetrics } from '../metrics/server-metrics.js';
 import { httpHandler } from './http/handler.js';
 
+/** What {@link createServer} starts, and where (`natpunch serve`'s flags, as options). */
 export interface NatpunchServerOptions {
+  /** The IP address to serve on (`--address`): STUN, TURN and HTTP all bind it. */
   address: string;
   /**
    * Further addresses to serve on besides `address` (`--address` given again), e.g. the host's
    * IPv6 one: STUN (without RFC 5780), TURN and the rendezvous on the same ports, one registry.
    */
   extraAddresses?: string[];
+  /** A second address of this host (`--alt-address`): turns on RFC 5780 behaviour discovery (`checkNat` needs it). */
   altAddress?: string;
+  /** The STUN and TURN port, UDP and TCP (default 3478; 0: an ephemeral port, the same for both). */
   port?: number;
+  /** The second STUN port for RFC 5780, with `altAddress` (default 3479; 0: ephemeral). */
   altPort?: number;
   /** HTTP port for the rendezvous WebSocket, /healthz, /metrics and the dashboard; null turns them off (STUN only). */
   httpPort?: number | null;
@@ -39,7 +44,14 @@ export interface NatpunchServerOptions {
   /** Relaying (TURN): the built-in server is on unless `relay.builtIn` is false. */
   relay?: RelayConfig;
   /** STUN/TURN over TLS (`--tls-cert`, `--tls-key`), on `tls.port` (default 5349). */
-  tls?: { cert: string | Buffer; key: string | Buffer; port?: number };
+  tls?: {
+    /** The PEM certificate chain. */
+    cert: string | Buffer;
+    /** Its PEM private key. */
+    key: string | Buffer;
+    /** The TLS port (default 5349). */
+    port?: number;
+  };
   /** The rendezvous's limits (`--max-peers`, `--max-connections`, `--max-unregistered`; defaults: DEFAULT_RENDEZVOUS_LIMITS). */
   rendezvousLimits?: Partial<RendezvousLimits>;
   /**
@@ -47,6 +59,7 @@ export interface NatpunchServerOptions {
    * registered on any node reach each other. Without it, state stays in this process.
    */
   redis?: {
+    /** `redis://[:PASSWORD@]HOST[:PORT][/DB]`, or `rediss://` for TLS. */
     url: string;
     /** This node's name among those sharing the Redis (default hostname:pid). */
     nodeName?: string;
@@ -63,18 +76,22 @@ export interface NatpunchServerOptions {
  * peer's server-reflexive address, which is why the two live together by default.
  */
 export class NatpunchServer {
+  /** STUN (and TURN) on `address`, with RFC 5780's alternate address and port when given. */
   readonly stun: StunServer;
   /** STUN (and TURN) on each of `extraAddresses`, in order. */
   readonly extraStun: readonly StunServer[];
+  /** @internal The built-in TURN relay (undefined with `relay.builtIn: false` or without HTTP). */
   readonly turn: TurnServer | undefined;
+  /** @internal The rendezvous service (undefined with `httpPort: null`). */
   readonly rendezvous: RendezvousServer | undefined;
   readonly #http: http.Server | undefined;
   readonly #extraHttp: readonly http.Server[];
   readonly #httpLimiter: HttpConnectionLimiter | undefined;
   #shared: SharedState | undefined;
-  /** What /metrics and the dashboard show (absent without HTTP). */
+  /** @internal What /metrics and the dashboard show (absent without HTTP). */
   readonly metrics: ServerMetrics | undefined;
 
+  /** @internal */
   private constructor(stun: StunServer, extraStun: StunServer[], turn?: TurnServer, rendezvous?: RendezvousServer, httpServer?: http.Server, extraHttp: http.Server[] = [], httpLimiter?: HttpConnectionLimiter, metrics?: ServerMetrics) {
     this.#httpLimiter = httpLimiter;
     this.metrics = metrics;
@@ -86,6 +103,7 @@ export class NatpunchServer {
     this.#extraHttp = extraHttp;
   }
 
+  /** As {@link createServer}. */
   static async listen(options: NatpunchServerOptions): Promise<NatpunchServer> {
     const observer = new ReflexiveObserver();
     const extraAddresses = options.extraAddresses ?? [];
@@ -202,7 +220,7 @@ export class NatpunchServer {
     return server;
   }
 
-  /** Counters of the HTTP listeners' connection limits (all zero when HTTP is off). */
+  /** @internal Counters of the HTTP listeners' connection limits (all zero when HTTP is off). */
   get httpStats(): HttpLimitStats {
     return this.#httpLimiter?.stats ?? { connections: 0, refused: 0, evicted: 0, headerTimeouts: 0 };
   }
@@ -246,4 +264,23 @@ function urlOf(server: http.Server): string | undefined {
   const address = server.address();
   if (!address || typeof address === 'string') return undefined;
   return `ws://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}/`;
+}
+
+/**
+ * Starts what `natpunch serve` runs, in this process: STUN (with RFC 5780 behaviour discovery
+ * given `altAddress`), the TURN relay, and the rendezvous WebSocket with /healthz, /metrics and
+ * the dashboard on `httpPort`. Resolves once every socket listens; rejects, with nothing left
+ * bound, when one cannot be bound (EADDRINUSE, EADDRNOTAVAIL) or Redis (`redis`) is unreachable.
+ *
+ * @example
+ * ```ts
+ * const server = await createServer({ address: '127.0.0.1', port: 0, httpPort: 0 });
+ * const peer = await createPeer({ server: server.rendezvousUrl! });
+ * // ...
+ * await peer.close();
+ * await server.close();
+ * ```
+ */
+export function createServer(options: NatpunchServerOptions): Promise<NatpunchServer> {
+  return NatpunchServer.listen(options);
 }

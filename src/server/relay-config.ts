@@ -14,6 +14,7 @@ import { UsageError } from '../errors.js';
 /** How long credentials handed to a peer stay good: a day, as coturn's examples use; a peer re-registers long before. */
 export const RELAY_CREDENTIAL_TTL_S = 24 * 3600;
 
+/** Relaying (TURN, RFC 8656) for `natpunch serve`: the built-in relay, its users and limits, and external relays to offer. */
 export interface RelayConfig {
   /** Run the built-in TURN server (default true). */
   builtIn?: boolean;
@@ -28,11 +29,15 @@ export interface RelayConfig {
   external?: string[];
   /** The IP relayed sockets bind to and report; default --address, or the host's first public-looking address when that is a wildcard. */
   relayAddress?: string;
-  /** `--relay-allow CIDR` / `--relay-deny CIDR`. */
+  /** Peer addresses a relay may send to (`--relay-allow CIDR`), opening ranges closed by default; the most specific rule wins (see PeerAddressPolicy). */
   allow?: string[];
+  /** Peer addresses a relay may not send to (`--relay-deny CIDR`). */
   deny?: string[];
+  /** The TURN realm (default "natpunch"). */
   realm?: string;
+  /** Allocations one user may hold at once (`--relay-user-quota`, default 10). */
   userQuota?: number;
+  /** Allocations the relay holds at once (`--relay-total-quota`, default 2000). */
   totalQuota?: number;
   /** Bytes per second per allocation (0: unlimited). */
   bandwidth?: number;

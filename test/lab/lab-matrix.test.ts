@@ -40,9 +40,18 @@ test('natpunch lab matrix --kinds port-restricted,symmetric-seq,symmetric-random
     if (birthday.startPath === undefined) assert.equal(birthday.technique, 'udp-birthday', JSON.stringify(birthday));
     else assert.match(String(birthday.technique), /^(udp-birthday|rebinding)$/, JSON.stringify(birthday));
     assert.ok(Number(birthday.directMs) >= Number(birthday.ms), JSON.stringify(birthday));
-    for (const [a, b] of [['symmetric-seq', 'symmetric-random'], ['symmetric-random', 'symmetric-random']]) {
-      assert.equal(of(a!, b!).path, 'relay', JSON.stringify(of(a!, b!)));
-      assert.equal(of(a!, b!).directMs, undefined);
+    // Random × random has no direct path within any probe budget: the relay, and it stays there.
+    const hopeless = of('symmetric-random', 'symmetric-random');
+    assert.equal(hopeless.path, 'relay', JSON.stringify(hopeless));
+    assert.equal(hopeless.directMs, undefined);
+    // Sequential × random: birthday probing against a sequential NAT sometimes lands (each probe
+    // opens the next port, and the random side's 256 sockets may meet one), so the pair ends
+    // either on the relay or, after a relayed start, direct by birthday. Both are right.
+    const seqRandom = of('symmetric-seq', 'symmetric-random');
+    if (seqRandom.path === 'relay') assert.equal(seqRandom.directMs, undefined, JSON.stringify(seqRandom));
+    else {
+      assert.equal(seqRandom.path, 'direct-udp', JSON.stringify(seqRandom));
+      assert.match(String(seqRandom.technique), /^(udp-birthday|rebinding)$/, JSON.stringify(seqRandom));
     }
     assert.deepEqual(events.at(-1), { event: 'matrix', pairs: 6, failed: 0, html });
     const page = await readFile(html, 'utf8');
