@@ -23,7 +23,7 @@
  * - with N > 1: total(N nodes) / total(1 node), beside the core count (on a 2-core machine every
  *   node and Redis share core 0, so the ratio shows the cost of the bus, not scaling).
  * Targets: 100k peers at <= 5 KiB each; >= 5k brokered connects/s per node; N=3 >= 2.5x one node.
- * `--profile` writes a CPU profile of the single node and prints where its time went.
+ * `--profile` writes a CPU profile of node 0 of each configuration and prints where its time went.
  *
  *   node dist/bench/run.js rendezvous [--peers 100000] [--nodes 3] [--duration-ms 5000] [--warmup-ms 3000] [--profile]
  */
@@ -142,21 +142,20 @@ function print(run: Record<string, unknown>): void {
 
 async function run(bench: BenchmarkContext): Promise<Record<string, unknown>> {
   const nodes = bench.options.nodes ?? 1;
-  const profileDir = bench.options.profile ? await mkdtemp(join(tmpdir(), 'natpunch-bench-rendezvous-')) : undefined;
   const runs: Record<string, unknown>[] = [];
-  try {
-    runs.push(await measure(bench, 1, profileDir));
-    print(runs[0]!);
-    if (profileDir) {
-      const { summary, file } = await collectProfile(profileDir, bench.resultsDir, 'rendezvous-server', bench.root);
-      printProfile(summary, file, 'one node: registration and brokering');
+  for (const n of nodes > 1 ? [1, nodes] : [1]) {
+    if (bench.signal.aborted) break;
+    const profileDir = bench.options.profile ? await mkdtemp(join(tmpdir(), 'natpunch-bench-rendezvous-')) : undefined;
+    try {
+      runs.push(await measure(bench, n, profileDir));
+      print(runs.at(-1)!);
+      if (profileDir) {
+        const { summary, file } = await collectProfile(profileDir, bench.resultsDir, n === 1 ? 'rendezvous-server' : `rendezvous-node-0-of-${n}`, bench.root);
+        printProfile(summary, file, `${n === 1 ? 'one node' : `node 0 of ${n}`}: registration and brokering`);
+      }
+    } finally {
+      if (profileDir) await rm(profileDir, { recursive: true, force: true });
     }
-    if (nodes > 1 && !bench.signal.aborted) {
-      runs.push(await measure(bench, nodes, undefined));
-      print(runs[1]!);
-    }
-  } finally {
-    if (profileDir) await rm(profileDir, { recursive: true, force: true });
   }
   const totals = runs.map((r) => (r['total'] as Rate).connectsPerSecond);
   const scaling = totals.length > 1 ? totals[1]! / totals[0]! : undefined;
