@@ -1,8 +1,9 @@
 /**
  * The processes of one rendezvous measurement: N server nodes (server.ts; with N > 1 sharing a
  * redis-server started here), and the client processes (clients.ts) that simulate the peers.
- * Servers and Redis run on the cores other than the load generators' (on a 2-core machine: all
- * on core 0, which is why N nodes there cannot outrun one); clients on LOAD_CORE.
+ * Each node, then Redis, gets a core of its own other than LOAD_CORE while there are enough
+ * (otherwise they time-share the cores there are: on a 2-core machine all of them share core 0,
+ * which is why N nodes there cannot outrun one); the clients get LOAD_CORE and any cores left.
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -19,16 +20,28 @@ export interface Cluster {
   servers: Server[];
   redis: BenchRedis | undefined;
   clients: Server[];
-  /** Cores the servers and Redis are pinned to (node k to serverCores[k mod length]). */
-  serverCores: number[];
+  /** Where each process is pinned. */
+  cores: CoreLayout;
   sourceAddresses: number;
   stop(): Promise<void>;
 }
 
-/** Every core but the load generators' (or core 0 alone on a 1-core machine). */
-function serverCores(): number[] {
-  const all = Array.from({ length: cpus().length }, (_, i) => i).filter((c) => c !== LOAD_CORE);
-  return all.length > 0 ? all : [0];
+export interface CoreLayout {
+  nodes: number[];
+  redis: number | undefined;
+  clients: number[];
+}
+
+/** Nodes, then Redis, on cores other than LOAD_CORE, one each while they last; clients on LOAD_CORE and the rest. */
+function coreLayout(nodes: number): CoreLayout {
+  const others = Array.from({ length: cpus().length }, (_, i) => i).filter((c) => c !== LOAD_CORE);
+  const wanted = nodes + (nodes > 1 ? 1 : 0);
+  const serverSide = others.length === 0 ? [0] : others.slice(0, wanted);
+  return {
+    nodes: Array.from({ length: nodes }, (_, k) => serverSide[k % serverSide.length]!),
+    redis: nodes > 1 ? serverSide[nodes % serverSide.length] : undefined,
+    clients: [LOAD_CORE, ...others.slice(wanted)],
+  };
 }
 
 /** `command args` under bash with the fd limit raised first (as high as allowed: root gets 1048576). */
@@ -77,7 +90,7 @@ function addresses(count: number): string[] {
  * On failure everything started is stopped before the error is thrown.
  */
 export async function startCluster(dist: string, nodes: number, peers: number, serverFlags: string[] = []): Promise<Cluster> {
-  const cores = serverCores();
+  const cores = coreLayout(nodes);
   const servers: Server[] = [];
   const clients: Server[] = [];
   let redis: BenchRedis | undefined;
@@ -88,10 +101,10 @@ export async function startCluster(dist: string, nodes: number, peers: number, s
     await redis?.server.stop();
   };
   try {
-    if (nodes > 1) redis = await startRedis(cores[nodes % cores.length]!);
+    if (cores.redis !== undefined) redis = await startRedis(cores.redis);
     for (let k = 0; k < nodes; k++) {
       const config = redis ? { redis: { url: redis.url, node: `bench-node-${k}`, prefix: 'natpunch-bench:' } } : {};
-      servers.push(start(`rendezvous node ${k}`, cores[k % cores.length]!, join(dist, 'server.js'), [JSON.stringify(config)],
+      servers.push(start(`rendezvous node ${k}`, cores.nodes[k]!, join(dist, 'server.js'), [JSON.stringify(config)],
         ['--expose-gc', ...(k === 0 ? serverFlags : [])]));
     }
     const urls = await Promise.all(servers.map(async (s) => (await s.lineMatching(/^ready /, 20_000)).slice('ready '.length).trim()));
@@ -102,9 +115,9 @@ export async function startCluster(dist: string, nodes: number, peers: number, s
       const count = Math.min(perProcess, peers - first);
       if (count <= 0) break;
       const config = { urls, first, count, addresses: sources, perAddress: PER_ADDRESS, window: REGISTER_WINDOW };
-      clients.push(start(`clients ${p}`, LOAD_CORE, join(dist, 'clients.js'), [JSON.stringify(config)]));
+      clients.push(start(`clients ${p}`, cores.clients[p % cores.clients.length]!, join(dist, 'clients.js'), [JSON.stringify(config)]));
     }
-    return { servers, redis, clients, serverCores: cores, sourceAddresses: sources.length, stop };
+    return { servers, redis, clients, cores, sourceAddresses: sources.length, stop };
   } catch (error) {
     await stop();
     throw error;

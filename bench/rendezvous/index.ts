@@ -6,8 +6,8 @@
  *
  * Each RendezvousServer (default limits) runs alone in a child process (server.ts); simulated
  * peers (clients.ts: bare WebSockets signing real register, intent and accept messages) run in
- * 4 other processes pinned to core 1, each peer from its own 127.x source address, taken in turn
- * (cluster.ts). With N nodes, peer i registers with node i mod N and initiators connect only to
+ * 4 other processes pinned to core 1 (and to cores no node or Redis needs, on a larger machine),
+ * each peer from its own 127.x source address, taken in turn (cluster.ts). With N nodes, peer i registers with node i mod N and initiators connect only to
  * targets on other nodes, so every connect crosses the Redis bus. Every child raises its own fd
  * limit (`ulimit -n`, which root may raise to 1048576).
  *
@@ -32,8 +32,8 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Benchmark, BenchmarkContext } from '../benchmark.js';
 import { collectProfile, cpuProfileFlags, printProfile } from '../support/cpu-profile.js';
-import { LOAD_CORE, type Server, delay, processCpu } from '../support/process.js';
-import { type Cluster, ask, startCluster } from './cluster.js';
+import { type Server, delay, processCpu } from '../support/process.js';
+import { type Cluster, type CoreLayout, ask, startCluster } from './cluster.js';
 
 const DEFAULT_PEERS = 10_000;
 const CONNECT_WINDOW = 128;
@@ -107,7 +107,7 @@ async function measure(bench: BenchmarkContext, nodes: number, profileDir: strin
       nodes: cores.slice(0, nodes), redis: cluster.redis ? cores[nodes] : undefined, clients: cores.slice(nodes + (cluster.redis ? 1 : 0)),
     };
     return {
-      nodes, serverCores: cluster.serverCores, loadAverage: { before: loadBefore, after: loadavg()[0]! },
+      nodes, cores: cluster.cores, loadAverage: { before: loadBefore, after: loadavg()[0]! },
       peersWanted, peersHeld: held, registerFailed: failed, registerMs, bytesPerPeer: perPeer,
       serverRss: { before: before.map((m) => m.rss), after: after.map((m) => m.rss) }, perNode, total, errors, cpu,
     };
@@ -118,15 +118,15 @@ async function measure(bench: BenchmarkContext, nodes: number, profileDir: strin
 
 function print(run: Record<string, unknown>): void {
   const r = run as {
-    nodes: number; serverCores: number[]; peersWanted: number; peersHeld: number; registerMs: number; bytesPerPeer: { rss: number; heap: number; external: number };
+    nodes: number; cores: CoreLayout; peersWanted: number; peersHeld: number; registerMs: number; bytesPerPeer: { rss: number; heap: number; external: number };
     serverRss: { before: number[]; after: number[] }; perNode: Rate[]; total: Rate; errors: Record<string, number>;
     cpu: { nodes: number[]; redis: number | undefined; clients: number[] }; loadAverage: { before: number; after: number };
   };
   const kib = (bytes: number): string => (bytes / 1024).toFixed(2);
   const mib = (bytes: number[]): string => bytes.map((b) => (b / 2 ** 20).toFixed(0)).join(' + ');
   const line = (x: Rate): string => `${x.connectsPerSecond.toFixed(0).padStart(6)}/s  p50 ${x.p50.toFixed(1)} ms, p99 ${x.p99.toFixed(1)} ms`;
-  const where = r.nodes === 1 ? `server on core ${r.serverCores[0]}` : `${r.nodes} nodes and Redis on core(s) ${[...new Set(r.serverCores.slice(0, r.nodes + 1))].join(',')}`;
-  process.stdout.write(`\nRendezvous, ${r.nodes === 1 ? 'one node' : `${r.nodes} nodes sharing one Redis`} (default limits; ${where}, ${r.cpu.clients.length} client processes on core ${LOAD_CORE}; ${cpus().length} CPUs):\n`);
+  const where = `${r.nodes === 1 ? 'server' : 'nodes'} on core ${r.cores.nodes.join(', ')}${r.cores.redis === undefined ? '' : `, Redis on core ${r.cores.redis}`}`;
+  process.stdout.write(`\nRendezvous, ${r.nodes === 1 ? 'one node' : `${r.nodes} nodes sharing one Redis`} (default limits; ${where}, ${r.cpu.clients.length} client processes on core ${r.cores.clients.join(', ')}; ${cpus().length} CPUs):\n`);
   process.stdout.write(`peers held                 ${r.peersHeld} of ${r.peersWanted} (registered in ${(r.registerMs / 1000).toFixed(1)} s)\n`);
   process.stdout.write(`memory per peer, RSS       ${kib(r.bytesPerPeer.rss)} KiB  (target <= ${TARGET_BYTES_PER_PEER / 1024} KiB ${r.bytesPerPeer.rss <= TARGET_BYTES_PER_PEER ? '✓' : '✗'}); V8 heap ${kib(r.bytesPerPeer.heap)} KiB, external ${kib(r.bytesPerPeer.external)} KiB\n`);
   process.stdout.write(`server RSS                 ${mib(r.serverRss.before)} MiB idle -> ${mib(r.serverRss.after)} MiB with the peers\n`);
@@ -162,11 +162,12 @@ async function run(bench: BenchmarkContext): Promise<Record<string, unknown>> {
   if (scaling !== undefined) {
     const target = nodes === 3 ? ` (target >= ${TARGET_SCALING_3_NODES} ${scaling >= TARGET_SCALING_3_NODES ? '✓' : '✗'})` : '';
     process.stdout.write(`\n${nodes} nodes / 1 node, connects/s  ${scaling.toFixed(2)}x${target} on ${cpus().length} CPUs`);
-    // Servers and Redis get every core but the clients'; fewer cores than nodes + Redis means they time-share.
-    const serverCores = cpus().length - 1;
-    process.stdout.write(serverCores < nodes + 1
-      ? `: the ${nodes} nodes and Redis share ${Math.max(1, serverCores)} core(s) with one node's worth of CPU, so this ratio is the cost of crossing Redis, not scaling\n`
-      : '\n');
+    // Fewer cores than nodes + Redis (cluster.ts) means they time-share what one node had alone.
+    const layout = runs[1]!['cores'] as CoreLayout;
+    const shared = new Set([...layout.nodes, layout.redis]).size;
+    process.stdout.write(shared < nodes + 1
+      ? `: the ${nodes} nodes and Redis share ${shared} core(s), ${shared === 1 ? 'the one node\'s' : 'fewer than one each'}, so this ratio is the cost of crossing Redis, not scaling\n`
+      : `; clients on core(s) ${layout.clients.join(', ')}: if they were near full while measured, they were the limit\n`);
   }
   return {
     benchmark: 'rendezvous', date: new Date().toISOString(), machine: { cpus: cpus().length },
