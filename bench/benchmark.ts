@@ -18,6 +18,8 @@ export interface BenchmarkOptions {
   profile: boolean;
   /** Simulated peers, for benchmarks that have them (rendezvous: default 10000). */
   peers?: number;
+  /** Nodes sharing one Redis, measured after one node (rendezvous: default 1, one node only). */
+  nodes?: number;
 }
 
 export interface BenchmarkContext {

@@ -2,7 +2,7 @@
  * `npm run bench`: runs every benchmark under bench/ in turn, prints each one's table, writes
  * bench/results/<name>.json, and ends stdout with one JSON line holding all the results.
  *
- *   node dist/bench/run.js [NAME ...] [--duration-ms 5000] [--warmup-ms 3000] [--rounds 1] [--profile] [--peers N]
+ *   node dist/bench/run.js [NAME ...] [--duration-ms 5000] [--warmup-ms 3000] [--rounds 1] [--profile] [--peers N] [--nodes N]
  *
  * Adding a benchmark is one line in `benchmarks` below: its module exports `benchmark`.
  */
@@ -24,7 +24,7 @@ const benchmarks: Record<string, () => Promise<{ benchmark: Benchmark }>> = {
   rendezvous: () => import('./rendezvous/index.js'),
 };
 
-const usage = `usage: node dist/bench/run.js [NAME ...] [--duration-ms MS] [--warmup-ms MS] [--rounds N] [--profile] [--peers N]
+const usage = `usage: node dist/bench/run.js [NAME ...] [--duration-ms MS] [--warmup-ms MS] [--rounds N] [--profile] [--peers N] [--nodes N]
 benchmarks: ${Object.keys(benchmarks).join(', ')}`;
 
 function positiveInteger(name: string, text: string | undefined, fallback: number, min: number): number {
@@ -39,6 +39,7 @@ async function main(argv: string[]): Promise<number> {
     args: argv, allowPositionals: true, strict: true, options: {
       'duration-ms': { type: 'string' }, 'warmup-ms': { type: 'string' }, rounds: { type: 'string' },
       profile: { type: 'boolean', default: false }, help: { type: 'boolean', default: false }, peers: { type: 'string' },
+      nodes: { type: 'string' },
     },
   });
   if (values.help) {
@@ -56,6 +57,7 @@ async function main(argv: string[]): Promise<number> {
     rounds: positiveInteger('rounds', values.rounds, 1, 1),
     profile: values.profile ?? false,
     ...(values.peers === undefined ? {} : { peers: positiveInteger('peers', values.peers, 10_000, 2) }),
+    ...(values.nodes === undefined ? {} : { nodes: positiveInteger('nodes', values.nodes, 1, 1) }),
   };
   // dist/bench/run.js -> the repository root two levels up.
   const root = fileURLToPath(new URL('../../', import.meta.url));

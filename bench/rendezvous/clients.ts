@@ -3,11 +3,13 @@
  * measured alone). Each peer is a bare WebSocket from its own 127.x source address that speaks
  * the protocol as a real client does, with real Ed25519 signatures: `register` signed over
  * hello's nonce (no server-reflexive claim, so no STUN proof is awaited), signed intents, signed
- * accepts. Commanded by the parent over IPC:
+ * accepts. With several nodes (urls), peer i registers with node i mod N and every initiator
+ * connects to targets registered with another node, so that each connect crosses the bus.
+ * Commanded by the parent over IPC:
  *   { type: 'register' }                      -> { type: 'registered', peers, failed, ms }
  *   { type: 'window', window }                -> (requests in flight from now on)
- *   { type: 'broker', warmupMs, durationMs }  -> { type: 'brokered', completed, latencies, errors, measuredMs }
- * argv[2]: JSON { url, first, count, addresses: string[], perAddress, window }.
+ *   { type: 'broker', warmupMs, durationMs }  -> { type: 'brokered', byNode: [{ completed, latencies }], errors, measuredMs }
+ * argv[2]: JSON { urls, first, count, addresses: string[], perAddress, window }.
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -16,7 +18,8 @@ import { type Identity, generateIdentity } from '../../src/identity/index.js';
 import { type Signed, DOMAIN, PROTOCOL_VERSION, bodyHash, peekSigned, signObject } from '../../src/rendezvous/index.js';
 
 interface Config {
-  url: string;
+  /** One rendezvous URL per node. */
+  urls: string[];
   /** Index of this process's first peer (for source addresses). */
   first: number;
   count: number;
@@ -29,6 +32,8 @@ interface Config {
 
 interface SimulatedPeer {
   identity: Identity;
+  /** Index in config.urls of the node it registers with. */
+  node: number;
   ws: WebSocket | undefined;
   nextId: number;
 }
@@ -36,10 +41,10 @@ interface SimulatedPeer {
 const config = JSON.parse(process.argv[2]!) as Config;
 const peers: SimulatedPeer[] = [];
 const byId = new Map<string, SimulatedPeer>();
-/** Connects in flight: session -> when the intent was sent; and the connect's request id -> session. */
-const pending = new Map<string, number>();
+/** Connects in flight: session -> when the intent was sent and the initiator's node; and the connect's request id -> session. */
+const pending = new Map<string, { started: number; node: number }>();
 const sessionOf = new Map<number, string>();
-let onSettled: ((ok: boolean, ms: number, code?: string) => void) | undefined;
+let onSettled: ((ok: boolean, ms: number, node: number, code?: string) => void) | undefined;
 
 function send(peer: SimulatedPeer, message: Record<string, unknown>): number {
   const id = peer.nextId++;
@@ -67,20 +72,20 @@ function onMessage(peer: SimulatedPeer, data: unknown, registered: (ok: boolean)
     }
     case 'punch': {
       if (message['role'] !== 'controlling') return;
-      const started = pending.get(message['session'] as string);
-      if (started === undefined) return;
+      const sent = pending.get(message['session'] as string);
+      if (sent === undefined) return;
       pending.delete(message['session'] as string);
-      onSettled?.(true, performance.now() - started);
+      onSettled?.(true, performance.now() - sent.started, sent.node);
       return;
     }
     case 'error': {
       if (peer.ws && !byId.has(peer.identity.peerId)) return registered(false);
       // An error about a connect names its session (ref) or only its request (id: rate-limited).
       const ref = (message['ref'] as string | undefined) ?? sessionOf.get(message['id'] as number);
-      const started = ref === undefined ? undefined : pending.get(ref);
-      if (started !== undefined) {
+      const sent = ref === undefined ? undefined : pending.get(ref);
+      if (sent !== undefined) {
         pending.delete(ref!);
-        onSettled?.(false, performance.now() - started, String(message['code']));
+        onSettled?.(false, performance.now() - sent.started, sent.node, String(message['code']));
       }
       return;
     }
@@ -98,7 +103,7 @@ function registerOne(peer: SimulatedPeer, index: number): Promise<boolean> {
   return new Promise((resolve) => {
     // Consecutive peers from different addresses, so that registrations in flight spread over them.
     const localAddress = config.addresses[index % config.addresses.length]!;
-    const ws = new WebSocket(config.url, { localAddress, perMessageDeflate: false });
+    const ws = new WebSocket(config.urls[peer.node]!, { localAddress, perMessageDeflate: false });
     peer.ws = ws;
     let done = false;
     const registered = (ok: boolean): void => {
@@ -122,7 +127,9 @@ async function windowed(n: number, window: number, task: (i: number) => Promise<
 }
 
 async function register(): Promise<{ peers: number; failed: number; ms: number }> {
-  for (let i = 0; i < config.count; i++) peers.push({ identity: generateIdentity(), ws: undefined, nextId: 1 });
+  for (let i = 0; i < config.count; i++) {
+    peers.push({ identity: generateIdentity(), node: (config.first + i) % config.urls.length, ws: undefined, nextId: 1 });
+  }
   const started = performance.now();
   let failed = 0;
   await windowed(config.count, config.window, async (i) => {
@@ -134,17 +141,18 @@ async function register(): Promise<{ peers: number; failed: number; ms: number }
 /**
  * Keeps `window` connects in flight for warmup + duration: initiators in turn, each toward a
  * different target every round (so no initiator-target pair repeats soon: the server's pair
- * bucket is not what is measured). Latency: intent sent -> punch received by the initiator.
+ * bucket is not what is measured); with several nodes, the next target registered with another
+ * node than the initiator. Latency: intent sent -> punch received by the initiator, counted for
+ * the initiator's node.
  */
-async function broker(warmupMs: number, durationMs: number): Promise<{ completed: number; latencies: number[]; errors: Record<string, number>; measuredMs: number }> {
+async function broker(warmupMs: number, durationMs: number): Promise<{ byNode: NodeTally[]; errors: Record<string, number>; measuredMs: number }> {
   const live = peers.filter((p) => byId.has(p.identity.peerId));
   const n = live.length;
   const start = performance.now();
   const measureFrom = start + warmupMs;
   const end = measureFrom + durationMs;
-  const latencies: number[] = [];
+  const byNode: NodeTally[] = config.urls.map(() => ({ completed: 0, latencies: [] }));
   const errors: Record<string, number> = {};
-  let completed = 0;
   let turn = 0;
   await new Promise<void>((resolve) => {
     let inFlight = 0;
@@ -156,25 +164,25 @@ async function broker(warmupMs: number, durationMs: number): Promise<{ completed
         const round = Math.floor(turn / n);
         turn++;
         const from = live[i]!;
-        const to = live[(i + 1 + (round % (n - 1))) % n]!;
+        const to = targetFor(live, i, (i + 1 + (round % (n - 1))) % n);
         const session = randomToken();
         const intent = signObject(from.identity, DOMAIN.intent, {
           from: from.identity.peerId, to: to.identity.peerId, nonce: randomToken(), expires: Date.now() + 15_000, candidates: [], session,
         });
-        pending.set(session, performance.now());
+        pending.set(session, { started: performance.now(), node: from.node });
         sessionOf.set(from.nextId, session);
         send(from, { type: 'connect', intent });
         inFlight++;
       }
       if (inFlight === 0) resolve();
     };
-    onSettled = (ok, ms, code) => {
+    onSettled = (ok, ms, node, code) => {
       inFlight--;
       const now = performance.now();
       if (now >= measureFrom && now < end) {
         if (ok) {
-          completed++;
-          latencies.push(ms);
+          byNode[node]!.completed++;
+          byNode[node]!.latencies.push(ms);
         } else {
           errors[code ?? 'unknown'] = (errors[code ?? 'unknown'] ?? 0) + 1;
         }
@@ -186,7 +194,19 @@ async function broker(warmupMs: number, durationMs: number): Promise<{ completed
     launch();
   });
   onSettled = undefined;
-  return { completed, latencies, errors, measuredMs: Math.min(durationMs, performance.now() - measureFrom) };
+  return { byNode, errors, measuredMs: Math.min(durationMs, performance.now() - measureFrom) };
+}
+
+interface NodeTally { completed: number; latencies: number[] }
+
+/** live[j], or with several nodes the first peer from j on registered with another node than live[i] (and not live[i]). */
+function targetFor(live: SimulatedPeer[], i: number, j: number): SimulatedPeer {
+  if (config.urls.length === 1) return live[j]!;
+  for (let k = 0; k < live.length; k++) {
+    const candidate = live[(j + k) % live.length]!;
+    if (candidate.node !== live[i]!.node) return candidate;
+  }
+  return live[j]!; // every live peer on one node (all others failed to register): same-node connects
 }
 
 process.on('message', (message: { type: string; warmupMs?: number; durationMs?: number; window?: number }) => {

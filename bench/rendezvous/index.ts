@@ -1,152 +1,182 @@
 /**
- * Rendezvous capacity of one node (issue 11): how many registered peers one process holds, what
- * each costs in memory, how many connects it brokers per second and how fast.
+ * Rendezvous capacity (issue 11): how many registered peers one process holds, what each costs
+ * in memory, how many connects a node brokers per second and how fast; and with `--nodes N`,
+ * the same with N nodes sharing one Redis (as `natpunch serve --redis` runs them), against one
+ * node measured in the same invocation.
  *
- * One RendezvousServer with its default limits runs alone in a child process (server.ts, pinned
- * to core 0); simulated peers (clients.ts: bare WebSockets signing real register, intent and
- * accept messages) run in other processes pinned to core 1, each peer from its own 127.x source
- * address, taken in turn (at most PER_ADDRESS peers per address: within the server's per-address
- * cap, and far from the ~28k ephemeral ports one source IP has). Every child raises its own fd limit
- * (`ulimit -n`, which root may raise to 1048576).
+ * Each RendezvousServer (default limits) runs alone in a child process (server.ts); simulated
+ * peers (clients.ts: bare WebSockets signing real register, intent and accept messages) run in
+ * 4 other processes pinned to core 1 (and to cores no node or Redis needs, on a larger machine),
+ * each peer from its own 127.x source address, taken in turn (cluster.ts). With N nodes, peer i registers with node i mod N and initiators connect only to
+ * targets on other nodes, so every connect crosses the Redis bus. Every child raises its own fd
+ * limit (`ulimit -n`, which root may raise to 1048576).
  *
- * Reported:
- * - peers held, and memory per peer: the server's RSS (and V8 heap) after registration minus
- *   before, after two forced GCs, divided by the peers (the process's share of each socket
- *   included; the kernel's socket buffers are not process memory);
- * - connects brokered per second (intent -> `incoming` -> signed accept -> `punch` to both),
- *   with a window of connects in flight per client process, and p50/p99 latency from the
- *   initiator sending `connect` to its `punch`.
- * Targets: 100k peers at <= 5 KiB each; >= 5k brokered connects/s.
+ * Reported, per configuration (1 node; then N nodes):
+ * - peers held, and memory per peer: the servers' RSS (and V8 heap) after registration minus
+ *   before, after two forced GCs, summed over nodes, divided by the peers (the process's share of
+ *   each socket included; the kernel's socket buffers are not process memory);
+ * - connects brokered per second (intent -> `incoming` -> signed accept -> `punch` to both), per
+ *   initiator's node and in total, with a window of connects in flight per client process, and
+ *   p50/p99 latency from the initiator sending `connect` to its `punch`;
+ * - CPU used while measured, in cores, by each node, Redis and the clients: a node near 1.00 is
+ *   the limit, clients near their core's share would mean the bench measures the clients;
+ * - with N > 1: total(N nodes) / total(1 node), beside the core count (on a 2-core machine every
+ *   node and Redis share core 0, so the ratio shows the cost of the bus, not scaling).
+ * Targets: 100k peers at <= 5 KiB each; >= 5k brokered connects/s per node; N=3 >= 2.5x one node.
+ * `--profile` writes a CPU profile of node 0 of each configuration and prints where its time went.
  *
- *   node dist/bench/run.js rendezvous [--peers 100000] [--duration-ms 5000] [--warmup-ms 3000]
+ *   node dist/bench/run.js rendezvous [--peers 100000] [--nodes 3] [--duration-ms 5000] [--warmup-ms 3000] [--profile]
  */
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { cpus, loadavg } from 'node:os';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Benchmark, BenchmarkContext } from '../benchmark.js';
-import { BenchError, LOAD_CORE, SERVER_CORE, Server, pinned } from '../support/process.js';
+import { collectProfile, cpuProfileFlags, printProfile } from '../support/cpu-profile.js';
+import { type Server, delay, processCpu } from '../support/process.js';
+import { type Cluster, type CoreLayout, ask, startCluster } from './cluster.js';
 
 const DEFAULT_PEERS = 10_000;
-const PER_ADDRESS = 200;
-const CLIENT_PROCESSES = 4;
-const REGISTER_WINDOW = 64;
 const CONNECT_WINDOW = 128;
 const TARGET_BYTES_PER_PEER = 5 * 1024;
 const TARGET_CONNECTS_PER_SECOND = 5_000;
-
-/** `command args` under bash with the fd limit raised first (as high as allowed: root gets 1048576). */
-function withFdLimit(command: string, args: string[]): [string, string[]] {
-  const script = 'ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"';
-  return ['bash', ['-c', script, 'bash', command, ...args]];
-}
-
-function start(name: string, core: number, script: string, args: string[], node: string[] = []): Server {
-  const [command, argv] = pinned(core, ...withFdLimit(process.execPath, [...node, script, ...args]));
-  const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
-  child.on('error', () => undefined);
-  return new Server(name, child);
-}
-
-/** Sends `message` and resolves with the child's next IPC message of `type` (or fails when it exits). */
-async function ask<T>(server: Server, message: Record<string, unknown>, type: string, timeoutMs: number): Promise<T> {
-  const child = server.child;
-  const answer = new Promise<T>((resolve) => {
-    const listener = (reply: { type: string }): void => {
-      if (reply.type !== type) return;
-      child.off('message', listener);
-      resolve(reply as T);
-    };
-    child.on('message', listener);
-  });
-  child.send(message);
-  const signal = AbortSignal.timeout(timeoutMs);
-  const exited = once(child, 'exit', { signal }).then(() => { throw new BenchError(`${server.name}: exited while asked for ${type}; output:\n${server.output}`); });
-  try {
-    return await Promise.race([answer, exited]);
-  } catch (error) {
-    if (signal.aborted) throw new BenchError(`${server.name}: no ${type} within ${timeoutMs} ms; output:\n${server.output}`, { cause: error });
-    throw error;
-  }
-}
+const TARGET_SCALING_3_NODES = 2.5;
 
 interface Memory { rss: number; heapUsed: number; external: number; arrayBuffers: number; stats: { peers: number; connections: number } }
+interface Brokered { byNode: { completed: number; latencies: number[] }[]; errors: Record<string, number>; measuredMs: number }
+interface Rate { connectsPerSecond: number; completed: number; p50: number; p99: number }
 
 function quantile(sorted: readonly number[], q: number): number {
   return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 }
 
-/** 127.1.0.1, 127.1.0.2, ...: source addresses on loopback (all of 127.0.0.0/8 is local). */
-function addresses(count: number): string[] {
-  return Array.from({ length: count }, (_, i) => `127.1.${Math.floor(i / 250)}.${(i % 250) + 1}`);
+function rate(completed: number, latencies: number[], measuredMs: number): Rate {
+  const sorted = latencies.sort((a, b) => a - b);
+  return { connectsPerSecond: completed / (measuredMs / 1000), completed, p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99) };
+}
+
+/** CPU seconds (user + system) used so far by each process. */
+function cpuSeconds(processes: Server[]): number[] {
+  return processes.map((p) => { const t = processCpu(p.pid); return t.user + t.system; });
+}
+
+async function memory(cluster: Cluster, timeoutMs: number): Promise<Memory[]> {
+  return Promise.all(cluster.servers.map((s) => ask<Memory>(s, { type: 'memory' }, 'memory', timeoutMs)));
+}
+
+/** One configuration: `nodes` nodes, the peers registered, then brokering; everything stopped at the end. */
+async function measure(bench: BenchmarkContext, nodes: number, profileDir: string | undefined): Promise<Record<string, unknown>> {
+  const peersWanted = bench.options.peers ?? DEFAULT_PEERS;
+  const loadBefore = loadavg()[0]!;
+  const cluster = await startCluster(join(bench.root, 'dist', 'bench', 'rendezvous'), nodes, peersWanted, profileDir ? cpuProfileFlags(profileDir) : []);
+  const stopped = cluster.stop;
+  bench.signal.addEventListener('abort', () => void stopped(), { once: true });
+  try {
+    const before = await memory(cluster, 30_000);
+    bench.log(`${nodes} node(s)${cluster.redis ? ` on ${cluster.redis.url}` : ''}: registering ${peersWanted} peers from ${cluster.sourceAddresses} source addresses in ${cluster.clients.length} processes`);
+    const registrations = await Promise.all(cluster.clients.map((c) => ask<{ peers: number; failed: number; ms: number }>(c, { type: 'register' }, 'registered', 600_000)));
+    const held = registrations.reduce((sum, r) => sum + r.peers, 0);
+    const failed = registrations.reduce((s, r) => s + r.failed, 0);
+    const registerMs = Math.max(...registrations.map((r) => r.ms));
+    const after = await memory(cluster, 60_000);
+    if (process.env['NATPUNCH_BENCH_SNAPSHOT']) bench.log(`heap snapshot: ${(await ask<{ file: string }>(cluster.servers[0]!, { type: 'snapshot' }, 'snapshot', 300_000)).file}`);
+    const delta = (key: 'rss' | 'heapUsed' | 'external'): number => after.reduce((s, m, k) => s + m[key] - before[k]![key], 0) / held;
+    const perPeer = { rss: delta('rss'), heap: delta('heapUsed'), external: delta('external') };
+    bench.log(`${held} peers registered in ${(registerMs / 1000).toFixed(1)} s (${failed} failed); nodes hold ${after.map((m) => m.stats.peers).join(' + ')} peers`);
+
+    // Brokering, with the connect window for each client process; CPU sampled over the measured part.
+    const { warmupMs, durationMs } = bench.options;
+    bench.log(`brokering connects for ${(warmupMs + durationMs) / 1000} s (${warmupMs / 1000} s warm-up)`);
+    const watched = [...cluster.servers, ...(cluster.redis ? [cluster.redis.server] : []), ...cluster.clients];
+    const cpuWindow = delay(warmupMs).then(async () => {
+      const start = cpuSeconds(watched);
+      await delay(durationMs);
+      return cpuSeconds(watched).map((t, i) => (t - start[i]!) / (durationMs / 1000));
+    });
+    const brokered = await Promise.all(cluster.clients.map((c) => {
+      c.child.send({ type: 'window', window: CONNECT_WINDOW });
+      return ask<Brokered>(c, { type: 'broker', warmupMs, durationMs }, 'brokered', warmupMs + durationMs + 60_000);
+    }));
+    const cores = await cpuWindow;
+    const measuredMs = Math.max(...brokered.map((b) => b.measuredMs));
+    const perNode = cluster.servers.map((_, k) => rate(
+      brokered.reduce((s, b) => s + b.byNode[k]!.completed, 0), brokered.flatMap((b) => b.byNode[k]!.latencies), measuredMs));
+    const total = rate(perNode.reduce((s, r) => s + r.completed, 0), brokered.flatMap((b) => b.byNode.flatMap((n) => n.latencies)), measuredMs);
+    const errors: Record<string, number> = {};
+    for (const b of brokered) for (const [code, n] of Object.entries(b.errors)) errors[code] = (errors[code] ?? 0) + n;
+    const cpu = {
+      nodes: cores.slice(0, nodes), redis: cluster.redis ? cores[nodes] : undefined, clients: cores.slice(nodes + (cluster.redis ? 1 : 0)),
+    };
+    return {
+      nodes, cores: cluster.cores, loadAverage: { before: loadBefore, after: loadavg()[0]! },
+      peersWanted, peersHeld: held, registerFailed: failed, registerMs, bytesPerPeer: perPeer,
+      serverRss: { before: before.map((m) => m.rss), after: after.map((m) => m.rss) }, perNode, total, errors, cpu,
+    };
+  } finally {
+    await cluster.stop();
+  }
+}
+
+function print(run: Record<string, unknown>): void {
+  const r = run as {
+    nodes: number; cores: CoreLayout; peersWanted: number; peersHeld: number; registerMs: number; bytesPerPeer: { rss: number; heap: number; external: number };
+    serverRss: { before: number[]; after: number[] }; perNode: Rate[]; total: Rate; errors: Record<string, number>;
+    cpu: { nodes: number[]; redis: number | undefined; clients: number[] }; loadAverage: { before: number; after: number };
+  };
+  const kib = (bytes: number): string => (bytes / 1024).toFixed(2);
+  const mib = (bytes: number[]): string => bytes.map((b) => (b / 2 ** 20).toFixed(0)).join(' + ');
+  const line = (x: Rate): string => `${x.connectsPerSecond.toFixed(0).padStart(6)}/s  p50 ${x.p50.toFixed(1)} ms, p99 ${x.p99.toFixed(1)} ms`;
+  const where = `${r.nodes === 1 ? 'server' : 'nodes'} on core ${r.cores.nodes.join(', ')}${r.cores.redis === undefined ? '' : `, Redis on core ${r.cores.redis}`}`;
+  process.stdout.write(`\nRendezvous, ${r.nodes === 1 ? 'one node' : `${r.nodes} nodes sharing one Redis`} (default limits; ${where}, ${r.cpu.clients.length} client processes on core ${r.cores.clients.join(', ')}; ${cpus().length} CPUs):\n`);
+  process.stdout.write(`peers held                 ${r.peersHeld} of ${r.peersWanted} (registered in ${(r.registerMs / 1000).toFixed(1)} s)\n`);
+  process.stdout.write(`memory per peer, RSS       ${kib(r.bytesPerPeer.rss)} KiB  (target <= ${TARGET_BYTES_PER_PEER / 1024} KiB ${r.bytesPerPeer.rss <= TARGET_BYTES_PER_PEER ? '✓' : '✗'}); V8 heap ${kib(r.bytesPerPeer.heap)} KiB, external ${kib(r.bytesPerPeer.external)} KiB\n`);
+  process.stdout.write(`server RSS                 ${mib(r.serverRss.before)} MiB idle -> ${mib(r.serverRss.after)} MiB with the peers\n`);
+  if (r.nodes > 1) r.perNode.forEach((x, k) => process.stdout.write(`connects brokered, node ${k}  ${line(x)}  (initiators registered there)\n`));
+  const perNode = r.total.connectsPerSecond / r.nodes;
+  process.stdout.write(`connects brokered${r.nodes > 1 ? ', total' : '       '}   ${line(r.total)}  (${r.total.completed} in all; target >= ${TARGET_CONNECTS_PER_SECOND}/s per node ${perNode >= TARGET_CONNECTS_PER_SECOND ? '✓' : '✗'})\n`);
+  const cores = (xs: number[]): string => xs.map((c) => c.toFixed(2)).join(' + ');
+  process.stdout.write(`CPU while measured (cores) node(s) ${cores(r.cpu.nodes)}${r.cpu.redis === undefined ? '' : `, Redis ${r.cpu.redis.toFixed(2)}`}, clients ${cores(r.cpu.clients)}\n`);
+  if (Object.keys(r.errors).length) process.stdout.write(`refused connects           ${JSON.stringify(r.errors)}\n`);
+  const load = Math.max(r.loadAverage.before, r.loadAverage.after);
+  if (load > 0.5) process.stdout.write(`note: 1-minute load average ${r.loadAverage.before.toFixed(2)} before, ${r.loadAverage.after.toFixed(2)} after (on ${cpus().length} CPUs)\n`);
 }
 
 async function run(bench: BenchmarkContext): Promise<Record<string, unknown>> {
-  const peersWanted = bench.options.peers ?? DEFAULT_PEERS;
-  const dist = join(bench.root, 'dist', 'bench', 'rendezvous');
-  const loadBefore = loadavg()[0]!;
-  const server = start('rendezvous server', SERVER_CORE, join(dist, 'server.js'), [], ['--expose-gc']);
-  const clients: Server[] = [];
-  const stopAll = async (): Promise<void> => { await Promise.all([...clients, server].map((s) => s.stop())); };
-  bench.signal.addEventListener('abort', () => void stopAll(), { once: true });
-  try {
-    const url = (await server.lineMatching(/^ready /, 20_000)).slice('ready '.length).trim();
-    const before = await ask<Memory>(server, { type: 'memory' }, 'memory', 30_000);
-    const sources = addresses(Math.ceil(peersWanted / PER_ADDRESS));
-    const perProcess = Math.ceil(peersWanted / CLIENT_PROCESSES);
-    for (let p = 0; p < CLIENT_PROCESSES; p++) {
-      const first = p * perProcess;
-      const count = Math.min(perProcess, peersWanted - first);
-      if (count <= 0) break;
-      const config = { url, first, count, addresses: sources, perAddress: PER_ADDRESS, window: REGISTER_WINDOW };
-      clients.push(start(`clients ${p}`, LOAD_CORE, join(dist, 'clients.js'), [JSON.stringify(config)]));
+  const nodes = bench.options.nodes ?? 1;
+  const runs: Record<string, unknown>[] = [];
+  for (const n of nodes > 1 ? [1, nodes] : [1]) {
+    if (bench.signal.aborted) break;
+    const profileDir = bench.options.profile ? await mkdtemp(join(tmpdir(), 'natpunch-bench-rendezvous-')) : undefined;
+    try {
+      runs.push(await measure(bench, n, profileDir));
+      print(runs.at(-1)!);
+      if (profileDir) {
+        const { summary, file } = await collectProfile(profileDir, bench.resultsDir, n === 1 ? 'rendezvous-server' : `rendezvous-node-0-of-${n}`, bench.root);
+        printProfile(summary, file, `${n === 1 ? 'one node' : `node 0 of ${n}`}: registration and brokering`);
+      }
+    } finally {
+      if (profileDir) await rm(profileDir, { recursive: true, force: true });
     }
-    bench.log(`registering ${peersWanted} peers from ${sources.length} source addresses in ${clients.length} processes`);
-    const registrations = await Promise.all(clients.map((c) => ask<{ peers: number; failed: number; ms: number }>(c, { type: 'register' }, 'registered', 600_000)));
-    const held = registrations.reduce((sum, r) => sum + r.peers, 0);
-    const registerMs = Math.max(...registrations.map((r) => r.ms));
-    const after = await ask<Memory>(server, { type: 'memory' }, 'memory', 60_000);
-    if (process.env['NATPUNCH_BENCH_SNAPSHOT']) bench.log(`heap snapshot: ${(await ask<{ file: string }>(server, { type: 'snapshot' }, 'snapshot', 300_000)).file}`);
-    const perPeer = { rss: (after.rss - before.rss) / held, heap: (after.heapUsed - before.heapUsed) / held, external: (after.external - before.external) / held };
-    bench.log(`${held} peers registered in ${(registerMs / 1000).toFixed(1)} s (${registrations.reduce((s, r) => s + r.failed, 0)} failed); server ${after.stats.peers} peers, RSS ${(before.rss / 2 ** 20).toFixed(0)} -> ${(after.rss / 2 ** 20).toFixed(0)} MiB, heap ${(before.heapUsed / 2 ** 20).toFixed(0)} -> ${(after.heapUsed / 2 ** 20).toFixed(0)} MiB`);
-
-    // Brokering, with the default connect window for each client process.
-    const { warmupMs, durationMs } = bench.options;
-    bench.log(`brokering connects for ${(warmupMs + durationMs) / 1000} s (${warmupMs / 1000} s warm-up)`);
-    const brokered = await Promise.all(clients.map((c) => {
-      c.child.send({ type: 'window', window: CONNECT_WINDOW });
-      return ask<{ completed: number; latencies: number[]; errors: Record<string, number>; measuredMs: number }>(c, { type: 'broker', warmupMs, durationMs }, 'brokered', warmupMs + durationMs + 60_000);
-    }));
-    const completed = brokered.reduce((s, b) => s + b.completed, 0);
-    const measuredMs = Math.max(...brokered.map((b) => b.measuredMs));
-    const latencies = brokered.flatMap((b) => b.latencies).sort((a, b) => a - b);
-    const errors: Record<string, number> = {};
-    for (const b of brokered) for (const [code, n] of Object.entries(b.errors)) errors[code] = (errors[code] ?? 0) + n;
-    const perSecond = completed / (measuredMs / 1000);
-    const loadAfter = loadavg()[0]!;
-
-    const kib = (bytes: number): string => (bytes / 1024).toFixed(2);
-    process.stdout.write(`\nRendezvous capacity of one node (default limits; server on core ${SERVER_CORE}, ${clients.length} client processes on core ${LOAD_CORE}):\n`);
-    process.stdout.write(`peers held                 ${held} of ${peersWanted} (registered in ${(registerMs / 1000).toFixed(1)} s)\n`);
-    process.stdout.write(`memory per peer, RSS       ${kib(perPeer.rss)} KiB  (target <= ${TARGET_BYTES_PER_PEER / 1024} KiB ${perPeer.rss <= TARGET_BYTES_PER_PEER ? '✓' : '✗'}); V8 heap ${kib(perPeer.heap)} KiB, external ${kib(perPeer.external)} KiB\n`);
-    process.stdout.write(`server RSS                 ${(before.rss / 2 ** 20).toFixed(0)} MiB idle -> ${(after.rss / 2 ** 20).toFixed(0)} MiB with the peers\n`);
-    process.stdout.write(`connects brokered/s        ${perSecond.toFixed(0)}  (target >= ${TARGET_CONNECTS_PER_SECOND} ${perSecond >= TARGET_CONNECTS_PER_SECOND ? '✓' : '✗'}; ${completed} in ${(measuredMs / 1000).toFixed(1)} s)\n`);
-    process.stdout.write(`brokering latency          p50 ${quantile(latencies, 0.5).toFixed(1)} ms, p99 ${quantile(latencies, 0.99).toFixed(1)} ms\n`);
-    if (Object.keys(errors).length) process.stdout.write(`refused connects           ${JSON.stringify(errors)}\n`);
-    if (Math.max(loadBefore, loadAfter) > 0.5) process.stdout.write(`note: 1-minute load average ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after (on ${cpus().length} CPUs)\n`);
-    return {
-      benchmark: 'rendezvous', date: new Date().toISOString(), machine: { cpus: cpus().length, loadAverage: { before: loadBefore, after: loadAfter } },
-      peersWanted, peersHeld: held, registerMs, bytesPerPeer: perPeer, serverRss: { before: before.rss, after: after.rss },
-      connectsPerSecond: perSecond, connectsCompleted: completed, latencyMs: { p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99) }, errors,
-      targets: { bytesPerPeer: TARGET_BYTES_PER_PEER, connectsPerSecond: TARGET_CONNECTS_PER_SECOND },
-    };
-  } finally {
-    await stopAll();
   }
+  const totals = runs.map((r) => (r['total'] as Rate).connectsPerSecond);
+  const scaling = totals.length > 1 ? totals[1]! / totals[0]! : undefined;
+  if (scaling !== undefined) {
+    const target = nodes === 3 ? ` (target >= ${TARGET_SCALING_3_NODES} ${scaling >= TARGET_SCALING_3_NODES ? '✓' : '✗'})` : '';
+    process.stdout.write(`\n${nodes} nodes / 1 node, connects/s  ${scaling.toFixed(2)}x${target} on ${cpus().length} CPUs`);
+    // Fewer cores than nodes + Redis (cluster.ts) means they time-share what one node had alone.
+    const layout = runs[1]!['cores'] as CoreLayout;
+    const shared = new Set([...layout.nodes, layout.redis]).size;
+    process.stdout.write(shared < nodes + 1
+      ? `: the ${nodes} nodes and Redis share ${shared} core(s), ${shared === 1 ? 'the one node\'s' : 'fewer than one each'}, so this ratio is the cost of crossing Redis, not scaling\n`
+      : `; clients on core(s) ${layout.clients.join(', ')}: if they were near full while measured, they were the limit\n`);
+  }
+  return {
+    benchmark: 'rendezvous', date: new Date().toISOString(), machine: { cpus: cpus().length },
+    runs, scaling, targets: { bytesPerPeer: TARGET_BYTES_PER_PEER, connectsPerSecondPerNode: TARGET_CONNECTS_PER_SECOND, scaling3Nodes: TARGET_SCALING_3_NODES },
+  };
 }
 
 export const benchmark: Benchmark = {
   name: 'rendezvous',
-  description: 'one rendezvous node: peers held, memory per peer (RSS delta / peers), connects brokered per second and p99 latency; targets 100k peers at <= 5 KiB each, >= 5k connects/s',
+  description: 'rendezvous nodes: peers held, memory per peer (RSS delta / peers), connects brokered per second and p99 latency, 1 node and (--nodes N) N nodes on Redis; targets 100k peers at <= 5 KiB each, >= 5k connects/s per node, 3 nodes >= 2.5x one',
   run,
 };

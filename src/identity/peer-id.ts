@@ -33,6 +33,11 @@ export class InvalidPeerIdError extends UsageError {
   }
 }
 
+/** The id as error messages quote it; only built on the error path (a server parses ids for every signed message). */
+function shown(text: string): string {
+  return text.length > 70 ? `${JSON.stringify(text.slice(0, 60))}...` : JSON.stringify(text);
+}
+
 function checksum(versionAndKey: Uint8Array): Uint8Array {
   return createHash('sha256').update(versionAndKey).digest().subarray(0, CHECKSUM_LENGTH);
 }
@@ -55,28 +60,27 @@ export function peerIdFromPublicKey(publicKey: Uint8Array): string {
  */
 export function publicKeyFromPeerId(id: string): Uint8Array {
   const text = id.trim();
-  const shown = text.length > 70 ? `${JSON.stringify(text.slice(0, 60))}...` : JSON.stringify(text);
   if (text.length !== PEER_ID_LENGTH) {
     throw new InvalidPeerIdError(
-      `peer id ${shown}: length ${text.length}, expected ${PEER_ID_LENGTH} characters (run \`natpunch id\` on the other machine to see its id)`,
+      `peer id ${shown(text)}: length ${text.length}, expected ${PEER_ID_LENGTH} characters (run \`natpunch id\` on the other machine to see its id)`,
     );
   }
   let bytes: Uint8Array;
   try {
     bytes = decodeBase32(text);
   } catch (error) {
-    throw new InvalidPeerIdError(`peer id ${shown}: ${(error as Error).message}`);
+    throw new InvalidPeerIdError(`peer id ${shown(text)}: ${(error as Error).message}`);
   }
   if (bytes[0] !== PEER_ID_VERSION) {
     throw new InvalidPeerIdError(
-      `peer id ${shown}: version ${bytes[0]}, expected ${PEER_ID_VERSION} (is it from a newer natpunch?)`,
+      `peer id ${shown(text)}: version ${bytes[0]}, expected ${PEER_ID_VERSION} (is it from a newer natpunch?)`,
     );
   }
   const versionAndKey = bytes.subarray(0, 1 + RAW_KEY_LENGTH);
   const expected = checksum(versionAndKey);
   const got = bytes.subarray(1 + RAW_KEY_LENGTH);
   if (expected[0] !== got[0] || expected[1] !== got[1]) {
-    throw new InvalidPeerIdError(`peer id ${shown}: checksum mismatch, the id has a typo`);
+    throw new InvalidPeerIdError(`peer id ${shown(text)}: checksum mismatch, the id has a typo`);
   }
   return bytes.slice(1, 1 + RAW_KEY_LENGTH);
 }
