@@ -14,6 +14,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { StunServer } from '../stun/server.js';
 import type { TurnServer } from '../turn/server.js';
 import type { RendezvousServer } from '../rendezvous/server.js';
+import type { HttpLimitStats } from '../server/http-limits.js';
 import { type ConnectEvent, type ErrorEvent, type RegisteredEvent, connectChannel, errorChannel, registeredChannel } from '../rendezvous/server-events.js';
 import { VERSION } from '../version.js';
 import { LabelTally } from './label-tally.js';
@@ -24,6 +25,8 @@ export interface MetricSources {
   stun: readonly StunServer[];
   turn?: TurnServer | undefined;
   rendezvous?: RendezvousServer | undefined;
+  /** The HTTP listeners' connection-limit counters (NatpunchServer's httpStats). */
+  http?: (() => HttpLimitStats) | undefined;
 }
 
 /**
@@ -41,6 +44,21 @@ export const RENDEZVOUS_LIMITS: ReadonlyMap<string, string> = new Map([
 
 /** TURN error codes that mean a limit of the relay was hit. @see RFC 8656 §7.2 step 8 (486) */
 export const TURN_LIMITS: ReadonlyMap<number, string> = new Map([[486, 'relay-quota']]);
+
+/**
+ * Limits the STUN port and the HTTP listeners count themselves (their `stats`), by limit name.
+ * Each refuses before any protocol runs, so no error code names them.
+ */
+const STUN_LIMITS: readonly [string, (stats: StunServer['stats']) => number][] = [
+  ['stun-rate-limited', (s) => s.rateLimited],
+  ['stun-tcp-connections', (s) => s.tcpRefused + s.tcpEvicted],
+  ['stun-tcp-frame-timeout', (s) => s.tcpFrameTimeouts],
+  ['stun-tcp-output', (s) => s.tcpOutputDropped],
+];
+const HTTP_LIMITS: readonly [string, (stats: HttpLimitStats) => number][] = [
+  ['http-connections', (s) => s.refused + s.evicted],
+  ['http-header-timeout', (s) => s.headerTimeouts],
+];
 
 type Labels = Record<string, string>;
 
@@ -88,7 +106,7 @@ export class ServerMetrics {
   }
 
   #define(): void {
-    const { stun, turn, rendezvous } = this.#sources;
+    const { stun, turn, rendezvous, http } = this.#sources;
     const gauge = (name: string, help: string, read: () => number): void => {
       new Gauge({ name, help, registers: [this.registry], collect() { this.set(read()); } });
     };
@@ -151,6 +169,8 @@ export class ServerMetrics {
         if (limit) hits.set(limit, (hits.get(limit) ?? 0) + n);
       }
       for (const [code, limit] of TURN_LIMITS) if (turn) hits.set(limit, turn.stats.errors[code] ?? 0);
+      for (const [limit, read] of STUN_LIMITS) hits.set(limit, sum((s) => read(s.stats)));
+      if (http) for (const [limit, read] of HTTP_LIMITS) hits.set(limit, read(http()));
       return [...hits].map(([limit, n]): [Labels, number] => [{ limit }, n]);
     });
   }

@@ -184,7 +184,7 @@ export class NatpunchServer {
       // Every primary STUN endpoint; a peer uses only the one on the IP it reached the rendezvous at.
       stunAddresses: [stun, ...extraStun].map((s) => formatAddress(s.addresses[0]!)),
     });
-    const metrics = new ServerMetrics({ stun: [stun, ...extraStun], turn, rendezvous });
+    const metrics = new ServerMetrics({ stun: [stun, ...extraStun], turn, rendezvous, http: () => httpLimiter.stats });
     handle = httpHandler({
       metrics, token: options.metricsToken,
       health: () => ({ version: VERSION, stun: stun.stats, rendezvous: rendezvous.stats, ...(turn ? { turn: turn.stats } : {}) }),
