@@ -57,7 +57,9 @@ async function sample(port: number, durationMs: number, signal: AbortSignal): Pr
       await delay(20, signal);
     }
   } finally {
+    // The client does not own the socket it was given: close both, or the process never exits.
     udp.close();
+    socket.close();
   }
   return out;
 }
