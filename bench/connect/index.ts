@@ -97,6 +97,8 @@ export interface ThroughputResult {
   relayLoad?: Record<string, number>;
   /** natpunch: how the sender's datagrams left (batched through native/udp-batch, with or without GSO, or one by one). */
   sends?: string;
+  /** natpunch: the sender's stream counters at the end (losses, congestion events, cwnd, RTT): why a path ran slower than the CPUs allow. */
+  stream?: Record<string, number>;
 }
 
 const MIB = 1024 * 1024;
@@ -110,6 +112,7 @@ function spread(values: number[]): Spread {
 
 /** argv running `argv` pinned to `core` at raised priority (as bench/support/process.ts pinned()). */
 function onCore(core: number, argv: string[]): string[] {
+  if (process.env.NATPUNCH_BENCH_UNPINNED === '1') return ['nice', '-n', '-10', ...argv];
   return ['nice', '-n', '-10', 'taskset', '-c', String(core), ...argv];
 }
 
@@ -254,6 +257,7 @@ class Run {
         path: `${String(connected.path)} ${String(connected.remote)}`,
         senderLoad: sourceResult.load as Record<string, number>, receiverLoad: result.load as Record<string, number>,
         sends: String(sourceResult.sends),
+        stream: sourceResult.stream as Record<string, number>,
         ...(relayLoad ? { relayLoad } : {}),
       };
     } finally {
@@ -383,33 +387,42 @@ function printThroughput(best: Record<TargetName, ThroughputResult>, rounds: num
     const side = (name: string, load: Record<string, number>): string => `${name} ${perDatagram(load.cpuUser)} us user + ${perDatagram(load.cpuSystem)} us system`;
     process.stdout.write(`natpunch-relay CPU per datagram: ${side('sender', relay.senderLoad)}; ${side('relay (natpunch serve)', relay.relayLoad)}; ${side('receiver', relay.receiverLoad)}\n`);
   }
+  for (const name of ['natpunch', 'natpunch-relay'] as const) {
+    const stream = best[name].stream;
+    if (!stream) continue;
+    const lost = ((stream.packetsLost ?? 0) / Math.max(1, stream.packetsSent ?? 0) * 100).toFixed(2);
+    process.stdout.write(`${name} stream (sender): ${stream.packetsSent} packets, ${stream.packetsLost} lost (${lost}%), ` +
+      `${stream.congestionEvents} congestion events, ${stream.retransmissionTimeouts} RTOs, cwnd ${((stream.cwnd ?? 0) / 1024).toFixed(0)} KiB, ` +
+      `RTT ${stream.rtt?.toFixed?.(2) ?? stream.rtt} ms (min ${stream.minRtt?.toFixed?.(2) ?? stream.minRtt})\n`);
+  }
   process.stdout.write(`natpunch path: ${best.natpunch.path ?? '-'}; iperf3 reaches b1 through a static TCP+UDP ${IPERF_PORT} forward on router b ` +
     `(same hosts, routers and NAT translations; see bench/connect/index.ts)\n`);
 }
 
-async function profileStream(run: Run, bench: BenchmarkContext): Promise<Record<string, unknown>> {
-  const dir = join(run.workDir, 'cpu-profile');
-  const load = await run.natpunchStream(dir);
+async function profileStream(run: Run, bench: BenchmarkContext, transport: 'auto' | 'relay'): Promise<Record<string, unknown>> {
+  const target = transport === 'relay' ? 'natpunch-relay' : 'natpunch';
+  const dir = join(run.workDir, `cpu-profile-${target}`);
+  const load = await run.natpunchStream(dir, transport);
   await mkdir(bench.resultsDir, { recursive: true });
   const out: Record<string, unknown> = { goodputWhileProfiled: load.goodput };
   for (const role of ['source', 'sink'] as const) {
     const [name] = (await readdir(join(dir, role))).filter((f) => f.endsWith('.cpuprofile'));
     if (!name) throw new BenchError(`natpunch ${role}: no .cpuprofile in ${join(dir, role)} (node --cpu-prof writes it at exit)`);
-    const file = join(bench.resultsDir, `connect-${role}.cpuprofile`);
+    const file = join(bench.resultsDir, `connect-${transport === 'relay' ? 'relay-' : ''}${role}.cpuprofile`);
     await copyFile(join(dir, role, name), file);
     const summary = summariseProfile(JSON.parse(await readFile(file, 'utf8')) as CpuProfile, bench.root);
-    printProfile(role, summary, file);
+    printProfile(target, role, summary, file);
     out[role] = { file, sampledMs: summary.sampledMs, byOrigin: summary.byOrigin, top: [...summary.functions].sort((a, b) => b.selfMs - a.selfMs).slice(0, 25) };
   }
-  process.stdout.write(`(natpunch ${(load.goodput / MIB).toFixed(1)} MiB/s while profiled)\n`);
+  process.stdout.write(`(${target} ${(load.goodput / MIB).toFixed(1)} MiB/s while profiled)\n`);
   return out;
 }
 
-function printProfile(role: string, summary: ProfileSummary, file: string): void {
+function printProfile(target: string, role: string, summary: ProfileSummary, file: string): void {
   const { byOrigin } = summary;
   const busy = summary.sampledMs - byOrigin.idle;
   const pct = (ms: number): string => `${((100 * ms) / busy).toFixed(1)}%`;
-  process.stdout.write(`\nnatpunch ${role === 'sink' ? 'receiver (b1)' : 'sender (a1)'} CPU profile (${file})\n`);
+  process.stdout.write(`\n${target} ${role === 'sink' ? 'receiver (b1)' : 'sender (a1)'} CPU profile (${file})\n`);
   process.stdout.write(`of ${busy.toFixed(0)} ms busy (${byOrigin.idle.toFixed(0)} ms idle): natpunch JS ${pct(byOrigin.natpunch)}, ` +
     `node JS ${pct(byOrigin.node)}, V8 and native ${pct(byOrigin.v8 + byOrigin.other)}\n`);
   const top = [...summary.functions].filter((f) => f.name !== '(idle)').sort((a, b) => b.selfMs - a.selfMs).slice(0, 15)
@@ -487,8 +500,10 @@ async function run(bench: BenchmarkContext): Promise<Record<string, unknown>> {
       let profile: Record<string, unknown> | undefined;
       if (bench.options.profile) {
         checkAbort();
-        bench.log('profiling natpunch sender and receiver over the same path');
-        profile = await profileStream(run, bench);
+        bench.log('profiling natpunch sender and receiver over the same path, direct and then through the relay');
+        profile = { direct: await profileStream(run, bench, 'auto') };
+        checkAbort();
+        profile.relay = await profileStream(run, bench, 'relay');
       }
       const ms = spread(samples.map((s) => s.ms));
       return {
