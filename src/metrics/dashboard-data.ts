@@ -19,6 +19,11 @@ export interface DashboardData {
   natPairs: { pair: string; total: number; accepted: number }[];
   /** Accepted connects by the technique their offers point at. */
   techniques: { technique: string; count: number }[];
+  /**
+   * How connections ended as their initiators reported them ('report' capability): connected or
+   * failed, and the connected ones by path and technique, most first.
+   */
+  reported: { connected: number; failed: number; byTechnique: { technique: string; path: string; count: number }[] };
   relay: {
     /** Whether this server runs the built-in TURN relay. */
     enabled: boolean;
@@ -55,6 +60,17 @@ export async function dashboardData(registry: Registry): Promise<DashboardData> 
     pairs.set(pair, entry);
   }
   const techniques = byLabel('natpunch_rendezvous_punches_total', 'technique');
+  // The initiator's reports only: one per connection (the target's would count each twice).
+  const reports = samples('natpunch_rendezvous_reports_total').filter((s) => s.labels['role'] === 'initiator');
+  const won = new Map<string, { technique: string; path: string; count: number }>();
+  for (const s of reports) {
+    if (s.labels['outcome'] !== 'connected') continue;
+    const key = `${s.labels['technique']} ${s.labels['path']}`;
+    const entry = won.get(key) ?? { technique: String(s.labels['technique']), path: String(s.labels['path']), count: 0 };
+    entry.count += s.value;
+    won.set(key, entry);
+  }
+  const reportedTotal = (outcome: string): number => reports.filter((s) => s.labels['outcome'] === outcome).reduce((sum, s) => sum + s.value, 0);
   const byOutcome = byLabel('natpunch_rendezvous_connects_total', 'outcome');
   return {
     time: Date.now(),
@@ -65,6 +81,11 @@ export async function dashboardData(registry: Registry): Promise<DashboardData> 
     connects: { total: Object.values(byOutcome).reduce((a, b) => a + b, 0), byOutcome },
     natPairs: [...pairs].map(([pair, counts]) => ({ pair, ...counts })).sort((a, b) => b.total - a.total || (a.pair < b.pair ? -1 : 1)),
     techniques: Object.entries(techniques).map(([technique, count]) => ({ technique, count })).sort((a, b) => b.count - a.count || (a.technique < b.technique ? -1 : 1)),
+    reported: {
+      connected: reportedTotal('connected'),
+      failed: reportedTotal('failed'),
+      byTechnique: [...won.values()].sort((a, b) => b.count - a.count || (a.technique < b.technique ? -1 : a.technique > b.technique ? 1 : a.path < b.path ? -1 : 1)),
+    },
     relay: {
       enabled: metrics.has('natpunch_turn_allocations'),
       allocations: total('natpunch_turn_allocations'),

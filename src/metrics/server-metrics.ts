@@ -10,12 +10,14 @@
  *   node:diagnostics_channel messages (src/rendezvous/server-events.ts), filtered to this
  *   instance's rendezvous server and tallied here.
  */
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { StunServer } from '../stun/server.js';
 import type { TurnServer } from '../turn/server.js';
 import type { RendezvousServer } from '../rendezvous/server.js';
 import type { HttpLimitStats } from '../server/http-limits.js';
-import { type ConnectEvent, type ErrorEvent, type RegisteredEvent, connectChannel, errorChannel, registeredChannel } from '../rendezvous/server-events.js';
+import {
+  type ConnectEvent, type ErrorEvent, type RegisteredEvent, type ReportEvent, connectChannel, errorChannel, registeredChannel, reportChannel,
+} from '../rendezvous/server-events.js';
 import { VERSION } from '../version.js';
 import { LabelTally } from './label-tally.js';
 
@@ -62,6 +64,13 @@ const HTTP_LIMITS: readonly [string, (stats: HttpLimitStats) => number][] = [
 
 type Labels = Record<string, string>;
 
+/**
+ * Buckets of `natpunch_rendezvous_connect_seconds`: a direct path on a LAN or a cone NAT takes
+ * tens of ms, punching across continents a few hundred, birthday probing seconds, and a failure
+ * waits for the punch's deadline (~10-15 s).
+ */
+const CONNECT_SECONDS_BUCKETS = [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 60];
+
 export class ServerMetrics {
   readonly registry = new Registry();
   readonly #sources: MetricSources;
@@ -69,6 +78,8 @@ export class ServerMetrics {
   readonly #punches = new LabelTally();
   readonly #registrations = new LabelTally();
   readonly #errors = new LabelTally();
+  readonly #reports = new LabelTally();
+  #connectSeconds: Histogram | undefined;
   readonly #unsubscribe: (() => void)[] = [];
 
   constructor(sources: MetricSources) {
@@ -84,6 +95,11 @@ export class ServerMetrics {
       });
       this.#subscribe<RegisteredEvent>(registeredChannel, rendezvous, (e) => this.#registrations.add({ nat: e.nat }));
       this.#subscribe<ErrorEvent>(errorChannel, rendezvous, (e) => this.#errors.add({ code: e.code }));
+      this.#subscribe<ReportEvent>(reportChannel, rendezvous, (e) => {
+        this.#reports.add({ role: e.role, outcome: e.outcome, path: e.path, technique: e.technique, initiator_nat: e.initiator, target_nat: e.target });
+        // The initiator's clock runs from its connect call: the time a user waits for a connection.
+        if (e.role === 'initiator') this.#connectSeconds?.observe({ outcome: e.outcome, path: e.path }, e.ms / 1000);
+      });
     }
   }
 
@@ -157,6 +173,12 @@ export class ServerMetrics {
         ['outcome', 'reason', 'initiator_nat', 'target_nat'], () => this.#connects.entries());
       counter('natpunch_rendezvous_punches_total', 'Accepted connects (punch sent to both), by the transport the intent asked for and the technique its signed offers point at (a hint: the server never learns which technique won).',
         ['transport', 'technique'], () => this.#punches.entries());
+      counter('natpunch_rendezvous_reports_total', 'How punched sessions ended, as each peer reported it (the \'report\' capability; the peer\'s own word): role (initiator, target), outcome (connected, failed), path and technique of a connection ("none" for failed; techniques the server does not know are "other"), and the NAT class of each side.',
+        ['role', 'outcome', 'path', 'technique', 'initiator_nat', 'target_nat'], () => this.#reports.entries());
+      this.#connectSeconds = new Histogram({
+        name: 'natpunch_rendezvous_connect_seconds', help: 'Time from the initiator\'s connect call to a secure stream (outcome connected, by path) or to its failure, as initiators reported it.',
+        labelNames: ['outcome', 'path'], buckets: CONNECT_SECONDS_BUCKETS, registers: [this.registry],
+      });
       counter('natpunch_rendezvous_errors_total', 'Error messages the rendezvous answered with, by code (docs/decisions/004-rendezvous-protocol.md).', ['code'], () => this.#errors.entries());
     }
 

@@ -11,12 +11,12 @@ import { StunUdpClient } from '../stun/udp-client.js';
 import { formatAddress, parseAddress, type TransportAddress } from '../wire/index.js';
 import { UdpMux } from '../punch/udp-mux.js';
 import type { UdpCheckSession } from '../punch/udp-checks.js';
-import type { PunchInstruction, SignedReachability, Transport } from '../rendezvous/client.js';
+import type { PunchInstruction, SessionReport, SignedReachability, Transport } from '../rendezvous/client.js';
 import { RendezvousError } from '../rendezvous/errors.js';
 import {
   type DisconnectInfo, type ReconnectInfo, type ReconnectOptions, ReconnectingRendezvousClient,
 } from '../rendezvous/reconnecting-client.js';
-import { type Reachability, type ReachableTransport } from '../rendezvous/messages.js';
+import { type Reachability, type ReachableTransport, CAPABILITIES } from '../rendezvous/messages.js';
 import { TcpMapping } from './tcp-mapping.js';
 import { learnShortTcpMapping, type ShortTcpMapping } from './tcp-mapping-short.js';
 import { type KeepaliveState, MappingKeepalive, STREAM_KEEPALIVE_MS } from './keepalive.js';
@@ -112,6 +112,13 @@ export interface PeerOptions {
    * change a router's configuration unasked (`natpunch listen/connect --port-mapping`).
    */
   portMapping?: boolean | PeerPortMappingOptions;
+  /**
+   * Tell the rendezvous server how each connection it brokered ended for this peer: connected
+   * (the path, the technique, the time it took) or failed, never addresses or data. Operators
+   * see it in `/metrics` and the dashboard (which technique wins, per NAT pair); only sent to a
+   * server that negotiated the 'report' capability. Default true.
+   */
+  report?: boolean;
 }
 
 /** Options of {@link Peer.connect}. */
@@ -480,6 +487,7 @@ export class Peer extends EventEmitter {
     try {
       rendezvous = await ReconnectingRendezvousClient.connect({
         url: serverList[0]!, urls: serverList.slice(1), identity, udpSocket: socket, stunClient: stun, privateEndpoints: privateEndpoints(port, options.bindAddress),
+        ...(options.report === false ? { capabilities: CAPABILITIES.filter((c) => c !== 'report') } : {}),
         ...(socket6 ? { udpSocket6: socket6 } : {}),
         accept: acceptPolicy(options, gate, (peerId, reason) => peer?.emit('refused', { peerId, reason })), signal: options.signal,
         // UDP candidates: host (IPv6 first: with both families working, the IPv6 pair is the one
@@ -584,8 +592,17 @@ export class Peer extends EventEmitter {
    */
   /** Establish (establish.ts), then hand the connection to recovery and keep it until it has settled. */
   async #establish(instruction: PunchInstruction, started: number, signal?: AbortSignal): Promise<Connection> {
-    const { connection, manager, udp, release } = await this.#establisher.establish(instruction, signal);
+    let established: Awaited<ReturnType<Establisher['establish']>>;
+    try {
+      established = await this.#establisher.establish(instruction, signal);
+    } catch (error) {
+      // Aborted by the user or by close(): not the network's verdict, so not reported.
+      if (!signal?.aborted && !this.#closed) this.#report(instruction.session, { outcome: 'failed', ms: performance.now() - started });
+      throw error;
+    }
+    const { connection, manager, udp, release } = established;
     connection.ms = Math.round(performance.now() - started);
+    this.#report(instruction.session, { outcome: 'connected', path: connection.path, technique: connection.technique, ms: connection.ms });
     this.#connections.add(connection);
     this.#recovery.track(connection, manager, udp, instruction);
     connection.once('close', () => {
@@ -600,6 +617,14 @@ export class Peer extends EventEmitter {
       this.#settling.add(settled);
     });
     return connection;
+  }
+
+  /** PeerOptions.report: statistics for the server, so a failure to send is only logged. */
+  #report(session: string, report: SessionReport): void {
+    this.#rendezvous.report(session, report).then(
+      (sent) => { if (sent) debug('reported session %s: %s', session, report.outcome); },
+      (error: Error) => debug('report of session %s not taken: %s', session, error.message),
+    );
   }
 
   /**

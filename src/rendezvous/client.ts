@@ -27,7 +27,7 @@ import { RendezvousError, RendezvousProtocolError, RendezvousVerifyError } from 
 import {
   type AcceptBody, type NatMapping, type AckMessage, type Capability, type ChallengeMessage, type UpdatedMessage, type HelloMessage, type Reachability,
   type ReachableTransport, type IncomingMessage, type IntentBody, type MessageLimits, type PunchMessage, type RegisteredMessage, type RelayOffer, type Role,
-  type ClientMessage, type ErrorMessage, type ParsedMessage, type Signed, CAPABILITIES, DEFAULT_MESSAGE_LIMITS, MAX_INTENT_LIFETIME_MS,
+  type ClientMessage, type ErrorMessage, type ParsedMessage, type ReportMessage, type ReportedPath, type Signed, type TrickleMessage, CAPABILITIES, DEFAULT_MESSAGE_LIMITS, MAX_INTENT_LIFETIME_MS, PEER_CAPABILITIES,
   SERVER_MESSAGE_TYPES, SUPPORTED_VERSIONS, candidateRecord, classify, encodeMessage, endpoint, fromCandidateRecord, knownCapabilities,
   parseMessage, toCandidateRecord, unmappedIp, validateAcceptBody, validateIntentBody,
 } from './messages.js';
@@ -46,6 +46,11 @@ const debug = debuglog('natpunch:rendezvous');
  * (race them, the relay as a fallback when both peers have one), 'relay' (the relay only).
  */
 export type Transport = 'udp' | 'tcp' | 'auto' | 'relay';
+
+/** How a punched session ended for this peer, as `report` tells the server. */
+export type SessionReport =
+  | { outcome: 'connected'; path: ReportedPath; technique: string; ms: number }
+  | { outcome: 'failed'; ms: number };
 
 /** What a peer signs about its own reachability into intents and accepts. */
 export interface SignedReachability {
@@ -393,7 +398,7 @@ export class RendezvousClient extends EventEmitter {
     if (own.reachable.length) body.reachable = own.reachable;
     if (own.tcpListen.length) body.tcpListen = own.tcpListen;
     if (own.natMapping) body.natMapping = own.natMapping;
-    const capabilities = this.#capabilities;
+    const capabilities = this.#peerCapabilities();
     if (capabilities.length) body.capabilities = capabilities;
     const intent = signObject(this.#options.identity, DOMAIN.intent, body);
     return new Promise<PunchInstruction>((resolve, reject) => {
@@ -437,15 +442,38 @@ export class RendezvousClient extends EventEmitter {
   async trickle(session: string, candidates: readonly TrickleCandidate[], options: TrickleOptions = {}): Promise<void> {
     if (this.#closed) throw new RendezvousError('closed', 'rendezvous trickle: the client is closed');
     const signed = this.#trickles.sign(this.#options.identity, session, candidates, options.end ?? false);
+    await this.#acked({ type: 'trickle', session, signed }, options);
+  }
+
+  /**
+   * Tells the server how punched `session` ended for this peer (outcome, and for 'connected'
+   * the path and technique), for its statistics: the server never sees which technique won
+   * otherwise. Sent only when the server negotiated the 'report' capability (resolves false
+   * without sending when it did not); resolves true once the server took it.
+   * @throws RendezvousError: 'unknown-session' (no punch for it within the trickle window),
+   *   'invalid' (already reported), 'timeout', or the server's refusal; AbortedError
+   */
+  async report(session: string, report: SessionReport, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<boolean> {
+    if (this.#closed) throw new RendezvousError('closed', 'rendezvous report: the client is closed');
+    if (!this.#capabilities.includes('report')) return false;
+    const ms = Math.min(Math.max(0, Math.round(report.ms)), 600_000);
+    await this.#acked(report.outcome === 'connected'
+      ? { type: 'report', session, outcome: 'connected', path: report.path, technique: report.technique, ms }
+      : { type: 'report', session, outcome: 'failed', ms }, options);
+    return true;
+  }
+
+  /** Sends a request whose only answer is `ack` (`trickle`, `report`), bounded by `timeoutMs`. */
+  async #acked(message: DistributiveOmit<TrickleMessage | ReportMessage, 'id'>, options: { timeoutMs?: number; signal?: AbortSignal }): Promise<void> {
     const timeoutMs = options.timeoutMs ?? this.#options.timeoutMs ?? 10_000;
     const limit = deadline(timeoutMs, options.signal);
     const request = this.#requests.issue<AckMessage>('ack', limit.signal);
-    this.#send({ type: 'trickle', id: request.id, session, signed });
+    this.#send({ ...message, id: request.id } as ClientMessage);
     try {
       await request.answer;
     } catch (error) {
       if (limit.signal.aborted && !options.signal?.aborted) {
-        throw new RendezvousError('timeout', `rendezvous trickle: no answer from the server within ${timeoutMs} ms`, { ref: session, cause: error });
+        throw new RendezvousError('timeout', `rendezvous ${message.type}: no answer from the server within ${timeoutMs} ms`, { ref: message.session, cause: error });
       }
       throw error;
     } finally {
@@ -599,6 +627,11 @@ export class RendezvousClient extends EventEmitter {
     const request = this.#requests.issue<T>(expect, signal);
     this.#send({ ...message, id: request.id } as ClientMessage);
     return request.answer;
+  }
+
+  /** The negotiated capabilities that concern the other peer: what intents and accepts sign. */
+  #peerCapabilities(): Capability[] {
+    return this.#capabilities.filter((c) => PEER_CAPABILITIES.includes(c));
   }
 
   #randomToken(): string {
@@ -850,7 +883,7 @@ export class RendezvousClient extends EventEmitter {
     if (own.reachable.length) acceptBody.reachable = own.reachable;
     if (own.tcpListen.length) acceptBody.tcpListen = own.tcpListen;
     if (own.natMapping) acceptBody.natMapping = own.natMapping;
-    const capabilities = this.#capabilities;
+    const capabilities = this.#peerCapabilities();
     if (capabilities.length) acceptBody.capabilities = capabilities;
     const accept = signObject(this.#options.identity, DOMAIN.accept, acceptBody);
     const wait = Math.max(0, intent.expires + this.#clockTolerance - this.#now());

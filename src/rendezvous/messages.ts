@@ -25,9 +25,28 @@ export const SUPPORTED_VERSIONS: readonly number[] = [2];
  * (RFC 8838 §3 signals trickle support the same way, in the offer and the answer). Names this
  * code does not know are ignored, so a newer peer or server can add some.
  * - 'trickle': sends and receives candidates after the intent/accept (`trickle`/`candidates`).
+ * - 'report': tells the server how each of its punched sessions ended (`report`), for the
+ *   server's statistics; between peer and server only, never signed into intents or accepts.
  */
-export type Capability = 'trickle';
-export const CAPABILITIES: readonly Capability[] = ['trickle'];
+export type Capability = 'trickle' | 'report';
+export const CAPABILITIES: readonly Capability[] = ['trickle', 'report'];
+/** The capabilities that concern the other peer, signed into intents and accepts. */
+export const PEER_CAPABILITIES: readonly Capability[] = ['trickle'];
+
+/** How a connection ended, as its peer reports it (`report`). */
+export type ReportOutcome = 'connected' | 'failed';
+/** The paths a `report` may name (src/path/raw-path.ts PathKind). */
+export const REPORTED_PATHS = ['direct-udp', 'direct-tcp', 'relay'] as const;
+export type ReportedPath = (typeof REPORTED_PATHS)[number];
+/**
+ * The techniques a server counts by name (src/peer/establish.ts, src/peer/path-choice.ts,
+ * src/peer/relay.ts name them); any other well-formed name is counted as 'other', so what a peer
+ * sends cannot grow the server's label sets.
+ */
+export const REPORTED_TECHNIQUES: readonly string[] = [
+  'udp-hole-punch', 'udp-reversal', 'udp-prediction', 'udp-birthday', 'udp-port-mapping', 'udp-lan',
+  'tcp-simultaneous-open', 'tcp-reversal', 'tcp-ttl-primed', 'tcp-prediction', 'turn-udp', 'turn-tcp', 'turn-tls',
+];
 
 /** The known capabilities among `names`, in CAPABILITIES order. */
 export function knownCapabilities(names: readonly string[] | undefined): Capability[] {
@@ -331,17 +350,34 @@ export interface CandidatesMessage {
   signed: Signed;
 }
 
-/** A request that has no other answer (`trickle`) was done. */
+/**
+ * How a punched session ended for the peer sending it: statistics for the server (the dashboard's
+ * success by technique), the peer's own word, unsigned. At most one per peer per session, within
+ * the session's trickle window; only with the 'report' capability.
+ */
+export interface ReportMessage extends Request {
+  type: 'report';
+  session: string;
+  outcome: ReportOutcome;
+  /** For 'connected': the path the stream runs on when the connection is ready. */
+  path?: ReportedPath;
+  /** For 'connected': how that path was found ('udp-hole-punch', 'turn-udp', …). */
+  technique?: string;
+  /** From the connect call (initiator) or the punch (target) to a secure stream or the failure, ms. */
+  ms: number;
+}
+
+/** A request that has no other answer (`trickle`, `report`) was done. */
 export interface AckMessage extends Request {
   type: 'ack';
 }
 
-export type ClientMessage = RegisterMessage | ConnectMessage | AcceptMessage | RefuseMessage | RefreshMessage | UpdateMessage | TrickleMessage;
+export type ClientMessage = RegisterMessage | ConnectMessage | AcceptMessage | RefuseMessage | RefreshMessage | UpdateMessage | TrickleMessage | ReportMessage;
 export type ServerMessage = HelloMessage | RegisteredMessage | IncomingMessage | PunchMessage | ErrorMessage | ChallengeMessage | UpdatedMessage
   | CandidatesMessage | AckMessage;
 export type ParsedMessage = ClientMessage | ServerMessage;
 
-export const CLIENT_MESSAGE_TYPES: ReadonlySet<string> = new Set<ClientMessage['type']>(['register', 'connect', 'accept', 'refuse', 'refresh', 'update', 'trickle']);
+export const CLIENT_MESSAGE_TYPES: ReadonlySet<string> = new Set<ClientMessage['type']>(['register', 'connect', 'accept', 'refuse', 'refresh', 'update', 'trickle', 'report']);
 export const SERVER_MESSAGE_TYPES: ReadonlySet<string> = new Set<ServerMessage['type']>(['hello', 'registered', 'incoming', 'punch', 'error', 'challenge', 'updated', 'candidates', 'ack']);
 
 /** Longest reason or message text carried. */
@@ -488,6 +524,20 @@ const capability = string({ min: 1, max: 32, pattern: /^[a-z0-9-]+$/, expected: 
 const capabilities = array(capability, { max: 32 });
 const requestId = integer(1, Number.MAX_SAFE_INTEGER);
 const version = integer(1, 65_535);
+const technique = string({ min: 1, max: 32, pattern: /^[a-z0-9-]+$/, expected: 'a technique name of 1-32 characters a-z, 0-9, -' });
+
+/** A `report`: 'connected' names its path and technique, 'failed' neither. */
+const report: Check<ReportMessage> = (value, path) => {
+  const message = object<ReportMessage>({
+    type: literal('report'), id: requestId, session: sessionId, outcome: literal<ReportOutcome>('connected', 'failed'),
+    path: optional(literal<ReportedPath>(...REPORTED_PATHS)), technique: optional(technique), ms: integer(0, 600_000),
+  })(value, path);
+  const named = message.path !== undefined && message.technique !== undefined;
+  const none = message.path === undefined && message.technique === undefined;
+  if (message.outcome === 'connected' && !named) return invalid(`${path}.path`, 'a path and a technique for outcome "connected"', message.path);
+  if (message.outcome === 'failed' && !none) return invalid(`${path}.path`, 'no path or technique for outcome "failed"', message.path ?? message.technique);
+  return message;
+};
 
 interface Schemas {
   signed: Check<Signed>;
@@ -535,6 +585,7 @@ function buildSchemas(limits: MessageLimits): Schemas {
     trickle: object<TrickleMessage>({ type: literal('trickle'), id: requestId, session: sessionId, signed }),
     candidates: object<CandidatesMessage>({ type: literal('candidates'), session: sessionId, signed }),
     ack: object<AckMessage>({ type: literal('ack'), id: requestId }),
+    report: report,
   };
   return {
     signed,

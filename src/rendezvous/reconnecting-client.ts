@@ -25,7 +25,7 @@ import { EventEmitter } from 'node:events';
 import { debuglog } from 'node:util';
 import { AbortedError, NatpunchError } from '../errors.js';
 import type { TransportAddress } from '../wire/index.js';
-import { type ConnectOptions, type PunchInstruction, type RendezvousClientOptions, type TrickleOptions, RendezvousClient } from './client.js';
+import { type ConnectOptions, type PunchInstruction, type RendezvousClientOptions, type SessionReport, type TrickleOptions, RendezvousClient } from './client.js';
 import { RendezvousError, type RendezvousErrorReason, type RendezvousVerifyError } from './errors.js';
 import type { Reachability, RelayOffer } from './messages.js';
 import { ReplayCache } from './replay-cache.js';
@@ -269,6 +269,14 @@ export class ReconnectingRendezvousClient extends EventEmitter {
    */
   async trickle(session: string, candidates: readonly TrickleCandidate[], options: TrickleOptions = {}): Promise<void> {
     return this.#live('trickle').trickle(session, candidates, options);
+  }
+
+  /**
+   * RendezvousClient.report through the live registration (false when the server did not
+   * negotiate 'report'). After a reconnection the old sessions are 'unknown-session'.
+   */
+  async report(session: string, report: SessionReport, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<boolean> {
+    return this.#live('report').report(session, report, options);
   }
 
   /**

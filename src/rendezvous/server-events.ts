@@ -31,6 +31,22 @@ export interface ConnectEvent {
   technique?: string;
 }
 
+/** A peer's own `report` of how a punched session ended for it (unverifiable, about itself). */
+export interface ReportEvent {
+  server: object;
+  /** Which side of the session sent it. */
+  role: 'initiator' | 'target';
+  outcome: 'connected' | 'failed';
+  /** For 'connected': 'direct-udp', 'direct-tcp' or 'relay'; else "none". */
+  path: string;
+  /** For 'connected': a name from REPORTED_TECHNIQUES or "other"; else "none". */
+  technique: string;
+  /** The peer's time from its connect call (initiator) or the punch (target) to the outcome. */
+  ms: number;
+  initiator: NatClass | 'unknown';
+  target: NatClass | 'unknown';
+}
+
 export interface RegisteredEvent {
   server: object;
   nat: NatClass;
@@ -45,6 +61,7 @@ export interface ErrorEvent {
 export const connectChannel = channel('natpunch:rendezvous:connect');
 export const registeredChannel = channel('natpunch:rendezvous:registered');
 export const errorChannel = channel('natpunch:rendezvous:error');
+export const reportChannel = channel('natpunch:rendezvous:report');
 
 export function publishConnect(event: ConnectEvent): void {
   if (connectChannel.hasSubscribers) connectChannel.publish(event);
@@ -56,4 +73,8 @@ export function publishRegistered(event: RegisteredEvent): void {
 
 export function publishError(event: ErrorEvent): void {
   if (errorChannel.hasSubscribers) errorChannel.publish(event);
+}
+
+export function publishReport(event: ReportEvent): void {
+  if (reportChannel.hasSubscribers) reportChannel.publish(event);
 }

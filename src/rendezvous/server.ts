@@ -29,7 +29,8 @@ import { formatAddress, parseAddress } from '../wire/index.js';
 import { type RendezvousErrorReason, RendezvousProtocolError, RendezvousVerifyError } from './errors.js';
 import {
   type AcceptMessage, type Capability, type ClientMessage, type ConnectMessage, type IntentBody, type MessageLimits, type ParsedMessage,
-  type RefuseMessage, type RegisterMessage, type ServerMessage, type Signed, type TrickleMessage, type UpdateMessage, CAPABILITIES,
+  type RefuseMessage, type RegisterMessage, type ReportMessage, type ServerMessage, type Signed, type TrickleMessage, type UpdateMessage, CAPABILITIES,
+  REPORTED_TECHNIQUES,
   CLIENT_MESSAGE_TYPES, DEFAULT_MESSAGE_LIMITS, PROTOCOL_VERSION, SUPPORTED_VERSIONS, encodeMessage, knownCapabilities, parseFrame,
   validate, validateAcceptBody, validateIntentBody, validateRegisterBody, validateTrickleBody, validateUpdateBody,
 } from './messages.js';
@@ -45,7 +46,7 @@ import { RateTable } from '../rate-table.js';
 import { fairShareVictim } from './fair-share.js';
 import { DEFAULT_TRICKLE_LIMITS } from './trickle.js';
 import { type NatClass, natClass } from './nat-class.js';
-import { publishConnect, publishError, publishRegistered } from './server-events.js';
+import { publishConnect, publishError, publishRegistered, publishReport } from './server-events.js';
 import { techniqueHint } from './technique-hint.js';
 
 const debug = debuglog('natpunch:rendezvous');
@@ -275,12 +276,13 @@ interface Session {
   timer: NodeJS.Timeout;
 }
 
-/** What one peer of a punched session may still trickle. */
+/** What one peer of a punched session may still trickle, and whether it has reported the outcome. */
 interface TrickleAllowance {
   messages: number;
   candidates: number;
   ended: boolean;
   rate: TokenBucket;
+  reported: boolean;
 }
 
 /** A session after its punch: kept for trickled candidates until the window closes. */
@@ -811,6 +813,8 @@ export class RendezvousServer {
         return this.#update(connection, message);
       case 'trickle':
         return this.#trickle(connection, message);
+      case 'report':
+        return this.#report(connection, message);
     }
   }
 
@@ -1168,7 +1172,7 @@ export class RendezvousServer {
     const local = [initiator, target].filter((side): side is Connection => !isRemote(side));
     if (this.#punched.size >= this.#limits.maxSessions || local.some(gone) || this.#punched.has(id)) return;
     const allowance = (): TrickleAllowance => ({
-      messages: 0, candidates: 0, ended: false, rate: new TokenBucket(this.#limits.trickleMessagesPerSecond, this.#limits.trickleBurst),
+      messages: 0, candidates: 0, ended: false, rate: new TokenBucket(this.#limits.trickleMessagesPerSecond, this.#limits.trickleBurst), reported: false,
     });
     // Allowances for the peers whose trickles arrive here; a remote peer's are kept by its node.
     const punched: PunchedSession = {
@@ -1220,6 +1224,30 @@ export class RendezvousServer {
     this.#sendTo(other, { type: 'candidates', session: ref, signed: message.signed });
     this.#send(connection, { type: 'ack', id: message.id });
     this.#counters.trickled++;
+  }
+
+  // --- report -----------------------------------------------------------------------------------
+
+  /**
+   * A peer's word on how a session it was punched into ended: statistics only (the dashboard's
+   * success by technique), never acted on. Bounded like a trickle: a session of this socket
+   * within its window, once per peer, and the label values from closed lists.
+   */
+  #report(connection: Connection, message: ReportMessage): void {
+    const ref = message.session;
+    const punched = this.#punched.get(ref);
+    const allowance = punched?.allowance.get(connection);
+    if (!punched || !allowance) throw new Refusal('unknown-session', `report: no punched session ${ref} of this peer within the last ${this.#limits.trickleWindowMs} ms`, ref);
+    if (!connection.capabilities.includes('report')) throw new Refusal('unsupported-capability', 'report: this peer did not negotiate the \'report\' capability', ref);
+    if (allowance.reported) throw new Refusal('invalid', `report: session ${ref} was already reported by this peer`, ref);
+    allowance.reported = true;
+    const connected = message.outcome === 'connected';
+    const technique = !connected ? 'none' : REPORTED_TECHNIQUES.includes(message.technique!) ? message.technique! : 'other';
+    publishReport({
+      server: this, role: punched.initiator === connection ? 'initiator' : 'target', outcome: message.outcome,
+      path: connected ? message.path! : 'none', technique, ms: message.ms, initiator: natOf(punched.initiator), target: natOf(punched.target),
+    });
+    this.#send(connection, { type: 'ack', id: message.id });
   }
 
   async #refuseSession(connection: Connection, message: RefuseMessage): Promise<void> {

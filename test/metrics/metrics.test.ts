@@ -10,6 +10,8 @@ import { openUdpTransport } from '../../src/turn/client-transport.js';
 import { TurnError } from '../../src/errors.js';
 import { parsePrometheusText, sampleValue, sumOf, type MetricFamily } from '../support/prometheus-text.js';
 import { once, until } from '../support/wait.js';
+import { REPORTED_TECHNIQUES } from '../../src/rendezvous/messages.js';
+import { reportChannel } from '../../src/rendezvous/server-events.js';
 
 /**
  * /metrics, scraped over HTTP like Prometheus does, counts exactly what real clients did: STUN
@@ -131,14 +133,19 @@ test('registered peers and brokered connects by outcome, reason, NAT class and t
     peers.push(p);
     return p;
   };
+  const reported: unknown[] = [];
+  const onReport = (message: unknown): void => { if ((message as { server: object }).server === server.rendezvous) reported.push(message); };
+  reportChannel.subscribe(onReport);
   try {
     // N = 3 registered peers; c refuses everyone.
     const [a, b, c] = [await peer(), await peer(), await peer({ accept: () => 'not today' })];
-    // M = 2 accepted connects.
+    // M = 2 accepted connects; each side reports how its connection ended (path, technique, ms).
+    const ended: { role: string; path: string; technique: string }[] = [];
     for (let i = 0; i < 2; i++) {
       const incoming = once(b, 'connection');
       const conn = await a.connect(b.peerId);
       const [other] = await incoming as [Connection];
+      ended.push({ role: 'initiator', path: conn.path, technique: conn.technique }, { role: 'target', path: other.path, technique: other.technique });
       conn.destroy();
       other.destroy();
     }
@@ -162,12 +169,31 @@ test('registered peers and brokered connects by outcome, reason, NAT class and t
     assert.equal(sampleValue(m, 'natpunch_rendezvous_errors_total', { code: 'peer-not-found' }), 1);
     assert.equal(sampleValue(m, 'natpunch_rendezvous_pending_connects'), 0);
 
+    // The peers' reports (sent after each secure stream, so possibly after the connects returned).
+    await until(() => reported.length >= 4, 'both sides of both connects reported', { seen: () => `${reported.length} reports` });
+    const reports = await scrape(server);
+    assert.equal(sumOf(reports, 'natpunch_rendezvous_reports_total'), 4, 'one report per side per connection');
+    const expected = new Map<string, number>();
+    const initiatorPaths = new Map<string, number>();
+    for (const e of ended) {
+      const technique = REPORTED_TECHNIQUES.includes(e.technique) ? e.technique : 'other';
+      const key = JSON.stringify({ role: e.role, outcome: 'connected', path: e.path, technique, ...both });
+      expected.set(key, (expected.get(key) ?? 0) + 1);
+      if (e.role === 'initiator') initiatorPaths.set(e.path, (initiatorPaths.get(e.path) ?? 0) + 1);
+    }
+    for (const [key, n] of expected) assert.equal(sampleValue(reports, 'natpunch_rendezvous_reports_total', JSON.parse(key) as Record<string, string>), n, key);
+    // The connect-time histogram holds the initiators' times only, once per connection.
+    for (const [path, n] of initiatorPaths) assert.equal(sampleValue(reports, 'natpunch_rendezvous_connect_seconds_count', { outcome: 'connected', path }), n, path);
+    const counts = reports.get('natpunch_rendezvous_connect_seconds')?.samples.filter((x) => x.name === 'natpunch_rendezvous_connect_seconds_count') ?? [];
+    assert.equal(counts.reduce((sum, x) => sum + x.value, 0), 2, 'no other times observed');
+
     await c.close();
     // The server learns of it when the WebSocket's close arrives.
     await until(() => server.rendezvous!.stats.peers === 2, 'the server noticed c leave', { seen: () => `${server.rendezvous!.stats.peers} peers` });
     const after = await scrape(server);
     assert.equal(sampleValue(after, 'natpunch_rendezvous_peers'), 2, 'a peer that left is no longer counted');
   } finally {
+    reportChannel.unsubscribe(onReport);
     for (const p of peers) await p.close();
     await server.close();
   }

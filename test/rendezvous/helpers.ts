@@ -9,7 +9,7 @@ import { WebSocket } from 'ws';
 import { type Identity, generateIdentity } from '../../src/identity/index.js';
 import {
   type RendezvousClientOptions, type RendezvousLimits, type RendezvousServerOptions, type ServerMessage, type StartTimingOptions,
-  CAPABILITIES, DOMAIN, PROTOCOL_VERSION, RendezvousClient, RendezvousServer, ReflexiveObserver, signObject,
+  CAPABILITIES, DOMAIN, PROTOCOL_VERSION, RendezvousClient, RendezvousServer, ReflexiveObserver, bodyHash, peekSigned, signObject,
 } from '../../src/rendezvous/index.js';
 import { type CandidateTransport, type CandidateType, candidatePriority } from '../../src/punch/candidate.js';
 import type { CandidateRecord } from '../../src/rendezvous/index.js';
@@ -154,16 +154,44 @@ export function candidate(text: string, kind: CandidateType = 'host', transport:
   return { kind, transport, address, port, priority: candidatePriority(kind, localPreference) };
 }
 
-/** Opens a raw client and registers `identity` (no server-reflexive claim). Returns it after `registered`. */
+/**
+ * Opens a raw client and registers `identity` (no server-reflexive claim), asking for
+ * `capabilities` (default: all this code knows). Returns it after `registered`.
+ */
 export async function registerRaw(
-  resources: Resources, url: string, identity: Identity = generateIdentity(), options: { localAddress?: string } = {},
+  resources: Resources, url: string, identity: Identity = generateIdentity(), options: { localAddress?: string; capabilities?: readonly string[] } = {},
 ): Promise<{ raw: RawClient; identity: Identity }> {
-  const raw = await RawClient.open(resources, url, options);
+  const raw = await RawClient.open(resources, url, options.localAddress === undefined ? {} : { localAddress: options.localAddress });
   const hello = await raw.next();
   const signed = signObject(identity, DOMAIN.register, { peerId: identity.peerId, nonce: hello['nonce'], privateEndpoints: ['127.0.0.1:9'], srflx: null });
-  const registered = await raw.ask({ type: 'register', signed });
+  const registered = await raw.ask({ type: 'register', signed, ...(options.capabilities ? { capabilities: options.capabilities } : {}) });
   if (registered.type !== 'registered') throw new Error(`registerRaw: ${JSON.stringify(registered)}`);
   return { raw, identity };
+}
+
+/**
+ * A raw peer (registered by hand, asking for `capabilities`) punched with a real one (a) that
+ * initiated: the raw side can then send anything it likes about the session. `trickle` builds a
+ * trickle message signed by the raw peer (or `signer`).
+ */
+export async function rawPunched(resources: Resources, limits: Partial<RendezvousLimits> = {}, options: { capabilities?: readonly string[] } = {}) {
+  const servers = await startServers(resources, { limits });
+  const a = await startPeer(resources, servers.url);
+  const { raw, identity } = await registerRaw(resources, servers.url, generateIdentity(), options);
+  const result = a.client.connect(identity.peerId);
+  const incoming = await raw.next();
+  const intent = incoming['intent'] as { body: string; sig: string };
+  const session = (peekSigned(intent) as { session: string }).session;
+  const accept = signObject(identity, DOMAIN.accept, {
+    session, intentHash: bodyHash(intent), candidates: [candidate('127.0.0.1:9')], nonce: token(), capabilities: ['trickle'],
+  });
+  const punch = await raw.ask({ type: 'accept', accept });
+  if (punch.type !== 'punch') throw new Error(`rawPunched: the accept got ${JSON.stringify(punch)}`);
+  await result;
+  const trickle = (body: Record<string, unknown>, signer = identity) => ({
+    type: 'trickle', session, signed: signObject(signer, DOMAIN.trickle, { session, candidates: [], ...body }),
+  });
+  return { ...servers, a, raw, identity, session, trickle };
 }
 
 /** Resolves once `condition()` holds, checked every 2 ms (5 s at most). */

@@ -71,8 +71,8 @@ test('a valid candidate survives wire -> validate -> punch layer -> wire unchang
 });
 
 test('the new messages and trickle bodies: arbitrary shapes fail only with RendezvousProtocolError', () => {
-  const shaped = fc.record({ type: fc.constantFrom('trickle', 'candidates', 'ack', 'register', 'registered', 'hello', 'error') })
-    .chain((base) => fc.dictionary(fc.constantFrom('id', 'session', 'signed', 'version', 'versions', 'capabilities', 'code', 'message', 'x'), fc.jsonValue())
+  const shaped = fc.record({ type: fc.constantFrom('trickle', 'candidates', 'ack', 'register', 'registered', 'hello', 'error', 'report') })
+    .chain((base) => fc.dictionary(fc.constantFrom('id', 'session', 'signed', 'version', 'versions', 'capabilities', 'code', 'message', 'outcome', 'path', 'technique', 'ms', 'x'), fc.jsonValue())
       .map((extra) => ({ ...extra, ...base })));
   fc.assert(fc.property(shaped, (value) => onlyProtocolErrors(() => validate(value))), options);
   const body = fc.record({

@@ -35,6 +35,8 @@ test('every message type validates and survives encode -> parse unchanged', () =
     { type: 'trickle', id: 5, session: token, signed },
     { type: 'candidates', session: token, signed },
     { type: 'ack', id: 5 },
+    { type: 'report', id: 6, session: token, outcome: 'connected', path: 'relay', technique: 'turn-tcp', ms: 812 },
+    { type: 'report', id: 7, session: token, outcome: 'failed', ms: 0 },
     { type: 'error', code: 'trickle-limit', message: 'x', id: 5, ref: token },
     { type: 'punch', session: token, peer: identity.peerId, role: 'controlled', intent: signed, accept: signed, key: Buffer.alloc(32).toString('base64'), startInMs: 20 },
     { type: 'error', code: 'peer-not-found', message: 'x', ref: token },

@@ -146,7 +146,7 @@ test('registered reports what the STUN port observed even when the peer claims n
   const signed = signObject(identity, DOMAIN.register, { peerId: identity.peerId, nonce: hello['nonce'], privateEndpoints: [], srflx: null });
   const reply = await raw.ask({ type: 'register', signed });
   assert.deepEqual(reply, {
-    type: 'registered', id: raw.lastId, version: 2, capabilities: ['trickle'], peerId: identity.peerId, srflx: null, observedSrflx: `127.0.0.1:${socket.address().port}`,
+    type: 'registered', id: raw.lastId, version: 2, capabilities: ['trickle', 'report'], peerId: identity.peerId, srflx: null, observedSrflx: `127.0.0.1:${socket.address().port}`,
   });
 });
 

@@ -10,7 +10,7 @@ import { candidatePriority } from '../../src/punch/candidate.js';
 import {
   type PunchInstruction, type TrickledCandidates, DOMAIN, RendezvousError, bodyHash, peekSigned, signObject,
 } from '../../src/rendezvous/index.js';
-import { type Peer, RawClient, Resources, candidate, registerRaw, startPeer, startServers, token, until } from './helpers.js';
+import { type Peer, RawClient, Resources, candidate, rawPunched, registerRaw, startPeer, startServers, token, until } from './helpers.js';
 
 const resources = new Resources();
 afterEach(() => resources.close());
@@ -88,28 +88,8 @@ test('trickle candidates are checked before signing: a multicast one is a usage 
   assert.equal(server.stats.trickled, 0);
 });
 
-/** A raw peer (b) punched with a real one (a), so that b can trickle anything it likes. */
-async function rawPunched(limits = {}) {
-  const servers = await startServers(resources, { limits });
-  const a = await startPeer(resources, servers.url);
-  const { raw, identity } = await registerRaw(resources, servers.url);
-  const result = a.client.connect(identity.peerId);
-  const incoming = await raw.next();
-  const intent = incoming['intent'] as { body: string; sig: string };
-  const session = (peekSigned(intent) as { session: string }).session;
-  const accept = signObject(identity, DOMAIN.accept, {
-    session, intentHash: bodyHash(intent), candidates: [candidate('127.0.0.1:9')], nonce: token(), capabilities: ['trickle'],
-  });
-  assert.equal((await raw.ask({ type: 'accept', accept })).type, 'punch');
-  await result;
-  const trickle = (body: Record<string, unknown>, signer = identity) => ({
-    type: 'trickle', session, signed: signObject(signer, DOMAIN.trickle, { session, candidates: [], ...body }),
-  });
-  return { ...servers, a, raw, identity, session, trickle };
-}
-
 test('the server bounds each peer\'s trickle per session: messages, candidates, nothing after the end', async () => {
-  const { raw, trickle, session, a, server } = await rawPunched({ maxTrickleMessages: 3, maxTrickleCandidates: 4, trickleBurst: 10, trickleMessagesPerSecond: 10 });
+  const { raw, trickle, session, a, server } = await rawPunched(resources, { maxTrickleMessages: 3, maxTrickleCandidates: 4, trickleBurst: 10, trickleMessagesPerSecond: 10 });
   const heardByA = collect(a);
   const c = (port: number) => candidate(`192.0.2.1:${port}`, 'srflx');
   assert.equal((await raw.ask(trickle({ seq: 1, candidates: [c(1), c(2), c(3)] }))).type, 'ack');
@@ -125,7 +105,7 @@ test('the server bounds each peer\'s trickle per session: messages, candidates, 
 });
 
 test('the server rate-limits trickle per session: a burst, then the sustained rate', async () => {
-  const { raw, trickle } = await rawPunched({ trickleBurst: 2, trickleMessagesPerSecond: 1 });
+  const { raw, trickle } = await rawPunched(resources, { trickleBurst: 2, trickleMessagesPerSecond: 1 });
   assert.equal((await raw.ask(trickle({ seq: 1 }))).type, 'ack');
   assert.equal((await raw.ask(trickle({ seq: 2 }))).type, 'ack');
   const limited = await raw.ask(trickle({ seq: 3 }));
@@ -135,7 +115,7 @@ test('the server rate-limits trickle per session: a burst, then the sustained ra
 });
 
 test('the server refuses a trickle signed by another key, or whose signed session is not the message\'s', async () => {
-  const { raw, trickle, session, a } = await rawPunched();
+  const { raw, trickle, session, a } = await rawPunched(resources);
   const heardByA = collect(a);
   const { generateIdentity } = await import('../../src/identity/index.js');
   const forged = await raw.ask(trickle({ seq: 1 }, generateIdentity()));
@@ -149,13 +129,13 @@ test('the server refuses a trickle signed by another key, or whose signed sessio
 });
 
 test('a punched session forwards trickles only within its window, and ends with either socket', async () => {
-  const { raw, trickle, server } = await rawPunched({ trickleWindowMs: 200 });
+  const { raw, trickle, server } = await rawPunched(resources, { trickleWindowMs: 200 });
   assert.equal(server.stats.trickleSessions, 1);
   await until(() => server.stats.trickleSessions === 0, 'the window closed');
   const late = await raw.ask(trickle({ seq: 1 }));
   assert.deepEqual([late.type, late['code']], ['error', 'unknown-session']);
   // Either socket closing ends it at once.
-  const again = await rawPunched();
+  const again = await rawPunched(resources);
   assert.equal(again.server.stats.trickleSessions, 1);
   again.raw.ws.close();
   await until(() => again.server.stats.trickleSessions === 0, 'the session ended with the socket');

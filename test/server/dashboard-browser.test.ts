@@ -11,7 +11,9 @@ import { openUdpTransport } from '../../src/turn/client-transport.js';
 import { launchChromium, skipUnlessChromium, type HeadlessChromium } from '../support/chromium.js';
 import { decodePng } from '../support/png.js';
 import { parsePrometheusText, sampleValue, sumOf } from '../support/prometheus-text.js';
-import { once } from '../support/wait.js';
+import { once, until } from '../support/wait.js';
+import { REPORTED_TECHNIQUES } from '../../src/rendezvous/messages.js';
+import { reportChannel } from '../../src/rendezvous/server-events.js';
 
 /**
  * The dashboard in a real headless Chromium: it loads from the server alone (no other URL),
@@ -50,10 +52,16 @@ test('the dashboard in headless Chromium shows live numbers that match /metrics'
     // that has relayed 1500 bytes each way.
     const [a, b] = [await createPeer({ server: server.rendezvousUrl!, identity: generateIdentity() }), await createPeer({ server: server.rendezvousUrl!, identity: generateIdentity() })];
     peers.push(a, b);
+    const reports: unknown[] = [];
+    const onReport = (message: unknown): void => { if ((message as { server: object }).server === server.rendezvous) reports.push(message); };
+    reportChannel.subscribe(onReport);
     const incoming = once(b, 'connection');
     const conn = await a.connect(b.peerId);
+    const won = { path: conn.path, technique: REPORTED_TECHNIQUES.includes(conn.technique) ? conn.technique : 'other' };
     ((await incoming) as [Connection])[0].destroy();
     conn.destroy();
+    // Both sides report how the connection ended; the page shows the initiator's report.
+    await until(() => reports.length === 2, 'both peers reported the connection', { seen: () => `${reports.length} reports` }).finally(() => reportChannel.unsubscribe(onReport));
     await assert.rejects(a.connect(generateIdentity().peerId));
     const echo = dgram.createSocket('udp4');
     sockets.push(echo);
@@ -97,6 +105,7 @@ test('the dashboard in headless Chromium shows live numbers that match /metrics'
       for (const tr of doc.querySelectorAll('#limits tr[data-limit]')) out[`limit:${tr.dataset['limit']}`] = tr.dataset['value'] ?? '';
       for (const tr of doc.querySelectorAll('#nat-pairs tr[data-pair]')) out[`pair:${tr.dataset['pair']}`] = [...tr.cells].slice(1, 3).map((c) => c.textContent).join('/');
       for (const tr of doc.querySelectorAll('#techniques tr[data-technique]')) out[`technique:${tr.dataset['technique']}`] = tr.cells[1]?.textContent ?? '';
+      for (const tr of doc.querySelectorAll('#reported tr[data-technique]')) out[`reported:${tr.dataset['technique']} ${tr.dataset['path']}`] = tr.dataset['value'] ?? '';
       return out;
     });
     let shown: Record<string, string> | undefined;
@@ -120,6 +129,9 @@ test('the dashboard in headless Chromium shows live numbers that match /metrics'
       'relay-bytes-to-peer': sampleValue(metrics, 'natpunch_turn_relayed_bytes_total', { direction: 'to-peer' }),
       'relay-bytes-to-client': sampleValue(metrics, 'natpunch_turn_relayed_bytes_total', { direction: 'to-client' }),
       'limit:relay-quota': sampleValue(metrics, 'natpunch_limits_hit_total', { limit: 'relay-quota' }),
+      'reported-connected': sumOf(metrics, 'natpunch_rendezvous_reports_total', { role: 'initiator', outcome: 'connected' }),
+      'reported-failed': sumOf(metrics, 'natpunch_rendezvous_reports_total', { role: 'initiator', outcome: 'failed' }),
+      [`reported:${won.technique} ${won.path}`]: sumOf(metrics, 'natpunch_rendezvous_reports_total', { role: 'initiator', outcome: 'connected', ...won }),
     };
     for (const [id, value] of Object.entries(expected)) assert.equal(shown[id], String(value), `#${id}: the page shows ${shown[id]}, /metrics says ${value}`);
     // And they are what this test did.
@@ -132,8 +144,11 @@ test('the dashboard in headless Chromium shows live numbers that match /metrics'
     assert.equal(shown['pair:open → open'], '1/1', 'one connect between two "open" peers, accepted');
     assert.equal(shown['technique:hole-punch'], '1');
     assert.equal(await page.textContent('#success-rate'), '50%');
+    assert.deepEqual([shown['reported-connected'], shown['reported-failed'], shown[`reported:${won.technique} ${won.path}`]], ['1', '0', '1'],
+      'the initiator reported its one connection, with the path and technique it ended on');
+    assert.equal(await page.textContent('#reported-rate'), '100%');
 
-    const elements = ['#peers', '#connect-rate', '#success-rate', '#nat-pairs', '#techniques', '#relay-share', '#relay-bandwidth', '#limits'];
+    const elements = ['#peers', '#connect-rate', '#success-rate', '#nat-pairs', '#techniques', '#reported', '#relay-share', '#relay-bandwidth', '#limits'];
     for (const selector of elements) assert.ok(await page.isVisible(selector), `${selector} is visible`);
     assert.deepEqual(problems, [], 'no script errors, no CSP violations, no failed request (not even a favicon)');
     const origin = new URL(base).origin;
