@@ -10,7 +10,7 @@ import { isPeerId } from '../identity/index.js';
 import { MuxError, MuxSession, type MuxStream } from '../mux/index.js';
 import { createPeer, type Connection, type Peer } from '../peer/peer.js';
 import { type CommandSpec, jsonFlag, keyFlag, parseCommand, serverFlag, usageLine, usageText } from './args.js';
-import { checkServer } from './peer-flags.js';
+import { checkServer, noReportFlag } from './peer-flags.js';
 import { transportFlag } from './connect.js';
 import { eventSink, type EventSink } from './events.js';
 import { TCP_TARGET } from './expose.js';
@@ -32,6 +32,7 @@ export const forwardSpec: CommandSpec = {
     server: serverFlag,
     key: keyFlag,
     transport: transportFlag,
+    'no-report': noReportFlag,
     json: jsonFlag,
   },
   examples: ['natpunch forward ah4ytbnkeoro34qprv2gqnc5vebpxztoiyafb4bpvnjm4uqycouu6bdq --listen 2222 --server ws://203.0.113.7:8080/   # then: ssh -p 2222 localhost'],
@@ -43,7 +44,7 @@ type Transport = (typeof transports)[number];
 
 export async function forwardCommand(argv: string[]): Promise<number> {
   const { values: parsed, positionals } = parseCommand(forwardSpec, argv);
-  const values = parsed as { listen?: string; server?: string; key?: string; transport?: string; json?: boolean };
+  const values = parsed as { listen?: string; server?: string; key?: string; transport?: string; 'no-report'?: boolean; json?: boolean };
   const [peerId, ...extra] = positionals;
   if (!peerId || extra.length) throw new UsageError(`natpunch forward: give exactly one PEER_ID (the exposing side prints it with 'natpunch expose').\n${usageText(forwardSpec)}`);
   if (!isPeerId(peerId)) throw new UsageError(`natpunch forward: ${JSON.stringify(peerId)} is not a peer id (check for a typo: ids carry a checksum)`);
@@ -54,7 +55,7 @@ export async function forwardCommand(argv: string[]): Promise<number> {
   if (!transports.includes(transport)) throw new UsageError(`natpunch forward: --transport ${values.transport}: expected auto, udp, tcp or relay`);
   const events = eventSink(values.json === true);
   const { stopped } = untilSignal();
-  const peer = await createPeer({ server: serverUrl, keyFile: values.key });
+  const peer = await createPeer({ server: serverUrl, keyFile: values.key, report: values['no-report'] !== true });
   const server = createServer({ allowHalfOpen: true, pauseOnConnect: true });
   const sessions = new SessionToPeer(peer, peerId, transport, events);
   try {

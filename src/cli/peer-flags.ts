@@ -16,6 +16,13 @@ export const portMappingFlag: Flag = {
   example: '--port-mapping',
 };
 
+/** `--no-report`: PeerOptions.report false, for every command that runs a peer. */
+export const noReportFlag: Flag = {
+  type: 'boolean',
+  help: 'do not tell the rendezvous server how each connection ended (path, technique, time to connect: what its metrics and dashboard count; never addresses or data)',
+  example: '--no-report',
+};
+
 /** `--allow PEER_ID`: who may connect (listen, receive, expose). */
 export const allowFlag: Flag = {
   type: 'string', value: 'PEER_ID', multiple: true, defaultText: 'none: any peer that knows this id may connect',

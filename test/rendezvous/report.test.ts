@@ -10,6 +10,8 @@ import { once } from '../support/wait.js';
 import { type PunchInstruction, RendezvousError } from '../../src/rendezvous/index.js';
 import { type ReportEvent, reportChannel } from '../../src/rendezvous/server-events.js';
 import { Resources, rawPunched, startPeer, startServers, token, until } from './helpers.js';
+import { NatpunchServer } from '../../src/server/natpunch-server.js';
+import { type Connection, createPeer, generateIdentity } from '../../src/index.js';
 
 const resources = new Resources();
 afterEach(() => resources.close());
@@ -124,4 +126,21 @@ test('the server checks what a raw peer reports: the capability, the shape, and 
   const without = await rawPunched(resources, {}, { capabilities: ['trickle'] });
   const refused = await without.raw.ask({ type: 'report', session: without.session, outcome: 'failed', ms: 1 });
   assert.deepEqual([refused['code'], refused['message']], ['unsupported-capability', 'report: this peer did not negotiate the \'report\' capability']);
+});
+
+test('createPeer reports by default; with report: false the peer never sends one (natpunch --no-report)', { timeout: 60_000 }, async () => {
+  const server = resources.add(await NatpunchServer.listen({ address: '127.0.0.1', port: 0, httpPort: 0 }), (s) => s.close());
+  const events = listen(server.rendezvous!);
+  const quiet = resources.add(await createPeer({ server: server.rendezvousUrl!, identity: generateIdentity(), report: false }), (p) => p.close());
+  const talkative = resources.add(await createPeer({ server: server.rendezvousUrl!, identity: generateIdentity() }), (p) => p.close());
+  const incoming = once(talkative, 'connection');
+  const conn = await quiet.connect(talkative.peerId);
+  const [other] = await incoming as [Connection];
+  await until(() => events.length === 1, 'the target reported');
+  // Had the quiet peer sent a report, it left before connect() returned: a later answer on its
+  // socket comes after the server handled it.
+  await assert.rejects(quiet.connect(generateIdentity().peerId), /not registered/);
+  assert.deepEqual(events.map((e) => [e.role, e.outcome, e.path, e.ms >= 0]), [['target', 'connected', other.path, true]]);
+  conn.destroy();
+  other.destroy();
 });
