@@ -62,6 +62,21 @@ export interface PairResult {
   wallMs: number;
   /** Why it failed, in the CLI's own words where it said any. */
   error?: string;
+  /**
+   * The connector's report as the server counted it (`natpunch_rendezvous_reports_total`,
+   * role initiator): the path and technique the connection was ready on, and the NAT classes
+   * the server proved for each side. Absent when the server counted none.
+   */
+  reported?: ReportedSample;
+}
+
+/** One `natpunch_rendezvous_reports_total{role="initiator"}` series of the pair's server. */
+export interface ReportedSample {
+  outcome: string;
+  path: string;
+  technique: string;
+  initiatorNat: string;
+  targetNat: string;
 }
 
 /**
@@ -119,6 +134,36 @@ async function outcome(child: ChildProcess, timeoutMs: number): Promise<Record<s
   return JSON.parse(await waitForLine(child, /"event":"(connected|error)"/, timeoutMs)) as Record<string, unknown>;
 }
 
+function withReport(result: PairResult, reported: ReportedSample | undefined): PairResult {
+  return reported ? { ...result, reported } : result;
+}
+
+/** How long the server may take to notice both peers gone, after they exited. */
+const SERVER_SETTLE_MS = 5_000;
+
+/**
+ * The connector's report as the pair's server counted it, read from `/metrics` inside the server
+ * host (with the run's bearer token) once both peers have left: a peer's report travels on its
+ * WebSocket before its close, so a server that has seen every close has counted every report.
+ */
+async function serverReport(server: { exec(argv: string[], options?: { timeoutMs?: number }): Promise<{ code: number | null; stdout: string; stderr: string }> }, token: string): Promise<ReportedSample | undefined> {
+  const script = `fetch('http://198.51.100.10:8080/metrics', { headers: { authorization: 'Bearer ${token}' } })`
+    + '.then(async (r) => { if (!r.ok) throw new Error(`GET /metrics: ${r.status}`); process.stdout.write(await r.text()); })';
+  const deadline = performance.now() + SERVER_SETTLE_MS;
+  for (;;) {
+    const scrape = await server.exec([process.execPath, '-e', script], { timeoutMs: 10_000 });
+    if (scrape.code !== 0) throw new Error(`reading natpunch serve's /metrics in the server host: exited ${scrape.code}: ${scrape.stderr.trim()}`);
+    const peers = /^natpunch_rendezvous_peers (\d+)$/m.exec(scrape.stdout)?.[1];
+    if (peers === '0' || performance.now() > deadline) {
+      const line = scrape.stdout.split('\n').find((l) => l.startsWith('natpunch_rendezvous_reports_total{') && l.includes('role="initiator"'));
+      if (!line) return undefined;
+      const label = (name: string): string => new RegExp(`${name}="([^"]*)"`).exec(line)?.[1] ?? '';
+      return { outcome: label('outcome'), path: label('path'), technique: label('technique'), initiatorNat: label('initiator_nat'), targetNat: label('target_nat') };
+    }
+    await sleep(realClock, 50);
+  }
+}
+
 /**
  * One pair: a lab of its own, `natpunch serve`, `listen --once` behind b, `connect` behind a, the
  * payload both ways; what carried it and how long it took (also bench/hard-nat's one sample).
@@ -133,7 +178,10 @@ export async function runPair(a: NatKind, b: NatKind, options: Omit<MatrixOption
   const keys = await mkdtemp(join(tmpdir(), 'natpunch-matrix-'));
   try {
     return await withLab({ a: { kind: a }, b: { kind: b }, signal: options.signal }, async (lab) => {
-      const serve = lab.server.spawn([process.execPath, CLI, 'serve', '--address', '198.51.100.10', '--alt-address', '198.51.100.11', '--http-port', '8080']);
+      const token = randomBytes(16).toString('hex');
+      const serve = lab.server.spawn([process.execPath, CLI, 'serve', '--address', '198.51.100.10', '--alt-address', '198.51.100.11', '--http-port', '8080', '--metrics-token', token]);
+      // The server's view is extra information: a pair is judged by what the peers did.
+      const reported = (): Promise<ReportedSample | undefined> => serverReport(lab.server, token).catch(() => undefined);
       const serveOutput = lines(serve, 'stderr');
       await waitForLine(serve, /ready/, 20_000).catch((error: Error) => { throw new Error(`natpunch serve: ${error.message} ${serveOutput()}`); });
       const fromListener = randomBytes(bytes);
@@ -157,7 +205,8 @@ export async function runPair(a: NatKind, b: NatKind, options: Omit<MatrixOption
       if (event.event !== 'connected') {
         connect.stdin!.end();
         listen.kill('SIGTERM');
-        return { a, b, ok: false, wallMs: wallMs(), error: String(event.message ?? JSON.stringify(event)) };
+        await Promise.race([Promise.all([exited(connect), exited(listen)]), sleep(realClock, SERVER_SETTLE_MS)]);
+        return withReport({ a, b, ok: false, wallMs: wallMs(), error: String(event.message ?? JSON.stringify(event)) }, await reported());
       }
       const connectedAt = performance.now();
       let result: Omit<PairResult, 'ok' | 'wallMs'> = { a, b, path: String(event.path), technique: String(event.technique), ms: Number(event.ms) };
@@ -175,13 +224,14 @@ export async function runPair(a: NatKind, b: NatKind, options: Omit<MatrixOption
       }
       connect.stdin!.end(fromConnector);
       const [gotByConnector, gotByListener, connectCode, listenCode] = await Promise.all([connectOut, listenOut, exited(connect), exited(listen)]);
+      const report = await reported();
       if (connectCode !== 0 || listenCode !== 0) {
-        return { ...result, ok: false, wallMs: wallMs(), error: `connected, then exited ${connectCode} (connect) and ${listenCode} (listen): ${connectErr()} ${listenErr()}`.trim() };
+        return withReport({ ...result, ok: false, wallMs: wallMs(), error: `connected, then exited ${connectCode} (connect) and ${listenCode} (listen): ${connectErr()} ${listenErr()}`.trim() }, report);
       }
       if (sha(gotByConnector) !== sha(fromListener) || sha(gotByListener) !== sha(fromConnector)) {
-        return { ...result, ok: false, wallMs: wallMs(), error: `connected, but the ${bytes} bytes did not arrive intact both ways` };
+        return withReport({ ...result, ok: false, wallMs: wallMs(), error: `connected, but the ${bytes} bytes did not arrive intact both ways` }, report);
       }
-      return { ...result, ok: true, wallMs: wallMs() };
+      return withReport({ ...result, ok: true, wallMs: wallMs() }, report);
     });
   } catch (error) {
     return { a, b, ok: false, wallMs: wallMs(), error: (error as Error).message };

@@ -53,6 +53,16 @@ test('natpunch lab matrix --kinds port-restricted,symmetric-seq,symmetric-random
       assert.equal(seqRandom.path, 'direct-udp', JSON.stringify(seqRandom));
       assert.match(String(seqRandom.technique), /^(udp-birthday|rebinding)$/, JSON.stringify(seqRandom));
     }
+    // The server's own count of each connection, from the connector's report (natpunch
+    // serve's /metrics): the path and technique it was ready on, and the NAT classes the server
+    // proved at registration (every one of these NATs filters: "nat").
+    for (const pair of pairs) {
+      const reported = pair.reported as Record<string, string> | undefined;
+      assert.ok(reported, `the server counted no report for ${JSON.stringify(pair)}`);
+      const ready = { path: String(pair.startPath ?? pair.path), technique: pair.startPath === undefined ? String(pair.technique) : reported.technique };
+      assert.deepEqual(reported, { outcome: 'connected', ...ready, initiatorNat: 'nat', targetNat: 'nat' }, JSON.stringify(pair));
+      if (pair.startPath === 'relay') assert.match(reported.technique, /^turn-(udp|tcp|tls)$/, JSON.stringify(pair));
+    }
     assert.deepEqual(events.at(-1), { event: 'matrix', pairs: 6, failed: 0, html });
     const page = await readFile(html, 'utf8');
     assert.match(page, /^<!doctype html>/);
