@@ -57,7 +57,8 @@ function onMessage(peer: SimulatedPeer, data: unknown, registered: (ok: boolean)
   switch (message.type) {
     case 'hello': {
       const signed = signObject(peer.identity, DOMAIN.register, { peerId: peer.identity.peerId, nonce: message['nonce'], privateEndpoints: [], srflx: null });
-      send(peer, { type: 'register', version: PROTOCOL_VERSION, capabilities: [], signed });
+      // 'report', as natpunch peers ask for by default: each side reports its connect (below).
+      send(peer, { type: 'register', version: PROTOCOL_VERSION, capabilities: ['report'], signed });
       return;
     }
     case 'registered':
@@ -72,6 +73,9 @@ function onMessage(peer: SimulatedPeer, data: unknown, registered: (ok: boolean)
     }
     case 'punch': {
       if (message['role'] !== 'controlling') return;
+      // The initiator tells the server how the connection ended, as a natpunch peer does once its
+      // secure stream is up (here at once: the bench measures the server, not the punch).
+      send(peer, { type: 'report', session: message['session'], outcome: 'connected', path: 'direct-udp', technique: 'udp-hole-punch', ms: 40 });
       const sent = pending.get(message['session'] as string);
       if (sent === undefined) return;
       pending.delete(message['session'] as string);

@@ -113,8 +113,8 @@ export interface PeerOptions {
    */
   portMapping?: boolean | PeerPortMappingOptions;
   /**
-   * Tell the rendezvous server how each connection it brokered ended for this peer: connected
-   * (the path, the technique, the time it took) or failed, never addresses or data. Operators
+   * Tell the rendezvous server how each connection this peer initiated through it ended:
+   * connected (the path, the technique, the time it took) or failed, never addresses or data. Operators
    * see it in `/metrics` and the dashboard (which technique wins, per NAT pair); only sent to a
    * server that negotiated the 'report' capability. Default true.
    */
@@ -597,12 +597,12 @@ export class Peer extends EventEmitter {
       established = await this.#establisher.establish(instruction, signal);
     } catch (error) {
       // Aborted by the user or by close(): not the network's verdict, so not reported.
-      if (!signal?.aborted && !this.#closed) this.#report(instruction.session, { outcome: 'failed', ms: performance.now() - started });
+      if (!signal?.aborted && !this.#closed) this.#report(instruction, { outcome: 'failed', ms: performance.now() - started });
       throw error;
     }
     const { connection, manager, udp, release } = established;
     connection.ms = Math.round(performance.now() - started);
-    this.#report(instruction.session, { outcome: 'connected', path: connection.path, technique: connection.technique, ms: connection.ms });
+    this.#report(instruction, { outcome: 'connected', path: connection.path, technique: connection.technique, ms: connection.ms });
     this.#connections.add(connection);
     this.#recovery.track(connection, manager, udp, instruction);
     connection.once('close', () => {
@@ -619,8 +619,15 @@ export class Peer extends EventEmitter {
     return connection;
   }
 
-  /** PeerOptions.report: statistics for the server, so a failure to send is only logged. */
-  #report(session: string, report: SessionReport): void {
+  /**
+   * PeerOptions.report: statistics for the server, so a failure to send is only logged. The
+   * initiator reports (its connect() is what a user waits on, and the dashboard counts each
+   * connection once); the target stays silent, which keeps the server's cost per connect at one
+   * more message and its answer.
+   */
+  #report(instruction: PunchInstruction, report: SessionReport): void {
+    if (instruction.role !== 'controlling') return;
+    const session = instruction.session;
     this.#rendezvous.report(session, report).then(
       (sent) => { if (sent) debug('reported session %s: %s', session, report.outcome); },
       (error: Error) => debug('report of session %s not taken: %s', session, error.message),

@@ -17,7 +17,7 @@ export interface PeerRecord {
   reachable?: { udp: boolean; tcp: boolean };
   /** The protocol version and capabilities it registered with: another node pairs peers by them. */
   version?: number;
-  capabilities?: string[];
+  capabilities?: readonly string[];
 }
 
 export interface Registry {

@@ -300,6 +300,18 @@ const MIN_SESSION_MS = 2_000;
 /** One clock function for every bucket (a default parameter would make a closure per bucket). */
 const clock = (): number => performance.now();
 const NO_CAPABILITIES: readonly Capability[] = Object.freeze([]);
+
+/**
+ * One frozen array per distinct list of capabilities, shared by every connection and registry
+ * record that negotiated it: a handful of lists, instead of an array per registered peer.
+ */
+const capabilityLists = new Map<string, readonly Capability[]>([['', NO_CAPABILITIES]]);
+function sharedCapabilities(list: readonly Capability[]): readonly Capability[] {
+  const key = list.join(' ');
+  let shared = capabilityLists.get(key);
+  if (!shared) capabilityLists.set(key, (shared = Object.freeze([...list])));
+  return shared;
+}
 /** Where a WebSocket keeps its Connection, so that its event handlers can be shared by all sockets. */
 const CONNECTION = Symbol('natpunch rendezvous connection');
 type TaggedWebSocket = WebSocket & { [CONNECTION]?: Connection };
@@ -826,7 +838,7 @@ export class RendezvousServer {
     if (!SUPPORTED_VERSIONS.includes(message.version)) {
       throw new Refusal('unsupported-version', `register.version: ${message.version}, but this server speaks ${SUPPORTED_VERSIONS.join(', ')}`);
     }
-    const capabilities = knownCapabilities(message.capabilities).filter((c) => this.#capabilities.includes(c));
+    const capabilities = sharedCapabilities(knownCapabilities(message.capabilities).filter((c) => this.#capabilities.includes(c)));
     // 1. The body names the key to verify with; verify before believing anything else in it.
     const claimed = validateRegisterBody(peekSigned(message.signed), this.#limits);
     const body = validateRegisterBody(openSigned(message.signed, DOMAIN.register, claimed.peerId), this.#limits);
@@ -865,7 +877,7 @@ export class RendezvousServer {
     connection.state = 'registered';
     connection.peerId = body.peerId;
     connection.version = message.version;
-    connection.capabilities = capabilities.length === 0 ? NO_CAPABILITIES : capabilities;
+    connection.capabilities = capabilities;
     this.#leaveUnregistered(connection);
     connection.nat = natClass(body, reachable);
     publishRegistered({ server: this, nat: connection.nat });
@@ -874,7 +886,7 @@ export class RendezvousServer {
     connection.nonce = '';
     connection.token = '';
     this.#send(connection, {
-      type: 'registered', id: message.id, version: message.version, capabilities, peerId: body.peerId, srflx: body.srflx,
+      type: 'registered', id: message.id, version: message.version, capabilities: [...capabilities], peerId: body.peerId, srflx: body.srflx,
       observedSrflx: observed ? formatAddress(observed) : null, ...(reachable ? { reachable } : {}),
       ...(relays && relays.length > 0 ? { relays } : {}),
     });

@@ -128,19 +128,25 @@ test('the server checks what a raw peer reports: the capability, the shape, and 
   assert.deepEqual([refused['code'], refused['message']], ['unsupported-capability', 'report: this peer did not negotiate the \'report\' capability']);
 });
 
-test('createPeer reports by default; with report: false the peer never sends one (natpunch --no-report)', { timeout: 60_000 }, async () => {
+test('createPeer reports the connections it initiates; the target, and a peer with report: false (natpunch --no-report), never do', { timeout: 60_000 }, async () => {
   const server = resources.add(await NatpunchServer.listen({ address: '127.0.0.1', port: 0, httpPort: 0 }), (s) => s.close());
   const events = listen(server.rendezvous!);
   const quiet = resources.add(await createPeer({ server: server.rendezvousUrl!, identity: generateIdentity(), report: false }), (p) => p.close());
   const talkative = resources.add(await createPeer({ server: server.rendezvousUrl!, identity: generateIdentity() }), (p) => p.close());
-  const incoming = once(talkative, 'connection');
-  const conn = await quiet.connect(talkative.peerId);
-  const [other] = await incoming as [Connection];
-  await until(() => events.length === 1, 'the target reported');
-  // Had the quiet peer sent a report, it left before connect() returned: a later answer on its
-  // socket comes after the server handled it.
+  const connections: Connection[] = [];
+  // talkative -> quiet: the initiator reports.
+  let incoming = once(quiet, 'connection');
+  const first = await talkative.connect(quiet.peerId);
+  connections.push(first, ...(await incoming as [Connection]));
+  await until(() => events.length === 1, 'the initiator reported');
+  // quiet -> talkative: nobody does. Had either sent a report, it left before its connect()
+  // resolved or its 'connection' fired: an answer to a later request on the same socket comes
+  // after the server handled it.
+  incoming = once(talkative, 'connection');
+  connections.push(await quiet.connect(talkative.peerId), ...(await incoming as [Connection]));
   await assert.rejects(quiet.connect(generateIdentity().peerId), /not registered/);
-  assert.deepEqual(events.map((e) => [e.role, e.outcome, e.path, e.ms >= 0]), [['target', 'connected', other.path, true]]);
-  conn.destroy();
-  other.destroy();
+  await assert.rejects(talkative.connect(generateIdentity().peerId), /not registered/);
+  assert.deepEqual(events.map((e) => [e.role, e.outcome, e.path, e.technique === first.technique || e.technique === 'other', e.ms >= 0]),
+    [['initiator', 'connected', first.path, true, true]]);
+  for (const c of connections) c.destroy();
 });
