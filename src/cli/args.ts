@@ -76,18 +76,45 @@ export function parseCommand(spec: CommandSpec, argv: string[]): { values: Parse
     const { values, positionals } = parseArgs({ args: argv, strict: true, allowPositionals: spec.positionals !== undefined, options });
     return { values: values as ParsedValues, positionals };
   } catch (error) {
-    throw new UsageError(`natpunch ${spec.name}: ${parserMessage(error as Error)}; run 'natpunch ${spec.name} --help' for the flags`);
+    throw new UsageError(`natpunch ${spec.name}: ${parserMessage(error as Error, Object.keys(spec.flags))}; run 'natpunch ${spec.name} --help' for the flags`);
   }
+}
+
+/** The flag among `names` a mistyped `--word` most likely meant: at most 2 edits away, else undefined. */
+export function closestFlag(word: string, names: readonly string[]): string | undefined {
+  const typed = word.replace(/^-+/, '').split('=')[0]!;
+  let best: { name: string; distance: number } | undefined;
+  for (const name of names) {
+    const distance = editDistance(typed, name);
+    if (distance <= Math.min(2, Math.floor(name.length / 3)) && (!best || distance < best.distance)) best = { name, distance };
+  }
+  return best?.name;
+}
+
+/** Levenshtein distance, with a swap of two neighbours counting as one edit (optimal string alignment). */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
+    }
+  }
+  return d[a.length]![b.length]!;
 }
 
 /**
  * node:util's messages, made one balanced sentence: the unknown-option one ends with an
  * unclosed quote (`as in '-- "--bogus"`), and all end with a full stop we continue after.
  */
-function parserMessage(error: Error & { code?: string }): string {
+function parserMessage(error: Error & { code?: string }, flags: readonly string[]): string {
   const message = error.message;
   const unknown = /^Unknown option '([^']*)'/.exec(message);
-  if (unknown) return `unknown option ${unknown[1]}`;
+  if (unknown) {
+    const meant = closestFlag(unknown[1]!, flags);
+    return `unknown option ${unknown[1]}${meant ? ` (did you mean --${meant}?)` : ''}`;
+  }
   const positional = /^Unexpected argument '([^']*)'/.exec(message);
   if (positional) return `unexpected argument ${JSON.stringify(positional[1])}`;
   const missing = /^Option '([^']*)' argument missing/.exec(message);
@@ -166,6 +193,6 @@ export function usageErrors<T>(command: string, parser: () => T): T {
   try {
     return parser();
   } catch (error) {
-    throw new UsageError(`natpunch ${command}: ${parserMessage(error as Error)}; run 'natpunch help' for usage`);
+    throw new UsageError(`natpunch ${command}: ${parserMessage(error as Error, [])}; run 'natpunch help' for usage`);
   }
 }

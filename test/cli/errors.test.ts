@@ -124,6 +124,20 @@ test('an unknown option is one balanced sentence pointing at the command\'s help
   assert.deepEqual(JSON.parse(json.stderr), { event: 'error', code: 'ERR_USAGE', message: 'natpunch connect: unknown option --bogus; run \'natpunch connect --help\' for the flags' });
 });
 
+test('a mistyped option names the flag it most likely meant', async () => {
+  const typos: [string, string, string][] = [
+    ['connect', '--sever', 'server'], ['connect', '--trasnport', 'transport'], ['listen', '--no-reprot', 'no-report'],
+    ['listen', '--portmapping', 'port-mapping'], ['serve', '--alt-adress', 'alt-address'], ['send', '--jsno', 'json'],
+  ];
+  for (const [command, typo, meant] of typos) {
+    const result = await runCli(command, typo);
+    assert.equal(result.code, 2);
+    assert.equal(result.stderr, `natpunch ${command}: unknown option ${typo} (did you mean --${meant}?); run 'natpunch ${command} --help' for the flags\n`);
+  }
+  // Nothing close: no guess.
+  assert.doesNotMatch((await runCli('connect', '--x')).stderr, /did you mean/);
+});
+
 test('a key file that cannot be written does not tell a user who gave --key to "pass --key FILE"', async () => {
   // A key path under a regular file: its "directory" cannot be created.
   const result = await runCli('id', '--key', join(process.execPath, 'key'));
