@@ -54,11 +54,19 @@ test('npm pack carries prebuilt addons; the tarball installs with no compiler an
   await symlink('/bin/sh', join(bin, 'sh'));
   await symlink(await realpath(spawnSync('sh', ['-c', 'command -v npm'], { encoding: 'utf8' }).stdout.trim()), join(bin, 'npm'));
   assert.notEqual(spawnSync('cc', ['--version'], { env: cleanEnv(bin) }).status, 0, 'no compiler on the install PATH');
-  // --offline: tests contact no registry. natpunch's one dependency, ws, comes packed from this
-  // clone's node_modules (npm's cache holds its tarball but not the registry's index to resolve it).
-  const { stdout: wsPacked } = await run('npm', ['pack', join(ROOT, 'node_modules', 'ws'), '--pack-destination', work, '--json', '--ignore-scripts'], { cwd: work, env: cleanEnv(process.env['PATH'] ?? ''), timeout: 120_000 });
-  const [{ filename: ws }] = JSON.parse(wsPacked.slice(wsPacked.indexOf('['))) as [{ filename: string }];
-  const install = await run(join(bin, 'npm'), ['install', '--offline', '--no-audit', '--no-fund', '--foreground-scripts', join(work, filename), join(work, ws)], {
+  // --offline: tests contact no registry. natpunch's dependencies (and theirs) come packed from
+  // this clone's node_modules: npm's cache may hold their tarballs, but not the registry's index
+  // that resolving a version range needs, so an offline install of the tarball alone fails.
+  const { stdout: tree } = await run('npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: ROOT, env: cleanEnv(process.env['PATH'] ?? ''), maxBuffer: 16 << 20 });
+  const dependencies = tree.split('\n').map((line) => line.trim()).filter((dir) => dir !== '' && dir !== ROOT.replace(/\/$/, ''));
+  assert.ok(dependencies.some((dir) => dir.endsWith('/ws')), `npm ls lists natpunch's dependencies: ${tree}`);
+  const tarballs: string[] = [];
+  for (const dir of dependencies) {
+    const { stdout: depPacked } = await run('npm', ['pack', dir, '--pack-destination', work, '--json', '--ignore-scripts'], { cwd: work, env: cleanEnv(process.env['PATH'] ?? ''), timeout: 120_000 });
+    const [{ filename: tarball }] = JSON.parse(depPacked.slice(depPacked.indexOf('['))) as [{ filename: string }];
+    tarballs.push(join(work, tarball));
+  }
+  const install = await run(join(bin, 'npm'), ['install', '--offline', '--no-audit', '--no-fund', '--foreground-scripts', join(work, filename), ...tarballs], {
     cwd: project, env: cleanEnv(bin), maxBuffer: 64 << 20, timeout: 300_000,
   });
   const installed = join(project, 'node_modules', 'natpunch');
