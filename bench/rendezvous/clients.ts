@@ -6,7 +6,7 @@
  * accepts. With several nodes (urls), peer i registers with node i mod N and every initiator
  * connects to targets registered with another node, so that each connect crosses the bus.
  * Commanded by the parent over IPC:
- *   { type: 'register' }                      -> { type: 'registered', peers, failed, ms }
+ *   { type: 'register', upTo? }               -> { type: 'registered', peers, failed, ms } (peers: registered so far)
  *   { type: 'window', window }                -> (requests in flight from now on)
  *   { type: 'broker', warmupMs, durationMs }  -> { type: 'brokered', byNode: [{ completed, latencies }], errors, measuredMs }
  * argv[2]: JSON { urls, first, count, addresses: string[], perAddress, window }.
@@ -130,14 +130,16 @@ async function windowed(n: number, window: number, task: (i: number) => Promise<
   }));
 }
 
-async function register(): Promise<{ peers: number; failed: number; ms: number }> {
-  for (let i = 0; i < config.count; i++) {
+/** Registers peers [registered so far, upTo) of this process's share: the benchmark registers in two steps to measure memory in between. */
+async function register(upTo = config.count): Promise<{ peers: number; failed: number; ms: number }> {
+  const from = peers.length;
+  for (let i = from; i < Math.min(upTo, config.count); i++) {
     peers.push({ identity: generateIdentity(), node: (config.first + i) % config.urls.length, ws: undefined, nextId: 1 });
   }
   const started = performance.now();
   let failed = 0;
-  await windowed(config.count, config.window, async (i) => {
-    if (!(await registerOne(peers[i]!, config.first + i))) failed++;
+  await windowed(peers.length - from, config.window, async (k) => {
+    if (!(await registerOne(peers[from + k]!, config.first + from + k))) failed++;
   });
   return { peers: byId.size, failed, ms: performance.now() - started };
 }
@@ -213,10 +215,10 @@ function targetFor(live: SimulatedPeer[], i: number, j: number): SimulatedPeer {
   return live[j]!; // every live peer on one node (all others failed to register): same-node connects
 }
 
-process.on('message', (message: { type: string; warmupMs?: number; durationMs?: number; window?: number }) => {
+process.on('message', (message: { type: string; upTo?: number; warmupMs?: number; durationMs?: number; window?: number }) => {
   const reply = (value: unknown): void => { process.send!(value); };
   if (message.type === 'window' && message.window !== undefined) config.window = message.window;
-  else if (message.type === 'register') void register().then((result) => reply({ type: 'registered', ...result }));
+  else if (message.type === 'register') void register(message.upTo).then((result) => reply({ type: 'registered', ...result }));
   else if (message.type === 'broker') void broker(message.warmupMs ?? 0, message.durationMs ?? 5000).then((result) => reply({ type: 'brokered', ...result }));
 });
 process.on('disconnect', () => process.exit(0));

@@ -12,9 +12,12 @@
  * limit (`ulimit -n`, which root may raise to 1048576).
  *
  * Reported, per configuration (1 node; then N nodes):
- * - peers held, and memory per peer: the servers' RSS (and V8 heap) after registration minus
- *   before, after two forced GCs, summed over nodes, divided by the peers (the process's share of
- *   each socket included; the kernel's socket buffers are not process memory);
+ * - peers held, and memory per peer: the peers register in two halves; the servers' RSS (and V8
+ *   heap) after the second half minus after the first, after two forced GCs, summed over nodes,
+ *   divided by the second half's peers: what one more peer costs (the process's share of its
+ *   socket included; the kernel's socket buffers are not process memory). Also the average from
+ *   idle, which carries fixed costs too: V8's young generation grows once under load (8 to 32 MiB
+ *   here) whatever the peer count, a quarter of the average at 10k peers, 0.3 KiB at 100k;
  * - connects brokered per second (intent -> `incoming` -> signed accept -> `punch` to both), per
  *   initiator's node and in total, with a window of connects in flight per client process, and
  *   p50/p99 latency from the initiator sending `connect` to its `punch`;
@@ -41,7 +44,7 @@ const TARGET_BYTES_PER_PEER = 5 * 1024;
 const TARGET_CONNECTS_PER_SECOND = 5_000;
 const TARGET_SCALING_3_NODES = 2.5;
 
-interface Memory { rss: number; heapUsed: number; external: number; arrayBuffers: number; stats: { peers: number; connections: number } }
+interface Memory { rss: number; heapUsed: number; external: number; arrayBuffers: number; newSpace: number; stats: { peers: number; connections: number } }
 interface Brokered { byNode: { completed: number; latencies: number[] }[]; errors: Record<string, number>; measuredMs: number }
 interface Rate { connectsPerSecond: number; completed: number; p50: number; p99: number }
 
@@ -73,14 +76,25 @@ async function measure(bench: BenchmarkContext, nodes: number, profileDir: strin
   try {
     const before = await memory(cluster, 30_000);
     bench.log(`${nodes} node(s)${cluster.redis ? ` on ${cluster.redis.url}` : ''}: registering ${peersWanted} peers from ${cluster.sourceAddresses} source addresses in ${cluster.clients.length} processes`);
-    const registrations = await Promise.all(cluster.clients.map((c) => ask<{ peers: number; failed: number; ms: number }>(c, { type: 'register' }, 'registered', 600_000)));
+    // Two steps, memory read after each: the second step's growth over its peers is the cost of one
+    // more peer (the marginal cost); the whole growth over all peers (the average) also carries the
+    // V8 young generation, which grows to its working size under load once, whatever the count.
+    const register = async (upTo: number | undefined): Promise<{ peers: number; failed: number; ms: number }[]> =>
+      Promise.all(cluster.clients.map((c) => ask<{ peers: number; failed: number; ms: number }>(c, { type: 'register', upTo }, 'registered', 600_000)));
+    const firstStep = await register(Math.ceil(peersWanted / cluster.clients.length / 2));
+    const middle = await memory(cluster, 60_000);
+    const heldMiddle = firstStep.reduce((sum, r) => sum + r.peers, 0);
+    const registrations = await register(undefined);
     const held = registrations.reduce((sum, r) => sum + r.peers, 0);
-    const failed = registrations.reduce((s, r) => s + r.failed, 0);
-    const registerMs = Math.max(...registrations.map((r) => r.ms));
+    const failed = [...firstStep, ...registrations].reduce((s, r) => s + r.failed, 0);
+    const registerMs = Math.max(...firstStep.map((r) => r.ms)) + Math.max(...registrations.map((r) => r.ms));
     const after = await memory(cluster, 60_000);
     if (process.env['NATPUNCH_BENCH_SNAPSHOT']) bench.log(`heap snapshot: ${(await ask<{ file: string }>(cluster.servers[0]!, { type: 'snapshot' }, 'snapshot', 300_000)).file}`);
-    const delta = (key: 'rss' | 'heapUsed' | 'external'): number => after.reduce((s, m, k) => s + m[key] - before[k]![key], 0) / held;
+    const growth = (from: Memory[], to: Memory[], key: 'rss' | 'heapUsed' | 'external' | 'newSpace'): number => to.reduce((s, m, k) => s + m[key] - from[k]![key], 0);
+    const delta = (key: 'rss' | 'heapUsed' | 'external'): number => growth(before, after, key) / held;
     const perPeer = { rss: delta('rss'), heap: delta('heapUsed'), external: delta('external') };
+    const marginal = { rss: growth(middle, after, 'rss') / (held - heldMiddle), heap: growth(middle, after, 'heapUsed') / (held - heldMiddle), peers: [heldMiddle, held] };
+    const newSpace = { before: before.reduce((s, m) => s + m.newSpace, 0), middle: middle.reduce((s, m) => s + m.newSpace, 0), after: after.reduce((s, m) => s + m.newSpace, 0) };
     bench.log(`${held} peers registered in ${(registerMs / 1000).toFixed(1)} s (${failed} failed); nodes hold ${after.map((m) => m.stats.peers).join(' + ')} peers`);
 
     // Brokering, with the connect window for each client process; CPU sampled over the measured part.
@@ -108,7 +122,7 @@ async function measure(bench: BenchmarkContext, nodes: number, profileDir: strin
     };
     return {
       nodes, cores: cluster.cores, loadAverage: { before: loadBefore, after: loadavg()[0]! },
-      peersWanted, peersHeld: held, registerFailed: failed, registerMs, bytesPerPeer: perPeer,
+      peersWanted, peersHeld: held, registerFailed: failed, registerMs, bytesPerPeer: perPeer, marginalBytesPerPeer: marginal, newSpace,
       serverRss: { before: before.map((m) => m.rss), after: after.map((m) => m.rss) }, perNode, total, errors, cpu,
     };
   } finally {
@@ -119,6 +133,7 @@ async function measure(bench: BenchmarkContext, nodes: number, profileDir: strin
 function print(run: Record<string, unknown>): void {
   const r = run as {
     nodes: number; cores: CoreLayout; peersWanted: number; peersHeld: number; registerMs: number; bytesPerPeer: { rss: number; heap: number; external: number };
+    marginalBytesPerPeer: { rss: number; heap: number; peers: [number, number] }; newSpace: { before: number; middle: number; after: number };
     serverRss: { before: number[]; after: number[] }; perNode: Rate[]; total: Rate; errors: Record<string, number>;
     cpu: { nodes: number[]; redis: number | undefined; clients: number[] }; loadAverage: { before: number; after: number };
   };
@@ -128,7 +143,9 @@ function print(run: Record<string, unknown>): void {
   const where = `${r.nodes === 1 ? 'server' : 'nodes'} on core ${r.cores.nodes.join(', ')}${r.cores.redis === undefined ? '' : `, Redis on core ${r.cores.redis}`}`;
   process.stdout.write(`\nRendezvous, ${r.nodes === 1 ? 'one node' : `${r.nodes} nodes sharing one Redis`} (default limits; ${where}, ${r.cpu.clients.length} client processes on core ${r.cores.clients.join(', ')}; ${cpus().length} CPUs):\n`);
   process.stdout.write(`peers held                 ${r.peersHeld} of ${r.peersWanted} (registered in ${(r.registerMs / 1000).toFixed(1)} s)\n`);
-  process.stdout.write(`memory per peer, RSS       ${kib(r.bytesPerPeer.rss)} KiB  (target <= ${TARGET_BYTES_PER_PEER / 1024} KiB ${r.bytesPerPeer.rss <= TARGET_BYTES_PER_PEER ? '✓' : '✗'}); V8 heap ${kib(r.bytesPerPeer.heap)} KiB, external ${kib(r.bytesPerPeer.external)} KiB\n`);
+  const m = r.marginalBytesPerPeer;
+  process.stdout.write(`memory per peer, RSS       ${kib(m.rss)} KiB  (target <= ${TARGET_BYTES_PER_PEER / 1024} KiB ${m.rss <= TARGET_BYTES_PER_PEER ? '✓' : '✗'}; the peers from ${m.peers[0]} to ${m.peers[1]}); V8 heap ${kib(m.heap)} KiB\n`);
+  process.stdout.write(`  averaged from idle       ${kib(r.bytesPerPeer.rss)} KiB; V8 heap ${kib(r.bytesPerPeer.heap)} KiB, external ${kib(r.bytesPerPeer.external)} KiB (includes the V8 young generation: ${mib([r.newSpace.before])} -> ${mib([r.newSpace.middle])} -> ${mib([r.newSpace.after])} MiB, grown once under load)\n`);
   process.stdout.write(`server RSS                 ${mib(r.serverRss.before)} MiB idle -> ${mib(r.serverRss.after)} MiB with the peers\n`);
   if (r.nodes > 1) r.perNode.forEach((x, k) => process.stdout.write(`connects brokered, node ${k}  ${line(x)}  (initiators registered there)\n`));
   const perNode = r.total.connectsPerSecond / r.nodes;

@@ -23,6 +23,7 @@ import { randomBytes as cryptoRandomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { debuglog } from 'node:util';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { ServerSocket, type SocketEvents } from './server-socket.js';
 import { NatpunchError } from '../errors.js';
 import type { StunServer } from '../stun/server.js';
 import { formatAddress, parseAddress } from '../wire/index.js';
@@ -312,9 +313,6 @@ function sharedCapabilities(list: readonly Capability[]): readonly Capability[] 
   if (!shared) capabilityLists.set(key, (shared = Object.freeze([...list])));
   return shared;
 }
-/** Where a WebSocket keeps its Connection, so that its event handlers can be shared by all sockets. */
-const CONNECTION = Symbol('natpunch rendezvous connection');
-type TaggedWebSocket = WebSocket & { [CONNECTION]?: Connection };
 
 /** A reason to answer with `error {code}`; thrown inside handlers, caught in one place. */
 class Refusal extends Error {
@@ -350,13 +348,8 @@ export class RendezvousServer {
   #helloTimer: NodeJS.Timeout | undefined;
   readonly #pairRates: RateTable;
   #nextSession = 0;
-  /** Event handlers shared by every WebSocket (`this` is the socket). */
-  readonly #handlers: {
-    error: (this: TaggedWebSocket, error: Error) => void;
-    close: (this: TaggedWebSocket) => void;
-    pong: (this: TaggedWebSocket) => void;
-    message: (this: TaggedWebSocket, data: RawData, isBinary: boolean) => void;
-  };
+  /** Every socket's events, one object for all (server-socket.ts says why). */
+  readonly #events: SocketEvents<Connection>;
   readonly #sessions = new Map<string, Session>();
   readonly #punched = new Map<string, PunchedSession>();
   readonly #capabilities: Capability[];
@@ -389,17 +382,17 @@ export class RendezvousServer {
     // ws closes (1009) frames beyond maxPayload outright; frames between our own limit and that
     // get a 'too-large' error reply and the socket stays up.
     // No client tracking: the server keeps its own map, and ws's Set would be a second one.
-    this.#wss = new WebSocketServer({ noServer: true, maxPayload: this.#limits.maxMessageBytes * 4, perMessageDeflate: false, clientTracking: false });
+    this.#wss = new WebSocketServer({ WebSocket: ServerSocket<Connection>, noServer: true, maxPayload: this.#limits.maxMessageBytes * 4, perMessageDeflate: false, clientTracking: false });
     this.#pingTimer = setInterval(() => this.#pingAll(), this.#limits.pingIntervalMs);
     this.#pairRates = new RateTable({
       rate: this.#limits.pairIntentsPerMinute / 60, burst: this.#limits.pairIntentBurst, maxEntries: this.#limits.maxRatePairs, now: clock,
     });
     const server = this;
-    this.#handlers = {
-      error(error) { debug('%s: %s', this[CONNECTION]?.id, error.message); },
-      close() { const c = this[CONNECTION]; if (c) server.#cleanUp(c); },
-      pong() { const c = this[CONNECTION]; if (c) server.#onPong(c); },
-      message(data, isBinary) { const c = this[CONNECTION]; if (c) server.#onFrame(c, data, isBinary); },
+    this.#events = {
+      error(connection, error) { debug('%s: %s', connection.id, error.message); },
+      close(connection) { server.#cleanUp(connection); },
+      pong(connection) { server.#onPong(connection); },
+      message(connection, data, isBinary) { server.#onFrame(connection, data, isBinary); },
     };
   }
 
@@ -522,7 +515,8 @@ export class RendezvousServer {
       return;
     }
     const local = request.socket.localAddress ?? '';
-    this.#wss.handleUpgrade(request, socket, head, (ws) => this.#onConnection(ws, address, local));
+    // Every socket of #wss is a ServerSocket: ws makes them from its `WebSocket` option.
+    this.#wss.handleUpgrade(request, socket, head, (ws) => this.#onConnection(ws as ServerSocket<Connection>, address, local));
   };
 
   /**
@@ -579,7 +573,7 @@ export class RendezvousServer {
     }, Math.max(0, oldest.helloDeadline - performance.now()));
   }
 
-  #onConnection(ws: TaggedWebSocket, address: string, localAddress: string): void {
+  #onConnection(ws: ServerSocket<Connection>, address: string, localAddress: string): void {
     const token = (n: number): string => Buffer.from(this.#randomBytes(n)).toString('base64url');
     const connection: Connection = {
       // The instance tag keeps ids unique across restarts of a node under one name: a stale
@@ -612,12 +606,7 @@ export class RendezvousServer {
     this.#perAddress.set(address, (this.#perAddress.get(address) ?? 0) + 1);
     this.#enterUnregistered(connection);
     this.observer.expect(connection.token);
-    ws[CONNECTION] = connection;
-    const handlers = this.#handlers;
-    ws.on('error', handlers.error);
-    ws.on('close', handlers.close);
-    ws.on('pong', handlers.pong);
-    ws.on('message', handlers.message);
+    ws.attach(connection, this.#events);
     // `version` is the highest spoken: a version-1 client compares it with its own and says so.
     this.#send(connection, {
       type: 'hello', version: PROTOCOL_VERSION, versions: [...SUPPORTED_VERSIONS], capabilities: [...this.#capabilities],
