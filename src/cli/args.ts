@@ -80,8 +80,8 @@ export function parseCommand(spec: CommandSpec, argv: string[]): { values: Parse
   }
 }
 
-/** The flag among `names` a mistyped `--word` most likely meant: at most 2 edits away, else undefined. */
-export function closestFlag(word: string, names: readonly string[]): string | undefined {
+/** The name among `names` (flags, commands) a mistyped word (`--flag` or `command`) most likely meant: at most 2 edits away, else undefined. */
+export function closestName(word: string, names: readonly string[]): string | undefined {
   const typed = word.replace(/^-+/, '').split('=')[0]!;
   let best: { name: string; distance: number } | undefined;
   for (const name of names) {
@@ -112,7 +112,7 @@ function parserMessage(error: Error & { code?: string }, flags: readonly string[
   const message = error.message;
   const unknown = /^Unknown option '([^']*)'/.exec(message);
   if (unknown) {
-    const meant = closestFlag(unknown[1]!, flags);
+    const meant = closestName(unknown[1]!, flags);
     return `unknown option ${unknown[1]}${meant ? ` (did you mean --${meant}?)` : ''}`;
   }
   const positional = /^Unexpected argument '([^']*)'/.exec(message);

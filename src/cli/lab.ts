@@ -10,7 +10,7 @@ import { listNamespaces } from '../lab/netns.js';
 import { validatePrefix } from '../lab/topology.js';
 import { matrixPairs, runMatrix } from '../lab/matrix.js';
 import { formatGrid, formatHtml, pairLine } from '../lab/matrix-report.js';
-import { integer, usageErrors } from './args.js';
+import { closestName, integer, usageErrors } from './args.js';
 
 export const labUsage = `natpunch lab up --a KIND [--b KIND] [--hairpin] [--carrier KIND] [--b-carrier KIND] [--clients 1|2]
                 [--loss PERCENT] [--udp-timeout SECONDS] [--tcp-unsolicited drop|rst] [--ipv6] [--prefix P] [--json]
@@ -329,7 +329,10 @@ export async function labCommand(argv: string[]): Promise<number> {
         process.stdout.write(`usage:\n${labUsage}\n`);
         return sub === undefined ? 2 : 0;
       default:
-        throw new UsageError(`natpunch lab: unknown subcommand ${JSON.stringify(sub)}; use up, status, exec, matrix or down.\nusage:\n${labUsage}`);
+      {
+        const meant = closestName(sub, ['up', 'status', 'exec', 'matrix', 'down']);
+        throw new UsageError(`natpunch lab: unknown subcommand ${JSON.stringify(sub)}${meant ? ` (did you mean ${meant}?)` : ''}; use up, status, exec, matrix or down.\nusage:\n${labUsage}`);
+      }
     }
   } catch (error) {
     if (!NatpunchError.is(error)) throw error;

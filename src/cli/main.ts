@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { VERSION } from '../version.js';
 import { versionText } from './version.js';
-import { type CommandSpec, KEY_FILE_DEFAULT, helpText } from './args.js';
+import { type CommandSpec, KEY_FILE_DEFAULT, closestName, helpText } from './args.js';
 import { serveCommand, serveSpec, serveUsage } from './serve.js';
 import { checkCommand, checkSpec, checkUsage } from './check.js';
 import { idCommand, idSpec, idUsage } from './id.js';
@@ -86,7 +86,8 @@ async function main(argv: string[]): Promise<number> {
   }
   const load = commands[name];
   if (!load) {
-    process.stderr.write(`natpunch: unknown command '${name}'. Run 'natpunch help' for the list.\n`);
+    const meant = closestName(name, [...Object.keys(commands), 'help', 'version']);
+    process.stderr.write(`natpunch: unknown command '${name}'${meant ? ` (did you mean '${meant}'?)` : ''}. Run 'natpunch help' for the list.\n`);
     return 2;
   }
   // `natpunch COMMAND --help`: that command's flags (arguments after `--` belong to someone else).

@@ -138,6 +138,17 @@ test('a mistyped option names the flag it most likely meant', async () => {
   assert.doesNotMatch((await runCli('connect', '--x')).stderr, /did you mean/);
 });
 
+test('a mistyped command or lab subcommand names the one it most likely meant', async () => {
+  const command = await runCli('conect');
+  assert.equal(command.code, 2);
+  assert.equal(command.stderr, "natpunch: unknown command 'conect' (did you mean 'connect'?). Run 'natpunch help' for the list.\n");
+  const sub = await runCli('lab', 'matrx');
+  assert.equal(sub.code, 2);
+  assert.match(sub.stderr, /^natpunch lab: unknown subcommand "matrx" \(did you mean matrix\?\); use up, status, exec, matrix or down\./);
+  // Nothing close: no guess.
+  assert.doesNotMatch((await runCli('xyzzy')).stderr, /did you mean/);
+});
+
 test('a key file that cannot be written does not tell a user who gave --key to "pass --key FILE"', async () => {
   // A key path under a regular file: its "directory" cannot be created.
   const result = await runCli('id', '--key', join(process.execPath, 'key'));
