@@ -93,7 +93,9 @@ async function measure(bench: BenchmarkContext, nodes: number, profileDir: strin
     const growth = (from: Memory[], to: Memory[], key: 'rss' | 'heapUsed' | 'external' | 'newSpace'): number => to.reduce((s, m, k) => s + m[key] - from[k]![key], 0);
     const delta = (key: 'rss' | 'heapUsed' | 'external'): number => growth(before, after, key) / held;
     const perPeer = { rss: delta('rss'), heap: delta('heapUsed'), external: delta('external') };
-    const marginal = { rss: growth(middle, after, 'rss') / (held - heldMiddle), heap: growth(middle, after, 'heapUsed') / (held - heldMiddle), peers: [heldMiddle, held] };
+    // No peer registered in the second step (all refused): no cost per added peer to report.
+    const added = held - heldMiddle;
+    const marginal = { rss: added > 0 ? growth(middle, after, 'rss') / added : NaN, heap: added > 0 ? growth(middle, after, 'heapUsed') / added : NaN, peers: [heldMiddle, held] };
     const newSpace = { before: before.reduce((s, m) => s + m.newSpace, 0), middle: middle.reduce((s, m) => s + m.newSpace, 0), after: after.reduce((s, m) => s + m.newSpace, 0) };
     bench.log(`${held} peers registered in ${(registerMs / 1000).toFixed(1)} s (${failed} failed); nodes hold ${after.map((m) => m.stats.peers).join(' + ')} peers`);
 

@@ -328,8 +328,7 @@ export async function labCommand(argv: string[]): Promise<number> {
       case '--help':
         process.stdout.write(`usage:\n${labUsage}\n`);
         return sub === undefined ? 2 : 0;
-      default:
-      {
+      default: {
         const meant = closestName(sub, ['up', 'status', 'exec', 'matrix', 'down']);
         throw new UsageError(`natpunch lab: unknown subcommand ${JSON.stringify(sub)}${meant ? ` (did you mean ${meant}?)` : ''}; use up, status, exec, matrix or down.\nusage:\n${labUsage}`);
       }

@@ -57,7 +57,7 @@ test('npm pack carries prebuilt addons; the tarball installs with no compiler an
   // --offline: tests contact no registry. natpunch's dependencies (and theirs) come packed from
   // this clone's node_modules: npm's cache may hold their tarballs, but not the registry's index
   // that resolving a version range needs, so an offline install of the tarball alone fails.
-  const { stdout: tree } = await run('npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: ROOT, env: cleanEnv(process.env['PATH'] ?? ''), maxBuffer: 16 << 20 });
+  const { stdout: tree } = await run('npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: ROOT, env: cleanEnv(process.env['PATH'] ?? ''), maxBuffer: 16 << 20, timeout: 120_000 });
   const dependencies = tree.split('\n').map((line) => line.trim()).filter((dir) => dir !== '' && dir !== ROOT.replace(/\/$/, ''));
   assert.ok(dependencies.some((dir) => dir.endsWith('/ws')), `npm ls lists natpunch's dependencies: ${tree}`);
   const tarballs: string[] = [];
