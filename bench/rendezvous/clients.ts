@@ -11,7 +11,7 @@
  *   { type: 'broker', warmupMs, durationMs }  -> { type: 'brokered', byNode: [{ completed, latencies }], errors, measuredMs }
  * argv[2]: JSON { urls, first, count, addresses: string[], perAddress, window }.
  */
-import { randomBytes } from 'node:crypto';
+import { randomToken } from '../../src/random-pool.js';
 import { performance } from 'node:perf_hooks';
 import { WebSocket } from 'ws';
 import { type Identity, generateIdentity } from '../../src/identity/index.js';
@@ -96,11 +96,6 @@ function onMessage(peer: SimulatedPeer, data: unknown, registered: (ok: boolean)
     default:
       return;
   }
-}
-
-/** 16 random bytes, base64url: what nonces and session ids are. */
-function randomToken(): string {
-  return randomBytes(16).toString('base64url');
 }
 
 function registerOne(peer: SimulatedPeer, index: number): Promise<boolean> {

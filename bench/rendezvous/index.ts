@@ -122,7 +122,9 @@ async function measure(bench: BenchmarkContext, nodes: number, profileDir: strin
     const cpu = {
       nodes: cores.slice(0, nodes), redis: cluster.redis ? cores[nodes] : undefined, clients: cores.slice(nodes + (cluster.redis ? 1 : 0)),
     };
+    const nodeCpu = cpu.nodes.reduce((s, c) => s + c, 0);
     return {
+      connectsPerNodeCpuSecond: nodeCpu > 0 ? total.connectsPerSecond / nodeCpu : NaN,
       nodes, cores: cluster.cores, loadAverage: { before: loadBefore, after: loadavg()[0]! },
       peersWanted, peersHeld: held, registerFailed: failed, registerMs, bytesPerPeer: perPeer, marginalBytesPerPeer: marginal, newSpace,
       serverRss: { before: before.map((m) => m.rss), after: after.map((m) => m.rss) }, perNode, total, errors, cpu,
@@ -154,6 +156,12 @@ function print(run: Record<string, unknown>): void {
   process.stdout.write(`connects brokered${r.nodes > 1 ? ', total' : '       '}   ${line(r.total)}  (${r.total.completed} in all; target >= ${TARGET_CONNECTS_PER_SECOND}/s per node ${perNode >= TARGET_CONNECTS_PER_SECOND ? '✓' : '✗'})\n`);
   const cores = (xs: number[]): string => xs.map((c) => c.toFixed(2)).join(' + ');
   process.stdout.write(`CPU while measured (cores) node(s) ${cores(r.cpu.nodes)}${r.cpu.redis === undefined ? '' : `, Redis ${r.cpu.redis.toFixed(2)}`}, clients ${cores(r.cpu.clients)}\n`);
+  // Per CPU-second of the nodes: the capacity of a node when something else (here the clients,
+  // which sign every intent and accept) kept it from using its whole core.
+  const nodeCpu = r.cpu.nodes.reduce((s, c) => s + c, 0);
+  const perCpu = nodeCpu > 0 ? r.total.connectsPerSecond / nodeCpu : NaN;
+  const busiest = Math.max(...r.cpu.nodes);
+  process.stdout.write(`connects per node CPU-s    ${perCpu.toFixed(0).padStart(6)}  (${busiest < 0.95 ? `the node(s) had idle time (busiest ${busiest.toFixed(2)} cores): the clients were the limit, and this is what a node's core brokers` : 'the node was the limit'})\n`);
   if (Object.keys(r.errors).length) process.stdout.write(`refused connects           ${JSON.stringify(r.errors)}\n`);
   const load = Math.max(r.loadAverage.before, r.loadAverage.after);
   if (load > 0.5) process.stdout.write(`note: 1-minute load average ${r.loadAverage.before.toFixed(2)} before, ${r.loadAverage.after.toFixed(2)} after (on ${cpus().length} CPUs)\n`);

@@ -11,7 +11,7 @@
  */
 import type { Socket as UdpSocket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
-import { randomBytes as cryptoRandomBytes } from 'node:crypto';
+import { randomBytes as poolRandomBytes } from '../random-pool.js';
 import { deadline } from '../deadline.js';
 import { debuglog } from 'node:util';
 import { WebSocket, type RawData } from 'ws';
@@ -293,7 +293,7 @@ export class RendezvousClient extends EventEmitter {
     this.peerId = options.identity.peerId;
     this.#limits = { ...DEFAULT_MESSAGE_LIMITS, maxMessageBytes: 64 * 1024, ...options.limits };
     this.#now = options.now ?? Date.now;
-    this.#randomBytes = options.randomBytes ?? ((size) => cryptoRandomBytes(size));
+    this.#randomBytes = options.randomBytes ?? poolRandomBytes;
     this.#replay = options.replayCache ?? new ReplayCache({ now: this.#now });
     this.#trickles = new TrickleSessions({ ...DEFAULT_TRICKLE_LIMITS, ...options.trickle }, this.#limits);
     parseServerUrl(options.url);

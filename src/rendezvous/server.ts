@@ -19,7 +19,7 @@
  */
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { randomBytes as cryptoRandomBytes } from 'node:crypto';
+import { randomBytes as poolRandomBytes } from '../random-pool.js';
 import { performance } from 'node:perf_hooks';
 import { debuglog } from 'node:util';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
@@ -282,7 +282,8 @@ interface TrickleAllowance {
   messages: number;
   candidates: number;
   ended: boolean;
-  rate: TokenBucket;
+  /** Made on the first trickle: most sessions never trickle, and every connect keeps one per peer. */
+  rate: TokenBucket | undefined;
   reported: boolean;
 }
 
@@ -358,7 +359,7 @@ export class RendezvousServer {
   #ownsHttp = false;
   #pingTimer: NodeJS.Timeout;
   #nextId = 0;
-  readonly #instance = cryptoRandomBytes(4).toString('hex');
+  readonly #instance = Buffer.from(poolRandomBytes(4)).toString('hex');
   #closed = false;
 
   private constructor(options: RendezvousServerOptions) {
@@ -378,7 +379,7 @@ export class RendezvousServer {
     this.#dialBack = options.dialBack;
     this.#capabilities = knownCapabilities(options.capabilities ?? CAPABILITIES);
     this.#now = options.now ?? Date.now;
-    this.#randomBytes = options.randomBytes ?? ((size) => cryptoRandomBytes(size));
+    this.#randomBytes = options.randomBytes ?? poolRandomBytes;
     // ws closes (1009) frames beyond maxPayload outright; frames between our own limit and that
     // get a 'too-large' error reply and the socket stays up.
     // No client tracking: the server keeps its own map, and ws's Set would be a second one.
@@ -967,8 +968,11 @@ export class RendezvousServer {
 
   async #connect(connection: Connection, message: ConnectMessage): Promise<void> {
     const from = connection.peerId!;
-    // 1. The intent must be signed by this socket's peer: nobody sends intents in another's name.
-    const intent = validateIntentBody(openSigned(message.intent, DOMAIN.intent, from), this.#limits, 'connect.intent.body');
+    // 1. The intent must name this socket's peer as its sender: nobody sends intents in another's
+    // name. Its signature is for the target, which verifies it (and refuses, with the reason, an
+    // intent that does not verify): this socket proved its key at registration, so verifying
+    // again here would only spend the server's CPU on a check the peer does anyway (decision 004).
+    const intent = validateIntentBody(peekSigned(message.intent), this.#limits, 'connect.intent.body');
     const ref = intent.session;
     if (intent.from !== from) throw new Refusal('bad-intent', `connect.intent.body.from: ${intent.from} is not the registered peer of this socket`, ref);
     if (intent.to === from) throw new Refusal('bad-intent', 'connect.intent.body.to: a peer cannot connect to itself', ref);
@@ -1132,8 +1136,9 @@ export class RendezvousServer {
   }
 
   async #accept(connection: Connection, message: AcceptMessage): Promise<void> {
-    // The accept must be signed by this socket's peer (the target) and answer exactly the intent forwarded.
-    const accept = validateAcceptBody(openSigned(message.accept, DOMAIN.accept, connection.peerId!), this.#limits, 'accept.accept.body');
+    // The accept must come from this socket's peer (the target) and answer exactly the intent
+    // forwarded. Its signature is for the initiator, which verifies it against the target it chose.
+    const accept = validateAcceptBody(peekSigned(message.accept), this.#limits, 'accept.accept.body');
     const session = this.#ownSession(connection, accept.session, 'accept');
     if (accept.intentHash !== session.intentHash) {
       throw new Refusal('bad-intent', `accept.accept.body.intentHash: does not match the intent of session ${session.id}`, session.id);
@@ -1173,7 +1178,7 @@ export class RendezvousServer {
     const local = [initiator, target].filter((side): side is Connection => !isRemote(side));
     if (this.#punched.size >= this.#limits.maxSessions || local.some(gone) || this.#punched.has(id)) return;
     const allowance = (): TrickleAllowance => ({
-      messages: 0, candidates: 0, ended: false, rate: new TokenBucket(this.#limits.trickleMessagesPerSecond, this.#limits.trickleBurst), reported: false,
+      messages: 0, candidates: 0, ended: false, rate: undefined, reported: false,
     });
     // Allowances for the peers whose trickles arrive here; a remote peer's are kept by its node.
     const punched: PunchedSession = {
@@ -1205,13 +1210,14 @@ export class RendezvousServer {
     // 2. Both peers negotiated trickle.
     if (!connection.capabilities.includes('trickle')) throw new Refusal('unsupported-capability', 'trickle: this peer did not negotiate the \'trickle\' capability', ref);
     if (!other.capabilities.includes('trickle')) throw new Refusal('unsupported-capability', `trickle: ${other.peerId} did not negotiate the 'trickle' capability`, ref);
-    // 3. The session's rate, before spending a signature verification on it.
+    // 3. The session's rate, before anything is parsed or forwarded.
+    allowance.rate ??= new TokenBucket(this.#limits.trickleMessagesPerSecond, this.#limits.trickleBurst);
     if (!allowance.rate.take()) {
       this.#counters.rateLimited++;
       throw new Refusal('rate-limited', `trickle: more than ${this.#limits.trickleMessagesPerSecond} per second for session ${ref}; message dropped`, ref);
     }
-    // 4. Signed by this socket's peer, about this session (the receiver verifies again).
-    const body = validateTrickleBody(openSigned(message.signed, DOMAIN.trickle, connection.peerId!), this.#limits, 'trickle.signed.body');
+    // 4. About this session; the signature (this socket's peer's) is the receiver's to verify.
+    const body = validateTrickleBody(peekSigned(message.signed), this.#limits, 'trickle.signed.body');
     if (body.session !== ref) throw new Refusal('invalid', `trickle.signed.body.session: ${body.session}, but the message is for ${ref}`, ref);
     // 5. Within the allowance: messages, candidates, nothing after end-of-candidates.
     if (allowance.ended) throw new Refusal('trickle-limit', `trickle: end-of-candidates was already sent for session ${ref}`, ref);

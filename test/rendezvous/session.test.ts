@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { once } from '../support/wait.js';
 import { generateIdentity, InvalidPeerIdError } from '../../src/identity/index.js';
 import {
-  type PunchInstruction, DOMAIN, RendezvousClient, RendezvousError, bodyHash, openSigned, peekSigned, signObject,
+  type PunchInstruction, DOMAIN, RendezvousClient, RendezvousError, type RendezvousVerifyError, bodyHash, openSigned, peekSigned, signObject,
 } from '../../src/rendezvous/index.js';
 import { AttrType, username } from '../../src/wire/index.js';
 import { StunUdpClient } from '../../src/stun/udp-client.js';
@@ -194,7 +194,6 @@ test('the server forwards only intents signed by the socket\'s own peer, for a l
     from: identity.peerId, to: target.identity.peerId, nonce: token(), expires: Date.now() + 10_000, candidates: [candidate('127.0.0.1:9')], session: token(), ...fields,
   });
   const cases: [string, unknown, string][] = [
-    ['signed by someone else', intent({}, generateIdentity()), 'bad-signature'],
     ['from another peer', signObject(identity, DOMAIN.intent, {
       from: target.identity.peerId, to: identity.peerId, nonce: token(), expires: Date.now() + 10_000, candidates: [], session: token(),
     }), 'bad-intent'],
@@ -208,6 +207,23 @@ test('the server forwards only intents signed by the socket\'s own peer, for a l
     const reply = await raw.ask({ type: 'connect', intent: signed });
     assert.deepEqual([reply.type, reply['code'], reply['id']], ['error', code, raw.lastId], `${what}: the error answers the request by its id`);
   }
+});
+
+test('an intent signed by another key than its sender\'s is refused by the target, and the initiator hears why', async () => {
+  // The server checks that the intent names the socket's peer; the signature is the target's to
+  // verify (decision 004, "Who verifies what"), and its refusal carries the reason back.
+  const { url } = await startServers(resources);
+  const { raw, identity } = await registerRaw(resources, url);
+  const target = await startPeer(resources, url);
+  const rejected: RendezvousVerifyError[] = [];
+  target.client.on('rejected', (error) => rejected.push(error));
+  const forged = signObject(generateIdentity(), DOMAIN.intent, {
+    from: identity.peerId, to: target.identity.peerId, nonce: token(), expires: Date.now() + 10_000, candidates: [candidate('127.0.0.1:9')], session: token(),
+  });
+  const reply = await raw.ask({ type: 'connect', intent: forged });
+  assert.deepEqual([reply.type, reply['code']], ['error', 'refused']);
+  assert.match(String(reply['message']), /^bad-signature: signed intent: the signature does not verify with the key of /);
+  assert.deepEqual(rejected.map((e) => e.reason), ['bad-signature']);
 });
 
 test('an accept must answer the forwarded intent and come from its target', async () => {
