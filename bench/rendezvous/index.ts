@@ -45,7 +45,10 @@ const TARGET_CONNECTS_PER_SECOND = 5_000;
 const TARGET_SCALING_3_NODES = 2.5;
 
 interface Memory { rss: number; heapUsed: number; external: number; arrayBuffers: number; newSpace: number; stats: { peers: number; connections: number } }
-interface Brokered { byNode: { completed: number; latencies: number[] }[]; errors: Record<string, number>; measuredMs: number }
+interface Brokered {
+  byNode: { completed: number; latencies: number[] }[]; errors: Record<string, number>; measuredMs: number;
+  signing: { presigned: number; live: number }; presignMs: number;
+}
 interface Rate { connectsPerSecond: number; completed: number; p50: number; p99: number }
 
 function quantile(sorted: readonly number[], q: number): number {
@@ -101,17 +104,31 @@ async function measure(bench: BenchmarkContext, nodes: number, profileDir: strin
 
     // Brokering, with the connect window for each client process; CPU sampled over the measured part.
     const { warmupMs, durationMs } = bench.options;
-    bench.log(`brokering connects for ${(warmupMs + durationMs) / 1000} s (${warmupMs / 1000} s warm-up)`);
+    // Intents and accepts signed ahead for twice the target rate (clients.ts, presign), so that the
+    // clients' signing does not limit what the node(s) can show; beyond that the clients sign as they go.
+    const presignPerSecond = Math.ceil(2 * TARGET_CONNECTS_PER_SECOND * nodes / cluster.clients.length);
+    bench.log(`signing ${presignPerSecond * (warmupMs + durationMs) / 1000} intents and accepts ahead in each client process, then brokering connects for ${(warmupMs + durationMs) / 1000} s (${warmupMs / 1000} s warm-up)`);
     const watched = [...cluster.servers, ...(cluster.redis ? [cluster.redis.server] : []), ...cluster.clients];
-    const cpuWindow = delay(warmupMs).then(async () => {
+    // Brokering starts in every client at once, when all have signed ahead.
+    let presigned = 0;
+    let allPresigned!: () => void;
+    const started = new Promise<void>((resolve) => { allPresigned = resolve; });
+    const onPresigned = (message: { type?: string }): void => {
+      if (message.type !== 'presigned' || ++presigned < cluster.clients.length) return;
+      for (const c of cluster.clients) c.child.send({ type: 'go' });
+      allPresigned();
+    };
+    for (const c of cluster.clients) c.child.on('message', onPresigned);
+    const cpuWindow = started.then(() => delay(warmupMs)).then(async () => {
       const start = cpuSeconds(watched);
       await delay(durationMs);
       return cpuSeconds(watched).map((t, i) => (t - start[i]!) / (durationMs / 1000));
     });
     const brokered = await Promise.all(cluster.clients.map((c) => {
       c.child.send({ type: 'window', window: CONNECT_WINDOW });
-      return ask<Brokered>(c, { type: 'broker', warmupMs, durationMs }, 'brokered', warmupMs + durationMs + 60_000);
+      return ask<Brokered>(c, { type: 'broker', warmupMs, durationMs, presignPerSecond }, 'brokered', warmupMs + durationMs + 300_000);
     }));
+    for (const c of cluster.clients) c.child.off('message', onPresigned);
     const cores = await cpuWindow;
     const measuredMs = Math.max(...brokered.map((b) => b.measuredMs));
     const perNode = cluster.servers.map((_, k) => rate(
@@ -119,6 +136,7 @@ async function measure(bench: BenchmarkContext, nodes: number, profileDir: strin
     const total = rate(perNode.reduce((s, r) => s + r.completed, 0), brokered.flatMap((b) => b.byNode.flatMap((n) => n.latencies)), measuredMs);
     const errors: Record<string, number> = {};
     for (const b of brokered) for (const [code, n] of Object.entries(b.errors)) errors[code] = (errors[code] ?? 0) + n;
+    const signing = { presigned: brokered.reduce((s, b) => s + b.signing.presigned, 0), live: brokered.reduce((s, b) => s + b.signing.live, 0), presignMs: Math.max(...brokered.map((b) => b.presignMs)) };
     const cpu = {
       nodes: cores.slice(0, nodes), redis: cluster.redis ? cores[nodes] : undefined, clients: cores.slice(nodes + (cluster.redis ? 1 : 0)),
     };
@@ -127,7 +145,7 @@ async function measure(bench: BenchmarkContext, nodes: number, profileDir: strin
       connectsPerNodeCpuSecond: nodeCpu > 0 ? total.connectsPerSecond / nodeCpu : NaN,
       nodes, cores: cluster.cores, loadAverage: { before: loadBefore, after: loadavg()[0]! },
       peersWanted, peersHeld: held, registerFailed: failed, registerMs, bytesPerPeer: perPeer, marginalBytesPerPeer: marginal, newSpace,
-      serverRss: { before: before.map((m) => m.rss), after: after.map((m) => m.rss) }, perNode, total, errors, cpu,
+      serverRss: { before: before.map((m) => m.rss), after: after.map((m) => m.rss) }, perNode, total, errors, cpu, signing,
     };
   } finally {
     await cluster.stop();
@@ -140,6 +158,7 @@ function print(run: Record<string, unknown>): void {
     marginalBytesPerPeer: { rss: number; heap: number; peers: [number, number] }; newSpace: { before: number; middle: number; after: number };
     serverRss: { before: number[]; after: number[] }; perNode: Rate[]; total: Rate; errors: Record<string, number>;
     cpu: { nodes: number[]; redis: number | undefined; clients: number[] }; loadAverage: { before: number; after: number };
+    signing: { presigned: number; live: number; presignMs: number };
   };
   const kib = (bytes: number): string => (bytes / 1024).toFixed(2);
   const mib = (bytes: number[]): string => bytes.map((b) => (b / 2 ** 20).toFixed(0)).join(' + ');
@@ -162,6 +181,7 @@ function print(run: Record<string, unknown>): void {
   const perCpu = nodeCpu > 0 ? r.total.connectsPerSecond / nodeCpu : NaN;
   const busiest = Math.max(...r.cpu.nodes);
   process.stdout.write(`connects per node CPU-s    ${perCpu.toFixed(0).padStart(6)}  (${busiest < 0.95 ? `the node(s) had idle time (busiest ${busiest.toFixed(2)} cores): the clients were the limit, and this is what a node's core brokers` : 'the node was the limit'})\n`);
+  process.stdout.write(`intents signed ahead       ${r.signing.presigned} (in ${(r.signing.presignMs / 1000).toFixed(1)} s before brokering), as they went ${r.signing.live}\n`);
   if (Object.keys(r.errors).length) process.stdout.write(`refused connects           ${JSON.stringify(r.errors)}\n`);
   const load = Math.max(r.loadAverage.before, r.loadAverage.after);
   if (load > 0.5) process.stdout.write(`note: 1-minute load average ${r.loadAverage.before.toFixed(2)} before, ${r.loadAverage.after.toFixed(2)} after (on ${cpus().length} CPUs)\n`);

@@ -94,6 +94,12 @@ export interface RendezvousLimits extends MessageLimits {
   maxRatePairs: number;
   /** Sessions pending on the whole server (default 10000). */
   maxSessions: number;
+  /**
+   * Punched sessions kept for trickled candidates and reports, each for trickleWindowMs (default
+   * 200000: 30 s of 6,600 connects per second, ~0.3 KiB each). Beyond it a session is not kept:
+   * its trickles and report get `unknown-session`.
+   */
+  maxPunchedSessions: number;
   /** Token bucket per socket: sustained messages per second (default 20) and burst (default 40). */
   messagesPerSecond: number;
   /** The burst of that bucket (default 40). */
@@ -144,6 +150,7 @@ export const DEFAULT_RENDEZVOUS_LIMITS: Readonly<RendezvousLimits> = Object.free
   pairIntentBurst: 4,
   maxRatePairs: 100_000,
   maxSessions: 10_000,
+  maxPunchedSessions: 200_000,
   messagesPerSecond: 20,
   messageBurst: 40,
   errorBurst: 20,
@@ -287,13 +294,20 @@ interface TrickleAllowance {
   reported: boolean;
 }
 
-/** A session after its punch: kept for trickled candidates until the window closes. */
+/**
+ * A session after its punch: kept for trickled candidates and reports until the window closes.
+ * No timer of its own: every session keeps the same window, so they expire in the order they
+ * were kept, and the oldest are swept from the front of the map (#sweepPunched).
+ */
 interface PunchedSession {
   id: string;
   initiator: Side;
   target: Side;
-  allowance: Map<Connection, TrickleAllowance>;
-  timer: NodeJS.Timeout;
+  /** performance.now() at which the window closes. */
+  expires: number;
+  /** Made on the side's first trickle or report; only for sides with a socket here (a remote side's node keeps its own). */
+  initiatorAllowance: TrickleAllowance | undefined;
+  targetAllowance: TrickleAllowance | undefined;
 }
 
 /** A pending session gets at least this long for the target's answer. */
@@ -440,6 +454,7 @@ export class RendezvousServer {
   get stats(): RendezvousServerStats {
     let peers = 0;
     for (const c of this.#connections.values()) if (c.state === 'registered') peers++;
+    this.#sweepPunched();
     return { connections: this.#connections.size, peers, sessions: this.#sessions.size, trickleSessions: this.#punched.size, ...this.#counters };
   }
 
@@ -663,8 +678,9 @@ export class RendezvousServer {
   }
 
   #pingAll(): void {
-    // Pairs whose bucket has refilled are as good as forgotten.
+    // Pairs whose bucket has refilled are as good as forgotten; so are closed trickle windows.
     this.#pairRates.sweep();
+    this.#sweepPunched();
     const now = performance.now();
     for (const connection of this.#connections.values()) {
       if (now - connection.lastPong > this.#limits.idleTimeoutMs) {
@@ -1170,27 +1186,42 @@ export class RendezvousServer {
   // --- trickle ----------------------------------------------------------------------------------
 
   /**
-   * Keeps a punched session for trickled candidates until the window closes or either socket
-   * does. When maxSessions are kept already the session is not: its trickles get
-   * `unknown-session` (a lost optimisation, never a lost connection).
+   * Keeps a punched session for trickled candidates and the peers' reports until the window
+   * closes or either socket does. When maxPunchedSessions are kept already the session is not:
+   * its trickles and reports get `unknown-session` (a lost optimisation, never a lost connection).
    */
   #keepPunched(id: string, initiator: Side, target: Side): void {
+    const now = performance.now();
+    this.#sweepPunched(now);
     const local = [initiator, target].filter((side): side is Connection => !isRemote(side));
-    if (this.#punched.size >= this.#limits.maxSessions || local.some(gone) || this.#punched.has(id)) return;
-    const allowance = (): TrickleAllowance => ({
-      messages: 0, candidates: 0, ended: false, rate: undefined, reported: false,
-    });
-    // Allowances for the peers whose trickles arrive here; a remote peer's are kept by its node.
-    const punched: PunchedSession = {
-      id, initiator, target, allowance: new Map(local.map((c) => [c, allowance()])),
-      timer: setTimeout(() => this.#endPunched(punched), this.#limits.trickleWindowMs),
-    };
-    this.#punched.set(id, punched);
+    if (this.#punched.size >= this.#limits.maxPunchedSessions || local.some(gone) || this.#punched.has(id)) return;
+    this.#punched.set(id, { id, initiator, target, expires: now + this.#limits.trickleWindowMs, initiatorAllowance: undefined, targetAllowance: undefined });
     for (const c of local) (c.punched ??= new Set()).add(id);
   }
 
+  /** Ends the punched sessions whose window has closed: the oldest, at the front of the map (insertion order). */
+  #sweepPunched(now = performance.now()): void {
+    for (const punched of this.#punched.values()) {
+      if (punched.expires > now) return;
+      this.#endPunched(punched);
+    }
+  }
+
+  /** The punched session `ref` if its window is open, and what `connection` (one of its peers, with a socket here) may still send in it. */
+  #punchedFor(connection: Connection, ref: string): { punched: PunchedSession; allowance: TrickleAllowance } | undefined {
+    const punched = this.#punched.get(ref);
+    if (!punched) return undefined;
+    if (punched.expires <= performance.now()) {
+      this.#endPunched(punched);
+      return undefined;
+    }
+    const fresh = (): TrickleAllowance => ({ messages: 0, candidates: 0, ended: false, rate: undefined, reported: false });
+    if (punched.initiator === connection) return { punched, allowance: punched.initiatorAllowance ??= fresh() };
+    if (punched.target === connection) return { punched, allowance: punched.targetAllowance ??= fresh() };
+    return undefined;
+  }
+
   #endPunched(punched: PunchedSession): void {
-    clearTimeout(punched.timer);
     this.#punched.delete(punched.id);
     if (!isRemote(punched.initiator)) punched.initiator.punched = without(punched.initiator.punched, punched.id);
     if (!isRemote(punched.target)) punched.target.punched = without(punched.target.punched, punched.id);
@@ -1203,9 +1234,9 @@ export class RendezvousServer {
   async #trickle(connection: Connection, message: TrickleMessage): Promise<void> {
     const ref = message.session;
     // 1. A session this socket was punched into, still within its trickle window.
-    const punched = this.#punched.get(ref);
-    const allowance = punched?.allowance.get(connection);
-    if (!punched || !allowance) throw new Refusal('unknown-session', `trickle: no punched session ${ref} of this peer within the last ${this.#limits.trickleWindowMs} ms`, ref);
+    const kept = this.#punchedFor(connection, ref);
+    if (!kept) throw new Refusal('unknown-session', `trickle: no punched session ${ref} of this peer within the last ${this.#limits.trickleWindowMs} ms`, ref);
+    const { punched, allowance } = kept;
     const other = punched.initiator === connection ? punched.target : punched.initiator;
     // 2. Both peers negotiated trickle.
     if (!connection.capabilities.includes('trickle')) throw new Refusal('unsupported-capability', 'trickle: this peer did not negotiate the \'trickle\' capability', ref);
@@ -1242,9 +1273,9 @@ export class RendezvousServer {
    */
   #report(connection: Connection, message: ReportMessage): void {
     const ref = message.session;
-    const punched = this.#punched.get(ref);
-    const allowance = punched?.allowance.get(connection);
-    if (!punched || !allowance) throw new Refusal('unknown-session', `report: no punched session ${ref} of this peer within the last ${this.#limits.trickleWindowMs} ms`, ref);
+    const kept = this.#punchedFor(connection, ref);
+    if (!kept) throw new Refusal('unknown-session', `report: no punched session ${ref} of this peer within the last ${this.#limits.trickleWindowMs} ms`, ref);
+    const { punched, allowance } = kept;
     if (!connection.capabilities.includes('report')) throw new Refusal('unsupported-capability', 'report: this peer did not negotiate the \'report\' capability', ref);
     if (allowance.reported) throw new Refusal('invalid', `report: session ${ref} was already reported by this peer`, ref);
     allowance.reported = true;

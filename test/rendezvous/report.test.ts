@@ -79,6 +79,28 @@ test('a report needs a session this peer was punched into, within its window', a
   assert.equal(events.length, 0);
 });
 
+test('punched sessions are kept up to maxPunchedSessions, whatever the cap on pending ones; beyond it a report gets unknown-session', async () => {
+  // Before, punched sessions shared maxSessions (10000) with pending ones: above ~330 connects/s
+  // sustained, most sessions could neither trickle nor report.
+  const { server, url } = await startServers(resources, { limits: { maxSessions: 1, maxPunchedSessions: 2 } });
+  const events = listen(server);
+  const a = await startPeer(resources, url);
+  const targets = [await startPeer(resources, url), await startPeer(resources, url), await startPeer(resources, url)];
+  const sessions: string[] = [];
+  for (const target of targets) {
+    const incoming = once(target.client, 'punch');
+    sessions.push((await a.client.connect(target.identity.peerId)).session);
+    await incoming;
+  }
+  assert.equal(server.stats.trickleSessions, 2);
+  for (const session of sessions.slice(0, 2)) {
+    assert.equal(await a.client.report(session, { outcome: 'connected', path: 'direct-udp', technique: 'udp-hole-punch', ms: 5 }), true);
+  }
+  await assert.rejects(a.client.report(sessions[2]!, { outcome: 'connected', path: 'direct-udp', technique: 'udp-hole-punch', ms: 5 }),
+    (e: unknown) => e instanceof RendezvousError && e.reason === 'unknown-session');
+  assert.equal(events.length, 2);
+});
+
 test('without the capability nothing is sent: a peer that opts out, or a server that does not offer it', async () => {
   const offering = await startServers(resources);
   const events = listen(offering.server);
