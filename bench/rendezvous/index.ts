@@ -44,7 +44,7 @@ const TARGET_BYTES_PER_PEER = 5 * 1024;
 const TARGET_CONNECTS_PER_SECOND = 5_000;
 const TARGET_SCALING_3_NODES = 2.5;
 
-interface Memory { rss: number; heapUsed: number; external: number; arrayBuffers: number; newSpace: number; stats: { peers: number; connections: number } }
+interface Memory { rss: number; heapTotal: number; heapUsed: number; external: number; arrayBuffers: number; newSpace: number; stats: { peers: number; connections: number } }
 interface Brokered {
   byNode: { completed: number; latencies: number[] }[]; errors: Record<string, number>; measuredMs: number;
   signing: { presigned: number; live: number }; presignMs: number;
@@ -93,12 +93,13 @@ async function measure(bench: BenchmarkContext, nodes: number, profileDir: strin
     const registerMs = Math.max(...firstStep.map((r) => r.ms)) + Math.max(...registrations.map((r) => r.ms));
     const after = await memory(cluster, 60_000);
     if (process.env['NATPUNCH_BENCH_SNAPSHOT']) bench.log(`heap snapshot: ${(await ask<{ file: string }>(cluster.servers[0]!, { type: 'snapshot' }, 'snapshot', 300_000)).file}`);
-    const growth = (from: Memory[], to: Memory[], key: 'rss' | 'heapUsed' | 'external' | 'newSpace'): number => to.reduce((s, m, k) => s + m[key] - from[k]![key], 0);
+    const growth = (from: Memory[], to: Memory[], key: 'rss' | 'heapTotal' | 'heapUsed' | 'external' | 'newSpace'): number => to.reduce((s, m, k) => s + m[key] - from[k]![key], 0);
     const delta = (key: 'rss' | 'heapUsed' | 'external'): number => growth(before, after, key) / held;
     const perPeer = { rss: delta('rss'), heap: delta('heapUsed'), external: delta('external') };
     // No peer registered in the second step (all refused): no cost per added peer to report.
     const added = held - heldMiddle;
-    const marginal = { rss: added > 0 ? growth(middle, after, 'rss') / added : NaN, heap: added > 0 ? growth(middle, after, 'heapUsed') / added : NaN, peers: [heldMiddle, held] };
+    const perAdded = (key: 'rss' | 'heapTotal' | 'heapUsed'): number => (added > 0 ? growth(middle, after, key) / added : NaN);
+    const marginal = { rss: perAdded('rss'), heap: perAdded('heapUsed'), heapCommitted: perAdded('heapTotal'), peers: [heldMiddle, held] };
     const newSpace = { before: before.reduce((s, m) => s + m.newSpace, 0), middle: middle.reduce((s, m) => s + m.newSpace, 0), after: after.reduce((s, m) => s + m.newSpace, 0) };
     bench.log(`${held} peers registered in ${(registerMs / 1000).toFixed(1)} s (${failed} failed); nodes hold ${after.map((m) => m.stats.peers).join(' + ')} peers`);
 
@@ -155,7 +156,7 @@ async function measure(bench: BenchmarkContext, nodes: number, profileDir: strin
 function print(run: Record<string, unknown>): void {
   const r = run as {
     nodes: number; cores: CoreLayout; peersWanted: number; peersHeld: number; registerMs: number; bytesPerPeer: { rss: number; heap: number; external: number };
-    marginalBytesPerPeer: { rss: number; heap: number; peers: [number, number] }; newSpace: { before: number; middle: number; after: number };
+    marginalBytesPerPeer: { rss: number; heap: number; heapCommitted: number; peers: [number, number] }; newSpace: { before: number; middle: number; after: number };
     serverRss: { before: number[]; after: number[] }; perNode: Rate[]; total: Rate; errors: Record<string, number>;
     cpu: { nodes: number[]; redis: number | undefined; clients: number[] }; loadAverage: { before: number; after: number };
     signing: { presigned: number; live: number; presignMs: number };
@@ -167,7 +168,7 @@ function print(run: Record<string, unknown>): void {
   process.stdout.write(`\nRendezvous, ${r.nodes === 1 ? 'one node' : `${r.nodes} nodes sharing one Redis`} (default limits; ${where}, ${r.cpu.clients.length} client processes on core ${r.cores.clients.join(', ')}; ${cpus().length} CPUs):\n`);
   process.stdout.write(`peers held                 ${r.peersHeld} of ${r.peersWanted} (registered in ${(r.registerMs / 1000).toFixed(1)} s)\n`);
   const m = r.marginalBytesPerPeer;
-  process.stdout.write(`memory per peer, RSS       ${kib(m.rss)} KiB  (target <= ${TARGET_BYTES_PER_PEER / 1024} KiB ${m.rss <= TARGET_BYTES_PER_PEER ? '✓' : '✗'}; the peers from ${m.peers[0]} to ${m.peers[1]}); V8 heap ${kib(m.heap)} KiB\n`);
+  process.stdout.write(`memory per peer, RSS       ${kib(m.rss)} KiB  (target <= ${TARGET_BYTES_PER_PEER / 1024} KiB ${m.rss <= TARGET_BYTES_PER_PEER ? '✓' : '✗'}; the peers from ${m.peers[0]} to ${m.peers[1]}); V8 heap ${kib(m.heap)} KiB used, ${kib(m.heapCommitted)} KiB committed\n`);
   process.stdout.write(`  averaged from idle       ${kib(r.bytesPerPeer.rss)} KiB; V8 heap ${kib(r.bytesPerPeer.heap)} KiB, external ${kib(r.bytesPerPeer.external)} KiB (includes the V8 young generation: ${mib([r.newSpace.before])} -> ${mib([r.newSpace.middle])} -> ${mib([r.newSpace.after])} MiB, grown once under load)\n`);
   process.stdout.write(`server RSS                 ${mib(r.serverRss.before)} MiB idle -> ${mib(r.serverRss.after)} MiB with the peers\n`);
   if (r.nodes > 1) r.perNode.forEach((x, k) => process.stdout.write(`connects brokered, node ${k}  ${line(x)}  (initiators registered there)\n`));

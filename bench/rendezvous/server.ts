@@ -4,7 +4,7 @@
  * server's own. With argv[2] = JSON { redis: { url, node, prefix } } it is one of several nodes
  * sharing the registry and signal bus on that Redis, opened as `natpunch serve --redis` opens
  * them (openSharedState). Started with --expose-gc; answers the parent over IPC:
- *   { type: 'memory' }    -> { type: 'memory', rss, heapUsed, external, arrayBuffers, newSpace, stats } (after two GCs;
+ *   { type: 'memory' }    -> { type: 'memory', rss, heapTotal, heapUsed, external, arrayBuffers, newSpace, stats } (after two GCs;
  *                            newSpace: the V8 young generation's size, which grows under load and is not per peer)
  *   { type: 'snapshot' }  -> { type: 'snapshot', file } (a V8 heap snapshot in the working directory)
  * and prints "ready ws://..." once listening.
@@ -37,7 +37,7 @@ async function main(): Promise<void> {
     gc?.();
     const memory = process.memoryUsage();
     const newSpace = getHeapSpaceStatistics().find((space) => space.space_name === 'new_space')?.space_size ?? 0;
-    process.send!({ type: 'memory', rss: memory.rss, heapUsed: memory.heapUsed, external: memory.external, arrayBuffers: memory.arrayBuffers, newSpace, stats: server.stats });
+    process.send!({ type: 'memory', rss: memory.rss, heapTotal: memory.heapTotal, heapUsed: memory.heapUsed, external: memory.external, arrayBuffers: memory.arrayBuffers, newSpace, stats: server.stats });
   });
   let stopping = false;
   const stop = (): void => {

@@ -397,7 +397,7 @@ export class RendezvousServer {
     // ws closes (1009) frames beyond maxPayload outright; frames between our own limit and that
     // get a 'too-large' error reply and the socket stays up.
     // No client tracking: the server keeps its own map, and ws's Set would be a second one.
-    this.#wss = new WebSocketServer({ WebSocket: ServerSocket<Connection>, noServer: true, maxPayload: this.#limits.maxMessageBytes * 4, perMessageDeflate: false, clientTracking: false });
+    this.#wss = new WebSocketServer({ WebSocket: ServerSocket<Connection>, noServer: true, maxPayload: this.#limits.maxMessageBytes * 4, perMessageDeflate: false, clientTracking: false, autoPong: false });
     this.#pingTimer = setInterval(() => this.#pingAll(), this.#limits.pingIntervalMs);
     this.#pairRates = new RateTable({
       rate: this.#limits.pairIntentsPerMinute / 60, burst: this.#limits.pairIntentBurst, maxEntries: this.#limits.maxRatePairs, now: clock,
@@ -406,6 +406,7 @@ export class RendezvousServer {
     this.#events = {
       error(connection, error) { debug('%s: %s', connection.id, error.message); },
       close(connection) { server.#cleanUp(connection); },
+      ping(connection, data) { server.#onPing(connection, data); },
       pong(connection) { server.#onPong(connection); },
       message(connection, data, isBinary) { server.#onFrame(connection, data, isBinary); },
     };
@@ -700,15 +701,27 @@ export class RendezvousServer {
   }
 
   #send(connection: Connection, message: ServerMessage): void {
-    if (connection.ws.readyState !== WebSocket.OPEN) return;
-    if (connection.ws.bufferedAmount > this.#limits.maxBufferedBytes) {
-      // A peer that does not read its socket must not make the server buffer without bound.
-      debug('%s: %d bytes unsent, dropping', connection.id, connection.ws.bufferedAmount);
-      connection.ws.terminate();
-      this.#cleanUp(connection);
-      return;
-    }
-    connection.ws.send(encodeMessage(message));
+    if (this.#writable(connection)) connection.ws.send(encodeMessage(message));
+  }
+
+  /**
+   * A peer's ping gets its pong (RFC 6455 §5.5.2), unless the peer leaves the server's writes
+   * unread: then, as for any message, it is dropped. This is the bound ws's autoPong kept by
+   * counting pongs not yet flushed (decision 015: a bad client costs a bounded amount).
+   */
+  #onPing(connection: Connection, data: Buffer): void {
+    if (this.#writable(connection)) connection.ws.pong(data);
+  }
+
+  /** Whether the socket is open and takes more writes; a peer that does not read its socket is dropped. */
+  #writable(connection: Connection): boolean {
+    if (connection.ws.readyState !== WebSocket.OPEN) return false;
+    if (connection.ws.bufferedAmount <= this.#limits.maxBufferedBytes) return true;
+    // A peer that does not read its socket must not make the server buffer without bound.
+    debug('%s: %d bytes unsent, dropping', connection.id, connection.ws.bufferedAmount);
+    connection.ws.terminate();
+    this.#cleanUp(connection);
+    return false;
   }
 
   /**
