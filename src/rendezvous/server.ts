@@ -99,7 +99,7 @@ export interface RendezvousLimits extends MessageLimits {
   maxSessions: number;
   /**
    * Punched sessions kept for trickled candidates and reports, each for trickleWindowMs (default
-   * 200000: 30 s of 6,600 connects per second, ~0.3 KiB each). Beyond it a session is not kept:
+   * 200000: 30 s of 6,600 connects per second). Beyond it a session is not kept:
    * its trickles and report get `unknown-session`.
    */
   maxPunchedSessions: number;
