@@ -495,7 +495,6 @@ export class TurnServer {
     this.stats.bytesToClients += length;
     const binding = allocation.channelForAddress(address, port, now);
     const client = allocation.client;
-    const data = bytes.subarray(offset, offset + length);
     if (binding) {
       if (client.sendRange !== undefined && headroom >= CHANNEL_DATA_HEADER) {
         // UDP, no allocation: the header goes into the headroom in front of the data and the
@@ -509,7 +508,7 @@ export class TurnServer {
       const pad = client.transport === 'udp' ? 0 : (4 - (length % 4)) % 4;
       const message = Buffer.alloc(CHANNEL_DATA_HEADER + length + pad);
       putHeader(message, 0, binding.channel, length);
-      message.set(data, CHANNEL_DATA_HEADER);
+      message.set(bytes.subarray(offset, offset + length), CHANNEL_DATA_HEADER);
       client.send(message);
       return;
     }
@@ -517,7 +516,7 @@ export class TurnServer {
     const peer: TransportAddress = { family, address, port };
     client.send(encodeMessage({
       method: Method.Data, messageClass: MessageClass.Indication, transactionId: crypto.getRandomValues(transactionId),
-      attributes: [{ type: AttrType.XorPeerAddress, value: xorPeerAddress.encode(peer, transactionId) }, { type: AttrType.Data, value: data }],
+      attributes: [{ type: AttrType.XorPeerAddress, value: xorPeerAddress.encode(peer, transactionId) }, { type: AttrType.Data, value: bytes.subarray(offset, offset + length) }],
     }));
   }
 
