@@ -4,7 +4,7 @@
  * peers, and a peer does not trust the server. See docs/decisions/004-rendezvous-protocol.md.
  */
 import { isIPv4 } from 'node:net';
-import { isPeerId, PEER_ID_LENGTH } from '../identity/index.js';
+import { PEER_ID_LENGTH } from '../identity/index.js';
 import { CANDIDATE_TYPES, type CandidateTransport, type CandidateType, type PortRange, type SignalledCandidate, MAX_PRIORITY, PREDICTION_BUDGET } from '../punch/candidate.js';
 import { formatAddress, ipFromBytes, ipToBytes, parseAddress, type TransportAddress } from '../wire/index.js';
 import { RendezvousProtocolError } from './errors.js';
@@ -385,9 +385,20 @@ const MAX_TEXT = 1024;
 /** Longest intent lifetime anyone accepts, so replay caches stay bounded in time. */
 export const MAX_INTENT_LIFETIME_MS = 120_000;
 
+const PEER_ID_SHAPE = new RegExp(`^[a-z2-7]{${PEER_ID_LENGTH}}$`);
+
+/**
+ * A peer id's spelling: 56 lower-case base32 characters. Its version and checksum are checked
+ * where they matter, not here: an id whose key is used is parsed in full as the key is taken
+ * (publicKeyFromPeerId: a registration's signer, an incoming intent's sender, the peer a Noise
+ * handshake must prove), and one a server only compares or looks up (an intent's `from` and
+ * `to`) either names a registered peer, whose id was parsed when it registered, or is refused
+ * (the refusal then says whether it has a typo). Checking the two checksums of every intent here
+ * was ~6% of a brokered connect's server CPU.
+ */
 export const peerId: Check<string> = (value, path) => {
-  if (typeof value !== 'string' || value.length !== PEER_ID_LENGTH || value !== value.toLowerCase() || !isPeerId(value)) {
-    invalid(path, `a peer id (${PEER_ID_LENGTH} lower-case base32 characters with a valid checksum)`, value);
+  if (typeof value !== 'string' || !PEER_ID_SHAPE.test(value)) {
+    invalid(path, `a peer id (${PEER_ID_LENGTH} lower-case base32 characters)`, value);
   }
   return value;
 };

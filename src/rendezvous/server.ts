@@ -28,6 +28,7 @@ import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { randomBytes as poolRandomBytes } from '../random-pool.js';
 import { ServerSocket, type SocketEvents } from './server-socket.js';
 import { NatpunchError } from '../errors.js';
+import { isPeerId } from '../identity/index.js';
 import type { StunServer } from '../stun/server.js';
 import { formatAddress, parseAddress } from '../wire/index.js';
 import { type RendezvousErrorReason, RendezvousProtocolError, RendezvousVerifyError } from './errors.js';
@@ -1022,7 +1023,11 @@ export class RendezvousServer {
     const record = await this.#shared(() => this.#registry.lookup(intent.to));
     const target = record && this.#sideOf(record);
     if (gone(connection)) return;
-    if (!target || (!isRemote(target) && target.state !== 'registered')) throw new Refusal('peer-not-found', `connect: ${intent.to} is not registered with this server`, ref);
+    if (!target || (!isRemote(target) && target.state !== 'registered')) {
+      // The schema checked only the id's spelling: say so if it cannot be anyone's (a typo).
+      const typo = isPeerId(intent.to) ? '' : ' (and cannot be: its checksum does not match, the id has a typo)';
+      throw new Refusal('peer-not-found', `connect: ${intent.to} is not registered with this server${typo}`, ref);
+    }
     // Both peers read each other's signed bodies: only peers on one version can meet.
     if (target.version !== connection.version) {
       throw new Refusal('unsupported-version', `connect: ${intent.to} registered with protocol version ${target.version}, this peer with ${connection.version}`, ref);

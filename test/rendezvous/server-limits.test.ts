@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { once } from '../support/wait.js';
 import fc from 'fast-check';
 import { WebSocket } from 'ws';
-import { generateIdentity } from '../../src/identity/index.js';
+import { generateIdentity, isPeerId } from '../../src/identity/index.js';
 import { type PunchInstruction, DOMAIN, RendezvousError, signObject } from '../../src/rendezvous/index.js';
 import { RawClient, Resources, registerRaw, startPeer, startServers, token, until } from './helpers.js';
 
@@ -193,6 +193,26 @@ test('a session id already pending is refused', async () => {
   raw.send({ type: 'connect', intent: intent() });
   assert.equal((await target.next()).type, 'incoming');
   assert.deepEqual([(await raw.ask({ type: 'connect', intent: intent() }))['code']], ['session-in-use']);
+});
+
+test('an intent to an id with a typo is refused as peer-not-found, saying the id has a typo', async () => {
+  // The schema checks an intent's ids by spelling only (the checksum of an id that names nobody
+  // registered is read only to word the refusal): a correct id and one with two letters swapped.
+  const { url } = await startServers(resources);
+  const { raw, identity } = await registerRaw(resources, url);
+  const absent = generateIdentity().peerId;
+  const swapped = (k: number) => absent.slice(0, k - 1) + absent[k] + absent[k - 1] + absent.slice(k + 1);
+  const typo = [...absent.slice(1)].map((_, k) => swapped(k + 1)).find((id) => !isPeerId(id))!;
+  const connect = (to: string) => raw.ask({ type: 'connect', intent: signObject(identity, DOMAIN.intent, {
+    from: identity.peerId, to, nonce: token(), expires: Date.now() + 10_000, candidates: [], session: token(),
+  }) });
+  const unknown = await connect(absent);
+  assert.equal(unknown['code'], 'peer-not-found');
+  assert.doesNotMatch(String(unknown['message']), /typo/);
+  const mistyped = await connect(typo);
+  assert.equal(mistyped['code'], 'peer-not-found');
+  assert.match(String(mistyped['message']), /checksum does not match, the id has a typo/);
+  assert.equal((await connect(absent.toUpperCase()))['code'], 'invalid');
 });
 
 test('all per-client state goes when clients leave, and close() ends every client', async () => {
