@@ -24,6 +24,11 @@ export interface Flag {
   example?: string;
   /** Left out of the usage line (still in the help's flag list). */
   hidden?: boolean;
+  /**
+   * Names a user may type for this flag from habit (another command's flag, another tool's):
+   * never parsed, only suggested (`unknown option --server (did you mean --stun?)`).
+   */
+  misnamed?: string[];
 }
 
 export interface CommandSpec {
@@ -58,7 +63,7 @@ export const jsonFlag: Flag = {
 export const serverFlag: Flag = {
   type: 'string', value: 'URL', required: true, multiple: true,
   help: 'the rendezvous server (natpunch serve) both peers use; repeat it for several nodes sharing one registry (serve --redis): the first that answers is used, the next when it goes away',
-  example: '--server ws://203.0.113.7:8080/',
+  example: '--server ws://203.0.113.7:8080/', misnamed: ['rendezvous', 'url', 'signal'],
 };
 
 type ParsedValues = Record<string, string | boolean | string[] | undefined>;
@@ -76,7 +81,7 @@ export function parseCommand(spec: CommandSpec, argv: string[]): { values: Parse
     const { values, positionals } = parseArgs({ args: argv, strict: true, allowPositionals: spec.positionals !== undefined, options });
     return { values: values as ParsedValues, positionals };
   } catch (error) {
-    throw new UsageError(`natpunch ${spec.name}: ${parserMessage(error as Error, Object.keys(spec.flags))}; run 'natpunch ${spec.name} --help' for the flags`);
+    throw new UsageError(`natpunch ${spec.name}: ${parserMessage(error as Error, spec)}; run 'natpunch ${spec.name} --help' for the flags`);
   }
 }
 
@@ -108,15 +113,22 @@ function editDistance(a: string, b: string): number {
  * node:util's messages, made one balanced sentence: the unknown-option one ends with an
  * unclosed quote (`as in '-- "--bogus"`), and all end with a full stop we continue after.
  */
-function parserMessage(error: Error & { code?: string }, flags: readonly string[]): string {
+function parserMessage(error: Error & { code?: string }, spec: CommandSpec): string {
   const message = error.message;
+  const flags = Object.entries(spec.flags);
   const unknown = /^Unknown option '([^']*)'/.exec(message);
   if (unknown) {
-    const meant = closestName(unknown[1]!, flags);
+    const typed = unknown[1]!.replace(/^-+/, '').split('=')[0]!;
+    const meant = flags.find(([, flag]) => flag.misnamed?.includes(typed))?.[0] ?? closestName(typed, flags.map(([name]) => name));
     return `unknown option ${unknown[1]}${meant ? ` (did you mean --${meant}?)` : ''}`;
   }
   const positional = /^Unexpected argument '([^']*)'/.exec(message);
-  if (positional) return `unexpected argument ${JSON.stringify(positional[1])}`;
+  if (positional) {
+    // A command without positionals whose one required value came bare (`check HOST:PORT`).
+    const required = flags.filter(([, flag]) => flag.required && flag.type === 'string');
+    const meant = spec.positionals === undefined && required.length === 1 ? ` (did you mean --${required[0]![0]} ${positional[1]}?)` : '';
+    return `unexpected argument ${JSON.stringify(positional[1])}${meant}`;
+  }
   const missing = /^Option '([^']*)' argument missing/.exec(message);
   if (missing) return `${missing[1]!.replace(/^-\w, /, '').split(' ')[0]} needs a value`;
   return message.replace(/\.$/, '');
@@ -193,6 +205,8 @@ export function usageErrors<T>(command: string, parser: () => T): T {
   try {
     return parser();
   } catch (error) {
-    throw new UsageError(`natpunch ${command}: ${parserMessage(error as Error, [])}; run 'natpunch help' for usage`);
+    // No spec to suggest flags from: an empty one (positionals: '' says "may take some").
+    const unknown: CommandSpec = { name: command, summary: '', flags: {}, positionals: '' };
+    throw new UsageError(`natpunch ${command}: ${parserMessage(error as Error, unknown)}; run 'natpunch help' for usage`);
   }
 }

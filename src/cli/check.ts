@@ -14,7 +14,7 @@ export const checkSpec: CommandSpec = {
   flags: {
     stun: {
       type: 'string', value: 'HOST[:PORT]', required: true, help: 'the STUN server to ask; PORT defaults to 3478',
-      example: '--stun stun.example.net:3478',
+      example: '--stun stun.example.net:3478', misnamed: ['server', 'stun-server'],
     },
     json: { type: 'boolean', help: 'print one JSON object (mappedAddress, natted, mapping, filtering, rfc3489, portAllocation, hairpin, ...)', example: '--json | jq .rfc3489' },
     'local-port': {

@@ -138,6 +138,19 @@ test('a mistyped option names the flag it most likely meant', async () => {
   assert.doesNotMatch((await runCli('connect', '--x')).stderr, /did you mean/);
 });
 
+test('a flag named from habit, or a required value given bare, names the flag meant', async () => {
+  // `check` asks a STUN server (--stun), where the other commands take --server.
+  const habit: [string, string, string][] = [['check', '--server', 'stun'], ['check', '--stun-server', 'stun'], ['connect', '--rendezvous', 'server']];
+  for (const [command, typed, meant] of habit) {
+    const result = await runCli(command, typed, 'x');
+    assert.equal(result.code, 2);
+    assert.equal(result.stderr, `natpunch ${command}: unknown option ${typed} (did you mean --${meant}?); run 'natpunch ${command} --help' for the flags\n`);
+  }
+  const bare = await runCli('check', '127.0.0.1:3478');
+  assert.equal(bare.code, 2);
+  assert.equal(bare.stderr, 'natpunch check: unexpected argument "127.0.0.1:3478" (did you mean --stun 127.0.0.1:3478?); run \'natpunch check --help\' for the flags\n');
+});
+
 test('a mistyped command or lab subcommand names the one it most likely meant', async () => {
   const command = await runCli('conect');
   assert.equal(command.code, 2);
