@@ -41,7 +41,10 @@ export async function collectEntries(paths: readonly string[]): Promise<LocalEnt
     try {
       stats = await stat(absolute);
     } catch (error) {
-      throw new TransferError('read-failed', `${path}: ${(error as Error).message}`, { cause: error });
+      const code = (error as NodeJS.ErrnoException).code;
+      const why = code === 'ENOENT' ? 'no such file or directory; check the path'
+        : code === 'EACCES' ? 'permission denied; send files this user can read' : (error as Error).message;
+      throw new TransferError('read-failed', `${path}: ${why}`, { cause: error });
     }
     if (stats.isFile()) entries.push(entry('file', name, absolute, stats));
     else if (stats.isDirectory()) await walk(absolute, name, stats, entries, skipped);
