@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
-import { once, until, within } from '../support/wait.js';
+import { closed, once, until, within } from '../support/wait.js';
 import { NatpunchServer } from '../../src/server/natpunch-server.js';
 import type { HttpLimits } from '../../src/server/http-limits.js';
 
@@ -60,7 +60,7 @@ test('a request head sent a byte at a time does not reset the header deadline', 
   let at = 0;
   const trickle = setInterval(() => { if (at < head.length) socket.write(head.subarray(at, ++at)); }, 50);
   try {
-    await once(socket, 'close', { timeoutMs: 5000 });
+    await closed(socket, { timeoutMs: 5000 });
   } finally {
     clearInterval(trickle);
   }

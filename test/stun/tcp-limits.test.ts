@@ -2,7 +2,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { once, until } from '../support/wait.js';
+import { closed, once, until } from '../support/wait.js';
 import { StunServer, type StunServerOptions } from '../../src/stun/server.js';
 import { StunTcpClient } from '../../src/stun/tcp-client.js';
 import { type TcpNet, realTcpNet } from '../../src/tcp-net.js';
@@ -105,7 +105,7 @@ test('finding 2: a message must arrive whole within tcpFrameTimeoutMs of its fir
   // The attack: one more byte every 100 ms, each well inside the idle timeout.
   const trickle = setInterval(() => client.write(Buffer.from([0])), 100);
   try {
-    await once(client, 'close', { timeoutMs: 5000 });
+    await closed(client, { timeoutMs: 5000 });
   } finally {
     clearInterval(trickle);
   }
@@ -136,7 +136,7 @@ test('finding 2: over the per-address cap a new connection is closed at once; an
   for (let i = 0; i < 3; i++) await connect(port);
   await until(() => server.stats.tcpConnections === 3, 'three connections from 127.0.0.1', { seen: () => JSON.stringify(server.stats) });
   const fourth = await connect(port);
-  await once(fourth, 'close', { timeoutMs: 5000 });
+  await closed(fourth, { timeoutMs: 5000 });
   assert.equal(server.stats.tcpRefused, 1);
   assert.equal(await bindFrom(port, '127.0.0.2'), '127.0.0.2');
 });

@@ -48,6 +48,14 @@ export async function once(emitter: NodeJS.EventEmitter, event: string, options:
   }
 }
 
+/**
+ * Resolves when `socket` has closed, gracefully or by a reset: a peer still writing when the
+ * other end closes gets ECONNRESET before 'close', on which `once` would reject. Bounded as `once`.
+ */
+export async function closed(socket: NodeJS.EventEmitter, options: WaitOptions = {}): Promise<void> {
+  await onceMatching(socket, 'close', () => true, options);
+}
+
 /** The first `event` whose first argument satisfies `match` (earlier ones are passed over), bounded as `once`. */
 export async function onceMatching<T>(emitter: NodeJS.EventEmitter, event: string, match: (value: T) => boolean, options: WaitOptions = {}): Promise<T> {
   let listener: ((value: T) => void) | undefined;
