@@ -74,7 +74,12 @@ interface SocketState {
 
 /** The fd of a bound, open node:dgram socket, read now (never cache it: see dgramState), else undefined. */
 export function socketFd(socket: Socket): number | undefined {
-  const fd = dgramState(socket)?.handle?.fd;
+  return stateFd(dgramState(socket));
+}
+
+/** The fd in a socket's state object (dgramState, which may be kept: the object lives as long as its socket), read now. */
+function stateFd(state: SocketState | undefined): number | undefined {
+  const fd = state?.handle?.fd;
   return typeof fd === 'number' && fd >= 0 ? fd : undefined;
 }
 
@@ -206,6 +211,8 @@ const ADDRESS_CACHE = 4096;
  */
 export class AddressedSender {
   readonly #socket: Socket;
+  /** node:dgram's state object, found once (a symbol lookup per flush showed in the relay's profile). */
+  readonly #state: SocketState | undefined;
   readonly #addon: Required<Pick<UdpBatchAddon, 'sendMany'>> | undefined;
   readonly #slab = Buffer.allocUnsafeSlow(SEND_SLAB_BYTES);
   /** Each queued record's address as given, for the fallback's socket.send. */
@@ -235,6 +242,7 @@ export class AddressedSender {
    */
   constructor(socket: Socket, options: { native?: boolean; addon?: UdpBatchAddon; gso?: boolean } = {}) {
     this.#socket = socket;
+    this.#state = dgramState(socket);
     this.#gso = options.gso ?? process.env['NATPUNCH_NO_GSO'] !== '1';
     const addon = options.native === false ? undefined : options.addon ?? udpBatchAddon();
     this.#addon = typeof addon?.sendMany === 'function' ? (addon as Required<Pick<UdpBatchAddon, 'sendMany'>>) : undefined;
@@ -297,7 +305,7 @@ export class AddressedSender {
     const count = this.#count;
     if (count === 0) return;
     let sent = 0;
-    const fd = socketFd(this.#socket);
+    const fd = stateFd(this.#state);
     // Only while node:dgram has nothing queued: a batch must not overtake its sends.
     if (fd !== undefined && this.#socket.getSendQueueCount() === 0) {
       this.#ipv6Socket ??= this.#socket.address().family === 'IPv6';
