@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Benchmark, BenchmarkOptions } from './benchmark.js';
+import { probeHostSpeed } from './support/host-speed.js';
 
 const benchmarks: Record<string, () => Promise<{ benchmark: Benchmark }>> = {
   stun: () => import('./stun/index.js'),
@@ -75,9 +76,14 @@ async function main(argv: string[]): Promise<number> {
     const { benchmark } = await benchmarks[name]!();
     process.stderr.write(`bench ${benchmark.name}: ${benchmark.description}\n`);
     try {
-      const result = await benchmark.run({
+      const before = probeHostSpeed();
+      const run = await benchmark.run({
         options, signal: controller.signal, root, resultsDir, log: (line) => process.stderr.write(`  ${line}\n`),
       });
+      const after = probeHostSpeed();
+      // bench/support/host-speed.ts: a shared host can halve the speed of everything on it unseen.
+      process.stdout.write(`host speed probe (JSON round trip of a small message): ${before} us before, ${after} us after; compare runs at similar figures\n`);
+      const result = typeof run === 'object' && run !== null ? { ...run, hostSpeedUs: { before, after } } : run;
       summary[name] = result;
       await mkdir(resultsDir, { recursive: true });
       await writeFile(join(resultsDir, `${name}.json`), JSON.stringify(result, null, 2) + '\n');
