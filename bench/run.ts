@@ -83,7 +83,7 @@ async function main(argv: string[]): Promise<number> {
       const after = probeHostSpeed();
       // bench/support/host-speed.ts: a shared host can halve the speed of everything on it unseen.
       process.stdout.write(`host speed probe (JSON round trip of a small message): ${before} us before, ${after} us after; compare runs at similar figures\n`);
-      const result = typeof run === 'object' && run !== null ? { ...run, hostSpeedUs: { before, after } } : run;
+      const result = { ...run, hostSpeedUs: { before, after } };
       summary[name] = result;
       await mkdir(resultsDir, { recursive: true });
       await writeFile(join(resultsDir, `${name}.json`), JSON.stringify(result, null, 2) + '\n');

@@ -64,7 +64,7 @@ const SENDER_CORE = 1;
  * `natpunch serve`, whose relay the natpunch-relay target crosses: a core of its own where there
  * is one (as a relay on another machine would have), else the receiver's. Unpinned on two cores
  * the kernel kept moving it between the two busy peers' cores, and each move cost it its caches:
- * 2.2 us per relayed datagram against 1.5 pinned, relayed/direct 0.76 against 0.80 (2026-12-06).
+ * 2.2-2.3 us per relayed datagram against 1.5-2.0 pinned, relayed/direct 0.76 against 0.80 (2026-12-06).
  */
 const RELAY_CORE = cpus().length > 2 ? 2 : RECEIVER_CORE;
 /** The whole benchmark, lab included, stops by itself after this (the brief: under 3 minutes). */

@@ -206,7 +206,7 @@ export function usageErrors<T>(command: string, parser: () => T): T {
     return parser();
   } catch (error) {
     // No spec to suggest flags from: an empty one (positionals: '' says "may take some").
-    const unknown: CommandSpec = { name: command, summary: '', flags: {}, positionals: '' };
-    throw new UsageError(`natpunch ${command}: ${parserMessage(error as Error, unknown)}; run 'natpunch help' for usage`);
+    const noSpec: CommandSpec = { name: command, summary: '', flags: {}, positionals: '' };
+    throw new UsageError(`natpunch ${command}: ${parserMessage(error as Error, noSpec)}; run 'natpunch help' for usage`);
   }
 }
