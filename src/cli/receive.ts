@@ -103,6 +103,8 @@ export async function receiveCommand(argv: string[]): Promise<number> {
     // In-flight transfers end with 'aborted' (their senders are told); then we go, with the
     // shell's code for the signal (130, 143), as listen and connect exit.
     const inFlight = [...current.values()].map((c) => c.ended);
+    // Idle, nothing else would say why we go (a transfer under way reports its own abort).
+    if (inFlight.length === 0) events.error(interrupt.signal.reason);
     void Promise.allSettled(inFlight).then(() => finish!(interrupt.exitCode ?? 1));
   };
   if (interrupt.signal.aborted) onInterrupt();

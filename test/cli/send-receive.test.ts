@@ -184,6 +184,16 @@ test('send and receive usage errors exit 2 and say what to do', { timeout: 60_00
   }
 });
 
+test('Ctrl-C on an idle receive: it says it was interrupted and exits 130, as listen does', { timeout: 120_000 }, async (t) => {
+  const url = await loopbackServe(t);
+  const dir = await tempDir(t, 'idle');
+  const { receiver } = await startReceive(t, url, join(dir, 'key-r'), dir);
+  receiver.child.kill('SIGINT');
+  assert.equal(await receiver.exited(10_000), 130, receiver.stderr());
+  const error = receiver.events.find((e) => e['event'] === 'error');
+  assert.match(String(error?.['message']), /interrupted \(SIGINT\)/, receiver.stderr());
+});
+
 for (const side of ['sender', 'receiver'] as const) {
   test(`Ctrl-C on the ${side} mid-transfer: the other side exits 1 at once with its aborted error; what arrived is kept`, { timeout: 120_000 }, async (t) => {
     const url = await loopbackServe(t);
