@@ -28,6 +28,20 @@
  *   large, or its datagrams are lost.
  * closeReceiver(handle)
  *   Stops polling and closes the duplicate; the socket itself stays node:dgram's.
+ * setForward(handle, index, spec, counters) / clearForward(handle, index)
+ *   A TURN relay's fast path (src/turn/fast-path.ts, decision 009): rule `index` (< 64) says
+ *   "ChannelData from this source address and port on this channel goes, as channel
+ *   `outChannel`, to this address through this fd, for the next ttlMs milliseconds". A read
+ *   whose every datagram matches a live rule exactly (one channel, its length field filling the
+ *   datagram) never reaches JavaScript: each datagram's channel number is rewritten in place and
+ *   the read is sent on from the slab (a GRO read as UDP GSO messages), so relaying between two
+ *   allocations costs no copy and no JavaScript per datagram. Everything else (a rule that does
+ *   not match, has expired, or padding) goes to onBatch as before, where the server decides.
+ *   `spec` is an Int32Array: [0] source family, [1] source port, [2..5] source address bytes,
+ *   [6] channel, [7] out fd, [8] 1 if the out fd is an IPv6 socket, [9] destination family,
+ *   [10] destination port, [11..14] destination address bytes, [15] out channel, [16] ttlMs.
+ *   `counters` is a Float64Array of 3 per rule that the fast path adds to: datagrams and data
+ *   bytes sent, and datagrams dropped (the kernel did not take them), for the server's books.
  * sendMany(fd, ipv6Socket, slab, meta, first, count, gso) -> sent | -errno
  *   Sends records first..first+count-1 of `meta` (each to its own address) with one
  *   sendmmsg(2), MSG_DONTWAIT; returns how many datagrams the kernel took, from the front, or
@@ -69,6 +83,21 @@
 #define MAX_GRO_SEGMENTS 128
 #define BATCHES_PER_WAKEUP 8
 
+/* Rules per receiver: the allocations pairs a relay socket forwards without JavaScript. */
+#define MAX_FORWARDS 64
+#define SPEC_INTS 17
+
+struct forward {
+  bool used;
+  int family; /* 4 or 6 */
+  uint16_t port, channel, out_channel;
+  uint8_t address[16];
+  int out_fd;
+  struct sockaddr_storage to;
+  socklen_t to_len;
+  uint64_t expires; /* uv_now(3) milliseconds */
+};
+
 struct receiver {
   uv_poll_t poll;
   napi_env env;
@@ -89,6 +118,19 @@ struct receiver {
     char bytes[CMSG_SPACE(sizeof(int))];
   } control[MAX_SLOTS];
   struct sockaddr_storage names[MAX_SLOTS];
+  uv_loop_t *loop;
+  /* The fast path's rules (setForward), and what one read queues for sendmmsg. */
+  struct forward forwards[MAX_FORWARDS];
+  uint32_t forward_top; /* 1 + the highest index in use; 0: no rules, nothing is looked at */
+  double *counters;
+  napi_ref counters_ref;
+  bool no_forward_gso; /* the kernel refused UDP GSO once: one message per datagram */
+  uint32_t queued;
+  struct mmsghdr out_msgs[MAX_SLOTS];
+  struct iovec out_iov[MAX_SLOTS];
+  char out_control[MAX_SLOTS][GSO_CONTROL_SIZE];
+  uint16_t out_rule[MAX_SLOTS];
+  uint32_t out_datagrams[MAX_SLOTS];
 };
 
 static napi_value throw_error(napi_env env, const char *message) {
@@ -123,6 +165,8 @@ static void stop(struct receiver *r) {
   napi_delete_reference(env, r->slab_ref);
   napi_delete_reference(env, r->meta_ref);
   napi_delete_reference(env, r->callback_ref);
+  if (r->counters_ref != NULL) napi_delete_reference(env, r->counters_ref);
+  r->forward_top = 0;
   napi_async_destroy(env, r->async);
   uv_close((uv_handle_t *)&r->poll, on_closed);
 }
@@ -168,6 +212,108 @@ static void put_record(struct receiver *r, size_t index, size_t offset, size_t l
   }
 }
 
+/* The live rule for a datagram from `from` on `channel`, or NULL. */
+static struct forward *find_forward(struct receiver *r, const struct sockaddr_storage *from, uint16_t channel, uint64_t now) {
+  int family;
+  uint16_t port;
+  const void *address;
+  if (from->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)from;
+    family = 6, port = ntohs(a->sin6_port), address = &a->sin6_addr;
+  } else {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)from;
+    family = 4, port = ntohs(a->sin_port), address = &a->sin_addr;
+  }
+  for (uint32_t i = 0; i < r->forward_top; i++) {
+    struct forward *f = &r->forwards[i];
+    if (f->used && f->channel == channel && f->port == port && f->family == family &&
+        memcmp(f->address, address, family == 6 ? 16 : 4) == 0) {
+      return f->expires > now ? f : NULL;
+    }
+  }
+  return NULL;
+}
+
+/* Sends what forward_read queued, a sendmmsg per run of one fd; what the kernel does not take is dropped and counted. */
+static void flush_forwards(struct receiver *r) {
+  uint32_t at = 0;
+  while (at < r->queued) {
+    uint32_t end = at + 1;
+    int fd = r->forwards[r->out_rule[at]].out_fd;
+    while (end < r->queued && r->forwards[r->out_rule[end]].out_fd == fd) end++;
+    int sent;
+    do sent = sendmmsg(fd, r->out_msgs + at, end - at, MSG_DONTWAIT);
+    while (sent < 0 && errno == EINTR);
+    if (sent < 0 && (errno == EIO || errno == EINVAL || errno == EOPNOTSUPP || errno == ENOPROTOOPT) && !r->no_forward_gso) {
+      /* No UDP GSO on this path (udp(7)): later reads go one datagram per message. These are lost. */
+      r->no_forward_gso = true;
+    }
+    if (sent < 0) sent = 0;
+    for (uint32_t i = at + (uint32_t)sent; i < end; i++) r->counters[r->out_rule[i] * 3 + 2] += r->out_datagrams[i];
+    at = end;
+  }
+  r->queued = 0;
+}
+
+static void queue_forward(struct receiver *r, uint16_t rule, uint8_t *bytes, size_t length, size_t segment, uint32_t datagrams) {
+  if (r->queued == MAX_SLOTS) flush_forwards(r);
+  struct forward *f = &r->forwards[rule];
+  uint32_t i = r->queued++;
+  struct msghdr *h = &r->out_msgs[i].msg_hdr;
+  memset(h, 0, sizeof *h);
+  r->out_iov[i].iov_base = bytes;
+  r->out_iov[i].iov_len = length;
+  h->msg_name = &f->to;
+  h->msg_namelen = f->to_len;
+  h->msg_iov = &r->out_iov[i];
+  h->msg_iovlen = 1;
+  if (datagrams > 1) set_udp_segment(h, r->out_control[i], segment);
+  r->out_rule[i] = rule;
+  r->out_datagrams[i] = datagrams;
+}
+
+/*
+ * Forwards read `i` (length bytes of `segment`-byte datagrams) by a rule, if every datagram in
+ * it is ChannelData on that rule's channel whose length field fills it exactly (RFC 8656 §12.5
+ * lets UDP ChannelData carry padding: such a datagram goes to JavaScript, which trims it).
+ * Returns whether it did; the read then makes no records.
+ */
+static bool forward_read(struct receiver *r, int i, size_t base, size_t length, size_t segment, uint64_t now) {
+  uint8_t *bytes = r->slab + base;
+  if (length < 4 || (bytes[0] & 0xc0) != 0x40) return false;
+  uint16_t channel = (uint16_t)(bytes[0] << 8 | bytes[1]);
+  struct forward *f = find_forward(r, &r->names[i], channel, now);
+  if (f == NULL) return false;
+  size_t data = 0;
+  uint32_t datagrams = 0;
+  for (size_t at = 0; at < length; at += segment) {
+    size_t piece = length - at < segment ? length - at : segment;
+    const uint8_t *d = bytes + at;
+    if (piece < 4 || d[0] != bytes[0] || d[1] != bytes[1] || (size_t)(d[2] << 8 | d[3]) + 4 != piece) return false;
+    data += piece - 4;
+    datagrams++;
+  }
+  for (size_t at = 0; at < length; at += segment) {
+    bytes[at] = (uint8_t)(f->out_channel >> 8);
+    bytes[at + 1] = (uint8_t)(f->out_channel & 0xff);
+  }
+  uint16_t rule = (uint16_t)(f - r->forwards);
+  if (datagrams == 1) {
+    queue_forward(r, rule, bytes, length, segment, 1);
+  } else if (r->no_forward_gso) {
+    for (size_t at = 0; at < length; at += segment) queue_forward(r, rule, bytes + at, length - at < segment ? length - at : segment, segment, 1);
+  } else {
+    /* A GSO message carries at most MAX_GSO_SEGMENTS datagrams; a GRO read may hold more. */
+    for (size_t at = 0; at < length; at += segment * MAX_GSO_SEGMENTS) {
+      size_t chunk = length - at < segment * MAX_GSO_SEGMENTS ? length - at : segment * MAX_GSO_SEGMENTS;
+      queue_forward(r, rule, bytes + at, chunk, segment, (uint32_t)((chunk + segment - 1) / segment));
+    }
+  }
+  r->counters[rule * 3] += datagrams;
+  r->counters[rule * 3 + 1] += (double)data;
+  return true;
+}
+
 /* One recvmmsg into the slab; returns records written (>= 0), or -errno (-EAGAIN: nothing). */
 static int read_batch(struct receiver *r, uint32_t *truncated) {
   for (uint32_t i = 0; i < r->slots; i++) {
@@ -187,6 +333,7 @@ static int read_batch(struct receiver *r, uint32_t *truncated) {
   while (n < 0 && errno == EINTR);
   if (n < 0) return -errno;
   size_t records = 0;
+  uint64_t now = r->forward_top > 0 ? uv_now(r->loop) : 0;
   for (int i = 0; i < n; i++) {
     struct msghdr *h = &r->msgs[i].msg_hdr;
     size_t length = r->msgs[i].msg_len;
@@ -206,6 +353,7 @@ static int read_batch(struct receiver *r, uint32_t *truncated) {
     }
     size_t base = (size_t)i * r->slot_size + r->headroom;
     if (segment == 0 || segment >= length) segment = length;
+    if (r->forward_top > 0 && forward_read(r, i, base, length, segment, now)) continue;
     for (size_t at = 0; at < length || (length == 0 && at == 0); at += segment) {
       if (records == r->meta_records) { /* more GRO segments than records: dropped, counted */
         (*truncated)++;
@@ -216,6 +364,8 @@ static int read_batch(struct receiver *r, uint32_t *truncated) {
       if (length == 0) break;
     }
   }
+  /* Before the slab is read into again. */
+  if (r->queued > 0) flush_forwards(r);
   return (int)records;
 }
 
@@ -295,6 +445,7 @@ static napi_value create_receiver(napi_env env, napi_callback_info info) {
   r->slots = slots;
   r->slot_size = slot_size;
   r->headroom = headroom;
+  r->loop = loop;
   /* fcntl(2) F_DUPFD_CLOEXEC: a second number for the same socket, not inherited by children. */
   r->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (r->fd < 0) {
@@ -483,12 +634,72 @@ static napi_value send_many(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static struct receiver *receiver_of(napi_env env, napi_value value) {
+  napi_valuetype type;
+  void *data;
+  if (napi_typeof(env, value, &type) != napi_ok || type != napi_external || napi_get_value_external(env, value, &data) != napi_ok) return NULL;
+  return data;
+}
+
+static napi_value set_forward(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  struct receiver *r;
+  uint32_t index;
+  void *spec_data, *counters;
+  size_t spec_length, counters_length;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4 ||
+      (r = receiver_of(env, argv[0])) == NULL ||
+      napi_get_value_uint32(env, argv[1], &index) != napi_ok || index >= MAX_FORWARDS ||
+      !typed_array(env, argv[2], napi_int32_array, &spec_data, &spec_length) || spec_length < SPEC_INTS ||
+      !typed_array(env, argv[3], napi_float64_array, &counters, &counters_length) || counters_length < MAX_FORWARDS * 3) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "udp-batch setForward: expected (receiver, index < 64, spec: Int32Array(17), counters: Float64Array(192))");
+    return NULL;
+  }
+  if (r->closing) return NULL;
+  const int32_t *spec = spec_data;
+  struct forward f = { .used = true, .family = spec[0] == 6 ? 6 : 4, .port = (uint16_t)spec[1], .channel = (uint16_t)spec[6],
+                       .out_fd = spec[7], .out_channel = (uint16_t)spec[15] };
+  memcpy(f.address, spec + 2, 16);
+  int32_t to[RECORD_INTS] = { 0, 0, spec[9], spec[10], spec[11], spec[12], spec[13], spec[14] };
+  if (spec[7] < 0 || spec[16] <= 0 || record_address(to, spec[8] != 0, &f.to, &f.to_len) != 0) {
+    return throw_error(env, "udp-batch setForward: bad fd, ttl or destination");
+  }
+  f.expires = uv_now(r->loop) + (uint64_t)spec[16];
+  if (r->counters_ref == NULL) {
+    napi_create_reference(env, argv[3], 1, &r->counters_ref);
+    r->counters = counters;
+  } else if (r->counters != counters) {
+    return throw_error(env, "udp-batch setForward: one counters array per receiver");
+  }
+  r->forwards[index] = f;
+  if (index + 1 > r->forward_top) r->forward_top = index + 1;
+  return NULL;
+}
+
+static napi_value clear_forward(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  struct receiver *r;
+  uint32_t index;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+      (r = receiver_of(env, argv[0])) == NULL || napi_get_value_uint32(env, argv[1], &index) != napi_ok || index >= MAX_FORWARDS) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "udp-batch clearForward: expected (receiver, index < 64)");
+    return NULL;
+  }
+  r->forwards[index].used = false;
+  while (r->forward_top > 0 && !r->forwards[r->forward_top - 1].used) r->forward_top--;
+  return NULL;
+}
+
 void udp_recv_register(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "createReceiver", NULL, create_receiver, NULL, NULL, NULL, napi_enumerable, NULL },
     { "closeReceiver", NULL, close_receiver, NULL, NULL, NULL, napi_enumerable, NULL },
     { "enableGro", NULL, enable_gro, NULL, NULL, NULL, napi_enumerable, NULL },
     { "sendMany", NULL, send_many, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "setForward", NULL, set_forward, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "clearForward", NULL, clear_forward, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

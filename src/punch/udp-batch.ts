@@ -36,6 +36,9 @@ export interface UdpBatchAddon {
   /** Reads for `onBatch` from a duplicate of `fd` (src/punch/udp-receive.ts); throws a clear Error when it cannot. */
   createReceiver?(fd: number, slab: Uint8Array, meta: Int32Array, slots: number, slotSize: number, headroom: number, onBatch: (count: number, truncated: number) => void): unknown;
   closeReceiver?(handle: unknown): void;
+  /** The relay's fast path on a receiver (udp_recv.c; src/punch/udp-forward.ts): sets or clears rule `index`. */
+  setForward?(handle: unknown, index: number, spec: Int32Array, counters: Float64Array): void;
+  clearForward?(handle: unknown, index: number): void;
   /** setsockopt(UDP_GRO): 0, or -errno. */
   enableGro?(fd: number): number;
 }

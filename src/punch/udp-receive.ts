@@ -23,7 +23,8 @@
 import type { RemoteInfo, Socket } from 'node:dgram';
 import { debuglog } from 'node:util';
 import { type AddonAvailability, addonAvailability, loadAddon } from '../native/load-addon.js';
-import { RECORD_INTS, dgramState, socketFd, udpBatchAddon, type UdpReceiveAddon } from './udp-batch.js';
+import { RECORD_INTS, dgramState, socketFd, udpBatchAddon, type UdpBatchAddon, type UdpReceiveAddon } from './udp-batch.js';
+import { ForwardTable } from './udp-forward.js';
 
 const debug = debuglog('natpunch:udp-receive');
 
@@ -203,6 +204,7 @@ export class DatagramReceiver {
   readonly #onBatch: BatchHandler;
   #native: { addon: UdpReceiveAddon; handle: unknown } | undefined;
   #batch: ReceivedBatch | undefined;
+  #forwards: ForwardTable | undefined;
   #closed = false;
   #gro = false;
   /** Datagrams longer than a slot (or GRO segments past the records), dropped: counted here. */
@@ -238,6 +240,14 @@ export class DatagramReceiver {
   /** Whether the addon reads the socket (false: node:dgram's 'message'). */
   get native(): boolean {
     return this.#native !== undefined;
+  }
+
+  /**
+   * The forwarding rules of this receiver (src/punch/udp-forward.ts), or undefined when the
+   * addon does not read it (or predates rules). NATPUNCH_NO_FAST_RELAY=1 turns them off.
+   */
+  get forwards(): ForwardTable | undefined {
+    return this.#forwards;
   }
 
   /** Whether the kernel took UDP_GRO for this socket. */
@@ -276,6 +286,10 @@ export class DatagramReceiver {
     }
     this.#batch = batch;
     this.#native = native;
+    const forwarding = addon as UdpBatchAddon;
+    if (typeof forwarding.setForward === 'function' && typeof forwarding.clearForward === 'function' && process.env['NATPUNCH_NO_FAST_RELAY'] !== '1') {
+      this.#forwards = new ForwardTable(forwarding as Required<Pick<UdpBatchAddon, 'setForward' | 'clearForward'>>, native.handle);
+    }
     // node:dgram no longer emits 'message'; the datagrams it would have given other listeners are re-emitted in #onRead.
     this.#socket.off('message', this.#onMessage);
   }
@@ -312,6 +326,7 @@ export class DatagramReceiver {
     if (this.#batch !== undefined) this.#batch.count = 0; // a consumer looping over a batch stops
     this.#socket.off('message', this.#onMessage);
     this.#socket.off('close', this.#onClose);
+    this.#forwards?.close();
     const native = this.#native;
     if (native === undefined) return;
     native.addon.closeReceiver(native.handle);
