@@ -12,7 +12,8 @@ import { SourceRateLimit } from './source-rate-limit.js';
 import { ConnectionSlots } from '../connection-slots.js';
 import { withDefaults } from '../options.js';
 import { receiveDatagrams, type ReceivedBatch } from '../punch/udp-receive.js';
-import { AddressedSender } from '../punch/udp-batch.js';
+import { AddressedSender, socketFd } from '../punch/udp-batch.js';
+import type { UdpFastPath } from '../turn/fast-path.js';
 
 const debug = debuglog('natpunch:stun');
 
@@ -164,6 +165,8 @@ interface Endpoint {
   /** UDP clients by address and port, so ChannelData finds its client without an object per datagram. */
   clients: Map<string, Map<number, StunClientSide>>;
   clientCount: number;
+  /** This socket as the relay's fast path sees it (src/turn/fast-path.ts), once it is read in batches. */
+  fastPath?: UdpFastPath;
   tcp?: net.Server;
   tls?: tls.Server;
 }
@@ -275,7 +278,12 @@ export class StunServer {
     this.#endpoints.push(endpoint);
     // Many datagrams per read where native/udp-batch is built (decision 009); node:dgram's 'message' otherwise.
     // GRO: a relay client's burst of ChannelData (sent with UDP GSO) arrives as one read, not one per datagram.
-    receiveDatagrams(udp, (batch) => { for (let i = 0; i < batch.count; i++) this.#onDatagram(endpoint, batch, i); }, { native: this.#options.native, gro: true });
+    const receiver = receiveDatagrams(udp, (batch) => { for (let i = 0; i < batch.count; i++) this.#onDatagram(endpoint, batch, i); }, { native: this.#options.native, gro: true });
+    endpoint.fastPath = {
+      get forwards() { return receiver.forwards; },
+      outFd: () => socketFd(udp),
+      ipv6Socket: family === 6,
+    };
     udp.on('error', (error) => debug('udp %s: %s', formatAddress(endpoint.local), error.message));
     if (this.#options.tcp !== false) {
       // No server.maxConnections: it refuses newcomers when full, and #admit evicts instead.
@@ -413,6 +421,7 @@ export class StunServer {
       transport: 'udp', local: endpoint.local, remote: { family, address, port },
       send: (bytes) => sender.send(bytes, port, address),
       sendRange: (bytes, start, end) => sender.sendRange(bytes, start, end, port, address),
+      ...(endpoint.fastPath ? { fastPath: endpoint.fastPath } : {}),
     };
     byPort.set(port, client);
     endpoint.clientCount++;

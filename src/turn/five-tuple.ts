@@ -6,6 +6,7 @@
  */
 
 import type { TransportAddress } from '../wire/index.js';
+import type { UdpFastPath } from './fast-path.js';
 
 export type ClientTransportKind = 'udp' | 'tcp' | 'tls';
 
@@ -22,6 +23,8 @@ export interface TurnClientSide {
    * relay can send a received datagram from its batch with a header written in front of it.
    */
   sendRange?(bytes: Uint8Array, start: number, end: number): void;
+  /** UDP clients on a socket read in batches: lets the relay forward their ChannelData without JavaScript (fast-path.ts). */
+  readonly fastPath?: UdpFastPath;
 }
 
 /** The 5-tuple as a map key. */

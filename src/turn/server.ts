@@ -19,10 +19,11 @@ import {
   MIN_CHANNEL, MAX_CHANNEL_RFC5766, software as softwareCodec, evenPort,
 } from '../wire/index.js';
 import { TokenBucket } from '../token-bucket.js';
-import { Allocation } from './allocation.js';
+import { Allocation, type ChannelBinding } from './allocation.js';
 import { LongTermAuth } from './auth.js';
 import { CHANNEL_DATA_HEADER, acceptedChannel, channelDataLength } from './channel-data.js';
 import { receiveDatagrams, type ReceivedBatch } from '../punch/udp-receive.js';
+import { RelayFastPath } from './fast-path.js';
 import { fiveTupleKey, type TurnClientSide } from './five-tuple.js';
 
 const debug = debuglog('natpunch:turn');
@@ -85,7 +86,7 @@ const unsupported = new Set<number>([AttrType.DontFragment]);
 export const RESERVATION_LIFETIME_MS = 30_000;
 
 export class TurnServer {
-  readonly stats: TurnServerStats = { allocations: 0, allocationsCreated: 0, requests: 0, errors: {}, bytesRelayed: 0, bytesToPeers: 0, bytesToClients: 0, packetsRelayed: 0, packetsDropped: 0 };
+  readonly #stats: TurnServerStats = { allocations: 0, allocationsCreated: 0, requests: 0, errors: {}, bytesRelayed: 0, bytesToPeers: 0, bytesToClients: 0, packetsRelayed: 0, packetsDropped: 0 };
   readonly #options: TurnServerOptions;
   readonly #auth: LongTermAuth;
   readonly #now: () => number;
@@ -100,6 +101,11 @@ export class TurnServer {
   readonly #reservations = new Map<string, { socket: dgram.Socket; timer: NodeJS.Timeout }>();
   readonly #sweeper: NodeJS.Timeout;
   readonly #relayFamily: 4 | 6;
+  /**
+   * Relaying between two of our own UDP clients without JavaScript per datagram (fast-path.ts).
+   * Not with an injected clock: the addon's rules expire by the real one.
+   */
+  readonly #fast: RelayFastPath | undefined;
   #closed = false;
 
   constructor(options: TurnServerOptions) {
@@ -107,8 +113,20 @@ export class TurnServer {
     this.#now = options.now ?? Date.now;
     this.#auth = new LongTermAuth({ realm: options.realm ?? 'natpunch', users: options.users, secret: options.secret, now: this.#now });
     this.#relayFamily = options.relayAddress.includes(':') ? 6 : 4;
+    this.#fast = options.now === undefined && options.native !== false ? new RelayFastPath((route, counts) => this.#foldForwarded(route, counts)) : undefined;
     this.#sweeper = setInterval(() => this.#sweep(), 1000);
     this.#sweeper.unref();
+  }
+
+  /** Counters since the server started (what the fast path relayed included). */
+  get stats(): TurnServerStats {
+    this.#fast?.sync();
+    return this.#stats;
+  }
+
+  /** Forwarding rules the fast path holds now (fast-path.ts; for tests and the benchmark). */
+  get fastRoutes(): number {
+    return this.#fast?.size ?? 0;
   }
 
   /** The IP relayed transport addresses are on. */
@@ -146,7 +164,7 @@ export class TurnServer {
       default:
         return false;
     }
-    this.stats.requests++;
+    this.#stats.requests++;
     this.#onRequest(message, client);
     return true;
   }
@@ -157,13 +175,13 @@ export class TurnServer {
     // call), and the data is sent from it as a range, copied into the relay socket's send batch.
     const allocation = this.#allocations.get(fiveTupleKey(client));
     const channel = acceptedChannel(bytes, start, end);
-    if (!allocation || channel < 0) return void this.stats.packetsDropped++;
+    if (!allocation || channel < 0) return void this.#stats.packetsDropped++;
     const length = channelDataLength(bytes, start);
     const binding = allocation.channel(channel, this.#now());
-    if (!binding || !this.#reachable(binding.peer) || !this.#spend(allocation, length)) return void this.stats.packetsDropped++;
+    if (!binding || !this.#reachable(binding.peer) || !this.#spend(allocation, length)) return void this.#stats.packetsDropped++;
     allocation.bytesFromClient += length;
     this.#count(length);
-    this.stats.bytesToPeers += length;
+    this.#stats.bytesToPeers += length;
     const data = start + CHANNEL_DATA_HEADER;
     const local = binding.peer.address === this.#options.relayAddress ? this.#byRelayedPort.get(binding.peer.port) : undefined;
     if (local) {
@@ -171,7 +189,13 @@ export class TurnServer {
       // the data to it as if it had come through the kernel from our relayed address, saving a
       // sendmmsg, a loopback delivery and a recvmmsg per datagram. Its permission and channel
       // are checked the same way; the incoming header's 4 bytes take the outgoing header.
-      this.#toClient(local, bytes, data, length, CHANNEL_DATA_HEADER, this.#options.relayAddress!, allocation.relayed.port, allocation.relayed.family);
+      const back = this.#toClient(local, bytes, data, length, CHANNEL_DATA_HEADER, this.#options.relayAddress!, allocation.relayed.port, allocation.relayed.family);
+      if (back !== undefined && this.#fast !== undefined) {
+        // Everything this decision rested on, and until when it holds (fast-path.ts).
+        const validUntil = Math.min(allocation.expiresAt, binding.expiresAt, allocation.permissions.get(binding.peer.address) ?? 0,
+          local.expiresAt, back.expiresAt, local.permissions.get(this.#options.relayAddress!) ?? 0);
+        this.#fast.offer(allocation, channel, local, back.channel, validUntil, this.#now());
+      }
       return;
     }
     allocation.sender.sendRange(bytes, data, data + length, binding.peer.port, binding.peer.address);
@@ -189,6 +213,7 @@ export class TurnServer {
     this.#closed = true;
     clearInterval(this.#sweeper);
     for (const allocation of [...this.#allocations.values()]) this.#delete(allocation);
+    this.#fast?.close();
     for (const { socket, timer } of this.#reservations.values()) {
       clearTimeout(timer);
       socket.close();
@@ -302,8 +327,8 @@ export class TurnServer {
     socket.on('error', (error) => debug('relay %s: %s', allocation.relayed.port, error.message));
     this.#allocations.set(key, allocation);
     this.#byRelayedPort.set(allocation.relayed.port, allocation);
-    this.stats.allocations = this.#allocations.size;
-    this.stats.allocationsCreated++;
+    this.#stats.allocations = this.#allocations.size;
+    this.#stats.allocationsCreated++;
     const attributes: Attribute[] = [
       { type: AttrType.XorRelayedAddress, value: xorRelayedAddress.encode(allocation.relayed, request.transactionId) },
       { type: AttrType.Lifetime, value: lifetimeCodec.encode(lifetimeS) },
@@ -461,17 +486,17 @@ export class TurnServer {
     const allocation = this.#allocations.get(fiveTupleKey(client));
     const peerValue = getAttribute(indication, AttrType.XorPeerAddress);
     const data = getAttribute(indication, AttrType.Data);
-    if (!allocation || !peerValue || !data) return void this.stats.packetsDropped++;
+    if (!allocation || !peerValue || !data) return void this.#stats.packetsDropped++;
     let peer: TransportAddress;
     try {
       peer = xorPeerAddress.decode(peerValue, indication.transactionId);
     } catch {
-      return void this.stats.packetsDropped++;
+      return void this.#stats.packetsDropped++;
     }
-    if (!allocation.hasPermission(peer.address, this.#now()) || !this.#reachable(peer) || !this.#spend(allocation, data.length)) return void this.stats.packetsDropped++;
+    if (!allocation.hasPermission(peer.address, this.#now()) || !this.#reachable(peer) || !this.#spend(allocation, data.length)) return void this.#stats.packetsDropped++;
     allocation.bytesFromClient += data.length;
     this.#count(data.length);
-    this.stats.bytesToPeers += data.length;
+    this.#stats.bytesToPeers += data.length;
     allocation.sender.send(data, peer.port, peer.address);
   }
 
@@ -484,15 +509,15 @@ export class TurnServer {
    * Data from address:port for `allocation`'s client: bytes[offset, offset + length), with
    * `headroom` writable bytes before it (valid during this call only).
    */
-  #toClient(allocation: Allocation, bytes: Uint8Array, offset: number, length: number, headroom: number, address: string, port: number, family: 4 | 6): void {
+  #toClient(allocation: Allocation, bytes: Uint8Array, offset: number, length: number, headroom: number, address: string, port: number, family: 4 | 6): ChannelBinding | undefined {
     const now = this.#now();
     if (!allocation.hasPermission(address, now) || !this.#spend(allocation, length)) {
       allocation.dropped++;
-      return void this.stats.packetsDropped++;
+      return void this.#stats.packetsDropped++;
     }
     allocation.bytesToClient += length;
     this.#count(length);
-    this.stats.bytesToClients += length;
+    this.#stats.bytesToClients += length;
     const binding = allocation.channelForAddress(address, port, now);
     const client = allocation.client;
     if (binding) {
@@ -501,7 +526,7 @@ export class TurnServer {
         // message is copied into the client socket's send batch (RFC 8656 §12.5: no padding over UDP).
         putHeader(bytes, offset - CHANNEL_DATA_HEADER, binding.channel, length);
         client.sendRange(bytes, offset - CHANNEL_DATA_HEADER, offset + length);
-        return;
+        return binding;
       }
       // TCP/TLS (padded to 4, §12.5), or no headroom: a message of its own, since a stream write
       // may keep its bytes after this returns.
@@ -510,7 +535,7 @@ export class TurnServer {
       putHeader(message, 0, binding.channel, length);
       message.set(bytes.subarray(offset, offset + length), CHANNEL_DATA_HEADER);
       client.send(message);
-      return;
+      return undefined;
     }
     const transactionId = new Uint8Array(12);
     const peer: TransportAddress = { family, address, port };
@@ -538,16 +563,30 @@ export class TurnServer {
     return !allocation.bandwidth || allocation.bandwidth.take(bytes);
   }
 
+  /** What a fast-path rule relayed, booked as the slow path books each datagram (handleChannelData, #toClient). */
+  #foldForwarded(route: { from: Allocation; to: Allocation }, counts: { datagrams: number; bytes: number; dropped: number }): void {
+    if (counts.datagrams === 0 && counts.dropped === 0) return;
+    const stats = this.#stats;
+    route.from.bytesFromClient += counts.bytes;
+    route.to.bytesToClient += counts.bytes;
+    route.to.dropped += counts.dropped;
+    stats.bytesToPeers += counts.bytes;
+    stats.bytesToClients += counts.bytes;
+    stats.bytesRelayed += 2 * counts.bytes;
+    stats.packetsRelayed += 2 * counts.datagrams;
+    stats.packetsDropped += counts.dropped;
+  }
+
   #count(bytes: number): void {
-    this.stats.bytesRelayed += bytes;
-    this.stats.packetsRelayed++;
+    this.#stats.bytesRelayed += bytes;
+    this.#stats.packetsRelayed++;
   }
 
   // --- bookkeeping --------------------------------------------------------------------------
 
   #answer(request: StunMessage, client: TurnClientSide, reply: Reply, sign?: { key: Uint8Array; algorithm: 'sha1' | 'sha256' }): Uint8Array {
     const failed = 'code' in reply;
-    if (failed) this.stats.errors[reply.code] = (this.stats.errors[reply.code] ?? 0) + 1;
+    if (failed) this.#stats.errors[reply.code] = (this.#stats.errors[reply.code] ?? 0) + 1;
     const encode = (reason: string): Uint8Array => {
       const attributes: Attribute[] = failed ? [{ type: AttrType.ErrorCode, value: errorCode.encode({ code: reply.code, reason }) }, ...(reply.attributes ?? [])] : [...reply.attributes];
       // SOFTWARE only on authenticated answers: a 401 to a spoofed UDP source stays small.
@@ -576,10 +615,11 @@ export class TurnServer {
 
   #delete(allocation: Allocation): void {
     if (this.#allocations.get(allocation.key) !== allocation) return;
+    this.#fast?.drop(allocation);
     this.#allocations.delete(allocation.key);
     this.#byRelayedPort.delete(allocation.relayed.port);
     this.#release(allocation.username);
-    this.stats.allocations = this.#allocations.size;
+    this.#stats.allocations = this.#allocations.size;
     allocation.close();
   }
 
