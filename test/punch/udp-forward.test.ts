@@ -6,6 +6,7 @@ import { receiveDatagrams, udpReceiveAvailable, type DatagramReceiver } from '..
 import { socketFd } from '../../src/punch/udp-batch.js';
 import { FORWARD_RULES, type ForwardRule } from '../../src/punch/udp-forward.js';
 import { within } from '../support/wait.js';
+import { channelData } from '../support/channel-data.js';
 
 /**
  * Forwarding rules on a batched receiver (udp_recv.c setForward): what a rule matches leaves at
@@ -16,14 +17,6 @@ import { within } from '../support/wait.js';
 
 const IN = 0x4001;
 const OUT = 0x4123;
-
-function channelData(channel: number, data: Buffer, pad = 0): Buffer {
-  const message = Buffer.alloc(4 + data.length + pad);
-  message.writeUInt16BE(channel, 0);
-  message.writeUInt16BE(data.length, 2);
-  data.copy(message, 4);
-  return message;
-}
 
 async function socket(t: TestContext, address = '127.0.0.1'): Promise<dgram.Socket> {
   const s = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20 });

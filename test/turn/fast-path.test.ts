@@ -5,6 +5,7 @@ import { PeerAddressPolicy, TurnClient, TurnServer, openUdpTransport } from '../
 import { udpReceiveAvailable } from '../../src/punch/udp-receive.js';
 import type { TransportAddress } from '../../src/wire/index.js';
 import { within } from '../support/wait.js';
+import { channelData } from '../support/channel-data.js';
 
 /**
  * The relay's fast path (src/turn/fast-path.ts, udp_recv.c setForward): two clients of one
@@ -66,15 +67,6 @@ async function pair(t: TestContext): Promise<Pair> {
   const atB: Buffer[] = [];
   b.on('data', (_from, data: Uint8Array) => atB.push(Buffer.from(data)));
   return { turn, a, b, aRelayed, bRelayed, atB, handled: () => calls };
-}
-
-/** A ChannelData message on `channel`, with `pad` bytes after the data (RFC 8656 §12.5 allows them over UDP). */
-function channelData(channel: number, data: Uint8Array, pad = 0): Buffer {
-  const message = Buffer.alloc(4 + data.length + pad);
-  message.writeUInt16BE(channel, 0);
-  message.writeUInt16BE(data.length, 2);
-  message.set(data, 4);
-  return message;
 }
 
 /** Sends COUNT datagrams from a to b's relayed address in bursts of 100, waiting for each burst. */
