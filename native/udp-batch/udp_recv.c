@@ -303,9 +303,10 @@ static bool forward_read(struct receiver *r, int i, size_t base, size_t length, 
   } else if (r->no_forward_gso) {
     for (size_t at = 0; at < length; at += segment) queue_forward(r, rule, bytes + at, length - at < segment ? length - at : segment, segment, 1);
   } else {
-    /* A GSO message carries at most MAX_GSO_SEGMENTS datagrams; a GRO read may hold more. */
-    for (size_t at = 0; at < length; at += segment * MAX_GSO_SEGMENTS) {
-      size_t chunk = length - at < segment * MAX_GSO_SEGMENTS ? length - at : segment * MAX_GSO_SEGMENTS;
+    /* A GSO message carries at most MAX_GSO_SEGMENTS datagrams and MAX_GSO_BYTES; a GRO read may hold more. */
+    size_t per = MAX_GSO_BYTES / segment < MAX_GSO_SEGMENTS ? MAX_GSO_BYTES / segment : MAX_GSO_SEGMENTS;
+    for (size_t at = 0; at < length; at += segment * per) {
+      size_t chunk = length - at < segment * per ? length - at : segment * per;
       queue_forward(r, rule, bytes + at, chunk, segment, (uint32_t)((chunk + segment - 1) / segment));
     }
   }
