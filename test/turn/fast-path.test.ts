@@ -1,8 +1,10 @@
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { performance } from 'node:perf_hooks';
 import { StunServer } from '../../src/stun/server.js';
 import { PeerAddressPolicy, TurnClient, TurnServer, openUdpTransport } from '../../src/turn/index.js';
 import { udpReceiveAvailable } from '../../src/punch/udp-receive.js';
+import { ROUTE_TTL_MS } from '../../src/turn/fast-path.js';
 import type { TransportAddress } from '../../src/wire/index.js';
 import { within } from '../support/wait.js';
 import { channelData } from '../support/channel-data.js';
@@ -38,6 +40,8 @@ interface Pair {
   atB: Buffer[];
   /** Calls of the server's ChannelData handler: the datagrams JavaScript saw. */
   handled: () => number;
+  /** When it was last called (performance.now()). */
+  handledAt: () => number;
 }
 
 async function pair(t: TestContext): Promise<Pair> {
@@ -46,37 +50,42 @@ async function pair(t: TestContext): Promise<Pair> {
     policy: new PeerAddressPolicy({ serverAddresses: ['127.0.0.1'] }),
   });
   let calls = 0;
+  let at = 0;
   const handle = turn.handleChannelData.bind(turn);
   turn.handleChannelData = (...args) => {
     calls++;
+    at = performance.now();
     handle(...args);
   };
   const stun = await StunServer.listen({ address: '127.0.0.1', port: 0, shared: turn });
+  const clients: TurnClient[] = [];
+  // Clients first: each says goodbye (Refresh 0) to a server that is still there to answer.
   t.after(async () => {
+    await Promise.all(clients.map((c) => c.close()));
     await turn.close();
     await stun.close();
   });
   const server = stun.addresses[0]! as TransportAddress;
   const a = new TurnClient(await openUdpTransport(server, { localAddress: '127.0.0.1' }));
   const b = new TurnClient(await openUdpTransport(server, { localAddress: '127.0.0.1' }));
-  t.after(() => Promise.all([a.close(), b.close()]));
+  clients.push(a, b);
   const aRelayed = (await a.allocate({ username: 'alice', password: 'wonderland' })).relayed;
   const bRelayed = (await b.allocate({ username: 'alice', password: 'wonderland' })).relayed;
   await a.bindChannel(bRelayed);
   await b.bindChannel(aRelayed);
   const atB: Buffer[] = [];
   b.on('data', (_from, data: Uint8Array) => atB.push(Buffer.from(data)));
-  return { turn, a, b, aRelayed, bRelayed, atB, handled: () => calls };
+  return { turn, a, b, aRelayed, bRelayed, atB, handled: () => calls, handledAt: () => at };
 }
 
-/** Sends COUNT datagrams from a to b's relayed address in bursts of 100, waiting for each burst. */
-async function stream(p: Pair, from: number): Promise<void> {
+/** Sends `count` datagrams (seq from `from`) from a to b's relayed address in bursts of 100, waiting for each burst. */
+async function stream(p: Pair, from: number, count = COUNT): Promise<void> {
   const channel = p.a.channelFor(p.bRelayed)!;
-  for (let seq = from; seq < from + COUNT; seq += 100) {
+  for (let seq = from; seq < from + count; seq += 100) {
     const burst: Buffer[] = [];
     for (let i = seq; i < seq + 100; i++) burst.push(channelData(channel, payload(i)));
     p.a.sendChannelData(burst);
-    await until('the burst at b', () => p.atB.length === seq - from + 100 + from, () => `${p.atB.length} datagrams at b`);
+    await until('the burst at b', () => p.atB.length === seq + 100, () => `${p.atB.length} datagrams at b`);
   }
 }
 
@@ -96,6 +105,26 @@ describe('the relay fast path between two clients of one server', () => {
     assert.equal(stats.bytesToPeers, bytes);
     assert.equal(stats.bytesToClients, bytes);
     assert.equal(stats.packetsDropped, 0);
+  });
+
+  it(`renews a rule when it lapses (every ${ROUTE_TTL_MS} ms at most): a longer flow stays on the fast path`, { timeout: 60_000 }, async (t) => {
+    if (!udpReceiveAvailable().ok) return t.skip(`no batched receives here: ${(udpReceiveAvailable() as { reason: string }).reason}`);
+    const p = await pair(t);
+    const started = performance.now();
+    let sent = 0;
+    // Past the first rule's time to live, until a read has just been decided by the server
+    // again: the renewed rule then has most of its time to live ahead of it.
+    while (performance.now() - started < ROUTE_TTL_MS * 1.5 || performance.now() - p.handledAt() > ROUTE_TTL_MS / 4) {
+      await stream(p, sent, 100);
+      sent += 100;
+    }
+    const handled = p.handled();
+    await stream(p, sent, 1000);
+    sent += 1000;
+    assert.equal(p.handled(), handled, 'the renewed rule relayed the next 1000 datagrams');
+    p.atB.forEach((data, seq) => assert.deepEqual(data, payload(seq), `datagram ${seq}`));
+    assert.equal(p.turn.stats.packetsRelayed, 2 * sent);
+    assert.equal(p.turn.fastRoutes, 1);
   });
 
   it('passes padded ChannelData to the server, which relays the data without its padding', { timeout: 60_000 }, async (t) => {
