@@ -66,7 +66,16 @@ const SENDER_CORE = 1;
  * the kernel kept moving it between the two busy peers' cores, and each move cost it its caches:
  * 2.2-2.3 us per relayed datagram against 1.5-2.0 pinned, relayed/direct 0.76 against 0.80 (2026-12-06).
  */
-const RELAY_CORE = cpus().length > 2 ? 2 : RECEIVER_CORE;
+const RELAY_CORE: number | 'any' = relayCore(process.env.NATPUNCH_BENCH_RELAY_CORE);
+
+/** NATPUNCH_BENCH_RELAY_CORE=N pins the server to core N, `any` leaves it to the kernel (peers stay pinned). */
+function relayCore(setting: string | undefined): number | 'any' {
+  if (setting === undefined || setting === '') return cpus().length > 2 ? 2 : RECEIVER_CORE;
+  if (setting === 'any') return 'any';
+  const core = Number(setting);
+  if (!Number.isInteger(core) || core < 0 || core >= cpus().length) throw new BenchError(`NATPUNCH_BENCH_RELAY_CORE=${setting}: give a core from 0 to ${cpus().length - 1}, or any`);
+  return core;
+}
 /** The whole benchmark, lab included, stops by itself after this (the brief: under 3 minutes). */
 const BUDGET_MS = 170_000;
 
@@ -118,8 +127,8 @@ function spread(values: number[]): Spread {
 }
 
 /** argv running `argv` pinned to `core` at raised priority (as bench/support/process.ts pinned()). */
-function onCore(core: number, argv: string[]): string[] {
-  if (process.env.NATPUNCH_BENCH_UNPINNED === '1') return ['nice', '-n', '-10', ...argv];
+function onCore(core: number | 'any', argv: string[]): string[] {
+  if (process.env.NATPUNCH_BENCH_UNPINNED === '1' || core === 'any') return ['nice', '-n', '-10', ...argv];
   return ['nice', '-n', '-10', 'taskset', '-c', String(core), ...argv];
 }
 
@@ -369,7 +378,7 @@ function printThroughput(best: Record<TargetName, ThroughputResult>, rounds: num
   const mibs = (r: ThroughputResult): string => (r.goodput / MIB).toFixed(1);
   const what: Record<TargetName, string> = {
     natpunch: `one Connection (library) for ${seconds} s after ${warmup} s, receiver side`,
-    'natpunch-relay': `the same with transport 'relay': through natpunch serve's TURN relay in the server namespace (on core ${RELAY_CORE}, nice -10 as the peers), ChannelData both legs`,
+    'natpunch-relay': `the same with transport 'relay': through natpunch serve's TURN relay in the server namespace (${RELAY_CORE === 'any' ? 'on any core' : `on core ${RELAY_CORE}`}, nice -10 as the peers), ChannelData both legs`,
     'node-udp': `node:dgram, ${DATAGRAM_SIZE}-byte datagrams at full blast, no protocol (udp-blast.ts), receiver side`,
     'iperf3-udp': `iperf3 -u -l ${DATAGRAM_SIZE} -b 0 -t ${seconds} -O ${warmup}, receiver side (${(best['iperf3-udp'].lostPercent ?? 0).toFixed(1)}% lost)`,
     'kernel-tcp': `iperf3 -t ${seconds} -O ${warmup} (TCP), receiver side`,

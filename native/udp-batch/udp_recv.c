@@ -86,6 +86,9 @@
 /* Rules per receiver: the allocations pairs a relay socket forwards without JavaScript. */
 #define MAX_FORWARDS 64
 #define SPEC_INTS 17
+/* Messages one flush sends, and pieces (reads or datagrams) one GSO message gathers. */
+#define FORWARD_MESSAGES 64
+#define FORWARD_IOVS 64
 
 struct forward {
   bool used;
@@ -126,11 +129,12 @@ struct receiver {
   napi_ref counters_ref;
   bool no_forward_gso; /* the kernel refused UDP GSO once: one message per datagram */
   uint32_t queued;
-  struct mmsghdr out_msgs[MAX_SLOTS];
-  struct iovec out_iov[MAX_SLOTS];
-  char out_control[MAX_SLOTS][GSO_CONTROL_SIZE];
-  uint16_t out_rule[MAX_SLOTS];
-  uint32_t out_datagrams[MAX_SLOTS];
+  struct mmsghdr out_msgs[FORWARD_MESSAGES];
+  struct iovec out_iov[FORWARD_MESSAGES][FORWARD_IOVS];
+  char out_control[FORWARD_MESSAGES][GSO_CONTROL_SIZE];
+  uint16_t out_rule[FORWARD_MESSAGES];
+  uint32_t out_datagrams[FORWARD_MESSAGES];
+  size_t out_segment[FORWARD_MESSAGES], out_bytes[FORWARD_MESSAGES];
 };
 
 static napi_value throw_error(napi_env env, const char *message) {
@@ -255,21 +259,48 @@ static void flush_forwards(struct receiver *r) {
   r->queued = 0;
 }
 
+/*
+ * Queues `datagrams` datagrams of `segment` bytes (the last may be shorter) lying at bytes[0,
+ * length) for rule `rule`. Pieces for one rule of one segment size gather into one UDP GSO
+ * message through an iovec each, while every datagram before them is full-sized (udp(7): only
+ * the last segment may be shorter), as the JavaScript sender's runs did: several small GRO reads,
+ * or single datagrams, leave as one message, and the hops after the relay see as few packets as
+ * the sender's own GSO made.
+ */
 static void queue_forward(struct receiver *r, uint16_t rule, uint8_t *bytes, size_t length, size_t segment, uint32_t datagrams) {
-  if (r->queued == MAX_SLOTS) flush_forwards(r);
+  if (r->queued > 0 && !r->no_forward_gso) {
+    uint32_t p = r->queued - 1;
+    struct msghdr *h = &r->out_msgs[p].msg_hdr;
+    /* The same size, or one datagram shorter than the message's: it ends the message. */
+    bool fits = r->out_segment[p] == segment || (datagrams == 1 && length < r->out_segment[p]);
+    if (r->out_rule[p] == rule && fits && r->out_bytes[p] % r->out_segment[p] == 0 &&
+        h->msg_iovlen < FORWARD_IOVS && r->out_datagrams[p] + datagrams <= MAX_GSO_SEGMENTS &&
+        r->out_bytes[p] + length <= MAX_GSO_BYTES) {
+      r->out_iov[p][h->msg_iovlen].iov_base = bytes;
+      r->out_iov[p][h->msg_iovlen].iov_len = length;
+      h->msg_iovlen++;
+      if (r->out_datagrams[p] == 1) set_udp_segment(h, r->out_control[p], r->out_segment[p]);
+      r->out_datagrams[p] += datagrams;
+      r->out_bytes[p] += length;
+      return;
+    }
+  }
+  if (r->queued == FORWARD_MESSAGES) flush_forwards(r);
   struct forward *f = &r->forwards[rule];
   uint32_t i = r->queued++;
   struct msghdr *h = &r->out_msgs[i].msg_hdr;
   memset(h, 0, sizeof *h);
-  r->out_iov[i].iov_base = bytes;
-  r->out_iov[i].iov_len = length;
+  r->out_iov[i][0].iov_base = bytes;
+  r->out_iov[i][0].iov_len = length;
   h->msg_name = &f->to;
   h->msg_namelen = f->to_len;
-  h->msg_iov = &r->out_iov[i];
+  h->msg_iov = r->out_iov[i];
   h->msg_iovlen = 1;
   if (datagrams > 1) set_udp_segment(h, r->out_control[i], segment);
   r->out_rule[i] = rule;
   r->out_datagrams[i] = datagrams;
+  r->out_segment[i] = segment;
+  r->out_bytes[i] = length;
 }
 
 /*
