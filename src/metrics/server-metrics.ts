@@ -160,6 +160,8 @@ export class ServerMetrics {
         [{ direction: 'to-peer' }, turn.stats.bytesToPeers], [{ direction: 'to-client' }, turn.stats.bytesToClients],
       ]);
       counter('natpunch_turn_relayed_packets_total', 'Datagrams relayed, both directions.', [], () => one(turn.stats.packetsRelayed));
+      gauge('natpunch_turn_fast_path_rules', 'Flows between two of this relay\'s own allocations that its native fast path forwards now (decision 008).', () => turn.stats.fastPathRules);
+      counter('natpunch_turn_fast_path_packets_total', 'Datagrams the native fast path passed from one client to another, without JavaScript (each is two of natpunch_turn_relayed_packets_total: in and out).', [], () => one(turn.stats.fastPathDatagrams));
       counter('natpunch_turn_dropped_packets_total', 'Datagrams the relay dropped: no permission or channel, over the bandwidth limit, or to an address it may not reach.', [], () => one(turn.stats.packetsDropped));
     }
 

@@ -74,6 +74,10 @@ export interface TurnServerStats {
   bytesToClients: number;
   packetsRelayed: number;
   packetsDropped: number;
+  /** ChannelData datagrams the native fast path passed from one client to another (each is 2 of packetsRelayed: in and out). */
+  fastPathDatagrams: number;
+  /** Flows the fast path forwards now (fast-path.ts). */
+  fastPathRules: number;
 }
 
 type Reply = { attributes: Attribute[] } | { code: number; reason: string; attributes?: Attribute[] };
@@ -86,7 +90,7 @@ const unsupported = new Set<number>([AttrType.DontFragment]);
 export const RESERVATION_LIFETIME_MS = 30_000;
 
 export class TurnServer {
-  readonly #stats: TurnServerStats = { allocations: 0, allocationsCreated: 0, requests: 0, errors: {}, bytesRelayed: 0, bytesToPeers: 0, bytesToClients: 0, packetsRelayed: 0, packetsDropped: 0 };
+  readonly #stats: TurnServerStats = { allocations: 0, allocationsCreated: 0, requests: 0, errors: {}, bytesRelayed: 0, bytesToPeers: 0, bytesToClients: 0, packetsRelayed: 0, packetsDropped: 0, fastPathDatagrams: 0, fastPathRules: 0 };
   readonly #options: TurnServerOptions;
   readonly #auth: LongTermAuth;
   readonly #now: () => number;
@@ -121,12 +125,8 @@ export class TurnServer {
   /** Counters since the server started (what the fast path relayed included). */
   get stats(): TurnServerStats {
     this.#fast?.sync();
+    this.#stats.fastPathRules = this.#fast?.size ?? 0;
     return this.#stats;
-  }
-
-  /** Forwarding rules the fast path holds now (fast-path.ts; for tests and the benchmark). */
-  get fastRoutes(): number {
-    return this.#fast?.size ?? 0;
   }
 
   /** The IP relayed transport addresses are on. */
@@ -574,6 +574,7 @@ export class TurnServer {
     stats.bytesToClients += counts.bytes;
     stats.bytesRelayed += 2 * counts.bytes;
     stats.packetsRelayed += 2 * counts.datagrams;
+    stats.fastPathDatagrams += counts.datagrams;
     stats.packetsDropped += counts.dropped;
   }
 

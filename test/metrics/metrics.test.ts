@@ -104,6 +104,9 @@ test('STUN requests by transport and outcome, and the relay\'s allocations, byte
     assert.equal(sampleValue(m, 'natpunch_turn_relayed_bytes_total', { direction: 'to-peer' }), 1000);
     assert.equal(sampleValue(m, 'natpunch_turn_relayed_bytes_total', { direction: 'to-client' }), 1000);
     assert.equal(sampleValue(m, 'natpunch_turn_relayed_packets_total'), 8);
+    // The peer is not one of the server's allocations: nothing for the fast path.
+    assert.equal(sampleValue(m, 'natpunch_turn_fast_path_rules'), 0);
+    assert.equal(sampleValue(m, 'natpunch_turn_fast_path_packets_total'), 0);
     assert.equal(sampleValue(m, 'natpunch_limits_hit_total', { limit: 'relay-quota' }), 1);
     assert.equal(sampleValue(m, 'natpunch_turn_errors_total', { code: '486' }), 1);
     // Each Allocate is first challenged (401), as RFC 8656 §7.2 / RFC 8489 §9.2 have it.

@@ -95,7 +95,7 @@ describe('the relay fast path between two clients of one server', () => {
     const p = await pair(t);
     await stream(p, 0);
     p.atB.forEach((data, seq) => assert.deepEqual(data, payload(seq), `datagram ${seq}`));
-    assert.equal(p.turn.fastRoutes, 1, 'one rule: a → b');
+    assert.equal(p.turn.stats.fastPathRules, 1, 'one rule: a → b');
     // The first read (a burst of 100 may come as one), and one read each time the rule is
     // re-decided (every 2 s at most).
     assert.ok(p.handled() <= COUNT / 10, `JavaScript handled ${p.handled()} of ${COUNT} datagrams`);
@@ -105,6 +105,7 @@ describe('the relay fast path between two clients of one server', () => {
     assert.equal(stats.bytesToPeers, bytes);
     assert.equal(stats.bytesToClients, bytes);
     assert.equal(stats.packetsDropped, 0);
+    assert.equal(stats.fastPathDatagrams, COUNT - p.handled(), 'every datagram JavaScript did not see went by the fast path');
   });
 
   it(`renews a rule when it lapses (every ${ROUTE_TTL_MS} ms at most): a longer flow stays on the fast path`, { timeout: 60_000 }, async (t) => {
@@ -124,7 +125,7 @@ describe('the relay fast path between two clients of one server', () => {
     assert.equal(p.handled(), handled, 'the renewed rule relayed the next 1000 datagrams');
     p.atB.forEach((data, seq) => assert.deepEqual(data, payload(seq), `datagram ${seq}`));
     assert.equal(p.turn.stats.packetsRelayed, 2 * sent);
-    assert.equal(p.turn.fastRoutes, 1);
+    assert.equal(p.turn.stats.fastPathRules, 1);
   });
 
   it('passes padded ChannelData to the server, which relays the data without its padding', { timeout: 60_000 }, async (t) => {
@@ -144,9 +145,9 @@ describe('the relay fast path between two clients of one server', () => {
     if (!udpReceiveAvailable().ok) return t.skip(`no batched receives here: ${(udpReceiveAvailable() as { reason: string }).reason}`);
     const p = await pair(t);
     await stream(p, 0);
-    assert.equal(p.turn.fastRoutes, 1);
+    assert.equal(p.turn.stats.fastPathRules, 1);
     await p.b.close();
-    assert.equal(p.turn.fastRoutes, 0, 'b\'s allocation took its rule with it');
+    assert.equal(p.turn.stats.fastPathRules, 0, 'b\'s allocation took its rule with it');
     const relayed = p.turn.stats.packetsRelayed;
     const channel = p.a.channelFor(p.bRelayed)!;
     const before = p.handled();
