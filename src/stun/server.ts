@@ -165,7 +165,7 @@ interface Endpoint {
   /** UDP clients by address and port, so ChannelData finds its client without an object per datagram. */
   clients: Map<string, Map<number, StunClientSide>>;
   clientCount: number;
-  /** This socket as the relay's fast path sees it (src/turn/fast-path.ts), once it is read in batches. */
+  /** This socket as the relay's fast path sees it (src/turn/fast-path.ts); its `forwards` is undefined unless the addon reads it. */
   fastPath?: UdpFastPath;
   tcp?: net.Server;
   tls?: tls.Server;
