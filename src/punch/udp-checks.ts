@@ -42,6 +42,15 @@ export const MAX_PEER_REFLEXIVE = 4;
  * and checks go out in priority order, so its check left first. So a best-possible first
  * success (nothing better waiting) is nominated at once. `max` bounds the wait after the first
  * success whatever happens (a lost check is retried only after CHECK_INTERVAL_MS).
+ *
+ * That "no longer" holds within one address family only. A waiting pair of the other family
+ * (the IPv6 host pair beside an IPv4 server-reflexive one, the pair RFC 8421 §4 and RFC 8305 §4
+ * prefer) runs on another path: its own routes, its own neighbour discovery before the first
+ * packet leaves (RFC 4861 §7.2.2, while the IPv4 gateway's ARP entry is warm from registration),
+ * and a stateful firewall that opens only once the other side's check has left. The IPv4 pair's
+ * round trip says nothing about it, so it is given `max` from its own first check (measured in
+ * the lab under load: the IPv4 pair nominated while the IPv6 pair's answer was still on its way).
+ * Once the first success comes `max` after that check, nothing more is waited for.
  */
 export const NOMINATION_WAIT_MS = { rtts: 1, max: 150 };
 
@@ -238,7 +247,8 @@ export class UdpCheckSession {
     for (const pair of this.#pairs.values()) {
       if (pair.state !== 'waiting' || TYPE_PREFERENCE[pair.candidate.type] <= TYPE_PREFERENCE[best.candidate.type]) continue;
       if (pair.firstSentAt === undefined) return latest;
-      at = Math.max(at, pair.firstSentAt + NOMINATION_WAIT_MS.rtts * best.rttMs);
+      const sameFamily = pair.candidate.address.family === best.candidate.address.family;
+      at = Math.max(at, pair.firstSentAt + (sameFamily ? NOMINATION_WAIT_MS.rtts * best.rttMs : NOMINATION_WAIT_MS.max));
     }
     return Math.min(at, latest);
   }

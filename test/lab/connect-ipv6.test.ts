@@ -58,7 +58,7 @@ test('a dual-stack pair with both families working prefers IPv6', { timeout: 180
     await startServe(lab, ...SERVE_IPV6);
     const { connector } = await transfer(lab, 'b1', 'a1', 256 << 10, [], { listen: SERVER_URL, connect: SERVER_URL });
     assert.equal(connector.path, 'direct-udp');
-    assert.match(String(connector.remote), IPV6_REMOTE, 'the IPv6 host pair outranks the IPv4 server-reflexive one (RFC 8305, RFC 8421)');
+    assert.match(String(connector.remote), IPV6_REMOTE, `the IPv6 host pair outranks the IPv4 server-reflexive one (RFC 8305, RFC 8421): ${JSON.stringify(connector)}`);
   });
 });
 

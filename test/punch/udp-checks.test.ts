@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { UdpMux } from '../../src/punch/udp-mux.js';
-import { MAX_PEER_REFLEXIVE, UdpCheckSession, type UdpPunchOptions } from '../../src/punch/udp-checks.js';
+import { MAX_PEER_REFLEXIVE, NOMINATION_WAIT_MS, UdpCheckSession, type UdpPunchOptions } from '../../src/punch/udp-checks.js';
+import { VirtualClock } from '../../src/sim/virtual-clock.js';
 import { candidateTypeOf } from '../../src/punch/candidate.js';
 import {
   AttrType, MessageClass, Method, decodeMessage, encodeMessage, getAttribute, username, xorMappedAddress, type StunMessage, type TransportAddress,
@@ -133,6 +134,69 @@ test(`more than MAX_PEER_REFLEXIVE (${MAX_PEER_REFLEXIVE}) sources of verified c
   const checked = sources.filter((_, i) => checksTo(i) > 0).length;
   assert.equal(checked, MAX_PEER_REFLEXIVE, `checks per source: ${JSON.stringify(sources.map((_, i) => checksTo(i)))}`);
 });
+
+/**
+ * Two dual-stack hosts on virtual time, each with one socket per family, joined by a wire whose
+ * one-way delay is given per family (undefined: that family's datagrams are lost). Only what
+ * UdpCheckSession uses of a UdpMux: onStun, send, hasFamily.
+ */
+function dualStack(clock: VirtualClock, oneWayMs: { 4: number; 6: number | undefined }) {
+  const hosts = ['a', 'b'].map((name, i) => {
+    const handlers: ((data: Buffer, from: TransportAddress) => boolean)[] = [];
+    const v4: TransportAddress = { family: 4, address: `203.0.113.${20 + i}`, port: 40000 + i };
+    const v6: TransportAddress = { family: 6, address: `2001:db8:${i + 1}::2`, port: 50000 + i };
+    return { name, v4, v6, handlers, mux: {} as UdpMux };
+  });
+  for (const host of hosts) {
+    const other = hosts.find((h) => h !== host)!;
+    host.mux = {
+      hasFamily: () => true,
+      onStun: (handler: (data: Buffer, from: TransportAddress) => boolean) => { host.handlers.push(handler); return () => undefined; },
+      send: (data: Uint8Array, to: TransportAddress) => {
+        const delay = oneWayMs[to.family];
+        if (delay === undefined || (to.address !== other.v4.address && to.address !== other.v6.address)) return;
+        const from = to.family === 6 ? host.v6 : host.v4;
+        const copy = Buffer.from(data);
+        clock.setTimeout(() => { for (const handler of other.handlers) if (handler(copy, from)) break; }, delay);
+      },
+    } as unknown as UdpMux;
+  }
+  return hosts as [typeof hosts[0], typeof hosts[0]];
+}
+
+/**
+ * A dual-stack pair whose IPv6 path is slower than the IPv4 one (neighbour discovery before the
+ * first IPv6 packet, where IPv4's ARP is warm; seen in the lab). The IPv4 server-reflexive pair
+ * succeeds first, a round trip after the IPv6 host check left; the IPv6 pair is still the one
+ * nominated (RFC 8421 §4), and a dead IPv6 path costs at most NOMINATION_WAIT_MS.max.
+ */
+for (const [name, ipv6OneWayMs, expected] of [
+  ['an IPv6 host pair answering a few ms after the IPv4 srflx pair is still the one nominated', 4, 6],
+  ['with IPv6 lost on the way, the IPv4 srflx pair is nominated NOMINATION_WAIT_MS.max after the IPv6 check left', undefined, 4],
+] as const) {
+  test(name, async () => {
+    const clock = new VirtualClock();
+    const [a, b] = dualStack(clock, { 4: 1, 6: ipv6OneWayMs });
+    const key = randomBytes(32);
+    const common = { session: 's-dual', key, startAt: clock.wallNow(), wallClock: clock.wallNow, clock };
+    const sa = new UdpCheckSession({ ...common, mux: a.mux, role: 'controlling',
+      remoteCandidates: [{ type: 'host', address: b.v6 }, { type: 'srflx', address: b.v4 }] });
+    const sb = new UdpCheckSession({ ...common, mux: b.mux, role: 'controlled',
+      remoteCandidates: [{ type: 'host', address: a.v6 }, { type: 'srflx', address: a.v4 }] });
+    try {
+      const [ra, rb] = await clock.run(Promise.all([sa.result, sb.result]));
+      assert.equal(ra.remote.family, expected, `controlling chose ${JSON.stringify(ra)}`);
+      assert.equal(rb.remote.family, expected, `controlled chose ${JSON.stringify(rb)}`);
+      // Both first checks leave at 0 and the IPv4 one is answered at 2 ms. Then either the IPv6
+      // answer (one IPv6 round trip) and the nomination's (another), or the wait and an IPv4 one.
+      const bound = expected === 6 ? 4 * ipv6OneWayMs! : NOMINATION_WAIT_MS.max + 2;
+      assert.ok(clock.now() <= bound, `selected at ${clock.now()} virtual ms, more than ${bound}`);
+    } finally {
+      sa.close();
+      sb.close();
+    }
+  });
+}
 
 test('candidate types come from the address bytes', () => {
   assert.equal(candidateTypeOf({ family: 4, address: '10.1.2.3', port: 1 }), 'host');
