@@ -14,6 +14,7 @@ import { StreamFramer } from '../stun/framing.js';
 import { type TransportAddress, formatAddress } from '../wire/index.js';
 import { createBatchSender } from '../punch/udp-batch.js';
 import { receiveDatagrams } from '../punch/udp-receive.js';
+import { CHANNEL_DATA_HEADER, acceptedChannel, channelDataLength } from './channel-data.js';
 
 export interface TurnTransport {
   /** 'udp' datagrams, or a 'tcp' / 'tls' byte stream (ChannelData is then padded, RFC 8656 §12.5). */
@@ -22,6 +23,14 @@ export interface TurnTransport {
   send(bytes: Uint8Array): void;
   /** The one handler every message from the server goes to, one message per call (replaces any earlier one). */
   onReceive(handler: (bytes: Uint8Array) => void): void;
+  /**
+   * Where a transport reads its own socket (openUdpTransport), ChannelData from the server
+   * is opened where it is read and goes to this handler instead of `onReceive`: the channel and
+   * one view of the application data, valid during the call. A relayed stream's every datagram
+   * takes this way, so it costs one view, not a view of the message and another of its data.
+   * Anything it does not take (STUN, a malformed or unknown frame) still goes to `onReceive`.
+   */
+  onChannelData?(handler: (channel: number, data: Uint8Array) => void): void;
   /**
    * Told once when the transport ends by itself (the server closed the connection, a framing
    * error), not when `close()` is called. Stream transports only: UDP has no end.
@@ -109,14 +118,36 @@ export async function openUdpTransport(server: TransportAddress, options: { loca
   // decodes STUN into copies, and a relay path's frames are opened in place and copied by
   // whatever keeps them, as on a direct path. GRO: the server's runs of ChannelData to us (sent
   // with UDP GSO) arrive as one read.
+  let onChannelData: ((channel: number, data: Uint8Array) => void) | undefined;
+  // feed() keeps nothing of `from`: one object for the whole socket, not one per datagram.
+  const from = { address: '', port: 0 };
   const receiver = receiveDatagrams(socket, (batch) => {
-    for (let i = 0; i < batch.count; i++) inner.feed(batch.view(i), { address: batch.address(i), port: batch.port(i) });
+    for (let i = 0; i < batch.count; i++) {
+      from.address = batch.address(i);
+      from.port = batch.port(i);
+      // The server's ChannelData, as the server writes its address (anything else, a mapped
+      // form included, goes the long way through feed and the client's own checks).
+      if (onChannelData !== undefined && from.port === server.port && from.address === server.address) {
+        const start = batch.offset(i);
+        const channel = acceptedChannel(batch.slab, start, start + batch.length(i));
+        if (channel >= 0) {
+          const data = start + CHANNEL_DATA_HEADER;
+          onChannelData(channel, batch.slab.subarray(data, data + channelDataLength(batch.slab, start)));
+          continue;
+        }
+      }
+      inner.feed(batch.view(i), from);
+    }
   }, { gro: true });
   const batcher = createBatchSender(socket);
   return {
     ...inner,
     ...(batcher ? { sendBatch: (messages: readonly Uint8Array[]) => batcher.send(messages, server) } : {}),
+    onChannelData(handler) {
+      onChannelData = handler;
+    },
     close() {
+      onChannelData = undefined;
       inner.close();
       receiver.close();
       try {

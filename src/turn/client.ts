@@ -187,6 +187,7 @@ export class TurnClient extends EventEmitter {
     this.#streamTimeoutMs = options.streamTransactionTimeoutMs ?? DEFAULT_STREAM_TRANSACTION_TIMEOUT;
     retransmissionSchedule(this.#retransmission); // validate now, not on the first request
     transport.onReceive((bytes) => this.#receive(bytes));
+    transport.onChannelData?.((channel, data) => this.#channelData(channel, data));
     transport.onClose?.((error) => this.#shutdown(error));
   }
 
@@ -654,11 +655,15 @@ export class TurnClient extends EventEmitter {
   }
 
   /** @see RFC 8656 §12.6 */
-  /** Per relayed datagram: no decoded object, one view of the data. */
   #receiveChannelData(bytes: Uint8Array): void {
     const channel = acceptedChannel(bytes);
-    if (channel < 0) return;
+    if (channel >= 0) this.#channelData(channel, bytes.subarray(CHANNEL_DATA_HEADER, CHANNEL_DATA_HEADER + channelDataLength(bytes)));
+  }
+
+  /** Per relayed datagram: no decoded object, no copy; data on a channel this client did not bind is dropped (§12.6). */
+  #channelData(channel: number, data: Uint8Array): void {
+    if (this.#closed) return;
     const peer = this.#peerByChannel.get(channel);
-    if (peer) this.emit('data', peer, bytes.subarray(CHANNEL_DATA_HEADER, CHANNEL_DATA_HEADER + channelDataLength(bytes)));
+    if (peer) this.emit('data', peer, data);
   }
 }

@@ -229,6 +229,30 @@ test('exchanges data with a UDP peer over a channel (ChannelData both ways)', TI
   assert.deepEqual(transport.received.filter((k) => k === 'channel-data' || k === 'stun-0x17'), ['channel-data']);
 });
 
+test('over its own UDP socket, ChannelData is opened where it is read: only the server\'s, only on a bound channel', TIMEOUT, async (t) => {
+  const server = await relay(t);
+  if (!server) return;
+  const transport = await openUdpTransport(server.address, { localAddress: '127.0.0.1' });
+  assert.equal(typeof transport.onChannelData, 'function', 'the transport opens ChannelData itself');
+  const c = client(t, transport);
+  const { relayed, mapped } = await c.allocate(credentials);
+  const peer = await peerSocket(t);
+  const channel = await c.bindChannel(peer.address);
+  const received: { peer: TransportAddress; data: Uint8Array }[] = [];
+  c.on('data', (from, data) => received.push({ peer: from, data: Uint8Array.from(data) }));
+  const payloads = [randomBytes(1200), randomBytes(1), randomBytes(0), randomBytes(333)];
+  // Before them, straight to the client's socket from another socket: ChannelData on the bound
+  // channel. Only the server's ChannelData is data from the peer (RFC 8656 §12.6).
+  const spoofer = await peerSocket(t);
+  const spoofed = Buffer.concat([Buffer.from([channel >> 8, channel & 0xff, 0, 4]), randomBytes(4)]);
+  await sendFrom(spoofer.socket, mapped, spoofed);
+  for (const payload of payloads) await sendFrom(peer.socket, relayed, payload);
+  const last = payloads.at(-1)!;
+  while (!received.some((r) => Buffer.from(r.data).equals(last))) await new Promise((resolve) => c.once('data', resolve));
+  assert.deepEqual(received.map((r) => r.peer), payloads.map(() => peer.address), 'every delivery is from the peer, none from the spoofer');
+  assert.deepEqual(received.map((r) => Buffer.from(r.data)), payloads, 'each payload intact, in order, the empty one included');
+});
+
 test('two clients, one over TCP and one over UDP, talk through their relayed addresses', TIMEOUT, async (t) => {
   const server = await relay(t);
   if (!server) return;
