@@ -36,7 +36,7 @@ import type { TransportAddress } from '../wire/index.js';
 import { CHALLENGE_LENGTH, FrameKind, InnerType, SEALED_AD, SEALED_OVERHEAD, encodeProbe } from './frame.js';
 import { type PathKind, type RawPath } from './raw-path.js';
 import { SealedPath } from './sealed-path.js';
-import { selectPath } from './path-selection.js';
+import { PATH_CLASS, selectPath } from './path-selection.js';
 import type { UdpEndpoint } from './udp-endpoint.js';
 
 const debug = debuglog('natpunch:path');
@@ -55,6 +55,17 @@ export const MAX_VALIDATION_PROBES = 8;
 export const VALIDATION_PROBE_MS = 250;
 /** Until validated, a path gets at most this many times the bytes it brought (RFC 9000 §8.1). */
 export const AMPLIFICATION_FACTOR = 3;
+/**
+ * When the active path fails, every standby is asked at once, and the first to answer could be
+ * a worse one: the relay's answer to a consent probe already on its way can beat the direct TCP
+ * path's answer by a few ms (seen in the lab). Failing over to the relay and upgrading to TCP a
+ * moment later restarts the stream's congestion control twice and reports a move nobody needed.
+ * So a standby of a better class (path-selection.ts PATH_CLASS) that had consent when the
+ * active path failed is waited for: `rtts` of its own RTT after the failure, at least `floor`
+ * and at most `max` ms (its RTT is what an answer should take; the floor absorbs a busy event
+ * loop on either side). The stream is stalled anyway while this runs: its path is dead.
+ */
+export const FAILOVER_WAIT_MS = { rtts: 3, floor: 100, max: 1_000 };
 /** How often the manager looks at its paths while nothing is urgent, ms (probes go out on their own intervals). */
 export const IDLE_TICK_MS = 1_000;
 /** Paths a connection holds at once (beyond it, new addresses are ignored): bounds the probing. */
@@ -169,6 +180,10 @@ export class PathManager extends EventEmitter {
   #active: PathState;
   #lastChangeAt: number;
   #timer: unknown;
+  /** When the armed tick fires (clock time). */
+  #timerAt = Infinity;
+  /** A tick owed by then (FAILOVER_WAIT_MS), undefined when none. */
+  #wakeAt: number | undefined;
   #closed = false;
   #stale = false;
   #newSources: number[] = [];
@@ -419,14 +434,25 @@ export class PathManager extends EventEmitter {
   #schedule(ms: number): void {
     if (this.#closed) return;
     this.#clock.clearTimeout(this.#timer);
+    // A wait for a better standby (FAILOVER_WAIT_MS) ends with a tick, whatever else is due.
+    if (this.#wakeAt !== undefined) ms = Math.min(ms, Math.max(0, this.#wakeAt - this.#clock.now()));
+    this.#timerAt = this.#clock.now() + ms;
     this.#timer = this.#clock.setTimeout(() => this.#tick(), ms);
     (this.#timer as { unref?: () => void }).unref?.();
   }
+
+  /** A tick no later than `at` (clock time); the next tick is kept if it comes sooner. */
+  #wakeBy(at: number): void {
+    this.#wakeAt = this.#wakeAt === undefined ? at : Math.min(this.#wakeAt, at);
+    if (at < this.#timerAt) this.#schedule(at - this.#clock.now());
+  }
+
 
   /** The periodic work: probe who needs it, give up on the dead, choose again. */
   #tick(): void {
     if (this.#closed) return;
     const now = this.#clock.now();
+    if (this.#wakeAt !== undefined && this.#wakeAt <= now) this.#wakeAt = undefined;
     this.#sampleStream(now);
     const busy = this.#busy;
     let next = IDLE_TICK_MS;
@@ -479,6 +505,14 @@ export class PathManager extends EventEmitter {
     const moved = this.#paths.findIndex((p, i) => candidates[i]!.usable && p.raw.technique === 'rebinding' && p.raw.kind === this.#active.raw.kind
       && p !== this.#active && this.#active.lastHeardAt < p.createdAt);
     if (moved >= 0 && chosen === current) chosen = moved;
+    if (chosen >= 0 && failedAt !== undefined && chosen !== current) {
+      const waitUntil = this.#betterStandbyDue(PATH_CLASS[this.#paths[chosen]!.raw.kind], failedAt);
+      if (waitUntil > now) {
+        debug('active path failed: waiting up to %d ms for a better standby than %s', Math.ceil(waitUntil - now), this.#paths[chosen]!.raw.kind);
+        this.#wakeBy(waitUntil);
+        return;
+      }
+    }
     if (chosen < 0) {
       if (!this.#stale) {
         this.#stale = true;
@@ -523,6 +557,22 @@ export class PathManager extends EventEmitter {
     this.emit('path', { ...this.#info(next), reason } satisfies PathInfo);
     // A rebinding replaces the address it came from: the old one is dead for good.
     if (reason === 'rebinding' && previous.raw.kind === 'direct-udp' && !this.#live(previous, now)) this.#drop(previous, 'rebound');
+  }
+
+  /**
+   * FAILOVER_WAIT_MS: until when a standby better than `rank` may still answer the probe sent
+   * when the active path failed at `failedAt` (-Infinity: none to wait for). Only standbys that
+   * had consent then count: one long silent is no reason to wait.
+   */
+  #betterStandbyDue(rank: number, failedAt: number): number {
+    let due = -Infinity;
+    for (const p of this.#paths) {
+      if (p === this.#active || p.closed || !p.raw.open || !p.validated || PATH_CLASS[p.raw.kind] >= rank) continue;
+      if (p.lastAnsweredAt > failedAt || p.lastAnsweredAt <= p.failedAt || failedAt - p.lastAnsweredAt >= CONSENT_TIMEOUT_MS) continue;
+      const wait = Math.min(FAILOVER_WAIT_MS.max, Math.max(FAILOVER_WAIT_MS.floor, FAILOVER_WAIT_MS.rtts * (p.rttMs ?? 0)));
+      due = Math.max(due, failedAt + wait);
+    }
+    return due;
   }
 
   #info(state: PathState): StandbyInfo {

@@ -56,7 +56,7 @@ test('a connection that started on TCP (UDP blocked) moves to UDP when UDP is le
     assert.equal(upgraded['reason'], 'upgrade', JSON.stringify(upgraded));
     await router.blockUdp(true);
     const back = await run.connector.until((e) => e['event'] === 'path' && e['path'] === 'direct-tcp', 'a move back to TCP', 20_000);
-    assert.equal(back['reason'], 'failover', JSON.stringify(back));
+    assert.equal(back['reason'], 'failover', `the connector's moves: ${JSON.stringify(pathEvents(run.connector))}`);
     await run.finished();
     const listenerPaths = pathEvents(run.listener).map((e) => `${String(e['path'])}/${String(e['reason'])}`);
     assert.deepEqual(listenerPaths, ['direct-udp/upgrade', 'direct-tcp/failover'], run.listener.stderr());

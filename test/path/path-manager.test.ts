@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { once } from '../support/wait.js';
 import { describe, it } from 'node:test';
 import { FrameKind, InnerType, encodeProbe } from '../../src/path/frame.js';
-import { BUSY_FAIL_MS, VALIDATION_PROBE_MS, type PathInfo, type PathManager } from '../../src/path/path-manager.js';
+import { BUSY_FAIL_MS, FAILOVER_WAIT_MS, VALIDATION_PROBE_MS, type PathInfo, type PathManager } from '../../src/path/path-manager.js';
 import type { RawPath } from '../../src/path/raw-path.js';
 import { establishedSessions } from '../secure/helpers.js';
 import { FakeClock } from '../transport/fake-clock.js';
@@ -57,6 +57,42 @@ describe('the path manager', { timeout: 120_000 }, () => {
     await until(() => ends.events.a.length > 0, 'the failover', 5_000);
     assert.deepEqual(ends.events.a.map(({ path, reason }) => ({ path, reason })), [{ path: 'relay', reason: 'failover' }]);
   });
+
+  // FAILOVER_WAIT_MS: the relay answering first does not win over a direct TCP standby that
+  // answers a moment later (the lab saw UDP -> relay -> TCP, a move and an upgrade, for this).
+  for (const tcpAnswers of [true, false]) {
+    it(tcpAnswers
+      ? 'fails over to a TCP standby that answers after the relay: one move, not a move to the relay and an upgrade'
+      : 'fails over to the relay once a TCP standby that stopped answering has had FAILOVER_WAIT_MS', async (t) => {
+      const udp = rawLink({ seed: 121, name: 'udp', kind: 'direct-udp' });
+      const tcpLink = rawLink({ seed: 122, name: 'tcp', kind: 'direct-tcp', technique: 'tcp-simultaneous-open' });
+      const relay = rawLink({ seed: 123, name: 'relay', kind: 'relay', technique: 'turn-udp' });
+      // a's TCP frames can be held back: its probes then get their answers only once released.
+      let held: Uint8Array[] | undefined;
+      const tcp: RawPath = Object.assign(Object.create(tcpLink.a) as RawPath, {
+        send: (frame: Uint8Array) => (held ? held.push(Uint8Array.from(frame)) : tcpLink.a.send(frame)),
+      });
+      const ends = await connectedManagers(t, udp);
+      ends.a.add(tcp);
+      ends.a.add(relay.a);
+      ends.b.add(tcpLink.b);
+      ends.b.add(relay.b);
+      await bothValidated(ends, 3);
+      held = [];
+      const failedAt = performance.now();
+      udp.a.kill(new Error('gone'));
+      await until(() => ends.a.paths.some((p) => p.path === 'relay' && p.live) && held!.length > 0, 'the relay answering, the TCP probe held', 5_000);
+      assert.deepEqual(ends.events.a, [], 'the relay answered, but a better standby is still awaited');
+      if (tcpAnswers) {
+        for (const frame of held.splice(0)) tcpLink.a.send(frame);
+        held = undefined;
+      }
+      await until(() => ends.events.a.length > 0, 'the failover', 5_000);
+      assert.deepEqual(ends.events.a.map(({ path, reason }) => ({ path, reason })), [{ path: tcpAnswers ? 'direct-tcp' : 'relay', reason: 'failover' }]);
+      if (!tcpAnswers) assert.ok(performance.now() - failedAt >= FAILOVER_WAIT_MS.floor, 'not before the wait');
+      else assert.equal(ends.a.active.path, 'direct-tcp');
+    });
+  }
 
   it('upgrades to a better-class path added mid-transfer, 2 MiB each way intact', async (t) => {
     const tcp = rawLink({ seed: 105, loss: 0, name: 'tcp', kind: 'direct-tcp', technique: 'tcp-simultaneous-open' });
