@@ -102,7 +102,12 @@ export function udpTransport(socket: dgram.Socket, server: TransportAddress): Ud
  */
 export async function openUdpTransport(server: TransportAddress, options: { localAddress?: string; localPort?: number } = {}): Promise<UdpTurnTransport> {
   // 4 MiB as the peer's own socket: a relayed stream's bursts must not overflow the default 208 KiB.
-  const socket = dgram.createSocket({ type: server.family === 6 ? 'udp6' : 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+  // The server is an IP literal: no DNS lookup (and its nextTick) per send, as on the peer's socket.
+  const family = server.family === 6 ? 6 : 4;
+  const socket = dgram.createSocket({
+    type: family === 6 ? 'udp6' : 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20,
+    lookup: (address, _options, callback) => (callback as (e: null, a: string, f: number) => void)(null, address, family),
+  });
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject);
     socket.bind(options.localPort ?? 0, options.localAddress, () => {
@@ -140,13 +145,21 @@ export async function openUdpTransport(server: TransportAddress, options: { loca
     }
   }, { gro: true });
   const batcher = createBatchSender(socket);
+  let closed = false;
   return {
     ...inner,
+    // Without a callback, as the peer's own sends: a relayed stream's acknowledgements go one by
+    // one, and a callback costs node:dgram a completion per datagram. A send error reaches the
+    // socket's 'error' listener above (a lost datagram, as in udpTransport).
+    send(bytes) {
+      if (!closed) socket.send(bytes, server.port, server.address);
+    },
     ...(batcher ? { sendBatch: (messages: readonly Uint8Array[]) => batcher.send(messages, server) } : {}),
     onChannelData(handler) {
       onChannelData = handler;
     },
     close() {
+      closed = true;
       onChannelData = undefined;
       inner.close();
       receiver.close();
