@@ -447,7 +447,6 @@ export class PathManager extends EventEmitter {
     if (at < this.#timerAt) this.#schedule(at - this.#clock.now());
   }
 
-
   /** The periodic work: probe who needs it, give up on the dead, choose again. */
   #tick(): void {
     if (this.#closed) return;
