@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { natpunch } from '../support/cli.js';
-import { eventChild } from '../support/json-events.js';
+import { type JsonEvent, eventChild } from '../support/json-events.js';
 import { localHost, stopProcess } from '../support/process.js';
 import { startServe } from '../support/serve.js';
 import { once } from '../support/wait.js';
@@ -82,7 +82,10 @@ test('a service the exposing side cannot reach: forward reports connect-refused,
     const [error] = await once(socket, 'error').catch((e: unknown) => [e]);
     assert.equal((error as NodeJS.ErrnoException).code, 'ECONNRESET');
   }
-  const reported = forward.events.filter((e) => e['event'] === 'error');
+  // The reset reaches the client before forward's event line reaches us: wait for the line.
+  const errors = (): JsonEvent[] => forward.events.filter((e) => e['event'] === 'error');
+  await forward.until((e) => e['event'] === 'error' && errors().length >= 2, 'an error event for each of the two connections');
+  const reported = errors();
   assert.equal(reported.length, 2, forward.stderr());
   assert.equal(reported[0]!['code'], 'ERR_MUX_RESET');
   assert.match(String(reported[0]!['message']), new RegExp(`connect-refused.*127\\.0\\.0\\.1:${deadPort} refused the connection on the exposing side \\(is the service running\\?\\)`));
