@@ -10,6 +10,7 @@ import { type Identity, loadOrCreateIdentity, defaultKeyFile, normalizePeerId } 
 import { StunUdpClient } from '../stun/udp-client.js';
 import { formatAddress, parseAddress, type TransportAddress } from '../wire/index.js';
 import { UdpMux } from '../punch/udp-mux.js';
+import { ipLiteralLookup } from '../punch/ip-literal-lookup.js';
 import type { UdpCheckSession } from '../punch/udp-checks.js';
 import type { PunchInstruction, SessionReport, SignedReachability, Transport } from '../rendezvous/client.js';
 import { RendezvousError } from '../rendezvous/errors.js';
@@ -441,7 +442,7 @@ export class Peer extends EventEmitter {
     // so skip the per-send DNS lookup and its nextTick.
     const socket = dgram.createSocket({
       type: 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20,
-      lookup: (address, _options, callback) => (callback as (e: null, a: string, f: number) => void)(null, address, 4),
+      lookup: ipLiteralLookup(4),
     });
     socket.on('error', (error) => debug('udp socket: %s', error.message));
     const listening = once(socket, 'listening');
@@ -760,7 +761,7 @@ async function ipv6Socket(): Promise<dgram.Socket | undefined> {
   if (ipv6HostAddresses(interfaceAddresses6()).length === 0) return undefined;
   const socket = dgram.createSocket({
     type: 'udp6', ipv6Only: true, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20,
-    lookup: (address, _options, callback) => (callback as (e: null, a: string, f: number) => void)(null, address, 6),
+    lookup: ipLiteralLookup(6),
   });
   try {
     await new Promise<void>((resolve, reject) => {

@@ -21,6 +21,7 @@ import { UdpEndpoint } from '../path/udp-endpoint.js';
 import type { PathManager } from '../path/path-manager.js';
 import type { Connection } from './connection.js';
 import { openConnection } from './establish.js';
+import { ipLiteralLookup } from '../punch/ip-literal-lookup.js';
 
 const debug = debuglog('natpunch:punch');
 
@@ -121,7 +122,7 @@ function confirmed(connection: Connection, timeoutMs: number, options: Serverles
 async function bindSocket(port: number, address: string | undefined): Promise<dgram.Socket> {
   const socket = dgram.createSocket({
     type: 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20,
-    lookup: (host, _options, callback) => (callback as (e: null, a: string, f: number) => void)(null, host, 4),
+    lookup: ipLiteralLookup(4),
   });
   try {
     const listening = once(socket, 'listening');

@@ -48,7 +48,7 @@ export const MAX_PEER_REFLEXIVE = 4;
  * prefer) runs on another path: its own routes, its own neighbour discovery before the first
  * packet leaves (RFC 4861 §7.2.2, while the IPv4 gateway's ARP entry is warm from registration),
  * and a stateful firewall that opens only once the other side's check has left. The IPv4 pair's
- * round trip says nothing about it, so it is given `max` from its own first check (measured in
+ * round trip says nothing about it, so it is given `max` from its own first check (seen in
  * the lab under load: the IPv4 pair nominated while the IPv6 pair's answer was still on its way).
  * Once the first success comes `max` after that check, nothing more is waited for.
  */

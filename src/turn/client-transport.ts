@@ -14,6 +14,7 @@ import { StreamFramer } from '../stun/framing.js';
 import { type TransportAddress, formatAddress } from '../wire/index.js';
 import { createBatchSender } from '../punch/udp-batch.js';
 import { receiveDatagrams } from '../punch/udp-receive.js';
+import { ipLiteralLookup } from '../punch/ip-literal-lookup.js';
 import { CHANNEL_DATA_HEADER, acceptedChannel, channelDataLength } from './channel-data.js';
 
 export interface TurnTransport {
@@ -106,7 +107,7 @@ export async function openUdpTransport(server: TransportAddress, options: { loca
   const family = server.family === 6 ? 6 : 4;
   const socket = dgram.createSocket({
     type: family === 6 ? 'udp6' : 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20,
-    lookup: (address, _options, callback) => (callback as (e: null, a: string, f: number) => void)(null, address, family),
+    lookup: ipLiteralLookup(family),
   });
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject);

@@ -14,6 +14,7 @@ import { NatpunchError, TurnError } from '../../src/errors.js';
 import type { TransportAddress } from '../../src/wire/index.js';
 import { startTurnRelay, type TurnRelay } from '../support/coturn.js';
 import { skipUnlessInstalled } from '../support/process.js';
+import { until } from '../support/wait.js';
 
 /**
  * The TURN client against coturn 4.6.1's turnserver, started per test on 127.0.0.1 (UDP and TCP
@@ -248,7 +249,7 @@ test('over its own UDP socket, ChannelData is opened where it is read: only the 
   await sendFrom(spoofer.socket, mapped, spoofed);
   for (const payload of payloads) await sendFrom(peer.socket, relayed, payload);
   const last = payloads.at(-1)!;
-  while (!received.some((r) => Buffer.from(r.data).equals(last))) await new Promise((resolve) => c.once('data', resolve));
+  await until(() => received.some((r) => Buffer.from(r.data).equals(last)), 'the last payload through the relay');
   assert.deepEqual(received.map((r) => r.peer), payloads.map(() => peer.address), 'every delivery is from the peer, none from the spoofer');
   assert.deepEqual(received.map((r) => Buffer.from(r.data)), payloads, 'each payload intact, in order, the empty one included');
 });
