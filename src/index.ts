@@ -18,7 +18,7 @@ export { PeerAbortedError, StreamResetError, StreamTimeoutError } from './transp
 export { createServer, NatpunchServer, type NatpunchServerOptions } from './server/natpunch-server.js';
 export type { RelayConfig } from './server/relay-config.js';
 export type { HttpLimits } from './server/http-limits.js';
-export type { RendezvousLimits } from './rendezvous/server.js';
+export type { RendezvousLimits } from './rendezvous/server-options.js';
 export type { StunLimits } from './stun/server.js';
 export type { IncomingLimits } from './peer/incoming-limits.js';
 export { StunServer, type StunServerOptions, type StunServerStats } from './stun/server.js';

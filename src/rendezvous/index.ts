@@ -17,10 +17,10 @@ export {
 } from './reconnecting-client.js';
 export { ReplayCache } from './replay-cache.js';
 export { MAX_REQUESTS_IN_FLIGHT, PendingRequests } from './requests.js';
+export { RendezvousServer } from './server.js';
 export {
-  DEFAULT_RENDEZVOUS_LIMITS, RendezvousServer,
-  type RendezvousLimits, type RendezvousServerOptions, type RendezvousServerStats,
-} from './server.js';
+  DEFAULT_RENDEZVOUS_LIMITS, type RendezvousLimits, type RendezvousServerOptions, type RendezvousServerStats,
+} from './server-options.js';
 export { DOMAIN, bodyHash, openSigned, peekSigned, signObject, type SignatureDomain } from './signed.js';
 export { TokenBucket } from '../token-bucket.js';
 export {
