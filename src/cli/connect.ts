@@ -2,7 +2,7 @@ import { UsageError } from '../errors.js';
 import { isPeerId } from '../identity/index.js';
 import { type CommandSpec, type Flag, jsonFlag, keyFlag, parseCommand, serverFlag, usageLine, usageText } from './args.js';
 import { eventSink } from './events.js';
-import { Reported, checkServer, noReportFlag, portMappingFlag, progressFlag, progressForm, serveConnection, withPeer } from './peer-flags.js';
+import { Reported, bindAddress, bindFlag, checkServer, noReportFlag, portMappingFlag, progressFlag, progressForm, serveConnection, withPeer } from './peer-flags.js';
 
 const transports = ['auto', 'udp', 'tcp', 'relay'] as const;
 
@@ -23,6 +23,7 @@ export const connectSpec: CommandSpec = {
     key: keyFlag,
     transport: transportFlag,
     'port-mapping': portMappingFlag,
+    bind: bindFlag,
     progress: progressFlag,
     'no-report': noReportFlag,
     json: jsonFlag,
@@ -48,8 +49,9 @@ export async function connectCommand(argv: string[]): Promise<number> {
   const server = checkServer('connect', values['server'] as string | undefined, usageText(connectSpec));
   const transport = values['transport'] as (typeof transports)[number];
   if (!transports.includes(transport)) throw new UsageError(`natpunch connect: --transport ${JSON.stringify(transport)}: expected auto, udp, tcp or relay`);
+  const bind = bindAddress('connect', values['bind'] as string | undefined);
   const events = eventSink(values['json'] === true);
-  return withPeer(events, { server, keyFile: values['key'] as string | undefined, portMapping: values['port-mapping'] === true, report: values['no-report'] !== true }, async (peer, signal) => {
+  return withPeer(events, { server, keyFile: values['key'] as string | undefined, bindAddress: bind, portMapping: values['port-mapping'] === true, report: values['no-report'] !== true }, async (peer, signal) => {
     const connection = await peer.connect(peerId, { transport, signal });
     events.connected(connection);
     const failure = await serveConnection(events, connection, signal, progressForm(values['progress'], values['json'] === true));

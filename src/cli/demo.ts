@@ -75,7 +75,8 @@ async function loopbackDemo(reason: string): Promise<number> {
     say(check.stdout.trimEnd());
     say();
     const run = (argv: string[]): ChildProcess => spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
-    return await peersDemo(run, run, url, 'peer 1', 'peer 2');
+    // --bind 127.0.0.1: the peers offer and use loopback only, as this demo says, not this host's other addresses.
+    return await peersDemo(run, run, url, 'peer 1', 'peer 2', ['--bind', '127.0.0.1']);
   } finally {
     serve.kill('SIGTERM');
   }
@@ -85,16 +86,16 @@ async function loopbackDemo(reason: string): Promise<number> {
  * `natpunch listen --once` on one side, `natpunch connect` on the other, a greeting each way
  * through their stdin/stdout, and their --json events told as a story.
  */
-async function peersDemo(runListener: (argv: string[]) => ChildProcess, runConnector: (argv: string[]) => ChildProcess, url: string, listenerName: string, connectorName: string): Promise<number> {
+async function peersDemo(runListener: (argv: string[]) => ChildProcess, runConnector: (argv: string[]) => ChildProcess, url: string, listenerName: string, connectorName: string, extra: string[] = []): Promise<number> {
   const home = await mkdtemp(join(tmpdir(), 'natpunch-demo-'));
   try {
-    const listener = runListener([process.execPath, CLI, 'listen', '--server', url, '--key', join(home, 'listener.key'), '--once', '--json']);
+    const listener = runListener([process.execPath, CLI, 'listen', '--server', url, '--key', join(home, 'listener.key'), '--once', '--json', ...extra]);
     const ready = JSON.parse(await waitForLine(listener, /"event":"ready"/)) as { id: string };
     say(`${listenerName}: natpunch listen — registered as ${ready.id}`);
     listener.stdin!.end(`hello from ${listenerName}, behind its NAT\n`);
     const started = Date.now();
     say(`${connectorName}: natpunch connect ${ready.id.slice(0, 12)}…`);
-    const connector = runConnector([process.execPath, CLI, 'connect', ready.id, '--server', url, '--key', join(home, 'connector.key'), '--json']);
+    const connector = runConnector([process.execPath, CLI, 'connect', ready.id, '--server', url, '--key', join(home, 'connector.key'), '--json', ...extra]);
     connector.stdin!.end(`hello from ${connectorName}, behind another NAT\n`);
     const connectorCode = exitCode(connector).then((code) => {
       // A listener waits on after a failed attempt (--once counts connections, not attempts): stop it.

@@ -10,7 +10,7 @@ import { UsageError } from '../errors.js';
 import { MuxError, MuxErrorCode, MuxSession, type MuxStream } from '../mux/index.js';
 import { createPeer, type Connection } from '../peer/peer.js';
 import { type CommandSpec, jsonFlag, keyFlag, parseCommand, serverFlag, usageLine, usageText } from './args.js';
-import { allowFileFlag, allowFlag, allowList, checkServer, noReportFlag } from './peer-flags.js';
+import { allowFileFlag, allowFlag, allowList, bindAddress, bindFlag, checkServer, noReportFlag } from './peer-flags.js';
 import { eventSink, type EventSink } from './events.js';
 import { formatHostPort, type HostPort, parseHostPort } from './host-port.js';
 import { flushed } from './flushed.js';
@@ -22,7 +22,7 @@ export const exposeSpec: CommandSpec = {
   positionals: '[HOST:]PORT',
   summary: 'Publish a local TCP service (HOST defaults to 127.0.0.1) to peers, end-to-end encrypted: each TCP connection a\n'
     + 'peer accepts with natpunch forward reaches it. Prints this peer\'s id; runs until Ctrl-C.',
-  flags: { server: serverFlag, key: keyFlag, allow: allowFlag, 'allow-file': allowFileFlag, 'no-report': noReportFlag, json: jsonFlag },
+  flags: { server: serverFlag, key: keyFlag, allow: allowFlag, 'allow-file': allowFileFlag, bind: bindFlag, 'no-report': noReportFlag, json: jsonFlag },
   notes: ['Without --allow or --allow-file, any peer that knows the id may reach the service: give it only to those you trust.'],
   examples: ['natpunch expose 22 --server ws://203.0.113.7:8080/ --allow-file ~/.natpunch/allowed'],
 };
@@ -33,15 +33,16 @@ export const TCP_TARGET = 'tcp';
 
 export async function exposeCommand(argv: string[]): Promise<number> {
   const { values: parsed, positionals } = parseCommand(exposeSpec, argv);
-  const values = parsed as { server?: string; key?: string; allow?: string[]; 'allow-file'?: string; 'no-report'?: boolean; json?: boolean };
+  const values = parsed as { server?: string; key?: string; allow?: string[]; 'allow-file'?: string; bind?: string; 'no-report'?: boolean; json?: boolean };
   const [address, ...extra] = positionals;
   if (!address || extra.length) throw new UsageError(`natpunch expose: give exactly one [HOST:]PORT, the local TCP service to publish (e.g. 8080 or 127.0.0.1:22).\n${usageText(exposeSpec)}`);
   const target = parseHostPort('expose', 'service', address);
   const server = checkServer('expose', values.server, usageText(exposeSpec));
   const allow = await allowList('expose', values.allow, values['allow-file']);
+  const bind = bindAddress('expose', values.bind);
   const events = eventSink(values.json === true);
   const { stopped } = untilSignal();
-  const peer = await createPeer({ server, keyFile: values.key, report: values['no-report'] !== true, ...(allow ? { allow } : {}) });
+  const peer = await createPeer({ server, keyFile: values.key, bindAddress: bind, report: values['no-report'] !== true, ...(allow ? { allow } : {}) });
   const sessions = new Set<MuxSession>();
   const connections = new Set<Connection>();
   try {

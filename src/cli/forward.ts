@@ -10,7 +10,7 @@ import { isPeerId } from '../identity/index.js';
 import { MuxError, MuxSession, type MuxStream } from '../mux/index.js';
 import { createPeer, type Connection, type Peer } from '../peer/peer.js';
 import { type CommandSpec, jsonFlag, keyFlag, parseCommand, serverFlag, usageLine, usageText } from './args.js';
-import { checkServer, noReportFlag } from './peer-flags.js';
+import { bindAddress, bindFlag, checkServer, noReportFlag } from './peer-flags.js';
 import { transportFlag } from './connect.js';
 import { eventSink, type EventSink } from './events.js';
 import { TCP_TARGET } from './expose.js';
@@ -32,6 +32,7 @@ export const forwardSpec: CommandSpec = {
     server: serverFlag,
     key: keyFlag,
     transport: transportFlag,
+    bind: bindFlag,
     'no-report': noReportFlag,
     json: jsonFlag,
   },
@@ -44,7 +45,7 @@ type Transport = (typeof transports)[number];
 
 export async function forwardCommand(argv: string[]): Promise<number> {
   const { values: parsed, positionals } = parseCommand(forwardSpec, argv);
-  const values = parsed as { listen?: string; server?: string; key?: string; transport?: string; 'no-report'?: boolean; json?: boolean };
+  const values = parsed as { listen?: string; server?: string; key?: string; transport?: string; bind?: string; 'no-report'?: boolean; json?: boolean };
   const [peerId, ...extra] = positionals;
   if (!peerId || extra.length) throw new UsageError(`natpunch forward: give exactly one PEER_ID (the exposing side prints it with 'natpunch expose').\n${usageText(forwardSpec)}`);
   if (!isPeerId(peerId)) throw new UsageError(`natpunch forward: ${JSON.stringify(peerId)} is not a peer id (check for a typo: ids carry a checksum)`);
@@ -53,9 +54,10 @@ export async function forwardCommand(argv: string[]): Promise<number> {
   const serverUrl = checkServer('forward', values.server, usageText(forwardSpec));
   const transport = values.transport as Transport;
   if (!transports.includes(transport)) throw new UsageError(`natpunch forward: --transport ${values.transport}: expected auto, udp, tcp or relay`);
+  const bind = bindAddress('forward', values.bind);
   const events = eventSink(values.json === true);
   const { stopped } = untilSignal();
-  const peer = await createPeer({ server: serverUrl, keyFile: values.key, report: values['no-report'] !== true });
+  const peer = await createPeer({ server: serverUrl, keyFile: values.key, bindAddress: bind, report: values['no-report'] !== true });
   const server = createServer({ allowHalfOpen: true, pauseOnConnect: true });
   const sessions = new SessionToPeer(peer, peerId, transport, events);
   try {

@@ -5,7 +5,7 @@ import type { RendezvousError } from '../rendezvous/errors.js';
 import type { DisconnectInfo, ReconnectInfo } from '../rendezvous/reconnecting-client.js';
 import { type CommandSpec, jsonFlag, keyFlag, parseCommand, serverFlag, usageLine, usageText } from './args.js';
 import { eventSink } from './events.js';
-import { Reported, allowFileFlag, allowFlag, allowList, checkServer, noReportFlag, portMappingFlag, progressFlag, progressForm, serveConnection, withPeer } from './peer-flags.js';
+import { Reported, allowFileFlag, allowFlag, allowList, bindAddress, bindFlag, checkServer, noReportFlag, portMappingFlag, progressFlag, progressForm, serveConnection, withPeer } from './peer-flags.js';
 import type { ProgressForm } from './pipe-progress.js';
 
 export const listenSpec: CommandSpec = {
@@ -19,6 +19,7 @@ export const listenSpec: CommandSpec = {
     allow: allowFlag,
     'allow-file': allowFileFlag,
     'port-mapping': portMappingFlag,
+    bind: bindFlag,
     progress: progressFlag,
     'no-report': noReportFlag,
     json: jsonFlag,
@@ -43,9 +44,10 @@ export async function listenCommand(argv: string[]): Promise<number> {
   const server = checkServer('listen', values['server'] as string | undefined, usageText(listenSpec));
   const once = values['once'] === true;
   const allow = await allowList('listen', values['allow'] as string[] | undefined, values['allow-file'] as string | undefined);
+  const bind = bindAddress('listen', values['bind'] as string | undefined);
   const events = eventSink(values['json'] === true);
   return withPeer(events, {
-    server, keyFile: values['key'] as string | undefined, keepaliveMs: pinnedKeepaliveMs(), portMapping: values['port-mapping'] === true, report: values['no-report'] !== true, ...(allow ? { allow } : {}),
+    server, keyFile: values['key'] as string | undefined, bindAddress: bind, keepaliveMs: pinnedKeepaliveMs(), portMapping: values['port-mapping'] === true, report: values['no-report'] !== true, ...(allow ? { allow } : {}),
   }, (peer, signal) => serve(peer, events, once, progressForm(values['progress'], values['json'] === true), signal));
 }
 

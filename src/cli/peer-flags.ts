@@ -1,4 +1,5 @@
 /** Flags, checks and the run shared by the commands that run a peer (listen, connect). */
+import { isIPv4, isIPv6 } from 'node:net';
 import { UsageError } from '../errors.js';
 import { parseServerUrl } from '../rendezvous/server-url.js';
 import { readAllowFile } from '../peer/allow-list.js';
@@ -15,6 +16,21 @@ export const portMappingFlag: Flag = {
   help: 'ask the router (PCP, NAT-PMP or UPnP-IGD) to forward this peer\'s UDP port, for a direct path through NATs that need one',
   example: '--port-mapping',
 };
+
+/** `--bind IP`: PeerOptions.bindAddress, for every command that runs a peer. */
+export const bindFlag: Flag = {
+  type: 'string', value: 'IP', defaultText: 'every interface, IPv6 too',
+  help: 'use only this local IPv4 address: the peer\'s sockets bind to it and it is the only host candidate offered (no IPv6 then); for a host with several networks, or a test on 127.0.0.1',
+  example: '--bind 192.168.1.20',
+};
+
+/** --bind checked: an IPv4 literal, or undefined when not given. Whether this host has it, bind(2) says. */
+export function bindAddress(command: string, value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (isIPv4(value)) return value;
+  const why = isIPv6(value) ? 'an IPv6 address (the peer binds IPv4 sockets; leave --bind out to use IPv6 too)' : 'not an IP address';
+  throw new UsageError(`natpunch ${command}: --bind ${JSON.stringify(value)} is ${why}; give one of this host's IPv4 addresses, e.g. --bind 127.0.0.1`);
+}
 
 /** `--no-report`: PeerOptions.report false, for every command that runs a peer. */
 export const noReportFlag: Flag = {

@@ -7,7 +7,7 @@ import type { RendezvousError } from '../rendezvous/errors.js';
 import type { DisconnectInfo, ReconnectInfo } from '../rendezvous/reconnecting-client.js';
 import { receiveFiles, type Entry } from '../transfer/index.js';
 import { type CommandSpec, jsonFlag, keyFlag, parseCommand, serverFlag, usageLine, usageText } from './args.js';
-import { allowFileFlag, allowFlag, allowList, checkServer, noReportFlag } from './peer-flags.js';
+import { allowFileFlag, allowFlag, allowList, bindAddress, bindFlag, checkServer, noReportFlag } from './peer-flags.js';
 import { eventSink, type EventSink } from './events.js';
 import { interrupts } from './interrupts.js';
 import { formatBytes, TransferDisplay } from './transfer-display.js';
@@ -23,6 +23,7 @@ export const receiveSpec: CommandSpec = {
     once: { type: 'boolean', help: 'receive one transfer, then exit: 0 when it completed, 1 when it failed', example: '--once' },
     allow: allowFlag,
     'allow-file': allowFileFlag,
+    bind: bindFlag,
     'no-report': noReportFlag,
     json: jsonFlag,
   },
@@ -43,16 +44,17 @@ export const receiveUsage = usageLine(receiveSpec);
  */
 export async function receiveCommand(argv: string[]): Promise<number> {
   const { values: parsed } = parseCommand(receiveSpec, argv);
-  const values = parsed as { server?: string; key?: string; out?: string; once?: boolean; allow?: string[]; 'allow-file'?: string; 'no-report'?: boolean; json?: boolean };
+  const values = parsed as { server?: string; key?: string; out?: string; once?: boolean; allow?: string[]; 'allow-file'?: string; bind?: string; 'no-report'?: boolean; json?: boolean };
   const server = checkServer('receive', values.server, usageText(receiveSpec));
   const allow = await allowList('receive', values.allow, values['allow-file']);
+  const bind = bindAddress('receive', values.bind);
   const directory = resolve(values.out ?? '.');
   const isDirectory = await stat(directory).then((s) => s.isDirectory(), () => false);
   if (!isDirectory) throw new UsageError(`natpunch receive: --out ${directory} is not a directory; create it first`);
   const json = values.json === true;
   const events = eventSink(json);
   const interrupt = interrupts();
-  const peer = await createPeer({ server, keyFile: values.key, report: values['no-report'] !== true, ...(allow ? { allow } : {}), signal: interrupt.signal }).catch((error: unknown) => {
+  const peer = await createPeer({ server, keyFile: values.key, bindAddress: bind, report: values['no-report'] !== true, ...(allow ? { allow } : {}), signal: interrupt.signal }).catch((error: unknown) => {
     interrupt.dispose();
     throw error;
   });

@@ -4,7 +4,7 @@ import { createPeer } from '../peer/peer.js';
 import { isPeerId } from '../identity/index.js';
 import { collectEntries, encodeOffer, sendFiles, type LocalEntries } from '../transfer/index.js';
 import { type CommandSpec, jsonFlag, keyFlag, parseCommand, serverFlag, usageLine, usageText } from './args.js';
-import { checkServer, noReportFlag } from './peer-flags.js';
+import { bindAddress, bindFlag, checkServer, noReportFlag } from './peer-flags.js';
 import { eventSink } from './events.js';
 import { interrupts } from './interrupts.js';
 import { TransferDisplay } from './transfer-display.js';
@@ -21,6 +21,7 @@ export const sendSpec: CommandSpec = {
       type: 'string', value: 'BYTES/S', defaultText: 'no limit',
       help: 'send at most this many bytes per second (K, M, G: powers of 1024, as curl\'s --limit-rate)', example: '--limit-rate 16M',
     },
+    bind: bindFlag,
     'no-report': noReportFlag,
     json: jsonFlag,
   },
@@ -35,11 +36,12 @@ export const sendUsage = usageLine(sendSpec);
 
 export async function sendCommand(argv: string[]): Promise<number> {
   const { values: parsed, positionals } = parseCommand(sendSpec, argv);
-  const values = parsed as { server?: string; key?: string; 'limit-rate'?: string; 'no-report'?: boolean; json?: boolean };
+  const values = parsed as { server?: string; key?: string; 'limit-rate'?: string; bind?: string; 'no-report'?: boolean; json?: boolean };
   const [peerId, ...paths] = positionals;
   if (!peerId || paths.length === 0) throw new UsageError(`natpunch send: give the receiver's PEER_ID (it prints it: 'natpunch receive') and at least one FILE or directory.\n${usageText(sendSpec)}`);
   if (!isPeerId(peerId)) throw new UsageError(`natpunch send: ${JSON.stringify(peerId)} is not a peer id (check for a typo: ids carry a checksum)`);
   const server = checkServer('send', values.server, usageText(sendSpec));
+  const bind = bindAddress('send', values.bind);
   const rateLimit = values['limit-rate'] === undefined ? undefined : parseRate(values['limit-rate']);
   let local: LocalEntries;
   try {
@@ -52,7 +54,7 @@ export async function sendCommand(argv: string[]): Promise<number> {
   for (const path of local.skipped) events.info(`skipping ${path}: not a regular file or directory (links inside directories are not followed)`);
   const display = new TransferDisplay({ json: values.json === true, tty: values.json !== true && process.stderr.isTTY === true });
   const interrupt = interrupts();
-  const peer = await createPeer({ server, keyFile: values.key, report: values['no-report'] !== true, signal: interrupt.signal }).catch((error: unknown) => {
+  const peer = await createPeer({ server, keyFile: values.key, bindAddress: bind, report: values['no-report'] !== true, signal: interrupt.signal }).catch((error: unknown) => {
     interrupt.dispose();
     throw error;
   });

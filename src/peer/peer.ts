@@ -447,7 +447,11 @@ export class Peer extends EventEmitter {
     socket.on('error', (error) => debug('udp socket: %s', error.message));
     const listening = once(socket, 'listening');
     socket.bind(0, options.bindAddress);
-    await listening;
+    await listening.catch((error: NodeJS.ErrnoException) => {
+      socket.close();
+      const why = error.code === 'EADDRNOTAVAIL' ? 'this host has no such address (give one of its own: ip address lists them)' : error.message;
+      throw new NatpunchError('ERR_LISTEN', `peer: cannot bind UDP to ${options.bindAddress ?? 'any address'}: ${why}`, { cause: error });
+    });
     const socket6 = options.ipv6 === false || (options.bindAddress && options.bindAddress !== '0.0.0.0') ? undefined : await ipv6Socket();
     const mux = new UdpMux(socket, {}, socket6);
     const stun = new StunUdpClient(socket, { listen: false, socket6 });
