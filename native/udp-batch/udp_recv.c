@@ -18,8 +18,10 @@
  *   node:dgram's reading first (its handle's recvStop()). On readable: recvmmsg(MSG_DONTWAIT)
  *   into `slots` slots of `slotSize` bytes of `slab` (each read `headroom` bytes into its slot,
  *   so a caller can write a header before a datagram and send it on without copying), then one
- *   call onBatch(count, truncated) per recvmmsg. Up to BATCHES_PER_WAKEUP reads per wake-up:
- *   the poll is level-triggered, so what is left wakes it again after other work has run.
+ *   call onBatch(count, truncated) per recvmmsg. Up to BATCHES_PER_WAKEUP reads per wake-up,
+ *   and none after a read that did not fill every slot (the queue was empty then: one more
+ *   read would only return EAGAIN, a system call per wake-up for nothing). The poll is
+ *   level-triggered, so what is left, or came since, wakes it again after other work has run.
  *   Datagrams longer than their slot arrive cut short (MSG_TRUNC) and are dropped and counted.
  * enableGro(fd) -> 0 | -errno
  *   UDP_GRO (udp(7), Linux >= 5.0): the kernel may hand a run of same-flow datagrams over as
@@ -347,7 +349,7 @@ static bool forward_read(struct receiver *r, int i, size_t base, size_t length, 
 }
 
 /* One recvmmsg into the slab; returns records written (>= 0), or -errno (-EAGAIN: nothing). */
-static int read_batch(struct receiver *r, uint32_t *truncated) {
+static int read_batch(struct receiver *r, uint32_t *truncated, bool *drained) {
   for (uint32_t i = 0; i < r->slots; i++) {
     struct msghdr *h = &r->msgs[i].msg_hdr;
     r->iov[i].iov_base = r->slab + (size_t)i * r->slot_size + r->headroom;
@@ -364,6 +366,7 @@ static int read_batch(struct receiver *r, uint32_t *truncated) {
   do n = recvmmsg(r->fd, r->msgs, r->slots, MSG_DONTWAIT, NULL);
   while (n < 0 && errno == EINTR);
   if (n < 0) return -errno;
+  *drained = (uint32_t)n < r->slots;
   size_t records = 0;
   uint64_t now = r->forward_top > 0 ? uv_now(r->loop) : 0;
   for (int i = 0; i < n; i++) {
@@ -406,11 +409,15 @@ static void on_readable(uv_poll_t *poll, int status, int events) {
   napi_env env = r->env;
   for (int round = 0; round < BATCHES_PER_WAKEUP && !r->closing; round++) {
     uint32_t truncated = 0;
-    int records = read_batch(r, &truncated);
+    bool drained = false;
+    int records = read_batch(r, &truncated, &drained);
     if (records == -EAGAIN || records == -EWOULDBLOCK) break;
     /* Other errors (e.g. ECONNREFUSED from an ICMP error on some sockets) are reported to JS
      * as a negative count, once per wake-up: node:dgram ignores them too, but tests see them. */
-    if (records == 0 && truncated == 0) continue;
+    if (records == 0 && truncated == 0) {
+      if (drained) break;
+      continue;
+    }
     napi_handle_scope scope;
     if (napi_open_handle_scope(env, &scope) != napi_ok) return;
     napi_value callback, recv, argv[2], result;
@@ -428,7 +435,7 @@ static void on_readable(uv_poll_t *poll, int status, int events) {
       napi_fatal_exception(env, error); /* 'uncaughtException', as an exception in 'message' would */
     }
     napi_close_handle_scope(env, scope);
-    if (records < 0) break;
+    if (records < 0 || drained) break;
   }
 }
 
