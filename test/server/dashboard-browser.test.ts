@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +9,7 @@ import { NatpunchServer } from '../../src/server/natpunch-server.js';
 import { createPeer, generateIdentity, type Connection, type Peer } from '../../src/index.js';
 import { TurnClient } from '../../src/turn/client.js';
 import { openUdpTransport } from '../../src/turn/client-transport.js';
-import { launchChromium, skipUnlessChromium, type HeadlessChromium } from '../support/chromium.js';
+import { launchChromium, openBrowserNetwork, skipUnlessChromium, type BrowserNetwork, type HeadlessChromium } from '../support/chromium.js';
 import { decodePng } from '../support/png.js';
 import { parsePrometheusText, sampleValue, sumOf } from '../support/prometheus-text.js';
 import { once, until } from '../support/wait.js';
@@ -38,10 +39,19 @@ interface PageDocument {
 
 test('the dashboard in headless Chromium shows live numbers that match /metrics', { timeout: 180_000 }, async (t) => {
   if (skipUnlessChromium(t)) return;
+  // The browser reaches the server on an address of its own (a veth into its namespace, as
+  // root); the peers and the TURN client stay on loopback. Off loopback, the dashboard is served
+  // only with the metrics token: the browser sends it with every request, as an operator's
+  // browser behind a proxy that adds it would.
+  const network: BrowserNetwork = await openBrowserNetwork();
+  if (network.notIsolated) t.diagnostic(`Chromium shares this network namespace (${network.notIsolated})`);
+  const metricsToken = randomBytes(16).toString('hex');
+  const authorization: Record<string, string> = network.hostAddress === '127.0.0.1' ? {} : { Authorization: `Bearer ${metricsToken}` };
   const server = await NatpunchServer.listen({
     address: '127.0.0.1', altAddress: '127.0.0.2', port: 0, altPort: 0, httpPort: 0,
+    ...(network.hostAddress === '127.0.0.1' ? {} : { extraAddresses: [network.hostAddress], metricsToken }),
     relay: { users: new Map([['alice', 'wonderland']]), allow: ['127.0.0.0/8'] },
-  });
+  }).catch(async (error: unknown) => { await network.close(); throw error; });
   const peers: Peer[] = [];
   const sockets: dgram.Socket[] = [];
   let turn: TurnClient | undefined;
@@ -77,9 +87,9 @@ test('the dashboard in headless Chromium shows live numbers that match /metrics'
     for (const size of [500, 1000]) turn.send(echoAt, Buffer.alloc(size, 7));
     await relayed;
 
-    browser = await launchChromium(VIEWPORT);
+    browser = await launchChromium(VIEWPORT, network, authorization);
     const page = await browser.context.newPage();
-    const base = server.rendezvousUrl!.replace('ws:', 'http:');
+    const base = (network.hostAddress === '127.0.0.1' ? server.rendezvousUrl! : server.extraRendezvousUrls[0]!).replace('ws:', 'http:');
     const requested: string[] = [];
     page.on('request', (request) => requested.push(request.url()));
     const problems: string[] = [];
@@ -112,7 +122,7 @@ test('the dashboard in headless Chromium shows live numbers that match /metrics'
     let metrics: ReturnType<typeof parsePrometheusText> | undefined;
     for (let attempt = 0; attempt < 5 && !shown; attempt++) {
       const before = await read();
-      const scraped = parsePrometheusText(await (await fetch(`${base}metrics`)).text());
+      const scraped = parsePrometheusText(await (await fetch(`${base}metrics`, { headers: authorization })).text());
       const after = await read();
       if (before['updated'] === after['updated']) [shown, metrics] = [after, scraped];
     }
@@ -165,6 +175,7 @@ test('the dashboard in headless Chromium shows live numbers that match /metrics'
     for (const socket of sockets) socket.close();
     for (const peer of peers) await peer.close();
     await server.close();
+    await network.close();
     if (!process.env['NATPUNCH_KEEP_SCREENSHOT']) await rm(shots, { recursive: true, force: true });
   }
 });

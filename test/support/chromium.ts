@@ -1,7 +1,7 @@
 /**
  * Headless Chromium driven by playwright-core, for the browser tests: inside a lab host's network
  * namespace for WebRTC interop (a real WebRTC stack gathering candidates from our STUN and TURN
- * and punching through the lab's NATs), and on loopback for the dashboard.
+ * and punching through the lab's NATs), and in a namespace of its own for the dashboard.
  *
  * Playwright talks to the browser over a pipe (--remote-debugging-pipe), not a socket, so the
  * browser can live in a namespace the test process has no route into. playwright-core ships no
@@ -14,7 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import type { Host } from '../../src/lab/index.js';
+import { destroyPrefix, labSupport, type Host } from '../../src/lab/index.js';
+import { inNetns, mustRun, ProcessSet, registerForExitCleanup, releaseFromExitCleanup } from '../../src/lab/netns.js';
 
 /** Debian's chromium (`apt-get install chromium`); its launcher script sources /etc/chromium.d. */
 export const CHROMIUM = '/usr/bin/chromium';
@@ -122,6 +123,65 @@ export async function launchChromiumIn(host: Host, reachable: readonly string[])
   };
 }
 
+/**
+ * Where a browser that loads pages from this process runs. As root: a network namespace of its
+ * own, joined to this one by a veth pair and nothing else (no default route, no IPv6), so the
+ * browser can reach `hostAddress` and no other host. Chromium in the root namespace, even with
+ * CHROMIUM_ARGS and the resolver rules, was seen making the kernel solicit the VM's IPv6 gateway
+ * (1 run in 4): something in it looked for a route off the host, which the network rule forbids.
+ * Not root: this namespace and loopback, the best that can be done without privileges.
+ */
+export interface BrowserNetwork {
+  /** The browser's namespace; undefined when it shares this process's. */
+  netns?: string;
+  /** This process's address as the browser sees it: serve the pages there. */
+  hostAddress: string;
+  /** Why the browser is not isolated, when it is not (for a test's diagnostic). */
+  notIsolated?: string;
+  /** Delete the namespace (and so the veth pair). Idempotent. */
+  close(): Promise<void>;
+}
+
+let networkCounter = 0;
+
+export async function openBrowserNetwork(): Promise<BrowserNetwork> {
+  const support = labSupport();
+  if (!support.ok) return { hostAddress: '127.0.0.1', notIsolated: support.reason, close: async () => undefined };
+  networkCounter += 1;
+  // Named like a default lab prefix (np<pid>n<k>), so destroyStaleLabs removes it if this
+  // process dies before close(); a k no lab of one test process reaches keeps the two apart.
+  const prefix = `np${process.pid}n${900_000 + networkCounter}`;
+  const netns = `${prefix}-browser`;
+  const outer = `npb${process.pid % 100_000}x${networkCounter}`.slice(0, 15);
+  // A /30 out of link-local space, varied by pid so two test processes never share one.
+  const subnet = `169.254.${200 + (process.pid % 50)}.${4 * (networkCounter % 64)}`;
+  const base = subnet.split('.').map(Number);
+  const at = (last: number): string => [base[0], base[1], base[2], base[3]! + last].join('.');
+  const hostAddress = at(1);
+  const processes = new ProcessSet();
+  registerForExitCleanup(prefix, processes);
+  const close = async (): Promise<void> => {
+    releaseFromExitCleanup(prefix);
+    await destroyPrefix(prefix);
+  };
+  try {
+    const ip = (argv: string[]): Promise<string> => mustRun(processes, 'browser network', ['ip', ...argv]);
+    await ip(['netns', 'add', netns]);
+    await mustRun(processes, 'browser network', inNetns(netns, ['sysctl', '-q', '-w', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']));
+    await ip(['link', 'add', outer, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', netns]);
+    await mustRun(processes, 'browser network', ['sysctl', '-q', '-w', `net.ipv6.conf.${outer}.disable_ipv6=1`]);
+    await ip(['address', 'add', `${hostAddress}/30`, 'dev', outer]);
+    await ip(['link', 'set', outer, 'up']);
+    await ip(['-n', netns, 'address', 'add', `${at(2)}/30`, 'dev', 'eth0']);
+    await ip(['-n', netns, 'link', 'set', 'eth0', 'up']);
+    await ip(['-n', netns, 'link', 'set', 'lo', 'up']);
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  return { netns, hostAddress, close };
+}
+
 export interface HeadlessChromium {
   context: BrowserContext;
   /** Closes the browser and removes its profile; safe to call twice. */
@@ -129,26 +189,35 @@ export interface HeadlessChromium {
 }
 
 /**
- * Chromium headless in this namespace, with a fresh profile, for pages served on loopback: it
- * may resolve (and so reach) only 127.0.0.1.
+ * Chromium headless with a fresh profile, in `network` (see openBrowserNetwork), for pages this
+ * process serves: it may resolve (and so reach) only `network.hostAddress`. `headers` go with every
+ * request the browser makes (an Authorization header, say).
  */
-export async function launchChromium(viewport: { width: number; height: number }): Promise<HeadlessChromium> {
-  const profile = await mkdtemp(join(tmpdir(), 'natpunch-chromium-'));
+export async function launchChromium(viewport: { width: number; height: number }, network: BrowserNetwork, headers: Record<string, string> = {}): Promise<HeadlessChromium> {
+  const dir = await mkdtemp(join(tmpdir(), 'natpunch-chromium-'));
   let context: BrowserContext;
   try {
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM, headless: true, args: [...CHROMIUM_ARGS, resolverRules(['127.0.0.1'])], viewport, timeout: 60_000,
-      env: { ...process.env, DBUS_SESSION_BUS_ADDRESS: 'disabled:' },
+    await mkdir(join(dir, 'home'));
+    let executablePath = CHROMIUM;
+    if (network.netns !== undefined) {
+      executablePath = join(dir, 'chromium');
+      await writeFile(executablePath, `#!/bin/sh\nexec ip netns exec '${network.netns}' '${CHROMIUM}' "$@"\n`);
+      await chmod(executablePath, 0o755);
+    }
+    context = await chromium.launchPersistentContext(join(dir, 'profile'), {
+      executablePath, headless: true, args: [...CHROMIUM_ARGS, resolverRules([network.hostAddress])], viewport, timeout: 60_000,
+      extraHTTPHeaders: headers,
+      env: { ...process.env, HOME: join(dir, 'home'), DBUS_SESSION_BUS_ADDRESS: 'disabled:' },
     });
   } catch (error) {
-    await rm(profile, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true });
     throw new Error(`could not start ${CHROMIUM} headless: ${(error as Error).message}`, { cause: error });
   }
   let closed: Promise<void> | null = null;
   return {
     context,
     close(): Promise<void> {
-      closed ??= context.close().catch(() => undefined).finally(() => rm(profile, { recursive: true, force: true }));
+      closed ??= context.close().catch(() => undefined).finally(() => rm(dir, { recursive: true, force: true }));
       return closed;
     },
   };
