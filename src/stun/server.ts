@@ -13,7 +13,7 @@ import { ConnectionSlots } from '../connection-slots.js';
 import { withDefaults } from '../options.js';
 import { receiveDatagrams, type ReceivedBatch } from '../punch/udp-receive.js';
 import { AddressedSender, socketFd } from '../punch/udp-batch.js';
-import type { UdpFastPath } from '../turn/fast-path.js';
+import type { UdpFastPath } from '../turn/five-tuple.js';
 
 const debug = debuglog('natpunch:stun');
 

@@ -33,15 +33,6 @@ interface Route {
   expiresAt: number;
 }
 
-/** A UDP client's socket, as the fast path needs it (the STUN listener provides it). */
-export interface UdpFastPath {
-  /** The rules of the receiver this client's datagrams arrive on, if it has any. */
-  readonly forwards: ForwardTable | undefined;
-  /** The socket's fd now (undefined once closed), and whether it is an IPv6 socket. */
-  outFd(): number | undefined;
-  readonly ipv6Socket: boolean;
-}
-
 export class RelayFastPath {
   readonly #routes = new Map<string, Route>();
   readonly #byAllocation = new Map<Allocation, Set<Route>>();

@@ -6,7 +6,7 @@
  */
 
 import type { TransportAddress } from '../wire/index.js';
-import type { UdpFastPath } from './fast-path.js';
+import type { ForwardTable } from '../punch/udp-forward.js';
 
 export type ClientTransportKind = 'udp' | 'tcp' | 'tls';
 
@@ -27,10 +27,19 @@ export interface TurnClientSide {
   readonly fastPath?: UdpFastPath;
 }
 
-/** The 5-tuple as a map key. */
+/** A UDP client's socket, as the relay's fast path (fast-path.ts) needs it; the STUN listener provides it. */
+export interface UdpFastPath {
+  /** The rules of the receiver this client's datagrams arrive on, if it has any. */
+  readonly forwards: ForwardTable | undefined;
+  /** The socket's fd now (undefined once closed), and whether it is an IPv6 socket. */
+  outFd(): number | undefined;
+  readonly ipv6Socket: boolean;
+}
+
 /** Keys already made, per client object: the relay's hot path looks its allocation up per datagram. */
 const keys = new WeakMap<object, string>();
 
+/** The 5-tuple as a map key. */
 export function fiveTupleKey(client: Pick<TurnClientSide, 'transport' | 'local' | 'remote'>): string {
   let key = keys.get(client);
   if (key === undefined) keys.set(client, (key = makeKey(client)));
