@@ -8,9 +8,9 @@
 import { connect as tcpConnect } from 'node:net';
 import { UsageError } from '../errors.js';
 import { MuxError, MuxErrorCode, MuxSession, type MuxStream } from '../mux/index.js';
-import { createPeer, type Connection } from '../peer/peer.js';
+import type { Connection } from '../peer/peer.js';
 import { type CommandSpec, jsonFlag, keyFlag, parseCommand, serverFlag, usageLine, usageText } from './args.js';
-import { allowFileFlag, allowFlag, allowList, bindAddress, bindFlag, checkServer, noReportFlag } from './peer-flags.js';
+import { allowFileFlag, allowFlag, allowList, bindAddress, bindFlag, checkServer, noReportFlag, startPeer } from './peer-flags.js';
 import { eventSink, type EventSink } from './events.js';
 import { formatHostPort, type HostPort, parseHostPort } from './host-port.js';
 import { flushed } from './flushed.js';
@@ -42,7 +42,7 @@ export async function exposeCommand(argv: string[]): Promise<number> {
   const bind = bindAddress('expose', values.bind);
   const events = eventSink(values.json === true);
   const { stopped } = untilSignal();
-  const peer = await createPeer({ server, keyFile: values.key, bindAddress: bind, report: values['no-report'] !== true, ...(allow ? { allow } : {}) });
+  const peer = await startPeer({ server, keyFile: values.key, bindAddress: bind, report: values['no-report'] !== true, ...(allow ? { allow } : {}) });
   const sessions = new Set<MuxSession>();
   const connections = new Set<Connection>();
   try {

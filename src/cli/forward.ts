@@ -8,9 +8,9 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { NatpunchError, UsageError } from '../errors.js';
 import { isPeerId } from '../identity/index.js';
 import { MuxError, MuxSession, type MuxStream } from '../mux/index.js';
-import { createPeer, type Connection, type Peer } from '../peer/peer.js';
+import type { Connection, Peer } from '../peer/peer.js';
 import { type CommandSpec, jsonFlag, keyFlag, parseCommand, serverFlag, usageLine, usageText } from './args.js';
-import { bindAddress, bindFlag, checkServer, noReportFlag } from './peer-flags.js';
+import { bindAddress, bindFlag, checkServer, noReportFlag, startPeer } from './peer-flags.js';
 import { transportFlag } from './connect.js';
 import { eventSink, type EventSink } from './events.js';
 import { TCP_TARGET } from './expose.js';
@@ -57,7 +57,7 @@ export async function forwardCommand(argv: string[]): Promise<number> {
   const bind = bindAddress('forward', values.bind);
   const events = eventSink(values.json === true);
   const { stopped } = untilSignal();
-  const peer = await createPeer({ server: serverUrl, keyFile: values.key, bindAddress: bind, report: values['no-report'] !== true });
+  const peer = await startPeer({ server: serverUrl, keyFile: values.key, bindAddress: bind, report: values['no-report'] !== true });
   const server = createServer({ allowHalfOpen: true, pauseOnConnect: true });
   const sessions = new SessionToPeer(peer, peerId, transport, events);
   try {

@@ -4,7 +4,7 @@ import { UsageError } from '../errors.js';
 import { parseServerUrl } from '../rendezvous/server-url.js';
 import { readAllowFile } from '../peer/allow-list.js';
 import { normalizePeerId } from '../identity/index.js';
-import { createPeer, type Connection, type Peer, type PeerOptions } from '../peer/peer.js';
+import type { Connection, Peer, PeerOptions } from '../peer/peer.js';
 import type { Flag } from './args.js';
 import { type EventSink, pipeStdio } from './events.js';
 import { interrupts } from './interrupts.js';
@@ -133,6 +133,15 @@ export function progressForm(wanted: unknown, json: boolean): ProgressForm | und
 }
 
 /**
+ * createPeer, loaded when a command starts a peer: the peer stack is most of the CLI's modules,
+ * and `natpunch help`, `id`, `serve` and every usage error never need it.
+ */
+export async function startPeer(options: PeerOptions): Promise<Peer> {
+  const { createPeer } = await import('../peer/peer.js');
+  return createPeer(options);
+}
+
+/**
  * Run a command around a peer: created with the interrupt signal (Ctrl-C during registration
  * stops it too), closed at the end whatever happened. A failure is reported once as an error
  * event; the exit code is the signal's (130, 143) when interrupted, else 1 (2 for usage).
@@ -141,7 +150,7 @@ export async function withPeer(events: EventSink, options: Omit<PeerOptions, 'si
   const stop = interrupts();
   let peer: Peer | undefined;
   try {
-    peer = await createPeer({ ...options, signal: stop.signal });
+    peer = await startPeer({ ...options, signal: stop.signal });
     return await body(peer, stop.signal);
   } catch (error) {
     // Interrupted: say so, whatever the operation under way made of the abort.

@@ -2,12 +2,12 @@ import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { finished as streamFinished } from 'node:stream/promises';
 import { UsageError } from '../errors.js';
-import { createPeer, type Connection } from '../peer/peer.js';
+import type { Connection, Peer } from '../peer/peer.js';
 import type { RendezvousError } from '../rendezvous/errors.js';
 import type { DisconnectInfo, ReconnectInfo } from '../rendezvous/reconnecting-client.js';
 import { receiveFiles, type Entry } from '../transfer/index.js';
 import { type CommandSpec, jsonFlag, keyFlag, parseCommand, serverFlag, usageLine, usageText } from './args.js';
-import { allowFileFlag, allowFlag, allowList, bindAddress, bindFlag, checkServer, noReportFlag } from './peer-flags.js';
+import { allowFileFlag, allowFlag, allowList, bindAddress, bindFlag, checkServer, noReportFlag, startPeer } from './peer-flags.js';
 import { eventSink, type EventSink } from './events.js';
 import { interrupts } from './interrupts.js';
 import { formatBytes, TransferDisplay } from './transfer-display.js';
@@ -54,7 +54,7 @@ export async function receiveCommand(argv: string[]): Promise<number> {
   const json = values.json === true;
   const events = eventSink(json);
   const interrupt = interrupts();
-  const peer = await createPeer({ server, keyFile: values.key, bindAddress: bind, report: values['no-report'] !== true, ...(allow ? { allow } : {}), signal: interrupt.signal }).catch((error: unknown) => {
+  const peer = await startPeer({ server, keyFile: values.key, bindAddress: bind, report: values['no-report'] !== true, ...(allow ? { allow } : {}), signal: interrupt.signal }).catch((error: unknown) => {
     interrupt.dispose();
     throw error;
   });
@@ -128,7 +128,7 @@ function describeOffer(from: string, entries: readonly Entry[]): string {
 }
 
 /** Registration changes as listen reports them; a permanent refusal ends receive (exit 1). */
-function followRendezvous(peer: Awaited<ReturnType<typeof createPeer>>, events: EventSink, refused: () => void): void {
+function followRendezvous(peer: Peer, events: EventSink, refused: () => void): void {
   peer.on('disconnected', (reason: RendezvousError, info: DisconnectInfo) => {
     events.disconnected(reason, info);
     if (info.retryInMs === null) refused();

@@ -1,10 +1,9 @@
 import { finished } from 'node:stream/promises';
 import { UsageError } from '../errors.js';
-import { createPeer } from '../peer/peer.js';
 import { isPeerId } from '../identity/index.js';
 import { collectEntries, encodeOffer, sendFiles, type LocalEntries } from '../transfer/index.js';
 import { type CommandSpec, jsonFlag, keyFlag, parseCommand, serverFlag, usageLine, usageText } from './args.js';
-import { bindAddress, bindFlag, checkServer, noReportFlag } from './peer-flags.js';
+import { bindAddress, bindFlag, checkServer, noReportFlag, startPeer } from './peer-flags.js';
 import { eventSink } from './events.js';
 import { interrupts } from './interrupts.js';
 import { TransferDisplay } from './transfer-display.js';
@@ -54,7 +53,7 @@ export async function sendCommand(argv: string[]): Promise<number> {
   for (const path of local.skipped) events.info(`skipping ${path}: not a regular file or directory (links inside directories are not followed)`);
   const display = new TransferDisplay({ json: values.json === true, tty: values.json !== true && process.stderr.isTTY === true });
   const interrupt = interrupts();
-  const peer = await createPeer({ server, keyFile: values.key, bindAddress: bind, report: values['no-report'] !== true, signal: interrupt.signal }).catch((error: unknown) => {
+  const peer = await startPeer({ server, keyFile: values.key, bindAddress: bind, report: values['no-report'] !== true, signal: interrupt.signal }).catch((error: unknown) => {
     interrupt.dispose();
     throw error;
   });

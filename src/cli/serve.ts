@@ -1,5 +1,4 @@
 import { UsageError } from '../errors.js';
-import { NatpunchServer } from '../server/natpunch-server.js';
 import { formatAddress } from '../wire/index.js';
 import { isIP } from 'node:net';
 import { readFile } from 'node:fs/promises';
@@ -127,6 +126,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
     maxUnregistered: integer('serve', 'max-unregistered', values['max-unregistered'] as string | undefined, 10_000, 1, 10_000_000),
   };
   const redis = redisUrl ? { url: redisUrl, registryTtlMs, ...(nodeName ? { nodeName } : {}) } : undefined;
+  // The server stack (prom-client, ws) is loaded once the flags are known good: `natpunch help`
+  // and the other commands, which import this file for its usage, never load it.
+  const { NatpunchServer } = await import('../server/natpunch-server.js');
   const server = await NatpunchServer.listen({ address: address!, extraAddresses, port, altAddress, altPort, httpPort, stunTcpIdleTimeoutMs, stunLimits, httpLimits, relay, rendezvousLimits, ...(metricsToken !== undefined ? { metricsToken } : {}), ...(tls ? { tls } : {}), ...(redis ? { redis } : {}) })
     .catch((error: unknown) => { throw listenFailure(error); });
   const stun = server.stun;
