@@ -20,17 +20,25 @@ export interface GoodputReport {
 /** A CPU and event-loop mark to measure load from. */
 export class LoadMark {
   readonly #cpu = process.cpuUsage();
+  readonly #usage = process.resourceUsage();
   readonly #elu = performance.eventLoopUtilization();
   readonly #at = performance.now();
 
-  /** Cores' worth of user and system CPU, and event-loop utilisation, since the mark. */
+  /**
+   * Cores' worth of user and system CPU, event-loop utilisation, and context switches per second
+   * since the mark: `preemptedPerSecond` (involuntary: the kernel switched this process out
+   * while it could run, for another on its core) and `sleptPerSecond` (voluntary: it waited).
+   */
   load(until = performance.now()): Record<string, number> {
     const cpu = process.cpuUsage(this.#cpu);
+    const usage = process.resourceUsage();
     const seconds = Math.max(1e-6, (until - this.#at) / 1000);
     return {
       cpuUser: Number((cpu.user / 1e6 / seconds).toFixed(3)),
       cpuSystem: Number((cpu.system / 1e6 / seconds).toFixed(3)),
       eventLoopUtilization: Number(performance.eventLoopUtilization(this.#elu).utilization.toFixed(3)),
+      preemptedPerSecond: Math.round((usage.involuntaryContextSwitches - this.#usage.involuntaryContextSwitches) / seconds),
+      sleptPerSecond: Math.round((usage.voluntaryContextSwitches - this.#usage.voluntaryContextSwitches) / seconds),
     };
   }
 }

@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** Servers under test run pinned to this core, their load generators to the other (2-core VMs). */
 export const SERVER_CORE = 0;
@@ -186,6 +186,25 @@ export async function freePort(address = '127.0.0.1'): Promise<number> {
     }
   }
   throw new BenchError(`no port on ${address} free for both UDP and TCP after 20 attempts`);
+}
+
+/**
+ * Context switches of a process, all its threads: `involuntary` (switched out while it could run)
+ * and `voluntary` (it waited), from /proc/PID/task/TID/status (proc(5)).
+ */
+export function processSwitches(pid: number): { voluntary: number; involuntary: number } {
+  const total = { voluntary: 0, involuntary: 0 };
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let text: string;
+    try {
+      text = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+    } catch {
+      continue; // the thread ended meanwhile
+    }
+    total.voluntary += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(text)?.[1] ?? 0);
+    total.involuntary += Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(text)?.[1] ?? 0);
+  }
+  return total;
 }
 
 /** CPU seconds a process (all its threads) spent in user and in system mode: /proc/PID/stat fields 14 and 15 (proc(5)), in clock ticks of 1/100 s. */
