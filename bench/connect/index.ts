@@ -67,6 +67,8 @@ const SENDER_CORE = 1;
  * 2.2-2.3 us per relayed datagram against 1.5-2.0 pinned, relayed/direct 0.76 against 0.80 (2026-12-06).
  */
 const RELAY_CORE: number | 'any' = relayCore(process.env.NATPUNCH_BENCH_RELAY_CORE);
+/** NATPUNCH_BENCH_UNPINNED=1: every process placed by the kernel (onCore). */
+const UNPINNED = process.env.NATPUNCH_BENCH_UNPINNED === '1';
 
 /** NATPUNCH_BENCH_RELAY_CORE=N pins the server to core N, `any` leaves it to the kernel (peers stay pinned). */
 function relayCore(setting: string | undefined): number | 'any' {
@@ -83,13 +85,14 @@ function relayCore(setting: string | undefined): number | 'any' {
  * the relay, 1.7 us of relay CPU and 6.8 us of receiver CPU per datagram (2026-12-07). A relay on
  * a machine of its own never takes a peer's core; SCHED_BATCH (sched(7): no wakeup preemption)
  * lets the receiver finish its batch and the relay take the queue in one go: 448 and 453 a second,
- * 0.6 and 5.3 us. On a core of its own the policy changes nothing, so it stays the default there.
+ * 0.6 and 5.3 us. On a core of its own the relay shares none with a peer, and unpinned its place
+ * is the kernel's: the default policy stays for both.
  * NATPUNCH_BENCH_RELAY_SCHED=batch|other chooses.
  */
 const RELAY_SCHED: 'batch' | 'other' = relaySched(process.env.NATPUNCH_BENCH_RELAY_SCHED);
 
 function relaySched(setting: string | undefined): 'batch' | 'other' {
-  if (setting === undefined || setting === '') return RELAY_CORE === RECEIVER_CORE ? 'batch' : 'other';
+  if (setting === undefined || setting === '') return RELAY_CORE === RECEIVER_CORE && !UNPINNED ? 'batch' : 'other';
   if (setting === 'batch' || setting === 'other') return setting;
   throw new BenchError(`NATPUNCH_BENCH_RELAY_SCHED=${setting}: give batch (SCHED_BATCH) or other (the default policy)`);
 }
@@ -146,7 +149,7 @@ function spread(values: number[]): Spread {
 
 /** argv running `argv` pinned to `core` at raised priority (as bench/support/process.ts pinned()). */
 function onCore(core: number | 'any', argv: string[]): string[] {
-  if (process.env.NATPUNCH_BENCH_UNPINNED === '1' || core === 'any') return ['nice', '-n', '-10', ...argv];
+  if (UNPINNED || core === 'any') return ['nice', '-n', '-10', ...argv];
   return ['nice', '-n', '-10', 'taskset', '-c', String(core), ...argv];
 }
 

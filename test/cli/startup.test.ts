@@ -28,10 +28,11 @@ async function modulesLoadedBy(...args: string[]): Promise<string[]> {
   const dir = await mkdtemp(join(tmpdir(), 'natpunch-startup-'));
   try {
     const trace = join(dir, 'modules');
-    await new Promise<void>((resolve) => {
-      execFile(process.execPath, ['--import', TRACE, CLI, ...args], { timeout: 60_000, env: { ...process.env, NATPUNCH_MODULE_TRACE: trace } }, () => resolve());
+    const stderr = await new Promise<string>((resolve) => {
+      execFile(process.execPath, ['--import', TRACE, CLI, ...args], { timeout: 60_000, env: { ...process.env, NATPUNCH_MODULE_TRACE: trace } }, (_error, _stdout, err) => resolve(err));
     });
-    return (await readFile(trace, 'utf8')).split('\n').filter(Boolean);
+    const text = await readFile(trace, 'utf8').catch((error: Error) => assert.fail(`natpunch ${args.join(' ')} left no module trace (${error.message}); it printed: ${stderr}`));
+    return text.split('\n').filter(Boolean);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

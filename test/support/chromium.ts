@@ -69,6 +69,15 @@ function resolverRules(reachable: readonly string[]): string {
   return `--host-resolver-rules=${['MAP * ~NOTFOUND', ...reachable.map((address) => `EXCLUDE ${address}`)].join(', ')}`;
 }
 
+/** An executable in `dir` that runs Debian's chromium inside `netns` (playwright's executablePath). */
+async function netnsWrapper(dir: string, netns: string): Promise<string> {
+  const wrapper = join(dir, 'chromium');
+  // `exec` twice, so the pid playwright holds is Chromium's own and its process group is the browser's.
+  await writeFile(wrapper, `#!/bin/sh\nexec ip netns exec '${netns}' '${CHROMIUM}' "$@"\n`);
+  await chmod(wrapper, 0o755);
+  return wrapper;
+}
+
 export interface LabBrowser {
   browser: Browser;
   /** A page at PAGE_URL with `html` as its document. */
@@ -87,10 +96,7 @@ export async function launchChromiumIn(host: Host, reachable: readonly string[])
   // A HOME of its own: Chromium writes ~/.pki and ~/.cache besides the profile, and must not
   // touch (or be confused by) root's.
   await mkdir(join(dir, 'home'));
-  const wrapper = join(dir, 'chromium');
-  // `exec` twice, so the pid playwright holds is Chromium's own and its process group is the browser's.
-  await writeFile(wrapper, `#!/bin/sh\nexec ip netns exec '${host.netns}' '${CHROMIUM}' "$@"\n`);
-  await chmod(wrapper, 0o755);
+  const wrapper = await netnsWrapper(dir, host.netns);
   let browser: Browser;
   try {
     browser = await chromium.launch({
@@ -154,10 +160,10 @@ export async function openBrowserNetwork(): Promise<BrowserNetwork> {
   const netns = `${prefix}-browser`;
   const outer = `npb${process.pid % 100_000}x${networkCounter}`.slice(0, 15);
   // A /30 out of link-local space, varied by pid so two test processes never share one.
-  const subnet = `169.254.${200 + (process.pid % 50)}.${4 * (networkCounter % 64)}`;
-  const base = subnet.split('.').map(Number);
-  const at = (last: number): string => [base[0], base[1], base[2], base[3]! + last].join('.');
-  const hostAddress = at(1);
+  const subnet = `169.254.${200 + (process.pid % 50)}`;
+  const first = 4 * (networkCounter % 64);
+  const hostAddress = `${subnet}.${first + 1}`;
+  const browserAddress = `${subnet}.${first + 2}`;
   const processes = new ProcessSet();
   registerForExitCleanup(prefix, processes);
   const close = async (): Promise<void> => {
@@ -172,7 +178,7 @@ export async function openBrowserNetwork(): Promise<BrowserNetwork> {
     await mustRun(processes, 'browser network', ['sysctl', '-q', '-w', `net.ipv6.conf.${outer}.disable_ipv6=1`]);
     await ip(['address', 'add', `${hostAddress}/30`, 'dev', outer]);
     await ip(['link', 'set', outer, 'up']);
-    await ip(['-n', netns, 'address', 'add', `${at(2)}/30`, 'dev', 'eth0']);
+    await ip(['-n', netns, 'address', 'add', `${browserAddress}/30`, 'dev', 'eth0']);
     await ip(['-n', netns, 'link', 'set', 'eth0', 'up']);
     await ip(['-n', netns, 'link', 'set', 'lo', 'up']);
   } catch (error) {
@@ -198,12 +204,7 @@ export async function launchChromium(viewport: { width: number; height: number }
   let context: BrowserContext;
   try {
     await mkdir(join(dir, 'home'));
-    let executablePath = CHROMIUM;
-    if (network.netns !== undefined) {
-      executablePath = join(dir, 'chromium');
-      await writeFile(executablePath, `#!/bin/sh\nexec ip netns exec '${network.netns}' '${CHROMIUM}' "$@"\n`);
-      await chmod(executablePath, 0o755);
-    }
+    const executablePath = network.netns === undefined ? CHROMIUM : await netnsWrapper(dir, network.netns);
     context = await chromium.launchPersistentContext(join(dir, 'profile'), {
       executablePath, headless: true, args: [...CHROMIUM_ARGS, resolverRules([network.hostAddress])], viewport, timeout: 60_000,
       extraHTTPHeaders: headers,
