@@ -312,6 +312,12 @@ export async function labCommand(argv: string[]): Promise<number> {
       case 'exec':
       case 'matrix':
       case 'down': {
+        // `natpunch lab matrix --help`: the usage, root or not (exec's own arguments, after --, are the command's).
+        const own = sub === 'exec' && rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
+        if (own.includes('--help') || own.includes('-h')) {
+          process.stdout.write(`usage:\n${labUsage}\n`);
+          return 0;
+        }
         const support = labSupport();
         if (!support.ok) {
           process.stderr.write(`natpunch lab ${sub}: ${support.reason}\n`);

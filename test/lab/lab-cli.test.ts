@@ -32,6 +32,17 @@ test('natpunch lab without a subcommand prints usage and exits 2', async () => {
   assert.match(result.stdout, /natpunch lab up --a KIND/);
 });
 
+test('natpunch lab SUBCOMMAND --help prints the usage and exits 0, root or not', async () => {
+  for (const sub of ['up', 'status', 'exec', 'matrix', 'down']) {
+    const result = await lab(sub, '--help');
+    assert.equal(result.code, 0, `${sub}: ${result.stderr}`);
+    assert.match(result.stdout, /natpunch lab matrix \[--kinds/, sub);
+  }
+  // After exec's --, --help belongs to the command run in the lab.
+  const exec = await lab('exec', 'nowhere', '--', 'ls', '--help');
+  assert.doesNotMatch(exec.stdout, /^usage:/);
+});
+
 test('an unknown lab subcommand is a usage error naming the ones that exist', async () => {
   const result = await lab('start');
   assert.equal(result.code, 2, result.stderr);
